@@ -1,0 +1,81 @@
+//! The command line: every flag is defined here or in the file of its command, each
+//! with its documentation beside it. `main.rs` parses, calls [`run`], and exits with
+//! the [`Exit`] it returns.
+
+mod sign;
+
+use clap::{Parser, Subcommand};
+
+/// How a run ended, as the process exit code a script can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything accounted for, no failure.
+    Ok = 0,
+    /// Finished, but some photos failed.
+    Failures = 1,
+    /// Usage, configuration or input error before any call.
+    Usage = 2,
+    /// Stopped by a fatal service error (resumable).
+    Fatal = 3,
+    /// Interrupted by a signal (resumable).
+    Interrupted = 130,
+}
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    everything accounted for, no failure
+  1    finished with failed photos
+  2    usage, configuration or input error before any call
+  3    stopped by a fatal service error (resumable)
+  130  interrupted (resumable)";
+
+/// Enrolls photo archives into the face recognition person/group API.
+#[derive(Debug, Parser)]
+#[command(name = "faceenroll", version, about, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output: errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the Authorization value for given fields, to reproduce a call with curl.
+    Sign(sign::SignArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Exit {
+    let result = match cli.command {
+        Command::Sign(args) => sign::run(args),
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            Exit::Usage
+        }
+    }
+}
+
+/// Sets up logging to stderr: `-v`/`-q` choose the level, `RUST_LOG` overrides.
+pub fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,1 @@
+//! A local stand-in of the face person API, faithful to the contract.

@@ -1,0 +1,25 @@
+//! faceenroll enrolls whole photo archives into the face recognition service's
+//! person/group API, resumably and at the highest rate the service allows.
+//!
+//! # How the pieces fit
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! source ──▶ plan ──▶ engine (pool, pacer, retries) ──▶ service client ──▶ store ──▶ report
+//! ```
+//!
+//! - [`limits`] holds every limit of the service; [`model`] the ids, image
+//!   references and content hashes everything else speaks of.
+//! - [`service`] speaks to the service: the code table and its retry classes
+//!   ([`service::codes`]), the signature ([`service::sign`]), the wire types
+//!   ([`service::api`]).
+//! - [`emulator`] is a local stand-in of the service, faithful to the contract, which
+//!   tests, benchmarks and operators' rehearsals run against.
+//! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
+
+pub mod cli;
+pub mod emulator;
+pub mod limits;
+pub mod model;
+pub mod service;

@@ -1,0 +1,6 @@
+//! Everything that speaks to the face service: the code table, the signature, the
+//! wire types and the HTTP client.
+
+pub mod api;
+pub mod codes;
+pub mod sign;
