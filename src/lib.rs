@@ -23,3 +23,4 @@ pub mod emulator;
 pub mod limits;
 pub mod model;
 pub mod service;
+pub mod store;

@@ -144,10 +144,61 @@ mod tests {
     }
 
     #[test]
+    fn images_are_recognised_by_content() {
+        assert_eq!(
+            ImageKind::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(ImageKind::Jpeg)
+        );
+        assert_eq!(
+            ImageKind::sniff(b"\x89PNG\r\n\x1a\nrest"),
+            Some(ImageKind::Png)
+        );
+        assert_eq!(ImageKind::sniff(b"BM\0\0"), Some(ImageKind::Bmp));
+        assert_eq!(ImageKind::sniff(b"GIF89a"), Some(ImageKind::Gif));
+        assert_eq!(ImageKind::sniff(b"hello, not an image"), None);
+        assert_eq!(ImageKind::sniff(b""), None);
+    }
+
+    #[test]
     fn id_errors_map_to_service_codes() {
         assert_eq!(IdError::Empty.service_code(), -1301);
         assert_eq!(IdError::TooLong { len: 1, max: 0 }.service_code(), -1304);
         assert_eq!(IdError::IllegalChar(' ').service_code(), -1313);
+    }
+}
+
+/// The image formats the service accepts, recognised from a file's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ImageKind {
+    Jpeg,
+    Png,
+    Bmp,
+    Gif,
+}
+
+impl ImageKind {
+    /// How many leading bytes [`ImageKind::sniff`] needs.
+    pub const SNIFF_BYTES: usize = 8;
+
+    /// Recognises an image by its magic bytes, not its name.
+    pub fn sniff(head: &[u8]) -> Option<ImageKind> {
+        match head {
+            [0xFF, 0xD8, 0xFF, ..] => Some(ImageKind::Jpeg),
+            [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(ImageKind::Png),
+            [b'B', b'M', ..] => Some(ImageKind::Bmp),
+            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(ImageKind::Gif),
+            _ => None,
+        }
+    }
+
+    /// The MIME type of the format.
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageKind::Jpeg => "image/jpeg",
+            ImageKind::Png => "image/png",
+            ImageKind::Bmp => "image/bmp",
+            ImageKind::Gif => "image/gif",
+        }
     }
 }
 

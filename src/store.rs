@@ -1,0 +1,508 @@
+//! The progress store: everything a job knows, durable in one sled database under
+//! the state directory.
+//!
+//! # Trees
+//!
+//! - `photos`: one [`PhotoEntry`] per input photo, keyed by [`PhotoKey`]
+//!   (`person_id \0 locator`). Keys sort by person, so reading the tree in order reads
+//!   the job person by person without holding the archive in memory.
+//! - `persons`: one [`PersonEntry`] per person, keyed by person id.
+//! - `hashes`: `person_id \0 content hash` → photo key of the photo that holds that
+//!   content for that person, so a renamed or copied photo is known as a duplicate.
+//! - `meta`: the job's metadata ([`JobMeta`]).
+//!
+//! # Durability
+//!
+//! sled buffers writes in memory; [`Store::flush`] makes them durable. The engine
+//! flushes before each call that changes the service (so a photo in flight is known
+//! to be in doubt after a crash) and after recording each answer (so what the service
+//! said survives a crash before the next call for that person).
+//!
+//! # One job at a time
+//!
+//! The state directory holds a `lock` file locked for the life of a [`Store`]; a
+//! second job on the same directory fails at once with [`StoreError::Busy`].
+
+use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state directory {dir} is in use by another faceenroll job{}", pid_note(.pid))]
+    Busy { dir: PathBuf, pid: Option<u32> },
+    #[error("cannot create or open state directory {dir}: {source}")]
+    Dir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("progress database in {dir} cannot be opened: {source}")]
+    Open { dir: PathBuf, source: sled::Error },
+    #[error("progress database error: {0}")]
+    Db(#[from] sled::Error),
+    #[error("progress database holds a record that cannot be read ({what}): {source}")]
+    Corrupt {
+        what: String,
+        source: serde_json::Error,
+    },
+}
+
+fn pid_note(pid: &Option<u32>) -> String {
+    pid.map(|p| format!(" (pid {p}); wait for it to finish or stop it"))
+        .unwrap_or_default()
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where an input photo was listed, so every message and report row can name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    /// Found by walking a directory tree.
+    Tree { path: PathBuf },
+    /// Line `line` (1-based, counting the header) of a CSV manifest.
+    Manifest { file: PathBuf, line: u64 },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Tree { path } => write!(f, "{}", path.display()),
+            Origin::Manifest { file, line } => write!(f, "{}:{}", file.display(), line),
+        }
+    }
+}
+
+/// The identity of an input photo in the store: its person and its locator (path or
+/// URL as given). Keys sort by person first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhotoKey(Vec<u8>);
+
+impl PhotoKey {
+    pub fn new(person: &str, image: &ImageRef) -> PhotoKey {
+        let mut key = Vec::with_capacity(person.len() + 64);
+        key.extend_from_slice(person.as_bytes());
+        key.push(0);
+        match image {
+            ImageRef::File(p) => {
+                key.push(b'f');
+                key.extend_from_slice(p.as_os_str().as_encoded_bytes());
+            }
+            ImageRef::Url(u) => {
+                key.push(b'u');
+                key.extend_from_slice(u.as_bytes());
+            }
+        }
+        PhotoKey(key)
+    }
+
+    /// The prefix shared by every key of one person.
+    pub fn person_prefix(person: &str) -> Vec<u8> {
+        let mut key = person.as_bytes().to_vec();
+        key.push(0);
+        key
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> PhotoKey {
+        PhotoKey(bytes.to_vec())
+    }
+}
+
+/// How a photo's face ended up on the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaceRef {
+    /// The service answered with this face id.
+    Id(String),
+    /// The photo was sent, its answer was lost, and a later send was answered
+    /// "duplicate face": the service holds it, under a face id it did not repeat.
+    Confirmed,
+}
+
+/// Why a failed photo failed, which decides whether a later run retries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// The input is unusable as it is (missing, empty, not an image, too large, bad id).
+    Input,
+    /// The service refused the photo for good (no face, undecodable, ...). Retried
+    /// only with `--retry-failed`.
+    Permanent,
+    /// Transient errors outlasted the retry budget; the next run tries again.
+    RetriesExhausted,
+}
+
+/// A failed photo's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// The service's code, when the service gave one.
+    pub code: Option<i64>,
+    /// What went wrong, naming the photo or field.
+    pub message: String,
+}
+
+/// Where a photo stands. Each state carries exactly the data it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PhotoState {
+    /// Planned, not yet on the service.
+    Pending,
+    /// Sent in a call whose answer has not been recorded: after a crash, the service
+    /// may or may not hold it. A "duplicate face" answer on re-sending confirms it.
+    InDoubt,
+    /// On the service as a face of its person.
+    Enrolled { face: FaceRef },
+    /// Not sent because the same content is already accounted for: another input
+    /// photo of the same person, or a face the service already held.
+    Duplicate { reason: String },
+    /// Deliberately not sent (over 20 photos, person full, ...).
+    Skipped { reason: String },
+    /// Could not be enrolled.
+    Failed(Failure),
+}
+
+impl PhotoState {
+    /// The one-word status the report and the summary use.
+    pub fn status(&self) -> &'static str {
+        match self {
+            PhotoState::Pending | PhotoState::InDoubt => "pending",
+            PhotoState::Enrolled { .. } => "enrolled",
+            PhotoState::Duplicate { .. } => "duplicate",
+            PhotoState::Skipped { .. } => "skipped",
+            PhotoState::Failed(_) => "failed",
+        }
+    }
+
+    /// Whether this run has nothing more to do for the photo.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, PhotoState::Pending | PhotoState::InDoubt)
+    }
+}
+
+/// The manifest columns of a photo, kept so a failed photo can be written back out as
+/// a manifest row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonFields {
+    pub groups: Vec<GroupId>,
+    pub name: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// One input photo and what has become of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotoEntry {
+    /// The person as written in the input (it may be an invalid id, reported as such).
+    pub person: String,
+    pub image: ImageRef,
+    pub origin: Origin,
+    /// Position of the photo in its source, which orders a person's photos.
+    pub seq: u64,
+    /// Content hash of a local file (none for URLs or unreadable files).
+    pub hash: Option<ContentHash>,
+    /// Size in bytes of a local file.
+    pub size: Option<u64>,
+    pub state: PhotoState,
+    /// Calls that carried this photo, across runs.
+    pub attempts: u32,
+    /// The plan generation that last saw this photo in the input.
+    pub generation: u64,
+    /// How the photo was sent when it was re-encoded to fit ("normalized from ...").
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Where a person stands on the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PersonState {
+    /// Not yet created by this job.
+    New,
+    /// On the service with its groups, name and tag as planned.
+    Ready { created: bool },
+    /// No photo of the person could seed it.
+    Failed { reason: String },
+}
+
+/// One person of the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonEntry {
+    pub person: PersonId,
+    pub fields: PersonFields,
+    pub state: PersonState,
+    pub generation: u64,
+}
+
+/// The job's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMeta {
+    /// The source given on the command line.
+    pub source: Option<String>,
+    /// The current plan generation: incremented by every planning pass.
+    pub generation: u64,
+    /// Unix seconds.
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    /// How the last run ended, in words.
+    pub last_outcome: Option<String>,
+}
+
+/// The progress database of one state directory.
+pub struct Store {
+    dir: PathBuf,
+    db: sled::Db,
+    photos: sled::Tree,
+    persons: sled::Tree,
+    hashes: sled::Tree,
+    meta: sled::Tree,
+    _lock: File,
+}
+
+const META_KEY: &[u8] = b"job";
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, taking the job lock.
+    pub fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        let lock = take_lock(dir)?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .open()
+            .map_err(|source| StoreError::Open {
+                dir: dir.to_owned(),
+                source,
+            })?;
+        Ok(Store {
+            dir: dir.to_owned(),
+            photos: db.open_tree("photos")?,
+            persons: db.open_tree("persons")?,
+            hashes: db.open_tree("hashes")?,
+            meta: db.open_tree("meta")?,
+            db,
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn meta(&self) -> Result<JobMeta> {
+        Ok(match self.meta.get(META_KEY)? {
+            Some(v) => decode(&v, "job metadata")?,
+            None => JobMeta::default(),
+        })
+    }
+
+    pub fn put_meta(&self, meta: &JobMeta) -> Result<()> {
+        self.meta.insert(META_KEY, encode(meta))?;
+        Ok(())
+    }
+
+    pub fn photo(&self, key: &PhotoKey) -> Result<Option<PhotoEntry>> {
+        self.photos
+            .get(key.as_bytes())?
+            .map(|v| decode(&v, "photo"))
+            .transpose()
+    }
+
+    pub fn put_photo(&self, key: &PhotoKey, entry: &PhotoEntry) -> Result<()> {
+        self.photos.insert(key.as_bytes(), encode(entry))?;
+        Ok(())
+    }
+
+    /// Every photo, in key order (grouped by person).
+    pub fn photos(&self) -> impl Iterator<Item = Result<(PhotoKey, PhotoEntry)>> + '_ {
+        self.photos.iter().map(decode_photo)
+    }
+
+    /// The photos of one person, in key order.
+    pub fn photos_of(
+        &self,
+        person: &str,
+    ) -> impl Iterator<Item = Result<(PhotoKey, PhotoEntry)>> + '_ {
+        self.photos
+            .scan_prefix(PhotoKey::person_prefix(person))
+            .map(decode_photo)
+    }
+
+    pub fn photo_count(&self) -> usize {
+        self.photos.len()
+    }
+
+    pub fn person(&self, person: &str) -> Result<Option<PersonEntry>> {
+        self.persons
+            .get(person.as_bytes())?
+            .map(|v| decode(&v, "person"))
+            .transpose()
+    }
+
+    pub fn put_person(&self, entry: &PersonEntry) -> Result<()> {
+        self.persons
+            .insert(entry.person.as_str().as_bytes(), encode(entry))?;
+        Ok(())
+    }
+
+    /// Every person, in id order.
+    pub fn persons(&self) -> impl Iterator<Item = Result<PersonEntry>> + '_ {
+        self.persons.iter().map(|item| {
+            let (_, v) = item?;
+            decode(&v, "person")
+        })
+    }
+
+    /// The photo key that holds `hash` for `person`, if any.
+    pub fn photo_with_hash(&self, person: &str, hash: &ContentHash) -> Result<Option<PhotoKey>> {
+        Ok(self
+            .hashes
+            .get(hash_key(person, hash))?
+            .map(|v| PhotoKey::from_bytes(&v)))
+    }
+
+    pub fn put_photo_hash(&self, person: &str, hash: &ContentHash, key: &PhotoKey) -> Result<()> {
+        self.hashes.insert(hash_key(person, hash), key.as_bytes())?;
+        Ok(())
+    }
+}
+
+fn hash_key(person: &str, hash: &ContentHash) -> Vec<u8> {
+    let mut key = PhotoKey::person_prefix(person);
+    key.extend_from_slice(&hash.0);
+    key
+}
+
+fn decode_photo(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(PhotoKey, PhotoEntry)> {
+    let (k, v) = item?;
+    Ok((PhotoKey::from_bytes(&k), decode(&v, "photo")?))
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records serialize")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+/// Takes the job lock of `dir`, writing our pid into the lock file for the message a
+/// second job prints.
+fn take_lock(dir: &Path) -> Result<File> {
+    let path = dir.join("lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|source| StoreError::Dir {
+            dir: dir.to_owned(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.set_len(0);
+            let _ = file.rewind();
+            let _ = write!(file, "{}", std::process::id());
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            Err(StoreError::Busy {
+                dir: dir.to_owned(),
+                pid: pid.trim().parse().ok(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Dir {
+            dir: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Whether a job holds the lock of `dir` now, and its pid. Reads without locking.
+pub fn running_job(dir: &Path) -> Option<u32> {
+    let mut file = File::open(dir.join("lock")).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(_) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            Some(pid.trim().parse().unwrap_or(0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(person: &str, path: &str) -> PhotoEntry {
+        PhotoEntry {
+            person: person.into(),
+            image: ImageRef::File(path.into()),
+            origin: Origin::Tree { path: path.into() },
+            seq: 0,
+            hash: None,
+            size: None,
+            state: PhotoState::Pending,
+            attempts: 0,
+            generation: 1,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn photos_read_back_grouped_by_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (p, f) in [
+            ("bob", "b1"),
+            ("alice", "a2"),
+            ("bob", "b0"),
+            ("alice", "a1"),
+        ] {
+            let e = entry(p, f);
+            store.put_photo(&PhotoKey::new(p, &e.image), &e).unwrap();
+        }
+        let people: Vec<String> = store.photos().map(|r| r.unwrap().1.person).collect();
+        assert_eq!(people, ["alice", "alice", "bob", "bob"]);
+        assert_eq!(store.photos_of("bob").count(), 2);
+        // "bo" is a prefix of "bob" as a string but not as a person.
+        assert_eq!(store.photos_of("bo").count(), 0);
+    }
+
+    #[test]
+    fn a_second_job_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        assert_eq!(running_job(dir.path()), Some(std::process::id()));
+        match Store::open(dir.path()) {
+            Err(StoreError::Busy { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            Err(other) => panic!("expected Busy, got {other}"),
+            Ok(_) => panic!("expected Busy, got a second store"),
+        }
+    }
+
+    #[test]
+    fn the_lock_is_released_when_the_store_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        assert_eq!(running_job(dir.path()), None);
+        Store::open(dir.path()).unwrap();
+    }
+}
