@@ -22,5 +22,6 @@ pub mod cli;
 pub mod emulator;
 pub mod limits;
 pub mod model;
+pub mod report;
 pub mod service;
 pub mod store;

@@ -1,0 +1,263 @@
+//! What a run tells the operator: the live tally the workers report to, and the
+//! figures of the summary.
+//!
+//! Workers never print. They report each event to one [`Tally`], which the progress
+//! display reads, and the summary is drawn from the tally and the store at the end.
+
+use crate::model::ImageRef;
+use crate::service::codes;
+use crate::store::{FaceRef, Origin, PersonEntry, PhotoEntry, PhotoState, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Running counts of one run, shared by all workers.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub enrolled: AtomicU64,
+    pub duplicate: AtomicU64,
+    pub skipped: AtomicU64,
+    pub failed: AtomicU64,
+    pub persons_created: AtomicU64,
+    pub persons_reconciled: AtomicU64,
+    pub persons_failed: AtomicU64,
+    pub persons_done: AtomicU64,
+    pub calls: AtomicU64,
+    pub retries: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub bytes_saved: AtomicU64,
+    failures: Mutex<BTreeMap<Option<i64>, u64>>,
+}
+
+/// The final status of a photo in this run, as the tally counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Enrolled,
+    Duplicate,
+    Skipped,
+    Failed(Option<i64>),
+}
+
+impl Tally {
+    pub fn photo(&self, outcome: Counted) {
+        match outcome {
+            Counted::Enrolled => self.enrolled.fetch_add(1, Relaxed),
+            Counted::Duplicate => self.duplicate.fetch_add(1, Relaxed),
+            Counted::Skipped => self.skipped.fetch_add(1, Relaxed),
+            Counted::Failed(code) => {
+                *self
+                    .failures
+                    .lock()
+                    .expect("tally lock")
+                    .entry(code)
+                    .or_default() += 1;
+                self.failed.fetch_add(1, Relaxed)
+            }
+        };
+    }
+
+    /// Photos finished in this run, whatever their status.
+    pub fn photos_done(&self) -> u64 {
+        self.enrolled.load(Relaxed)
+            + self.duplicate.load(Relaxed)
+            + self.skipped.load(Relaxed)
+            + self.failed.load(Relaxed)
+    }
+
+    /// Failures of this run by service code (`None`: no code, e.g. unreadable input
+    /// or a network error).
+    pub fn failures_by_code(&self) -> BTreeMap<Option<i64>, u64> {
+        self.failures.lock().expect("tally lock").clone()
+    }
+}
+
+/// Which rows `faceenroll report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    Enrolled,
+    Duplicate,
+    Skipped,
+    Failed,
+    Pending,
+}
+
+impl Only {
+    fn matches(self, state: &PhotoState) -> bool {
+        self.status() == state.status()
+    }
+
+    fn status(self) -> &'static str {
+        match self {
+            Only::Enrolled => "enrolled",
+            Only::Duplicate => "duplicate",
+            Only::Skipped => "skipped",
+            Only::Failed => "failed",
+            Only::Pending => "pending",
+        }
+    }
+}
+
+/// One row of the report: one input photo.
+///
+/// The first five columns are the manifest's, so the failed rows of a CSV report can
+/// be fixed and fed back to `faceenroll enroll` as a manifest (the manifest reader
+/// ignores the other columns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    pub person_id: String,
+    pub image: String,
+    pub group_ids: String,
+    pub person_name: String,
+    pub tag: String,
+    pub status: String,
+    pub face_id: String,
+    pub code: Option<i64>,
+    pub meaning: String,
+    pub reason: String,
+    pub attempts: u32,
+    /// Where the photo was listed: a path, or `manifest.csv:LINE`.
+    pub source: String,
+    pub line: Option<u64>,
+}
+
+impl Row {
+    pub fn new(entry: &PhotoEntry, person: Option<&PersonEntry>) -> Row {
+        let (face_id, code, reason) = match &entry.state {
+            PhotoState::Enrolled { face } => (
+                match face {
+                    FaceRef::Id(id) => id.clone(),
+                    FaceRef::Confirmed => String::new(),
+                },
+                None,
+                match face {
+                    FaceRef::Id(_) => String::new(),
+                    FaceRef::Confirmed => {
+                        "enrolled; the service confirmed it holds the face after an answer was lost"
+                            .to_owned()
+                    }
+                },
+            ),
+            PhotoState::Duplicate { reason } | PhotoState::Skipped { reason } => {
+                (String::new(), None, reason.clone())
+            }
+            PhotoState::Failed(f) => (String::new(), f.code, f.message.clone()),
+            PhotoState::Pending => (String::new(), None, String::new()),
+            PhotoState::InDoubt => (
+                String::new(),
+                None,
+                "sent; the answer was not recorded (settled on the next run)".to_owned(),
+            ),
+        };
+        let reason = match &entry.note {
+            Some(note) if reason.is_empty() => note.clone(),
+            Some(note) => format!("{reason}; {note}"),
+            None => reason,
+        };
+        let fields = person.map(|p| &p.fields);
+        let (source, line) = match &entry.origin {
+            Origin::Tree { path } => (path.display().to_string(), None),
+            Origin::Manifest { file, line } => (format!("{}:{line}", file.display()), Some(*line)),
+        };
+        Row {
+            person_id: entry.person.clone(),
+            image: match &entry.image {
+                ImageRef::File(p) => std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string(),
+                ImageRef::Url(u) => u.clone(),
+            },
+            group_ids: fields
+                .map(|f| {
+                    f.groups
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(";")
+                })
+                .unwrap_or_default(),
+            person_name: fields.and_then(|f| f.name.clone()).unwrap_or_default(),
+            tag: fields.and_then(|f| f.tag.clone()).unwrap_or_default(),
+            status: entry.state.status().to_owned(),
+            face_id,
+            code,
+            meaning: code
+                .map(|c| codes::meaning(c).to_owned())
+                .unwrap_or_default(),
+            reason,
+            attempts: entry.attempts,
+            source,
+            line,
+        }
+    }
+}
+
+/// The format of `faceenroll report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// Writes one row per input photo of the current plan generation, answering how
+/// many rows it wrote.
+pub fn write_report(
+    store: &Store,
+    only: Option<Only>,
+    format: Format,
+    out: impl std::io::Write,
+) -> anyhow::Result<u64> {
+    let generation = store.meta()?.generation;
+    let mut writer = RowWriter::new(format, out);
+    let mut rows = 0;
+    let mut person: Option<PersonEntry> = None;
+    for item in store.photos() {
+        let (_, entry) = item?;
+        if entry.generation != generation || only.is_some_and(|o| !o.matches(&entry.state)) {
+            continue;
+        }
+        if person.as_ref().map(|p| p.person.as_str()) != Some(entry.person.as_str()) {
+            person = store.person(&entry.person)?;
+        }
+        writer.write(&Row::new(&entry, person.as_ref()))?;
+        rows += 1;
+    }
+    writer.finish()?;
+    Ok(rows)
+}
+
+enum RowWriter<W: std::io::Write> {
+    Csv(Box<csv::Writer<W>>),
+    Jsonl(std::io::BufWriter<W>),
+}
+
+impl<W: std::io::Write> RowWriter<W> {
+    fn new(format: Format, out: W) -> Self {
+        match format {
+            Format::Csv => RowWriter::Csv(Box::new(csv::Writer::from_writer(out))),
+            Format::Jsonl => RowWriter::Jsonl(std::io::BufWriter::new(out)),
+        }
+    }
+
+    fn write(&mut self, row: &Row) -> anyhow::Result<()> {
+        match self {
+            RowWriter::Csv(w) => w.serialize(row)?,
+            RowWriter::Jsonl(w) => {
+                serde_json::to_writer(&mut *w, row)?;
+                w.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            RowWriter::Csv(mut w) => w.flush(),
+            RowWriter::Jsonl(mut w) => w.flush(),
+        }
+    }
+}
