@@ -261,3 +261,116 @@ impl<W: std::io::Write> RowWriter<W> {
         }
     }
 }
+
+/// Photos of the current plan by status, and failures by code: what the store says
+/// after a run, whatever earlier runs did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreCounts {
+    pub photos: u64,
+    pub enrolled: u64,
+    pub duplicate: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub pending: u64,
+    /// Failures by service code (`None`: no code, e.g. bad input or a network error).
+    pub failures_by_code: BTreeMap<Option<i64>, u64>,
+    pub persons: u64,
+    pub persons_failed: u64,
+}
+
+impl StoreCounts {
+    pub fn read(store: &Store) -> crate::store::Result<StoreCounts> {
+        let generation = store.meta()?.generation;
+        let mut counts = StoreCounts::default();
+        for item in store.photos() {
+            let (_, entry) = item?;
+            if entry.generation != generation {
+                continue;
+            }
+            counts.photos += 1;
+            match &entry.state {
+                PhotoState::Pending | PhotoState::InDoubt => counts.pending += 1,
+                PhotoState::Enrolled { .. } => counts.enrolled += 1,
+                PhotoState::Duplicate { .. } => counts.duplicate += 1,
+                PhotoState::Skipped { .. } => counts.skipped += 1,
+                PhotoState::Failed(f) => {
+                    counts.failed += 1;
+                    *counts.failures_by_code.entry(f.code).or_default() += 1;
+                }
+            }
+        }
+        for person in store.persons() {
+            let person = person?;
+            if person.generation != generation {
+                continue;
+            }
+            counts.persons += 1;
+            if matches!(person.state, crate::store::PersonState::Failed { .. }) {
+                counts.persons_failed += 1;
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// The summary printed at the end of every run.
+#[derive(Debug)]
+pub struct Summary<'a> {
+    pub counts: &'a StoreCounts,
+    pub tally: &'a Tally,
+    pub elapsed: std::time::Duration,
+    pub state_dir: &'a std::path::Path,
+    pub report: Option<&'a std::path::Path>,
+    /// How the run ended, in words.
+    pub ending: &'a str,
+}
+
+impl std::fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = self.counts;
+        let t = self.tally;
+        let secs = self.elapsed.as_secs_f64();
+        let done = t.photos_done();
+        writeln!(f, "faceenroll: {}", self.ending)?;
+        writeln!(
+            f,
+            "  persons: {} in the plan, {} created and {} reconciled this run, {} failed",
+            c.persons,
+            t.persons_created.load(Relaxed),
+            t.persons_reconciled.load(Relaxed),
+            c.persons_failed,
+        )?;
+        writeln!(
+            f,
+            "  photos:  {} in the plan: {} enrolled, {} duplicate, {} skipped, {} failed, {} pending",
+            c.photos, c.enrolled, c.duplicate, c.skipped, c.failed, c.pending
+        )?;
+        for (code, n) in &c.failures_by_code {
+            match code {
+                Some(code) => writeln!(f, "    {n} failed with {}", codes::Described(*code))?,
+                None => writeln!(
+                    f,
+                    "    {n} failed before the service could judge them (input or network)"
+                )?,
+            }
+        }
+        writeln!(
+            f,
+            "  this run: {done} photos in {secs:.1} s ({:.1} photos/s), {} calls, {} retries, {} rate-limit answers",
+            if secs > 0.0 { done as f64 / secs } else { 0.0 },
+            t.calls.load(Relaxed),
+            t.retries.load(Relaxed),
+            t.rate_limited.load(Relaxed),
+        )?;
+        let saved = t.bytes_saved.load(Relaxed);
+        if saved > 0 {
+            writeln!(f, "  normalizing photos saved {saved} bytes of upload")?;
+        }
+        writeln!(f, "  state:  {}", self.state_dir.display())?;
+        if let Some(report) = self.report {
+            writeln!(f, "  report: {}", report.display())?;
+        }
+        Ok(())
+    }
+}

@@ -29,6 +29,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
+/// The state directory used when none is given: `./faceenroll-state`.
+pub const DEFAULT_STATE_DIR: &str = "faceenroll-state";
+
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

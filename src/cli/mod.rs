@@ -2,7 +2,9 @@
 //! with its documentation beside it. `main.rs` parses, calls [`run`], and exits with
 //! the [`Exit`] it returns.
 
+pub mod progress;
 mod sign;
+mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -47,12 +49,18 @@ pub struct Cli {
 pub enum Command {
     /// Print the Authorization value for given fields, to reproduce a call with curl.
     Sign(sign::SignArgs),
+    /// What a job has done and has left, and whether it is running now.
+    Status(status::StatusArgs),
+    /// One row per input photo: status, face id, code, reason (CSV or JSON lines).
+    Report(status::ReportArgs),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
         Command::Sign(args) => sign::run(args),
+        Command::Status(args) => status::status(args),
+        Command::Report(args) => status::report(args),
     };
     match result {
         Ok(exit) => exit,

@@ -1,0 +1,153 @@
+//! The live view of a running job: bars at a terminal, a log line at an interval
+//! otherwise (cron mail wants a few lines, not a redraw per photo).
+//!
+//! The view only reads the shared [`Tally`]; it also writes the figures to
+//! `progress.json` in the state directory, so `faceenroll status` can tell what a
+//! running job has done without opening its locked database.
+
+use crate::report::Tally;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// The running figures a job leaves in its state directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressFile {
+    pub pid: u32,
+    pub photos_total: u64,
+    pub photos_done: u64,
+    pub persons_total: u64,
+    pub persons_done: u64,
+    pub enrolled: u64,
+    pub duplicate: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+    pub calls: u64,
+    pub elapsed_secs: u64,
+}
+
+pub const PROGRESS_FILE: &str = "progress.json";
+
+impl ProgressFile {
+    fn from_tally(tally: &Tally, photos: u64, persons: u64, elapsed: Duration) -> ProgressFile {
+        ProgressFile {
+            pid: std::process::id(),
+            photos_total: photos,
+            photos_done: tally.photos_done(),
+            persons_total: persons,
+            persons_done: tally.persons_done.load(Relaxed),
+            enrolled: tally.enrolled.load(Relaxed),
+            duplicate: tally.duplicate.load(Relaxed),
+            skipped: tally.skipped.load(Relaxed),
+            failed: tally.failed.load(Relaxed),
+            retries: tally.retries.load(Relaxed),
+            rate_limited: tally.rate_limited.load(Relaxed),
+            calls: tally.calls.load(Relaxed),
+            elapsed_secs: elapsed.as_secs(),
+        }
+    }
+
+    pub fn read(state_dir: &Path) -> Option<ProgressFile> {
+        let text = std::fs::read(state_dir.join(PROGRESS_FILE)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    fn write(&self, state_dir: &Path) {
+        let tmp = state_dir.join(format!("{PROGRESS_FILE}.tmp"));
+        if std::fs::write(&tmp, serde_json::to_vec(self).expect("serializes")).is_ok() {
+            let _ = std::fs::rename(tmp, state_dir.join(PROGRESS_FILE));
+        }
+    }
+}
+
+/// How the view shows itself.
+#[derive(Debug, Clone)]
+pub struct ViewOptions {
+    /// Draw bars (when stderr is a terminal and the operator did not turn them off).
+    pub bars: bool,
+    /// Between two log lines when there are no bars.
+    pub interval: Duration,
+    pub state_dir: PathBuf,
+}
+
+impl ViewOptions {
+    pub fn bars_if_terminal(no_progress: bool) -> bool {
+        !no_progress && std::io::stderr().is_terminal()
+    }
+}
+
+/// Shows the tally until `done` is dropped or sent to.
+pub fn show(
+    tally: &Tally,
+    photos: u64,
+    persons: u64,
+    options: &ViewOptions,
+    done: mpsc::Receiver<()>,
+) {
+    let start = Instant::now();
+    let bars = options.bars.then(|| {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+        let style = ProgressStyle::with_template(
+            "{prefix:>8} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> ");
+        let photo_bar = multi.add(ProgressBar::new(photos).with_style(style.clone()));
+        photo_bar.set_prefix("photos");
+        let person_bar = multi.add(ProgressBar::new(persons).with_style(style));
+        person_bar.set_prefix("persons");
+        (multi, photo_bar, person_bar)
+    });
+    let tick = if bars.is_some() {
+        Duration::from_millis(250)
+    } else {
+        options.interval.min(Duration::from_secs(5))
+    };
+    let mut last_line = Instant::now();
+    loop {
+        let finished = match done.recv_timeout(tick) {
+            Err(RecvTimeoutError::Timeout) => false,
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+        };
+        let figures = ProgressFile::from_tally(tally, photos, persons, start.elapsed());
+        figures.write(&options.state_dir);
+        let counts = format!(
+            "enrolled {} duplicate {} skipped {} failed {} retries {}",
+            figures.enrolled, figures.duplicate, figures.skipped, figures.failed, figures.retries
+        );
+        match &bars {
+            Some((_, photo_bar, person_bar)) => {
+                photo_bar.set_position(figures.photos_done);
+                photo_bar.set_message(counts);
+                person_bar.set_position(figures.persons_done);
+                if finished {
+                    photo_bar.finish();
+                    person_bar.finish();
+                }
+            }
+            None => {
+                if finished || last_line.elapsed() >= options.interval {
+                    last_line = Instant::now();
+                    tracing::info!(
+                        "progress: photos {}/{} persons {}/{} {counts} ({} calls, {} rate-limited)",
+                        figures.photos_done,
+                        figures.photos_total,
+                        figures.persons_done,
+                        figures.persons_total,
+                        figures.calls,
+                        figures.rate_limited,
+                    );
+                }
+            }
+        }
+        if finished {
+            break;
+        }
+    }
+}

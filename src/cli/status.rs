@@ -1,0 +1,128 @@
+//! `faceenroll status` and `faceenroll report`: what a job has done, read from its
+//! state directory without touching the service.
+
+use super::progress::ProgressFile;
+use super::Exit;
+use crate::report::{self, Format, Only, StoreCounts};
+use crate::store::{self, Store, DEFAULT_STATE_DIR};
+use anyhow::Context as _;
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The job's state directory.
+    #[arg(long, default_value = DEFAULT_STATE_DIR, env = "FACEENROLL_STATE")]
+    state: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    state: PathBuf,
+    running: Option<u32>,
+    source: Option<String>,
+    last_outcome: Option<String>,
+    counts: Option<StoreCounts>,
+    progress: Option<ProgressFile>,
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
+    anyhow::ensure!(
+        args.state.join("db").exists(),
+        "{} holds no faceenroll job (no progress database)",
+        args.state.display()
+    );
+    let status = match store::running_job(&args.state) {
+        Some(pid) => Status {
+            state: args.state.clone(),
+            running: Some(pid),
+            source: None,
+            last_outcome: None,
+            counts: None,
+            progress: ProgressFile::read(&args.state),
+        },
+        None => {
+            let store = Store::open(&args.state)?;
+            let meta = store.meta()?;
+            Status {
+                state: args.state.clone(),
+                running: None,
+                source: meta.source,
+                last_outcome: meta.last_outcome,
+                counts: Some(StoreCounts::read(&store)?),
+                progress: None,
+            }
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(Exit::Ok);
+    }
+    println!("state:   {}", status.state.display());
+    match status.running {
+        Some(pid) => {
+            println!("running: yes (pid {pid})");
+            if let Some(p) = &status.progress {
+                println!(
+                    "photos:  {}/{} done: {} enrolled, {} duplicate, {} skipped, {} failed",
+                    p.photos_done, p.photos_total, p.enrolled, p.duplicate, p.skipped, p.failed
+                );
+                println!("persons: {}/{} done", p.persons_done, p.persons_total);
+                println!(
+                    "calls:   {} ({} retries, {} rate-limited) in {} s",
+                    p.calls, p.retries, p.rate_limited, p.elapsed_secs
+                );
+            }
+        }
+        None => {
+            println!("running: no");
+            if let Some(source) = &status.source {
+                println!("source:  {source}");
+            }
+            if let Some(outcome) = &status.last_outcome {
+                println!("last run: {outcome}");
+            }
+            if let Some(c) = &status.counts {
+                println!(
+                    "photos:  {} in the plan: {} enrolled, {} duplicate, {} skipped, {} failed, {} left to do",
+                    c.photos, c.enrolled, c.duplicate, c.skipped, c.failed, c.pending
+                );
+                println!("persons: {} ({} failed)", c.persons, c.persons_failed);
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The job's state directory.
+    #[arg(long, default_value = DEFAULT_STATE_DIR, env = "FACEENROLL_STATE")]
+    state: PathBuf,
+    /// Only the photos with this status.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// csv (default; its first columns are a manifest's) or jsonl.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: Format,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
+    let store = Store::open(&args.state)?;
+    let rows = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            report::write_report(&store, args.only, args.format, file)?
+        }
+        None => report::write_report(&store, args.only, args.format, std::io::stdout().lock())?,
+    };
+    tracing::debug!("{rows} rows written");
+    Ok(Exit::Ok)
+}
