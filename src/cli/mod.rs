@@ -2,6 +2,7 @@
 //! with its documentation beside it. `main.rs` parses, calls [`run`], and exits with
 //! the [`Exit`] it returns.
 
+pub mod inspect;
 mod sign;
 
 use clap::{Parser, Subcommand};
@@ -47,12 +48,33 @@ pub struct Cli {
 pub enum Command {
     /// Print the Authorization value for given fields, to reproduce a call with curl.
     Sign(sign::SignArgs),
+    /// List the groups of the AppID.
+    Groups(inspect::GroupsArgs),
+    /// List the persons of a group.
+    Persons(inspect::PersonsArgs),
+    /// Show a person: name, tag, groups and faces.
+    Person(inspect::PersonArgs),
+    /// List the faces of a person.
+    Faces(inspect::PersonArgs),
+    /// Show what the service knows of a face.
+    Face(inspect::FaceArgs),
+    /// Delete a person and all its faces (asks unless --yes).
+    DeletePerson(inspect::DeletePersonArgs),
+    /// Delete faces of a person (asks unless --yes).
+    DeleteFaces(inspect::DeleteFacesArgs),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
         Command::Sign(args) => sign::run(args),
+        Command::Groups(args) => inspect::groups(args),
+        Command::Persons(args) => inspect::persons(args),
+        Command::Person(args) => inspect::person(args),
+        Command::Faces(args) => inspect::faces(args),
+        Command::Face(args) => inspect::face(args),
+        Command::DeletePerson(args) => inspect::delete_person(args),
+        Command::DeleteFaces(args) => inspect::delete_faces(args),
     };
     match result {
         Ok(exit) => exit,
