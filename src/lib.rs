@@ -12,13 +12,17 @@
 //! - [`limits`] holds every limit of the service; [`model`] the ids, image
 //!   references and content hashes everything else speaks of.
 //! - [`service`] speaks to the service: the code table and its retry classes
-//!   ([`service::codes`]), the signature ([`service::sign`]), the wire types
-//!   ([`service::api`]).
+//!   ([`service::codes`]), the signature ([`service::sign`]) and the shared renewing
+//!   signature ([`service::signer`]), the wire types ([`service::api`]), the request
+//!   bodies ([`service::multipart`]) and the typed blocking client
+//!   ([`service::client`]).
 //! - [`emulator`] is a local stand-in of the service, faithful to the contract, which
 //!   tests, benchmarks and operators' rehearsals run against.
+//! - [`config`] resolves the service settings from flags, environment and file.
 //! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
 
 pub mod cli;
+pub mod config;
 pub mod emulator;
 pub mod limits;
 pub mod model;

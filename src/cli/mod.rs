@@ -2,6 +2,7 @@
 //! with its documentation beside it. `main.rs` parses, calls [`run`], and exits with
 //! the [`Exit`] it returns.
 
+pub mod inspect;
 pub mod progress;
 mod sign;
 mod status;
@@ -53,6 +54,20 @@ pub enum Command {
     Status(status::StatusArgs),
     /// One row per input photo: status, face id, code, reason (CSV or JSON lines).
     Report(status::ReportArgs),
+    /// List the groups of the AppID.
+    Groups(inspect::GroupsArgs),
+    /// List the persons of a group.
+    Persons(inspect::PersonsArgs),
+    /// Show a person: name, tag, groups and faces.
+    Person(inspect::PersonArgs),
+    /// List the faces of a person.
+    Faces(inspect::PersonArgs),
+    /// Show what the service knows of a face.
+    Face(inspect::FaceArgs),
+    /// Delete a person and all its faces (asks unless --yes).
+    DeletePerson(inspect::DeletePersonArgs),
+    /// Delete faces of a person (asks unless --yes).
+    DeleteFaces(inspect::DeleteFacesArgs),
 }
 
 /// Runs a parsed command line.
@@ -61,6 +76,13 @@ pub fn run(cli: Cli) -> Exit {
         Command::Sign(args) => sign::run(args),
         Command::Status(args) => status::status(args),
         Command::Report(args) => status::report(args),
+        Command::Groups(args) => inspect::groups(args),
+        Command::Persons(args) => inspect::persons(args),
+        Command::Person(args) => inspect::person(args),
+        Command::Faces(args) => inspect::faces(args),
+        Command::Face(args) => inspect::face(args),
+        Command::DeletePerson(args) => inspect::delete_person(args),
+        Command::DeleteFaces(args) => inspect::delete_faces(args),
     };
     match result {
         Ok(exit) => exit,

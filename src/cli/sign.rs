@@ -2,14 +2,10 @@
 //! call by hand. The secret comes from the environment, never from a flag.
 
 use super::Exit;
+use crate::config::{SECRET_ID_ENV, SECRET_KEY_ENV};
 use crate::service::sign::{sign, SignatureFields};
 use anyhow::{bail, Context};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// The environment variable that holds the SecretId.
-pub const SECRET_ID_ENV: &str = "TENCENTCLOUD_SECRET_ID";
-/// The environment variable that holds the SecretKey.
-pub const SECRET_KEY_ENV: &str = "TENCENTCLOUD_SECRET_KEY";
 
 #[derive(Debug, clap::Args)]
 #[command(

@@ -2,5 +2,8 @@
 //! wire types and the HTTP client.
 
 pub mod api;
+pub mod client;
 pub mod codes;
+pub mod multipart;
 pub mod sign;
+pub mod signer;
