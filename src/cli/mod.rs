@@ -2,6 +2,7 @@
 //! with its documentation beside it. `main.rs` parses, calls [`run`], and exits with
 //! the [`Exit`] it returns.
 
+mod emulator;
 mod sign;
 
 use clap::{Parser, Subcommand};
@@ -47,12 +48,15 @@ pub struct Cli {
 pub enum Command {
     /// Print the Authorization value for given fields, to reproduce a call with curl.
     Sign(sign::SignArgs),
+    /// Serve a local emulator of the face person API, for rehearsals and tests.
+    Emulator(emulator::EmulatorArgs),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
         Command::Sign(args) => sign::run(args),
+        Command::Emulator(args) => emulator::run(args),
     };
     match result {
         Ok(exit) => exit,
