@@ -22,4 +22,5 @@ pub mod cli;
 pub mod emulator;
 pub mod limits;
 pub mod model;
+pub mod normalize;
 pub mod service;
