@@ -9,14 +9,16 @@
 //!
 //! Two steps, both on one photo at a time:
 //!
-//! - [`decide`] reads only the file's size and its header (dimensions and, for JPEG,
-//!   the EXIF orientation): it never decodes pixels, so a dry run can count the photos
-//!   that will be normalized across a whole archive cheaply.
+//! - [`decide`] reads only the file's size and its header (dimensions; for a JPEG the
+//!   EXIF orientation; for a GIF whether it is animated): it never decodes pixels, so
+//!   a dry run can count the photos that will be normalized across a whole archive
+//!   cheaply.
 //! - [`prepare`] makes the bytes to send, when the photo is about to be sent. A photo
 //!   already upright and within the budget and the pixel bound is [`Prepared::AsIs`]:
 //!   the caller sends the file byte for byte. Any other photo is decoded, scaled down
 //!   (keeping its aspect ratio), turned upright and re-encoded as JPEG, stepping the
-//!   quality and then the size down in a bounded loop until it fits the budget.
+//!   quality and then the size down in a bounded loop until it fits the budget. An
+//!   animated GIF, which the service refuses, is sent as its first frame.
 //!
 //! Originals are never written to. The photo's identity across runs stays the hash of
 //! the original file; the normalized bytes are a pure function of the original's
@@ -26,8 +28,9 @@
 //!
 //! # Threads
 //!
-//! [`prepare`] is CPU-bound (a 12-megapixel JPEG takes tens of milliseconds to decode
-//! and re-encode) and holds one photo's pixels (a few tens of MB) while it runs. Run
+//! [`prepare`] is CPU-bound (a 12-megapixel JPEG takes a few hundred milliseconds of
+//! CPU to decode, scale and re-encode; see `benches/normalize.rs`) and holds one
+//! photo's pixels (a few tens of MB) while it runs. Run
 //! it on a bounded rayon pool of its own (for example
 //! `rayon::ThreadPoolBuilder::new().num_threads(n).build()`), not on the threads that
 //! send requests, so normalization never starves them; and prepare photos one chunk
@@ -143,6 +146,8 @@ pub struct Header {
     pub dims: (u32, u32),
     /// How the stored pixels must be turned to be seen upright (EXIF orientation).
     pub orientation: Orientation,
+    /// The file holds more than one frame (an animated GIF), which the service refuses.
+    pub animated: bool,
 }
 
 /// Why a photo must be normalized; at least one field is set.
@@ -154,6 +159,8 @@ pub struct Reasons {
     pub over_edge: bool,
     /// The pixels are stored turned or mirrored (EXIF orientation other than 1).
     pub not_upright: bool,
+    /// The photo is an animated GIF, which the service refuses: its first frame is sent.
+    pub animated: bool,
 }
 
 impl fmt::Display for Reasons {
@@ -162,6 +169,7 @@ impl fmt::Display for Reasons {
             (self.over_budget, "over the byte budget"),
             (self.over_edge, "over the pixel bound"),
             (self.not_upright, "not stored upright"),
+            (self.animated, "animated"),
         ];
         let set: Vec<&str> = names
             .iter()
@@ -188,8 +196,9 @@ impl Decision {
             over_budget: header.bytes > opts.max_bytes,
             over_edge: header.dims.0.max(header.dims.1) > opts.max_edge,
             not_upright: header.orientation != Orientation::NoTransforms,
+            animated: header.animated,
         };
-        if reasons.over_budget || reasons.over_edge || reasons.not_upright {
+        if reasons.over_budget || reasons.over_edge || reasons.not_upright || reasons.animated {
             Decision::Normalize(reasons)
         } else {
             Decision::AsIs
@@ -328,11 +337,12 @@ pub fn decide(path: &Path, opts: &NormalizeOptions) -> Result<Decision, Normaliz
 pub fn read_header(path: &Path) -> Result<Header, NormalizeError> {
     let file = File::open(path).map_err(|e| read_error(path, e))?;
     let bytes = file.metadata().map_err(|e| read_error(path, e))?.len();
-    let (dims, orientation) = header_of(BufReader::new(file)).map_err(|e| e.at(path))?;
+    let shape = header_of(BufReader::new(file)).map_err(|e| e.at(path))?;
     Ok(Header {
         bytes,
-        dims,
-        orientation,
+        dims: shape.dims,
+        orientation: shape.orientation,
+        animated: shape.animated,
     })
 }
 
@@ -425,18 +435,117 @@ fn sniff_format(reader: &mut (impl BufRead + Seek)) -> Result<ImageFormat, Failu
     }
 }
 
-/// Stored dimensions and orientation from a photo's header.
-fn header_of(mut reader: impl BufRead + Seek) -> Result<((u32, u32), Orientation), Failure> {
+/// What a photo's header says of its pixels.
+struct Shape {
+    dims: (u32, u32),
+    orientation: Orientation,
+    animated: bool,
+}
+
+/// Stored dimensions, orientation and animation from a photo's header.
+fn header_of(mut reader: impl BufRead + Seek) -> Result<Shape, Failure> {
     match sniff_format(&mut reader)? {
-        ImageFormat::Jpeg => jpeg_header(&mut reader),
+        ImageFormat::Jpeg => {
+            let (dims, orientation) = jpeg_header(&mut reader)?;
+            Ok(Shape {
+                dims,
+                orientation,
+                animated: false,
+            })
+        }
+        ImageFormat::Gif => {
+            let (dims, animated) = gif_header(&mut reader)?;
+            Ok(Shape {
+                dims,
+                orientation: Orientation::NoTransforms,
+                animated,
+            })
+        }
         format => {
             let mut decoder = ImageReader::with_format(reader, format)
                 .into_decoder()
                 .map_err(decode_failure)?;
             let orientation = decoder.orientation().map_err(decode_failure)?;
-            Ok((decoder.dimensions(), orientation))
+            Ok(Shape {
+                dims: decoder.dimensions(),
+                orientation,
+                animated: false,
+            })
         }
     }
+}
+
+/// Reads a GIF's screen size and whether it holds more than one frame, walking its
+/// blocks and seeking past their data without decoding any.
+///
+/// The image crate can tell frames apart only by decoding them; this reads the block
+/// lengths up to the second frame's descriptor (or the end of the file).
+fn gif_header(r: &mut (impl BufRead + Seek)) -> Result<((u32, u32), bool), Failure> {
+    let mut frames = 0u32;
+    let truncated = |frames: u32| {
+        move |e: io::Error| {
+            if e.kind() != io::ErrorKind::UnexpectedEof {
+                Failure::Read(e)
+            } else if frames == 0 {
+                Failure::Decode("the GIF ends before its first frame".into())
+            } else {
+                Failure::Decode("the GIF is cut off".into())
+            }
+        }
+    };
+    let mut screen = [0u8; 13];
+    r.read_exact(&mut screen).map_err(truncated(0))?;
+    let dims = (
+        u32::from(u16::from_le_bytes([screen[6], screen[7]])),
+        u32::from(u16::from_le_bytes([screen[8], screen[9]])),
+    );
+    let color_table_len = |packed: u8| {
+        if packed & 0x80 != 0 {
+            3i64 << ((packed & 7) + 1)
+        } else {
+            0
+        }
+    };
+    r.seek_relative(color_table_len(screen[10]))
+        .map_err(Failure::Read)?;
+    let mut byte = [0u8; 1];
+    loop {
+        match r.read_exact(&mut byte) {
+            // Some writers leave out the trailer; a whole frame was read.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && frames > 0 => break,
+            other => other.map_err(truncated(frames))?,
+        }
+        match byte[0] {
+            0x3B => break,
+            0x21 => {
+                r.read_exact(&mut byte).map_err(truncated(frames))?; // extension label
+            }
+            0x2C => {
+                frames += 1;
+                if frames > 1 {
+                    break;
+                }
+                let mut descriptor = [0u8; 9];
+                r.read_exact(&mut descriptor).map_err(truncated(0))?;
+                r.seek_relative(color_table_len(descriptor[8]))
+                    .map_err(Failure::Read)?;
+                r.read_exact(&mut byte).map_err(truncated(0))?; // LZW code size
+            }
+            other => return Err(Failure::Decode(format!("corrupt GIF (block {other:#04x})"))),
+        }
+        // Data sub-blocks, each led by its length, up to an empty one.
+        loop {
+            r.read_exact(&mut byte).map_err(truncated(frames))?;
+            if byte[0] == 0 {
+                break;
+            }
+            r.seek_relative(i64::from(byte[0])).map_err(Failure::Read)?;
+        }
+    }
+    if frames == 0 {
+        return Err(Failure::Decode("the GIF holds no frame".into()));
+    }
+    Ok((dims, frames > 1))
 }
 
 /// Walks a JPEG's segments up to its frame header, reading the dimensions from the
@@ -519,7 +628,11 @@ fn normalize_bytes(
     original: &[u8],
     opts: &NormalizeOptions,
 ) -> Result<(Vec<u8>, Normalized), Failure> {
-    let (from_dims, orientation) = header_of(Cursor::new(original))?;
+    let Shape {
+        dims: from_dims,
+        orientation,
+        ..
+    } = header_of(Cursor::new(original))?;
     let image = ImageReader::new(Cursor::new(original))
         .with_guessed_format()
         .map_err(Failure::Read)?
@@ -674,6 +787,7 @@ mod tests {
             bytes,
             dims,
             orientation,
+            animated: false,
         }
     }
 
@@ -689,21 +803,30 @@ mod tests {
         let tall = header(1000, (10, opts.max_edge + 1), upright);
         let flipped = header(1000, (640, 480), Orientation::FlipHorizontal);
         let all = header(9_800_000, (6000, 4000), Orientation::Rotate270);
+        let animated = Header {
+            animated: true,
+            ..header(1000, (64, 64), upright)
+        };
+        let all = Header {
+            animated: true,
+            ..all
+        };
         let reasons = |h: &Header| match Decision::of(h, &opts) {
-            Decision::Normalize(r) => (r.over_budget, r.over_edge, r.not_upright),
+            Decision::Normalize(r) => (r.over_budget, r.over_edge, r.not_upright, r.animated),
             Decision::AsIs => panic!("{h:?} should be normalized"),
         };
-        assert_eq!(reasons(&big), (true, false, false));
-        assert_eq!(reasons(&wide), (false, true, false));
-        assert_eq!(reasons(&tall), (false, true, false));
-        assert_eq!(reasons(&flipped), (false, false, true));
-        assert_eq!(reasons(&all), (true, true, true));
+        assert_eq!(reasons(&big), (true, false, false, false));
+        assert_eq!(reasons(&wide), (false, true, false, false));
+        assert_eq!(reasons(&tall), (false, true, false, false));
+        assert_eq!(reasons(&flipped), (false, false, true, false));
+        assert_eq!(reasons(&animated), (false, false, false, true));
+        assert_eq!(reasons(&all), (true, true, true, true));
         let Decision::Normalize(r) = Decision::of(&all, &opts) else {
             unreachable!()
         };
         assert_eq!(
             r.to_string(),
-            "over the byte budget, over the pixel bound, not stored upright"
+            "over the byte budget, over the pixel bound, not stored upright, animated"
         );
     }
 
@@ -767,6 +890,46 @@ mod tests {
         assert!(reason(&[0xFF, 0xD8, 0xFF, 0xDA, 0, 2]).contains("no frame header"));
         assert!(reason(&[0xFF, 0xD8, 0x12]).contains("corrupt"));
         assert!(reason(&jpeg_head(&[], 0, 100)).contains("0×100"));
+    }
+
+    /// A GIF of `frames` 2×2 frames, each with a local color table and one data
+    /// sub-block, after a comment extension.
+    fn gif(frames: usize) -> Vec<u8> {
+        let mut out = b"GIF89a\x02\0\x02\0\x80\0\0".to_vec();
+        out.extend_from_slice(&[0, 0, 0, 255, 255, 255]); // global table, 2 colors
+        out.extend_from_slice(b"\x21\xFE\x03abc\0"); // comment
+        for _ in 0..frames {
+            out.extend_from_slice(b"\x21\xF9\x04\0\x0A\0\0\0"); // frame delay
+            out.extend_from_slice(&[0x2C, 0, 0, 0, 0, 2, 0, 2, 0, 0x80]);
+            out.extend_from_slice(&[255, 0, 0, 0, 0, 255]); // local table
+            out.extend_from_slice(&[2, 3, 0x84, 0x1D, 0x05, 0]); // code size, data
+        }
+        out.push(0x3B);
+        out
+    }
+
+    #[test]
+    fn the_gif_header_tells_an_animation_from_a_still() {
+        let header = |bytes: &[u8]| gif_header(&mut Cursor::new(bytes));
+        assert!(matches!(header(&gif(1)), Ok(((2, 2), false))));
+        assert!(matches!(header(&gif(2)), Ok(((2, 2), true))));
+        assert!(matches!(header(&gif(5)), Ok(((2, 2), true))));
+        // Without its trailer a still is still a still.
+        let still = gif(1);
+        assert!(matches!(header(&still[..still.len() - 1]), Ok((_, false))));
+        for (cut, why) in [
+            (10, "before its first frame"),
+            (40, "before its first frame"),
+        ] {
+            match header(&still[..cut]) {
+                Err(Failure::Decode(reason)) => assert!(reason.contains(why), "{reason}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        match header(&gif(0)) {
+            Err(Failure::Decode(reason)) => assert!(reason.contains("no frame"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -107,7 +107,8 @@ fn a_photo_over_six_mb_is_sent_as_a_copy_under_the_budget() {
         Decision::Normalize(Reasons {
             over_budget: true,
             over_edge: true,
-            not_upright: false
+            not_upright: false,
+            animated: false
         })
     );
     let prepared = prepare(&path, &opts).unwrap();
@@ -156,7 +157,8 @@ fn a_photo_over_the_pixel_bound_is_scaled_keeping_its_aspect_ratio() {
         Decision::Normalize(Reasons {
             over_budget: false,
             over_edge: true,
-            not_upright: false
+            not_upright: false,
+            animated: false
         })
     );
     let prepared = prepare(&path, &opts).unwrap();
@@ -191,7 +193,8 @@ fn a_photo_tagged_with_orientation_6_is_sent_upright() {
         Decision::Normalize(Reasons {
             over_budget: false,
             over_edge: false,
-            not_upright: true
+            not_upright: true,
+            animated: false
         })
     );
 
@@ -236,6 +239,58 @@ fn a_small_upright_photo_is_sent_byte_for_byte() {
         assert_eq!(prepared.outcome(), Outcome::AsIs);
         assert_eq!(prepared.outcome().bytes_saved(), 0);
     }
+}
+
+#[test]
+fn an_animated_gif_is_sent_as_its_first_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, Rgba, RgbaImage};
+    let dir = tempfile::tempdir().unwrap();
+    let frame = |color: [u8; 4]| {
+        Frame::from_parts(
+            RgbaImage::from_pixel(48, 24, Rgba(color)),
+            0,
+            0,
+            Delay::from_numer_denom_ms(100, 1),
+        )
+    };
+    let gif = |frames: Vec<Frame>| {
+        let mut out = Vec::new();
+        GifEncoder::new(&mut out).encode_frames(frames).unwrap();
+        out
+    };
+    let animated = file(
+        dir.path(),
+        "wave.gif",
+        &gif(vec![frame([0, 200, 0, 255]), frame([0, 0, 200, 255])]),
+    );
+    let still = file(dir.path(), "still.gif", &gif(vec![frame([0, 200, 0, 255])]));
+    let opts = NormalizeOptions::default();
+
+    assert_eq!(decide(&still, &opts).unwrap(), Decision::AsIs);
+    assert_eq!(
+        decide(&animated, &opts).unwrap(),
+        Decision::Normalize(Reasons {
+            over_budget: false,
+            over_edge: false,
+            not_upright: false,
+            animated: true
+        })
+    );
+    let prepared = prepare(&animated, &opts).unwrap();
+    let (bytes, outcome) = normalized(&prepared);
+    assert_eq!(
+        image::guess_format(bytes).unwrap(),
+        image::ImageFormat::Jpeg
+    );
+    let sent = image::load_from_memory(bytes).unwrap().into_rgb8();
+    assert_eq!(sent.dimensions(), (48, 24));
+    assert_eq!(outcome.to_dims, (48, 24));
+    let px = sent.get_pixel(10, 10);
+    assert!(
+        px[1] > 150 && px[2] < 60,
+        "the first (green) frame, got {px:?}"
+    );
 }
 
 #[test]
