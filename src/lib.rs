@@ -26,6 +26,7 @@ pub mod config;
 pub mod emulator;
 pub mod limits;
 pub mod model;
+pub mod normalize;
 pub mod report;
 pub mod service;
 pub mod store;

@@ -1,0 +1,370 @@
+//! End-to-end checks of photo normalization on files generated in a temporary folder.
+
+use faceenroll::model::ContentHash;
+use faceenroll::normalize::{
+    decide, prepare, read_header, Decision, NormalizeError, NormalizeOptions, Normalized, Outcome,
+    Prepared, Reasons, MAX_SINGLE_PHOTO_BYTES,
+};
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::metadata::Orientation;
+use image::{ImageEncoder, Rgb, RgbImage};
+use std::path::{Path, PathBuf};
+
+/// A picture of smooth gradients with per-pixel noise of the given amplitude.
+fn picture(width: u32, height: u32, noise: u8, seed: u64) -> RgbImage {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    RgbImage::from_fn(width, height, |x, y| {
+        let mut n = || if noise == 0 { 0 } else { rng.u8(..noise) };
+        Rgb([
+            ((x * 255 / width) as u8).wrapping_add(n()),
+            ((y * 255 / height) as u8).wrapping_add(n()),
+            (((x + y) * 127 / (width + height)) as u8).wrapping_add(n()),
+        ])
+    })
+}
+
+fn jpeg_bytes(image: &RgbImage, quality: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(image)
+        .unwrap();
+    out
+}
+
+fn write_png(path: &Path, image: &RgbImage) {
+    let mut out = Vec::new();
+    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::NoFilter)
+        .write_image(
+            image,
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+/// A minimal EXIF APP1 segment holding only an Orientation entry.
+fn exif_app1(orientation: u16) -> Vec<u8> {
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"II*\0"); // little-endian TIFF header
+    tiff.extend_from_slice(&8u32.to_le_bytes()); // first IFD right after the header
+    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_le_bytes()); // one value
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0]); // value padding
+    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    let mut segment = vec![0xFF, 0xE1];
+    segment.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    segment.extend_from_slice(b"Exif\0\0");
+    segment.extend_from_slice(&tiff);
+    segment
+}
+
+/// A JPEG whose EXIF says how its stored pixels must be turned.
+fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&exif_app1(orientation));
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+fn file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn hash(path: &Path) -> ContentHash {
+    ContentHash::of(&std::fs::read(path).unwrap())
+}
+
+fn normalized(prepared: &Prepared) -> (&[u8], Normalized) {
+    match prepared {
+        Prepared::Normalized { bytes, normalized } => (bytes, *normalized),
+        Prepared::AsIs => panic!("expected a normalized copy, got AsIs"),
+    }
+}
+
+#[test]
+fn a_photo_over_six_mb_is_sent_as_a_copy_under_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scan.png");
+    // Noise does not compress: 2400 × 1000 RGB pixels make a PNG of about 7 MB.
+    write_png(&path, &picture(2400, 1000, 255, 1));
+    let original_len = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        original_len > 6 * 1024 * 1024,
+        "fixture is {original_len} bytes"
+    );
+    let before = hash(&path);
+    let opts = NormalizeOptions::default();
+
+    assert_eq!(
+        decide(&path, &opts).unwrap(),
+        Decision::Normalize(Reasons {
+            over_budget: true,
+            over_edge: true,
+            not_upright: false,
+            animated: false
+        })
+    );
+    let prepared = prepare(&path, &opts).unwrap();
+    let (bytes, outcome) = normalized(&prepared);
+    assert!(
+        bytes.len() as u64 <= opts.max_bytes,
+        "{} bytes",
+        bytes.len()
+    );
+    let sent = image::load_from_memory(bytes).unwrap();
+    assert_eq!(
+        image::guess_format(bytes).unwrap(),
+        image::ImageFormat::Jpeg
+    );
+    let Normalized {
+        from_bytes,
+        to_bytes,
+        from_dims,
+        to_dims,
+        rotated,
+        ..
+    } = outcome;
+    assert_eq!(from_bytes, original_len);
+    assert_eq!(to_bytes, bytes.len() as u64);
+    assert_eq!(from_dims, (2400, 1000));
+    assert_eq!(to_dims, (sent.width(), sent.height()));
+    assert!(sent.width() <= opts.max_edge && sent.width() >= 512);
+    // The aspect ratio is kept (12:5, to a pixel of rounding).
+    assert!((sent.width() * 5).abs_diff(sent.height() * 12) <= 12);
+    assert!(!rotated);
+    assert_eq!(outcome.bytes_saved(), from_bytes - to_bytes);
+    assert_eq!(hash(&path), before, "the original was modified");
+}
+
+#[test]
+fn a_photo_over_the_pixel_bound_is_scaled_keeping_its_aspect_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("panorama.png");
+    write_png(&path, &picture(3000, 1000, 0, 2));
+    let opts = NormalizeOptions {
+        max_bytes: u64::MAX,
+        ..NormalizeOptions::default()
+    };
+    assert_eq!(
+        decide(&path, &opts).unwrap(),
+        Decision::Normalize(Reasons {
+            over_budget: false,
+            over_edge: true,
+            not_upright: false,
+            animated: false
+        })
+    );
+    let prepared = prepare(&path, &opts).unwrap();
+    let (bytes, outcome) = normalized(&prepared);
+    let sent = image::load_from_memory(bytes).unwrap();
+    assert_eq!((sent.width(), sent.height()), (2048, 683));
+    assert_eq!((outcome.to_dims, outcome.quality), ((2048, 683), 85));
+}
+
+#[test]
+fn a_photo_tagged_with_orientation_6_is_sent_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    // Stored sideways: 64 wide, 32 high, left half red, right half blue.
+    let stored = RgbImage::from_fn(64, 32, |x, _| {
+        if x < 32 {
+            Rgb([255, 0, 0])
+        } else {
+            Rgb([0, 0, 255])
+        }
+    });
+    let path = file(
+        dir.path(),
+        "phone.jpg",
+        &with_orientation(&jpeg_bytes(&stored, 95), 6),
+    );
+    let header = read_header(&path).unwrap();
+    assert_eq!(header.dims, (64, 32));
+    assert_eq!(header.orientation, Orientation::Rotate90);
+    let opts = NormalizeOptions::default();
+    assert_eq!(
+        decide(&path, &opts).unwrap(),
+        Decision::Normalize(Reasons {
+            over_budget: false,
+            over_edge: false,
+            not_upright: true,
+            animated: false
+        })
+    );
+
+    let prepared = prepare(&path, &opts).unwrap();
+    let (bytes, outcome) = normalized(&prepared);
+    let sent = image::load_from_memory(bytes).unwrap().into_rgb8();
+    assert_eq!(sent.dimensions(), (32, 64), "width and height are swapped");
+    // Orientation 6 means "turn 90° clockwise to view": the left (red) half is on top.
+    let top = sent.get_pixel(16, 8);
+    let bottom = sent.get_pixel(16, 56);
+    assert!(top[0] > 200 && top[2] < 60, "top is {top:?}");
+    assert!(bottom[2] > 200 && bottom[0] < 60, "bottom is {bottom:?}");
+    // The copy carries no orientation of its own, so it is not turned twice.
+    let again = file(dir.path(), "sent.jpg", bytes);
+    assert_eq!(
+        read_header(&again).unwrap().orientation,
+        Orientation::NoTransforms
+    );
+    assert_eq!(outcome.from_dims, (64, 32));
+    assert_eq!(outcome.to_dims, (32, 64));
+    assert!(outcome.rotated);
+    let report = prepared.outcome().to_string();
+    assert!(
+        report.contains("64×32 to") && report.ends_with("32×64, turned upright"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_small_upright_photo_is_sent_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = with_orientation(&jpeg_bytes(&picture(640, 480, 8, 3), 85), 1);
+    let path = file(dir.path(), "small.jpg", &jpeg);
+    let png = dir.path().join("small.png");
+    write_png(&png, &picture(300, 200, 0, 4));
+    let opts = NormalizeOptions::default();
+    for path in [&path, &png] {
+        assert_eq!(decide(path, &opts).unwrap(), Decision::AsIs);
+        let prepared = prepare(path, &opts).unwrap();
+        assert_eq!(prepared, Prepared::AsIs);
+        assert_eq!(prepared.bytes(), None);
+        assert_eq!(prepared.outcome(), Outcome::AsIs);
+        assert_eq!(prepared.outcome().bytes_saved(), 0);
+    }
+}
+
+#[test]
+fn an_animated_gif_is_sent_as_its_first_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, Rgba, RgbaImage};
+    let dir = tempfile::tempdir().unwrap();
+    let frame = |color: [u8; 4]| {
+        Frame::from_parts(
+            RgbaImage::from_pixel(48, 24, Rgba(color)),
+            0,
+            0,
+            Delay::from_numer_denom_ms(100, 1),
+        )
+    };
+    let gif = |frames: Vec<Frame>| {
+        let mut out = Vec::new();
+        GifEncoder::new(&mut out).encode_frames(frames).unwrap();
+        out
+    };
+    let animated = file(
+        dir.path(),
+        "wave.gif",
+        &gif(vec![frame([0, 200, 0, 255]), frame([0, 0, 200, 255])]),
+    );
+    let still = file(dir.path(), "still.gif", &gif(vec![frame([0, 200, 0, 255])]));
+    let opts = NormalizeOptions::default();
+
+    assert_eq!(decide(&still, &opts).unwrap(), Decision::AsIs);
+    assert_eq!(
+        decide(&animated, &opts).unwrap(),
+        Decision::Normalize(Reasons {
+            over_budget: false,
+            over_edge: false,
+            not_upright: false,
+            animated: true
+        })
+    );
+    let prepared = prepare(&animated, &opts).unwrap();
+    let (bytes, outcome) = normalized(&prepared);
+    assert_eq!(
+        image::guess_format(bytes).unwrap(),
+        image::ImageFormat::Jpeg
+    );
+    let sent = image::load_from_memory(bytes).unwrap().into_rgb8();
+    assert_eq!(sent.dimensions(), (48, 24));
+    assert_eq!(outcome.to_dims, (48, 24));
+    let px = sent.get_pixel(10, 10);
+    assert!(
+        px[1] > 150 && px[2] < 60,
+        "the first (green) frame, got {px:?}"
+    );
+}
+
+#[test]
+fn with_normalization_off_an_oversized_original_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![0xA5u8; MAX_SINGLE_PHOTO_BYTES as usize + 1];
+    let path = file(dir.path(), "camera-original.jpg", &big);
+    let opts = NormalizeOptions {
+        enabled: false,
+        ..NormalizeOptions::default()
+    };
+    for result in [
+        decide(&path, &opts).map(|_| ()),
+        prepare(&path, &opts).map(|_| ()),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, NormalizeError::TooLarge { bytes, .. } if bytes == big.len() as u64),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("camera-original.jpg"), "{err}");
+        assert!(err.to_string().contains("--no-resize"), "{err}");
+    }
+    // Within the request limit, the original goes as it is, even over the budget
+    // and even sideways.
+    let sideways = with_orientation(&jpeg_bytes(&picture(1500, 1000, 40, 5), 95), 6);
+    assert!(sideways.len() as u64 > NormalizeOptions::default().max_bytes);
+    let path = file(dir.path(), "sideways.jpg", &sideways);
+    assert_eq!(prepare(&path, &opts).unwrap(), Prepared::AsIs);
+}
+
+#[test]
+fn normalizing_the_same_photo_twice_gives_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = with_orientation(&jpeg_bytes(&picture(1000, 700, 40, 6), 95), 8);
+    let path = file(dir.path(), "twice.jpg", &jpeg);
+    let opts = NormalizeOptions::default();
+    let first = prepare(&path, &opts).unwrap();
+    let second = prepare(&path, &opts).unwrap();
+    let (a, _) = normalized(&first);
+    let (b, _) = normalized(&second);
+    assert_eq!(ContentHash::of(a), ContentHash::of(b));
+    assert_eq!(first, second);
+}
+
+#[test]
+fn a_file_that_is_not_a_photo_is_a_decode_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = NormalizeOptions::default();
+    let text = file(dir.path(), "notes.jpg", b"shopping list: eggs, milk\n");
+    let empty = file(dir.path(), "empty.jpg", b"");
+    let headless = file(dir.path(), "headless.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 0x00]);
+    // A PNG whose header is fine but whose pixel data is cut off.
+    let png_path = dir.path().join("cut.png");
+    write_png(&png_path, &picture(2500, 100, 0, 7));
+    let png = std::fs::read(&png_path).unwrap();
+    std::fs::write(&png_path, &png[..png.len() / 2]).unwrap();
+
+    for (path, name) in [
+        (&text, "notes.jpg"),
+        (&empty, "empty.jpg"),
+        (&headless, "headless.jpg"),
+        (&png_path, "cut.png"),
+    ] {
+        let err = prepare(path, &opts).unwrap_err();
+        assert!(
+            matches!(err, NormalizeError::Decode { .. }),
+            "{name}: {err:?}"
+        );
+        assert!(err.to_string().contains(name), "{err}");
+    }
+    let missing = dir.path().join("missing.jpg");
+    let err = decide(&missing, &opts).unwrap_err();
+    assert!(matches!(err, NormalizeError::Read { .. }), "{err:?}");
+    assert!(err.to_string().contains("missing.jpg"), "{err}");
+}
