@@ -2,6 +2,7 @@
 //! with its documentation beside it. `main.rs` parses, calls [`run`], and exits with
 //! the [`Exit`] it returns.
 
+mod emulator;
 pub mod inspect;
 mod sign;
 
@@ -62,6 +63,8 @@ pub enum Command {
     DeletePerson(inspect::DeletePersonArgs),
     /// Delete faces of a person (asks unless --yes).
     DeleteFaces(inspect::DeleteFacesArgs),
+    /// Serve a local emulator of the face person API, for rehearsals and tests.
+    Emulator(emulator::EmulatorArgs),
 }
 
 /// Runs a parsed command line.
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Face(args) => inspect::face(args),
         Command::DeletePerson(args) => inspect::delete_person(args),
         Command::DeleteFaces(args) => inspect::delete_faces(args),
+        Command::Emulator(args) => emulator::run(args),
     };
     match result {
         Ok(exit) => exit,

@@ -1,1 +1,205 @@
-//! A local stand-in of the face person API, faithful to the contract.
+//! A local stand-in of the face person API, faithful to the contract
+//! (`shared/spec/API.md`), which tests, benchmarks and operators' rehearsals run
+//! against, since the real service cannot be reached from a test.
+//!
+//! [`Emulator::start`] serves the twelve calls of `POST /face/<name>` on a
+//! loopback address, in JSON or multipart bodies, and answers exactly as the
+//! contract spells it. It checks every signature ([`auth`]), applies the
+//! service's rules to an in-memory account ([`rules`], [`state`]), examines images
+//! ([`images`]), enforces the rate limit ([`rate`]) and can misbehave on purpose
+//! ([`faults`]). Tests read back what it holds and what it saw ([`introspect`]).
+//! The `faceenroll emulator` command runs the same type.
+//!
+//! ```no_run
+//! use faceenroll::emulator::{Emulator, EmulatorConfig};
+//! let emulator = Emulator::start(EmulatorConfig::rehearsal(), "127.0.0.1:0".parse().unwrap())?;
+//! println!("serving on {}", emulator.endpoint());
+//! let snapshot = emulator.snapshot();
+//! emulator.shutdown();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Rehearsal credentials
+//!
+//! With no credentials configured, the emulator accepts the fixed, public
+//! rehearsal credentials [`REHEARSAL_SECRET_ID`] / [`REHEARSAL_SECRET_KEY`] for the
+//! AppID [`REHEARSAL_APPID`]. They open nothing but a local emulator.
+
+pub mod auth;
+pub mod faults;
+pub mod http;
+pub mod images;
+pub mod introspect;
+pub mod multipart;
+pub mod params;
+pub mod rate;
+pub mod rules;
+mod server;
+pub mod state;
+
+pub use faults::{FaultCounters, Faults};
+pub use introspect::Counters;
+pub use state::{FaceSnapshot, PersonSnapshot, StateSnapshot};
+
+use crate::limits::DEFAULT_QPS;
+use crate::service::sign::Credentials;
+use server::{lock, Shared};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// The AppID the emulator serves when none is configured.
+pub const REHEARSAL_APPID: &str = "1250000000";
+/// The SecretId the emulator accepts when none is configured.
+pub const REHEARSAL_SECRET_ID: &str = "AKIDfaceenrollREHEARSAL0000000000000";
+/// The SecretKey of [`REHEARSAL_SECRET_ID`]. Public on purpose: it opens only a
+/// local emulator.
+pub const REHEARSAL_SECRET_KEY: &str = "faceenroll-rehearsal-key-not-secret";
+
+/// How an emulator is set up.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// The AppID it serves: signatures and bodies must name it.
+    pub appid: String,
+    /// The credentials whose signatures it accepts.
+    pub credentials: Vec<Credentials>,
+    /// Calls per second before answering 15; `None` or 0 is unlimited.
+    pub qps: Option<u32>,
+    /// Faults to inject (all off by default).
+    pub faults: Faults,
+    /// Where to keep the state between runs (JSON, written after each change).
+    pub state_file: Option<PathBuf>,
+    /// Seed of the RNG behind the fault decisions.
+    pub seed: u64,
+}
+
+impl EmulatorConfig {
+    /// The rehearsal set-up: [`REHEARSAL_APPID`], the rehearsal credentials, the
+    /// service's default rate limit, no faults, state in memory, seed 0.
+    pub fn rehearsal() -> Self {
+        EmulatorConfig {
+            appid: REHEARSAL_APPID.to_owned(),
+            credentials: vec![rehearsal_credentials()],
+            qps: Some(DEFAULT_QPS),
+            faults: Faults::default(),
+            state_file: None,
+            seed: 0,
+        }
+    }
+}
+
+/// The credentials [`EmulatorConfig::rehearsal`] accepts.
+pub fn rehearsal_credentials() -> Credentials {
+    Credentials::new(REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY)
+}
+
+/// A running emulator. Dropping it stops it, as [`Emulator::shutdown`] does.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Loads the state file (if any), binds `bind` (port 0 picks a free port) and
+    /// starts serving.
+    pub fn start(config: EmulatorConfig, bind: SocketAddr) -> io::Result<Emulator> {
+        config
+            .faults
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let state = match &config.state_file {
+            Some(path) => state::load(path)?,
+            None => state::State::default(),
+        };
+        let listener = TcpListener::bind(bind)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config, state));
+        let for_thread = Arc::clone(&shared);
+        let accept = std::thread::Builder::new()
+            .name("emulator-accept".into())
+            .spawn(move || server::accept_loop(for_thread, listener))?;
+        Ok(Emulator {
+            shared,
+            addr,
+            accept: Some(accept),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL of the API: `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The whole state of the account.
+    pub fn snapshot(&self) -> StateSnapshot {
+        self.shared.snapshot()
+    }
+
+    /// What it has seen and answered so far.
+    pub fn counters(&self) -> Counters {
+        lock(&self.shared.counters).clone()
+    }
+
+    /// Replaces the faults; the next call decides with the new ones.
+    ///
+    /// # Panics
+    /// If a fraction is outside `0..=1`.
+    pub fn set_faults(&self, faults: Faults) {
+        if let Err(e) = faults.validate() {
+            panic!("{e}");
+        }
+        *lock(&self.shared.faults) = faults;
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        lock(&self.shared.faults).clone()
+    }
+
+    /// Changes the rate limit; `None` or 0 is unlimited.
+    pub fn set_qps(&self, qps: Option<u32>) {
+        lock(&self.shared.rate).set_qps(qps);
+    }
+
+    /// Answers the next `count` calls with `code` (and `data` `{}`), without
+    /// doing any work. Replaces any injection still pending; 0 cancels it.
+    pub fn inject_next(&self, code: i64, count: u32) {
+        *lock(&self.shared.injected) = (count > 0).then_some((code, count));
+    }
+
+    /// Stops accepting, lets the connections finish their current call, joins the
+    /// threads and writes the state file.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(accept) = self.accept.take() else {
+            return;
+        };
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop with a connection of our own.
+        let mut wake = self.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let _ = TcpStream::connect_timeout(&wake, std::time::Duration::from_secs(1));
+        let _ = accept.join();
+        self.shared.flush();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

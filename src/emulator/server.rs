@@ -1,0 +1,449 @@
+//! The emulator's network side: the accept loop, one thread per connection, and
+//! the path of one call from its bytes to its answer.
+//!
+//! A call goes through, in order: the rate window (15), an answer injected with
+//! `inject_next`, the random faults (drop, latency, 213, 15), the body size (23),
+//! the signature ([`super::auth`]), the body ([`super::params`], 21), a missing
+//! `appid` (-1301), the images (downloaded and examined outside the state lock),
+//! then [`super::rules::apply`] under the lock, then the state file, then the
+//! lost-answer fault. Nothing sleeps or downloads while holding the state lock.
+
+use super::auth;
+use super::faults::{self, Fate, Faults};
+use super::http::{self, Body, Conn, ReadError, Request};
+use super::images;
+use super::introspect::{Counters, InjectRequest, QpsRequest};
+use super::params::{ImageSource, Params};
+use super::rate::RateWindow;
+use super::rules::{self, Answer, Verdict};
+use super::state::{self, State, StateSnapshot};
+use super::EmulatorConfig;
+use crate::limits::MAX_REQUEST_BYTES;
+use crate::service::api::Call;
+use crate::service::codes::code;
+use crate::service::sign::Credentials;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often an idle connection looks whether the emulator is stopping.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Everything the connection threads share.
+pub(super) struct Shared {
+    appid: String,
+    credentials: Vec<Credentials>,
+    state_file: Option<PathBuf>,
+    pub(super) state: Mutex<Versioned>,
+    pub(super) rate: Mutex<RateWindow>,
+    pub(super) faults: Mutex<Faults>,
+    rng: Mutex<fastrand::Rng>,
+    pub(super) injected: Mutex<Option<(i64, u32)>>,
+    pub(super) counters: Mutex<Counters>,
+    /// The version of the state last written to the state file.
+    persisted: Mutex<u64>,
+    pub(super) stop: AtomicBool,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    agent: ureq::Agent,
+}
+
+/// The state and a counter of its changes.
+pub(super) struct Versioned {
+    pub(super) state: State,
+    version: u64,
+}
+
+/// Locks a mutex, going on with the data if a thread panicked while holding it.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub(super) fn new(config: EmulatorConfig, state: State) -> Shared {
+        Shared {
+            appid: config.appid,
+            credentials: config.credentials,
+            state_file: config.state_file,
+            state: Mutex::new(Versioned { state, version: 0 }),
+            rate: Mutex::new(RateWindow::new(config.qps)),
+            faults: Mutex::new(config.faults),
+            rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
+            injected: Mutex::new(None),
+            counters: Mutex::new(Counters::default()),
+            persisted: Mutex::new(0),
+            stop: AtomicBool::new(false),
+            workers: Mutex::new(Vec::new()),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(10))
+                .build(),
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn snapshot(&self) -> StateSnapshot {
+        lock(&self.state).state.snapshot()
+    }
+
+    /// Writes the state file if the state changed since it was last written.
+    pub(super) fn persist(&self, snapshot: StateSnapshot, version: u64) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let mut persisted = lock(&self.persisted);
+        if version <= *persisted {
+            return;
+        }
+        match state::save(path, &snapshot) {
+            Ok(()) => *persisted = version,
+            Err(e) => tracing::warn!("could not write state file {}: {e}", path.display()),
+        }
+    }
+
+    /// Writes the state file with the current state, if it changed.
+    pub(super) fn flush(&self) {
+        let (snapshot, version) = {
+            let guard = lock(&self.state);
+            (guard.state.snapshot(), guard.version)
+        };
+        self.persist(snapshot, version);
+    }
+}
+
+/// The accept loop: one thread per connection, until `stop` is set.
+pub(super) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    for stream in listener.incoming() {
+        if shared.stopping() {
+            break;
+        }
+        let Ok(stream) = stream else {
+            continue;
+        };
+        lock(&shared.counters).connections += 1;
+        let for_thread = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("emulator-conn".into())
+            .spawn(move || serve_connection(&for_thread, stream));
+        let mut workers = lock(&shared.workers);
+        workers.retain(|w| !w.is_finished());
+        if let Ok(handle) = spawned {
+            workers.push(handle);
+        }
+    }
+    let workers = std::mem::take(&mut *lock(&shared.workers));
+    for worker in workers {
+        let _ = worker.join();
+    }
+}
+
+/// What to do with a request.
+enum Reply {
+    /// Answer with this HTTP status and JSON body; `close` closes afterwards.
+    Json {
+        status: u16,
+        body: String,
+        close: bool,
+    },
+    /// Close the connection without answering.
+    Drop,
+}
+
+impl Reply {
+    fn ok(body: String) -> Reply {
+        Reply::Json {
+            status: 200,
+            body,
+            close: false,
+        }
+    }
+}
+
+fn serve_connection(shared: &Shared, stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(POLL));
+    let _ = stream.set_nodelay(true);
+    let mut conn = Conn::new(stream);
+    let stopping = || shared.stopping();
+    loop {
+        let request = match conn.read_request(MAX_REQUEST_BYTES, &stopping) {
+            Ok(request) => request,
+            Err(ReadError::Malformed(reason)) => {
+                let body = rules::Answer::error(code::INVALID_PARAMETER).body;
+                tracing::debug!("malformed request: {reason}");
+                let _ = http::write_response(
+                    &mut conn.stream,
+                    400,
+                    "Bad Request",
+                    "application/json",
+                    body.as_bytes(),
+                    false,
+                );
+                return;
+            }
+            Err(_) => return,
+        };
+        let keep_alive = request.keep_alive();
+        match route(shared, &request) {
+            Reply::Drop => return,
+            Reply::Json {
+                status,
+                body,
+                close,
+            } => {
+                let keep = keep_alive && !close && !shared.stopping();
+                let reason = match status {
+                    200 => "OK",
+                    404 => "Not Found",
+                    405 => "Method Not Allowed",
+                    _ => "Bad Request",
+                };
+                let written = http::write_response(
+                    &mut conn.stream,
+                    status,
+                    reason,
+                    "application/json",
+                    body.as_bytes(),
+                    keep,
+                );
+                if written.is_err() || !keep {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn route(shared: &Shared, request: &Request) -> Reply {
+    let path = request.path.split('?').next().unwrap_or("");
+    if path.starts_with("/face/") {
+        return match (Call::from_path(path), request.method.as_str()) {
+            (Some(call), "POST") => serve_call(shared, call, request),
+            (Some(_), _) => error_reply(405, "use POST for the calls of /face/"),
+            (None, _) => error_reply(404, "no such call"),
+        };
+    }
+    introspection(shared, request.method.as_str(), path, &request.body)
+}
+
+fn error_reply(status: u16, message: &str) -> Reply {
+    let body = serde_json::json!({"code": code::INVALID_PARAMETER, "message": message, "data": {}});
+    Reply::Json {
+        status,
+        body: body.to_string(),
+        close: false,
+    }
+}
+
+fn introspection(shared: &Shared, method: &str, path: &str, body: &Body) -> Reply {
+    let body_bytes = match body {
+        Body::Complete(bytes) => bytes.as_slice(),
+        Body::TooLarge { .. } => return error_reply(400, "body too large"),
+    };
+    match (method, path) {
+        ("GET", "/_emulator/state") => json(&shared.snapshot()),
+        ("GET", "/_emulator/counters") => json(&lock(&shared.counters).clone()),
+        ("GET", "/_emulator/faults") => json(&lock(&shared.faults).clone()),
+        ("PUT" | "POST", "/_emulator/faults") => match serde_json::from_slice::<Faults>(body_bytes)
+        {
+            Ok(faults) => match faults.validate() {
+                Ok(()) => {
+                    *lock(&shared.faults) = faults.clone();
+                    json(&faults)
+                }
+                Err(e) => error_reply(400, &e),
+            },
+            Err(e) => error_reply(400, &format!("body is not a Faults object: {e}")),
+        },
+        ("PUT" | "POST", "/_emulator/qps") => {
+            match serde_json::from_slice::<QpsRequest>(body_bytes) {
+                Ok(q) => {
+                    lock(&shared.rate).set_qps(q.qps);
+                    json(&QpsRequest {
+                        qps: lock(&shared.rate).qps(),
+                    })
+                }
+                Err(e) => error_reply(400, &format!("body is not {{\"qps\": n}}: {e}")),
+            }
+        }
+        ("POST", "/_emulator/inject") => {
+            match serde_json::from_slice::<InjectRequest>(body_bytes) {
+                Ok(i) => {
+                    *lock(&shared.injected) = (i.count > 0).then_some((i.code, i.count));
+                    json(&i)
+                }
+                Err(e) => error_reply(
+                    400,
+                    &format!("body is not {{\"code\": n, \"count\": n}}: {e}"),
+                ),
+            }
+        }
+        _ => error_reply(404, "no such path"),
+    }
+}
+
+fn json(value: &impl serde::Serialize) -> Reply {
+    Reply::ok(serde_json::to_string(value).expect("introspection types serialize"))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Takes one call off the `inject_next` budget, if any.
+fn take_injected(shared: &Shared) -> Option<i64> {
+    let mut injected = lock(&shared.injected);
+    let (code, count) = (*injected)?;
+    *injected = (count > 1).then(|| (code, count - 1));
+    Some(code)
+}
+
+fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
+    {
+        let mut counters = lock(&shared.counters);
+        counters.requests += 1;
+        *counters.calls.entry(call.name().to_owned()).or_default() += 1;
+    }
+    let answer = |a: Answer| {
+        *lock(&shared.counters).codes.entry(a.code).or_default() += 1;
+        Reply::ok(a.body)
+    };
+    if !lock(&shared.rate).admit(Instant::now()) {
+        return answer(Answer::error(code::RATE_LIMITED));
+    }
+    if let Some(injected) = take_injected(shared) {
+        lock(&shared.counters).faults.injected += 1;
+        return answer(Answer::error(injected));
+    }
+    let faults = lock(&shared.faults).clone();
+    let decision = faults::decide(&faults, &mut lock(&shared.rng));
+    if decision.fate == Fate::Drop {
+        lock(&shared.counters).faults.drop_connection += 1;
+        return Reply::Drop;
+    }
+    if !decision.latency.is_zero() {
+        lock(&shared.counters).faults.latency += 1;
+        std::thread::sleep(decision.latency);
+    }
+    if let Fate::Answer(injected) = decision.fate {
+        {
+            let mut counters = lock(&shared.counters);
+            if injected == code::INTERNAL_ERROR {
+                counters.faults.error_213 += 1;
+            } else {
+                counters.faults.rate_limit_15 += 1;
+            }
+        }
+        return answer(Answer::error(injected));
+    }
+    let body = match &request.body {
+        Body::Complete(bytes) => bytes,
+        Body::TooLarge { drained } => {
+            *lock(&shared.counters)
+                .codes
+                .entry(code::BODY_TOO_LARGE)
+                .or_default() += 1;
+            return Reply::Json {
+                status: 200,
+                body: Answer::error(code::BODY_TOO_LARGE).body,
+                close: !drained,
+            };
+        }
+    };
+    let params = Params::from_body(request.header("content-type"), body);
+    let body_appid = params
+        .as_ref()
+        .ok()
+        .and_then(|p| p.text("appid"))
+        .map(str::to_owned);
+    if let Err(refused) = auth::check(
+        request.header("authorization"),
+        &shared.appid,
+        body_appid.as_deref(),
+        &shared.credentials,
+        unix_now(),
+    ) {
+        return answer(Answer::error(refused));
+    }
+    let params = match params {
+        Ok(params) => params,
+        Err(e) => {
+            tracing::debug!("{} body refused: {e}", call.name());
+            return answer(Answer::error(code::INVALID_PARAMETER));
+        }
+    };
+    if body_appid.as_deref().unwrap_or("").is_empty() {
+        return answer(Answer::error(code::PARAMETER_EMPTY));
+    }
+    let verdicts = params
+        .image_sources(call)
+        .map(|sources| examine_all(shared, call, &faults, sources));
+    let (result, snapshot) = {
+        let mut guard = lock(&shared.state);
+        let result = rules::apply(&mut guard.state, call, &params, verdicts.as_deref());
+        let mut snapshot = None;
+        if result.mutated {
+            guard.version += 1;
+            if shared.state_file.is_some() {
+                snapshot = Some((guard.state.snapshot(), guard.version));
+            }
+        }
+        (result, snapshot)
+    };
+    if let Some((snapshot, version)) = snapshot {
+        shared.persist(snapshot, version);
+    }
+    if decision.fate == Fate::LoseAnswer {
+        lock(&shared.counters).faults.lose_answer += 1;
+        return Reply::Drop;
+    }
+    answer(result)
+}
+
+/// Downloads and examines a call's images; for `addface`, each image may be
+/// refused with the transient -1200 instead.
+fn examine_all(
+    shared: &Shared,
+    call: Call,
+    faults: &Faults,
+    sources: Vec<ImageSource>,
+) -> Vec<Verdict> {
+    sources
+        .into_iter()
+        .map(|source| {
+            if call == Call::AddFace && faults::transient_image(faults, &mut lock(&shared.rng)) {
+                lock(&shared.counters).faults.transient_image += 1;
+                return Err(code::FEATURE_STORAGE);
+            }
+            match source {
+                ImageSource::Bytes(bytes) => images::examine(&bytes),
+                ImageSource::Url(url) => images::examine(&download(&shared.agent, &url)?),
+            }
+        })
+        .collect()
+}
+
+/// Fetches an image by URL: any failure, a non-2xx answer or a body over the
+/// request limit is -1308.
+fn download(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, i64> {
+    let response = agent.get(url).call().map_err(|e| {
+        tracing::debug!("download of {url} failed: {e}");
+        code::URL_DOWNLOAD_FAILED
+    })?;
+    let mut bytes = Vec::new();
+    response
+        .into_reader()
+        .take(MAX_REQUEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|_| code::URL_DOWNLOAD_FAILED)?;
+    if bytes.len() as u64 > MAX_REQUEST_BYTES {
+        return Err(code::URL_DOWNLOAD_FAILED);
+    }
+    Ok(bytes)
+}
