@@ -773,6 +773,16 @@ fn faceenroll(emu: &Emulator, args: &[&str]) -> (i32, String, String) {
 fn inspection_commands_show_and_delete_what_the_service_holds() {
     let emu = start();
     let client = client_for(&emu);
+    // Nothing yet: nothing printed.
+    let (code, out, _) = faceenroll(&emu, &["groups"]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let (code, out, _) = faceenroll(&emu, &["groups", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        serde_json::json!({"group_ids": []})
+    );
+
     let photo = |seed| ImageBody::Bytes {
         filename: "x.jpg".into(),
         bytes: picture(seed, ImageFormat::Jpeg).into(),
@@ -946,4 +956,24 @@ fn inspection_commands_read_credentials_from_a_private_config_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(emu.counters().received("getgroupids"), 1);
+}
+
+#[test]
+fn a_body_over_the_service_limit_is_answered_23() {
+    let emu = start();
+    let client = client_for(&emu);
+    let mut big = picture(81, ImageFormat::Png);
+    big.resize(faceenroll::limits::MAX_REQUEST_BYTES as usize + 1024, 0);
+    let err = client
+        .add_faces(
+            &pid("p"),
+            &[ImageBody::Bytes {
+                filename: "big.png".into(),
+                bytes: big.into(),
+            }],
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), Some(23), "{err}");
+    assert_eq!(err.class(), Class::Permanent);
 }
