@@ -53,9 +53,12 @@ pub const BUCKET_ENV: &str = "FACEENROLL_BUCKET";
 /// The flags every command that calls the service takes.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServiceArgs {
-    /// The service endpoint [env: FACEENROLL_ENDPOINT] [default:
-    /// https://recognition.image.myqcloud.com].
-    #[arg(long, value_name = "URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        help = "The service endpoint [env: FACEENROLL_ENDPOINT] [default: \
+                https://recognition.image.myqcloud.com]"
+    )]
     pub endpoint: Option<String>,
     /// The AppID [env: FACEENROLL_APPID].
     #[arg(long)]
@@ -63,9 +66,12 @@ pub struct ServiceArgs {
     /// The bucket (legacy, usually empty) [env: FACEENROLL_BUCKET].
     #[arg(long)]
     pub bucket: Option<String>,
-    /// A TOML config file; its [service] table may hold the settings above and the
-    /// credentials (then it must be readable by its owner only).
-    #[arg(long, value_name = "PATH")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = "A TOML config file; its [service] table may hold the settings above and the \
+                credentials (then it must be readable by its owner only)"
+    )]
     pub config: Option<PathBuf>,
     /// Accept a plain http:// endpoint that is not on this machine (the signature
     /// then travels in clear text).
