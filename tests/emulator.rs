@@ -597,3 +597,87 @@ fn bodies_over_6_mb_are_refused_with_23_and_the_connection_goes_on() {
     assert_eq!(v["code"], 0);
     assert_eq!(emu.counters().connections, 1);
 }
+
+/// The samples the README uses: enrolled through the emulator person by person
+/// (newperson with the first photo, addface with the rest), each special file gets
+/// the answer `samples/README.md` documents.
+#[test]
+fn the_samples_behave_as_documented() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let mut manifest = csv::Reader::from_path(root.join("manifest.csv")).unwrap();
+    assert_eq!(
+        manifest.headers().unwrap(),
+        vec!["person_id", "image", "group_ids", "person_name", "tag"]
+    );
+    let mut persons: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+    for record in manifest.records() {
+        let record = record.unwrap();
+        let groups: Vec<String> = record[2].split(';').map(str::to_owned).collect();
+        match persons.last_mut() {
+            Some((id, _, images)) if id == &record[0] => images.push(record[1].to_owned()),
+            _ => persons.push((record[0].to_owned(), groups, vec![record[1].to_owned()])),
+        }
+    }
+    let on_disk = walkdir::WalkDir::new(root.join("tree"))
+        .into_iter()
+        .filter(|e| e.as_ref().unwrap().file_type().is_file())
+        .count();
+    let listed: usize = persons.iter().map(|p| p.2.len()).sum();
+    assert_eq!(listed, on_disk, "the manifest lists every file of the tree");
+
+    let emu = start();
+    let mut conn = Connection::open(emu.addr());
+    let mut outcomes = std::collections::BTreeMap::new();
+    for (person, groups, images) in &persons {
+        let read = |rel: &str| std::fs::read(root.join(rel)).unwrap();
+        let first = read(&images[0]);
+        let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let v = conn
+            .call(
+                Call::NewPerson,
+                &new_person_body(person, &group_refs, &first),
+            )
+            .unwrap()
+            .json();
+        outcomes.insert(images[0].clone(), v["code"].as_i64().unwrap());
+        for chunk in images[1..].chunks(20) {
+            let bytes: Vec<Vec<u8>> = chunk.iter().map(|i| read(i)).collect();
+            let names: Vec<String> = (0..chunk.len()).map(|i| format!("images[{i}]")).collect();
+            let mut parts = vec![Field::Text("person_id", person)];
+            for (name, b) in names.iter().zip(&bytes) {
+                parts.push(Field::File(name, b));
+            }
+            let v = conn
+                .call(Call::AddFace, &multipart_body(&parts))
+                .unwrap()
+                .json();
+            assert_eq!(v["code"], 0, "{v}");
+            for (image, code) in chunk.iter().zip(v["data"]["ret_codes"].as_array().unwrap()) {
+                outcomes.insert(image.clone(), code.as_i64().unwrap());
+            }
+        }
+    }
+    let special: std::collections::BTreeMap<&str, i64> = [
+        ("tree/alice/04-copy-of-01.jpg", -1312),
+        ("tree/bob/21.jpg", -1309),
+        ("tree/bob/22.jpg", -1309),
+        ("tree/bob/23.jpg", -1309),
+        ("tree/carol/03-blank.png", -1101),
+        ("tree/carol/04-truncated.jpg", -1102),
+        ("tree/dave/02-not-an-image.jpg", -1400),
+    ]
+    .into_iter()
+    .collect();
+    for (image, code) in &outcomes {
+        let expected = special.get(image.as_str()).copied().unwrap_or(0);
+        assert_eq!(*code, expected, "{image}");
+    }
+    let snap = emu.snapshot();
+    assert_eq!(snap.persons["bob"].faces.len(), MAX_FACES_PER_PERSON);
+    assert_eq!(snap.persons["alice"].faces.len(), 3);
+    assert!(snap.persons["alice"]
+        .faces
+        .iter()
+        .all(|f| (f.width, f.height) == (64, 64)));
+    assert_eq!(snap.groups["visitors"], ["carol", "dave"]);
+}
