@@ -447,8 +447,18 @@ fn the_state_file_survives_a_restart() {
     let mut conn = Connection::open(emu.addr());
     let v = conn.call(Call::NewPerson, &new_person("p")).unwrap().json();
     let first_face = v["data"]["face_id"].as_str().unwrap().to_owned();
-    let written: StateSnapshot = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(written, emu.snapshot(), "written after the change");
+    // Written shortly after the change, without stopping the emulator.
+    let written = (0..100)
+        .find_map(|_| {
+            let text = std::fs::read(&path).ok();
+            let snap = text.and_then(|t| serde_json::from_slice::<StateSnapshot>(&t).ok());
+            if snap.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            snap
+        })
+        .expect("the state file is written while the emulator runs");
+    assert_eq!(written, emu.snapshot());
     let before = emu.snapshot();
     drop(conn);
     emu.shutdown();
@@ -467,8 +477,7 @@ fn the_state_file_survives_a_restart() {
 
     std::fs::write(&path, "not json").unwrap();
     let err = Emulator::start(config(), "127.0.0.1:0".parse().unwrap())
-        .err()
-        .expect("a broken state file is refused");
+        .expect_err("a broken state file is refused");
     assert!(err.to_string().contains("emulator-state.json"), "{err}");
 }
 

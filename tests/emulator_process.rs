@@ -16,7 +16,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_faceenroll");
 
 #[test]
 fn help_documents_every_option() {
-    let out = Command::new(BIN).args(["emulator", "--help"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["emulator", "--help"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in [
@@ -52,7 +55,13 @@ fn bad_flags_are_refused_with_usage() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("1.5"));
     let out = Command::new(BIN)
-        .args(["emulator", "--bind", "127.0.0.1:0", "--secret-id", "AKIDonly"])
+        .args([
+            "emulator",
+            "--bind",
+            "127.0.0.1:0",
+            "--secret-id",
+            "AKIDonly",
+        ])
         .env_remove("TENCENTCLOUD_SECRET_ID")
         .env_remove("TENCENTCLOUD_SECRET_KEY")
         .output()
@@ -66,7 +75,14 @@ fn serves_as_a_process_with_credentials_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let state_file = dir.path().join("state.json");
     let mut child = Command::new(BIN)
-        .args(["emulator", "--bind", "127.0.0.1:0", "--qps", "0", "--state-file"])
+        .args([
+            "emulator",
+            "--bind",
+            "127.0.0.1:0",
+            "--qps",
+            "0",
+            "--state-file",
+        ])
         .arg(&state_file)
         .env("TENCENTCLOUD_SECRET_ID", "AKIDfromEnvironment")
         .env("TENCENTCLOUD_SECRET_KEY", "environment-key-value")
@@ -87,21 +103,37 @@ fn serves_as_a_process_with_credentials_from_the_environment() {
 
     let mut conn = Connection::open(addr);
     let now = unix_now();
-    let env_sig = signature(APPID, "AKIDfromEnvironment", "environment-key-value", now, now + 60);
+    let env_sig = signature(
+        APPID,
+        "AKIDfromEnvironment",
+        "environment-key-value",
+        now,
+        now + 60,
+    );
     let photo = face_png(5);
     let body = multipart_body(&[
         Field::Text("person_id", "p"),
         Field::List("group_ids", &["g"]),
         Field::File("image", &photo),
     ]);
-    let v = conn.call_signed(Call::NewPerson, &body, Some(&env_sig)).unwrap().json();
+    let v = conn
+        .call_signed(Call::NewPerson, &body, Some(&env_sig))
+        .unwrap()
+        .json();
     assert_eq!(v["code"], 0, "{v}");
     // The rehearsal credentials are not accepted when others are configured.
-    let v = conn.call(Call::GetGroupIds, &json_body(json!({}))).unwrap().json();
+    let v = conn
+        .call(Call::GetGroupIds, &json_body(json!({})))
+        .unwrap()
+        .json();
     assert_error(&v, 11);
-    let state: StateSnapshot =
-        serde_json::from_slice(&conn.request("GET", "/_emulator/state", &[], b"").unwrap().body)
-            .unwrap();
+    let state: StateSnapshot = serde_json::from_slice(
+        &conn
+            .request("GET", "/_emulator/state", &[], b"")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
     assert_eq!(state.persons["p"].faces.len(), 1);
     drop(conn);
 
@@ -115,11 +147,20 @@ fn serves_as_a_process_with_credentials_from_the_environment() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let printed = format!("{first}{rest}{stderr}");
     assert!(rest.contains("stopped"), "{printed}");
-    assert!(!printed.contains("environment-key-value"), "the key is never printed");
-    let saved: StateSnapshot = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert!(
+        !printed.contains("environment-key-value"),
+        "the key is never printed"
+    );
+    let saved: StateSnapshot =
+        serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
     assert_eq!(saved, state);
 }
 
@@ -141,6 +182,12 @@ fn rehearsal_credentials_are_announced_without_the_key() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     child.wait().unwrap();
-    assert!(lines.contains(faceenroll::emulator::REHEARSAL_SECRET_ID), "{lines}");
-    assert!(!lines.contains(faceenroll::emulator::REHEARSAL_SECRET_KEY), "{lines}");
+    assert!(
+        lines.contains(faceenroll::emulator::REHEARSAL_SECRET_ID),
+        "{lines}"
+    );
+    assert!(
+        !lines.contains(faceenroll::emulator::REHEARSAL_SECRET_KEY),
+        "{lines}"
+    );
 }
