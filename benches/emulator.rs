@@ -21,11 +21,7 @@ type Work = Arc<dyn Fn(&mut Connection, usize, usize) + Send + Sync>;
 
 /// Runs `work(thread, i)` from `threads` threads, each on its own keep-alive
 /// connection, for `RUN`; returns calls per second.
-fn measure(
-    addr: std::net::SocketAddr,
-    threads: usize,
-    work: Work,
-) -> f64 {
+fn measure(addr: std::net::SocketAddr, threads: usize, work: Work) -> f64 {
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
