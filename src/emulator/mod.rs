@@ -70,7 +70,8 @@ pub struct EmulatorConfig {
     pub qps: Option<u32>,
     /// Faults to inject (all off by default).
     pub faults: Faults,
-    /// Where to keep the state between runs (JSON, written after each change).
+    /// Where to keep the state between runs: JSON, loaded at start, written after
+    /// changes (at most every 100 ms) and at shutdown.
     pub state_file: Option<PathBuf>,
     /// Seed of the RNG behind the fault decisions.
     pub seed: u64,
@@ -101,6 +102,15 @@ pub struct Emulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
     accept: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Emulator {
@@ -117,7 +127,18 @@ impl Emulator {
         };
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
+        let has_state_file = config.state_file.is_some();
         let shared = Arc::new(Shared::new(config, state));
+        let writer = if has_state_file {
+            let for_thread = Arc::clone(&shared);
+            Some(
+                std::thread::Builder::new()
+                    .name("emulator-state-file".into())
+                    .spawn(move || server::persist_loop(for_thread))?,
+            )
+        } else {
+            None
+        };
         let for_thread = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
             .name("emulator-accept".into())
@@ -126,6 +147,7 @@ impl Emulator {
             shared,
             addr,
             accept: Some(accept),
+            writer,
         })
     }
 
@@ -194,6 +216,10 @@ impl Emulator {
         }
         let _ = TcpStream::connect_timeout(&wake, std::time::Duration::from_secs(1));
         let _ = accept.join();
+        self.shared.wake_writer();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
         self.shared.flush();
     }
 }
