@@ -16,12 +16,7 @@ use serde_json::{json, Value};
 use std::net::TcpStream;
 
 fn new_person(person_id: &str) -> RequestBody {
-    let photo = face_png(person_id.len() as u8);
-    multipart_body(&[
-        Field::Text("person_id", person_id),
-        Field::List("group_ids", &["g"]),
-        Field::File("image", &photo),
-    ])
+    new_person_body(person_id, &["g"], &face_png(person_id.len() as u8))
 }
 
 fn get_groups() -> RequestBody {
