@@ -341,14 +341,6 @@ fn a_url_wins_over_an_image_part() {
     assert_eq!(snap.persons["p"].faces[0].content_hash, hex(&face_png(7)));
 }
 
-fn new_person_body(person_id: &str, groups: &[&str], image: &[u8]) -> RequestBody {
-    multipart_body(&[
-        Field::Text("person_id", person_id),
-        Field::List("group_ids", groups),
-        Field::File("image", image),
-    ])
-}
-
 #[test]
 fn error_codes_of_the_rules() {
     let emu = start();

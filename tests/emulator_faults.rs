@@ -16,12 +16,7 @@ use serde_json::{json, Value};
 use std::net::TcpStream;
 
 fn new_person(person_id: &str) -> RequestBody {
-    let photo = face_png(person_id.len() as u8);
-    multipart_body(&[
-        Field::Text("person_id", person_id),
-        Field::List("group_ids", &["g"]),
-        Field::File("image", &photo),
-    ])
+    new_person_body(person_id, &["g"], &face_png(person_id.len() as u8))
 }
 
 fn get_groups() -> RequestBody {
@@ -502,4 +497,42 @@ fn rehearsal_config_is_documented_and_rate_limited() {
     assert_eq!(config.qps, Some(faceenroll::limits::DEFAULT_QPS));
     assert_eq!(config.credentials, [emulator::rehearsal_credentials()]);
     assert_eq!(config.faults, Faults::default());
+}
+
+#[test]
+fn ureq_clients_share_one_keep_alive_connection_with_both_framings() {
+    let emu = start();
+    let agent = ureq::AgentBuilder::new().build();
+    let url = |call: Call| format!("{}{}", emu.endpoint(), call.path());
+    let photo = face_jpeg(9);
+    let body = new_person_body("p", &["g"], &photo);
+    // Content-Length framing.
+    let v: Value = agent
+        .post(&url(Call::NewPerson))
+        .set("Authorization", &good_signature())
+        .set("Content-Type", &body.content_type)
+        .send_bytes(&body.bytes)
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(v["code"], 0, "{v}");
+    // Chunked framing: ureq sends a reader of unknown length chunked.
+    let json = json_body(json!({"person_id": "p"}));
+    let v: Value = agent
+        .post(&url(Call::GetInfo))
+        .set("Authorization", &good_signature())
+        .set("Content-Type", &json.content_type)
+        .send(std::io::Cursor::new(json.bytes.clone()))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(v["data"]["face_ids"].as_array().unwrap().len(), 1);
+    let state: StateSnapshot = agent
+        .get(&format!("{}/_emulator/state", emu.endpoint()))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(state, emu.snapshot());
+    assert_eq!(emu.counters().connections, 1);
 }

@@ -110,12 +110,7 @@ fn serves_as_a_process_with_credentials_from_the_environment() {
         now,
         now + 60,
     );
-    let photo = face_png(5);
-    let body = multipart_body(&[
-        Field::Text("person_id", "p"),
-        Field::List("group_ids", &["g"]),
-        Field::File("image", &photo),
-    ]);
+    let body = new_person_body("p", &["g"], &face_png(5));
     let v = conn
         .call_signed(Call::NewPerson, &body, Some(&env_sig))
         .unwrap()

@@ -19,6 +19,22 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # The emulator's choices where the contract is silent
+//!
+//! - Lengths: ids over [`MAX_ID_BYTES`](crate::limits::MAX_ID_BYTES) bytes,
+//!   `person_name` over [`MAX_NAME_BYTES`](crate::limits::MAX_NAME_BYTES), `tag`
+//!   over [`MAX_TAG_BYTES`](crate::limits::MAX_TAG_BYTES): -1304. Bodies over
+//!   [`MAX_REQUEST_BYTES`](crate::limits::MAX_REQUEST_BYTES): 23.
+//! - Faces: a picture whose pixels are all one colour has no face (-1101); a face
+//!   is "the same" as one the person has when its bytes hash the same (-1312),
+//!   checked before the person limit (-1309). See [`images`] and [`rules`].
+//! - Rate: a sliding one-second window of admitted calls ([`rate`]); refused calls
+//!   answer 15 and do no work.
+//! - Signatures: a validity over three months is malformed (5); see [`auth`].
+//! - Bodies: an unreadable body is 21, a missing field -1301; see [`params`].
+//! - Groups exist while they have persons; face ids are 19-digit decimals never
+//!   reused; see [`state`].
+//!
 //! # Rehearsal credentials
 //!
 //! With no credentials configured, the emulator accepts the fixed, public

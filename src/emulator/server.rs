@@ -169,6 +169,8 @@ pub(super) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             break;
         }
         let Ok(stream) = stream else {
+            // Out of file descriptors or similar: give the system a moment.
+            std::thread::sleep(Duration::from_millis(10));
             continue;
         };
         lock(&shared.counters).connections += 1;

@@ -252,6 +252,15 @@ pub fn multipart_body(fields: &[Field<'_>]) -> RequestBody {
     }
 }
 
+/// A newperson body in multipart, one image.
+pub fn new_person_body(person_id: &str, groups: &[&str], image: &[u8]) -> RequestBody {
+    multipart_body(&[
+        Field::Text("person_id", person_id),
+        Field::List("group_ids", groups),
+        Field::File("image", image),
+    ])
+}
+
 /// A picture with varied pixels ("a face"), different for each seed.
 pub fn face_picture(seed: u8, width: u32, height: u32) -> RgbaImage {
     RgbaImage::from_fn(width, height, |x, y| {
