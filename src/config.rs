@@ -53,9 +53,12 @@ pub const BUCKET_ENV: &str = "FACEENROLL_BUCKET";
 /// The flags every command that calls the service takes.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServiceArgs {
-    /// The service endpoint [env: FACEENROLL_ENDPOINT] [default:
-    /// https://recognition.image.myqcloud.com].
-    #[arg(long, value_name = "URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        help = "The service endpoint [env: FACEENROLL_ENDPOINT] [default: \
+                https://recognition.image.myqcloud.com]"
+    )]
     pub endpoint: Option<String>,
     /// The AppID [env: FACEENROLL_APPID].
     #[arg(long)]
@@ -63,9 +66,12 @@ pub struct ServiceArgs {
     /// The bucket (legacy, usually empty) [env: FACEENROLL_BUCKET].
     #[arg(long)]
     pub bucket: Option<String>,
-    /// A TOML config file; its [service] table may hold the settings above and the
-    /// credentials (then it must be readable by its owner only).
-    #[arg(long, value_name = "PATH")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = "A TOML config file; its [service] table may hold the settings above and the \
+                credentials (then it must be readable by its owner only)"
+    )]
     pub config: Option<PathBuf>,
     /// Accept a plain http:// endpoint that is not on this machine (the signature
     /// then travels in clear text).
@@ -87,6 +93,8 @@ pub struct ServiceArgs {
 #[serde(deny_unknown_fields)]
 pub struct ServiceSection {
     pub endpoint: Option<String>,
+    /// A string, or a number as AppIDs are often written.
+    #[serde(default, deserialize_with = "string_or_number")]
     pub appid: Option<String>,
     pub bucket: Option<String>,
     pub secret_id: Option<String>,
@@ -95,6 +103,19 @@ pub struct ServiceSection {
     pub read_timeout_secs: Option<u64>,
     pub signature_validity_secs: Option<u64>,
     pub allow_insecure_http: Option<bool>,
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Either>::deserialize(d)?.map(|v| match v {
+        Either::Text(t) => t,
+        Either::Number(n) => n.to_string(),
+    }))
 }
 
 impl std::fmt::Debug for ServiceSection {
@@ -273,7 +294,9 @@ impl ServiceOptions {
     /// file the flags name.
     pub fn from_args(args: &ServiceArgs) -> Result<ServiceOptions, ResolveError> {
         let file = args.config.as_deref().map(ConfigFile::load).transpose()?;
-        ServiceOptions::resolve(args, &|name| std::env::var(name).ok(), file.as_ref())
+        // An empty variable counts as unset.
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        ServiceOptions::resolve(args, &env, file.as_ref())
     }
 
     /// Resolves the settings from given sources: flags > environment > file > defaults.
@@ -473,6 +496,15 @@ mod tests {
             matches!(err, ResolveError::HalfFileCredentials { .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_appid_may_be_written_as_a_number() {
+        let f = file("[service]\nappid = 1250000000\n");
+        assert_eq!(f.service.appid.as_deref(), Some("1250000000"));
+        let err =
+            ConfigFile::parse(Path::new("/x/c.toml"), "[service]\nappid = true\n").unwrap_err();
+        assert!(err.to_string().contains("/x/c.toml"), "{err}");
     }
 
     #[test]

@@ -101,7 +101,8 @@ pub struct EmulatorArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Keep the state in this JSON file: loaded at start, rewritten atomically after
-    /// every change. Without it, the state lives in memory only.
+    /// changes (at most every 100 ms) and at stop. Without it, the state lives in
+    /// memory only.
     #[arg(long, value_name = "PATH")]
     state_file: Option<PathBuf>,
 }

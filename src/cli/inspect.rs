@@ -129,9 +129,12 @@ fn print<T: Serialize>(json: bool, data: &T, human: impl FnOnce(&T) -> String) -
     } else {
         human(data)
     };
-    let mut out = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error of the command.
-    let _ = writeln!(out, "{}", text.trim_end());
+    let text = text.trim_end();
+    if !text.is_empty() {
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`| head`) is not an error of the command.
+        let _ = writeln!(out, "{text}");
+    }
     Exit::Ok
 }
 

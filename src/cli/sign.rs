@@ -2,7 +2,8 @@
 //! call by hand. The secret comes from the environment, never from a flag.
 
 use super::Exit;
-use crate::config::{SECRET_ID_ENV, SECRET_KEY_ENV};
+// Re-exported for the commands that name them through `sign`; defined in `config`.
+pub use crate::config::{SECRET_ID_ENV, SECRET_KEY_ENV};
 use crate::service::sign::{sign, SignatureFields};
 use anyhow::{bail, Context};
 use std::time::{SystemTime, UNIX_EPOCH};

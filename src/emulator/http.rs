@@ -434,4 +434,42 @@ mod tests {
         assert!(text.contains("Connection: keep-alive\r\n"));
         assert!(text.ends_with("\r\n\r\n{}"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+                let mut c = conn(&bytes);
+                for _ in 0..4 {
+                    if c.read_request(64, NEVER).is_err() {
+                        break;
+                    }
+                }
+            }
+
+            #[test]
+            fn chunked_bodies_decode_whatever_the_chunking(
+                body in proptest::collection::vec(any::<u8>(), 0..500),
+                sizes in proptest::collection::vec(1usize..50, 1..20),
+            ) {
+                let mut raw = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                let mut rest = body.as_slice();
+                let mut i = 0;
+                while !rest.is_empty() {
+                    let n = sizes[i % sizes.len()].min(rest.len());
+                    raw.extend(format!("{n:X}\r\n").as_bytes());
+                    raw.extend(&rest[..n]);
+                    raw.extend(b"\r\n");
+                    rest = &rest[n..];
+                    i += 1;
+                }
+                raw.extend(b"0\r\n\r\n");
+                let request = conn(&raw).read_request(10_000, NEVER).unwrap();
+                prop_assert_eq!(request.body, Body::Complete(body));
+            }
+        }
+    }
 }

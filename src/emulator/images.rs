@@ -3,7 +3,8 @@
 //! 1. No bytes at all: -1300 (image empty).
 //! 2. The magic bytes are not those of JPEG, PNG, BMP or GIF: -1400 (illegal image
 //!    format). A GIF with more than one frame (animated) is refused with -1400 too.
-//! 3. The bytes do not decode (truncated or corrupt file): -1102 (decode failed).
+//! 3. The bytes do not decode (truncated or corrupt file, or a picture that would
+//!    need more than [`MAX_DECODE_BYTES`] of memory): -1102 (decode failed).
 //! 4. The decoded pixels are all one colour: -1101 (no face found). This is the
 //!    emulator's stand-in for face detection: a blank picture has no face, any
 //!    picture with at least two distinct pixel values has one.
@@ -15,6 +16,11 @@ use crate::model::ContentHash;
 use crate::service::codes::code;
 use image::{AnimationDecoder, ImageFormat};
 use serde::{Deserialize, Serialize};
+
+/// The most memory one decoded picture may take (a 6 MB JPEG of 8000×6000 pixels
+/// needs 144 MiB); larger pictures are refused with -1102 rather than risk the
+/// emulator's memory when many calls decode at once.
+pub const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A photo the emulator accepts as a face.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,12 +54,15 @@ pub fn examine(bytes: &[u8]) -> Result<FaceImage, i64> {
     if format == ImageFormat::Gif && is_animated_gif(bytes)? {
         return Err(code::ILLEGAL_IMAGE);
     }
-    let picture = image::load_from_memory_with_format(bytes, format)
-        .map_err(|_| code::DECODE_FAILED)?
-        .into_rgba8();
-    let mut pixels = picture.pixels();
-    let first = pixels.next().ok_or(code::NO_FACE)?;
-    if pixels.all(|p| p == first) {
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let picture = reader.decode().map_err(|_| code::DECODE_FAILED)?;
+    let pixel = usize::from(picture.color().bytes_per_pixel());
+    let raw = picture.as_bytes();
+    let first = raw.get(..pixel).ok_or(code::NO_FACE)?;
+    if raw.chunks_exact(pixel).all(|p| p == first) {
         return Err(code::NO_FACE);
     }
     Ok(FaceImage {

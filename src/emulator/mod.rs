@@ -19,6 +19,22 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # The emulator's choices where the contract is silent
+//!
+//! - Lengths: ids over [`MAX_ID_BYTES`](crate::limits::MAX_ID_BYTES) bytes,
+//!   `person_name` over [`MAX_NAME_BYTES`](crate::limits::MAX_NAME_BYTES), `tag`
+//!   over [`MAX_TAG_BYTES`](crate::limits::MAX_TAG_BYTES): -1304. Bodies over
+//!   [`MAX_REQUEST_BYTES`](crate::limits::MAX_REQUEST_BYTES): 23.
+//! - Faces: a picture whose pixels are all one colour has no face (-1101); a face
+//!   is "the same" as one the person has when its bytes hash the same (-1312),
+//!   checked before the person limit (-1309). See [`images`] and [`rules`].
+//! - Rate: a sliding one-second window of admitted calls ([`rate`]); refused calls
+//!   answer 15 and do no work.
+//! - Signatures: a validity over three months is malformed (5); see [`auth`].
+//! - Bodies: an unreadable body is 21, a missing field -1301; see [`params`].
+//! - Groups exist while they have persons; face ids are 19-digit decimals never
+//!   reused; see [`state`].
+//!
 //! # Rehearsal credentials
 //!
 //! With no credentials configured, the emulator accepts the fixed, public
@@ -70,7 +86,8 @@ pub struct EmulatorConfig {
     pub qps: Option<u32>,
     /// Faults to inject (all off by default).
     pub faults: Faults,
-    /// Where to keep the state between runs (JSON, written after each change).
+    /// Where to keep the state between runs: JSON, loaded at start, written after
+    /// changes (at most every 100 ms) and at shutdown.
     pub state_file: Option<PathBuf>,
     /// Seed of the RNG behind the fault decisions.
     pub seed: u64,
@@ -101,6 +118,15 @@ pub struct Emulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
     accept: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Emulator {
@@ -117,7 +143,18 @@ impl Emulator {
         };
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
+        let has_state_file = config.state_file.is_some();
         let shared = Arc::new(Shared::new(config, state));
+        let writer = if has_state_file {
+            let for_thread = Arc::clone(&shared);
+            Some(
+                std::thread::Builder::new()
+                    .name("emulator-state-file".into())
+                    .spawn(move || server::persist_loop(for_thread))?,
+            )
+        } else {
+            None
+        };
         let for_thread = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
             .name("emulator-accept".into())
@@ -126,6 +163,7 @@ impl Emulator {
             shared,
             addr,
             accept: Some(accept),
+            writer,
         })
     }
 
@@ -194,6 +232,10 @@ impl Emulator {
         }
         let _ = TcpStream::connect_timeout(&wake, std::time::Duration::from_secs(1));
         let _ = accept.join();
+        self.shared.wake_writer();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
         self.shared.flush();
     }
 }

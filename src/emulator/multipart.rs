@@ -295,4 +295,38 @@ mod tests {
         assert_eq!(find(b"abcabd", b"abd", 4), None);
         assert_eq!(find(b"ab", b"abc", 0), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn parts_round_trip(
+                parts in proptest::collection::vec(
+                    ("[a-z_]{1,12}(\\[[0-9]{1,2}\\])?", proptest::option::of("[a-zA-Z0-9%._-]{1,20}"), proptest::collection::vec(any::<u8>(), 0..300)),
+                    0..8,
+                )
+            ) {
+                let boundary = "----proptestBoundary9f8e7d6c5b4a";
+                let refs: Vec<(&str, Option<&str>, &[u8])> = parts
+                    .iter()
+                    .map(|(n, f, d)| (n.as_str(), f.as_deref(), d.as_slice()))
+                    .collect();
+                let b = body(&refs, boundary);
+                let parsed = parse(&b, boundary).unwrap();
+                prop_assert_eq!(parsed.len(), parts.len());
+                for (got, (name, filename, data)) in parsed.iter().zip(&parts) {
+                    prop_assert_eq!(&got.name, name);
+                    prop_assert_eq!(&got.filename, filename);
+                    prop_assert_eq!(got.data, data.as_slice());
+                }
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let _ = parse(&bytes, "b");
+            }
+        }
+    }
 }

@@ -5,8 +5,17 @@
 //! `inject_next`, the random faults (drop, latency, 213, 15), the body size (23),
 //! the signature ([`super::auth`]), the body ([`super::params`], 21), a missing
 //! `appid` (-1301), the images (downloaded and examined outside the state lock),
-//! then [`super::rules::apply`] under the lock, then the state file, then the
-//! lost-answer fault. Nothing sleeps or downloads while holding the state lock.
+//! then [`super::rules::apply`] under the lock, then the lost-answer fault.
+//! Nothing sleeps or downloads while holding the state lock.
+//!
+//! Every answer of `/face/` is HTTP 200 with the outcome in its `code`, as the
+//! service's SDKs expect; HTTP errors are only for requests outside the contract
+//! (404 unknown path, 405 wrong method, 400 unreadable HTTP).
+//!
+//! The state file is written by a thread of its own: a change wakes it, it writes
+//! the whole state (temporary file + rename), then waits [`PERSIST_INTERVAL`]
+//! before writing again, so a burst of changes costs one write, not one each.
+//! Stopping the emulator writes the last changes.
 
 use super::auth;
 use super::faults::{self, Fate, Faults};
@@ -26,12 +35,15 @@ use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often an idle connection looks whether the emulator is stopping.
 const POLL: Duration = Duration::from_millis(100);
+
+/// The shortest time between two writes of the state file.
+pub const PERSIST_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Everything the connection threads share.
 pub(super) struct Shared {
@@ -46,6 +58,9 @@ pub(super) struct Shared {
     pub(super) counters: Mutex<Counters>,
     /// The version of the state last written to the state file.
     persisted: Mutex<u64>,
+    /// Set when the state changed; wakes the state file writer.
+    dirty: Mutex<bool>,
+    dirty_changed: Condvar,
     pub(super) stop: AtomicBool,
     workers: Mutex<Vec<JoinHandle<()>>>,
     agent: ureq::Agent,
@@ -75,6 +90,8 @@ impl Shared {
             injected: Mutex::new(None),
             counters: Mutex::new(Counters::default()),
             persisted: Mutex::new(0),
+            dirty: Mutex::new(false),
+            dirty_changed: Condvar::new(),
             stop: AtomicBool::new(false),
             workers: Mutex::new(Vec::new()),
             agent: ureq::AgentBuilder::new()
@@ -91,30 +108,59 @@ impl Shared {
         lock(&self.state).state.snapshot()
     }
 
-    /// Writes the state file if the state changed since it was last written.
-    pub(super) fn persist(&self, snapshot: StateSnapshot, version: u64) {
+    /// Writes the state file with the current state, if it changed since it was
+    /// last written.
+    pub(super) fn flush(&self) {
         let Some(path) = &self.state_file else {
             return;
         };
         let mut persisted = lock(&self.persisted);
-        if version <= *persisted {
-            return;
-        }
+        let (snapshot, version) = {
+            let guard = lock(&self.state);
+            if guard.version <= *persisted {
+                return;
+            }
+            (guard.state.snapshot(), guard.version)
+        };
         match state::save(path, &snapshot) {
             Ok(()) => *persisted = version,
             Err(e) => tracing::warn!("could not write state file {}: {e}", path.display()),
         }
     }
 
-    /// Writes the state file with the current state, if it changed.
-    pub(super) fn flush(&self) {
-        let (snapshot, version) = {
-            let guard = lock(&self.state);
-            (guard.state.snapshot(), guard.version)
-        };
-        self.persist(snapshot, version);
+    fn mark_dirty(&self) {
+        *lock(&self.dirty) = true;
+        self.dirty_changed.notify_one();
+    }
+
+    /// Wakes the state file writer so it sees the emulator is stopping.
+    pub(super) fn wake_writer(&self) {
+        self.dirty_changed.notify_all();
     }
 }
+
+/// The state file writer: writes after changes, at most every [`PERSIST_INTERVAL`].
+pub(super) fn persist_loop(shared: Arc<Shared>) {
+    loop {
+        {
+            let mut dirty = lock(&shared.dirty);
+            while !*dirty && !shared.stopping() {
+                dirty = shared
+                    .dirty_changed
+                    .wait_timeout(dirty, Duration::from_secs(1))
+                    .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+            }
+            *dirty = false;
+        }
+        if shared.stopping() {
+            return;
+        }
+        shared.flush();
+        std::thread::sleep(PERSIST_INTERVAL);
+    }
+}
+
+impl Shared {}
 
 /// The accept loop: one thread per connection, until `stop` is set.
 pub(super) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
@@ -123,6 +169,8 @@ pub(super) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             break;
         }
         let Ok(stream) = stream else {
+            // Out of file descriptors or similar: give the system a moment.
+            std::thread::sleep(Duration::from_millis(10));
             continue;
         };
         lock(&shared.counters).connections += 1;
@@ -384,20 +432,16 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
     let verdicts = params
         .image_sources(call)
         .map(|sources| examine_all(shared, call, &faults, sources));
-    let (result, snapshot) = {
+    let result = {
         let mut guard = lock(&shared.state);
         let result = rules::apply(&mut guard.state, call, &params, verdicts.as_deref());
-        let mut snapshot = None;
         if result.mutated {
             guard.version += 1;
-            if shared.state_file.is_some() {
-                snapshot = Some((guard.state.snapshot(), guard.version));
-            }
         }
-        (result, snapshot)
+        result
     };
-    if let Some((snapshot, version)) = snapshot {
-        shared.persist(snapshot, version);
+    if result.mutated && shared.state_file.is_some() {
+        shared.mark_dirty();
     }
     if decision.fate == Fate::LoseAnswer {
         lock(&shared.counters).faults.lose_answer += 1;

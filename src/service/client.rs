@@ -540,6 +540,7 @@ impl Client {
         self.send(req)
     }
 
+    /// A person's name, tag, faces and groups.
     pub fn get_info(&self, person: &PersonId) -> Result<GetInfoData, CallError> {
         self.send(Request::new(Call::GetInfo).text("person_id", person.as_str()))
     }
@@ -559,6 +560,7 @@ impl Client {
         )
     }
 
+    /// Puts a person in more groups (created on first use).
     pub fn add_group_ids(
         &self,
         person: &PersonId,
@@ -571,6 +573,7 @@ impl Client {
         )
     }
 
+    /// Takes a person out of groups.
     pub fn del_group_ids(
         &self,
         person: &PersonId,
@@ -583,10 +586,12 @@ impl Client {
         )
     }
 
+    /// Deletes a person and all its faces.
     pub fn del_person(&self, person: &PersonId) -> Result<DelPersonData, CallError> {
         self.send(Request::new(Call::DelPerson).text("person_id", person.as_str()))
     }
 
+    /// Deletes faces of a person; faces it does not hold are ignored.
     pub fn del_faces(
         &self,
         person: &PersonId,
@@ -599,20 +604,29 @@ impl Client {
         )
     }
 
+    /// The groups of the AppID.
     pub fn get_group_ids(&self) -> Result<GroupIdsData, CallError> {
         self.send(Request::new(Call::GetGroupIds))
     }
 
+    /// The persons of a group.
     pub fn get_person_ids(&self, group: &GroupId) -> Result<PersonIdsData, CallError> {
         self.send(Request::new(Call::GetPersonIds).text("group_id", group.as_str()))
     }
 
+    /// The faces of a person.
     pub fn get_face_ids(&self, person: &PersonId) -> Result<FaceIdsData, CallError> {
         self.send(Request::new(Call::GetFaceIds).text("person_id", person.as_str()))
     }
 
+    /// What the service knows of a face.
     pub fn get_face_info(&self, face_id: &str) -> Result<FaceInfoData, CallError> {
         self.send(Request::new(Call::GetFaceInfo).text("face_id", face_id))
+    }
+
+    /// The base URL calls go to, for messages and logs.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.base
     }
 
     /// Sends a request, re-signing once on 9 or 13.
@@ -857,6 +871,12 @@ fn snippet(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_shared_between_threads() {
+        fn send_sync<T: Send + Sync + Clone + 'static>() {}
+        send_sync::<Client>();
+    }
 
     #[test]
     fn https_is_accepted_everywhere() {
