@@ -2,6 +2,7 @@
 //! with its documentation beside it. `main.rs` parses, calls [`run`], and exits with
 //! the [`Exit`] it returns.
 
+pub mod plan;
 mod sign;
 
 use clap::{Parser, Subcommand};
@@ -47,12 +48,15 @@ pub struct Cli {
 pub enum Command {
     /// Print the Authorization value for given fields, to reproduce a call with curl.
     Sign(sign::SignArgs),
+    /// Check the source and print what a job would do, without making a call.
+    Plan(plan::PlanCommand),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
         Command::Sign(args) => sign::run(args),
+        Command::Plan(args) => plan::run(args),
     };
     match result {
         Ok(exit) => exit,
