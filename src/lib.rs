@@ -11,6 +11,9 @@
 //!
 //! - [`limits`] holds every limit of the service; [`model`] the ids, image
 //!   references and content hashes everything else speaks of.
+//! - [`source`] reads a directory tree or a CSV manifest as one stream of photo
+//!   records; [`plan`] checks them, decides each photo's state and writes the plan
+//!   into the progress [`store`], and cuts a person's photos into calls.
 //! - [`service`] speaks to the service: the code table and its retry classes
 //!   ([`service::codes`]), the signature ([`service::sign`]) and the shared renewing
 //!   signature ([`service::signer`]), the wire types ([`service::api`]), the request
@@ -27,6 +30,8 @@ pub mod emulator;
 pub mod limits;
 pub mod model;
 pub mod normalize;
+pub mod plan;
 pub mod report;
 pub mod service;
+pub mod source;
 pub mod store;

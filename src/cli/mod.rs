@@ -4,6 +4,7 @@
 
 mod emulator;
 pub mod inspect;
+pub mod plan;
 pub mod progress;
 mod sign;
 mod status;
@@ -71,6 +72,8 @@ pub enum Command {
     DeleteFaces(inspect::DeleteFacesArgs),
     /// Serve a local emulator of the face person API, for rehearsals and tests.
     Emulator(emulator::EmulatorArgs),
+    /// Check the source and print what a job would do, without making a call.
+    Plan(plan::PlanCommand),
 }
 
 /// Runs a parsed command line.
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::DeletePerson(args) => inspect::delete_person(args),
         Command::DeleteFaces(args) => inspect::delete_faces(args),
         Command::Emulator(args) => emulator::run(args),
+        Command::Plan(args) => plan::run(args),
     };
     match result {
         Ok(exit) => exit,

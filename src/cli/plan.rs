@@ -1,0 +1,162 @@
+//! `faceenroll plan`: a dry run. Reads the source, checks every photo, and prints
+//! what a job would do — persons, photos planned, calls, and every photo that is
+//! skipped, duplicate or invalid with its reason — without making a call.
+//!
+//! [`PlanArgs`] are the planning flags `enroll` shares (`#[command(flatten)]`), and
+//! [`render`] the text both commands print for a plan.
+
+use super::Exit;
+use crate::limits::MAX_REQUEST_BYTES;
+use crate::plan::{self, PlanOptions, PlanSummary};
+use crate::source::{Layout, SourceSpec};
+use crate::store::Store;
+use anyhow::Context as _;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// What to plan and how: the flags shared by `plan` and `enroll`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanArgs {
+    /// The photos: a directory tree (ROOT/<person_id>/<photo>) or a CSV manifest
+    /// (a file ending in .csv, with columns person_id, image, group_ids and
+    /// optionally person_name, tag).
+    #[arg(value_name = "SOURCE")]
+    pub source: PathBuf,
+    /// Put every person of a directory tree in this group (repeatable; a tree needs
+    /// at least one unless --layout group/person).
+    #[arg(long = "group", value_name = "GROUP_ID")]
+    pub groups: Vec<String>,
+    /// How a directory tree is laid out: person (ROOT/<person_id>/<photo>) or
+    /// group/person (ROOT/<group_id>/<person_id>/<photo>).
+    #[arg(long, value_enum, default_value = "person")]
+    pub layout: Layout,
+    /// Follow symbolic links in a directory tree (loops are detected and reported).
+    #[arg(long)]
+    pub follow_symlinks: bool,
+    /// Do not read the photo files: record paths only (no existence, image or
+    /// duplicate check). For very large archives known to be sound.
+    #[arg(long)]
+    pub no_content_check: bool,
+    /// Do not re-encode photos too large for one request: fail them instead.
+    #[arg(long)]
+    pub no_resize: bool,
+    /// The request body limit to cut calls to, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = MAX_REQUEST_BYTES)]
+    pub max_request_bytes: u64,
+    /// Plan again photos the service refused for good in an earlier run.
+    #[arg(long)]
+    pub retry_failed: bool,
+}
+
+impl PlanArgs {
+    /// The source the flags name.
+    pub fn source_spec(&self) -> SourceSpec {
+        SourceSpec::from_path(
+            &self.source,
+            self.groups.clone(),
+            self.layout,
+            self.follow_symlinks,
+        )
+    }
+
+    /// The planning options the flags set.
+    pub fn options(&self) -> PlanOptions {
+        PlanOptions {
+            resize: !self.no_resize,
+            check_content: !self.no_content_check,
+            retry_failed: self.retry_failed,
+            max_request_bytes: self.max_request_bytes,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanCommand {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Plan into this job's state directory (as a later `enroll --state DIR` would
+    /// see it). Without it the plan is made in a temporary directory, removed
+    /// afterwards, so a dry run never touches a job's state.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+}
+
+pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
+    let (dir, temporary) = match &args.state {
+        Some(dir) => (dir.clone(), false),
+        None => (temp_state_dir(), true),
+    };
+    let result = (|| {
+        let store = Store::open(&dir)?;
+        let summary = plan::build(&store, &args.plan.source_spec(), &args.plan.options())?;
+        anyhow::Ok(summary)
+    })();
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let summary = result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
+    print!("{}", render(&summary));
+    Ok(Exit::Ok)
+}
+
+fn temp_state_dir() -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::env::temp_dir().join(format!("faceenroll-plan-{}-{nanos}", std::process::id()))
+}
+
+/// The dry-run text of a plan: what would be done, then every problem listed.
+pub fn render(s: &PlanSummary) -> String {
+    let mut out = String::new();
+    let known = s.persons_with_work - s.new_persons;
+    let _ = writeln!(out, "Plan for {} (plan #{})", s.source, s.generation);
+    let _ = writeln!(
+        out,
+        "  persons:    {} ({} to create, {} to add photos to, {} with nothing to do)",
+        s.persons,
+        s.new_persons,
+        known,
+        s.persons - s.persons_with_work
+    );
+    let _ = writeln!(out, "  photos:     {} in the source", s.photos);
+    let rows: [(&str, usize); 8] = [
+        ("to send", s.pending),
+        ("in doubt, to send again", s.in_doubt),
+        ("already enrolled", s.enrolled),
+        ("duplicate", s.duplicate),
+        ("skipped", s.skipped),
+        ("invalid", s.invalid),
+        ("failed before, not retried", s.failed_before),
+        ("listed twice", s.relisted),
+    ];
+    for (label, n) in rows {
+        if n > 0 || label == "to send" {
+            let _ = writeln!(out, "    {label:<27} {n}");
+        }
+    }
+    if s.source_problems > 0 {
+        let _ = writeln!(out, "  other source problems: {}", s.source_problems);
+    }
+    let _ = writeln!(
+        out,
+        "  calls:      {} ({} newperson, {} addface)",
+        s.calls.total(),
+        s.calls.newperson,
+        s.calls.addface
+    );
+    if s.problems_total > 0 {
+        let _ = writeln!(out, "Problems ({}):", s.problems_total);
+        for p in &s.problems {
+            let _ = writeln!(out, "  {:<9} {}", p.status, p.message);
+        }
+        let unlisted = s.problems_total - s.problems.len();
+        if unlisted > 0 {
+            let _ = writeln!(
+                out,
+                "  ... and {unlisted} more, recorded in the job's progress store"
+            );
+        }
+    }
+    out
+}
