@@ -378,6 +378,7 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
         *counters.calls.entry(call.name().to_owned()).or_default() += 1;
     }
     let answer = |a: Answer| {
+        tracing::debug!("{} answered {}", call.name(), a.code);
         *lock(&shared.counters).codes.entry(a.code).or_default() += 1;
         Reply::ok(a.body)
     };
