@@ -28,7 +28,7 @@ use super::rules::{self, Answer, Verdict};
 use super::state::{self, State, StateSnapshot};
 use super::EmulatorConfig;
 use crate::limits::MAX_REQUEST_BYTES;
-use crate::service::api::Call;
+use crate::service::api::{Call, Envelope};
 use crate::service::codes::code;
 use crate::service::sign::Credentials;
 use std::io::Read;
@@ -210,6 +210,18 @@ impl Reply {
             close: false,
         }
     }
+
+    /// The same answer, closing the connection afterwards if `close`.
+    fn closing(self, close: bool) -> Reply {
+        match self {
+            Reply::Json { status, body, .. } => Reply::Json {
+                status,
+                body,
+                close,
+            },
+            Reply::Drop => Reply::Drop,
+        }
+    }
 }
 
 fn serve_connection(shared: &Shared, stream: TcpStream) {
@@ -278,11 +290,16 @@ fn route(shared: &Shared, request: &Request) -> Reply {
     introspection(shared, request.method.as_str(), path, &request.body)
 }
 
+/// An answer to a request outside the contract: code 21 with its reason.
 fn error_reply(status: u16, message: &str) -> Reply {
-    let body = serde_json::json!({"code": code::INVALID_PARAMETER, "message": message, "data": {}});
+    let envelope = Envelope {
+        code: code::INVALID_PARAMETER,
+        message: message.to_owned(),
+        data: serde_json::Map::new(),
+    };
     Reply::Json {
         status,
-        body: body.to_string(),
+        body: serde_json::to_string(&envelope).expect("answers serialize"),
         close: false,
     }
 }
@@ -290,7 +307,9 @@ fn error_reply(status: u16, message: &str) -> Reply {
 fn introspection(shared: &Shared, method: &str, path: &str, body: &Body) -> Reply {
     let body_bytes = match body {
         Body::Complete(bytes) => bytes.as_slice(),
-        Body::TooLarge { .. } => return error_reply(400, "body too large"),
+        Body::TooLarge { drained } => {
+            return error_reply(400, "body too large").closing(!drained);
+        }
     };
     match (method, path) {
         ("GET", "/_emulator/state") => json(&shared.snapshot()),
@@ -359,6 +378,7 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
         *counters.calls.entry(call.name().to_owned()).or_default() += 1;
     }
     let answer = |a: Answer| {
+        tracing::debug!("{} answered {}", call.name(), a.code);
         *lock(&shared.counters).codes.entry(a.code).or_default() += 1;
         Reply::ok(a.body)
     };
@@ -393,15 +413,7 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
     let body = match &request.body {
         Body::Complete(bytes) => bytes,
         Body::TooLarge { drained } => {
-            *lock(&shared.counters)
-                .codes
-                .entry(code::BODY_TOO_LARGE)
-                .or_default() += 1;
-            return Reply::Json {
-                status: 200,
-                body: Answer::error(code::BODY_TOO_LARGE).body,
-                close: !drained,
-            };
+            return answer(Answer::error(code::BODY_TOO_LARGE)).closing(!drained);
         }
     };
     let params = Params::from_body(request.header("content-type"), body);
