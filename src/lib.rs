@@ -27,9 +27,11 @@
 pub mod cli;
 pub mod config;
 pub mod emulator;
+pub mod engine;
 pub mod limits;
 pub mod model;
 pub mod normalize;
+pub mod ops;
 pub mod plan;
 pub mod report;
 pub mod service;

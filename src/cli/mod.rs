@@ -3,6 +3,7 @@
 //! the [`Exit`] it returns.
 
 mod emulator;
+mod enroll;
 pub mod inspect;
 pub mod plan;
 pub mod progress;
@@ -50,6 +51,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Enroll a photo archive: plan it, create its persons, add their faces.
+    Enroll(enroll::EnrollArgs),
     /// Print the Authorization value for given fields, to reproduce a call with curl.
     Sign(sign::SignArgs),
     /// What a job has done and has left, and whether it is running now.
@@ -79,6 +82,7 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
+        Command::Enroll(args) => enroll::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Status(args) => status::status(args),
         Command::Report(args) => status::report(args),
@@ -114,6 +118,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

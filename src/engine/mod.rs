@@ -1,0 +1,213 @@
+//! The enrollment engine: turns the plan in the store into persons and faces on the
+//! service.
+//!
+//! # Shape
+//!
+//! One dispatcher thread reads the persons with work left from the store (in id
+//! order, person by person, so memory stays flat however large the job) and hands
+//! them through a bounded crossbeam channel to `workers` threads. Persons run in
+//! parallel; one person's calls run in order on one worker (see [`person`]). All
+//! workers share one [`Pacer`], so the job as a whole stays under the service's rate.
+//!
+//! # Stopping
+//!
+//! A fatal service error or an operator's signal raises the [`StopSignal`]: the
+//! dispatcher stops handing out persons at once, workers finish the call they have in
+//! flight, record its answer and leave the rest of their person pending, and the store
+//! is flushed. What was in flight is known as in doubt and is settled on the next run.
+
+pub mod pacer;
+mod person;
+pub mod retry;
+
+use crate::normalize::NormalizeOptions;
+use crate::plan;
+use crate::report::Tally;
+use crate::service::client::{CallError, Client};
+use crate::store::{Store, StoreError};
+use pacer::Pacer;
+use retry::RetryPolicy;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
+
+/// How the engine runs. Every field comes from the resolved configuration.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Worker threads, each working on one person at a time.
+    pub workers: usize,
+    /// Calls per second in all (0: no limit).
+    pub qps: u32,
+    pub retry: RetryPolicy,
+    pub normalize: NormalizeOptions,
+    /// The largest request body to send.
+    pub max_request_bytes: u64,
+    /// Seed of the backoff jitter (random when `None`).
+    pub seed: Option<u64>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            workers: DEFAULT_WORKERS,
+            qps: crate::limits::DEFAULT_QPS,
+            retry: RetryPolicy::default(),
+            normalize: NormalizeOptions::default(),
+            max_request_bytes: crate::limits::MAX_REQUEST_BYTES,
+            seed: None,
+        }
+    }
+}
+
+/// The default worker count. A worker spends nearly all its time waiting for the
+/// service, so the count is set by latency × rate, not by cores: 8 workers keep 50
+/// calls per second flowing up to 160 ms of latency per call.
+pub const DEFAULT_WORKERS: usize = 8;
+
+/// Asks a running job to stop. Shared between the signal handler and the engine.
+#[derive(Debug, Default)]
+pub struct StopSignal(AtomicU8);
+
+impl StopSignal {
+    const RUNNING: u8 = 0;
+    const INTERRUPTED: u8 = 1;
+    const FATAL: u8 = 2;
+
+    /// The operator asked to stop (Ctrl-C, SIGTERM).
+    pub fn interrupt(&self) {
+        let _ = self.0.compare_exchange(
+            Self::RUNNING,
+            Self::INTERRUPTED,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    fn fatal(&self) {
+        self.0.store(Self::FATAL, Ordering::SeqCst);
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst) != Self::RUNNING
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == Self::INTERRUPTED
+    }
+}
+
+/// How a run of the engine ended.
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// Every person with work was worked on.
+    Finished,
+    /// The service answered an error that every later call would get too.
+    Fatal(CallError),
+    /// The operator asked to stop.
+    Interrupted,
+}
+
+/// Why the engine could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What every worker shares.
+struct Shared<'a> {
+    store: &'a Store,
+    client: &'a Client,
+    options: &'a EngineOptions,
+    pacer: Pacer,
+    stop: &'a StopSignal,
+    tally: &'a Tally,
+    fatal: Mutex<Option<CallError>>,
+    store_error: Mutex<Option<StoreError>>,
+}
+
+impl Shared<'_> {
+    fn record_fatal(&self, err: CallError) {
+        tracing::error!("stopping the job: {err}");
+        let mut slot = self.fatal.lock().expect("fatal lock");
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+        self.stop.fatal();
+    }
+
+    fn record_store_error(&self, err: StoreError) {
+        tracing::error!("stopping the job: {err}");
+        let mut slot = self.store_error.lock().expect("store error lock");
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+        self.stop.fatal();
+    }
+}
+
+/// Runs the pending work of the store's plan to the end, or until stopped.
+pub fn run(
+    store: &Store,
+    client: &Client,
+    options: &EngineOptions,
+    stop: &StopSignal,
+    tally: &Tally,
+) -> Result<RunOutcome, EngineError> {
+    let shared = Shared {
+        store,
+        client,
+        options,
+        pacer: Pacer::new(options.qps),
+        stop,
+        tally,
+        fatal: Mutex::new(None),
+        store_error: Mutex::new(None),
+    };
+    let workers = options.workers.max(1);
+    let (tx, rx) = crossbeam_channel::bounded::<plan::PersonWork>(workers * 2);
+    let dispatched: Result<(), StoreError> = std::thread::scope(|scope| {
+        for index in 0..workers {
+            let rx = rx.clone();
+            let shared = &shared;
+            let seed = options
+                .seed
+                .map_or_else(|| fastrand::u64(..), |s| s ^ index as u64);
+            std::thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn_scoped(scope, move || {
+                    let mut worker = person::Worker::new(shared, fastrand::Rng::with_seed(seed));
+                    for work in rx {
+                        if shared.stop.requested() {
+                            continue;
+                        }
+                        worker.enroll(work);
+                    }
+                })
+                .expect("spawn worker thread");
+        }
+        drop(rx);
+        for work in plan::pending_persons(store) {
+            if stop.requested() {
+                break;
+            }
+            let work = work?;
+            if tx.send(work).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        Ok(())
+    });
+    dispatched?;
+    store.flush()?;
+    if let Some(err) = shared.store_error.into_inner().expect("store error lock") {
+        return Err(err.into());
+    }
+    if let Some(err) = shared.fatal.into_inner().expect("fatal lock") {
+        return Ok(RunOutcome::Fatal(err));
+    }
+    if stop.interrupted() {
+        return Ok(RunOutcome::Interrupted);
+    }
+    Ok(RunOutcome::Finished)
+}

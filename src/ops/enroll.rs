@@ -1,0 +1,160 @@
+//! `enroll`: plan the source into the store, run the engine against the service (or
+//! an in-process emulator), and leave a summary and a report.
+
+use crate::cli::progress::{self, ViewOptions};
+use crate::emulator::{rehearsal_credentials, Emulator, EmulatorConfig};
+use crate::engine::{self, EngineOptions, RunOutcome, StopSignal};
+use crate::plan::{self, PlanOptions};
+use crate::report::{self, Format, StoreCounts, Summary, Tally};
+use crate::service::client::{Client, ClientConfig};
+use crate::source::SourceSpec;
+use crate::store::Store;
+use anyhow::Context as _;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Where the calls go.
+pub enum Target {
+    /// The service, as configured.
+    Service(ClientConfig),
+    /// An emulator started in this process for the run (a rehearsal).
+    Emulator(EmulatorConfig),
+}
+
+/// One enroll run, fully resolved.
+pub struct EnrollJob {
+    pub source: SourceSpec,
+    pub state_dir: PathBuf,
+    pub plan: PlanOptions,
+    pub engine: EngineOptions,
+    /// Plan and print, make no call.
+    pub dry_run: bool,
+    /// Where the report goes (default: `report.csv` in the state directory).
+    pub report: Option<PathBuf>,
+    pub view: ViewOptions,
+}
+
+/// How an enroll run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Planned only.
+    DryRun,
+    /// Every person was worked on; `failed` photos failed, `pending` are left for a
+    /// later run.
+    Completed { failed: u64, pending: u64 },
+    /// Stopped by an error every later call would get too.
+    Fatal(String),
+    /// Stopped by the operator.
+    Interrupted,
+}
+
+/// Runs an enroll job. Errors are input or configuration errors before any call.
+pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> anyhow::Result<Ending> {
+    let started = Instant::now();
+    let store = Store::open(&job.state_dir)?;
+    let mut meta = store.meta()?;
+    meta.source = Some(job.source.describe());
+    meta.started = Some(unix_now());
+    meta.finished = None;
+    store.put_meta(&meta)?;
+    let summary = plan::build(&store, &job.source, &job.plan)
+        .with_context(|| format!("cannot plan {}", job.source.describe()))?;
+    if job.dry_run {
+        print!("{}", crate::cli::plan::render(&summary));
+        return Ok(Ending::DryRun);
+    }
+    tracing::info!(
+        "plan: {} persons, {} photos to send",
+        summary.persons_with_work as u64,
+        (summary.pending + summary.in_doubt) as u64
+    );
+
+    // Keep the emulator alive for the run.
+    let (_emulator, client_config) = match target {
+        Target::Service(config) => (None, config),
+        Target::Emulator(config) => {
+            let emulator = Emulator::start(config.clone(), "127.0.0.1:0".parse().expect("addr"))
+                .context("cannot start the in-process emulator")?;
+            tracing::info!(
+                "rehearsal against the in-process emulator at {}",
+                emulator.endpoint()
+            );
+            let client = ClientConfig::new(
+                &emulator.endpoint(),
+                &config.appid,
+                "",
+                rehearsal_credentials(),
+            );
+            (Some(emulator), client)
+        }
+    };
+    let client = Client::new(client_config)?;
+
+    let tally = Tally::default();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let outcome = std::thread::scope(|scope| {
+        let tally = &tally;
+        let view = &job.view;
+        let (photos, persons) = (
+            (summary.pending + summary.in_doubt) as u64,
+            summary.persons_with_work as u64,
+        );
+        scope.spawn(move || progress::show(tally, photos, persons, view, done_rx));
+        let outcome = engine::run(&store, &client, &job.engine, stop, tally);
+        let _ = done_tx.send(());
+        outcome
+    })?;
+
+    let counts = StoreCounts::read(&store)?;
+    let ending = match outcome {
+        RunOutcome::Finished => Ending::Completed {
+            failed: counts.failed,
+            pending: counts.pending,
+        },
+        RunOutcome::Fatal(err) => Ending::Fatal(format!(
+            "{err}. Fix the account or credentials and run the same command again to resume"
+        )),
+        RunOutcome::Interrupted => Ending::Interrupted,
+    };
+    let words = match &ending {
+        Ending::DryRun => unreachable!("returned above"),
+        Ending::Completed {
+            failed: 0,
+            pending: 0,
+        } => "finished: every photo accounted for".to_owned(),
+        Ending::Completed { failed, pending } => {
+            format!("finished with {failed} failed photos and {pending} left for the next run")
+        }
+        Ending::Fatal(message) => format!("stopped by a fatal service error: {message}"),
+        Ending::Interrupted => "interrupted; run the same command again to resume".to_owned(),
+    };
+    let mut meta = store.meta()?;
+    meta.finished = Some(unix_now());
+    meta.last_outcome = Some(words.clone());
+    store.put_meta(&meta)?;
+    store.flush()?;
+
+    let report_path = job
+        .report
+        .clone()
+        .unwrap_or_else(|| job.state_dir.join("report.csv"));
+    let file = std::fs::File::create(&report_path)
+        .with_context(|| format!("cannot write the report {}", report_path.display()))?;
+    report::write_report(&store, None, Format::Csv, file)?;
+    let summary = Summary {
+        counts: &counts,
+        tally: &tally,
+        elapsed: started.elapsed(),
+        state_dir: &job.state_dir,
+        report: Some(&report_path),
+        ending: &words,
+    };
+    print!("{summary}");
+    Ok(ending)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
