@@ -8,17 +8,21 @@
 //!    is checked in parallel (rayon): ids by the service's rules, URLs, and for a
 //!    local file (unless `check_content` is off) that it exists, is not empty, is an
 //!    image by its content ([`ImageKind::sniff`]), fits one request when resizing is
-//!    off, and its content hash (streamed, never held in memory). The checked rows go
-//!    into a scratch tree of the store keyed by [`PhotoKey`], which sorts them by
-//!    person: a manifest of millions of rows is grouped without holding it in memory.
-//! 2. **Decide, person by person.** The scratch tree is read back in key order. For
-//!    each person, with its rows in source order and what the store knew of it from
+//!    off, and its content hash (streamed, never held in memory). The checked rows
+//!    are sorted by [`PhotoKey`] (person first) in runs of [`RUN_ROWS`]; full runs
+//!    are spilled to files in the state directory (`plan-sort/`, removed after the
+//!    pass). A manifest of millions of rows, a person's rows spread through it, is
+//!    so grouped by person without holding it in memory.
+//! 2. **Decide, person by person.** The runs are merged back in key order. For each
+//!    person, with its rows in source order and what the store knew of it from
 //!    earlier runs: the person's name, tag and groups are merged (a conflicting name
-//!    or tag fails the later line, naming both); every photo gets its state (below);
-//!    one [`PersonEntry`] is written for a valid person; the number of calls is
-//!    counted with [`chunks`].
+//!    or tag fails the later line, naming both); every photo gets its state (below)
+//!    and is written once; one [`PersonEntry`] is written for a valid person; the
+//!    calls are counted with [`chunks`].
 //!
-//! Memory is bounded by the batch size and by the photos of one person.
+//! Memory is bounded by [`RUN_ROWS`], by the photos of one person, and by the
+//! store's cache. Writing each photo once, in key order, is what the store does
+//! fastest: on a large archive the plan's time is mostly the store's.
 //!
 //! # A photo's state after planning
 //!
@@ -448,6 +452,9 @@ fn gather(
     Sorted::new(runs, run)
 }
 
+/// Threads writing a pass's photos into the store.
+const WRITERS: usize = 1;
+
 /// Rows a pass sorts in memory before spilling them to a file.
 pub const RUN_ROWS: usize = 50_000;
 
@@ -704,14 +711,22 @@ fn decide(
     let fresh = store.photo_count() == 0;
     let (send, receive) = crossbeam_channel::bounded::<Vec<(PhotoKey, PhotoEntry)>>(2);
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || {
-            for batch in receive {
-                for (key, entry) in &batch {
-                    store.put_photo(key, entry)?;
-                }
-            }
-            Ok::<_, StoreError>(())
-        });
+        // Batches hold neighbouring keys, so writers on different batches mostly
+        // work on different parts of the tree.
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|_| {
+                let receive = receive.clone();
+                scope.spawn(move || {
+                    for batch in receive {
+                        for (key, entry) in &batch {
+                            store.put_photo(key, entry)?;
+                        }
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .collect();
+        drop(receive);
         let result = (|| {
             let mut out = Vec::with_capacity(BATCH);
             let mut rows: Vec<(PhotoKey, Row)> = Vec::new();
@@ -736,9 +751,12 @@ fn decide(
             Ok::<_, PlanError>(())
         })();
         drop(send);
-        let written = writer.join().expect("the store writer does not panic");
+        let written: Vec<_> = writers
+            .into_iter()
+            .map(|w| w.join().expect("a store writer does not panic"))
+            .collect();
         result?;
-        written?;
+        written.into_iter().collect::<Result<(), _>>()?;
         Ok(())
     })
 }
