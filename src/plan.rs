@@ -8,17 +8,21 @@
 //!    is checked in parallel (rayon): ids by the service's rules, URLs, and for a
 //!    local file (unless `check_content` is off) that it exists, is not empty, is an
 //!    image by its content ([`ImageKind::sniff`]), fits one request when resizing is
-//!    off, and its content hash (streamed, never held in memory). The checked rows go
-//!    into a scratch tree of the store keyed by [`PhotoKey`], which sorts them by
-//!    person: a manifest of millions of rows is grouped without holding it in memory.
-//! 2. **Decide, person by person.** The scratch tree is read back in key order. For
-//!    each person, with its rows in source order and what the store knew of it from
+//!    off, and its content hash (streamed, never held in memory). The checked rows
+//!    are sorted by [`PhotoKey`] (person first) in runs of [`RUN_ROWS`]; full runs
+//!    are spilled to files in the state directory (`plan-sort/`, removed after the
+//!    pass). A manifest of millions of rows, a person's rows spread through it, is
+//!    so grouped by person without holding it in memory.
+//! 2. **Decide, person by person.** The runs are merged back in key order. For each
+//!    person, with its rows in source order and what the store knew of it from
 //!    earlier runs: the person's name, tag and groups are merged (a conflicting name
-//!    or tag fails the later line, naming both); every photo gets its state (below);
-//!    one [`PersonEntry`] is written for a valid person; the number of calls is
-//!    counted with [`chunks`].
+//!    or tag fails the later line, naming both); every photo gets its state (below)
+//!    and is written once; one [`PersonEntry`] is written for a valid person; the
+//!    calls are counted with [`chunks`].
 //!
-//! Memory is bounded by the batch size and by the photos of one person.
+//! Memory is bounded by [`RUN_ROWS`], by the photos of one person, and by the
+//! store's cache. Writing each photo once, in key order, is what the store does
+//! fastest: on a large archive the plan's time is mostly the store's.
 //!
 //! # A photo's state after planning
 //!
@@ -55,19 +59,17 @@ use crate::store::{
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::io::Read as _;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{BufRead as _, Read as _, Write as _};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Records checked together (in parallel) and written to the store in one go.
-pub const BATCH: usize = 8192;
+pub const BATCH: usize = 4096;
 
 /// Problems kept in a [`PlanSummary`] to show the operator; the store holds all.
 pub const MAX_LISTED_PROBLEMS: usize = 1000;
-
-/// The scratch tree a planning pass gathers its rows in.
-const SCRATCH: &str = "plan";
 
 /// How to plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +117,8 @@ pub enum PlanError {
         group: String,
         error: crate::model::IdError,
     },
+    #[error("cannot sort the source's rows in the state directory: {0}")]
+    Scratch(String),
     #[error(
         "--max-request-bytes {given} leaves no room for a photo (the request envelope \
          takes {REQUEST_ENVELOPE_BYTES} bytes)"
@@ -326,89 +330,36 @@ impl Iterator for PendingPersons<'_> {
     }
 }
 
-/// One listed photo after its checks, before it is written.
-struct Checked {
-    key: PhotoKey,
-    record: PhotoRecord,
-    /// What the store knew of the photo before this pass.
-    before: Option<PhotoEntry>,
+/// One listed photo after its checks, as sorted by person on its way to the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Row {
+    person: String,
+    image: ImageRef,
+    origin: Origin,
+    seq: u64,
+    groups: Vec<String>,
+    name: Option<String>,
+    tag: Option<String>,
     hash: Option<ContentHash>,
     size: Option<u64>,
-    /// The person cannot be planned (bad id).
+    /// The person cannot be planned (bad id, folder name not UTF-8).
     person_error: Option<String>,
-    /// The person's folder name is not UTF-8: no photo of it can be planned.
-    person_unusable: bool,
     /// A group, name or tag of this line is unusable.
     field_error: Option<String>,
     verdict: Verdict,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 enum Verdict {
     Ok,
     Skip(String),
     Invalid(String),
 }
 
-/// What the pass gathers of one person's fields while reading the source.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct PersonAcc {
-    groups: Vec<String>,
-    /// The name and tag as first given, and where.
-    name: Option<(String, String)>,
-    tag: Option<(String, String)>,
-    /// Why the person cannot be planned, when one of its listings says so.
-    unusable: Option<String>,
-}
-
-/// The persons' gathered fields: held in memory up to [`PERSON_CACHE`] persons,
-/// spilled to a scratch tree of the store beyond that.
-struct Persons {
-    cache: HashMap<String, PersonAcc>,
-    spill: sled::Tree,
-}
-
-/// Persons whose gathered fields are held in memory at once during a pass.
-pub const PERSON_CACHE: usize = 100_000;
-
-impl Persons {
-    fn get_mut(&mut self, person: &str) -> Result<&mut PersonAcc, StoreError> {
-        if !self.cache.contains_key(person) {
-            if self.cache.len() >= PERSON_CACHE {
-                self.spill_all()?;
-            }
-            let acc = match self.spill.get(person.as_bytes())? {
-                Some(v) => decode_acc(&v)?,
-                None => PersonAcc::default(),
-            };
-            self.cache.insert(person.to_owned(), acc);
-        }
-        Ok(self.cache.get_mut(person).expect("inserted above"))
+impl Row {
+    fn key(&self) -> PhotoKey {
+        PhotoKey::new(&self.person, &self.image)
     }
-
-    fn get(&self, person: &str) -> Result<Option<PersonAcc>, StoreError> {
-        if let Some(acc) = self.cache.get(person) {
-            return Ok(Some(acc.clone()));
-        }
-        self.spill
-            .get(person.as_bytes())?
-            .map(|v| decode_acc(&v))
-            .transpose()
-    }
-
-    fn spill_all(&mut self) -> Result<(), StoreError> {
-        for (person, acc) in self.cache.drain() {
-            let value = serde_json::to_vec(&acc).expect("person fields serialize");
-            self.spill.insert(person.as_bytes(), value)?;
-        }
-        Ok(())
-    }
-}
-
-fn decode_acc(bytes: &[u8]) -> Result<PersonAcc, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
-        what: "gathered person fields".into(),
-        source,
-    })
 }
 
 /// One planning pass over `source` into `store`. See the module documentation.
@@ -443,245 +394,218 @@ pub fn build(
         ..PlanSummary::default()
     };
 
-    store.drop_scratch(SCRATCH)?;
-    let mut persons = Persons {
-        cache: HashMap::new(),
-        spill: store.scratch(SCRATCH)?,
-    };
-    let started = std::time::Instant::now();
-    gather(
-        store,
-        items,
-        generation,
-        options,
-        &mut persons,
-        &mut summary,
-    )?;
-    tracing::debug!("plan: photos gathered in {:?}", started.elapsed());
-    let started = std::time::Instant::now();
-    decide(store, &persons, generation, options, &mut summary)?;
-    tracing::debug!("plan: persons decided in {:?}", started.elapsed());
-    drop(persons);
-    store.drop_scratch(SCRATCH)?;
+    let sort_dir = store.dir().join(SORT_DIR);
+    let _ = std::fs::remove_dir_all(&sort_dir);
+    let result = (|| {
+        let started = std::time::Instant::now();
+        let sorted = gather(&sort_dir, items, options, &mut summary)?;
+        tracing::debug!("plan: rows gathered and sorted in {:?}", started.elapsed());
+        let started = std::time::Instant::now();
+        decide(store, sorted, generation, options, &mut summary)?;
+        tracing::debug!("plan: persons decided in {:?}", started.elapsed());
+        Ok::<_, PlanError>(())
+    })();
+    let _ = std::fs::remove_dir_all(&sort_dir);
+    result?;
     store.flush()?;
     Ok(summary)
 }
 
-/// Phase 1: checks the source's records in parallel batches and writes each photo
-/// with its provisional state: decided when its input or its earlier run decides
-/// it, `Pending` when the person-level checks of phase 2 decide it.
+/// Phase 1: checks the source's records in parallel batches and sorts them by
+/// photo key (person first) in runs of [`RUN_ROWS`], spilled to files.
 fn gather(
-    store: &Store,
+    sort_dir: &Path,
     mut items: Box<dyn Iterator<Item = SourceItem> + Send>,
-    generation: u64,
     options: &PlanOptions,
-    persons: &mut Persons,
     summary: &mut PlanSummary,
-) -> Result<(), PlanError> {
-    // A store without photos has no earlier entries to look up.
-    let fresh = store.photo_count() == 0;
+) -> Result<Sorted, PlanError> {
+    let mut runs = Vec::new();
+    let mut run: Vec<(PhotoKey, Row)> = Vec::new();
     let mut batch: Vec<SourceItem> = Vec::with_capacity(BATCH);
-    let mut out: Vec<(PhotoKey, PhotoEntry)> = Vec::with_capacity(BATCH);
-    let mut listed: HashMap<PhotoKey, Origin> = HashMap::new();
     loop {
         batch.clear();
         batch.extend(items.by_ref().take(BATCH));
         if batch.is_empty() {
-            return Ok(());
+            break;
         }
-        let checked: Vec<Result<Result<Checked, String>, StoreError>> = batch
+        let checked: Vec<Result<(PhotoKey, Row), String>> = batch
             .par_drain(..)
-            .map(|item| check(store, item, fresh, options))
+            .map(|item| {
+                let row = check(item, options)?;
+                Ok((row.key(), row))
+            })
             .collect();
-        out.clear();
-        listed.clear();
         for c in checked {
-            let mut c = match c? {
-                Ok(c) => c,
+            match c {
+                Ok(row) => run.push(row),
                 Err(message) => {
                     summary.source_problems += 1;
                     summary.problem("invalid", message);
-                    continue;
                 }
-            };
-            let first = match &c.before {
-                Some(b) if b.generation == generation => Some(b.origin.clone()),
-                _ => listed.get(&c.key).cloned(),
-            };
-            if let Some(first) = first {
-                summary.relisted += 1;
-                summary.problem("duplicate", relisted(&c.record, &first));
-                continue;
             }
-            listed.insert(c.key.clone(), c.record.origin.clone());
-            if c.person_error.is_none() {
-                let acc = persons.get_mut(&c.record.person)?;
-                merge_fields(acc, &mut c);
-            }
-            let key = c.key.clone();
-            out.push((key, provisional(c, generation, options)));
         }
-        // Sorted, the writes of a batch land on neighbouring leaves of the tree.
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let replaced: Vec<Option<(PhotoKey, PhotoEntry)>> = out
-            .par_iter()
-            .map(|(k, e)| {
-                // Without a lookup first, a listing of an earlier batch shows here.
-                Ok(match store.swap_photo(k, e)? {
-                    Some(before) if fresh && before.generation == generation => {
-                        store.put_photo(k, &before)?;
-                        Some((k.clone(), before))
-                    }
-                    _ => None,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        for (key, first) in replaced.into_iter().flatten() {
-            let again = out
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, e)| e)
-                .expect("written from out");
-            let record = PhotoRecord {
-                person: again.person.clone(),
-                image: again.image.clone(),
-                groups: Vec::new(),
-                name: None,
-                tag: None,
-                origin: again.origin.clone(),
-                seq: again.seq,
-            };
-            summary.relisted += 1;
-            summary.problem("duplicate", relisted(&record, &first.origin));
+        if run.len() >= RUN_ROWS {
+            runs.push(spill(sort_dir, runs.len(), &mut run)?);
         }
+    }
+    run.par_sort_unstable_by(|a, b| (&a.0, a.1.seq).cmp(&(&b.0, b.1.seq)));
+    Sorted::new(runs, run)
+}
+
+/// Threads writing a pass's photos into the store.
+const WRITERS: usize = 1;
+
+/// Rows a pass sorts in memory before spilling them to a file.
+pub const RUN_ROWS: usize = 50_000;
+
+/// The folder of the state directory that holds a pass's sorted runs.
+const SORT_DIR: &str = "plan-sort";
+
+fn sort_error(path: &Path, e: impl std::fmt::Display) -> PlanError {
+    PlanError::Scratch(format!("{}: {e}", path.display()))
+}
+
+/// Sorts a run and writes it to a file, one JSON row a line.
+fn spill(dir: &Path, index: usize, run: &mut Vec<(PhotoKey, Row)>) -> Result<PathBuf, PlanError> {
+    run.par_sort_unstable_by(|a, b| (&a.0, a.1.seq).cmp(&(&b.0, b.1.seq)));
+    std::fs::create_dir_all(dir).map_err(|e| sort_error(dir, e))?;
+    let path = dir.join(format!("run-{index:05}.jsonl"));
+    let file = std::fs::File::create(&path).map_err(|e| sort_error(&path, e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    for (_, row) in run.drain(..) {
+        serde_json::to_writer(&mut out, &row).map_err(|e| sort_error(&path, e))?;
+        out.write_all(b"\n").map_err(|e| sort_error(&path, e))?;
+    }
+    out.flush().map_err(|e| sort_error(&path, e))?;
+    Ok(path)
+}
+
+/// The rows of all runs, merged in (key, source order).
+struct Sorted {
+    readers: Vec<(PathBuf, std::io::Lines<std::io::BufReader<std::fs::File>>)>,
+    memory: std::vec::IntoIter<(PhotoKey, Row)>,
+    /// The next row of each source (files, then memory), smallest on top.
+    heap: BinaryHeap<Reverse<Head>>,
+}
+
+struct Head {
+    key: PhotoKey,
+    seq: u64,
+    source: usize,
+    row: Row,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (&self.key, self.seq, self.source).cmp(&(&other.key, other.seq, other.source))
     }
 }
 
-fn relisted(record: &PhotoRecord, first: &Origin) -> String {
-    format!(
-        "{}: {} is listed again for person {:?}; first listed at {first}",
-        record.origin, record.image, record.person
-    )
-}
+impl Sorted {
+    fn new(runs: Vec<PathBuf>, memory: Vec<(PhotoKey, Row)>) -> Result<Sorted, PlanError> {
+        let mut readers = Vec::with_capacity(runs.len());
+        for path in runs {
+            let file = std::fs::File::open(&path).map_err(|e| sort_error(&path, e))?;
+            readers.push((
+                path,
+                std::io::BufReader::with_capacity(64 * 1024, file).lines(),
+            ));
+        }
+        let mut sorted = Sorted {
+            readers,
+            memory: memory.into_iter(),
+            heap: BinaryHeap::new(),
+        };
+        for source in 0..=sorted.readers.len() {
+            sorted.refill(source)?;
+        }
+        Ok(sorted)
+    }
 
-/// Adds a listing's groups, name and tag to its person's, or fails the listing when
-/// its name or tag conflicts with the one given first.
-fn merge_fields(acc: &mut PersonAcc, c: &mut Checked) {
-    let r = &c.record;
-    if c.person_unusable {
-        if acc.unusable.is_none() {
-            if let Verdict::Invalid(message) = &c.verdict {
-                acc.unusable = Some(message.clone());
-            }
-        }
-        return;
-    }
-    if c.field_error.is_some() {
-        return;
-    }
-    for (field, value, kept) in [
-        ("person_name", &r.name, &acc.name),
-        ("tag", &r.tag, &acc.tag),
-    ] {
-        if let (Some(value), Some((first, at))) = (value, kept) {
-            if value != first {
-                c.field_error = Some(format!(
-                    "{}: {field} {value:?} for person {:?} conflicts with {first:?} at {at}",
-                    r.origin, r.person
-                ));
-                return;
-            }
-        }
-    }
-    let origin = r.origin.to_string();
-    if acc.name.is_none() {
-        acc.name = r.name.clone().map(|n| (n, origin.clone()));
-    }
-    if acc.tag.is_none() {
-        acc.tag = r.tag.clone().map(|t| (t, origin));
-    }
-    for g in &r.groups {
-        if !acc.groups.contains(g) {
-            acc.groups.push(g.clone());
-        }
-    }
-}
-
-/// The entry phase 1 writes for a checked listing.
-fn provisional(c: Checked, generation: u64, options: &PlanOptions) -> PhotoEntry {
-    let invalid = |message: String| {
-        PhotoState::Failed(Failure {
-            kind: FailureKind::Input,
-            code: None,
-            message,
-        })
-    };
-    let state = if let Some(e) = c.person_error.or(c.field_error) {
-        invalid(e)
-    } else {
-        match c.verdict {
-            Verdict::Invalid(e) => invalid(e),
-            Verdict::Skip(reason) => PhotoState::Skipped { reason },
-            Verdict::Ok => match carry(c.before.as_ref(), c.hash, options) {
-                Carry::Keep(s) => s,
-                Carry::Open => PhotoState::Pending,
+    fn refill(&mut self, source: usize) -> Result<(), PlanError> {
+        let next = match self.readers.get_mut(source) {
+            Some((path, lines)) => match lines.next() {
+                None => None,
+                Some(line) => {
+                    let line = line.map_err(|e| sort_error(path, e))?;
+                    let row: Row = serde_json::from_str(&line).map_err(|e| sort_error(path, e))?;
+                    Some((row.key(), row))
+                }
             },
+            None => self.memory.next(),
+        };
+        if let Some((key, row)) = next {
+            self.heap.push(Reverse(Head {
+                key,
+                seq: row.seq,
+                source,
+                row,
+            }));
         }
-    };
-    let before = c.before;
-    // Without a hash on either side the content cannot be compared: the path stands
-    // for the photo.
-    let unchanged = before
-        .as_ref()
-        .is_some_and(|b| c.hash.is_none() || b.hash.is_none() || b.hash == c.hash);
-    let (hash, size) = match &before {
-        Some(b) if unchanged && c.hash.is_none() => (b.hash, b.size.or(c.size)),
-        _ => (c.hash, c.size),
-    };
-    PhotoEntry {
-        person: c.record.person,
-        image: c.record.image,
-        origin: c.record.origin,
-        seq: c.record.seq,
-        hash,
-        size,
-        state,
-        attempts: before.as_ref().map_or(0, |b| b.attempts),
-        generation,
-        note: before.filter(|_| unchanged).and_then(|b| b.note),
+        Ok(())
     }
 }
 
-/// Checks one record: everything that can be told from the record, its file and
-/// its earlier entry alone. `Ok(Err(message))` is a problem of the source with no
-/// photo to record.
-fn check(
-    store: &Store,
-    item: SourceItem,
-    fresh: bool,
-    options: &PlanOptions,
-) -> Result<Result<Checked, String>, StoreError> {
-    let (record, verdict, person_unusable) = match item {
-        SourceItem::Photo(record) => (record, Verdict::Ok, false),
+impl Iterator for Sorted {
+    type Item = Result<(PhotoKey, Row), PlanError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Reverse(head) = self.heap.pop()?;
+        if let Err(e) = self.refill(head.source) {
+            return Some(Err(e));
+        }
+        Some(Ok((head.key, head.row)))
+    }
+}
+
+/// Checks one record: everything that can be told from the record and its file
+/// alone. `Err` is a problem of the source with no photo to record.
+fn check(item: SourceItem, options: &PlanOptions) -> Result<Row, String> {
+    let (record, verdict, person_error) = match item {
+        SourceItem::Photo(record) => (record, Verdict::Ok, None),
         SourceItem::Problem(problem) => match (problem.photo, problem.kind) {
-            (None, _) => return Ok(Err(problem.message)),
-            (Some(r), ProblemKind::Skip) => (r, Verdict::Skip(problem.message), false),
-            (Some(r), ProblemKind::Invalid) => (r, Verdict::Invalid(problem.message), false),
-            (Some(r), ProblemKind::InvalidPerson) => (r, Verdict::Invalid(problem.message), true),
+            (None, _) => return Err(problem.message),
+            (Some(r), ProblemKind::Skip) => (r, Verdict::Skip(problem.message), None),
+            (Some(r), ProblemKind::Invalid) => (r, Verdict::Invalid(problem.message), None),
+            (Some(r), ProblemKind::InvalidPerson) => (
+                r,
+                Verdict::Invalid(problem.message.clone()),
+                Some(problem.message),
+            ),
         },
     };
-    let origin = &record.origin;
+    let PhotoRecord {
+        person,
+        image,
+        groups,
+        name,
+        tag,
+        origin,
+        seq,
+    } = record;
     let is_manifest = matches!(origin, Origin::Manifest { .. });
-    let person_error = check_id(&record.person).err().map(|e| {
-        let field = if is_manifest {
-            "person_id"
-        } else {
-            "person folder"
-        };
-        format!("{origin}: {field} {:?} {e}", record.person)
+    let person_error = person_error.or_else(|| {
+        check_id(&person).err().map(|e| {
+            let field = if is_manifest {
+                "person_id"
+            } else {
+                "person folder"
+            };
+            format!("{origin}: {field} {person:?} {e}")
+        })
     });
-    let field_error = record
-        .groups
+    let field_error = groups
         .iter()
         .find_map(|g| {
             check_id(g).err().map(|e| {
@@ -693,47 +617,40 @@ fn check(
                 format!("{origin}: {field} {g:?} {e}")
             })
         })
-        .or_else(|| {
-            too_long(
-                origin,
-                "person_name",
-                record.name.as_deref(),
-                MAX_NAME_BYTES,
-            )
-        })
-        .or_else(|| too_long(origin, "tag", record.tag.as_deref(), MAX_TAG_BYTES));
-    let key = PhotoKey::new(&record.person, &record.image);
-    let before = if fresh { None } else { store.photo(&key)? };
-    let mut checked = Checked {
-        key,
-        record,
-        before,
+        .or_else(|| too_long(&origin, "person_name", name.as_deref(), MAX_NAME_BYTES))
+        .or_else(|| too_long(&origin, "tag", tag.as_deref(), MAX_TAG_BYTES));
+    let mut row = Row {
+        person,
+        image,
+        origin,
+        seq,
+        groups,
+        name,
+        tag,
         hash: None,
         size: None,
         person_error,
-        person_unusable,
         field_error,
         verdict,
     };
-    if options.check_content && matches!(checked.verdict, Verdict::Ok) {
-        if let ImageRef::File(path) = &checked.record.image {
+    if options.check_content && matches!(row.verdict, Verdict::Ok) {
+        if let ImageRef::File(path) = &row.image {
             match inspect(path, options) {
                 Ok((size, hash)) => {
-                    checked.size = Some(size);
-                    checked.hash = Some(hash);
+                    row.size = Some(size);
+                    row.hash = Some(hash);
                 }
                 Err(message) => {
-                    let place = match &checked.record.origin {
+                    let place = match &row.origin {
                         Origin::Tree { .. } => String::new(),
                         o @ Origin::Manifest { .. } => format!("{o}: "),
                     };
-                    checked.verdict =
-                        Verdict::Invalid(format!("{place}{}: {message}", path.display()));
+                    row.verdict = Verdict::Invalid(format!("{place}{}: {message}", path.display()));
                 }
             }
         }
     }
-    Ok(Ok(checked))
+    Ok(row)
 }
 
 fn too_long(origin: &Origin, field: &str, value: Option<&str>, max: usize) -> Option<String> {
@@ -781,139 +698,283 @@ fn inspect(path: &Path, options: &PlanOptions) -> Result<(u64, ContentHash), Str
     Ok((size, hash))
 }
 
-/// Phase 2: reads the store back person by person (key order) and decides what only
-/// a person's photos together decide: its groups, duplicates and the 20-face cap.
+/// Phase 2: reads the sorted rows person by person, decides each person and writes
+/// its photos (on a writer thread, so deciding and writing overlap).
 fn decide(
     store: &Store,
-    persons: &Persons,
+    mut sorted: Sorted,
     generation: u64,
     options: &PlanOptions,
     summary: &mut PlanSummary,
 ) -> Result<(), PlanError> {
-    let mut photos = store.photos().peekable();
-    let mut group: Vec<(PhotoKey, PhotoEntry)> = Vec::new();
-    while let Some(item) = photos.next() {
-        group.clear();
-        group.push(item?);
-        while let Some(Ok((_, next))) = photos.peek() {
-            if next.person != group[0].1.person {
-                break;
+    // A store without photos has no earlier entries to look up.
+    let fresh = store.photo_count() == 0;
+    let (send, receive) = crossbeam_channel::bounded::<Vec<(PhotoKey, PhotoEntry)>>(2);
+    std::thread::scope(|scope| {
+        // Batches hold neighbouring keys, so writers on different batches mostly
+        // work on different parts of the tree.
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|_| {
+                let receive = receive.clone();
+                scope.spawn(move || {
+                    for batch in receive {
+                        for (key, entry) in &batch {
+                            store.put_photo(key, entry)?;
+                        }
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .collect();
+        drop(receive);
+        let result = (|| {
+            let mut out = Vec::with_capacity(BATCH);
+            let mut rows: Vec<(PhotoKey, Row)> = Vec::new();
+            for item in sorted.by_ref() {
+                let (key, row) = item?;
+                if rows.first().is_some_and(|(_, r)| r.person != row.person) {
+                    plan_person(
+                        store, fresh, &mut rows, generation, options, summary, &mut out,
+                    )?;
+                    if out.len() >= BATCH && send.send(std::mem::take(&mut out)).is_err() {
+                        break;
+                    }
+                }
+                rows.push((key, row));
             }
-            group.push(photos.next().expect("peeked")?);
-        }
-        if group.iter().any(|(_, e)| e.generation == generation) {
-            plan_person(store, persons, &mut group, generation, options, summary)?;
-        }
-    }
-    Ok(())
+            if !rows.is_empty() {
+                plan_person(
+                    store, fresh, &mut rows, generation, options, summary, &mut out,
+                )?;
+            }
+            let _ = send.send(out);
+            Ok::<_, PlanError>(())
+        })();
+        drop(send);
+        let written: Vec<_> = writers
+            .into_iter()
+            .map(|w| w.join().expect("a store writer does not panic"))
+            .collect();
+        result?;
+        written.into_iter().collect::<Result<(), _>>()?;
+        Ok(())
+    })
 }
 
-/// Decides one person: `group` holds all its photos in the store, of this plan and
-/// of earlier ones.
+/// Decides one person from its rows (drained from `rows`, sorted by key then source
+/// order) and what the store knew of it, and queues its photos in `out`.
 fn plan_person(
     store: &Store,
-    persons: &Persons,
-    group: &mut [(PhotoKey, PhotoEntry)],
+    fresh: bool,
+    rows: &mut Vec<(PhotoKey, Row)>,
     generation: u64,
     options: &PlanOptions,
     summary: &mut PlanSummary,
+    out: &mut Vec<(PhotoKey, PhotoEntry)>,
 ) -> Result<(), PlanError> {
-    group.sort_by_key(|(_, e)| (e.generation != generation, e.seq));
-    let current = group
-        .iter()
-        .filter(|(_, e)| e.generation == generation)
-        .count();
-    let person = group[0].1.person.clone();
-    let id = PersonId::new(person.as_str()).ok();
-    let acc = persons.get(&person)?.unwrap_or_default();
-    let order = match group[0].1.origin {
-        Origin::Tree { .. } => "sorted file name order",
-        Origin::Manifest { .. } => "manifest line order",
+    // The same photo listed again: keep the first listing.
+    rows.dedup_by(|later, first| {
+        let again = later.0 == first.0;
+        if again {
+            summary.relisted += 1;
+            summary.problem(
+                "duplicate",
+                format!(
+                    "{}: {} is listed again for person {:?}; first listed at {}",
+                    later.1.origin, later.1.image, later.1.person, first.1.origin
+                ),
+            );
+        }
+        again
+    });
+    rows.sort_by_key(|(_, r)| r.seq);
+    let person = rows[0].1.person.clone();
+    let mut old: HashMap<PhotoKey, PhotoEntry> = HashMap::new();
+    if !fresh {
+        for item in store.photos_of(&person) {
+            let (k, e) = item?;
+            old.insert(k, e);
+        }
+    }
+
+    // The person: its groups, name and tag, merged in source order. A name or tag
+    // that differs from the one given first fails its line.
+    let person_error = rows.iter().find_map(|(_, r)| r.person_error.clone());
+    let mut fields = PersonFields::default();
+    let mut name_from: Option<&Origin> = None;
+    let mut tag_from: Option<&Origin> = None;
+    let mut conflicts: Vec<Option<String>> = vec![None; rows.len()];
+    if person_error.is_none() {
+        for (i, (_, r)) in rows.iter().enumerate() {
+            if r.field_error.is_some() {
+                continue;
+            }
+            let mut conflict = None;
+            for (field, value, kept, from) in [
+                ("person_name", &r.name, &fields.name, name_from),
+                ("tag", &r.tag, &fields.tag, tag_from),
+            ] {
+                if let (Some(value), Some(kept), Some(from)) = (value, kept, from) {
+                    if value != kept && conflict.is_none() {
+                        conflict = Some(format!(
+                            "{}: {field} {value:?} for person {person:?} conflicts with {kept:?} at {from}",
+                            r.origin
+                        ));
+                    }
+                }
+            }
+            if conflict.is_some() {
+                conflicts[i] = conflict;
+                continue;
+            }
+            if fields.name.is_none() && r.name.is_some() {
+                fields.name = r.name.clone();
+                name_from = Some(&r.origin);
+            }
+            if fields.tag.is_none() && r.tag.is_some() {
+                fields.tag = r.tag.clone();
+                tag_from = Some(&r.origin);
+            }
+            for g in &r.groups {
+                if let Ok(g) = GroupId::new(g.as_str()) {
+                    if !fields.groups.contains(&g) {
+                        fields.groups.push(g);
+                    }
+                }
+            }
+        }
+    }
+    let no_group = person_error.is_none() && fields.groups.is_empty();
+
+    // Each photo's state before the dedupe and the cap.
+    let invalid = |message: String| {
+        Carry::Keep(PhotoState::Failed(Failure {
+            kind: FailureKind::Input,
+            code: None,
+            message,
+        }))
     };
+    let carries: Vec<Carry> = rows
+        .iter()
+        .zip(&conflicts)
+        .map(|((key, r), conflict)| {
+            if let Some(e) = &r.person_error {
+                invalid(e.clone())
+            } else if let Some(e) = &person_error {
+                invalid(format!(
+                    "{}: person {person:?} cannot be planned: {e}",
+                    r.origin
+                ))
+            } else if let Some(e) = r.field_error.as_ref().or(conflict.as_ref()) {
+                invalid(e.clone())
+            } else {
+                match &r.verdict {
+                    Verdict::Invalid(e) => invalid(e.clone()),
+                    Verdict::Skip(reason) => Carry::Keep(PhotoState::Skipped {
+                        reason: reason.clone(),
+                    }),
+                    Verdict::Ok if no_group => invalid(format!(
+                        "{}: person {person:?} has no group (group_ids is empty on every line)",
+                        r.origin
+                    )),
+                    Verdict::Ok => carry(old.get(key), r.hash, options),
+                }
+            }
+        })
+        .collect();
 
     // Faces the person holds or may hold, and whose content they are.
     let mut holders: HashMap<ContentHash, String> = HashMap::new();
     let mut enrolled = 0;
     let mut in_doubt = 0;
-    for (_, e) in group.iter() {
-        let what = match e.state {
-            PhotoState::Enrolled { .. } => {
+    let listed: std::collections::HashSet<&PhotoKey> = rows.iter().map(|(k, _)| k).collect();
+    for (k, e) in &old {
+        if listed.contains(k) {
+            continue;
+        }
+        if let PhotoState::Enrolled { .. } = e.state {
+            enrolled += 1;
+            if let Some(h) = e.hash {
+                holders
+                    .entry(h)
+                    .or_insert_with(|| format!("{} (enrolled)", e.origin));
+            }
+        }
+    }
+    for ((_, r), c) in rows.iter().zip(&carries) {
+        let what = match c {
+            Carry::Keep(PhotoState::Enrolled { .. }) => {
                 enrolled += 1;
                 "enrolled"
             }
-            PhotoState::InDoubt if e.generation == generation => {
+            Carry::Keep(PhotoState::InDoubt) => {
                 in_doubt += 1;
                 "in doubt"
             }
             _ => continue,
         };
-        if let Some(h) = e.hash {
+        if let Some(h) = r.hash {
             holders
                 .entry(h)
-                .or_insert_with(|| format!("{} ({what})", e.origin));
+                .or_insert_with(|| format!("{} ({what})", r.origin));
         }
     }
 
-    // The open photos (provisionally pending), in source order.
-    let unusable = match (&id, &acc.unusable) {
-        (_, Some(why)) => Some(format!("cannot be planned: {why}")),
-        (Some(_), None) if acc.groups.is_empty() => {
-            Some("has no group (group_ids is empty on every line)".to_owned())
-        }
-        _ => None,
+    // Dedupe and cap, in source order.
+    let order = match rows[0].1.origin {
+        Origin::Tree { .. } => "sorted file name order",
+        Origin::Manifest { .. } => "manifest line order",
     };
     let mut slots = MAX_FACES_PER_PERSON.saturating_sub(enrolled + in_doubt);
     let mut planned = 0;
-    for (key, e) in group[..current].iter_mut() {
-        if e.state != PhotoState::Pending {
-            continue;
-        }
-        let state = if let Some(why) = &unusable {
-            PhotoState::Failed(Failure {
-                kind: FailureKind::Input,
-                code: None,
-                message: format!("{}: person {person:?} {why}", e.origin),
-            })
-        } else if let Some(holder) = e.hash.and_then(|h| holders.get(&h)) {
-            PhotoState::Duplicate {
-                reason: format!("{}: same content as {holder}, which is kept", e.origin),
+    let mut states = Vec::with_capacity(rows.len());
+    for ((key, r), c) in rows.iter().zip(carries) {
+        let state = match c {
+            Carry::Keep(s) => s,
+            Carry::Open => {
+                if let Some(holder) = r.hash.and_then(|h| holders.get(&h)) {
+                    PhotoState::Duplicate {
+                        reason: format!("{}: same content as {holder}, which is kept", r.origin),
+                    }
+                } else if slots == 0 {
+                    PhotoState::Skipped {
+                        reason: format!(
+                            "{}: over the service's limit of {MAX_FACES_PER_PERSON} faces per \
+                             person: person {person:?} has {enrolled} enrolled, {in_doubt} in \
+                             doubt and {planned} planned before it (photos are taken in {order})",
+                            r.origin
+                        ),
+                    }
+                } else {
+                    slots -= 1;
+                    planned += 1;
+                    if let Some(h) = r.hash {
+                        holders.insert(h, r.origin.to_string());
+                    }
+                    PhotoState::Pending
+                }
             }
-        } else if slots == 0 {
-            PhotoState::Skipped {
-                reason: format!(
-                    "{}: over the service's limit of {MAX_FACES_PER_PERSON} faces per person: \
-                     person {person:?} has {enrolled} enrolled, {in_doubt} in doubt and \
-                     {planned} planned before it (photos are taken in {order})",
-                    e.origin
-                ),
-            }
-        } else {
-            slots -= 1;
-            planned += 1;
-            if let Some(h) = e.hash {
-                holders.insert(h, e.origin.to_string());
-            }
-            continue;
         };
-        e.state = state;
-        store.put_photo(key, e)?;
-    }
-    for (key, e) in group[..current].iter() {
         if let (PhotoState::Pending | PhotoState::InDoubt | PhotoState::Enrolled { .. }, Some(h)) =
-            (&e.state, e.hash)
+            (&state, r.hash)
         {
-            store.put_photo_hash(&person, &h, key)?;
+            if store.photo_with_hash(&person, &h)?.as_ref() != Some(key) {
+                store.put_photo_hash(&person, &h, key)?;
+            }
         }
+        states.push(state);
     }
 
     // The person's entry, and the calls it will take.
-    let work: Vec<ChunkItem> = group[..current]
+    let work: Vec<ChunkItem> = rows
         .iter()
-        .filter(|(_, e)| matches!(e.state, PhotoState::Pending | PhotoState::InDoubt))
-        .map(|(_, e)| chunk_item(e, options))
+        .zip(&states)
+        .filter(|(_, s)| matches!(s, PhotoState::Pending | PhotoState::InDoubt))
+        .map(|((_, r), _)| chunk_item(&r.image, r.size, options))
         .collect();
-    if let (Some(id), None) = (id, &unusable) {
-        let state = match store.person(&person)? {
+    if person_error.is_none() && !no_group {
+        let id = PersonId::new(person.as_str()).expect("person id checked");
+        let state = match if fresh { None } else { store.person(&person)? } {
             Some(PersonEntry {
                 state: PersonState::Failed { .. },
                 ..
@@ -938,15 +999,6 @@ fn plan_person(
                 summary.calls.addface += chunks(&work, room, options.max_request_bytes).len();
             }
         }
-        let fields = PersonFields {
-            groups: acc
-                .groups
-                .iter()
-                .filter_map(|g| GroupId::new(g.as_str()).ok())
-                .collect(),
-            name: acc.name.map(|(n, _)| n),
-            tag: acc.tag.map(|(t, _)| t),
-        };
         store.put_person(&PersonEntry {
             person: id,
             fields,
@@ -955,10 +1007,10 @@ fn plan_person(
         })?;
     }
 
-    // What the operator is told.
-    for (_, e) in group[..current].iter() {
+    // The photos, and what the operator is told of them.
+    for ((key, r), state) in rows.drain(..).zip(states) {
         summary.photos += 1;
-        match &e.state {
+        match &state {
             PhotoState::Pending => summary.pending += 1,
             PhotoState::InDoubt => summary.in_doubt += 1,
             PhotoState::Enrolled { .. } => summary.enrolled += 1,
@@ -976,6 +1028,29 @@ fn plan_person(
             }
             PhotoState::Failed(_) => summary.failed_before += 1,
         }
+        let before = old.remove(&key);
+        // Without a hash on either side the content cannot be compared: the path
+        // stands for the photo.
+        let unchanged = before
+            .as_ref()
+            .is_some_and(|b| r.hash.is_none() || b.hash.is_none() || b.hash == r.hash);
+        let (hash, size) = match &before {
+            Some(b) if unchanged && r.hash.is_none() => (b.hash, b.size.or(r.size)),
+            _ => (r.hash, r.size),
+        };
+        let entry = PhotoEntry {
+            person: r.person,
+            image: r.image,
+            origin: r.origin,
+            seq: r.seq,
+            hash,
+            size,
+            state,
+            attempts: before.as_ref().map_or(0, |b| b.attempts),
+            generation,
+            note: before.filter(|_| unchanged).and_then(|b| b.note),
+        };
+        out.push((key, entry));
     }
     Ok(())
 }
@@ -1007,14 +1082,14 @@ fn carry(before: Option<&PhotoEntry>, hash: Option<ContentHash>, options: &PlanO
     }
 }
 
-fn chunk_item(entry: &PhotoEntry, options: &PlanOptions) -> ChunkItem {
-    match &entry.image {
+fn chunk_item(image: &ImageRef, size: Option<u64>, options: &PlanOptions) -> ChunkItem {
+    match image {
         ImageRef::Url(u) => ChunkItem {
             bytes: u.len() as u64,
             is_url: true,
         },
         ImageRef::File(_) => {
-            let size = entry.size.unwrap_or(0);
+            let size = size.unwrap_or(0);
             ChunkItem {
                 // A photo too large for a request is re-encoded to fit.
                 bytes: if options.resize {

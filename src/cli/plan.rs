@@ -17,7 +17,7 @@ use std::path::PathBuf;
 /// What to plan and how: the flags shared by `plan` and `enroll`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlanArgs {
-    /// The photos: a directory tree (ROOT/<person_id>/<photo>) or a CSV manifest
+    /// The photos: a directory tree (ROOT/PERSON_ID/PHOTO) or a CSV manifest
     /// (a file ending in .csv, with columns person_id, image, group_ids and
     /// optionally person_name, tag).
     #[arg(value_name = "SOURCE")]
@@ -26,8 +26,8 @@ pub struct PlanArgs {
     /// at least one unless --layout group/person).
     #[arg(long = "group", value_name = "GROUP_ID")]
     pub groups: Vec<String>,
-    /// How a directory tree is laid out: person (ROOT/<person_id>/<photo>) or
-    /// group/person (ROOT/<group_id>/<person_id>/<photo>).
+    /// How a directory tree is laid out: person (ROOT/PERSON_ID/PHOTO) or
+    /// group/person (ROOT/GROUP_ID/PERSON_ID/PHOTO).
     #[arg(long, value_enum, default_value = "person")]
     pub layout: Layout,
     /// Follow symbolic links in a directory tree (loops are detected and reported).

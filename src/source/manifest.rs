@@ -85,8 +85,17 @@ pub fn read(path: &Path) -> Result<ManifestRows, SourceError> {
         name: find("person_name"),
         tag: find("tag"),
     };
+    let lines = File::open(path).map_err(|source| SourceError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(ManifestRows {
         reader,
+        lines: LineCounter {
+            reader: BufReader::with_capacity(256 * 1024, lines),
+            offset: 0,
+            line: 1,
+        },
         record: csv::ByteRecord::new(),
         columns,
         file: path.to_owned(),
@@ -98,6 +107,7 @@ pub fn read(path: &Path) -> Result<ManifestRows, SourceError> {
 /// The rows of a manifest, in line order.
 pub struct ManifestRows {
     reader: csv::Reader<BufReader<File>>,
+    lines: LineCounter,
     record: csv::ByteRecord,
     columns: Columns,
     file: PathBuf,
@@ -115,8 +125,23 @@ impl Iterator for ManifestRows {
         }
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => {
-                let line = self.record.position().map_or(0, |p| p.line());
-                Some(self.row(line))
+                let byte = self.record.position().map_or(0, |p| p.byte());
+                match self.lines.line_at(byte) {
+                    Ok(line) => Some(self.row(line)),
+                    Err(err) => {
+                        self.done = true;
+                        let origin = Origin::Manifest {
+                            file: self.file.clone(),
+                            line: self.lines.line,
+                        };
+                        Some(SourceItem::Problem(Problem {
+                            message: format!("{origin}: cannot read the manifest further: {err}"),
+                            origin,
+                            photo: None,
+                            kind: ProblemKind::Invalid,
+                        }))
+                    }
+                }
             }
             Ok(false) => {
                 self.done = true;
@@ -125,7 +150,8 @@ impl Iterator for ManifestRows {
             Err(err) => {
                 // The reader cannot go on after an I/O error; report it and stop.
                 self.done = true;
-                let line = err.position().map_or(0, |p| p.line());
+                let byte = err.position().map_or(self.lines.offset, |p| p.byte());
+                let line = self.lines.line_at(byte).unwrap_or(self.lines.line);
                 let origin = Origin::Manifest {
                     file: self.file.clone(),
                     line,
@@ -138,6 +164,51 @@ impl Iterator for ManifestRows {
                 }))
             }
         }
+    }
+}
+
+/// Turns the byte offsets the CSV reader reports into line numbers as an editor
+/// counts them (the reader's own line count skips blank lines and miscounts CRLF),
+/// by reading the file a second time, forward only, alongside the parser.
+struct LineCounter {
+    reader: BufReader<File>,
+    /// Bytes read so far.
+    offset: u64,
+    /// The line (1-based) `offset` is on.
+    line: u64,
+}
+
+impl LineCounter {
+    /// The line of the record starting at `byte`, which is never before the last one
+    /// asked.
+    fn line_at(&mut self, byte: u64) -> std::io::Result<u64> {
+        use std::io::BufRead as _;
+        while self.offset < byte {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let take = buf.len().min((byte - self.offset) as usize);
+            self.line += buf[..take].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.reader.consume(take);
+            self.offset += take as u64;
+        }
+        // The reader may place a record at the line end before it (after CRLF, or
+        // blank lines); the record itself starts at its first other byte.
+        loop {
+            let buf = self.reader.fill_buf()?;
+            let ends = buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            if ends == 0 {
+                break;
+            }
+            self.line += buf[..ends].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.reader.consume(ends);
+            self.offset += ends as u64;
+        }
+        Ok(self.line)
     }
 }
 

@@ -35,12 +35,12 @@ pub fn has_image_extension(path: &Path) -> bool {
 /// How a directory tree is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Layout {
-    /// `ROOT/<person_id>/<photo>`; groups come from `--group`.
+    /// ROOT/PERSON_ID/PHOTO; groups come from --group.
     #[default]
     #[value(name = "person")]
     Person,
-    /// `ROOT/<group_id>/<person_id>/<photo>`; a person is in every group whose folder
-    /// holds it, plus any `--group`.
+    /// ROOT/GROUP_ID/PERSON_ID/PHOTO; a person is in every group whose folder holds
+    /// it, plus any --group.
     #[value(name = "group/person")]
     GroupPerson,
 }
