@@ -39,7 +39,7 @@
 use crate::limits::{MAX_IMAGES_PER_ADDFACE, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
 use indicatif::HumanBytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -75,6 +75,14 @@ const QUALITY_FLOOR: u8 = 60;
 /// The shortest long edge the step-down loop shrinks a photo to: below it a face is
 /// too small for the service to find, so the photo is reported instead.
 const MIN_EDGE: u32 = 512;
+
+/// The most memory one photo's decoded pixels may take; a larger picture (or a file
+/// that claims to be one) is reported rather than decoded.
+const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The largest color profile carried over to a copy (camera and phone profiles take
+/// a few hundred bytes); a larger one is dropped and the copy is read as sRGB.
+const MAX_ICC_BYTES: usize = 16 * 1024;
 
 /// The most encodings tried for one photo before it is reported as over budget.
 const MAX_ATTEMPTS: u32 = 8;
@@ -633,12 +641,24 @@ fn normalize_bytes(
         orientation,
         ..
     } = header_of(Cursor::new(original))?;
-    let image = ImageReader::new(Cursor::new(original))
+    let mut decoder = ImageReader::new(Cursor::new(original))
         .with_guessed_format()
         .map_err(Failure::Read)?
-        .decode()
+        .into_decoder()
         .map_err(decode_failure)?;
-    let base = flatten(image);
+    let (w, h) = decoder.dimensions();
+    let need = decoder.total_bytes();
+    if need > MAX_DECODED_BYTES {
+        return Err(Failure::Decode(format!(
+            "{w}×{h} pixels take {} to decode, more than the {} allowed for one photo",
+            HumanBytes(need),
+            HumanBytes(MAX_DECODED_BYTES)
+        )));
+    }
+    // A damaged profile is dropped, not fatal: the pixels are what matter.
+    let profile = decoder.icc_profile().ok().flatten();
+    let base = flatten(DynamicImage::from_decoder(decoder).map_err(decode_failure)?);
+    let profile = profile.filter(|p| p.len() <= MAX_ICC_BYTES && profile_fits(p, &base));
     let long = base.width().max(base.height());
     let mut edge = long.min(opts.max_edge.max(1));
     let mut quality = opts.jpeg_quality.clamp(1, 100);
@@ -646,7 +666,7 @@ fn normalize_bytes(
     let mut last = (0u64, (0, 0), quality);
     for _ in 0..MAX_ATTEMPTS {
         let to_dims = (picture.width(), picture.height());
-        let bytes = encode_jpeg(&picture, quality)?;
+        let bytes = encode_jpeg(&picture, quality, profile.as_deref())?;
         let size = bytes.len() as u64;
         if size <= opts.max_bytes {
             let normalized = Normalized {
@@ -770,11 +790,31 @@ fn flatten(image: DynamicImage) -> DynamicImage {
     }
 }
 
-fn encode_jpeg(picture: &DynamicImage, quality: u8) -> Result<Vec<u8>, Failure> {
+/// Whether an ICC profile describes pictures of this kind (RGB or gray), from the
+/// color space signature at bytes 16–19 of its header.
+fn profile_fits(profile: &[u8], picture: &DynamicImage) -> bool {
+    let space = profile.get(16..20);
+    match picture {
+        DynamicImage::ImageRgb8(_) => space == Some(b"RGB "),
+        DynamicImage::ImageLuma8(_) => space == Some(b"GRAY"),
+        _ => false,
+    }
+}
+
+fn encode_jpeg(
+    picture: &DynamicImage,
+    quality: u8,
+    profile: Option<&[u8]>,
+) -> Result<Vec<u8>, Failure> {
+    let failed = |e: &dyn fmt::Display| Failure::Encode(e.to_string());
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(picture)
-        .map_err(|e| Failure::Encode(e.to_string()))?;
+    let mut encoder = JpegEncoder::new_with_quality(&mut out, quality);
+    if let Some(profile) = profile {
+        encoder
+            .set_icc_profile(profile.to_vec())
+            .map_err(|e| failed(&e))?;
+    }
+    encoder.encode_image(picture).map_err(|e| failed(&e))?;
     Ok(out)
 }
 

@@ -243,6 +243,31 @@ fn a_small_upright_photo_is_sent_byte_for_byte() {
 }
 
 #[test]
+fn a_copy_keeps_the_color_profile_of_its_original() {
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in for a Display P3 profile: what matters is that it travels intact.
+    let mut profile = vec![0u8; 600];
+    profile[16..20].copy_from_slice(b"RGB ");
+    profile[36..40].copy_from_slice(b"acsp");
+    let mut jpeg = Vec::new();
+    let mut encoder = JpegEncoder::new_with_quality(&mut jpeg, 90);
+    encoder.set_icc_profile(profile.clone()).unwrap();
+    encoder.encode_image(&picture(2500, 400, 0, 9)).unwrap();
+    let path = file(dir.path(), "p3.jpg", &jpeg);
+
+    let prepared = prepare(&path, &NormalizeOptions::default()).unwrap();
+    let (bytes, _) = normalized(&prepared);
+    let mut decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .unwrap()
+        .into_decoder()
+        .unwrap();
+    use image::ImageDecoder;
+    assert_eq!(decoder.dimensions(), (2048, 328));
+    assert_eq!(decoder.icc_profile().unwrap(), Some(profile));
+}
+
+#[test]
 fn an_animated_gif_is_sent_as_its_first_frame() {
     use image::codecs::gif::GifEncoder;
     use image::{Delay, Frame, Rgba, RgbaImage};
@@ -363,6 +388,25 @@ fn a_file_that_is_not_a_photo_is_a_decode_error_naming_it() {
         );
         assert!(err.to_string().contains(name), "{err}");
     }
+    // A header claiming 30000 × 30000 pixels (2.5 GiB decoded) over a few bytes.
+    let mut bomb = b"BM".to_vec();
+    bomb.extend_from_slice(&70u32.to_le_bytes());
+    bomb.extend_from_slice(&[0, 0, 0, 0]);
+    bomb.extend_from_slice(&54u32.to_le_bytes());
+    for field in [40i32, 30000, 30000] {
+        bomb.extend_from_slice(&field.to_le_bytes());
+    }
+    bomb.extend_from_slice(&1u16.to_le_bytes());
+    bomb.extend_from_slice(&24u16.to_le_bytes());
+    bomb.extend_from_slice(&[0; 24]);
+    bomb.extend_from_slice(&[0x7F; 16]);
+    let bomb = file(dir.path(), "bomb.bmp", &bomb);
+    assert_eq!(read_header(&bomb).unwrap().dims, (30000, 30000));
+    let err = prepare(&bomb, &opts).unwrap_err();
+    assert!(matches!(err, NormalizeError::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("bomb.bmp"), "{err}");
+    assert!(err.to_string().contains("30000×30000 pixels"), "{err}");
+
     let missing = dir.path().join("missing.jpg");
     let err = decide(&missing, &opts).unwrap_err();
     assert!(matches!(err, NormalizeError::Read { .. }), "{err:?}");
