@@ -7,7 +7,9 @@
 //! as many threads as the machine has cores, and prints the peak resident memory
 //! (VmHWM) the normalization reached.
 
-use faceenroll::normalize::{decide, prepare, Decision, NormalizeOptions, Outcome};
+use faceenroll::normalize::{
+    decide, prepare_chunk, thread_pool, Decision, NormalizeOptions, Outcome,
+};
 use image::codecs::jpeg::JpegEncoder;
 use image::{Rgb, RgbImage};
 use rayon::prelude::*;
@@ -111,12 +113,10 @@ fn run(
     let cpu = cpu_secs();
     let mut outcomes = Vec::new();
     for _ in 0..ROUNDS {
-        outcomes = pool.install(|| {
-            photos
-                .par_iter()
-                .map(|p| prepare(p, opts).unwrap().outcome())
-                .collect()
-        });
+        outcomes = prepare_chunk(pool, photos, opts)
+            .into_iter()
+            .map(|r| r.unwrap().outcome())
+            .collect();
     }
     let secs = start.elapsed().as_secs_f64();
     let n = (ROUNDS * photos.len()) as f64;
@@ -164,10 +164,7 @@ fn main() {
     let resettable = reset_peak();
     let after_reset = peak_mib();
     for threads in [1, cores] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = thread_pool(threads).unwrap();
         reset_peak();
         let (rate, cpu_ms, outcomes) = run(&pool, &photos, &opts);
         let sent: u64 = outcomes

@@ -30,11 +30,10 @@
 //!
 //! [`prepare`] is CPU-bound (a 12-megapixel JPEG takes a few hundred milliseconds of
 //! CPU to decode, scale and re-encode; see `benches/normalize.rs`) and holds one
-//! photo's pixels (a few tens of MB) while it runs. Run
-//! it on a bounded rayon pool of its own (for example
-//! `rayon::ThreadPoolBuilder::new().num_threads(n).build()`), not on the threads that
-//! send requests, so normalization never starves them; and prepare photos one chunk
-//! at a time, so the normalized bytes of a whole job are never all in memory at once.
+//! photo's pixels (a few tens of MB) while it runs. Run it on a bounded rayon pool of
+//! its own ([`thread_pool`]), not on the threads that send requests, so normalization
+//! never starves them; and prepare photos one chunk at a time ([`prepare_chunk`]), so
+//! the normalized bytes of a whole job are never all in memory at once.
 
 use crate::limits::{MAX_IMAGES_PER_ADDFACE, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use image::codecs::jpeg::JpegEncoder;
@@ -364,6 +363,31 @@ pub fn prepare(path: &Path, opts: &NormalizeOptions) -> Result<Prepared, Normali
     let original = std::fs::read(path).map_err(|e| read_error(path, e))?;
     let (bytes, normalized) = normalize_bytes(&original, opts).map_err(|e| e.at(path))?;
     Ok(Prepared::Normalized { bytes, normalized })
+}
+
+/// A pool of `threads` threads for normalizing, named `normalize-N`, apart from the
+/// threads that send requests.
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("normalize-{i}"))
+        .build()
+}
+
+/// Prepares the photos of one chunk on `pool`, in parallel, each result in the place
+/// of its path. A photo that fails does not stop the others.
+pub fn prepare_chunk<P: AsRef<Path> + Sync>(
+    pool: &rayon::ThreadPool,
+    paths: &[P],
+    opts: &NormalizeOptions,
+) -> Vec<Result<Prepared, NormalizeError>> {
+    use rayon::prelude::*;
+    pool.install(|| {
+        paths
+            .par_iter()
+            .map(|p| prepare(p.as_ref(), opts))
+            .collect()
+    })
 }
 
 /// A failure not yet tied to a file.

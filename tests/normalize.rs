@@ -2,8 +2,8 @@
 
 use faceenroll::model::ContentHash;
 use faceenroll::normalize::{
-    decide, prepare, read_header, Decision, NormalizeError, NormalizeOptions, Normalized, Outcome,
-    Prepared, Reasons, MAX_SINGLE_PHOTO_BYTES,
+    decide, prepare, prepare_chunk, read_header, thread_pool, Decision, NormalizeError,
+    NormalizeOptions, Normalized, Outcome, Prepared, Reasons, MAX_SINGLE_PHOTO_BYTES,
 };
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
@@ -411,4 +411,36 @@ fn a_file_that_is_not_a_photo_is_a_decode_error_naming_it() {
     let err = decide(&missing, &opts).unwrap_err();
     assert!(matches!(err, NormalizeError::Read { .. }), "{err:?}");
     assert!(err.to_string().contains("missing.jpg"), "{err}");
+}
+
+#[test]
+fn a_chunk_is_prepared_in_order_and_one_bad_photo_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = file(
+        dir.path(),
+        "a.jpg",
+        &jpeg_bytes(&picture(64, 48, 0, 10), 85),
+    );
+    let bad = file(dir.path(), "b.jpg", b"not a photo");
+    let wide = dir.path().join("c.png");
+    write_png(&wide, &picture(2100, 30, 0, 11));
+    let sideways = file(
+        dir.path(),
+        "d.jpg",
+        &with_orientation(&jpeg_bytes(&picture(40, 20, 0, 12), 85), 8),
+    );
+    let pool = thread_pool(2).unwrap();
+    let results = prepare_chunk(
+        &pool,
+        &[&small, &bad, &wide, &sideways],
+        &NormalizeOptions::default(),
+    );
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0].as_ref().unwrap(), &Prepared::AsIs);
+    let err = results[1].as_ref().unwrap_err();
+    assert!(err.to_string().contains("b.jpg"), "{err}");
+    let (_, wide) = normalized(results[2].as_ref().unwrap());
+    assert_eq!(wide.to_dims, (2048, 29));
+    let (_, turned) = normalized(results[3].as_ref().unwrap());
+    assert_eq!((turned.to_dims, turned.rotated), ((20, 40), true));
 }
