@@ -55,8 +55,8 @@ pub const MAX_SINGLE_PHOTO_BYTES: u64 = MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYT
 pub const DEFAULT_MAX_BYTES: u64 =
     (MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYTES) / MAX_IMAGES_PER_ADDFACE as u64;
 
-// A full chunk at the default budget fits one request; the build fails if a change
-// of the limits breaks that.
+// A full chunk at the default budget fits one request; the build fails if the default
+// is ever set by hand to a figure that breaks that.
 const _: () = assert!(
     MAX_IMAGES_PER_ADDFACE as u64 * DEFAULT_MAX_BYTES + REQUEST_ENVELOPE_BYTES <= MAX_REQUEST_BYTES
 );
@@ -684,7 +684,8 @@ fn normalize_bytes(
     let base = flatten(DynamicImage::from_decoder(decoder).map_err(decode_failure)?);
     let profile = profile.filter(|p| p.len() <= MAX_ICC_BYTES && profile_fits(p, &base));
     let long = base.width().max(base.height());
-    let mut edge = long.min(opts.max_edge.max(1));
+    // JPEG cannot record a side longer than 65535 pixels.
+    let mut edge = long.min(opts.max_edge.clamp(1, u32::from(u16::MAX)));
     let mut quality = opts.jpeg_quality.clamp(1, 100);
     let mut picture = fit(&base, edge, orientation);
     let mut last = (0u64, (0, 0), quality);
