@@ -132,8 +132,11 @@ fn main() {
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?").to_string();
     println!(
-        "normalize: {PHOTOS} JPEGs 4000×3000, {:.1} MiB on average, written in {:.1} s; {cores} cores",
+        "normalize: {PHOTOS} JPEGs 4000×3000, {:.1} MiB on average, written in {:.1} s; \
+         {cores} cores, load average {load}",
         mib(total) / PHOTOS as f64,
         t.elapsed().as_secs_f64()
     );
@@ -188,6 +191,14 @@ fn main() {
             for o in outcomes.iter().take(2) {
                 println!("  e.g. {o}");
             }
+            let qualities: Vec<String> = outcomes
+                .iter()
+                .map(|o| match o {
+                    Outcome::Normalized(n) => n.quality.to_string(),
+                    Outcome::AsIs => "as is".into(),
+                })
+                .collect();
+            println!("  JPEG quality reached: {}", qualities.join(", "));
         }
     }
     if let (Some(b), Some(a)) = (before, after_reset) {
