@@ -100,6 +100,14 @@ pub struct NormalizeOptions {
     pub jpeg_quality: u8,
 }
 
+impl NormalizeOptions {
+    /// The bytes one photo may take: `max_bytes`, but never more than a request can
+    /// carry with the photo alone.
+    pub fn budget(&self) -> u64 {
+        self.max_bytes.min(MAX_SINGLE_PHOTO_BYTES)
+    }
+}
+
 impl Default for NormalizeOptions {
     fn default() -> Self {
         NormalizeOptions {
@@ -200,7 +208,7 @@ impl Decision {
     /// Decides from a photo's header, with normalization enabled (pure).
     pub fn of(header: &Header, opts: &NormalizeOptions) -> Decision {
         let reasons = Reasons {
-            over_budget: header.bytes > opts.max_bytes,
+            over_budget: header.bytes > opts.budget(),
             over_edge: header.dims.0.max(header.dims.1) > opts.max_edge,
             not_upright: header.orientation != Orientation::NoTransforms,
             animated: header.animated,
@@ -688,12 +696,13 @@ fn normalize_bytes(
     let mut edge = long.min(opts.max_edge.clamp(1, u32::from(u16::MAX)));
     let mut quality = opts.jpeg_quality.clamp(1, 100);
     let mut picture = fit(&base, edge, orientation);
+    let budget = opts.budget();
     let mut last = (0u64, (0, 0), quality);
     for _ in 0..MAX_ATTEMPTS {
         let to_dims = (picture.width(), picture.height());
         let bytes = encode_jpeg(&picture, quality, profile.as_deref())?;
         let size = bytes.len() as u64;
-        if size <= opts.max_bytes {
+        if size <= budget {
             let normalized = Normalized {
                 from_bytes: original.len() as u64,
                 to_bytes: size,
@@ -707,7 +716,7 @@ fn normalize_bytes(
         last = (size, to_dims, quality);
         // Step down: first the quality, while a modest cut may do; then the size, by
         // the square root of the overshoot (bytes grow roughly with pixel count).
-        let ratio = opts.max_bytes as f64 / size as f64;
+        let ratio = budget as f64 / size as f64;
         if quality > QUALITY_FLOOR && ratio > 0.5 {
             quality = quality.saturating_sub(10).max(QUALITY_FLOOR);
         } else {
@@ -721,7 +730,7 @@ fn normalize_bytes(
     }
     Err(Failure::OverBudget {
         bytes: last.0,
-        limit: opts.max_bytes,
+        limit: budget,
         dims: last.1,
         quality: last.2,
     })
@@ -877,6 +886,19 @@ mod tests {
         assert_eq!(Decision::of(&at_limits, &opts), Decision::AsIs);
 
         let big = header(opts.max_bytes + 1, (640, 480), upright);
+        // A budget set above what a request carries is held to the request.
+        let lavish = NormalizeOptions {
+            max_bytes: u64::MAX,
+            ..opts
+        };
+        let seven_mb = header(7 << 20, (640, 480), upright);
+        assert!(matches!(
+            Decision::of(&seven_mb, &lavish),
+            Decision::Normalize(Reasons {
+                over_budget: true,
+                ..
+            })
+        ));
         let wide = header(1000, (opts.max_edge + 1, 10), upright);
         let tall = header(1000, (10, opts.max_edge + 1), upright);
         let flipped = header(1000, (640, 480), Orientation::FlipHorizontal);

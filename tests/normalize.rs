@@ -147,8 +147,11 @@ fn a_photo_over_six_mb_is_sent_as_a_copy_under_the_budget() {
 #[test]
 fn a_photo_over_the_pixel_bound_is_scaled_keeping_its_aspect_ratio() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("panorama.png");
-    write_png(&path, &picture(3000, 1000, 0, 2));
+    let path = file(
+        dir.path(),
+        "panorama.jpg",
+        &jpeg_bytes(&picture(3000, 1000, 0, 2), 90),
+    );
     let opts = NormalizeOptions {
         max_bytes: u64::MAX,
         ..NormalizeOptions::default()
