@@ -221,6 +221,16 @@ impl Decision {
     }
 }
 
+impl fmt::Display for Decision {
+    /// "sent as is", or "normalized (over the byte budget, not stored upright)".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::AsIs => f.write_str("sent as is"),
+            Decision::Normalize(reasons) => write!(f, "normalized ({reasons})"),
+        }
+    }
+}
+
 /// What a normalized copy is, against its original: for the report and the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Normalized {
@@ -928,6 +938,11 @@ mod tests {
             r.to_string(),
             "over the byte budget, over the pixel bound, not stored upright, animated"
         );
+        assert_eq!(
+            Decision::of(&flipped, &opts).to_string(),
+            "normalized (not stored upright)"
+        );
+        assert_eq!(Decision::AsIs.to_string(), "sent as is");
     }
 
     /// A JPEG head: SOI, the given segments, then a baseline frame header.
