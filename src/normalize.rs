@@ -871,7 +871,15 @@ fn encode_jpeg(
             .set_icc_profile(profile.to_vec())
             .map_err(|e| failed(&e))?;
     }
-    encoder.encode_image(picture).map_err(|e| failed(&e))?;
+    // Given a DynamicImage the encoder sees RGBA pixels and writes three channels
+    // even for a gray picture; given the buffer, a gray picture makes a smaller
+    // one-channel JPEG.
+    match picture {
+        DynamicImage::ImageRgb8(rgb) => encoder.encode_image(rgb),
+        DynamicImage::ImageLuma8(gray) => encoder.encode_image(gray),
+        other => encoder.encode_image(&other.to_rgb8()),
+    }
+    .map_err(|e| failed(&e))?;
     Ok(out)
 }
 

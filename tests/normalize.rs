@@ -447,3 +447,17 @@ fn a_chunk_is_prepared_in_order_and_one_bad_photo_does_not_stop_the_others() {
     let (_, turned) = normalized(results[3].as_ref().unwrap());
     assert_eq!((turned.to_dims, turned.rotated), ((20, 40), true));
 }
+
+#[test]
+fn a_gray_scan_stays_a_one_channel_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scan.png");
+    image::GrayImage::from_fn(2500, 300, |x, y| image::Luma([((x + y) % 256) as u8]))
+        .save(&path)
+        .unwrap();
+    let prepared = prepare(&path, &NormalizeOptions::default()).unwrap();
+    let (bytes, outcome) = normalized(&prepared);
+    let sent = image::load_from_memory(bytes).unwrap();
+    assert_eq!(sent.color(), image::ColorType::L8);
+    assert_eq!(outcome.to_dims, (2048, 246));
+}
