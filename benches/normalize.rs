@@ -7,7 +7,9 @@
 //! as many threads as the machine has cores, and prints the peak resident memory
 //! (VmHWM) the normalization reached.
 
-use faceenroll::normalize::{decide, prepare, Decision, NormalizeOptions, Outcome};
+use faceenroll::normalize::{
+    decide, prepare_chunk, thread_pool, Decision, NormalizeOptions, Outcome,
+};
 use image::codecs::jpeg::JpegEncoder;
 use image::{Rgb, RgbImage};
 use rayon::prelude::*;
@@ -111,12 +113,10 @@ fn run(
     let cpu = cpu_secs();
     let mut outcomes = Vec::new();
     for _ in 0..ROUNDS {
-        outcomes = pool.install(|| {
-            photos
-                .par_iter()
-                .map(|p| prepare(p, opts).unwrap().outcome())
-                .collect()
-        });
+        outcomes = prepare_chunk(pool, photos, opts)
+            .into_iter()
+            .map(|r| r.unwrap().outcome())
+            .collect();
     }
     let secs = start.elapsed().as_secs_f64();
     let n = (ROUNDS * photos.len()) as f64;
@@ -132,8 +132,11 @@ fn main() {
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?").to_string();
     println!(
-        "normalize: {PHOTOS} JPEGs 4000×3000, {:.1} MiB on average, written in {:.1} s; {cores} cores",
+        "normalize: {PHOTOS} JPEGs 4000×3000, {:.1} MiB on average, written in {:.1} s; \
+         {cores} cores, load average {load}",
         mib(total) / PHOTOS as f64,
         t.elapsed().as_secs_f64()
     );
@@ -164,10 +167,7 @@ fn main() {
     let resettable = reset_peak();
     let after_reset = peak_mib();
     for threads in [1, cores] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = thread_pool(threads).unwrap();
         reset_peak();
         let (rate, cpu_ms, outcomes) = run(&pool, &photos, &opts);
         let sent: u64 = outcomes
@@ -191,6 +191,14 @@ fn main() {
             for o in outcomes.iter().take(2) {
                 println!("  e.g. {o}");
             }
+            let qualities: Vec<String> = outcomes
+                .iter()
+                .map(|o| match o {
+                    Outcome::Normalized(n) => n.quality.to_string(),
+                    Outcome::AsIs => "as is".into(),
+                })
+                .collect();
+            println!("  JPEG quality reached: {}", qualities.join(", "));
         }
     }
     if let (Some(b), Some(a)) = (before, after_reset) {

@@ -30,16 +30,15 @@
 //!
 //! [`prepare`] is CPU-bound (a 12-megapixel JPEG takes a few hundred milliseconds of
 //! CPU to decode, scale and re-encode; see `benches/normalize.rs`) and holds one
-//! photo's pixels (a few tens of MB) while it runs. Run
-//! it on a bounded rayon pool of its own (for example
-//! `rayon::ThreadPoolBuilder::new().num_threads(n).build()`), not on the threads that
-//! send requests, so normalization never starves them; and prepare photos one chunk
-//! at a time, so the normalized bytes of a whole job are never all in memory at once.
+//! photo's pixels (a few tens of MB) while it runs. Run it on a bounded rayon pool of
+//! its own ([`thread_pool`]), not on the threads that send requests, so normalization
+//! never starves them; and prepare photos one chunk at a time ([`prepare_chunk`]), so
+//! the normalized bytes of a whole job are never all in memory at once.
 
 use crate::limits::{MAX_IMAGES_PER_ADDFACE, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
 use indicatif::HumanBytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -56,8 +55,8 @@ pub const MAX_SINGLE_PHOTO_BYTES: u64 = MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYT
 pub const DEFAULT_MAX_BYTES: u64 =
     (MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYTES) / MAX_IMAGES_PER_ADDFACE as u64;
 
-// A full chunk at the default budget fits one request; the build fails if a change
-// of the limits breaks that.
+// A full chunk at the default budget fits one request; the build fails if the default
+// is ever set by hand to a figure that breaks that.
 const _: () = assert!(
     MAX_IMAGES_PER_ADDFACE as u64 * DEFAULT_MAX_BYTES + REQUEST_ENVELOPE_BYTES <= MAX_REQUEST_BYTES
 );
@@ -76,6 +75,14 @@ const QUALITY_FLOOR: u8 = 60;
 /// too small for the service to find, so the photo is reported instead.
 const MIN_EDGE: u32 = 512;
 
+/// The most memory one photo's decoded pixels may take; a larger picture (or a file
+/// that claims to be one) is reported rather than decoded.
+const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The largest color profile carried over to a copy (camera and phone profiles take
+/// a few hundred bytes); a larger one is dropped and the copy is read as sRGB.
+const MAX_ICC_BYTES: usize = 16 * 1024;
+
 /// The most encodings tried for one photo before it is reported as over budget.
 const MAX_ATTEMPTS: u32 = 8;
 
@@ -91,6 +98,14 @@ pub struct NormalizeOptions {
     /// The JPEG quality of a re-encoded photo, 1–100 ([`DEFAULT_JPEG_QUALITY`]); the
     /// quality is lowered (down to 60) when a photo would still exceed the budget.
     pub jpeg_quality: u8,
+}
+
+impl NormalizeOptions {
+    /// The bytes one photo may take: `max_bytes`, but never more than a request can
+    /// carry with the photo alone.
+    pub fn budget(&self) -> u64 {
+        self.max_bytes.min(MAX_SINGLE_PHOTO_BYTES)
+    }
 }
 
 impl Default for NormalizeOptions {
@@ -193,7 +208,7 @@ impl Decision {
     /// Decides from a photo's header, with normalization enabled (pure).
     pub fn of(header: &Header, opts: &NormalizeOptions) -> Decision {
         let reasons = Reasons {
-            over_budget: header.bytes > opts.max_bytes,
+            over_budget: header.bytes > opts.budget(),
             over_edge: header.dims.0.max(header.dims.1) > opts.max_edge,
             not_upright: header.orientation != Orientation::NoTransforms,
             animated: header.animated,
@@ -202,6 +217,16 @@ impl Decision {
             Decision::Normalize(reasons)
         } else {
             Decision::AsIs
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    /// "sent as is", or "normalized (over the byte budget, not stored upright)".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::AsIs => f.write_str("sent as is"),
+            Decision::Normalize(reasons) => write!(f, "normalized ({reasons})"),
         }
     }
 }
@@ -356,6 +381,31 @@ pub fn prepare(path: &Path, opts: &NormalizeOptions) -> Result<Prepared, Normali
     let original = std::fs::read(path).map_err(|e| read_error(path, e))?;
     let (bytes, normalized) = normalize_bytes(&original, opts).map_err(|e| e.at(path))?;
     Ok(Prepared::Normalized { bytes, normalized })
+}
+
+/// A pool of `threads` threads for normalizing, named `normalize-N`, apart from the
+/// threads that send requests.
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("normalize-{i}"))
+        .build()
+}
+
+/// Prepares the photos of one chunk on `pool`, in parallel, each result in the place
+/// of its path. A photo that fails does not stop the others.
+pub fn prepare_chunk<P: AsRef<Path> + Sync>(
+    pool: &rayon::ThreadPool,
+    paths: &[P],
+    opts: &NormalizeOptions,
+) -> Vec<Result<Prepared, NormalizeError>> {
+    use rayon::prelude::*;
+    pool.install(|| {
+        paths
+            .par_iter()
+            .map(|p| prepare(p.as_ref(), opts))
+            .collect()
+    })
 }
 
 /// A failure not yet tied to a file.
@@ -633,22 +683,36 @@ fn normalize_bytes(
         orientation,
         ..
     } = header_of(Cursor::new(original))?;
-    let image = ImageReader::new(Cursor::new(original))
+    let mut decoder = ImageReader::new(Cursor::new(original))
         .with_guessed_format()
         .map_err(Failure::Read)?
-        .decode()
+        .into_decoder()
         .map_err(decode_failure)?;
-    let base = flatten(image);
+    let (w, h) = decoder.dimensions();
+    let need = decoder.total_bytes();
+    if need > MAX_DECODED_BYTES {
+        return Err(Failure::Decode(format!(
+            "{w}×{h} pixels take {} to decode, more than the {} allowed for one photo",
+            HumanBytes(need),
+            HumanBytes(MAX_DECODED_BYTES)
+        )));
+    }
+    // A damaged profile is dropped, not fatal: the pixels are what matter.
+    let profile = decoder.icc_profile().ok().flatten();
+    let base = flatten(DynamicImage::from_decoder(decoder).map_err(decode_failure)?);
+    let profile = profile.filter(|p| p.len() <= MAX_ICC_BYTES && profile_fits(p, &base));
     let long = base.width().max(base.height());
-    let mut edge = long.min(opts.max_edge.max(1));
+    // JPEG cannot record a side longer than 65535 pixels.
+    let mut edge = long.min(opts.max_edge.clamp(1, u32::from(u16::MAX)));
     let mut quality = opts.jpeg_quality.clamp(1, 100);
     let mut picture = fit(&base, edge, orientation);
+    let budget = opts.budget();
     let mut last = (0u64, (0, 0), quality);
     for _ in 0..MAX_ATTEMPTS {
         let to_dims = (picture.width(), picture.height());
-        let bytes = encode_jpeg(&picture, quality)?;
+        let bytes = encode_jpeg(&picture, quality, profile.as_deref())?;
         let size = bytes.len() as u64;
-        if size <= opts.max_bytes {
+        if size <= budget {
             let normalized = Normalized {
                 from_bytes: original.len() as u64,
                 to_bytes: size,
@@ -662,7 +726,7 @@ fn normalize_bytes(
         last = (size, to_dims, quality);
         // Step down: first the quality, while a modest cut may do; then the size, by
         // the square root of the overshoot (bytes grow roughly with pixel count).
-        let ratio = opts.max_bytes as f64 / size as f64;
+        let ratio = budget as f64 / size as f64;
         if quality > QUALITY_FLOOR && ratio > 0.5 {
             quality = quality.saturating_sub(10).max(QUALITY_FLOOR);
         } else {
@@ -676,7 +740,7 @@ fn normalize_bytes(
     }
     Err(Failure::OverBudget {
         bytes: last.0,
-        limit: opts.max_bytes,
+        limit: budget,
         dims: last.1,
         quality: last.2,
     })
@@ -695,11 +759,11 @@ fn fit(base: &DynamicImage, edge: u32, orientation: Orientation) -> DynamicImage
         let (nw, nh) = (scale(w), scale(h));
         match base {
             DynamicImage::ImageRgb8(rgb) => DynamicImage::ImageRgb8(
-                image::RgbImage::from_raw(nw, nh, shrink(rgb.as_raw(), w, h, 3, nw, nh))
+                image::RgbImage::from_raw(nw, nh, shrink::<3>(rgb.as_raw(), w, h, nw, nh))
                     .expect("shrink returns nw × nh pixels"),
             ),
             DynamicImage::ImageLuma8(gray) => DynamicImage::ImageLuma8(
-                image::GrayImage::from_raw(nw, nh, shrink(gray.as_raw(), w, h, 1, nw, nh))
+                image::GrayImage::from_raw(nw, nh, shrink::<1>(gray.as_raw(), w, h, nw, nh))
                     .expect("shrink returns nw × nh pixels"),
             ),
             other => other.thumbnail_exact(nw, nh),
@@ -711,14 +775,15 @@ fn fit(base: &DynamicImage, edge: u32, orientation: Orientation) -> DynamicImage
     picture
 }
 
-/// Scales an 8-bit interleaved picture of `w` × `h` pixels of `ch` channels down to
-/// `nw` × `nh` (each no larger than the source), each output pixel being the rounded
-/// mean of the block of source pixels it covers.
+/// Scales an 8-bit interleaved picture of `w` × `h` pixels of `N` channels down to
+/// `nw` × `nh` (each no larger than the source), each output pixel being the mean of
+/// the block of source pixels it covers, rounded to the nearest level.
 ///
 /// This is the area averaging of the image crate's `thumbnail`, which reads pixel by
-/// pixel through a generic view (about 140 ms for 12 megapixels); reading whole rows
-/// it takes a fraction of that, and that is most of a photo's scaling time.
-fn shrink(src: &[u8], w: u32, h: u32, ch: usize, nw: u32, nh: u32) -> Vec<u8> {
+/// pixel through a generic view (about 140 ms for 12 megapixels); reading whole rows,
+/// with the channel count known and the divisions turned into multiplications, it
+/// takes a fraction of that.
+fn shrink<const N: usize>(src: &[u8], w: u32, h: u32, nw: u32, nh: u32) -> Vec<u8> {
     debug_assert!(nw >= 1 && nh >= 1 && nw <= w && nh <= h);
     let bounds = |n: u32, of: u32| -> Vec<usize> {
         (0..=u64::from(n))
@@ -726,24 +791,36 @@ fn shrink(src: &[u8], w: u32, h: u32, ch: usize, nw: u32, nh: u32) -> Vec<u8> {
             .collect()
     };
     let (xs, ys) = (bounds(nw, w), bounds(nh, h));
-    let row_len = w as usize * ch;
-    let mut out = Vec::with_capacity(nw as usize * nh as usize * ch);
-    let mut acc = vec![0u64; nw as usize * ch];
+    let row_len = w as usize * N;
+    let mut out = Vec::with_capacity(nw as usize * nh as usize * N);
+    let mut acc = vec![[0u64; N]; nw as usize];
+    // Each block's (count / 2, ⌈2⁴⁸ / count⌉), for blocks `blocks_rows` rows high.
+    let mut blocks = vec![(0u64, 0u64); nw as usize];
+    let mut blocks_rows = 0;
     for oy in 0..nh as usize {
-        acc.fill(0);
+        acc.fill([0; N]);
         for row in src[ys[oy] * row_len..ys[oy + 1] * row_len].chunks_exact(row_len) {
-            for (ox, sums) in acc.chunks_exact_mut(ch).enumerate() {
-                for px in row[xs[ox] * ch..xs[ox + 1] * ch].chunks_exact(ch) {
-                    for (sum, &v) in sums.iter_mut().zip(px) {
-                        *sum += u64::from(v);
+            for (ox, sums) in acc.iter_mut().enumerate() {
+                for px in row[xs[ox] * N..xs[ox + 1] * N].chunks_exact(N) {
+                    for c in 0..N {
+                        sums[c] += u64::from(px[c]);
                     }
                 }
             }
         }
+        // (sum + count / 2) / count, rounding to the nearest level, as a multiplication
+        // by ⌈2⁴⁸ / count⌉ and a shift: exact while the block is under 2²⁰ pixels (the
+        // error stays under 1 / count), and the product stays under 2⁵⁷.
         let rows = (ys[oy + 1] - ys[oy]) as u64;
-        for (ox, sums) in acc.chunks_exact(ch).enumerate() {
-            let count = rows * (xs[ox + 1] - xs[ox]) as u64;
-            out.extend(sums.iter().map(|&sum| ((sum + count / 2) / count) as u8));
+        if rows != blocks_rows {
+            for (ox, block) in blocks.iter_mut().enumerate() {
+                let count = rows * (xs[ox + 1] - xs[ox]) as u64;
+                *block = (count / 2, (1u64 << 48).div_ceil(count));
+            }
+            blocks_rows = rows;
+        }
+        for (sums, &(half, scale)) in acc.iter().zip(&blocks) {
+            out.extend(sums.iter().map(|&sum| (((sum + half) * scale) >> 48) as u8));
         }
     }
     out
@@ -770,11 +847,39 @@ fn flatten(image: DynamicImage) -> DynamicImage {
     }
 }
 
-fn encode_jpeg(picture: &DynamicImage, quality: u8) -> Result<Vec<u8>, Failure> {
+/// Whether an ICC profile describes pictures of this kind (RGB or gray), from the
+/// color space signature at bytes 16–19 of its header.
+fn profile_fits(profile: &[u8], picture: &DynamicImage) -> bool {
+    let space = profile.get(16..20);
+    match picture {
+        DynamicImage::ImageRgb8(_) => space == Some(b"RGB "),
+        DynamicImage::ImageLuma8(_) => space == Some(b"GRAY"),
+        _ => false,
+    }
+}
+
+fn encode_jpeg(
+    picture: &DynamicImage,
+    quality: u8,
+    profile: Option<&[u8]>,
+) -> Result<Vec<u8>, Failure> {
+    let failed = |e: &dyn fmt::Display| Failure::Encode(e.to_string());
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(picture)
-        .map_err(|e| Failure::Encode(e.to_string()))?;
+    let mut encoder = JpegEncoder::new_with_quality(&mut out, quality);
+    if let Some(profile) = profile {
+        encoder
+            .set_icc_profile(profile.to_vec())
+            .map_err(|e| failed(&e))?;
+    }
+    // Given a DynamicImage the encoder sees RGBA pixels and writes three channels
+    // even for a gray picture; given the buffer, a gray picture makes a smaller
+    // one-channel JPEG.
+    match picture {
+        DynamicImage::ImageRgb8(rgb) => encoder.encode_image(rgb),
+        DynamicImage::ImageLuma8(gray) => encoder.encode_image(gray),
+        other => encoder.encode_image(&other.to_rgb8()),
+    }
+    .map_err(|e| failed(&e))?;
     Ok(out)
 }
 
@@ -799,6 +904,19 @@ mod tests {
         assert_eq!(Decision::of(&at_limits, &opts), Decision::AsIs);
 
         let big = header(opts.max_bytes + 1, (640, 480), upright);
+        // A budget set above what a request carries is held to the request.
+        let lavish = NormalizeOptions {
+            max_bytes: u64::MAX,
+            ..opts
+        };
+        let seven_mb = header(7 << 20, (640, 480), upright);
+        assert!(matches!(
+            Decision::of(&seven_mb, &lavish),
+            Decision::Normalize(Reasons {
+                over_budget: true,
+                ..
+            })
+        ));
         let wide = header(1000, (opts.max_edge + 1, 10), upright);
         let tall = header(1000, (10, opts.max_edge + 1), upright);
         let flipped = header(1000, (640, 480), Orientation::FlipHorizontal);
@@ -828,6 +946,11 @@ mod tests {
             r.to_string(),
             "over the byte budget, over the pixel bound, not stored upright, animated"
         );
+        assert_eq!(
+            Decision::of(&flipped, &opts).to_string(),
+            "normalized (not stored upright)"
+        );
+        assert_eq!(Decision::AsIs.to_string(), "sent as is");
     }
 
     /// A JPEG head: SOI, the given segments, then a baseline frame header.
@@ -954,13 +1077,48 @@ mod tests {
     fn shrinking_averages_the_block_each_pixel_covers() {
         // 4×2 gray → 2×1: each output pixel is the mean of a 2×2 block.
         let src = [0, 10, 100, 200, 20, 30, 50, 51];
-        assert_eq!(shrink(&src, 4, 2, 1, 2, 1), vec![15, 100]);
+        assert_eq!(shrink::<1>(&src, 4, 2, 2, 1), vec![15, 100]);
         // 3×1 RGB → 2×1: uneven blocks (1 and 2 pixels wide).
         let src = [9, 9, 9, 0, 0, 0, 255, 255, 1];
-        assert_eq!(shrink(&src, 3, 1, 3, 2, 1), vec![9, 9, 9, 128, 128, 1]);
+        assert_eq!(shrink::<3>(&src, 3, 1, 2, 1), vec![9, 9, 9, 128, 128, 1]);
         // Same size is the identity.
         let src: Vec<u8> = (0..24).collect();
-        assert_eq!(shrink(&src, 4, 2, 3, 4, 2), src);
+        assert_eq!(shrink::<3>(&src, 4, 2, 4, 2), src);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn shrinking_rounds_each_block_mean_to_the_nearest_level(
+            (w, h, nw, nh) in (1u32..40, 1u32..40)
+                .prop_flat_map(|(w, h)| (Just(w), Just(h), 1..=w, 1..=h)),
+            seed in any::<u64>(),
+            level in 0u8..=255,
+        ) {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            // Half the cases flat at one level (so sums sit on exact multiples), half noise.
+            let src: Vec<u8> = (0..w * h * 3)
+                .map(|_| if seed % 2 == 0 { level } else { rng.u8(..) })
+                .collect();
+            let got = shrink::<3>(&src, w, h, nw, nh);
+            let cut = |i: u32, n: u32, of: u32| (u64::from(i) * u64::from(of) / u64::from(n)) as u32;
+            for oy in 0..nh {
+                for ox in 0..nw {
+                    for c in 0..3 {
+                        let (mut sum, mut count) = (0u64, 0u64);
+                        for y in cut(oy, nh, h)..cut(oy + 1, nh, h) {
+                            for x in cut(ox, nw, w)..cut(ox + 1, nw, w) {
+                                sum += u64::from(src[((y * w + x) * 3 + c) as usize]);
+                                count += 1;
+                            }
+                        }
+                        let want = ((sum + count / 2) / count) as u8;
+                        prop_assert_eq!(got[((oy * nw + ox) * 3 + c) as usize], want);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

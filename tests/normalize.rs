@@ -2,8 +2,8 @@
 
 use faceenroll::model::ContentHash;
 use faceenroll::normalize::{
-    decide, prepare, read_header, Decision, NormalizeError, NormalizeOptions, Normalized, Outcome,
-    Prepared, Reasons, MAX_SINGLE_PHOTO_BYTES,
+    decide, prepare, prepare_chunk, read_header, thread_pool, Decision, NormalizeError,
+    NormalizeOptions, Normalized, Outcome, Prepared, Reasons, MAX_SINGLE_PHOTO_BYTES,
 };
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
@@ -147,8 +147,11 @@ fn a_photo_over_six_mb_is_sent_as_a_copy_under_the_budget() {
 #[test]
 fn a_photo_over_the_pixel_bound_is_scaled_keeping_its_aspect_ratio() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("panorama.png");
-    write_png(&path, &picture(3000, 1000, 0, 2));
+    let path = file(
+        dir.path(),
+        "panorama.jpg",
+        &jpeg_bytes(&picture(3000, 1000, 0, 2), 90),
+    );
     let opts = NormalizeOptions {
         max_bytes: u64::MAX,
         ..NormalizeOptions::default()
@@ -240,6 +243,31 @@ fn a_small_upright_photo_is_sent_byte_for_byte() {
         assert_eq!(prepared.outcome(), Outcome::AsIs);
         assert_eq!(prepared.outcome().bytes_saved(), 0);
     }
+}
+
+#[test]
+fn a_copy_keeps_the_color_profile_of_its_original() {
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in for a Display P3 profile: what matters is that it travels intact.
+    let mut profile = vec![0u8; 600];
+    profile[16..20].copy_from_slice(b"RGB ");
+    profile[36..40].copy_from_slice(b"acsp");
+    let mut jpeg = Vec::new();
+    let mut encoder = JpegEncoder::new_with_quality(&mut jpeg, 90);
+    encoder.set_icc_profile(profile.clone()).unwrap();
+    encoder.encode_image(&picture(2500, 400, 0, 9)).unwrap();
+    let path = file(dir.path(), "p3.jpg", &jpeg);
+
+    let prepared = prepare(&path, &NormalizeOptions::default()).unwrap();
+    let (bytes, _) = normalized(&prepared);
+    let mut decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .unwrap()
+        .into_decoder()
+        .unwrap();
+    use image::ImageDecoder;
+    assert_eq!(decoder.dimensions(), (2048, 328));
+    assert_eq!(decoder.icc_profile().unwrap(), Some(profile));
 }
 
 #[test]
@@ -363,8 +391,73 @@ fn a_file_that_is_not_a_photo_is_a_decode_error_naming_it() {
         );
         assert!(err.to_string().contains(name), "{err}");
     }
+    // A header claiming 30000 × 30000 pixels (2.5 GiB decoded) over a few bytes.
+    let mut bomb = b"BM".to_vec();
+    bomb.extend_from_slice(&70u32.to_le_bytes());
+    bomb.extend_from_slice(&[0, 0, 0, 0]);
+    bomb.extend_from_slice(&54u32.to_le_bytes());
+    for field in [40i32, 30000, 30000] {
+        bomb.extend_from_slice(&field.to_le_bytes());
+    }
+    bomb.extend_from_slice(&1u16.to_le_bytes());
+    bomb.extend_from_slice(&24u16.to_le_bytes());
+    bomb.extend_from_slice(&[0; 24]);
+    bomb.extend_from_slice(&[0x7F; 16]);
+    let bomb = file(dir.path(), "bomb.bmp", &bomb);
+    assert_eq!(read_header(&bomb).unwrap().dims, (30000, 30000));
+    let err = prepare(&bomb, &opts).unwrap_err();
+    assert!(matches!(err, NormalizeError::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("bomb.bmp"), "{err}");
+    assert!(err.to_string().contains("30000×30000 pixels"), "{err}");
+
     let missing = dir.path().join("missing.jpg");
     let err = decide(&missing, &opts).unwrap_err();
     assert!(matches!(err, NormalizeError::Read { .. }), "{err:?}");
     assert!(err.to_string().contains("missing.jpg"), "{err}");
+}
+
+#[test]
+fn a_chunk_is_prepared_in_order_and_one_bad_photo_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = file(
+        dir.path(),
+        "a.jpg",
+        &jpeg_bytes(&picture(64, 48, 0, 10), 85),
+    );
+    let bad = file(dir.path(), "b.jpg", b"not a photo");
+    let wide = dir.path().join("c.png");
+    write_png(&wide, &picture(2100, 30, 0, 11));
+    let sideways = file(
+        dir.path(),
+        "d.jpg",
+        &with_orientation(&jpeg_bytes(&picture(40, 20, 0, 12), 85), 8),
+    );
+    let pool = thread_pool(2).unwrap();
+    let results = prepare_chunk(
+        &pool,
+        &[&small, &bad, &wide, &sideways],
+        &NormalizeOptions::default(),
+    );
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0].as_ref().unwrap(), &Prepared::AsIs);
+    let err = results[1].as_ref().unwrap_err();
+    assert!(err.to_string().contains("b.jpg"), "{err}");
+    let (_, wide) = normalized(results[2].as_ref().unwrap());
+    assert_eq!(wide.to_dims, (2048, 29));
+    let (_, turned) = normalized(results[3].as_ref().unwrap());
+    assert_eq!((turned.to_dims, turned.rotated), ((20, 40), true));
+}
+
+#[test]
+fn a_gray_scan_stays_a_one_channel_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scan.png");
+    image::GrayImage::from_fn(2500, 300, |x, y| image::Luma([((x + y) % 256) as u8]))
+        .save(&path)
+        .unwrap();
+    let prepared = prepare(&path, &NormalizeOptions::default()).unwrap();
+    let (bytes, outcome) = normalized(&prepared);
+    let sent = image::load_from_memory(bytes).unwrap();
+    assert_eq!(sent.color(), image::ColorType::L8);
+    assert_eq!(outcome.to_dims, (2048, 246));
 }
