@@ -4,51 +4,14 @@
 
 mod common;
 
-use common::{blank, client, emulator, emulator_with, hash_of, photo, Archive};
+use common::{blank, client, emulator, emulator_with, hash_of, options, photo, run, Archive};
 use faceenroll::emulator::{Emulator, Faults};
-use faceenroll::engine::{self, retry::RetryPolicy, EngineOptions, RunOutcome, StopSignal};
+use faceenroll::engine::RunOutcome;
 use faceenroll::model::{GroupId, ImageRef, PersonId};
-use faceenroll::plan::{self, PlanOptions};
-use faceenroll::report::Tally;
-use faceenroll::service::client::{Client, ImageBody};
-use faceenroll::source::{Layout, SourceSpec};
+use faceenroll::service::client::ImageBody;
 use faceenroll::store::{FaceRef, PhotoState, Store};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
-
-fn options() -> EngineOptions {
-    EngineOptions {
-        workers: 4,
-        qps: 0,
-        retry: RetryPolicy {
-            max_attempts: 12,
-            base_delay: Duration::from_millis(2),
-            max_delay: Duration::from_millis(20),
-            max_total_wait: Duration::from_secs(5),
-        },
-        seed: Some(7),
-        ..EngineOptions::default()
-    }
-}
-
-fn spec(archive: &Archive) -> SourceSpec {
-    SourceSpec::Tree {
-        root: archive.root(),
-        groups: vec!["staff".into()],
-        layout: Layout::Person,
-        follow_symlinks: false,
-    }
-}
-
-/// Plans the archive into its state directory and runs the engine once.
-fn run(archive: &Archive, client: &Client, options: &EngineOptions) -> (RunOutcome, Tally) {
-    let store = Store::open(&archive.state()).unwrap();
-    plan::build(&store, &spec(archive), &PlanOptions::default()).unwrap();
-    let tally = Tally::default();
-    let outcome = engine::run(&store, client, options, &StopSignal::default(), &tally).unwrap();
-    (outcome, tally)
-}
 
 /// Every photo's state in the store, by file name relative to the archive root.
 fn states(archive: &Archive) -> BTreeMap<String, PhotoState> {

@@ -1,76 +1,17 @@
 //! End-to-end checks of photo normalization on files generated in a temporary folder.
 
+mod common;
+
+use common::{jpeg_bytes, picture, with_orientation, write_png};
 use faceenroll::model::ContentHash;
 use faceenroll::normalize::{
     decide, prepare, prepare_chunk, read_header, thread_pool, Decision, NormalizeError,
     NormalizeOptions, Normalized, Outcome, Prepared, Reasons, MAX_SINGLE_PHOTO_BYTES,
 };
 use image::codecs::jpeg::JpegEncoder;
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::metadata::Orientation;
 use image::{ImageEncoder, Rgb, RgbImage};
 use std::path::{Path, PathBuf};
-
-/// A picture of smooth gradients with per-pixel noise of the given amplitude.
-fn picture(width: u32, height: u32, noise: u8, seed: u64) -> RgbImage {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    RgbImage::from_fn(width, height, |x, y| {
-        let mut n = || if noise == 0 { 0 } else { rng.u8(..noise) };
-        Rgb([
-            ((x * 255 / width) as u8).wrapping_add(n()),
-            ((y * 255 / height) as u8).wrapping_add(n()),
-            (((x + y) * 127 / (width + height)) as u8).wrapping_add(n()),
-        ])
-    })
-}
-
-fn jpeg_bytes(image: &RgbImage, quality: u8) -> Vec<u8> {
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(image)
-        .unwrap();
-    out
-}
-
-fn write_png(path: &Path, image: &RgbImage) {
-    let mut out = Vec::new();
-    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::NoFilter)
-        .write_image(
-            image,
-            image.width(),
-            image.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-        .unwrap();
-    std::fs::write(path, out).unwrap();
-}
-
-/// A minimal EXIF APP1 segment holding only an Orientation entry.
-fn exif_app1(orientation: u16) -> Vec<u8> {
-    let mut tiff = Vec::new();
-    tiff.extend_from_slice(b"II*\0"); // little-endian TIFF header
-    tiff.extend_from_slice(&8u32.to_le_bytes()); // first IFD right after the header
-    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
-    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
-    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
-    tiff.extend_from_slice(&1u32.to_le_bytes()); // one value
-    tiff.extend_from_slice(&orientation.to_le_bytes());
-    tiff.extend_from_slice(&[0, 0]); // value padding
-    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-    let mut segment = vec![0xFF, 0xE1];
-    segment.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
-    segment.extend_from_slice(b"Exif\0\0");
-    segment.extend_from_slice(&tiff);
-    segment
-}
-
-/// A JPEG whose EXIF says how its stored pixels must be turned.
-fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&exif_app1(orientation));
-    out.extend_from_slice(&jpeg[2..]);
-    out
-}
 
 fn file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
