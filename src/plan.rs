@@ -31,7 +31,8 @@
 //!   `Failed(Input)`, its message naming the file and, for a manifest, the line.
 //! - Not a photo by its name, a link not followed: `Skipped`.
 //! - Known from an earlier run with unchanged content: its state is kept (`Enrolled`,
-//!   `InDoubt`, `Failed(Permanent)` unless `retry_failed`); `Failed(RetriesExhausted)`
+//!   even when its file is gone now, `InDoubt`, `Failed(Permanent)` unless
+//!   `retry_failed`); `Failed(RetriesExhausted)`
 //!   and the planner's own decisions (`Pending`, `Duplicate`, `Skipped`, an input
 //!   failure now fixed) are decided again below.
 //! - Changed content (another hash) or new: decided below.
@@ -911,6 +912,14 @@ fn plan_person(
         .iter()
         .zip(&conflicts)
         .map(|((key, r), conflict)| {
+            let before = old.get(key);
+            if let Some(enrolled @ PhotoState::Enrolled { .. }) = before.map(|b| &b.state) {
+                // The face is on the service whatever the input says now (a file
+                // moved away, a name changed), unless the photo itself changed.
+                if !matches!(carry(before, r.hash, options), Carry::Open) {
+                    return Carry::Keep(enrolled.clone());
+                }
+            }
             if let Some(e) = &r.person_error {
                 invalid(e.clone())
             } else if let Some(e) = &person_error {
@@ -930,7 +939,7 @@ fn plan_person(
                         "{}: person {person:?} has no group (group_ids is empty on every line)",
                         r.origin
                     )),
-                    Verdict::Ok => carry(old.get(key), r.hash, options),
+                    Verdict::Ok => carry(before, r.hash, options),
                 }
             }
         })
