@@ -806,3 +806,74 @@ fn a_person_that_could_not_be_created_is_tried_again_with_new_photos() {
     );
     assert_eq!(summary.calls.newperson, 1);
 }
+
+#[test]
+fn a_manifest_takes_absolute_paths_and_reports_a_tag_conflict_naming_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let abs = elsewhere.path().join("a.jpg");
+    write(&abs, &jpeg("a"));
+    write(&d.join("b.jpg"), &jpeg("b"));
+    let text = format!(
+        "person_id,image,group_ids,tag\n\
+         alice,{},staff,day\n\
+         alice,b.jpg,staff,night\n",
+        abs.display()
+    );
+    let store = Store::open(&d.join("state")).unwrap();
+    plan(&store, &manifest(d, &text));
+    assert_eq!(state(&store, "alice", &abs), PhotoState::Pending);
+    let m = d.join("manifest.csv");
+    assert_invalid(
+        &state(&store, "alice", &d.join("b.jpg")),
+        &format!(
+            "{}:3: tag \"night\" for person \"alice\" conflicts with \"day\" at {}:2",
+            m.display(),
+            m.display()
+        ),
+    );
+    assert_eq!(
+        store
+            .person("alice")
+            .unwrap()
+            .unwrap()
+            .fields
+            .tag
+            .as_deref(),
+        Some("day")
+    );
+}
+
+#[test]
+fn the_plan_command_with_a_state_directory_plans_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    write(&root.join("g1/alice/a.jpg"), &jpeg("a"));
+    let state_dir = dir.path().join("state");
+    for generation in 1..=2 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceenroll"))
+            .args(["plan", "--layout", "group/person", "--state"])
+            .arg(&state_dir)
+            .arg(&root)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("(plan #{generation})")),
+            "{stdout}"
+        );
+    }
+    let store = Store::open(&state_dir).unwrap();
+    assert_eq!(store.meta().unwrap().generation, 2);
+    assert_eq!(store.photo_count(), 1);
+    assert!(
+        !state_dir.join("plan-sort").exists(),
+        "sorted runs are removed"
+    );
+}
