@@ -18,6 +18,18 @@ fn peak_memory_kb() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU seconds (user + system) this process has used, from /proc/self/stat
+/// (clock ticks of 1/100 s, the Linux default).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn main() {
     faceenroll::cli::init_logging(0, false);
     let rows: u64 = std::env::var("FACEENROLL_BENCH_ROWS")
@@ -58,8 +70,10 @@ fn main() {
     };
     let source = SourceSpec::Manifest { path: manifest };
     let start = Instant::now();
+    let cpu_before = cpu_seconds();
     let summary = plan::build(&store, &source, &options).expect("plan");
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
     assert_eq!(summary.photos as u64, rows);
     let start = Instant::now();
     let work = plan::pending_persons(&store).count();
@@ -72,6 +86,9 @@ fn main() {
         summary.calls.total()
     );
     println!("plan: {secs:.2} s ({:.0} rows/s)", rows as f64 / secs);
+    if let Some(cpu) = cpu {
+        println!("plan: {cpu:.2} s of CPU (user + system, all threads)");
+    }
     println!("pending_persons: {work} persons read back in {read_secs:.2} s");
     match (generated, peak_memory_kb()) {
         (Some(before), Some(peak)) => println!(

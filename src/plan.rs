@@ -31,7 +31,8 @@
 //!   `Failed(Input)`, its message naming the file and, for a manifest, the line.
 //! - Not a photo by its name, a link not followed: `Skipped`.
 //! - Known from an earlier run with unchanged content: its state is kept (`Enrolled`,
-//!   `InDoubt`, `Failed(Permanent)` unless `retry_failed`); `Failed(RetriesExhausted)`
+//!   even when its file is gone now, `InDoubt`, `Failed(Permanent)` unless
+//!   `retry_failed`); `Failed(RetriesExhausted)`
 //!   and the planner's own decisions (`Pending`, `Duplicate`, `Skipped`, an input
 //!   failure now fixed) are decided again below.
 //! - Changed content (another hash) or new: decided below.
@@ -398,7 +399,13 @@ pub fn build(
     let _ = std::fs::remove_dir_all(&sort_dir);
     let result = (|| {
         let started = std::time::Instant::now();
-        let sorted = gather(&sort_dir, items, options, &mut summary)?;
+        let sorted = gather(
+            &sort_dir,
+            items,
+            options,
+            SortLimits::default(),
+            &mut summary,
+        )?;
         tracing::debug!("plan: rows gathered and sorted in {:?}", started.elapsed());
         let started = std::time::Instant::now();
         decide(store, sorted, generation, options, &mut summary)?;
@@ -417,9 +424,11 @@ fn gather(
     sort_dir: &Path,
     mut items: Box<dyn Iterator<Item = SourceItem> + Send>,
     options: &PlanOptions,
+    limits: SortLimits,
     summary: &mut PlanSummary,
 ) -> Result<Sorted, PlanError> {
     let mut runs = Vec::new();
+    let mut written = 0;
     let mut run: Vec<(PhotoKey, Row)> = Vec::new();
     let mut batch: Vec<SourceItem> = Vec::with_capacity(BATCH);
     loop {
@@ -444,8 +453,20 @@ fn gather(
                 }
             }
         }
-        if run.len() >= RUN_ROWS {
-            runs.push(spill(sort_dir, runs.len(), &mut run)?);
+        if run.len() >= limits.run_rows {
+            written += 1;
+            runs.push(spill(sort_dir, written, &mut run)?);
+        }
+        if runs.len() >= limits.max_runs {
+            // Merge the runs into one, so the final merge never opens more files
+            // than the system allows.
+            written += 1;
+            let inputs = std::mem::take(&mut runs);
+            let merged = Sorted::new(inputs.clone(), Vec::new())?;
+            runs.push(write_run(sort_dir, written, merged)?);
+            for path in inputs {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
     run.par_sort_unstable_by(|a, b| (&a.0, a.1.seq).cmp(&(&b.0, b.1.seq)));
@@ -465,18 +486,51 @@ fn sort_error(path: &Path, e: impl std::fmt::Display) -> PlanError {
     PlanError::Scratch(format!("{}: {e}", path.display()))
 }
 
-/// Sorts a run and writes it to a file, one JSON row a line.
+/// Sorts a run and writes it to a file.
 fn spill(dir: &Path, index: usize, run: &mut Vec<(PhotoKey, Row)>) -> Result<PathBuf, PlanError> {
     run.par_sort_unstable_by(|a, b| (&a.0, a.1.seq).cmp(&(&b.0, b.1.seq)));
-    std::fs::create_dir_all(dir).map_err(|e| sort_error(dir, e))?;
-    let path = dir.join(format!("run-{index:05}.jsonl"));
-    let file = std::fs::File::create(&path).map_err(|e| sort_error(&path, e))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    for (_, row) in run.drain(..) {
-        serde_json::to_writer(&mut out, &row).map_err(|e| sort_error(&path, e))?;
-        out.write_all(b"\n").map_err(|e| sort_error(&path, e))?;
+    write_run(dir, index, run.drain(..).map(Ok))
+}
+
+/// Runs merged into one when there are this many, which bounds the files a pass
+/// holds open.
+pub const MAX_RUNS: usize = 128;
+
+/// How a pass sorts: [`RUN_ROWS`] and [`MAX_RUNS`], smaller in tests.
+#[derive(Debug, Clone, Copy)]
+struct SortLimits {
+    run_rows: usize,
+    max_runs: usize,
+}
+
+impl Default for SortLimits {
+    fn default() -> Self {
+        SortLimits {
+            run_rows: RUN_ROWS,
+            max_runs: MAX_RUNS,
+        }
     }
-    out.flush().map_err(|e| sort_error(&path, e))?;
+}
+
+/// Writes sorted rows to a run file, one JSON row a line.
+fn write_run(
+    dir: &Path,
+    index: usize,
+    rows: impl Iterator<Item = Result<(PhotoKey, Row), PlanError>>,
+) -> Result<PathBuf, PlanError> {
+    std::fs::create_dir_all(dir).map_err(|e| sort_error(dir, e))?;
+    let path = dir.join(format!("run-{index:06}.jsonl"));
+    let tmp = path.with_extension("tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| sort_error(&tmp, e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    for row in rows {
+        let (_, row) = row?;
+        serde_json::to_writer(&mut out, &row).map_err(|e| sort_error(&tmp, e))?;
+        out.write_all(b"\n").map_err(|e| sort_error(&tmp, e))?;
+    }
+    out.flush().map_err(|e| sort_error(&tmp, e))?;
+    drop(out);
+    std::fs::rename(&tmp, &path).map_err(|e| sort_error(&path, e))?;
     Ok(path)
 }
 
@@ -858,6 +912,14 @@ fn plan_person(
         .iter()
         .zip(&conflicts)
         .map(|((key, r), conflict)| {
+            let before = old.get(key);
+            if let Some(enrolled @ PhotoState::Enrolled { .. }) = before.map(|b| &b.state) {
+                // The face is on the service whatever the input says now (a file
+                // moved away, a name changed), unless the photo itself changed.
+                if !matches!(carry(before, r.hash, options), Carry::Open) {
+                    return Carry::Keep(enrolled.clone());
+                }
+            }
             if let Some(e) = &r.person_error {
                 invalid(e.clone())
             } else if let Some(e) = &person_error {
@@ -877,7 +939,7 @@ fn plan_person(
                         "{}: person {person:?} has no group (group_ids is empty on every line)",
                         r.origin
                     )),
-                    Verdict::Ok => carry(old.get(key), r.hash, options),
+                    Verdict::Ok => carry(before, r.hash, options),
                 }
             }
         })
@@ -1119,6 +1181,45 @@ mod tests {
     }
 
     const MB: u64 = 1024 * 1024;
+
+    #[test]
+    fn rows_sorted_through_many_spilled_runs_come_back_in_key_then_line_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("person_id,image,group_ids\n");
+        // 60 rows: persons p0..p6 interleaved, and p3/x.jpg listed at two lines.
+        for i in 0..60 {
+            text.push_str(&format!("p{},https://h/{}.jpg,g\n", i % 7, i % 11));
+        }
+        let manifest = dir.path().join("m.csv");
+        std::fs::write(&manifest, &text).unwrap();
+        let source = SourceSpec::Manifest { path: manifest };
+        let sort_dir = dir.path().join("sort");
+        let limits = SortLimits {
+            run_rows: 4,
+            max_runs: 3,
+        };
+        let mut summary = PlanSummary::default();
+        let sorted = gather(
+            &sort_dir,
+            source.open().unwrap(),
+            &PlanOptions::default(),
+            limits,
+            &mut summary,
+        )
+        .unwrap();
+        let rows: Vec<(PhotoKey, u64)> = sorted
+            .map(|r| r.map(|(k, row)| (k, row.seq)).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 60);
+        let mut expected = rows.clone();
+        expected.sort();
+        assert_eq!(rows, expected);
+        let lines: std::collections::HashSet<u64> = rows.iter().map(|(_, l)| *l).collect();
+        assert_eq!(lines, (2..62).collect());
+        // Merging kept the files open at once below the limit.
+        let files = std::fs::read_dir(&sort_dir).unwrap().count();
+        assert!(files <= limits.max_runs, "{files} run files left");
+    }
 
     #[test]
     fn twenty_photos_per_chunk() {

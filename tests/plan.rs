@@ -592,8 +592,9 @@ fn a_second_plan_keeps_what_is_done_and_plans_what_is_new_or_changed() {
         store.put_person(&person).unwrap();
     }
 
-    // The archive grows and one enrolled file is replaced.
+    // The archive grows, one enrolled file is replaced and one moved away.
     write(&p("02.jpg"), &jpeg("v2-2"));
+    fs::remove_file(p("04.jpg")).unwrap();
     write(&p("19.jpg"), &jpeg("v1-19"));
     write(&p("20.jpg"), &jpeg("v1-3")); // the content of the enrolled 03.jpg
     write(&p("21.jpg"), &jpeg("v1-21"));
@@ -653,9 +654,11 @@ fn a_second_plan_keeps_what_is_done_and_plans_what_is_new_or_changed() {
         PersonState::Ready { created: true },
         "a known person keeps its state"
     );
-    assert!(photos(&store).iter().all(|e| e.generation == 2));
-    assert_eq!(second.photos, 23);
-    assert_eq!(second.enrolled, 13);
+    assert!(photos(&store)
+        .iter()
+        .all(|e| e.generation == 2 || e.image == ImageRef::File(p("04.jpg"))));
+    assert_eq!(second.photos, 22);
+    assert_eq!(second.enrolled, 12, "of the photos in the source");
     assert_eq!(second.pending, 6);
     assert_eq!(second.in_doubt, 1);
     assert_eq!(second.failed_before, 1);
@@ -730,4 +733,147 @@ fn the_plan_command_prints_the_plan_and_leaves_no_state() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--group"));
+}
+
+#[test]
+fn an_enrolled_photo_listed_again_stays_enrolled_when_its_file_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(&d.join("a.jpg"), &jpeg("a"));
+    let spec = manifest(d, "person_id,image,group_ids\nalice,a.jpg,staff\n");
+    let store = Store::open(&d.join("state")).unwrap();
+    plan(&store, &spec);
+    let enrolled = PhotoState::Enrolled {
+        face: FaceRef::Id("f1".into()),
+    };
+    set_state(&store, "alice", &d.join("a.jpg"), enrolled.clone());
+    fs::remove_file(d.join("a.jpg")).unwrap();
+    let summary = plan(&store, &spec);
+    assert_eq!(state(&store, "alice", &d.join("a.jpg")), enrolled);
+    assert_eq!(summary.enrolled, 1);
+    assert_eq!(summary.invalid, 0);
+    assert_eq!(summary.calls.total(), 0);
+}
+
+#[test]
+fn a_person_that_could_not_be_created_is_tried_again_with_new_photos() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(&d.join("a.jpg"), &jpeg("a"));
+    let store = Store::open(&d.join("state")).unwrap();
+    plan(
+        &store,
+        &manifest(d, "person_id,image,group_ids\nalice,a.jpg,staff\n"),
+    );
+    set_state(
+        &store,
+        "alice",
+        &d.join("a.jpg"),
+        failed(FailureKind::Permanent),
+    );
+    let mut person = store.person("alice").unwrap().unwrap();
+    person.state = PersonState::Failed {
+        reason: "no face in any photo".into(),
+    };
+    store.put_person(&person).unwrap();
+
+    // Planned again without new photos: nothing to do, the person stays failed.
+    let again = plan(
+        &store,
+        &manifest(d, "person_id,image,group_ids\nalice,a.jpg,staff\n"),
+    );
+    assert_eq!(again.calls.total(), 0);
+    assert!(matches!(
+        store.person("alice").unwrap().unwrap().state,
+        PersonState::Failed { .. }
+    ));
+
+    write(&d.join("b.jpg"), &jpeg("b"));
+    let summary = plan(
+        &store,
+        &manifest(
+            d,
+            "person_id,image,group_ids\nalice,a.jpg,staff\nalice,b.jpg,staff\n",
+        ),
+    );
+    assert_eq!(
+        store.person("alice").unwrap().unwrap().state,
+        PersonState::New
+    );
+    assert_eq!(
+        state(&store, "alice", &d.join("b.jpg")),
+        PhotoState::Pending
+    );
+    assert_eq!(summary.calls.newperson, 1);
+}
+
+#[test]
+fn a_manifest_takes_absolute_paths_and_reports_a_tag_conflict_naming_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let abs = elsewhere.path().join("a.jpg");
+    write(&abs, &jpeg("a"));
+    write(&d.join("b.jpg"), &jpeg("b"));
+    let text = format!(
+        "person_id,image,group_ids,tag\n\
+         alice,{},staff,day\n\
+         alice,b.jpg,staff,night\n",
+        abs.display()
+    );
+    let store = Store::open(&d.join("state")).unwrap();
+    plan(&store, &manifest(d, &text));
+    assert_eq!(state(&store, "alice", &abs), PhotoState::Pending);
+    let m = d.join("manifest.csv");
+    assert_invalid(
+        &state(&store, "alice", &d.join("b.jpg")),
+        &format!(
+            "{}:3: tag \"night\" for person \"alice\" conflicts with \"day\" at {}:2",
+            m.display(),
+            m.display()
+        ),
+    );
+    assert_eq!(
+        store
+            .person("alice")
+            .unwrap()
+            .unwrap()
+            .fields
+            .tag
+            .as_deref(),
+        Some("day")
+    );
+}
+
+#[test]
+fn the_plan_command_with_a_state_directory_plans_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    write(&root.join("g1/alice/a.jpg"), &jpeg("a"));
+    let state_dir = dir.path().join("state");
+    for generation in 1..=2 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceenroll"))
+            .args(["plan", "--layout", "group/person", "--state"])
+            .arg(&state_dir)
+            .arg(&root)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("(plan #{generation})")),
+            "{stdout}"
+        );
+    }
+    let store = Store::open(&state_dir).unwrap();
+    assert_eq!(store.meta().unwrap().generation, 2);
+    assert_eq!(store.photo_count(), 1);
+    assert!(
+        !state_dir.join("plan-sort").exists(),
+        "sorted runs are removed"
+    );
 }
