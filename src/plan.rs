@@ -53,6 +53,7 @@ use crate::limits::{
     REQUEST_ENVELOPE_BYTES,
 };
 use crate::model::{check_id, ContentHash, GroupId, ImageKind, ImageRef, PersonId};
+use crate::normalize::{self, NormalizeOptions};
 use crate::source::{PhotoRecord, ProblemKind, SourceError, SourceItem, SourceSpec};
 use crate::store::{
     Failure, FailureKind, Origin, PersonEntry, PersonFields, PersonState, PhotoEntry, PhotoKey,
@@ -75,9 +76,11 @@ pub const MAX_LISTED_PROBLEMS: usize = 1000;
 /// How to plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanOptions {
-    /// Oversized photos will be re-encoded to fit a request; when off, a photo too
-    /// large for one request on its own is invalid input.
-    pub resize: bool,
+    /// How photos that do not fit are re-encoded before they are sent. With it
+    /// disabled (`--no-resize`), a photo too large for one request on its own is
+    /// invalid input; with it enabled, the plan counts the photos that will be
+    /// re-encoded (from their headers) so the dry run can say so.
+    pub normalize: NormalizeOptions,
     /// Read local files (existence, size, image kind, content hash). Off records only
     /// the paths, for very large archives already known to be sound.
     pub check_content: bool,
@@ -90,7 +93,7 @@ pub struct PlanOptions {
 impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
-            resize: true,
+            normalize: NormalizeOptions::default(),
             check_content: true,
             retry_failed: false,
             max_request_bytes: MAX_REQUEST_BYTES,
@@ -165,6 +168,8 @@ pub struct PlanSummary {
     pub photos: usize,
     /// Photos to send (`Pending`).
     pub pending: usize,
+    /// Photos to send that will be re-encoded to fit first (read from their headers).
+    pub to_normalize: usize,
     /// Photos sent before whose outcome is unknown; they are sent again.
     pub in_doubt: usize,
     pub enrolled: usize,
@@ -343,6 +348,9 @@ struct Row {
     tag: Option<String>,
     hash: Option<ContentHash>,
     size: Option<u64>,
+    /// The photo will be re-encoded to fit before it is sent.
+    #[serde(default)]
+    normalize: bool,
     /// The person cannot be planned (bad id, folder name not UTF-8).
     person_error: Option<String>,
     /// A group, name or tag of this line is unusable.
@@ -683,6 +691,7 @@ fn check(item: SourceItem, options: &PlanOptions) -> Result<Row, String> {
         tag,
         hash: None,
         size: None,
+        normalize: false,
         person_error,
         field_error,
         verdict,
@@ -693,6 +702,9 @@ fn check(item: SourceItem, options: &PlanOptions) -> Result<Row, String> {
                 Ok((size, hash)) => {
                     row.size = Some(size);
                     row.hash = Some(hash);
+                    row.normalize = options.normalize.enabled
+                        && normalize::decide(path, &options.normalize)
+                            .is_ok_and(|d| d != normalize::Decision::AsIs);
                 }
                 Err(message) => {
                     let place = match &row.origin {
@@ -728,7 +740,7 @@ fn inspect(path: &Path, options: &PlanOptions) -> Result<(u64, ContentHash), Str
     if size == 0 {
         return Err("the file is empty".into());
     }
-    if !options.resize && size > options.image_budget() {
+    if !options.normalize.enabled && size > options.image_budget() {
         return Err(format!(
             "{size} bytes, over the {} bytes one request can carry (resizing is off)",
             options.image_budget()
@@ -1073,7 +1085,10 @@ fn plan_person(
     for ((key, r), state) in rows.drain(..).zip(states) {
         summary.photos += 1;
         match &state {
-            PhotoState::Pending => summary.pending += 1,
+            PhotoState::Pending => {
+                summary.pending += 1;
+                summary.to_normalize += usize::from(r.normalize);
+            }
             PhotoState::InDoubt => summary.in_doubt += 1,
             PhotoState::Enrolled { .. } => summary.enrolled += 1,
             PhotoState::Duplicate { reason } => {
@@ -1154,7 +1169,7 @@ fn chunk_item(image: &ImageRef, size: Option<u64>, options: &PlanOptions) -> Chu
             let size = size.unwrap_or(0);
             ChunkItem {
                 // A photo too large for a request is re-encoded to fit.
-                bytes: if options.resize {
+                bytes: if options.normalize.enabled {
                     size.min(options.image_budget())
                 } else {
                     size

@@ -9,6 +9,7 @@ use common::{
 };
 use faceenroll::engine::RunOutcome;
 use faceenroll::limits::MAX_REQUEST_BYTES;
+use faceenroll::normalize::NormalizeOptions;
 use faceenroll::plan::PlanOptions;
 use faceenroll::store::{PhotoState, Store};
 use std::sync::atomic::Ordering::Relaxed;
@@ -96,7 +97,10 @@ fn with_no_resize_an_oversized_photo_fails_with_its_reason() {
     let mut engine = options();
     engine.normalize.enabled = false;
     let plan = PlanOptions {
-        resize: false,
+        normalize: NormalizeOptions {
+            enabled: false,
+            ..NormalizeOptions::default()
+        },
         ..PlanOptions::default()
     };
     let (outcome, _) = run_with(&archive, &client(&emulator), &engine, &plan);
@@ -108,4 +112,24 @@ fn with_no_resize_an_oversized_photo_fails_with_its_reason() {
     assert!(failure.message.contains("big.png"), "{}", failure.message);
     assert!(failure.message.contains("request"), "{}", failure.message);
     assert_eq!(emulator.counters().requests, 0, "no call spent on it");
+}
+
+#[test]
+fn the_plan_counts_the_photos_that_will_be_reencoded() {
+    let archive = Archive::new();
+    let big = archive.add("a", "big.png", b"");
+    write_png(&big, &picture(2600, 1100, 255, 5));
+    let sideways = picture(300, 200, 30, 6);
+    archive.add(
+        "a",
+        "sideways.jpg",
+        &with_orientation(&jpeg_bytes(&sideways, 90), 6),
+    );
+    archive.add("a", "small.jpg", &jpeg_bytes(&picture(320, 240, 20, 7), 85));
+    let store = Store::open(&archive.state()).unwrap();
+    let summary =
+        faceenroll::plan::build(&store, &common::spec(&archive), &PlanOptions::default()).unwrap();
+    assert_eq!((summary.pending, summary.to_normalize), (3, 2));
+    let text = faceenroll::cli::plan::render(&summary);
+    assert!(text.contains("re-encoded to fit"), "{text}");
 }

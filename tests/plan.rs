@@ -3,6 +3,7 @@
 //! would.
 
 use faceenroll::model::ImageRef;
+use faceenroll::normalize::NormalizeOptions;
 use faceenroll::plan::{self, PlanOptions, PlanSummary};
 use faceenroll::source::{Layout, SourceSpec};
 use faceenroll::store::{
@@ -269,7 +270,10 @@ fn a_photo_too_large_for_a_request_is_invalid_only_without_resizing() {
     bytes.resize(40_000, 7);
     write(&big, &bytes);
     let options = PlanOptions {
-        resize: false,
+        normalize: NormalizeOptions {
+            enabled: false,
+            ..NormalizeOptions::default()
+        },
         max_request_bytes: 16 * 1024 + 30_000,
         ..PlanOptions::default()
     };
@@ -283,7 +287,7 @@ fn a_photo_too_large_for_a_request_is_invalid_only_without_resizing() {
         ),
     );
     let resized = PlanOptions {
-        resize: true,
+        normalize: NormalizeOptions::default(),
         ..options
     };
     plan::build(&store, &tree(&root, &["g"]), &resized).unwrap();

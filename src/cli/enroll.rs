@@ -11,6 +11,7 @@ use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, DEFAULT_WORKE
 use crate::limits::DEFAULT_QPS;
 use crate::normalize::NormalizeOptions;
 use crate::ops::enroll::{enroll, Ending, EnrollJob, Target};
+use crate::plan::PlanOptions;
 use crate::store::DEFAULT_STATE_DIR;
 use anyhow::Context as _;
 use serde::Deserialize;
@@ -187,7 +188,10 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     let job = EnrollJob {
         source: args.plan.source_spec(),
         state_dir,
-        plan: args.plan.options(),
+        plan: PlanOptions {
+            normalize: engine.normalize,
+            ..args.plan.options()
+        },
         engine,
         dry_run: args.dry_run,
         report: args.report.or(section.report),

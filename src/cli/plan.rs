@@ -62,7 +62,10 @@ impl PlanArgs {
     /// The planning options the flags set.
     pub fn options(&self) -> PlanOptions {
         PlanOptions {
-            resize: !self.no_resize,
+            normalize: crate::normalize::NormalizeOptions {
+                enabled: !self.no_resize,
+                ..Default::default()
+            },
             check_content: !self.no_content_check,
             retry_failed: self.retry_failed,
             max_request_bytes: self.max_request_bytes,
@@ -120,8 +123,9 @@ pub fn render(s: &PlanSummary) -> String {
         s.persons - s.persons_with_work
     );
     let _ = writeln!(out, "  photos:     {} in the source", s.photos);
-    let rows: [(&str, usize); 8] = [
+    let rows: [(&str, usize); 9] = [
         ("to send", s.pending),
+        ("  of which re-encoded to fit", s.to_normalize),
         ("in doubt, to send again", s.in_doubt),
         ("already enrolled", s.enrolled),
         ("duplicate", s.duplicate),
