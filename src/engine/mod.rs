@@ -121,6 +121,9 @@ struct Shared<'a> {
     pacer: Pacer,
     stop: &'a StopSignal,
     tally: &'a Tally,
+    /// Re-encodes photos that do not fit, apart from the worker threads, so a burst
+    /// of camera originals cannot hold up the calls of other persons.
+    normalize_pool: rayon::ThreadPool,
     fatal: Mutex<Option<CallError>>,
     store_error: Mutex<Option<StoreError>>,
 }
@@ -160,6 +163,10 @@ pub fn run(
         pacer: Pacer::new(options.qps),
         stop,
         tally,
+        normalize_pool: crate::normalize::thread_pool(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )
+        .expect("start the normalizing threads"),
         fatal: Mutex::new(None),
         store_error: Mutex::new(None),
     };

@@ -385,16 +385,19 @@ impl<'s, 'a> Worker<'s, 'a> {
                 None => break,
             }
         }
-        // Prepare (read, re-encode if needed) in parallel on the rayon pool.
+        // Prepare (read, re-encode if needed) in parallel on the normalizing pool;
+        // a photo that fails is failed with its reason by make_ready below.
         let options = &self.shared.options.normalize;
-        candidates
-            .par_iter_mut()
-            .filter(|i| i.ready.is_none())
-            .for_each(|item| {
-                if let Ok(ready) = prepare(&item.entry, options) {
-                    item.ready = Some(ready);
-                }
-            });
+        self.shared.normalize_pool.install(|| {
+            candidates
+                .par_iter_mut()
+                .filter(|i| i.ready.is_none())
+                .for_each(|item| {
+                    if let Ok(ready) = prepare(&item.entry, options) {
+                        item.ready = Some(ready);
+                    }
+                })
+        });
         let mut usable = Vec::with_capacity(candidates.len());
         for mut item in candidates {
             if self.make_ready(&mut item)? {
