@@ -499,6 +499,9 @@ fn gather(
             let mut c = match c? {
                 Ok(c) => c,
                 Err(message) => {
+                    // An entry that names no photo has no row in the report: the
+                    // log is where a run tells the operator about it.
+                    tracing::warn!("{message}");
                     summary.source_problems += 1;
                     summary.problem("invalid", message);
                     continue;

@@ -8,7 +8,7 @@
 //! 400 persons × 7 photos:
 //!
 //! ```text
-//! cargo test --release --test soak -- --ignored --nocapture
+//! cargo test --test soak -- --ignored --nocapture
 //! ```
 
 mod common;
