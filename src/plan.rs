@@ -456,6 +456,9 @@ fn gather(
             match c {
                 Ok(row) => run.push(row),
                 Err(message) => {
+                    // An entry that names no photo has no row in the report: the
+                    // log is where a run tells the operator about it.
+                    tracing::warn!("{message}");
                     summary.source_problems += 1;
                     summary.problem("invalid", message);
                 }

@@ -469,6 +469,9 @@ fn the_state_file_survives_a_restart() {
         .unwrap()
         .json();
     assert_eq!(v["data"]["face_ids"], json!([first_face]));
+    // Stopped first: a running emulator's writer could replace the broken file.
+    drop(conn);
+    emu.shutdown();
 
     std::fs::write(&path, "not json").unwrap();
     let err = Emulator::start(config(), "127.0.0.1:0".parse().unwrap())

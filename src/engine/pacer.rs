@@ -6,9 +6,29 @@
 //! most once per quarter second, so a burst of answers to calls that were already in flight
 //! counts once), additive increase on each success, never above the configured cap.
 //! A run thus settles just under the service's real cap instead of hammering it.
+//!
+//! The service counts calls in a one-second window, and a call leaves a little
+//! after its slot (signing, reading the photo, the scheduler). Slots are therefore
+//! spaced so that any `rate` consecutive slots span one second plus
+//! [`SEND_JITTER_ALLOWANCE`]: a call sent up to half that much later than its slot
+//! still finds room in the window, with the other half for its way to the service.
+//! A call that leaves later than that (the process stalled) moves the slots not yet
+//! handed out back by the excess, so the call `rate` slots after it keeps its room
+//! too. Spaced at exactly `1/rate`, a single late call would draw a rate-limit
+//! answer, and the decrease it causes costs far more than the 1% the allowance
+//! gives up.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// How late after its slot a call may leave without crowding the service's
+/// one-second window.
+pub const SEND_JITTER_ALLOWANCE: Duration = Duration::from_millis(10);
+
+/// The time between two slots at `rate` calls per second.
+fn spacing(rate: f64) -> Duration {
+    (Duration::from_secs(1) + SEND_JITTER_ALLOWANCE).div_f64(rate)
+}
 
 /// How the rate reacts to the service's answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,6 +70,9 @@ struct State {
     rate: f64,
     next_slot: Instant,
     last_decrease: Option<Instant>,
+    /// The slots handed out before this one were already moved back for a late
+    /// send; a send late in the same stall does not move them again.
+    shifted_through: Instant,
 }
 
 /// Spaces the calls of all workers. `qps == 0` means no limit.
@@ -67,6 +90,7 @@ impl Pacer {
                 rate: policy.map_or(f64::INFINITY, |p| p.max_rate),
                 next_slot: Instant::now(),
                 last_decrease: None,
+                shifted_through: Instant::now(),
             }),
             policy,
         }
@@ -75,16 +99,36 @@ impl Pacer {
     /// Waits for this caller's send slot.
     pub fn acquire(&self) {
         let Some(_) = self.policy else { return };
-        let slot = {
-            let mut s = self.state.lock().expect("pacer lock");
-            let now = Instant::now();
-            let slot = s.next_slot.max(now);
-            s.next_slot = slot + Duration::from_secs_f64(1.0 / s.rate);
-            slot
-        };
+        let slot = self.reserve();
         let now = Instant::now();
         if slot > now {
             std::thread::sleep(slot - now);
+        }
+        self.sent(slot, Instant::now());
+    }
+
+    /// Hands out the next send slot.
+    fn reserve(&self) -> Instant {
+        let mut s = self.state.lock().expect("pacer lock");
+        let slot = s.next_slot.max(Instant::now());
+        s.next_slot = slot + spacing(s.rate);
+        slot
+    }
+
+    /// The call of `slot` leaves at `at`. Left later than half the allowance (the
+    /// other half covers the way to the service), it would crowd the window of the
+    /// call `rate` slots after it: the slots not yet handed out move back by the
+    /// excess, once per stall.
+    fn sent(&self, slot: Instant, at: Instant) {
+        let tolerated = SEND_JITTER_ALLOWANCE / 2;
+        let late = at.saturating_duration_since(slot);
+        if late <= tolerated {
+            return;
+        }
+        let mut s = self.state.lock().expect("pacer lock");
+        if slot >= s.shifted_through {
+            s.next_slot += late - tolerated;
+            s.shifted_through = s.next_slot;
         }
     }
 
@@ -107,7 +151,7 @@ impl Pacer {
                 s.rate = policy.after_rate_limited(s.rate);
                 s.last_decrease = Some(now);
                 // Leave the service a breath before the next slot.
-                s.next_slot = s.next_slot.max(now) + Duration::from_secs_f64(1.0 / s.rate);
+                s.next_slot = s.next_slot.max(now) + spacing(s.rate);
             }
         }
     }
@@ -156,6 +200,45 @@ mod tests {
         }
         // 21 slots at 100/s: the last one is 200 ms after the first.
         assert!(start.elapsed() >= Duration::from_millis(195));
+    }
+
+    #[test]
+    fn a_second_of_slots_leaves_room_for_late_sends() {
+        // `rate` spacings span a second plus the allowance: a one-second window
+        // never holds `rate + 1` calls, even when the first of them left late.
+        for rate in [1.0, 5.0, 20.0, 50.0, 35.7, 1000.0] {
+            let span = spacing(rate).mul_f64(rate);
+            assert!(
+                span + Duration::from_micros(1) >= Duration::from_secs(1) + SEND_JITTER_ALLOWANCE,
+                "{rate}: {span:?}"
+            );
+            assert!(span < Duration::from_millis(1020), "{rate}: {span:?}");
+        }
+    }
+
+    #[test]
+    fn a_late_send_moves_the_later_slots_back_once_per_stall() {
+        let pacer = Pacer::new(50);
+        let step = spacing(50.0);
+        let a = pacer.reserve();
+        let b = pacer.reserve();
+        assert_eq!(b - a, step);
+        // On time, or late within half the allowance: nothing moves.
+        pacer.sent(a, a + SEND_JITTER_ALLOWANCE / 2);
+        let c = pacer.reserve();
+        assert_eq!(c - b, step);
+        // 30 ms late: the slots not handed out yet move back by the excess.
+        pacer.sent(a, a + Duration::from_millis(30));
+        let d = pacer.reserve();
+        assert_eq!(
+            d - c,
+            step + Duration::from_millis(30) - SEND_JITTER_ALLOWANCE / 2
+        );
+        // The calls of b and c were held up by the same stall: no second move.
+        pacer.sent(b, a + Duration::from_millis(30));
+        pacer.sent(c, a + Duration::from_millis(30));
+        let e = pacer.reserve();
+        assert_eq!(e - d, step);
     }
 
     #[test]

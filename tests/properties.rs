@@ -1,0 +1,185 @@
+//! Property tests of the pure pieces the job's correctness rests on, over random
+//! input: the manifest reader reads back what a CSV writer wrote, the signature
+//! round-trips and a tampered one fails, and every answer code has the class the
+//! code table gives it. (The chunker's properties are tested beside it, in
+//! `src/plan.rs`; the backoff's in `src/engine/retry.rs`.)
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use faceenroll::model::ImageRef;
+use faceenroll::service::api::Call;
+use faceenroll::service::client::CallError;
+use faceenroll::service::codes::{self, Class, TABLE};
+use faceenroll::service::sign::{parse, sign, SignatureFields};
+use faceenroll::source::{manifest, PhotoRecord, SourceItem};
+use faceenroll::store::Origin;
+use proptest::prelude::*;
+
+/// One manifest row as written.
+#[derive(Debug, Clone)]
+struct RowIn {
+    person: String,
+    image: String,
+    groups: Vec<String>,
+    name: String,
+    tag: String,
+}
+
+fn row_in() -> impl Strategy<Value = RowIn> {
+    // Text with the characters CSV must quote (comma, quote) and spaces to trim.
+    let text = "[A-Za-z0-9 ,\"'_.é-]{0,16}";
+    let image = prop_oneof![
+        "[a-z0-9_]{1,10}\\.png",
+        "sub/[a-z0-9_ ]{1,10}\\.jpg",
+        "https?://[a-z]{1,8}\\.example/[a-z0-9,\"]{1,10}\\.jpg",
+    ];
+    (
+        text,
+        image,
+        prop::collection::vec("[a-z0-9_-]{1,8}", 0..4),
+        text,
+        text,
+    )
+        .prop_map(|(person, image, groups, name, tag)| RowIn {
+            person,
+            image,
+            groups,
+            name,
+            tag,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn the_manifest_reads_back_what_a_csv_writer_wrote(
+        rows in prop::collection::vec(row_in(), 1..30),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.csv");
+        let mut writer = csv::Writer::from_path(&path).unwrap();
+        writer.write_record(["person_id", "image", "group_ids", "person_name", "tag"]).unwrap();
+        for r in &rows {
+            writer
+                .write_record([&r.person, &r.image, &r.groups.join(";"), &r.name, &r.tag])
+                .unwrap();
+        }
+        writer.flush().unwrap();
+        drop(writer);
+
+        let read: Vec<SourceItem> = manifest::read(&path).unwrap().collect();
+        let expected: Vec<SourceItem> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let line = i as u64 + 2;
+                let optional = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+                let image = r.image.trim();
+                SourceItem::Photo(PhotoRecord {
+                    person: r.person.trim().to_owned(),
+                    image: if image.starts_with("http") {
+                        ImageRef::Url(image.to_owned())
+                    } else {
+                        ImageRef::File(dir.path().join(image))
+                    },
+                    groups: r.groups.clone(),
+                    name: optional(&r.name),
+                    tag: optional(&r.tag),
+                    origin: Origin::Manifest { file: path.clone(), line },
+                    seq: line,
+                })
+            })
+            .collect();
+        prop_assert_eq!(read, expected);
+    }
+
+    #[test]
+    fn a_signature_parses_back_and_verifies(
+        appid in "[0-9]{1,12}",
+        bucket in "[a-z0-9-]{0,12}",
+        secret_id in "[A-Za-z0-9]{1,40}",
+        key in ".{1,40}",
+        other_key in ".{1,40}",
+        now in 0u64..4_000_000_000,
+        validity in 1u64..8_000_000,
+        rand in 0u64..10_000_000_000,
+    ) {
+        let fields = SignatureFields {
+            appid,
+            bucket,
+            secret_id,
+            expires: now + validity,
+            now,
+            rand,
+            fileid: String::new(),
+        };
+        let signed = sign(&fields, &key);
+        let parsed = parse(&signed).unwrap();
+        prop_assert_eq!(&parsed.fields, &fields);
+        prop_assert!(parsed.verify(&key));
+        prop_assert_eq!(parsed.verify(&other_key), other_key == key);
+    }
+
+    #[test]
+    fn a_flipped_byte_fails_verification(
+        secret_id in "[A-Za-z0-9]{1,40}",
+        key in ".{1,40}",
+        now in 0u64..4_000_000_000,
+        position in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let fields = SignatureFields {
+            appid: "1250000000".into(),
+            bucket: String::new(),
+            secret_id,
+            expires: now + 3600,
+            now,
+            rand: 42,
+            fileid: String::new(),
+        };
+        let mut raw = BASE64.decode(sign(&fields, &key)).unwrap();
+        let i = position.index(raw.len());
+        raw[i] ^= flip;
+        let tampered = BASE64.encode(&raw);
+        // Either it no longer reads as a signature, or its HMAC does not match.
+        prop_assert!(parse(&tampered).map_or(true, |p| !p.verify(&key)));
+    }
+
+    #[test]
+    fn codes_outside_the_table_are_unknown(code in any::<i64>()) {
+        prop_assume!(TABLE.iter().all(|row| row.code != code));
+        prop_assert_eq!(codes::class(code), Class::Unknown);
+        prop_assert!(codes::lookup(code).is_none());
+    }
+
+    #[test]
+    fn a_service_error_has_the_class_of_its_code(
+        code in prop_oneof![
+            prop::sample::select(TABLE.iter().map(|r| r.code).collect::<Vec<_>>()),
+            any::<i64>(),
+        ],
+        call in prop::sample::select(Call::ALL.to_vec()),
+        message in ".{0,20}",
+    ) {
+        let err = CallError::Service { call, code, message };
+        prop_assert_eq!(err.class(), codes::class(code));
+        prop_assert_eq!(err.code(), Some(code));
+    }
+}
+
+#[test]
+fn every_code_of_the_table_has_its_class_and_meaning() {
+    for row in TABLE {
+        assert_eq!(codes::class(row.code), row.class, "{}", row.code);
+        assert_eq!(codes::lookup(row.code), Some(row));
+        assert!(!codes::meaning(row.code).is_empty(), "{}", row.code);
+        assert!(
+            codes::Described(row.code)
+                .to_string()
+                .starts_with(&row.code.to_string()),
+            "{}",
+            row.code
+        );
+    }
+}
