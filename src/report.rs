@@ -351,7 +351,8 @@ impl std::fmt::Display for Summary<'_> {
                 Some(code) => writeln!(f, "    {n} failed with {}", codes::Described(*code))?,
                 None => writeln!(
                     f,
-                    "    {n} failed before the service could judge them (input or network)"
+                    "    {n} failed without a service code: unusable input, or no answer \
+                     after retries (the report's reason column says which)"
                 )?,
             }
         }

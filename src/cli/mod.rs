@@ -39,7 +39,8 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "faceenroll", version, about, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
-    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    /// More log output: -v a line per person and photo, -vv debug, -vvv trace.
+    /// RUST_LOG (e.g. RUST_LOG=faceenroll=debug) overrides -v and -q.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Less log output: errors only.
@@ -52,7 +53,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Enroll a photo archive: plan it, create its persons, add their faces.
-    Enroll(enroll::EnrollArgs),
+    Enroll(Box<enroll::EnrollArgs>),
     /// Print the Authorization value for given fields, to reproduce a call with curl.
     Sign(sign::SignArgs),
     /// What a job has done and has left, and whether it is running now.
@@ -82,7 +83,7 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
-        Command::Enroll(args) => enroll::run(args),
+        Command::Enroll(args) => enroll::run(*args),
         Command::Sign(args) => sign::run(args),
         Command::Status(args) => status::status(args),
         Command::Report(args) => status::report(args),
@@ -105,20 +106,47 @@ pub fn run(cli: Cli) -> Exit {
     }
 }
 
-/// Sets up logging to stderr: `-v`/`-q` choose the level, `RUST_LOG` overrides.
+/// Sets up logging to stderr (above the progress bars while they are shown).
+///
+/// `RUST_LOG`, when set, decides (e.g. `RUST_LOG=faceenroll=debug`). Otherwise `-q`
+/// logs errors only; the default logs the job's own milestones (plan, progress lines,
+/// stop) and every photo or person that went wrong, but not each person created, so a
+/// nightly run's mail stays a few lines long however large the archive; `-v` adds a
+/// line per person created and per call outcome, `-vv` debug detail, `-vvv` all.
 pub fn init_logging(verbose: u8, quiet: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "info",
-        (false, 1) => "debug",
-        (false, _) => "trace",
+    use tracing::Level;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{filter, EnvFilter, Layer as _};
+    let layer = || {
+        tracing_subscriber::fmt::layer()
+            .with_writer(progress::LogWriter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+    let from_env = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    let level = match (quiet, verbose) {
+        (true, _) => Level::ERROR,
+        (false, 0) => Level::WARN,
+        (false, 1) => Level::INFO,
+        (false, 2) => Level::DEBUG,
+        (false, _) => Level::TRACE,
+    };
+    let _ = if from_env {
+        tracing_subscriber::registry()
+            .with(layer().with_filter(EnvFilter::from_default_env()))
+            .try_init()
+    } else {
+        let milestones = !quiet;
+        tracing_subscriber::registry()
+            .with(layer().with_filter(filter::filter_fn(move |meta| {
+                let own = meta.target().starts_with("faceenroll::cli")
+                    || meta.target().starts_with("faceenroll::ops");
+                // Spans name the person a line is about: keep them at info so a
+                // warning shows its person even when info events are off.
+                *meta.level() <= level
+                    || (milestones && (meta.is_span() || own) && *meta.level() <= Level::INFO)
+            })))
+            .try_init()
+    };
 }

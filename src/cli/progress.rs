@@ -4,14 +4,20 @@
 //! The view only reads the shared [`Tally`]; it also writes the figures to
 //! `progress.json` in the state directory, so `faceenroll status` can tell what a
 //! running job has done without opening its locked database.
+//!
+//! Log lines and bars share stderr: while bars are shown, every log line goes through
+//! [`LogWriter`], which clears the bars, writes the line and redraws them, so the two
+//! never garble each other.
 
 use crate::report::Tally;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The running figures a job leaves in its state directory.
@@ -82,6 +88,55 @@ impl ViewOptions {
     }
 }
 
+/// The bars on screen now, if any: log lines are written around them.
+static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+fn set_bars(bars: Option<MultiProgress>) {
+    *BARS.lock().unwrap_or_else(|e| e.into_inner()) = bars;
+}
+
+/// The writer of log lines: stderr, above the bars while they are shown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::with_capacity(256))
+    }
+}
+
+/// One log line, written to stderr in one piece when dropped.
+#[derive(Debug)]
+pub struct LogLine(Vec<u8>);
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        // Clone out of the lock: drawing must not wait on it.
+        let bars = BARS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let write = || {
+            let _ = std::io::stderr().lock().write_all(&self.0);
+        };
+        match bars {
+            Some(multi) => multi.suspend(write),
+            None => write(),
+        }
+    }
+}
+
 /// Shows the tally until `done` is dropped or sent to.
 pub fn show(
     tally: &Tally,
@@ -94,14 +149,21 @@ pub fn show(
     let bars = options.bars.then(|| {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
         let style = ProgressStyle::with_template(
-            "{prefix:>8} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+            "{prefix:>8} [{bar:30}] {pos}/{len} {rate} eta {eta} {msg}",
         )
         .expect("valid template")
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1}/s", state.per_sec());
+            },
+        )
         .progress_chars("=> ");
         let photo_bar = multi.add(ProgressBar::new(photos).with_style(style.clone()));
         photo_bar.set_prefix("photos");
         let person_bar = multi.add(ProgressBar::new(persons).with_style(style));
         person_bar.set_prefix("persons");
+        set_bars(Some(multi.clone()));
         (multi, photo_bar, person_bar)
     });
     let tick = if bars.is_some() {
@@ -129,6 +191,7 @@ pub fn show(
                 if finished {
                     photo_bar.finish();
                     person_bar.finish();
+                    set_bars(None);
                 }
             }
             None => {

@@ -48,17 +48,40 @@ pub enum Ending {
     Interrupted,
 }
 
-/// Runs an enroll job. Errors are input or configuration errors before any call.
-pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> anyhow::Result<Ending> {
+/// Why an enroll run could not go on, by when it happened: that decides whether the
+/// operator has a usage problem or a stopped job to resume.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// Before any call: the source, the configuration, or the state directory (e.g.
+    /// in use by another job). Nothing was sent.
+    #[error("{0:#}")]
+    Setup(anyhow::Error),
+    /// After calls were made: the progress database or the report could not be
+    /// written. What was recorded stands; the next run resumes from it.
+    #[error("{0:#}")]
+    Run(anyhow::Error),
+}
+
+fn setup<E: Into<anyhow::Error>>(err: E) -> EnrollError {
+    EnrollError::Setup(err.into())
+}
+
+fn during_run<E: Into<anyhow::Error>>(err: E) -> EnrollError {
+    EnrollError::Run(err.into())
+}
+
+/// Runs an enroll job.
+pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> Result<Ending, EnrollError> {
     let started = Instant::now();
-    let store = Store::open(&job.state_dir)?;
-    let mut meta = store.meta()?;
+    let store = Store::open(&job.state_dir).map_err(setup)?;
+    let mut meta = store.meta().map_err(setup)?;
     meta.source = Some(job.source.describe());
     meta.started = Some(unix_now());
     meta.finished = None;
-    store.put_meta(&meta)?;
+    store.put_meta(&meta).map_err(setup)?;
     let summary = plan::build(&store, &job.source, &job.plan)
-        .with_context(|| format!("cannot plan {}", job.source.describe()))?;
+        .with_context(|| format!("cannot plan {}", job.source.describe()))
+        .map_err(setup)?;
     if job.dry_run {
         print!("{}", crate::cli::plan::render(&summary));
         return Ok(Ending::DryRun);
@@ -73,8 +96,16 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> anyhow::Res
     let (_emulator, client_config) = match target {
         Target::Service(config) => (None, config),
         Target::Emulator(config) => {
+            let state_file = config.state_file.clone();
             let emulator = Emulator::start(config.clone(), "127.0.0.1:0".parse().expect("addr"))
-                .context("cannot start the in-process emulator")?;
+                .with_context(|| match &state_file {
+                    Some(path) => format!(
+                        "cannot start the in-process emulator with state file {}",
+                        path.display()
+                    ),
+                    None => "cannot start the in-process emulator".to_owned(),
+                })
+                .map_err(setup)?;
             tracing::info!(
                 "rehearsal against the in-process emulator at {}",
                 emulator.endpoint()
@@ -88,7 +119,7 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> anyhow::Res
             (Some(emulator), client)
         }
     };
-    let client = Client::new(client_config)?;
+    let client = Client::new(client_config).map_err(setup)?;
 
     let tally = Tally::default();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -103,9 +134,10 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> anyhow::Res
         let outcome = engine::run(&store, &client, &job.engine, stop, tally);
         let _ = done_tx.send(());
         outcome
-    })?;
+    })
+    .map_err(during_run)?;
 
-    let counts = StoreCounts::read(&store)?;
+    let counts = StoreCounts::read(&store).map_err(during_run)?;
     let ending = match outcome {
         RunOutcome::Finished => Ending::Completed {
             failed: counts.failed,
@@ -128,19 +160,22 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> anyhow::Res
         Ending::Fatal(message) => format!("stopped by a fatal service error: {message}"),
         Ending::Interrupted => "interrupted; run the same command again to resume".to_owned(),
     };
-    let mut meta = store.meta()?;
+    let mut meta = store.meta().map_err(during_run)?;
     meta.finished = Some(unix_now());
     meta.last_outcome = Some(words.clone());
-    store.put_meta(&meta)?;
-    store.flush()?;
+    store.put_meta(&meta).map_err(during_run)?;
+    store.flush().map_err(during_run)?;
 
     let report_path = job
         .report
         .clone()
         .unwrap_or_else(|| job.state_dir.join("report.csv"));
     let file = std::fs::File::create(&report_path)
-        .with_context(|| format!("cannot write the report {}", report_path.display()))?;
-    report::write_report(&store, None, Format::Csv, file)?;
+        .with_context(|| format!("cannot write the report {}", report_path.display()))
+        .map_err(during_run)?;
+    report::write_report(&store, None, Format::Csv, file)
+        .with_context(|| format!("cannot write the report {}", report_path.display()))
+        .map_err(during_run)?;
     let summary = Summary {
         counts: &counts,
         tally: &tally,
