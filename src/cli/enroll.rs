@@ -424,8 +424,9 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         Err(EnrollError::Setup(err)) => return Err(err),
         Err(EnrollError::Run(err)) => {
             eprintln!(
-                "error: {err:#}\nThe job stopped; once this is fixed, run the same command \
-                 again to resume."
+                "error: {}\nThe job stopped; once this is fixed, run the same command again \
+                 to resume.",
+                super::describe(&err)
             );
             return Ok(Exit::Fatal);
         }

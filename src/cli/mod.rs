@@ -100,10 +100,26 @@ pub fn run(cli: Cli) -> Exit {
     match result {
         Ok(exit) => exit,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             Exit::Usage
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: many errors already name
+/// their source in their own message.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 /// Sets up logging to stderr (above the progress bars while they are shown).
@@ -149,4 +165,23 @@ pub fn init_logging(verbose: u8, quiet: bool) {
             })))
             .try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(crate::config::ResolveError::Read {
+            path: "/etc/fe.toml".into(),
+            source: io,
+        })
+        .context("cannot start");
+        assert_eq!(
+            describe(&err),
+            "cannot start: cannot read config file /etc/fe.toml: no such file"
+        );
+    }
 }

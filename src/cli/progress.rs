@@ -172,6 +172,8 @@ pub fn show(
         options.interval.min(Duration::from_secs(5))
     };
     let mut last_line = Instant::now();
+    // Figures from the start, so `faceenroll status` has them at once.
+    ProgressFile::from_tally(tally, photos, persons, Duration::ZERO).write(&options.state_dir);
     loop {
         let finished = match done.recv_timeout(tick) {
             Err(RecvTimeoutError::Timeout) => false,

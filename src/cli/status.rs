@@ -29,12 +29,18 @@ struct Status {
     progress: Option<ProgressFile>,
 }
 
-pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
+/// Refuses a directory that holds no job, rather than creating one there.
+fn ensure_job(state: &std::path::Path) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.state.join("db").exists(),
-        "{} holds no faceenroll job (no progress database)",
-        args.state.display()
+        state.join("db").exists(),
+        "{} holds no faceenroll job (no progress database); pass the --state DIR of the job",
+        state.display()
     );
+    Ok(())
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
+    ensure_job(&args.state)?;
     let status = match store::running_job(&args.state) {
         Some(pid) => Status {
             state: args.state.clone(),
@@ -114,7 +120,15 @@ pub struct ReportArgs {
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
-    let store = Store::open(&args.state)?;
+    ensure_job(&args.state)?;
+    let store = Store::open(&args.state).map_err(|err| match err {
+        store::StoreError::Busy { .. } => anyhow::anyhow!(
+            "{err}. The report is written when the job ends; `faceenroll status --state {}` \
+             shows its progress now",
+            args.state.display()
+        ),
+        other => other.into(),
+    })?;
     let rows = match &args.output {
         Some(path) => {
             let file = std::fs::File::create(path)
