@@ -69,6 +69,7 @@ pub struct ServiceArgs {
     #[arg(
         long,
         value_name = "PATH",
+        env = "FACEENROLL_CONFIG",
         help = "A TOML config file; its [service] table may hold the settings above and the \
                 credentials (then it must be readable by its owner only)"
     )]
