@@ -167,8 +167,10 @@ fn a_rehearsal_on_the_samples_sums_up_reports_every_outcome_and_exits_1() {
         refused.contains("carol") && refused.contains("carol/03-blank.png"),
         "{refused}"
     );
-    // The default log level leaves out a line per person created.
+    // The default log level leaves out a line per person created: what cron mails
+    // is a few lines.
     assert!(!r.stderr.contains("person created"), "{}", r.stderr);
+    assert!(r.stderr.lines().count() <= 6, "{}", r.stderr);
 
     // The report the run left, and `faceenroll report` over the same state.
     let left = std::fs::read_to_string(&report_path).unwrap();
@@ -727,23 +729,32 @@ fn a_running_job_shows_in_status_locks_out_a_second_one_and_stops_on_sigint_with
         "--emulator",
         "--state",
         s(&state),
+        // 7 calls of a second each: the run is still going when it is interrupted.
         "--latency-ms",
-        "300",
+        "1000",
         "--workers",
         "1",
         "--progress-interval",
         "1",
     ];
     let out = std::fs::File::create(dir.path().join("stdout")).unwrap();
+    let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
     let mut job = faceenroll()
         .args(slow)
         .stdin(Stdio::null())
         .stdout(out)
-        .stderr(Stdio::null())
+        .stderr(err)
         .spawn()
         .unwrap();
     let pid = job.id().to_string();
-    wait_for("progress.json", || state.join("progress.json").exists());
+    wait_for("two seconds of work", || {
+        std::fs::read(state.join("progress.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .is_some_and(|p| {
+                p["photos_done"].as_u64() >= Some(1) && p["elapsed_secs"].as_u64() >= Some(2)
+            })
+    });
 
     let r = run(&["status", "--state", s(&state)]);
     assert_eq!(r.code, 0);
@@ -774,6 +785,17 @@ fn a_running_job_shows_in_status_locks_out_a_second_one_and_stops_on_sigint_with
     let stdout = std::fs::read_to_string(dir.path().join("stdout")).unwrap();
     assert!(stdout.contains("faceenroll: interrupted"), "{stdout}");
     assert!(stdout.contains(" pending"), "{stdout}");
+    // Without a terminal: a progress line every --progress-interval, and at the end.
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    let lines = stderr
+        .lines()
+        .filter(|l| l.contains("progress: photos"))
+        .count();
+    assert!(lines >= 2, "{stderr}");
+    assert!(
+        stderr.contains("stopping: finishing the calls in flight"),
+        "{stderr}"
+    );
 
     let r = run(&["status", "--state", s(&state)]);
     assert!(r.stdout.contains("running: no"), "{}", r.stdout);
