@@ -191,8 +191,9 @@ pub fn show(
                 photo_bar.set_message(counts);
                 person_bar.set_position(figures.persons_done);
                 if finished {
-                    photo_bar.finish();
-                    person_bar.finish();
+                    // Left where they stand: `finish` would fill an interrupted bar.
+                    photo_bar.abandon();
+                    person_bar.abandon();
                     set_bars(None);
                 }
             }

@@ -86,11 +86,7 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> Result<Endi
         print!("{}", crate::cli::plan::render(&summary));
         return Ok(Ending::DryRun);
     }
-    tracing::info!(
-        "plan: {} persons, {} photos to send",
-        summary.persons_with_work as u64,
-        (summary.pending + summary.in_doubt) as u64
-    );
+    tracing::info!("{}", plan_line(&summary));
 
     // Keep the emulator alive for the run.
     let (_emulator, client_config) = match target {
@@ -186,6 +182,32 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> Result<Endi
     };
     print!("{summary}");
     Ok(ending)
+}
+
+/// The plan in one log line: the work of this run and what the plan settled already.
+fn plan_line(s: &plan::PlanSummary) -> String {
+    let mut line = format!(
+        "plan: {} photos of {} persons to send ({} calls)",
+        s.pending + s.in_doubt,
+        s.persons_with_work,
+        s.calls.total()
+    );
+    let settled: Vec<String> = [
+        (s.enrolled, "already enrolled"),
+        (s.duplicate, "duplicate"),
+        (s.skipped, "skipped"),
+        (s.invalid, "invalid"),
+        (s.failed_before, "failed before, not retried"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if !settled.is_empty() {
+        line.push_str("; settled by the plan: ");
+        line.push_str(&settled.join(", "));
+    }
+    line
 }
 
 fn unix_now() -> u64 {
