@@ -391,6 +391,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         bars: ViewOptions::bars_if_terminal(settings.no_progress),
         interval: Duration::from_secs(settings.progress_interval),
         state_dir: settings.state.clone(),
+        source: settings.plan.source.display().to_string(),
     };
     let target = if settings.emulator || args.dry_run {
         // A dry run makes no call: it needs no account.

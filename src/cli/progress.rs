@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressFile {
     pub pid: u32,
+    /// The source the job reads, as the operator named it.
+    #[serde(default)]
+    pub source: String,
     pub photos_total: u64,
     pub photos_done: u64,
     pub persons_total: u64,
@@ -41,9 +44,16 @@ pub struct ProgressFile {
 pub const PROGRESS_FILE: &str = "progress.json";
 
 impl ProgressFile {
-    fn from_tally(tally: &Tally, photos: u64, persons: u64, elapsed: Duration) -> ProgressFile {
+    fn from_tally(
+        tally: &Tally,
+        source: &str,
+        photos: u64,
+        persons: u64,
+        elapsed: Duration,
+    ) -> ProgressFile {
         ProgressFile {
             pid: std::process::id(),
+            source: source.to_owned(),
             photos_total: photos,
             photos_done: tally.photos_done(),
             persons_total: persons,
@@ -80,6 +90,8 @@ pub struct ViewOptions {
     /// Between two log lines when there are no bars.
     pub interval: Duration,
     pub state_dir: PathBuf,
+    /// The source, as `faceenroll status` names it while the job runs.
+    pub source: String,
 }
 
 impl ViewOptions {
@@ -166,20 +178,24 @@ pub fn show(
         set_bars(Some(multi.clone()));
         (multi, photo_bar, person_bar)
     });
+    // The figures of `progress.json` are at most a second old, whatever the interval
+    // between log lines.
     let tick = if bars.is_some() {
         Duration::from_millis(250)
     } else {
-        options.interval.min(Duration::from_secs(5))
+        options.interval.min(Duration::from_secs(1))
     };
     let mut last_line = Instant::now();
     // Figures from the start, so `faceenroll status` has them at once.
-    ProgressFile::from_tally(tally, photos, persons, Duration::ZERO).write(&options.state_dir);
+    ProgressFile::from_tally(tally, &options.source, photos, persons, Duration::ZERO)
+        .write(&options.state_dir);
     loop {
         let finished = match done.recv_timeout(tick) {
             Err(RecvTimeoutError::Timeout) => false,
             Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
         };
-        let figures = ProgressFile::from_tally(tally, photos, persons, start.elapsed());
+        let figures =
+            ProgressFile::from_tally(tally, &options.source, photos, persons, start.elapsed());
         figures.write(&options.state_dir);
         let counts = format!(
             "enrolled {} duplicate {} skipped {} failed {} retries {}",

@@ -72,9 +72,19 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
         Some(pid) => {
             println!("running: yes (pid {pid})");
             if let Some(p) = &status.progress {
+                if !p.source.is_empty() {
+                    println!("source:  {}", p.source);
+                }
                 println!(
-                    "photos:  {}/{} done: {} enrolled, {} duplicate, {} skipped, {} failed",
-                    p.photos_done, p.photos_total, p.enrolled, p.duplicate, p.skipped, p.failed
+                    "photos:  {}/{} done this run: {} enrolled, {} duplicate, {} skipped, {} \
+                     failed; {} left",
+                    p.photos_done,
+                    p.photos_total,
+                    p.enrolled,
+                    p.duplicate,
+                    p.skipped,
+                    p.failed,
+                    p.photos_total.saturating_sub(p.photos_done)
                 );
                 println!("persons: {}/{} done", p.persons_done, p.persons_total);
                 println!(
