@@ -19,21 +19,27 @@ pub enum Exit {
     Ok = 0,
     /// Finished, but some photos failed.
     Failures = 1,
-    /// Usage, configuration or input error before any call.
+    /// Usage, configuration or input error before any call, or the state directory
+    /// is in use by another job.
     Usage = 2,
-    /// Stopped by a fatal service error (resumable).
+    /// Stopped by a fatal error: the service refused the account or credentials, or
+    /// the progress database or report could not be written (resumable).
     Fatal = 3,
     /// Interrupted by a signal (resumable).
     Interrupted = 130,
 }
 
 const EXIT_CODES_HELP: &str = "\
-Exit codes:
+Exit codes of enroll (the other commands: see their --help):
   0    everything accounted for, no failure
-  1    finished with failed photos
-  2    usage, configuration or input error before any call
-  3    stopped by a fatal service error (resumable)
-  130  interrupted (resumable)";
+  1    finished with failed photos (see faceenroll report)
+  2    usage, configuration or input error before any call, or the state
+       directory is in use by another job
+  3    stopped by a fatal error: the service refused the account or credentials,
+       or the progress database could not be written (resumable)
+  130  interrupted (resumable)
+
+A rehearsal needs no account: faceenroll enroll ARCHIVE --group GROUP --emulator";
 
 /// Enrolls photo archives into the face recognition person/group API.
 #[derive(Debug, Parser)]

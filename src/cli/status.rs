@@ -145,8 +145,26 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
                 .with_context(|| format!("cannot create {}", path.display()))?;
             report::write_report(&store, args.only, args.format, file)?
         }
-        None => report::write_report(&store, args.only, args.format, std::io::stdout().lock())?,
+        None => {
+            match report::write_report(&store, args.only, args.format, std::io::stdout().lock()) {
+                Ok(rows) => rows,
+                // The reader had enough (`| head`): not an error of the report.
+                Err(err) if is_broken_pipe(&err) => return Ok(Exit::Ok),
+                Err(err) => return Err(err),
+            }
+        }
     };
     tracing::debug!("{rows} rows written");
     Ok(Exit::Ok)
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause.downcast_ref::<csv::Error>().is_some_and(
+                |e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
+            )
+    })
 }
