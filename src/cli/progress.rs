@@ -217,13 +217,15 @@ pub fn show(
                 if finished || last_line.elapsed() >= options.interval {
                     last_line = Instant::now();
                     tracing::info!(
-                        "progress: photos {}/{} persons {}/{} {counts} ({} calls, {} rate-limited)",
+                        "progress: photos {}/{} persons {}/{} {counts} ({} calls, {} \
+                         rate-limited; {})",
                         figures.photos_done,
                         figures.photos_total,
                         figures.persons_done,
                         figures.persons_total,
                         figures.calls,
                         figures.rate_limited,
+                        pace(figures.photos_done, figures.photos_total, start.elapsed()),
                     );
                 }
             }
@@ -231,5 +233,42 @@ pub fn show(
         if finished {
             break;
         }
+    }
+}
+
+/// The rate so far and, while work is left, the time to finish at that rate:
+/// `12.5 photos/s, eta 3m20s`.
+fn pace(done: u64, total: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let left = total.saturating_sub(done);
+    if left == 0 {
+        return format!("{rate:.1} photos/s");
+    }
+    if rate <= 0.0 {
+        return format!("{rate:.1} photos/s, eta unknown");
+    }
+    let eta = (left as f64 / rate).ceil() as u64;
+    let (h, m, s) = (eta / 3600, eta / 60 % 60, eta % 60);
+    let eta = match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s:02}s"),
+        _ => format!("{h}h{m:02}m"),
+    };
+    format!("{rate:.1} photos/s, eta {eta}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_gives_the_rate_and_the_time_left_at_it() {
+        let secs = Duration::from_secs;
+        assert_eq!(pace(0, 100, secs(0)), "0.0 photos/s, eta unknown");
+        assert_eq!(pace(50, 100, secs(10)), "5.0 photos/s, eta 10s");
+        assert_eq!(pace(10, 1010, secs(10)), "1.0 photos/s, eta 16m40s");
+        assert_eq!(pace(1, 10_001, secs(1)), "1.0 photos/s, eta 2h46m");
+        assert_eq!(pace(28, 28, secs(2)), "14.0 photos/s");
     }
 }
