@@ -12,7 +12,7 @@ use crate::emulator::EmulatorConfig;
 use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, DEFAULT_WORKERS};
 use crate::limits::{DEFAULT_QPS, MAX_REQUEST_BYTES};
 use crate::normalize::NormalizeOptions;
-use crate::ops::enroll::{enroll, Ending, EnrollError, EnrollJob, Target};
+use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Target};
 use crate::source::Layout;
 use crate::store::DEFAULT_STATE_DIR;
 use anyhow::Context as _;
@@ -415,13 +415,19 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         engine: settings.engine(),
         dry_run: args.dry_run,
         report: settings.report.clone(),
-        view,
     };
 
     let stop = Arc::new(StopSignal::default());
     let _signals = install_signal_handlers(Arc::clone(&stop))?;
-    let ending = match enroll(&job, target, &stop) {
-        Ok(ending) => ending,
+    let show = |tally: &_, photos, persons, done| {
+        super::progress::show(tally, photos, persons, &view, done)
+    };
+    let finished = match enroll(&job, target, &stop, show) {
+        Ok(Done::Planned(plan)) => {
+            print!("{}", super::plan::render(&plan));
+            return Ok(Exit::Ok);
+        }
+        Ok(Done::Ran(finished)) => finished,
         Err(EnrollError::Setup(err)) => return Err(err),
         Err(EnrollError::Run(err)) => {
             eprintln!(
@@ -432,9 +438,9 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Fatal);
         }
     };
-    Ok(match ending {
-        Ending::DryRun
-        | Ending::Completed {
+    print!("{}", finished.summary());
+    Ok(match finished.ending {
+        Ending::Completed {
             failed: 0,
             pending: 0,
         } => Exit::Ok,

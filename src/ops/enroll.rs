@@ -1,17 +1,20 @@
 //! `enroll`: plan the source into the store, run the engine against the service (or
-//! an in-process emulator), and leave a summary and a report.
+//! an in-process emulator), and leave a report and the figures of a summary.
+//!
+//! It prints nothing: the live view is handed in by the caller (the command line's
+//! bars or log lines), and the plan or the summary is handed back to it to show.
 
-use crate::cli::progress::{self, ViewOptions};
 use crate::emulator::{rehearsal_credentials, Emulator, EmulatorConfig};
 use crate::engine::{self, EngineOptions, RunOutcome, StopSignal};
-use crate::plan::{self, PlanOptions};
+use crate::plan::{self, PlanOptions, PlanSummary};
 use crate::report::{self, Format, StoreCounts, Summary, Tally};
 use crate::service::client::{Client, ClientConfig};
 use crate::source::SourceSpec;
 use crate::store::Store;
 use anyhow::Context as _;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Where the calls go.
 pub enum Target {
@@ -27,18 +30,56 @@ pub struct EnrollJob {
     pub state_dir: PathBuf,
     pub plan: PlanOptions,
     pub engine: EngineOptions,
-    /// Plan and print, make no call.
+    /// Plan only, make no call.
     pub dry_run: bool,
     /// Where the report goes (default: `report.csv` in the state directory).
     pub report: Option<PathBuf>,
-    pub view: ViewOptions,
+}
+
+/// The live view of a run: shows the tally (photos and persons to do given) until
+/// the receiver is sent to or dropped.
+pub trait View: FnOnce(&Tally, u64, u64, Receiver<()>) + Send {}
+impl<F: FnOnce(&Tally, u64, u64, Receiver<()>) + Send> View for F {}
+
+/// What an enroll run did.
+#[derive(Debug)]
+pub enum Done {
+    /// A dry run: the plan, with no call made.
+    Planned(PlanSummary),
+    /// A run: how it ended, with the figures of its summary.
+    Ran(Finished),
+}
+
+/// The end of a run and what its summary tells.
+#[derive(Debug)]
+pub struct Finished {
+    pub ending: Ending,
+    /// The ending in words, as the summary and `faceenroll status` say it.
+    pub words: String,
+    pub counts: StoreCounts,
+    pub tally: Tally,
+    pub elapsed: Duration,
+    pub state_dir: PathBuf,
+    pub report: PathBuf,
+}
+
+impl Finished {
+    /// The summary to print.
+    pub fn summary(&self) -> Summary<'_> {
+        Summary {
+            counts: &self.counts,
+            tally: &self.tally,
+            elapsed: self.elapsed,
+            state_dir: &self.state_dir,
+            report: Some(&self.report),
+            ending: &self.words,
+        }
+    }
 }
 
 /// How an enroll run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// Planned only.
-    DryRun,
     /// Every person was worked on; `failed` photos failed, `pending` are left for a
     /// later run.
     Completed { failed: u64, pending: u64 },
@@ -70,8 +111,13 @@ fn during_run<E: Into<anyhow::Error>>(err: E) -> EnrollError {
     EnrollError::Run(err.into())
 }
 
-/// Runs an enroll job.
-pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> Result<Ending, EnrollError> {
+/// Runs an enroll job, showing its progress with `view`.
+pub fn enroll(
+    job: &EnrollJob,
+    target: Target,
+    stop: &StopSignal,
+    view: impl View,
+) -> Result<Done, EnrollError> {
     let started = Instant::now();
     let store = Store::open(&job.state_dir).map_err(setup)?;
     let mut meta = store.meta().map_err(setup)?;
@@ -83,8 +129,7 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> Result<Endi
         .with_context(|| format!("cannot plan {}", job.source.describe()))
         .map_err(setup)?;
     if job.dry_run {
-        print!("{}", crate::cli::plan::render(&summary));
-        return Ok(Ending::DryRun);
+        return Ok(Done::Planned(summary));
     }
     tracing::info!("{}", plan_line(&summary));
 
@@ -121,12 +166,11 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> Result<Endi
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let outcome = std::thread::scope(|scope| {
         let tally = &tally;
-        let view = &job.view;
         let (photos, persons) = (
             (summary.pending + summary.in_doubt) as u64,
             summary.persons_with_work as u64,
         );
-        scope.spawn(move || progress::show(tally, photos, persons, view, done_rx));
+        scope.spawn(move || view(tally, photos, persons, done_rx));
         let outcome = engine::run(&store, &client, &job.engine, stop, tally);
         let _ = done_tx.send(());
         outcome
@@ -145,7 +189,6 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> Result<Endi
         RunOutcome::Interrupted => Ending::Interrupted,
     };
     let words = match &ending {
-        Ending::DryRun => unreachable!("returned above"),
         Ending::Completed {
             failed: 0,
             pending: 0,
@@ -172,16 +215,15 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> Result<Endi
     report::write_report(&store, None, Format::Csv, file)
         .with_context(|| format!("cannot write the report {}", report_path.display()))
         .map_err(during_run)?;
-    let summary = Summary {
-        counts: &counts,
-        tally: &tally,
+    Ok(Done::Ran(Finished {
+        ending,
+        words,
+        counts,
+        tally,
         elapsed: started.elapsed(),
-        state_dir: &job.state_dir,
-        report: Some(&report_path),
-        ending: &words,
-    };
-    print!("{summary}");
-    Ok(ending)
+        state_dir: job.state_dir.clone(),
+        report: report_path,
+    }))
 }
 
 /// The plan in one log line: the work of this run and what the plan settled already.
