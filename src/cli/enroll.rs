@@ -340,6 +340,18 @@ impl EnrollSettings {
         }
     }
 
+    /// The settings as a config file's text: an `[enroll]` table with every key. Fails
+    /// only on a path that is not UTF-8.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        #[derive(Serialize)]
+        struct File {
+            enroll: EnrollSection,
+        }
+        toml::to_string(&File {
+            enroll: self.to_section(),
+        })
+    }
+
     fn engine(&self) -> EngineOptions {
         EngineOptions {
             workers: self.workers,
@@ -370,20 +382,11 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     let env = |name: &str| std::env::var(name).ok();
     let settings = EnrollSettings::resolve(&args, &env, &section)?;
     if args.print_config {
-        #[derive(Serialize)]
-        struct Printed {
-            enroll: EnrollSection,
-        }
         println!(
             "# faceenroll enroll {}: settings from flags, environment, config file and defaults",
             settings.plan.source.display()
         );
-        print!(
-            "{}",
-            toml::to_string(&Printed {
-                enroll: settings.to_section()
-            })?
-        );
+        print!("{}", settings.to_toml()?);
         return Ok(Exit::Ok);
     }
 
@@ -609,14 +612,7 @@ mod tests {
     #[test]
     fn printed_settings_read_back_as_a_config_file() {
         let s = EnrollSettings::resolve(&args(&[]), &env(&[]), &section(FILE)).unwrap();
-        #[derive(Serialize)]
-        struct Printed {
-            enroll: EnrollSection,
-        }
-        let text = toml::to_string(&Printed {
-            enroll: s.to_section(),
-        })
-        .unwrap();
+        let text = s.to_toml().unwrap();
         let again = EnrollSettings::resolve(&args(&[]), &env(&[]), &section(&text)).unwrap();
         assert_eq!(again, s);
     }
