@@ -860,3 +860,54 @@ fn help_documents_the_exit_codes() {
         }
     }
 }
+
+#[test]
+fn log_lines_follow_v_q_and_rust_log_and_always_name_their_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_with = |flags: &[&str], rust_log: Option<&str>| {
+        let state = tempfile::tempdir_in(dir.path()).unwrap().keep();
+        let mut cmd = faceenroll();
+        cmd.args(flags).args([
+            "enroll",
+            "samples/tree",
+            "--group",
+            "staff",
+            "--emulator",
+            "--state",
+            s(&state),
+        ]);
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let r = output(&mut cmd);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(
+            r.stdout.contains("26 enrolled"),
+            "the summary, whatever the log level"
+        );
+        r.stderr
+    };
+    let refused = |stderr: &str| {
+        stderr
+            .lines()
+            .find(|l| l.contains("-1101"))
+            .map(str::to_owned)
+    };
+
+    let quiet = stderr_with(&["-q"], None);
+    assert!(quiet.is_empty(), "{quiet}");
+
+    let verbose = stderr_with(&["-v"], None);
+    assert_eq!(verbose.matches("person created").count(), 4, "{verbose}");
+
+    let warnings = stderr_with(&[], Some("warn"));
+    assert!(!warnings.contains("INFO"), "{warnings}");
+    let line = refused(&warnings).expect("the refused photo is logged");
+    assert!(
+        line.contains("carol") && line.contains("03-blank.png"),
+        "{line}"
+    );
+
+    let debug = stderr_with(&[], Some("faceenroll=debug"));
+    assert!(debug.contains("DEBUG"), "{debug}");
+}

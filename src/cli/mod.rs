@@ -137,9 +137,10 @@ pub fn describe(err: &anyhow::Error) -> String {
 /// line per person created and per call outcome, `-vv` debug detail, `-vvv` all.
 pub fn init_logging(verbose: u8, quiet: bool) {
     use tracing::Level;
+    use tracing_subscriber::filter::{self, EnvFilter, FilterExt as _};
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    use tracing_subscriber::{filter, EnvFilter, Layer as _};
+    use tracing_subscriber::Layer as _;
     let layer = || {
         tracing_subscriber::fmt::layer()
             .with_writer(progress::LogWriter)
@@ -154,21 +155,27 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => Level::DEBUG,
         (false, _) => Level::TRACE,
     };
+    // Spans name the person a line is about: kept at info whatever the level of
+    // events, so a warning shows its person even when info events are off.
+    let person_spans = || filter::filter_fn(|meta| meta.is_span() && *meta.level() <= Level::INFO);
     let _ = if from_env {
         tracing_subscriber::registry()
-            .with(layer().with_filter(EnvFilter::from_default_env()))
+            .with(layer().with_filter(EnvFilter::from_default_env().or(person_spans())))
             .try_init()
     } else {
         let milestones = !quiet;
         tracing_subscriber::registry()
-            .with(layer().with_filter(filter::filter_fn(move |meta| {
-                let own = meta.target().starts_with("faceenroll::cli")
-                    || meta.target().starts_with("faceenroll::ops");
-                // Spans name the person a line is about: keep them at info so a
-                // warning shows its person even when info events are off.
-                *meta.level() <= level
-                    || (milestones && (meta.is_span() || own) && *meta.level() <= Level::INFO)
-            })))
+            .with(
+                layer().with_filter(
+                    filter::filter_fn(move |meta| {
+                        let own = meta.target().starts_with("faceenroll::cli")
+                            || meta.target().starts_with("faceenroll::ops");
+                        *meta.level() <= level
+                            || (milestones && own && *meta.level() <= Level::INFO)
+                    })
+                    .or(person_spans()),
+                ),
+            )
             .try_init()
     };
 }
