@@ -372,6 +372,14 @@ impl std::fmt::Display for Summary<'_> {
         if let Some(report) = self.report {
             writeln!(f, "  report: {}", report.display())?;
         }
+        if c.failed > 0 {
+            writeln!(
+                f,
+                "  next:   faceenroll report --state {} --only failed > failed.csv\n          \
+                 lists the failed photos as a manifest: fix them, then enroll failed.csv",
+                self.state_dir.display()
+            )?;
+        }
         Ok(())
     }
 }

@@ -145,6 +145,10 @@ fn a_rehearsal_on_the_samples_sums_up_reports_every_outcome_and_exits_1() {
     assert!(summary.contains(&format!("state:  {}", state.display())));
     let report_path = state.join("report.csv");
     assert!(summary.contains(&format!("report: {}", report_path.display())));
+    assert!(summary.contains(&format!(
+        "next:   faceenroll report --state {} --only failed > failed.csv",
+        state.display()
+    )));
 
     // Without a terminal: no bars, a progress line, and each problem named by its
     // person and photo.
@@ -315,6 +319,11 @@ fn failed_photos_fixed_and_fed_back_as_a_manifest_are_enrolled() {
             r.stdout
                 .contains("photos:  3 in the plan: 3 enrolled, 0 duplicate, 0 skipped, 0 failed"),
             "{}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.contains("next:"),
+            "nothing left to fix: {}",
             r.stdout
         );
         let rows = read_report(&std::fs::read_to_string(again.join("report.csv")).unwrap());
