@@ -17,6 +17,7 @@ use crate::source::Layout;
 use crate::store::DEFAULT_STATE_DIR;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -441,7 +442,9 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Fatal);
         }
     };
-    print!("{}", finished.summary());
+    // A reader gone from standard output must not turn a finished job into a panic:
+    // the summary is also in the state directory's report and `faceenroll status`.
+    let _ = write!(std::io::stdout().lock(), "{}", finished.summary());
     Ok(match finished.ending {
         Ending::Completed {
             failed: 0,
