@@ -448,24 +448,32 @@ fn usage_configuration_and_input_errors_exit_2_with_a_clear_message() {
     let r = with_config(None);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("cannot read config file"), "{}", r.stderr);
+    // Unreadable: a directory where the file should be.
+    std::fs::create_dir(&config).unwrap();
+    let r = with_config(None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot read config file"), "{}", r.stderr);
+    std::fs::remove_dir(&config).unwrap();
     let r = with_config(Some("[enroll\n"));
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not valid TOML"), "{}", r.stderr);
     let r = with_config(Some("[enroll]\nworkerz = 2\n"));
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("workerz"), "{}", r.stderr);
-    let r = with_config(Some(
-        "[service]\nsecret_id = \"AKIDx\"\nsecret_key = \"k\"\n",
-    ));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(
+            &config,
+            "[service]\nsecret_id = \"AKIDx\"\nsecret_key = \"k\"\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
         let r = with_config(None);
         assert_eq!(r.code, 2);
         assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+        assert!(!r.stderr.contains("AKIDx"), "{}", r.stderr);
     }
-    drop(r);
     // None of these made a call or left a report.
     assert!(!state.join("report.csv").exists());
 }
