@@ -13,10 +13,9 @@
 //! count, write the report) against an emulator that counts the calls it receives,
 //! with the content check on (the default) and off (`--no-content-check`).
 
-use faceenroll::cli::progress::ViewOptions;
 use faceenroll::emulator::{rehearsal_credentials, Emulator, EmulatorConfig};
 use faceenroll::engine::{EngineOptions, StopSignal};
-use faceenroll::ops::enroll::{enroll, Ending, EnrollJob, Target};
+use faceenroll::ops::enroll::{enroll, Done, Ending, EnrollJob, Target};
 use faceenroll::plan::{self, PlanOptions};
 use faceenroll::service::client::ClientConfig;
 use faceenroll::source::{Layout, SourceSpec};
@@ -85,11 +84,6 @@ fn resume(
         engine: EngineOptions::default(),
         dry_run: false,
         report: None,
-        view: ViewOptions {
-            bars: false,
-            interval: Duration::from_secs(60),
-            state_dir: state.to_owned(),
-        },
     };
     let target = Target::Service(ClientConfig::new(
         &emulator.endpoint(),
@@ -99,10 +93,14 @@ fn resume(
     ));
     let before = emulator.counters().requests;
     let start = Instant::now();
-    let ending = enroll(&job, target, &StopSignal::default()).unwrap();
+    // No progress view: the bench prints its own figures.
+    let done = enroll(&job, target, &StopSignal::default(), |_: &_, _, _, _| {}).unwrap();
     let elapsed = start.elapsed();
+    let Done::Ran(finished) = done else {
+        panic!("a run, not a dry run")
+    };
     assert_eq!(
-        ending,
+        finished.ending,
         Ending::Completed {
             failed: 0,
             pending: 0

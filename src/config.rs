@@ -69,6 +69,7 @@ pub struct ServiceArgs {
     #[arg(
         long,
         value_name = "PATH",
+        env = "FACEENROLL_CONFIG",
         help = "A TOML config file; its [service] table may hold the settings above and the \
                 credentials (then it must be readable by its owner only)"
     )]
@@ -78,13 +79,13 @@ pub struct ServiceArgs {
     #[arg(long)]
     pub insecure_http: bool,
     /// Seconds to wait for a connection [default: 10].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "FACEENROLL_CONNECT_TIMEOUT")]
     pub connect_timeout: Option<u64>,
     /// Seconds to wait for an answer [default: 60].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "FACEENROLL_READ_TIMEOUT")]
     pub read_timeout: Option<u64>,
     /// Seconds each signature is valid, at most three months [default: 14400].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "FACEENROLL_SIGNATURE_VALIDITY")]
     pub signature_validity: Option<u64>,
 }
 

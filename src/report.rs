@@ -351,7 +351,8 @@ impl std::fmt::Display for Summary<'_> {
                 Some(code) => writeln!(f, "    {n} failed with {}", codes::Described(*code))?,
                 None => writeln!(
                     f,
-                    "    {n} failed before the service could judge them (input or network)"
+                    "    {n} failed without a service code: unusable input, or no answer \
+                     after retries (the report's reason column says which)"
                 )?,
             }
         }
@@ -370,6 +371,14 @@ impl std::fmt::Display for Summary<'_> {
         writeln!(f, "  state:  {}", self.state_dir.display())?;
         if let Some(report) = self.report {
             writeln!(f, "  report: {}", report.display())?;
+        }
+        if c.failed > 0 {
+            writeln!(
+                f,
+                "  next:   faceenroll report --state {} --only failed > failed.csv\n          \
+                 lists the failed photos as a manifest: fix them, then enroll failed.csv",
+                self.state_dir.display()
+            )?;
         }
         Ok(())
     }

@@ -55,6 +55,60 @@ fn fraction(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The faults an emulator can inject, shared by `faceenroll emulator` and
+/// `faceenroll enroll --emulator`, so a rehearsal can misbehave like the real service
+/// and the network sometimes do. All off by default.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Rehearsal faults (with --emulator)")]
+pub struct FaultArgs {
+    /// Fault: extra delay before every answer, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+    /// Fault: random extra delay of up to this many milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub jitter_ms: u64,
+    /// Fault: fraction of calls answered 213 (internal error) without work.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
+    pub error_213: f64,
+    /// Fault: fraction of calls answered 15 (rate limited) without work.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
+    pub rate_limit_15: f64,
+    /// Fault: fraction of connections closed after reading the request, before the
+    /// work, without an answer.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
+    pub drop_connection: f64,
+    /// Fault: fraction of calls whose work is done but whose answer is lost (the
+    /// connection is closed instead).
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
+    pub lose_answer: f64,
+    /// Fault: fraction of addface images refused with the transient code -1200.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
+    pub transient_image: f64,
+    /// Seed of the fault decisions, so a run can be replayed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl FaultArgs {
+    /// The faults these flags ask for.
+    pub fn faults(&self) -> Faults {
+        Faults {
+            latency_ms: self.latency_ms,
+            jitter_ms: self.jitter_ms,
+            error_213: self.error_213,
+            rate_limit_15: self.rate_limit_15,
+            drop_connection: self.drop_connection,
+            lose_answer: self.lose_answer,
+            transient_image: self.transient_image,
+        }
+    }
+
+    /// Whether any fault or seed was asked for.
+    pub fn any(&self) -> bool {
+        self.faults() != Faults::default() || self.seed != 0
+    }
+}
+
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct EmulatorArgs {
@@ -74,37 +128,13 @@ pub struct EmulatorArgs {
     /// unlimited.
     #[arg(long, default_value_t = DEFAULT_QPS)]
     qps: u32,
-    /// Fault: extra delay before every answer, in milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    latency_ms: u64,
-    /// Fault: random extra delay of up to this many milliseconds.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
-    jitter_ms: u64,
-    /// Fault: fraction of calls answered 213 (internal error) without work.
-    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
-    error_213: f64,
-    /// Fault: fraction of calls answered 15 (rate limited) without work.
-    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
-    rate_limit_15: f64,
-    /// Fault: fraction of connections closed after reading the request, before the
-    /// work, without an answer.
-    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
-    drop_connection: f64,
-    /// Fault: fraction of calls whose work is done but whose answer is lost (the
-    /// connection is closed instead).
-    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
-    lose_answer: f64,
-    /// Fault: fraction of addface images refused with the transient code -1200.
-    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
-    transient_image: f64,
-    /// Seed of the fault decisions, so a run can be replayed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
     /// Keep the state in this JSON file: loaded at start, rewritten atomically after
     /// changes (at most every 100 ms) and at stop. Without it, the state lives in
     /// memory only.
     #[arg(long, value_name = "PATH")]
     state_file: Option<PathBuf>,
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 impl EmulatorArgs {
@@ -124,17 +154,9 @@ impl EmulatorArgs {
             appid: self.appid.unwrap_or_else(|| REHEARSAL_APPID.to_owned()),
             credentials,
             qps: Some(self.qps).filter(|&q| q > 0),
-            faults: Faults {
-                latency_ms: self.latency_ms,
-                jitter_ms: self.jitter_ms,
-                error_213: self.error_213,
-                rate_limit_15: self.rate_limit_15,
-                drop_connection: self.drop_connection,
-                lose_answer: self.lose_answer,
-                transient_image: self.transient_image,
-            },
+            faults: self.faults.faults(),
             state_file: self.state_file,
-            seed: self.seed,
+            seed: self.faults.seed,
         })
     }
 }

@@ -1,36 +1,44 @@
-//! `faceenroll enroll`: the job. Resolves the configuration once (flags, then environment,
-//! then the `[enroll]` table of the config file, then defaults), installs the signal
-//! handlers, runs [`crate::ops::enroll`] and maps its ending to an exit code.
+//! `faceenroll enroll`: the job. Resolves the configuration once (flags, then
+//! environment, then the `[enroll]` table of the config file, then defaults), installs
+//! the signal handlers, runs [`crate::ops::enroll`] and maps its ending to an exit
+//! code.
 
-use super::plan::PlanArgs;
+use super::emulator::FaultArgs;
+use super::plan::{PlanArgs, PlanSettings};
 use super::progress::ViewOptions;
 use super::Exit;
 use crate::config::{ConfigFile, ServiceArgs, ServiceOptions};
 use crate::emulator::EmulatorConfig;
 use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, DEFAULT_WORKERS};
-use crate::limits::DEFAULT_QPS;
+use crate::limits::{DEFAULT_QPS, MAX_REQUEST_BYTES};
 use crate::normalize::NormalizeOptions;
-use crate::ops::enroll::{enroll, Ending, EnrollJob, Target};
+use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Target};
 use crate::plan::PlanOptions;
+use crate::source::Layout;
 use crate::store::DEFAULT_STATE_DIR;
 use anyhow::Context as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const AFTER_HELP: &str = "\
-Every option can also come from the environment (FACEENROLL_<OPTION>, e.g.
-FACEENROLL_WORKERS) or from the [enroll] table of the --config file; a flag wins over
-the environment, which wins over the file. Credentials come only from
+Every setting can also come from the environment (FACEENROLL_<OPTION>, e.g.
+FACEENROLL_WORKERS=4, FACEENROLL_NO_RESIZE=true, FACEENROLL_GROUPS=staff,lab) or from
+the [enroll] table of the --config file (e.g. workers = 4, no_resize = true,
+groups = [\"staff\", \"lab\"]); a flag wins over the environment, which wins over the
+file. --print-config shows the result. Credentials come only from
 TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY or the [service] table of the file.
 
 Exit codes:
   0    everything accounted for, no failure
   1    finished with failed photos (see the report)
-  2    usage, configuration or input error before any call
-  3    stopped by a fatal service error (resumable: fix it, run again)
+  2    usage, configuration or input error before any call, or the state
+       directory is in use by another job
+  3    stopped by a fatal error: the service refused the account or credentials,
+       or the progress database could not be written (resumable: fix it, run again)
   130  interrupted (resumable: run again)";
 
 /// The flags of `enroll`.
@@ -48,9 +56,18 @@ pub struct EnrollArgs {
     /// Plan and print what would be done; make no call.
     #[arg(long)]
     dry_run: bool,
-    /// Rehearse against an emulator started in this process (no account needed).
+    /// Print the settings resolved from flags, environment, config file and defaults
+    /// (as a config file's [enroll] table) and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Rehearse against an emulator started in this process (no account needed)
+    /// [env: FACEENROLL_EMULATOR=true].
     #[arg(long)]
     emulator: bool,
+    /// With --emulator: keep the emulated account in this JSON file, so a rehearsal
+    /// can be run again against the same account (e.g. to watch a resume).
+    #[arg(long, value_name = "FILE", env = "FACEENROLL_EMULATOR_STATE")]
+    emulator_state: Option<PathBuf>,
     /// Worker threads, each enrolling one person at a time [default: 8].
     #[arg(long, value_name = "N", env = "FACEENROLL_WORKERS")]
     workers: Option<usize>,
@@ -65,41 +82,292 @@ pub struct EnrollArgs {
     #[arg(long, value_name = "SECS", env = "FACEENROLL_RETRY_MAX_WAIT")]
     retry_max_wait: Option<u64>,
     /// Largest photo sent as is, in bytes; larger ones are re-encoded [default:
-    /// 300000].
+    /// 313753, so that 20 photos fit one request].
     #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES")]
     max_photo_bytes: Option<u64>,
     /// Longest edge in pixels of a photo sent; larger ones are scaled down
     /// [default: 2048].
     #[arg(long, value_name = "PX", env = "FACEENROLL_MAX_EDGE")]
     max_edge: Option<u32>,
-    /// JPEG quality of re-encoded photos, 1-100 [default: 90].
+    /// JPEG quality of re-encoded photos, 1-100 [default: 85].
     #[arg(long, value_name = "Q", env = "FACEENROLL_JPEG_QUALITY")]
     jpeg_quality: Option<u8>,
     /// Write the report here [default: report.csv in the state directory].
     #[arg(long, value_name = "PATH", env = "FACEENROLL_REPORT")]
     report: Option<PathBuf>,
-    /// No progress bars, even at a terminal.
+    /// No progress bars, even at a terminal [env: FACEENROLL_NO_PROGRESS=true].
     #[arg(long)]
     no_progress: bool,
     /// Seconds between progress log lines when stderr is not a terminal [default: 60].
     #[arg(long, value_name = "SECS", env = "FACEENROLL_PROGRESS_INTERVAL")]
     progress_interval: Option<u64>,
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
-/// The `[enroll]` table of the config file: the same options as the flags.
-#[derive(Debug, Default, Deserialize)]
+/// The `[enroll]` table of the config file: the same settings as the flags, under
+/// their flag names with `_` for `-` (`groups` for the repeatable `--group`). It is
+/// also the form `--print-config` prints the resolved settings in.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct EnrollSection {
-    state: Option<PathBuf>,
-    workers: Option<usize>,
-    qps: Option<u32>,
-    retry_attempts: Option<u32>,
-    retry_max_wait: Option<u64>,
-    max_photo_bytes: Option<u64>,
-    max_edge: Option<u32>,
-    jpeg_quality: Option<u8>,
-    report: Option<PathBuf>,
-    progress_interval: Option<u64>,
+pub struct EnrollSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_symlinks: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_content_check: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_resize: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_failed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emulator: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emulator_state: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qps: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_max_wait: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_photo_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_edge: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jpeg_quality: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_progress: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_interval: Option<u64>,
+}
+
+/// Every setting of `enroll`, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollSettings {
+    pub plan: PlanSettings,
+    pub state: PathBuf,
+    pub emulator: bool,
+    pub emulator_state: Option<PathBuf>,
+    pub workers: usize,
+    pub qps: u32,
+    pub retry_attempts: u32,
+    pub retry_max_wait: u64,
+    pub normalize: NormalizeOptions,
+    pub report: Option<PathBuf>,
+    pub no_progress: bool,
+    pub progress_interval: u64,
+}
+
+/// A boolean setting from the environment: `true`/`1`/`yes`/`on` or
+/// `false`/`0`/`no`/`off`; empty counts as unset.
+fn env_bool(env: &dyn Fn(&str) -> Option<String>, name: &str) -> anyhow::Result<Option<bool>> {
+    let Some(value) = env(name).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(Some(true)),
+        "0" | "false" | "no" | "off" => Ok(Some(false)),
+        _ => anyhow::bail!("{name}={value:?}: expected true or false"),
+    }
+}
+
+impl EnrollSettings {
+    /// Resolves the settings: a flag wins over the environment, which wins over the
+    /// file's `[enroll]` table, which wins over the defaults. Valued flags read their
+    /// environment variable through clap; `env` supplies the boolean switches and
+    /// `FACEENROLL_GROUPS`, which a flag cannot express.
+    pub fn resolve(
+        args: &EnrollArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: &EnrollSection,
+    ) -> anyhow::Result<EnrollSettings> {
+        let switch = |flag: bool, var: &str, from_file: Option<bool>| -> anyhow::Result<bool> {
+            Ok(if flag {
+                true
+            } else {
+                env_bool(env, var)?.or(from_file).unwrap_or(false)
+            })
+        };
+        let groups = if !args.plan.groups.is_empty() {
+            args.plan.groups.clone()
+        } else if let Some(list) = env("FACEENROLL_GROUPS").filter(|v| !v.is_empty()) {
+            list.split(',')
+                .map(|g| g.trim().to_owned())
+                .filter(|g| !g.is_empty())
+                .collect()
+        } else {
+            file.groups.clone().unwrap_or_default()
+        };
+        let layout = match (args.plan.layout, &file.layout) {
+            (Some(layout), _) => layout,
+            (None, Some(name)) => {
+                <Layout as clap::ValueEnum>::from_str(name, false).map_err(|_| {
+                    anyhow::anyhow!(
+                        "[enroll] layout = {name:?}: expected \"person\" or \"group/person\""
+                    )
+                })?
+            }
+            (None, None) => Layout::default(),
+        };
+        let plan = PlanSettings {
+            source: args.plan.source.clone(),
+            groups,
+            layout,
+            follow_symlinks: switch(
+                args.plan.follow_symlinks,
+                "FACEENROLL_FOLLOW_SYMLINKS",
+                file.follow_symlinks,
+            )?,
+            content_check: !switch(
+                args.plan.no_content_check,
+                "FACEENROLL_NO_CONTENT_CHECK",
+                file.no_content_check,
+            )?,
+            resize: !switch(args.plan.no_resize, "FACEENROLL_NO_RESIZE", file.no_resize)?,
+            max_request_bytes: args
+                .plan
+                .max_request_bytes
+                .or(file.max_request_bytes)
+                .unwrap_or(MAX_REQUEST_BYTES),
+            retry_failed: switch(
+                args.plan.retry_failed,
+                "FACEENROLL_RETRY_FAILED",
+                file.retry_failed,
+            )?,
+        };
+        let defaults = NormalizeOptions::default();
+        let normalize = NormalizeOptions {
+            enabled: plan.resize,
+            max_bytes: args
+                .max_photo_bytes
+                .or(file.max_photo_bytes)
+                .unwrap_or(defaults.max_bytes)
+                .max(1),
+            max_edge: args.max_edge.or(file.max_edge).unwrap_or(defaults.max_edge),
+            jpeg_quality: args
+                .jpeg_quality
+                .or(file.jpeg_quality)
+                .unwrap_or(defaults.jpeg_quality),
+        };
+        anyhow::ensure!(
+            (1..=100).contains(&normalize.jpeg_quality),
+            "jpeg quality {} is not between 1 and 100",
+            normalize.jpeg_quality
+        );
+        let retry = RetryPolicy::default();
+        let settings = EnrollSettings {
+            plan,
+            state: args
+                .state
+                .clone()
+                .or_else(|| file.state.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            emulator: switch(args.emulator, "FACEENROLL_EMULATOR", file.emulator)?,
+            emulator_state: args
+                .emulator_state
+                .clone()
+                .or_else(|| file.emulator_state.clone()),
+            workers: args
+                .workers
+                .or(file.workers)
+                .unwrap_or(DEFAULT_WORKERS)
+                .max(1),
+            qps: args.qps.or(file.qps).unwrap_or(DEFAULT_QPS),
+            retry_attempts: args
+                .retry_attempts
+                .or(file.retry_attempts)
+                .unwrap_or(retry.max_attempts)
+                .max(1),
+            retry_max_wait: args
+                .retry_max_wait
+                .or(file.retry_max_wait)
+                .unwrap_or(retry.max_total_wait.as_secs()),
+            normalize,
+            report: args.report.clone().or_else(|| file.report.clone()),
+            no_progress: switch(args.no_progress, "FACEENROLL_NO_PROGRESS", file.no_progress)?,
+            progress_interval: args
+                .progress_interval
+                .or(file.progress_interval)
+                .unwrap_or(60)
+                .max(1),
+        };
+        anyhow::ensure!(
+            settings.emulator || settings.emulator_state.is_none(),
+            "--emulator-state needs --emulator"
+        );
+        anyhow::ensure!(
+            settings.emulator || !args.faults.any(),
+            "the rehearsal fault options (--latency-ms, --lose-answer, ...) need --emulator"
+        );
+        Ok(settings)
+    }
+
+    /// The settings as a config file's `[enroll]` table, every key filled.
+    pub fn to_section(&self) -> EnrollSection {
+        let layout = <Layout as clap::ValueEnum>::to_possible_value(&self.plan.layout)
+            .map(|v| v.get_name().to_owned());
+        EnrollSection {
+            state: Some(self.state.clone()),
+            groups: Some(self.plan.groups.clone()),
+            layout,
+            follow_symlinks: Some(self.plan.follow_symlinks),
+            no_content_check: Some(!self.plan.content_check),
+            no_resize: Some(!self.plan.resize),
+            max_request_bytes: Some(self.plan.max_request_bytes),
+            retry_failed: Some(self.plan.retry_failed),
+            emulator: Some(self.emulator),
+            emulator_state: self.emulator_state.clone(),
+            workers: Some(self.workers),
+            qps: Some(self.qps),
+            retry_attempts: Some(self.retry_attempts),
+            retry_max_wait: Some(self.retry_max_wait),
+            max_photo_bytes: Some(self.normalize.max_bytes),
+            max_edge: Some(self.normalize.max_edge),
+            jpeg_quality: Some(self.normalize.jpeg_quality),
+            report: self.report.clone(),
+            no_progress: Some(self.no_progress),
+            progress_interval: Some(self.progress_interval),
+        }
+    }
+
+    /// The settings as a config file's text: an `[enroll]` table with every key. Fails
+    /// only on a path that is not UTF-8.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        #[derive(Serialize)]
+        struct File {
+            enroll: EnrollSection,
+        }
+        toml::to_string(&File {
+            enroll: self.to_section(),
+        })
+    }
+
+    fn engine(&self) -> EngineOptions {
+        EngineOptions {
+            workers: self.workers,
+            qps: self.qps,
+            retry: RetryPolicy {
+                max_attempts: self.retry_attempts,
+                max_total_wait: Duration::from_secs(self.retry_max_wait),
+                ..RetryPolicy::default()
+            },
+            normalize: self.normalize,
+            max_request_bytes: self.plan.max_request_bytes,
+            seed: None,
+        }
+    }
 }
 
 pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
@@ -113,105 +381,82 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         Some(f) => f.section("enroll")?.unwrap_or_default(),
         None => EnrollSection::default(),
     };
-    let state_dir = args
-        .state
-        .or(section.state)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-    let defaults = NormalizeOptions::default();
-    let mut normalize = NormalizeOptions {
-        enabled: !args.plan.no_resize,
-        max_bytes: args
-            .max_photo_bytes
-            .or(section.max_photo_bytes)
-            .unwrap_or(defaults.max_bytes),
-        max_edge: args
-            .max_edge
-            .or(section.max_edge)
-            .unwrap_or(defaults.max_edge),
-        jpeg_quality: args
-            .jpeg_quality
-            .or(section.jpeg_quality)
-            .unwrap_or(defaults.jpeg_quality),
-    };
-    anyhow::ensure!(
-        (1..=100).contains(&normalize.jpeg_quality),
-        "--jpeg-quality must be between 1 and 100"
-    );
-    normalize.max_bytes = normalize.max_bytes.max(1);
-    let retry_defaults = RetryPolicy::default();
-    let engine = EngineOptions {
-        workers: args
-            .workers
-            .or(section.workers)
-            .unwrap_or(DEFAULT_WORKERS)
-            .max(1),
-        qps: args.qps.or(section.qps).unwrap_or(DEFAULT_QPS),
-        retry: RetryPolicy {
-            max_attempts: args
-                .retry_attempts
-                .or(section.retry_attempts)
-                .unwrap_or(retry_defaults.max_attempts)
-                .max(1),
-            max_total_wait: args
-                .retry_max_wait
-                .or(section.retry_max_wait)
-                .map_or(retry_defaults.max_total_wait, Duration::from_secs),
-            ..retry_defaults
-        },
-        normalize,
-        max_request_bytes: args.plan.max_request_bytes,
-        seed: None,
-    };
+    let env = |name: &str| std::env::var(name).ok();
+    let settings = EnrollSettings::resolve(&args, &env, &section)?;
+    if args.print_config {
+        println!(
+            "# faceenroll enroll {}: settings from flags, environment, config file and defaults",
+            settings.plan.source.display()
+        );
+        print!("{}", settings.to_toml()?);
+        return Ok(Exit::Ok);
+    }
+
     let view = ViewOptions {
-        bars: ViewOptions::bars_if_terminal(args.no_progress),
-        interval: Duration::from_secs(
-            args.progress_interval
-                .or(section.progress_interval)
-                .unwrap_or(60)
-                .max(1),
-        ),
-        state_dir: state_dir.clone(),
+        bars: ViewOptions::bars_if_terminal(settings.no_progress),
+        interval: Duration::from_secs(settings.progress_interval),
+        state_dir: settings.state.clone(),
+        source: settings.plan.source.display().to_string(),
     };
-    let target = if args.emulator {
-        Target::Emulator(EmulatorConfig::rehearsal())
-    } else if args.dry_run {
+    let target = if settings.emulator || args.dry_run {
         // A dry run makes no call: it needs no account.
-        Target::Emulator(EmulatorConfig::rehearsal())
+        let mut config = EmulatorConfig::rehearsal();
+        config.faults = args.faults.faults();
+        config.seed = args.faults.seed;
+        config.state_file = settings.emulator_state.clone();
+        Target::Emulator(config)
     } else {
         let options = ServiceOptions::resolve(
             &args.service,
-            &|name| std::env::var(name).ok(),
+            &|name| std::env::var(name).ok().filter(|v| !v.is_empty()),
             file.as_ref(),
         )?;
         Target::Service(options.client_config())
     };
+    let engine = settings.engine();
     let job = EnrollJob {
-        source: args.plan.source_spec(),
-        state_dir,
+        source: settings.plan.source_spec(),
+        state_dir: settings.state.clone(),
         plan: PlanOptions {
             normalize: engine.normalize,
-            ..args.plan.options()
+            ..settings.plan.options()
         },
         engine,
         dry_run: args.dry_run,
-        report: args.report.or(section.report),
-        view,
+        report: settings.report.clone(),
     };
 
     let stop = Arc::new(StopSignal::default());
     let _signals = install_signal_handlers(Arc::clone(&stop))?;
-    let ending = enroll(&job, target, &stop)?;
-    Ok(match ending {
-        Ending::DryRun
-        | Ending::Completed {
+    let show = |tally: &_, photos, persons, done| {
+        super::progress::show(tally, photos, persons, &view, done)
+    };
+    let finished = match enroll(&job, target, &stop, show) {
+        Ok(Done::Planned(plan)) => {
+            print!("{}", super::plan::render(&plan));
+            return Ok(Exit::Ok);
+        }
+        Ok(Done::Ran(finished)) => finished,
+        Err(EnrollError::Setup(err)) => return Err(err),
+        Err(EnrollError::Run(err)) => {
+            eprintln!(
+                "error: {}\nThe job stopped; once this is fixed, run the same command again \
+                 to resume.",
+                super::describe(&err)
+            );
+            return Ok(Exit::Fatal);
+        }
+    };
+    // A reader gone from standard output must not turn a finished job into a panic:
+    // the summary is also in the state directory's report and `faceenroll status`.
+    let _ = write!(std::io::stdout().lock(), "{}", finished.summary());
+    Ok(match finished.ending {
+        Ending::Completed {
             failed: 0,
             pending: 0,
         } => Exit::Ok,
         Ending::Completed { .. } => Exit::Failures,
-        Ending::Fatal(message) => {
-            eprintln!("error: {message}");
-            Exit::Fatal
-        }
+        Ending::Fatal(_) => Exit::Fatal,
         Ending::Interrupted => Exit::Interrupted,
     })
 }
@@ -238,4 +483,145 @@ fn install_signal_handlers(stop: Arc<StopSignal>) -> anyhow::Result<std::thread:
         }
         std::thread::sleep(Duration::from_millis(50));
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn args(extra: &[&str]) -> EnrollArgs {
+        let mut argv = vec!["faceenroll", "enroll", "photos"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Enroll(args) => *args,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn section(text: &str) -> EnrollSection {
+        let file = ConfigFile::parse(std::path::Path::new("/etc/fe.toml"), text).unwrap();
+        file.section("enroll").unwrap().unwrap_or_default()
+    }
+
+    const FILE: &str = "[enroll]\nstate = \"/file/state\"\ngroups = [\"file-group\"]\n\
+        layout = \"group/person\"\nno_resize = true\nretry_failed = true\nworkers = 3\n\
+        qps = 20\nmax_edge = 1000\nprogress_interval = 300\nemulator = true\n";
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let s = EnrollSettings::resolve(&args(&[]), &env(&[]), &EnrollSection::default()).unwrap();
+        assert_eq!(s.state, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(s.workers, DEFAULT_WORKERS);
+        assert_eq!(s.qps, DEFAULT_QPS);
+        assert_eq!(s.plan.layout, Layout::Person);
+        assert!(s.plan.groups.is_empty());
+        assert!(s.plan.resize && s.plan.content_check && !s.plan.retry_failed);
+        assert_eq!(s.normalize, NormalizeOptions::default());
+        assert_eq!(s.plan.max_request_bytes, MAX_REQUEST_BYTES);
+        assert!(!s.emulator && !s.no_progress);
+        assert_eq!(s.progress_interval, 60);
+    }
+
+    #[test]
+    fn the_file_fills_what_flags_and_environment_leave() {
+        let s = EnrollSettings::resolve(&args(&[]), &env(&[]), &section(FILE)).unwrap();
+        assert_eq!(s.state, PathBuf::from("/file/state"));
+        assert_eq!(s.plan.groups, ["file-group"]);
+        assert_eq!(s.plan.layout, Layout::GroupPerson);
+        assert!(!s.plan.resize && !s.normalize.enabled);
+        assert!(s.plan.retry_failed);
+        assert_eq!((s.workers, s.qps, s.normalize.max_edge), (3, 20, 1000));
+        assert_eq!(s.progress_interval, 300);
+        assert!(s.emulator);
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_and_flags_over_both() {
+        const ENV: &[(&str, &str)] = &[
+            ("FACEENROLL_GROUPS", "env-a, env-b"),
+            ("FACEENROLL_NO_RESIZE", "false"),
+            ("FACEENROLL_RETRY_FAILED", "0"),
+            ("FACEENROLL_NO_PROGRESS", "yes"),
+        ];
+        let s = EnrollSettings::resolve(&args(&[]), &env(ENV), &section(FILE)).unwrap();
+        assert_eq!(s.plan.groups, ["env-a", "env-b"]);
+        assert!(
+            s.plan.resize,
+            "FACEENROLL_NO_RESIZE=false beats the file's true"
+        );
+        assert!(!s.plan.retry_failed);
+        assert!(s.no_progress);
+
+        let flags = args(&[
+            "--group",
+            "flag-group",
+            "--layout",
+            "person",
+            "--no-resize",
+            "--retry-failed",
+            "--state",
+            "/flag/state",
+            "--workers",
+            "5",
+            "--max-edge",
+            "640",
+        ]);
+        let s = EnrollSettings::resolve(&flags, &env(ENV), &section(FILE)).unwrap();
+        assert_eq!(s.plan.groups, ["flag-group"]);
+        assert_eq!(s.plan.layout, Layout::Person);
+        assert!(!s.plan.resize && s.plan.retry_failed);
+        assert_eq!(s.state, PathBuf::from("/flag/state"));
+        assert_eq!((s.workers, s.qps, s.normalize.max_edge), (5, 20, 640));
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        let err = EnrollSettings::resolve(
+            &args(&[]),
+            &env(&[("FACEENROLL_NO_RESIZE", "maybe")]),
+            &EnrollSection::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("FACEENROLL_NO_RESIZE"), "{err}");
+        let err = EnrollSettings::resolve(
+            &args(&[]),
+            &env(&[]),
+            &section("[enroll]\nlayout = \"flat\"\n"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("layout"), "{err}");
+        let err = ConfigFile::parse(
+            std::path::Path::new("/etc/fe.toml"),
+            "[enroll]\nworkerz = 3\n",
+        )
+        .unwrap()
+        .section::<EnrollSection>("enroll")
+        .unwrap_err();
+        assert!(err.to_string().contains("workerz"), "{err}");
+        let err = EnrollSettings::resolve(
+            &args(&["--lose-answer", "0.1"]),
+            &env(&[]),
+            &EnrollSection::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--emulator"), "{err}");
+    }
+
+    #[test]
+    fn printed_settings_read_back_as_a_config_file() {
+        let s = EnrollSettings::resolve(&args(&[]), &env(&[]), &section(FILE)).unwrap();
+        let text = s.to_toml().unwrap();
+        let again = EnrollSettings::resolve(&args(&[]), &env(&[]), &section(&text)).unwrap();
+        assert_eq!(again, s);
+    }
 }

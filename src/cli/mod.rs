@@ -19,27 +19,34 @@ pub enum Exit {
     Ok = 0,
     /// Finished, but some photos failed.
     Failures = 1,
-    /// Usage, configuration or input error before any call.
+    /// Usage, configuration or input error before any call, or the state directory
+    /// is in use by another job.
     Usage = 2,
-    /// Stopped by a fatal service error (resumable).
+    /// Stopped by a fatal error: the service refused the account or credentials, or
+    /// the progress database or report could not be written (resumable).
     Fatal = 3,
     /// Interrupted by a signal (resumable).
     Interrupted = 130,
 }
 
 const EXIT_CODES_HELP: &str = "\
-Exit codes:
+Exit codes of enroll (the other commands: see their --help):
   0    everything accounted for, no failure
-  1    finished with failed photos
-  2    usage, configuration or input error before any call
-  3    stopped by a fatal service error (resumable)
-  130  interrupted (resumable)";
+  1    finished with failed photos (see faceenroll report)
+  2    usage, configuration or input error before any call, or the state
+       directory is in use by another job
+  3    stopped by a fatal error: the service refused the account or credentials,
+       or the progress database could not be written (resumable)
+  130  interrupted (resumable)
+
+A rehearsal needs no account: faceenroll enroll ARCHIVE --group GROUP --emulator";
 
 /// Enrolls photo archives into the face recognition person/group API.
 #[derive(Debug, Parser)]
 #[command(name = "faceenroll", version, about, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
-    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    /// More log output: -v a line per person and photo, -vv debug, -vvv trace.
+    /// RUST_LOG (e.g. RUST_LOG=faceenroll=debug) overrides -v and -q.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Less log output: errors only.
@@ -52,7 +59,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Enroll a photo archive: plan it, create its persons, add their faces.
-    Enroll(enroll::EnrollArgs),
+    Enroll(Box<enroll::EnrollArgs>),
     /// Print the Authorization value for given fields, to reproduce a call with curl.
     Sign(sign::SignArgs),
     /// What a job has done and has left, and whether it is running now.
@@ -82,7 +89,7 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
-        Command::Enroll(args) => enroll::run(args),
+        Command::Enroll(args) => enroll::run(*args),
         Command::Sign(args) => sign::run(args),
         Command::Status(args) => status::status(args),
         Command::Report(args) => status::report(args),
@@ -99,26 +106,95 @@ pub fn run(cli: Cli) -> Exit {
     match result {
         Ok(exit) => exit,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             Exit::Usage
         }
     }
 }
 
-/// Sets up logging to stderr: `-v`/`-q` choose the level, `RUST_LOG` overrides.
+/// An error and its causes on one line, each cause once: many errors already name
+/// their source in their own message.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+/// Sets up logging to stderr (above the progress bars while they are shown).
+///
+/// `RUST_LOG`, when set, decides (e.g. `RUST_LOG=faceenroll=debug`). Otherwise `-q`
+/// logs errors only; the default logs the job's own milestones (plan, progress lines,
+/// stop) and every photo or person that went wrong, but not each person created, so a
+/// nightly run's mail stays a few lines long however large the archive; `-v` adds a
+/// line per person created and per call outcome, `-vv` debug detail, `-vvv` all.
 pub fn init_logging(verbose: u8, quiet: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "info",
-        (false, 1) => "debug",
-        (false, _) => "trace",
+    use tracing::Level;
+    use tracing_subscriber::filter::{self, EnvFilter, FilterExt as _};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let layer = || {
+        tracing_subscriber::fmt::layer()
+            .with_writer(progress::LogWriter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+    let from_env = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    let level = match (quiet, verbose) {
+        (true, _) => Level::ERROR,
+        (false, 0) => Level::WARN,
+        (false, 1) => Level::INFO,
+        (false, 2) => Level::DEBUG,
+        (false, _) => Level::TRACE,
+    };
+    // Spans name the person a line is about: kept at info whatever the level of
+    // events, so a warning shows its person even when info events are off.
+    let person_spans = || filter::filter_fn(|meta| meta.is_span() && *meta.level() <= Level::INFO);
+    let _ = if from_env {
+        tracing_subscriber::registry()
+            .with(layer().with_filter(EnvFilter::from_default_env().or(person_spans())))
+            .try_init()
+    } else {
+        let milestones = !quiet;
+        tracing_subscriber::registry()
+            .with(
+                layer().with_filter(
+                    filter::filter_fn(move |meta| {
+                        let own = meta.target().starts_with("faceenroll::cli")
+                            || meta.target().starts_with("faceenroll::ops");
+                        *meta.level() <= level
+                            || (milestones && own && *meta.level() <= Level::INFO)
+                    })
+                    .or(person_spans()),
+                ),
+            )
+            .try_init()
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(crate::config::ResolveError::Read {
+            path: "/etc/fe.toml".into(),
+            source: io,
+        })
+        .context("cannot start");
+        assert_eq!(
+            describe(&err),
+            "cannot start: cannot read config file /etc/fe.toml: no such file"
+        );
+    }
 }

@@ -15,6 +15,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// What to plan and how: the flags shared by `plan` and `enroll`.
+///
+/// Values left unset here are taken by `enroll` from the environment or its config
+/// file ([`PlanSettings`] is the resolved form); `plan` uses the defaults.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlanArgs {
     /// The photos: a directory tree (ROOT/PERSON_ID/PHOTO) or a CSV manifest
@@ -23,33 +26,65 @@ pub struct PlanArgs {
     #[arg(value_name = "SOURCE")]
     pub source: PathBuf,
     /// Put every person of a directory tree in this group (repeatable; a tree needs
-    /// at least one unless --layout group/person).
+    /// at least one unless --layout group/person) [env: FACEENROLL_GROUPS, comma
+    /// separated].
     #[arg(long = "group", value_name = "GROUP_ID")]
     pub groups: Vec<String>,
     /// How a directory tree is laid out: person (ROOT/PERSON_ID/PHOTO) or
-    /// group/person (ROOT/GROUP_ID/PERSON_ID/PHOTO).
-    #[arg(long, value_enum, default_value = "person")]
-    pub layout: Layout,
-    /// Follow symbolic links in a directory tree (loops are detected and reported).
+    /// group/person (ROOT/GROUP_ID/PERSON_ID/PHOTO) [default: person].
+    #[arg(long, value_enum, env = "FACEENROLL_LAYOUT")]
+    pub layout: Option<Layout>,
+    /// Follow symbolic links in a directory tree (loops are detected and reported)
+    /// [env: FACEENROLL_FOLLOW_SYMLINKS=true].
     #[arg(long)]
     pub follow_symlinks: bool,
     /// Do not read the photo files: record paths only (no existence, image or
-    /// duplicate check). For very large archives known to be sound.
+    /// duplicate check). For very large archives known to be sound [env:
+    /// FACEENROLL_NO_CONTENT_CHECK=true].
     #[arg(long)]
     pub no_content_check: bool,
-    /// Do not re-encode photos too large for one request: fail them instead.
+    /// Do not re-encode photos too large for one request: fail them instead [env:
+    /// FACEENROLL_NO_RESIZE=true].
     #[arg(long)]
     pub no_resize: bool,
-    /// The request body limit to cut calls to, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = MAX_REQUEST_BYTES)]
-    pub max_request_bytes: u64,
-    /// Plan again photos the service refused for good in an earlier run.
+    /// The request body limit to cut calls to, in bytes [default: 6291456].
+    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<u64>,
+    /// Plan again photos the service refused for good in an earlier run [env:
+    /// FACEENROLL_RETRY_FAILED=true].
     #[arg(long)]
     pub retry_failed: bool,
 }
 
-impl PlanArgs {
-    /// The source the flags name.
+/// The planning settings once flags, environment, file and defaults are resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSettings {
+    pub source: PathBuf,
+    pub groups: Vec<String>,
+    pub layout: Layout,
+    pub follow_symlinks: bool,
+    pub content_check: bool,
+    pub resize: bool,
+    pub max_request_bytes: u64,
+    pub retry_failed: bool,
+}
+
+impl PlanSettings {
+    /// The flags alone, with the defaults for what they leave unset.
+    pub fn from_flags(args: &PlanArgs) -> PlanSettings {
+        PlanSettings {
+            source: args.source.clone(),
+            groups: args.groups.clone(),
+            layout: args.layout.unwrap_or_default(),
+            follow_symlinks: args.follow_symlinks,
+            content_check: !args.no_content_check,
+            resize: !args.no_resize,
+            max_request_bytes: args.max_request_bytes.unwrap_or(MAX_REQUEST_BYTES),
+            retry_failed: args.retry_failed,
+        }
+    }
+
+    /// The source the settings name.
     pub fn source_spec(&self) -> SourceSpec {
         SourceSpec::from_path(
             &self.source,
@@ -59,14 +94,14 @@ impl PlanArgs {
         )
     }
 
-    /// The planning options the flags set.
+    /// The planning options the settings give.
     pub fn options(&self) -> PlanOptions {
         PlanOptions {
             normalize: crate::normalize::NormalizeOptions {
-                enabled: !self.no_resize,
+                enabled: self.resize,
                 ..Default::default()
             },
-            check_content: !self.no_content_check,
+            check_content: self.content_check,
             retry_failed: self.retry_failed,
             max_request_bytes: self.max_request_bytes,
         }
@@ -91,7 +126,8 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     };
     let result = (|| {
         let store = Store::open(&dir)?;
-        let summary = plan::build(&store, &args.plan.source_spec(), &args.plan.options())?;
+        let settings = PlanSettings::from_flags(&args.plan);
+        let summary = plan::build(&store, &settings.source_spec(), &settings.options())?;
         anyhow::Ok(summary)
     })();
     if temporary {

@@ -4,20 +4,29 @@
 //! The view only reads the shared [`Tally`]; it also writes the figures to
 //! `progress.json` in the state directory, so `faceenroll status` can tell what a
 //! running job has done without opening its locked database.
+//!
+//! Log lines and bars share stderr: while bars are shown, every log line goes through
+//! [`LogWriter`], which clears the bars, writes the line and redraws them, so the two
+//! never garble each other.
 
 use crate::report::Tally;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The running figures a job leaves in its state directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressFile {
     pub pid: u32,
+    /// The source the job reads, as the operator named it.
+    #[serde(default)]
+    pub source: String,
     pub photos_total: u64,
     pub photos_done: u64,
     pub persons_total: u64,
@@ -35,9 +44,16 @@ pub struct ProgressFile {
 pub const PROGRESS_FILE: &str = "progress.json";
 
 impl ProgressFile {
-    fn from_tally(tally: &Tally, photos: u64, persons: u64, elapsed: Duration) -> ProgressFile {
+    fn from_tally(
+        tally: &Tally,
+        source: &str,
+        photos: u64,
+        persons: u64,
+        elapsed: Duration,
+    ) -> ProgressFile {
         ProgressFile {
             pid: std::process::id(),
+            source: source.to_owned(),
             photos_total: photos,
             photos_done: tally.photos_done(),
             persons_total: persons,
@@ -74,11 +90,62 @@ pub struct ViewOptions {
     /// Between two log lines when there are no bars.
     pub interval: Duration,
     pub state_dir: PathBuf,
+    /// The source, as `faceenroll status` names it while the job runs.
+    pub source: String,
 }
 
 impl ViewOptions {
     pub fn bars_if_terminal(no_progress: bool) -> bool {
         !no_progress && std::io::stderr().is_terminal()
+    }
+}
+
+/// The bars on screen now, if any: log lines are written around them.
+static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+fn set_bars(bars: Option<MultiProgress>) {
+    *BARS.lock().unwrap_or_else(|e| e.into_inner()) = bars;
+}
+
+/// The writer of log lines: stderr, above the bars while they are shown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::with_capacity(256))
+    }
+}
+
+/// One log line, written to stderr in one piece when dropped.
+#[derive(Debug)]
+pub struct LogLine(Vec<u8>);
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        // Clone out of the lock: drawing must not wait on it.
+        let bars = BARS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let write = || {
+            let _ = std::io::stderr().lock().write_all(&self.0);
+        };
+        match bars {
+            Some(multi) => multi.suspend(write),
+            None => write(),
+        }
     }
 }
 
@@ -94,28 +161,41 @@ pub fn show(
     let bars = options.bars.then(|| {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
         let style = ProgressStyle::with_template(
-            "{prefix:>8} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+            "{prefix:>8} [{bar:30}] {pos}/{len} {rate} eta {eta} {msg}",
         )
         .expect("valid template")
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1}/s", state.per_sec());
+            },
+        )
         .progress_chars("=> ");
         let photo_bar = multi.add(ProgressBar::new(photos).with_style(style.clone()));
         photo_bar.set_prefix("photos");
         let person_bar = multi.add(ProgressBar::new(persons).with_style(style));
         person_bar.set_prefix("persons");
+        set_bars(Some(multi.clone()));
         (multi, photo_bar, person_bar)
     });
+    // The figures of `progress.json` are at most a second old, whatever the interval
+    // between log lines.
     let tick = if bars.is_some() {
         Duration::from_millis(250)
     } else {
-        options.interval.min(Duration::from_secs(5))
+        options.interval.min(Duration::from_secs(1))
     };
     let mut last_line = Instant::now();
+    // Figures from the start, so `faceenroll status` has them at once.
+    ProgressFile::from_tally(tally, &options.source, photos, persons, Duration::ZERO)
+        .write(&options.state_dir);
     loop {
         let finished = match done.recv_timeout(tick) {
             Err(RecvTimeoutError::Timeout) => false,
             Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
         };
-        let figures = ProgressFile::from_tally(tally, photos, persons, start.elapsed());
+        let figures =
+            ProgressFile::from_tally(tally, &options.source, photos, persons, start.elapsed());
         figures.write(&options.state_dir);
         let counts = format!(
             "enrolled {} duplicate {} skipped {} failed {} retries {}",
@@ -127,21 +207,25 @@ pub fn show(
                 photo_bar.set_message(counts);
                 person_bar.set_position(figures.persons_done);
                 if finished {
-                    photo_bar.finish();
-                    person_bar.finish();
+                    // Left where they stand: `finish` would fill an interrupted bar.
+                    photo_bar.abandon();
+                    person_bar.abandon();
+                    set_bars(None);
                 }
             }
             None => {
                 if finished || last_line.elapsed() >= options.interval {
                     last_line = Instant::now();
                     tracing::info!(
-                        "progress: photos {}/{} persons {}/{} {counts} ({} calls, {} rate-limited)",
+                        "progress: photos {}/{} persons {}/{} {counts} ({} calls, {} \
+                         rate-limited; {})",
                         figures.photos_done,
                         figures.photos_total,
                         figures.persons_done,
                         figures.persons_total,
                         figures.calls,
                         figures.rate_limited,
+                        pace(figures.photos_done, figures.photos_total, start.elapsed()),
                     );
                 }
             }
@@ -149,5 +233,42 @@ pub fn show(
         if finished {
             break;
         }
+    }
+}
+
+/// The rate so far and, while work is left, the time to finish at that rate:
+/// `12.5 photos/s, eta 3m20s`.
+fn pace(done: u64, total: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let left = total.saturating_sub(done);
+    if left == 0 {
+        return format!("{rate:.1} photos/s");
+    }
+    if rate <= 0.0 {
+        return format!("{rate:.1} photos/s, eta unknown");
+    }
+    let eta = (left as f64 / rate).ceil() as u64;
+    let (h, m, s) = (eta / 3600, eta / 60 % 60, eta % 60);
+    let eta = match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s:02}s"),
+        _ => format!("{h}h{m:02}m"),
+    };
+    format!("{rate:.1} photos/s, eta {eta}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_gives_the_rate_and_the_time_left_at_it() {
+        let secs = Duration::from_secs;
+        assert_eq!(pace(0, 100, secs(0)), "0.0 photos/s, eta unknown");
+        assert_eq!(pace(50, 100, secs(10)), "5.0 photos/s, eta 10s");
+        assert_eq!(pace(10, 1010, secs(10)), "1.0 photos/s, eta 16m40s");
+        assert_eq!(pace(1, 10_001, secs(1)), "1.0 photos/s, eta 2h46m");
+        assert_eq!(pace(28, 28, secs(2)), "14.0 photos/s");
     }
 }

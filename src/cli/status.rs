@@ -29,12 +29,18 @@ struct Status {
     progress: Option<ProgressFile>,
 }
 
-pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
+/// Refuses a directory that holds no job, rather than creating one there.
+fn ensure_job(state: &std::path::Path) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.state.join("db").exists(),
-        "{} holds no faceenroll job (no progress database)",
-        args.state.display()
+        state.join("db").exists(),
+        "{} holds no faceenroll job (no progress database); pass the --state DIR of the job",
+        state.display()
     );
+    Ok(())
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
+    ensure_job(&args.state)?;
     let status = match store::running_job(&args.state) {
         Some(pid) => Status {
             state: args.state.clone(),
@@ -66,9 +72,19 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
         Some(pid) => {
             println!("running: yes (pid {pid})");
             if let Some(p) = &status.progress {
+                if !p.source.is_empty() {
+                    println!("source:  {}", p.source);
+                }
                 println!(
-                    "photos:  {}/{} done: {} enrolled, {} duplicate, {} skipped, {} failed",
-                    p.photos_done, p.photos_total, p.enrolled, p.duplicate, p.skipped, p.failed
+                    "photos:  {}/{} done this run: {} enrolled, {} duplicate, {} skipped, {} \
+                     failed; {} left",
+                    p.photos_done,
+                    p.photos_total,
+                    p.enrolled,
+                    p.duplicate,
+                    p.skipped,
+                    p.failed,
+                    p.photos_total.saturating_sub(p.photos_done)
                 );
                 println!("persons: {}/{} done", p.persons_done, p.persons_total);
                 println!(
@@ -114,15 +130,41 @@ pub struct ReportArgs {
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
-    let store = Store::open(&args.state)?;
+    ensure_job(&args.state)?;
+    let store = Store::open(&args.state).map_err(|err| match err {
+        store::StoreError::Busy { .. } => anyhow::anyhow!(
+            "{err}. The report is written when the job ends; `faceenroll status --state {}` \
+             shows its progress now",
+            args.state.display()
+        ),
+        other => other.into(),
+    })?;
     let rows = match &args.output {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             report::write_report(&store, args.only, args.format, file)?
         }
-        None => report::write_report(&store, args.only, args.format, std::io::stdout().lock())?,
+        None => {
+            match report::write_report(&store, args.only, args.format, std::io::stdout().lock()) {
+                Ok(rows) => rows,
+                // The reader had enough (`| head`): not an error of the report.
+                Err(err) if is_broken_pipe(&err) => return Ok(Exit::Ok),
+                Err(err) => return Err(err),
+            }
+        }
     };
     tracing::debug!("{rows} rows written");
     Ok(Exit::Ok)
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause.downcast_ref::<csv::Error>().is_some_and(
+                |e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
+            )
+    })
 }

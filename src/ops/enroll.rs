@@ -1,17 +1,20 @@
 //! `enroll`: plan the source into the store, run the engine against the service (or
-//! an in-process emulator), and leave a summary and a report.
+//! an in-process emulator), and leave a report and the figures of a summary.
+//!
+//! It prints nothing: the live view is handed in by the caller (the command line's
+//! bars or log lines), and the plan or the summary is handed back to it to show.
 
-use crate::cli::progress::{self, ViewOptions};
 use crate::emulator::{rehearsal_credentials, Emulator, EmulatorConfig};
 use crate::engine::{self, EngineOptions, RunOutcome, StopSignal};
-use crate::plan::{self, PlanOptions};
+use crate::plan::{self, PlanOptions, PlanSummary};
 use crate::report::{self, Format, StoreCounts, Summary, Tally};
 use crate::service::client::{Client, ClientConfig};
 use crate::source::SourceSpec;
 use crate::store::Store;
 use anyhow::Context as _;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Where the calls go.
 pub enum Target {
@@ -27,18 +30,56 @@ pub struct EnrollJob {
     pub state_dir: PathBuf,
     pub plan: PlanOptions,
     pub engine: EngineOptions,
-    /// Plan and print, make no call.
+    /// Plan only, make no call.
     pub dry_run: bool,
     /// Where the report goes (default: `report.csv` in the state directory).
     pub report: Option<PathBuf>,
-    pub view: ViewOptions,
+}
+
+/// The live view of a run: shows the tally (photos and persons to do given) until
+/// the receiver is sent to or dropped.
+pub trait View: FnOnce(&Tally, u64, u64, Receiver<()>) + Send {}
+impl<F: FnOnce(&Tally, u64, u64, Receiver<()>) + Send> View for F {}
+
+/// What an enroll run did.
+#[derive(Debug)]
+pub enum Done {
+    /// A dry run: the plan, with no call made.
+    Planned(PlanSummary),
+    /// A run: how it ended, with the figures of its summary.
+    Ran(Finished),
+}
+
+/// The end of a run and what its summary tells.
+#[derive(Debug)]
+pub struct Finished {
+    pub ending: Ending,
+    /// The ending in words, as the summary and `faceenroll status` say it.
+    pub words: String,
+    pub counts: StoreCounts,
+    pub tally: Tally,
+    pub elapsed: Duration,
+    pub state_dir: PathBuf,
+    pub report: PathBuf,
+}
+
+impl Finished {
+    /// The summary to print.
+    pub fn summary(&self) -> Summary<'_> {
+        Summary {
+            counts: &self.counts,
+            tally: &self.tally,
+            elapsed: self.elapsed,
+            state_dir: &self.state_dir,
+            report: Some(&self.report),
+            ending: &self.words,
+        }
+    }
 }
 
 /// How an enroll run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// Planned only.
-    DryRun,
     /// Every person was worked on; `failed` photos failed, `pending` are left for a
     /// later run.
     Completed { failed: u64, pending: u64 },
@@ -48,33 +89,64 @@ pub enum Ending {
     Interrupted,
 }
 
-/// Runs an enroll job. Errors are input or configuration errors before any call.
-pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> anyhow::Result<Ending> {
+/// Why an enroll run could not go on, by when it happened: that decides whether the
+/// operator has a usage problem or a stopped job to resume.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// Before any call: the source, the configuration, or the state directory (e.g.
+    /// in use by another job). Nothing was sent.
+    #[error("{0:#}")]
+    Setup(anyhow::Error),
+    /// After calls were made: the progress database or the report could not be
+    /// written. What was recorded stands; the next run resumes from it.
+    #[error("{0:#}")]
+    Run(anyhow::Error),
+}
+
+fn setup<E: Into<anyhow::Error>>(err: E) -> EnrollError {
+    EnrollError::Setup(err.into())
+}
+
+fn during_run<E: Into<anyhow::Error>>(err: E) -> EnrollError {
+    EnrollError::Run(err.into())
+}
+
+/// Runs an enroll job, showing its progress with `view`.
+pub fn enroll(
+    job: &EnrollJob,
+    target: Target,
+    stop: &StopSignal,
+    view: impl View,
+) -> Result<Done, EnrollError> {
     let started = Instant::now();
-    let store = Store::open(&job.state_dir)?;
-    let mut meta = store.meta()?;
+    let store = Store::open(&job.state_dir).map_err(setup)?;
+    let mut meta = store.meta().map_err(setup)?;
     meta.source = Some(job.source.describe());
     meta.started = Some(unix_now());
     meta.finished = None;
-    store.put_meta(&meta)?;
+    store.put_meta(&meta).map_err(setup)?;
     let summary = plan::build(&store, &job.source, &job.plan)
-        .with_context(|| format!("cannot plan {}", job.source.describe()))?;
+        .with_context(|| format!("cannot plan {}", job.source.describe()))
+        .map_err(setup)?;
     if job.dry_run {
-        print!("{}", crate::cli::plan::render(&summary));
-        return Ok(Ending::DryRun);
+        return Ok(Done::Planned(summary));
     }
-    tracing::info!(
-        "plan: {} persons, {} photos to send",
-        summary.persons_with_work as u64,
-        (summary.pending + summary.in_doubt) as u64
-    );
+    tracing::info!("{}", plan_line(&summary));
 
     // Keep the emulator alive for the run.
     let (_emulator, client_config) = match target {
         Target::Service(config) => (None, config),
         Target::Emulator(config) => {
+            let state_file = config.state_file.clone();
             let emulator = Emulator::start(config.clone(), "127.0.0.1:0".parse().expect("addr"))
-                .context("cannot start the in-process emulator")?;
+                .with_context(|| match &state_file {
+                    Some(path) => format!(
+                        "cannot start the in-process emulator with state file {}",
+                        path.display()
+                    ),
+                    None => "cannot start the in-process emulator".to_owned(),
+                })
+                .map_err(setup)?;
             tracing::info!(
                 "rehearsal against the in-process emulator at {}",
                 emulator.endpoint()
@@ -88,24 +160,24 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> anyhow::Res
             (Some(emulator), client)
         }
     };
-    let client = Client::new(client_config)?;
+    let client = Client::new(client_config).map_err(setup)?;
 
     let tally = Tally::default();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let outcome = std::thread::scope(|scope| {
         let tally = &tally;
-        let view = &job.view;
         let (photos, persons) = (
             (summary.pending + summary.in_doubt) as u64,
             summary.persons_with_work as u64,
         );
-        scope.spawn(move || progress::show(tally, photos, persons, view, done_rx));
+        scope.spawn(move || view(tally, photos, persons, done_rx));
         let outcome = engine::run(&store, &client, &job.engine, stop, tally);
         let _ = done_tx.send(());
         outcome
-    })?;
+    })
+    .map_err(during_run)?;
 
-    let counts = StoreCounts::read(&store)?;
+    let counts = StoreCounts::read(&store).map_err(during_run)?;
     let ending = match outcome {
         RunOutcome::Finished => Ending::Completed {
             failed: counts.failed,
@@ -117,7 +189,6 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> anyhow::Res
         RunOutcome::Interrupted => Ending::Interrupted,
     };
     let words = match &ending {
-        Ending::DryRun => unreachable!("returned above"),
         Ending::Completed {
             failed: 0,
             pending: 0,
@@ -128,29 +199,57 @@ pub fn enroll(job: &EnrollJob, target: Target, stop: &StopSignal) -> anyhow::Res
         Ending::Fatal(message) => format!("stopped by a fatal service error: {message}"),
         Ending::Interrupted => "interrupted; run the same command again to resume".to_owned(),
     };
-    let mut meta = store.meta()?;
+    let mut meta = store.meta().map_err(during_run)?;
     meta.finished = Some(unix_now());
     meta.last_outcome = Some(words.clone());
-    store.put_meta(&meta)?;
-    store.flush()?;
+    store.put_meta(&meta).map_err(during_run)?;
+    store.flush().map_err(during_run)?;
 
     let report_path = job
         .report
         .clone()
         .unwrap_or_else(|| job.state_dir.join("report.csv"));
     let file = std::fs::File::create(&report_path)
-        .with_context(|| format!("cannot write the report {}", report_path.display()))?;
-    report::write_report(&store, None, Format::Csv, file)?;
-    let summary = Summary {
-        counts: &counts,
-        tally: &tally,
+        .with_context(|| format!("cannot write the report {}", report_path.display()))
+        .map_err(during_run)?;
+    report::write_report(&store, None, Format::Csv, file)
+        .with_context(|| format!("cannot write the report {}", report_path.display()))
+        .map_err(during_run)?;
+    Ok(Done::Ran(Finished {
+        ending,
+        words,
+        counts,
+        tally,
         elapsed: started.elapsed(),
-        state_dir: &job.state_dir,
-        report: Some(&report_path),
-        ending: &words,
-    };
-    print!("{summary}");
-    Ok(ending)
+        state_dir: job.state_dir.clone(),
+        report: report_path,
+    }))
+}
+
+/// The plan in one log line: the work of this run and what the plan settled already.
+fn plan_line(s: &plan::PlanSummary) -> String {
+    let mut line = format!(
+        "plan: {} photos of {} persons to send ({} calls)",
+        s.pending + s.in_doubt,
+        s.persons_with_work,
+        s.calls.total()
+    );
+    let settled: Vec<String> = [
+        (s.enrolled, "already enrolled"),
+        (s.duplicate, "duplicate"),
+        (s.skipped, "skipped"),
+        (s.invalid, "invalid"),
+        (s.failed_before, "failed before, not retried"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if !settled.is_empty() {
+        line.push_str("; settled by the plan: ");
+        line.push_str(&settled.join(", "));
+    }
+    line
 }
 
 fn unix_now() -> u64 {

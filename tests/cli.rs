@@ -1,0 +1,930 @@
+//! The binary as an operator runs it: a child process, with and without a terminal,
+//! against the in-process emulator (`enroll --emulator`) or a separately started
+//! `faceenroll emulator`. Each test checks what an operator would look at: the
+//! summary, the report, `status`, the exit code, and that no secret is left behind.
+
+mod common;
+
+use faceenroll::report::Row;
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_faceenroll");
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The binary with a clean environment for its settings, run from the repository
+/// root (where the samples are).
+fn faceenroll() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(REPO);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("FACEENROLL_")
+            || name.starts_with("TENCENTCLOUD_")
+            || name == "RUST_LOG"
+        {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn output(cmd: &mut Command) -> Run {
+    let out = cmd.stdin(Stdio::null()).output().expect("run faceenroll");
+    Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn run(args: &[&str]) -> Run {
+    output(faceenroll().args(args))
+}
+
+/// `enroll SOURCE --group staff --emulator --state STATE EXTRA...`, the rehearsal of
+/// the README's first command.
+fn rehearse(source: &str, state: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "enroll",
+        source,
+        "--group",
+        "staff",
+        "--emulator",
+        "--state",
+        s(state),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn read_report(text: &str) -> Vec<Row> {
+    csv::Reader::from_reader(text.as_bytes())
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The rows by the photo's path relative to the samples' tree (`carol/03-blank.png`).
+fn by_photo(rows: &[Row]) -> BTreeMap<String, Row> {
+    rows.iter()
+        .map(|r| {
+            let at = r.image.find("tree/").expect("a path in a tree") + "tree/".len();
+            (r.image[at..].to_owned(), r.clone())
+        })
+        .collect()
+}
+
+/// What the samples are documented to give (samples/README.md).
+fn assert_sample_outcomes(rows: &[Row]) {
+    assert_eq!(rows.len(), 33, "one row per input photo");
+    let photos = by_photo(rows);
+    let status = |p: &str| (photos[p].status.as_str(), photos[p].code);
+    assert_eq!(status("alice/04-copy-of-01.jpg"), ("duplicate", None));
+    for p in ["bob/21.jpg", "bob/22.jpg", "bob/23.jpg"] {
+        assert_eq!(status(p), ("skipped", None), "{p}");
+        assert!(photos[p].reason.contains("20 faces"), "{:?}", photos[p]);
+    }
+    assert_eq!(status("carol/03-blank.png"), ("failed", Some(-1101)));
+    assert!(photos["carol/03-blank.png"].meaning.contains("no face"));
+    assert_eq!(status("carol/04-truncated.jpg"), ("failed", Some(-1102)));
+    assert!(photos["carol/04-truncated.jpg"]
+        .meaning
+        .contains("decode failed"));
+    assert_eq!(status("dave/02-not-an-image.jpg"), ("failed", None));
+    assert!(photos["dave/02-not-an-image.jpg"]
+        .reason
+        .contains("not an image"));
+    let enrolled: Vec<&Row> = rows.iter().filter(|r| r.status == "enrolled").collect();
+    assert_eq!(enrolled.len(), 26);
+    for row in enrolled {
+        assert!(
+            !row.face_id.is_empty() && row.code.is_none() && row.attempts == 1,
+            "{row:?}"
+        );
+    }
+    for p in ["alice/01.jpg", "bob/20.jpg", "dave/01.png"] {
+        assert_eq!(photos[p].status, "enrolled", "{p}");
+    }
+}
+
+#[test]
+fn a_rehearsal_on_the_samples_sums_up_reports_every_outcome_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let r = rehearse("samples/tree", &state, &[]);
+    assert_eq!(r.code, 1, "failed photos exit 1: {r:?}");
+    // The summary's figures.
+    let summary = &r.stdout;
+    for line in [
+        "faceenroll: finished with 3 failed photos and 0 left for the next run",
+        "persons: 4 in the plan, 4 created and 0 reconciled this run, 0 failed",
+        "photos:  33 in the plan: 26 enrolled, 1 duplicate, 3 skipped, 3 failed, 0 pending",
+        "1 failed with -1101 (face detection failed: no face found)",
+        "1 failed with -1102 (image decode failed)",
+        "1 failed without a service code",
+        "this run: 28 photos in ",
+        "7 calls, 0 retries, 0 rate-limit answers",
+    ] {
+        assert!(summary.contains(line), "{line:?} not in\n{summary}");
+    }
+    assert!(summary.contains(&format!("state:  {}", state.display())));
+    let report_path = state.join("report.csv");
+    assert!(summary.contains(&format!("report: {}", report_path.display())));
+    assert!(summary.contains(&format!(
+        "next:   faceenroll report --state {} --only failed > failed.csv",
+        state.display()
+    )));
+
+    // Without a terminal: no bars, a progress line, and each problem named by its
+    // person and photo.
+    assert!(
+        !r.stderr.contains('\r') && !r.stderr.contains("[=="),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("progress: photos 28/28 persons 4/4"),
+        "{}",
+        r.stderr
+    );
+    let refused = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("-1101"))
+        .expect("a line for the refused photo");
+    assert!(
+        refused.contains("carol") && refused.contains("carol/03-blank.png"),
+        "{refused}"
+    );
+    // The default log level leaves out a line per person created: what cron mails
+    // is a few lines.
+    assert!(!r.stderr.contains("person created"), "{}", r.stderr);
+    assert!(r.stderr.lines().count() <= 6, "{}", r.stderr);
+
+    // The report the run left, and `faceenroll report` over the same state.
+    let left = std::fs::read_to_string(&report_path).unwrap();
+    assert_sample_outcomes(&read_report(&left));
+    let r = run(&["report", "--state", s(&state)]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stdout, left);
+
+    for (only, expected) in [
+        (
+            "failed",
+            &[
+                "carol/03-blank.png",
+                "carol/04-truncated.jpg",
+                "dave/02-not-an-image.jpg",
+            ][..],
+        ),
+        ("duplicate", &["alice/04-copy-of-01.jpg"][..]),
+        ("skipped", &["bob/21.jpg", "bob/22.jpg", "bob/23.jpg"][..]),
+    ] {
+        let r = run(&["report", "--state", s(&state), "--only", only]);
+        assert_eq!(r.code, 0);
+        let rows = read_report(&r.stdout);
+        let photos: Vec<String> = by_photo(&rows).into_keys().collect();
+        assert_eq!(photos, expected, "--only {only}");
+        assert!(rows.iter().all(|row| row.status == only));
+    }
+    let r = run(&[
+        "report",
+        "--state",
+        s(&state),
+        "--only",
+        "enrolled",
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(r.code, 0);
+    let rows: Vec<Row> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 26);
+    assert!(rows.iter().all(|r| !r.face_id.is_empty()));
+
+    let r = run(&["status", "--state", s(&state)]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("running: no"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "33 in the plan: 26 enrolled, 1 duplicate, 3 skipped, 3 failed, 0 left to do"
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_manifest_run_names_the_manifest_line_of_each_photo() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // A manifest names its groups; --group adds nothing to it.
+    let r = rehearse("samples/manifest.csv", &state, &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let rows = read_report(&std::fs::read_to_string(state.join("report.csv")).unwrap());
+    assert_sample_outcomes(&rows);
+    let photos = by_photo(&rows);
+    for (photo, line) in [
+        ("alice/01.jpg", 2),
+        ("carol/03-blank.png", 31),
+        ("carol/04-truncated.jpg", 32),
+        ("dave/02-not-an-image.jpg", 34),
+    ] {
+        let row = &photos[photo];
+        assert_eq!(row.line, Some(line), "{row:?}");
+        assert_eq!(row.source, format!("samples/manifest.csv:{line}"));
+    }
+    let alice = &photos["alice/01.jpg"];
+    assert_eq!(
+        (
+            alice.group_ids.as_str(),
+            alice.person_name.as_str(),
+            alice.tag.as_str()
+        ),
+        ("staff;lab", "Alice Example", "badge-1001")
+    );
+}
+
+/// Copies the samples' tree to `to`.
+fn copy_tree(to: &Path) {
+    let from = Path::new(REPO).join("samples/tree");
+    for entry in walkdir::WalkDir::new(&from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(&from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn failed_photos_fixed_and_fed_back_as_a_manifest_are_enrolled() {
+    // Fed back into the same state directory, and into a new one against the same
+    // (emulated) account.
+    for same_state in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        copy_tree(&tree);
+        let state = dir.path().join("state");
+        let account = dir.path().join("account.json");
+        let again_with = |source: &Path, state: &Path| {
+            rehearse(s(source), state, &["--emulator-state", s(&account)])
+        };
+        assert_eq!(again_with(&tree, &state).code, 1);
+
+        let failed = dir.path().join("failed.csv");
+        let r = run(&[
+            "report",
+            "--state",
+            s(&state),
+            "--only",
+            "failed",
+            "--output",
+            s(&failed),
+        ]);
+        assert_eq!(r.code, 0, "{r:?}");
+        let rows = read_report(&std::fs::read_to_string(&failed).unwrap());
+        assert_eq!(rows.len(), 3);
+        // The operator replaces each photo the report names with a good one.
+        for (n, row) in rows.iter().enumerate() {
+            assert!(Path::new(&row.image).is_file(), "{row:?}");
+            std::fs::write(&row.image, common::photo(9000 + n as u32)).unwrap();
+        }
+
+        let new_state = dir.path().join("state2");
+        let again = if same_state { &state } else { &new_state };
+        let r = again_with(&failed, again);
+        assert_eq!(r.code, 0, "every fixed photo enrolled: {r:?}");
+        assert!(
+            r.stdout
+                .contains("photos:  3 in the plan: 3 enrolled, 0 duplicate, 0 skipped, 0 failed"),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.contains("next:"),
+            "nothing left to fix: {}",
+            r.stdout
+        );
+        let rows = read_report(&std::fs::read_to_string(again.join("report.csv")).unwrap());
+        assert_eq!(rows.len(), 3);
+        for row in &rows {
+            assert_eq!(row.status, "enrolled", "{row:?}");
+            assert!(!row.face_id.is_empty(), "{row:?}");
+        }
+        if !same_state {
+            // The persons existed on the account: they were reconciled, not created.
+            assert!(
+                r.stdout.contains("0 created and 2 reconciled this run"),
+                "{}",
+                r.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn a_rehearsal_run_again_against_the_same_account_makes_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let account = dir.path().join("account.json");
+    let account_flag = ["--emulator-state", s(&account)];
+    let first = rehearse(
+        "samples/tree",
+        &state,
+        &[&account_flag[..], &["--lose-answer", "0.2", "--seed", "7"]].concat(),
+    );
+    assert_eq!(first.code, 1, "{first:?}");
+    assert!(account.is_file(), "the emulated account is kept");
+    let second = rehearse("samples/tree", &state, &account_flag);
+    assert_eq!(second.code, 1, "the same 3 photos still failed: {second:?}");
+    assert!(
+        second.stdout.contains("this run: 0 photos in ")
+            && second.stdout.contains("0 calls, 0 retries"),
+        "{}",
+        second.stdout
+    );
+    assert!(second.stdout.contains("26 enrolled"), "{}", second.stdout);
+}
+
+#[test]
+fn usage_configuration_and_input_errors_exit_2_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let st = s(&state);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["enroll"], "SOURCE"),
+        (
+            vec!["enroll", "samples/tree", "--no-such-flag"],
+            "--no-such-flag",
+        ),
+        (
+            vec!["enroll", "samples/tree", "--emulator", "--state", st],
+            "--group",
+        ),
+        (
+            vec![
+                "enroll",
+                "samples/none",
+                "--group",
+                "g",
+                "--emulator",
+                "--state",
+                st,
+            ],
+            "samples/none",
+        ),
+        (
+            vec![
+                "enroll",
+                "samples/tree",
+                "--group",
+                "g",
+                "--lose-answer",
+                "0.1",
+                "--state",
+                st,
+            ],
+            "need --emulator",
+        ),
+        (
+            vec!["enroll", "samples/tree", "--group", "g", "--state", st],
+            "no AppID",
+        ),
+        (
+            vec!["report", "--state", s(dir.path())],
+            "holds no faceenroll job",
+        ),
+        (
+            vec!["status", "--state", s(dir.path())],
+            "holds no faceenroll job",
+        ),
+    ];
+    for (args, message) in cases {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    }
+
+    // Config files: missing, not TOML, an unknown key, credentials readable by others.
+    let config = dir.path().join("faceenroll.toml");
+    let with_config = |text: Option<&str>| {
+        if let Some(text) = text {
+            std::fs::write(&config, text).unwrap();
+        }
+        run(&[
+            "enroll",
+            "samples/tree",
+            "--group",
+            "g",
+            "--emulator",
+            "--config",
+            s(&config),
+            "--state",
+            st,
+        ])
+    };
+    let r = with_config(None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot read config file"), "{}", r.stderr);
+    // Unreadable: a directory where the file should be.
+    std::fs::create_dir(&config).unwrap();
+    let r = with_config(None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot read config file"), "{}", r.stderr);
+    std::fs::remove_dir(&config).unwrap();
+    let r = with_config(Some("[enroll\n"));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not valid TOML"), "{}", r.stderr);
+    let r = with_config(Some("[enroll]\nworkerz = 2\n"));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("workerz"), "{}", r.stderr);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(
+            &config,
+            "[service]\nsecret_id = \"AKIDx\"\nsecret_key = \"k\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let r = with_config(None);
+        assert_eq!(r.code, 2);
+        assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+        assert!(!r.stderr.contains("AKIDx"), "{}", r.stderr);
+    }
+    // None of these made a call or left a report.
+    assert!(!state.join("report.csv").exists());
+}
+
+#[test]
+fn settings_come_from_flags_then_environment_then_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faceenroll.toml");
+    std::fs::write(
+        &config,
+        "[enroll]\nstate = \"/from/file\"\nworkers = 3\nqps = 7\nmax_edge = 900\n\
+         groups = [\"file\"]\nno_resize = true\n",
+    )
+    .unwrap();
+    let r = output(
+        faceenroll()
+            .args([
+                "enroll",
+                "samples/tree",
+                "--config",
+                s(&config),
+                "--qps",
+                "9",
+                "--print-config",
+            ])
+            .env("FACEENROLL_WORKERS", "4")
+            .env("FACEENROLL_QPS", "8")
+            .env("FACEENROLL_GROUPS", "env1,env2")
+            .env("FACEENROLL_NO_RESIZE", "false"),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let printed: toml::Table = r.stdout.parse().unwrap();
+    let enroll = printed["enroll"].as_table().unwrap();
+    assert_eq!(enroll["qps"].as_integer(), Some(9), "flag over env");
+    assert_eq!(enroll["workers"].as_integer(), Some(4), "env over file");
+    assert_eq!(
+        enroll["max_edge"].as_integer(),
+        Some(900),
+        "file over default"
+    );
+    assert_eq!(enroll["state"].as_str(), Some("/from/file"));
+    assert_eq!(enroll["no_resize"].as_bool(), Some(false), "env over file");
+    assert_eq!(
+        enroll["groups"].as_array().unwrap(),
+        &vec![toml::Value::from("env1"), toml::Value::from("env2")]
+    );
+    assert_eq!(enroll["retry_attempts"].as_integer(), Some(6), "default");
+}
+
+/// `faceenroll emulator` as a separate process, accepting `id`/`key`.
+struct EmulatorProcess {
+    child: Child,
+    endpoint: String,
+}
+
+impl EmulatorProcess {
+    fn start(id: &str, key: &str, extra: &[&str]) -> EmulatorProcess {
+        let mut child = faceenroll()
+            .args(["emulator", "--bind", "127.0.0.1:0"])
+            .args(extra)
+            .env("TENCENTCLOUD_SECRET_ID", id)
+            .env("TENCENTCLOUD_SECRET_KEY", key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let endpoint = first
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("serving on URL")
+            .to_owned();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "{first}");
+        EmulatorProcess { child, endpoint }
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SECRET_ID: &str = "AKIDcliTestSecretId0123456789abcdef";
+const SECRET_KEY: &str = "cliTestSecretKey-9f8e7d6c5b4a";
+
+fn enroll_against(emulator: &EmulatorProcess, id: &str, key: &str, state: &Path) -> Run {
+    output(
+        faceenroll()
+            .args([
+                "-vvv",
+                "enroll",
+                "samples/tree",
+                "--group",
+                "staff",
+                "--endpoint",
+                &emulator.endpoint,
+                "--appid",
+                "1250000000",
+                "--state",
+                s(state),
+            ])
+            .env("TENCENTCLOUD_SECRET_ID", id)
+            .env("TENCENTCLOUD_SECRET_KEY", key),
+    )
+}
+
+#[test]
+fn refused_credentials_stop_the_job_with_exit_3_and_it_resumes() {
+    let emulator = EmulatorProcess::start(SECRET_ID, SECRET_KEY, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // An unknown SecretId (11), then a known one with the wrong key (14).
+    for (id, key, code) in [
+        ("AKIDsomeoneElse000000000000000000", SECRET_KEY, "11"),
+        (SECRET_ID, "not-the-key", "14"),
+    ] {
+        let r = enroll_against(&emulator, id, key, &state);
+        assert_eq!(r.code, 3, "{r:?}");
+        assert!(
+            r.stdout.contains(&format!(
+                "stopped by a fatal service error: newperson: the service answered {code}"
+            )),
+            "{}",
+            r.stdout
+        );
+        assert!(r.stdout.contains("28 pending"), "{}", r.stdout);
+    }
+    let r = enroll_against(&emulator, SECRET_ID, SECRET_KEY, &state);
+    assert_eq!(r.code, 1, "resumed with the right credentials: {r:?}");
+    assert!(r.stdout.contains("26 enrolled"), "{}", r.stdout);
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn no_secret_appears_in_any_output_or_file_a_run_leaves() {
+    let emulator = EmulatorProcess::start(SECRET_ID, SECRET_KEY, &["--lose-answer", "0.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    // A run refused for its key, one that succeeds, and one whose credentials
+    // come from a config file, all at the most verbose log level.
+    let state = dir.path().join("state");
+    outputs.push(enroll_against(
+        &emulator,
+        SECRET_ID,
+        "wrong-key-0000",
+        &state,
+    ));
+    outputs.push(enroll_against(&emulator, SECRET_ID, SECRET_KEY, &state));
+    let config = dir.path().join("faceenroll.toml");
+    std::fs::write(
+        &config,
+        format!("[service]\nsecret_id = \"{SECRET_ID}\"\nsecret_key = \"{SECRET_KEY}\"\n"),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let state2 = dir.path().join("state2");
+    outputs.push(output(faceenroll().args([
+        "-vvv",
+        "enroll",
+        "samples/manifest.csv",
+        "--endpoint",
+        &emulator.endpoint,
+        "--appid",
+        "1250000000",
+        "--config",
+        s(&config),
+        "--state",
+        s(&state2),
+    ])));
+    assert_eq!(
+        outputs.iter().map(|r| r.code).collect::<Vec<_>>(),
+        [3, 1, 1],
+        "{outputs:?}"
+    );
+    for state in [&state, &state2] {
+        outputs.push(run(&["status", "--state", s(state)]));
+        outputs.push(run(&["report", "--state", s(state), "--format", "jsonl"]));
+    }
+    for secret in [SECRET_ID, SECRET_KEY] {
+        for r in &outputs {
+            assert!(!r.stdout.contains(secret), "stdout holds a secret: {r:?}");
+            assert!(!r.stderr.contains(secret), "stderr holds a secret: {r:?}");
+        }
+        let files: Vec<PathBuf> = files_under(&state)
+            .into_iter()
+            .chain(files_under(&state2))
+            .collect();
+        assert!(files.iter().any(|f| f.ends_with("report.csv")));
+        assert!(files.iter().any(|f| f.starts_with(state.join("db"))));
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !contains(&bytes, secret),
+                "{} holds a secret",
+                file.display()
+            );
+        }
+    }
+    // The verbose logs did log calls: the check above looked at real output.
+    assert!(
+        outputs[1].stderr.contains("person created"),
+        "{}",
+        outputs[1].stderr
+    );
+}
+
+#[test]
+fn a_report_that_cannot_be_written_after_the_calls_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rehearse(
+        "samples/tree",
+        &dir.path().join("state"),
+        &["--report", s(&dir.path().join("no-such-dir/report.csv"))],
+    );
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("cannot write the report"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("run the same command again"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "waited for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_running_job_shows_in_status_locks_out_a_second_one_and_stops_on_sigint_with_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let slow = [
+        "enroll",
+        "samples/tree",
+        "--group",
+        "staff",
+        "--emulator",
+        "--state",
+        s(&state),
+        // 7 calls of a second each: the run is still going when it is interrupted.
+        "--latency-ms",
+        "1000",
+        "--workers",
+        "1",
+        "--progress-interval",
+        "1",
+    ];
+    let out = std::fs::File::create(dir.path().join("stdout")).unwrap();
+    let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
+    let mut job = faceenroll()
+        .args(slow)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let pid = job.id().to_string();
+    wait_for("two seconds of work", || {
+        std::fs::read(state.join("progress.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .is_some_and(|p| {
+                p["photos_done"].as_u64() >= Some(1) && p["elapsed_secs"].as_u64() >= Some(2)
+            })
+    });
+
+    let r = run(&["status", "--state", s(&state)]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains(&format!("running: yes (pid {pid})")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("/28 done"), "{}", r.stdout);
+
+    let second = run(&slow);
+    assert_eq!(second.code, 2, "{second:?}");
+    assert!(
+        second
+            .stderr
+            .contains(&format!("in use by another faceenroll job (pid {pid})")),
+        "{}",
+        second.stderr
+    );
+    let r = run(&["report", "--state", s(&state)]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("faceenroll status"), "{}", r.stderr);
+
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    let status = job.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let stdout = std::fs::read_to_string(dir.path().join("stdout")).unwrap();
+    assert!(stdout.contains("faceenroll: interrupted"), "{stdout}");
+    assert!(stdout.contains(" pending"), "{stdout}");
+    // Without a terminal: a progress line every --progress-interval, and at the end.
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    let lines = stderr
+        .lines()
+        .filter(|l| l.contains("progress: photos"))
+        .count();
+    assert!(lines >= 2, "{stderr}");
+    assert!(
+        stderr.contains("stopping: finishing the calls in flight"),
+        "{stderr}"
+    );
+
+    let r = run(&["status", "--state", s(&state)]);
+    assert!(r.stdout.contains("running: no"), "{}", r.stdout);
+    assert!(r.stdout.contains("last run: interrupted"), "{}", r.stdout);
+
+    // Resumed, it finishes the job.
+    let r = run(&slow[..7]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("26 enrolled"), "{}", r.stdout);
+}
+
+#[test]
+fn at_a_terminal_the_job_draws_bars_and_ends_with_the_summary() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("note: `script` (util-linux) is not installed; terminal test skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{BIN} enroll samples/tree --group staff --emulator --state {} --latency-ms 200 -v",
+        dir.path().join("state").display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(REPO)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{screen}");
+    for part in ["photos [", "persons [", "28/28", "enrolled 26", "/s"] {
+        assert!(
+            screen.contains(part),
+            "{part:?} not on the screen:\n{screen}"
+        );
+    }
+    // Log lines are written whole, between bar redraws.
+    for line in screen.lines().filter(|l| l.contains("person created")) {
+        assert!(
+            !line.contains("photos ["),
+            "a log line and a bar share a line: {line:?}"
+        );
+    }
+    assert!(
+        screen.contains("faceenroll: finished with 3 failed photos"),
+        "{screen}"
+    );
+    assert!(screen.contains("report: "), "{screen}");
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    for args in [&["--help"][..], &["enroll", "--help"][..]] {
+        let r = run(args);
+        assert_eq!(r.code, 0);
+        for code in ["0 ", "1 ", "2 ", "3 ", "130"] {
+            assert!(
+                r.stdout.contains(&format!("  {code}")),
+                "{args:?} lacks exit code {code}"
+            );
+        }
+    }
+}
+
+#[test]
+fn log_lines_follow_v_q_and_rust_log_and_always_name_their_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_with = |flags: &[&str], rust_log: Option<&str>| {
+        let state = tempfile::tempdir_in(dir.path()).unwrap().keep();
+        let mut cmd = faceenroll();
+        cmd.args(flags).args([
+            "enroll",
+            "samples/tree",
+            "--group",
+            "staff",
+            "--emulator",
+            "--state",
+            s(&state),
+        ]);
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let r = output(&mut cmd);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(
+            r.stdout.contains("26 enrolled"),
+            "the summary, whatever the log level"
+        );
+        r.stderr
+    };
+    let refused = |stderr: &str| {
+        stderr
+            .lines()
+            .find(|l| l.contains("-1101"))
+            .map(str::to_owned)
+    };
+
+    let quiet = stderr_with(&["-q"], None);
+    assert!(quiet.is_empty(), "{quiet}");
+
+    let verbose = stderr_with(&["-v"], None);
+    assert_eq!(verbose.matches("person created").count(), 4, "{verbose}");
+
+    let warnings = stderr_with(&[], Some("warn"));
+    assert!(!warnings.contains("INFO"), "{warnings}");
+    let line = refused(&warnings).expect("the refused photo is logged");
+    assert!(
+        line.contains("carol") && line.contains("03-blank.png"),
+        "{line}"
+    );
+
+    let debug = stderr_with(&[], Some("faceenroll=debug"));
+    assert!(debug.contains("DEBUG"), "{debug}");
+}
