@@ -2,6 +2,9 @@
 //! into a progress store in temporary directories, and re-planned as a later run
 //! would.
 
+mod common;
+
+use common::{jpeg, write};
 use faceenroll::model::ImageRef;
 use faceenroll::normalize::NormalizeOptions;
 use faceenroll::plan::{self, PlanOptions, PlanSummary};
@@ -12,17 +15,6 @@ use faceenroll::store::{
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-fn jpeg(tag: &str) -> Vec<u8> {
-    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0];
-    b.extend_from_slice(tag.as_bytes());
-    b
-}
-
-fn write(path: &Path, bytes: &[u8]) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, bytes).unwrap();
-}
 
 fn tree(root: &Path, groups: &[&str]) -> SourceSpec {
     SourceSpec::Tree {

@@ -1,22 +1,14 @@
 //! The sources on their own: what a directory tree and a manifest yield, in order,
 //! and how they name the place of each problem.
 
+mod common;
+
+use common::{jpeg, write};
 use faceenroll::model::ImageRef;
 use faceenroll::source::{Layout, ProblemKind, SourceError, SourceItem, SourceSpec};
 use faceenroll::store::Origin;
 use std::fs;
 use std::path::Path;
-
-fn jpeg(tag: &str) -> Vec<u8> {
-    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0];
-    b.extend_from_slice(tag.as_bytes());
-    b
-}
-
-fn write(path: &Path, bytes: &[u8]) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, bytes).unwrap();
-}
 
 fn items(spec: &SourceSpec) -> Vec<SourceItem> {
     spec.open().expect("source opens").collect()

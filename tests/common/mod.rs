@@ -399,3 +399,17 @@ pub fn archive_faces(
     }
     expected
 }
+
+/// Bytes that start like a JPEG (enough for the planner's content check), distinct
+/// for every `tag`; not a decodable picture.
+pub fn jpeg(tag: &str) -> Vec<u8> {
+    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    b.extend_from_slice(tag.as_bytes());
+    b
+}
+
+/// Writes a file, creating its folders.
+pub fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
