@@ -97,6 +97,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             .collect();
         let mut room = MAX_FACES_PER_PERSON.saturating_sub(enrolled);
         let mut recreated = false;
+        let mut stopped = false;
         self.image_retries.clear();
         loop {
             let result = self
@@ -116,13 +117,21 @@ impl<'s, 'a> Worker<'s, 'a> {
                     tracing::warn!("person vanished from the service twice; leaving its photos for the next run");
                     break;
                 }
-                Ok(()) | Err(Halt::Stop) | Err(Halt::Person) => break,
+                Err(Halt::Stop) => {
+                    stopped = true;
+                    break;
+                }
+                Ok(()) | Err(Halt::Person) => break,
             }
         }
         if let Err(err) = self.shared.store.flush() {
             self.shared.record_store_error(err);
         }
-        self.shared.tally.persons_done.fetch_add(1, Relaxed);
+        // A person the job stopped in the middle of is not done: the next run
+        // takes it up again.
+        if !stopped {
+            self.shared.tally.persons_done.fetch_add(1, Relaxed);
+        }
     }
 
     /// Creates a new person with the first photo the service accepts as its seed.
