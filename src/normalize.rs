@@ -17,8 +17,10 @@
 //!   already upright and within the budget and the pixel bound is [`Prepared::AsIs`]:
 //!   the caller sends the file byte for byte. Any other photo is decoded, scaled down
 //!   (keeping its aspect ratio), turned upright and re-encoded as JPEG, stepping the
-//!   quality and then the size down in a bounded loop until it fits the budget. An
-//!   animated GIF, which the service refuses, is sent as its first frame.
+//!   quality and then the size down in a bounded loop until it fits the budget (a
+//!   quarter of the picture's rows predicts each step's size, so mostly only the
+//!   final copy is encoded whole). An animated GIF, which the service refuses, is
+//!   sent as its first frame.
 //!
 //! Originals are never written to. The photo's identity across runs stays the hash of
 //! the original file; the normalized bytes are a pure function of the original's
@@ -706,23 +708,41 @@ fn normalize_bytes(
     let mut edge = long.min(opts.max_edge.clamp(1, u32::from(u16::MAX)));
     let mut quality = opts.jpeg_quality.clamp(1, 100);
     let mut picture = fit(&base, edge, orientation);
+    let mut sample = sample_of(&picture);
     let budget = opts.budget();
     let mut last = (0u64, (0, 0), quality);
     for _ in 0..MAX_ATTEMPTS {
         let to_dims = (picture.width(), picture.height());
-        let bytes = encode_jpeg(&picture, quality, profile.as_deref())?;
-        let size = bytes.len() as u64;
-        if size <= budget {
-            let normalized = Normalized {
-                from_bytes: original.len() as u64,
-                to_bytes: size,
-                from_dims,
-                to_dims,
-                rotated: orientation != Orientation::NoTransforms,
+        // A quarter-size sample predicts the copy's size; the whole picture is encoded
+        // only when the prediction fits the budget.
+        let predicted = match &sample {
+            Some(sample) => Some(predict_size(
+                sample,
+                to_dims.1,
                 quality,
-            };
-            return Ok((bytes, normalized));
-        }
+                profile.as_deref(),
+            )?),
+            None => None,
+        };
+        let size = match predicted {
+            Some(size) if size > budget => size,
+            _ => {
+                let bytes = encode_jpeg(&picture, quality, profile.as_deref())?;
+                let size = bytes.len() as u64;
+                if size <= budget {
+                    let normalized = Normalized {
+                        from_bytes: original.len() as u64,
+                        to_bytes: size,
+                        from_dims,
+                        to_dims,
+                        rotated: orientation != Orientation::NoTransforms,
+                        quality,
+                    };
+                    return Ok((bytes, normalized));
+                }
+                size
+            }
+        };
         last = (size, to_dims, quality);
         // Step down: first the quality, while a modest cut may do; then the size, by
         // the square root of the overshoot (bytes grow roughly with pixel count).
@@ -736,6 +756,7 @@ fn normalize_bytes(
             }
             edge = next;
             picture = fit(&base, edge, orientation);
+            sample = sample_of(&picture);
         }
     }
     Err(Failure::OverBudget {
@@ -744,6 +765,72 @@ fn normalize_bytes(
         dims: last.1,
         quality: last.2,
     })
+}
+
+/// Rows of a sample band, and one band in how many is sampled.
+const SAMPLE_BAND_ROWS: u32 = 8;
+const SAMPLE_EVERY: u32 = 4;
+
+/// Every fourth band of 8 rows of a picture (the height of a row of JPEG blocks), for
+/// predicting the size of its JPEG: the scan is the sum of its blocks' codes, so the
+/// sample's scan, scaled by the rows, comes close to the whole's. `None` for a picture
+/// too small to be worth sampling.
+fn sample_of(picture: &DynamicImage) -> Option<DynamicImage> {
+    let band = SAMPLE_BAND_ROWS * SAMPLE_EVERY;
+    if picture.height() < 4 * band {
+        return None;
+    }
+    let keep = |y: u32| (y / SAMPLE_BAND_ROWS) % SAMPLE_EVERY == 0;
+    let (w, h) = (picture.width(), picture.height());
+    let sample_h = (0..h).filter(|&y| keep(y)).count() as u32;
+    let rows = |raw: &[u8], row_len: usize| -> Vec<u8> {
+        let mut out = Vec::with_capacity(sample_h as usize * row_len);
+        for (y, row) in raw.chunks_exact(row_len).enumerate() {
+            if keep(y as u32) {
+                out.extend_from_slice(row);
+            }
+        }
+        out
+    };
+    match picture {
+        DynamicImage::ImageRgb8(rgb) => {
+            image::RgbImage::from_raw(w, sample_h, rows(rgb.as_raw(), w as usize * 3))
+                .map(DynamicImage::ImageRgb8)
+        }
+        DynamicImage::ImageLuma8(gray) => {
+            image::GrayImage::from_raw(w, sample_h, rows(gray.as_raw(), w as usize))
+                .map(DynamicImage::ImageLuma8)
+        }
+        _ => None,
+    }
+}
+
+/// The predicted size of a `height`-row picture's JPEG at `quality`, from its sample:
+/// the sample's headers, plus its scan scaled by the rows.
+fn predict_size(
+    sample: &DynamicImage,
+    height: u32,
+    quality: u8,
+    profile: Option<&[u8]>,
+) -> Result<u64, Failure> {
+    let bytes = encode_jpeg(sample, quality, profile)?;
+    let head = scan_offset(&bytes).unwrap_or(0) as u64;
+    let scan = bytes.len() as u64 - head;
+    Ok(head + scan * u64::from(height) / u64::from(sample.height()))
+}
+
+/// Where the entropy-coded scan of a JPEG begins: past the segments up to and
+/// including the start-of-scan header.
+fn scan_offset(jpeg: &[u8]) -> Option<usize> {
+    let mut at = 2;
+    loop {
+        let marker = *jpeg.get(at + 1)?;
+        let len = usize::from(u16::from_be_bytes([*jpeg.get(at + 2)?, *jpeg.get(at + 3)?]));
+        at += 2 + len;
+        if marker == 0xDA {
+            return Some(at);
+        }
+    }
 }
 
 /// The picture scaled so its long edge is at most `edge`, keeping its aspect ratio,
@@ -1133,6 +1220,46 @@ mod tests {
         assert_eq!((fitted.width(), fitted.height()), (1, 256));
         let small = fit(&gray, 800, Orientation::Rotate270);
         assert_eq!((small.width(), small.height()), (700, 3));
+    }
+
+    #[test]
+    fn a_sample_predicts_the_size_of_the_whole_jpeg() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let picture = DynamicImage::ImageRgb8(image::RgbImage::from_fn(640, 480, |x, y| {
+            let ring = (((x * x + y * y) as f64).sqrt() / 9.0).sin() * 50.0;
+            let mut v = |base: u32| (base as f64 + ring + f64::from(rng.u8(..20))) as u8;
+            image::Rgb([v(x * 150 / 640 + 20), v(y * 150 / 480 + 30), v(90)])
+        }));
+        let sample = sample_of(&picture).unwrap();
+        assert_eq!((sample.width(), sample.height()), (640, 120));
+        for quality in [90, 75, 60] {
+            let whole = encode_jpeg(&picture, quality, None).unwrap().len() as f64;
+            let predicted = predict_size(&sample, 480, quality, None).unwrap() as f64;
+            let error = (predicted - whole).abs() / whole;
+            assert!(error < 0.05, "q{quality}: {predicted} for {whole}");
+        }
+        // Too small to be worth it: the whole is encoded.
+        let small = DynamicImage::ImageLuma8(image::GrayImage::new(640, 127));
+        assert!(sample_of(&small).is_none());
+    }
+
+    #[test]
+    fn the_scan_starts_after_the_start_of_scan_header() {
+        let jpeg = encode_jpeg(
+            &DynamicImage::ImageLuma8(image::GrayImage::new(8, 8)),
+            80,
+            Some(&[0xFF, 0xDA, 0, 2].repeat(10)),
+        )
+        .unwrap();
+        let at = scan_offset(&jpeg).unwrap();
+        // Two bytes before the scan is the SOS header's last byte; the marker before it
+        // is the real FF DA, not one inside the color profile.
+        let sos = jpeg[..at]
+            .windows(2)
+            .rposition(|w| w == [0xFF, 0xDA])
+            .unwrap();
+        assert_eq!(at - sos, 2 + 2 + 1 + 2 + 3);
+        assert_eq!(scan_offset(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 9]), None);
     }
 
     #[test]
