@@ -139,7 +139,7 @@ pub enum NormalizeError {
         limit: u64,
     },
     #[error(
-        "{}: even at {}×{} px and JPEG quality {quality} the photo takes {}, over the \
+        "{}: even at {}×{} px and JPEG quality {quality} the photo takes about {}, over the \
          budget of {}; raise the budget (max_bytes)",
         path.display(), dims.0, dims.1, HumanBytes(*bytes), HumanBytes(*limit)
     )]
