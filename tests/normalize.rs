@@ -402,3 +402,34 @@ fn a_gray_scan_stays_a_one_channel_picture() {
     assert_eq!(sent.color(), image::ColorType::L8);
     assert_eq!(outcome.to_dims, (2048, 246));
 }
+
+#[test]
+fn a_budget_too_small_for_any_usable_copy_is_reported_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(
+        dir.path(),
+        "detailed.jpg",
+        &jpeg_bytes(&picture(900, 600, 120, 13), 90),
+    );
+    let opts = NormalizeOptions {
+        max_bytes: 2_000,
+        ..NormalizeOptions::default()
+    };
+    let err = prepare(&path, &opts).unwrap_err();
+    match &err {
+        NormalizeError::OverBudget {
+            bytes,
+            limit,
+            dims,
+            quality,
+            ..
+        } => {
+            assert!(*bytes > 2_000 && *limit == 2_000, "{err}");
+            // It stopped at the smallest useful size, not below.
+            assert_eq!(dims.0.max(dims.1), 512, "{err}");
+            assert!(*quality <= opts.jpeg_quality, "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("detailed.jpg"), "{err}");
+}

@@ -1,0 +1,661 @@
+//! Turns a local photo into bytes the service can use: small enough, upright, decodable.
+//!
+//! Real archives hold camera originals of 8–25 MB, 6000-pixel scans and phone photos
+//! stored sideways with an EXIF orientation tag. The service takes at most
+//! [`MAX_REQUEST_BYTES`] per request (a chunk of up to [`MAX_IMAGES_PER_ADDFACE`]
+//! photos) and finds faces in upright pictures of a few hundred pixels. This module
+//! decides, per photo, whether it can travel as it is or must be sent as a smaller,
+//! upright JPEG copy, and makes that copy.
+//!
+//! Two steps, both on one photo at a time:
+//!
+//! - [`decide`] reads only the file's size and its header (dimensions; for a JPEG the
+//!   EXIF orientation; for a GIF whether it is animated): it never decodes pixels, so
+//!   a dry run can count the photos that will be normalized across a whole archive
+//!   cheaply.
+//! - [`prepare`] makes the bytes to send, when the photo is about to be sent. A photo
+//!   already upright and within the budget and the pixel bound is [`Prepared::AsIs`]:
+//!   the caller sends the file byte for byte. Any other photo is decoded, scaled down
+//!   (keeping its aspect ratio), turned upright and re-encoded as JPEG, stepping the
+//!   quality and then the size down in a bounded loop until it fits the budget (a
+//!   quarter of the picture's rows predicts each step's size, so mostly only the
+//!   final copy is encoded whole). An animated GIF, which the service refuses, is
+//!   sent as its first frame.
+//!
+//! Originals are never written to. The photo's identity across runs stays the hash of
+//! the original file; the normalized bytes are a pure function of the original's
+//! bytes and the options (the encoder has no randomness and no timestamps), so a
+//! resumed job sends exactly the bytes an earlier run sent, and the service's refusal
+//! of a face it already has keeps working.
+//!
+//! # Threads
+//!
+//! [`prepare`] is CPU-bound (a 12-megapixel JPEG takes a few hundred milliseconds of
+//! CPU to decode, scale and re-encode; see `benches/normalize.rs`) and holds one
+//! photo's pixels (a few tens of MB) while it runs. Run it on a bounded rayon pool of
+//! its own ([`thread_pool`]), not on the threads that send requests, so normalization
+//! never starves them; and prepare photos one chunk at a time ([`prepare_chunk`]), so
+//! the normalized bytes of a whole job are never all in memory at once.
+//!
+//! # Layout
+//!
+//! This file holds the options, the decision, the outcome and the step-down loop;
+//! `header` reads headers without decoding pixels; `picture` does the pixel work
+//! (flatten, scale, turn, encode, predict a size).
+
+mod header;
+mod picture;
+
+use crate::limits::{MAX_IMAGES_PER_ADDFACE, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
+use header::{header_of, Shape};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader};
+use indicatif::HumanBytes;
+use picture::{encode_jpeg, fit, flatten, predict_size, profile_fits, sample_of};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Cursor};
+use std::path::{Path, PathBuf};
+
+/// The largest photo that can travel alone in one request: the request limit less the
+/// multipart envelope. With normalization off, a larger original cannot be sent.
+pub const MAX_SINGLE_PHOTO_BYTES: u64 = MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYTES;
+
+/// The default per-photo budget: a full chunk of normalized photos plus the envelope
+/// fits one request (20 × 313 753 + 16 384 ≤ 6 291 456 bytes).
+pub const DEFAULT_MAX_BYTES: u64 =
+    (MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYTES) / MAX_IMAGES_PER_ADDFACE as u64;
+
+// A full chunk at the default budget fits one request; the build fails if the default
+// is ever set by hand to a figure that breaks that.
+const _: () = assert!(
+    MAX_IMAGES_PER_ADDFACE as u64 * DEFAULT_MAX_BYTES + REQUEST_ENVELOPE_BYTES <= MAX_REQUEST_BYTES
+);
+
+/// The default bound on a photo's long edge, in pixels: ample for faces, which the
+/// service finds at a few hundred pixels.
+pub const DEFAULT_MAX_EDGE: u32 = 2048;
+
+/// The default JPEG quality of a re-encoded photo (1–100).
+pub const DEFAULT_JPEG_QUALITY: u8 = 85;
+
+/// The lowest quality the step-down loop goes to before it shrinks the picture.
+const QUALITY_FLOOR: u8 = 60;
+
+/// The shortest long edge the step-down loop shrinks a photo to: below it a face is
+/// too small for the service to find, so the photo is reported instead.
+const MIN_EDGE: u32 = 512;
+
+/// The most memory one photo's decoded pixels may take; a larger picture (or a file
+/// that claims to be one) is reported rather than decoded.
+const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The largest color profile carried over to a copy (camera and phone profiles take
+/// a few hundred bytes); a larger one is dropped and the copy is read as sRGB.
+const MAX_ICC_BYTES: usize = 16 * 1024;
+
+/// The most encodings tried for one photo before it is reported as over budget.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// How photos are brought into a form the service can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NormalizeOptions {
+    /// Normalize at all; `false` (`--no-resize`) sends every original as it is.
+    pub enabled: bool,
+    /// The most bytes one photo may take in a request ([`DEFAULT_MAX_BYTES`]).
+    pub max_bytes: u64,
+    /// The longest edge, in pixels, of a photo sent ([`DEFAULT_MAX_EDGE`]).
+    pub max_edge: u32,
+    /// The JPEG quality of a re-encoded photo, 1–100 ([`DEFAULT_JPEG_QUALITY`]); the
+    /// quality is lowered (down to 60) when a photo would still exceed the budget.
+    pub jpeg_quality: u8,
+}
+
+impl NormalizeOptions {
+    /// The bytes one photo may take: `max_bytes`, but never more than a request can
+    /// carry with the photo alone.
+    pub fn budget(&self) -> u64 {
+        self.max_bytes.min(MAX_SINGLE_PHOTO_BYTES)
+    }
+}
+
+impl Default for NormalizeOptions {
+    fn default() -> Self {
+        NormalizeOptions {
+            enabled: true,
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_edge: DEFAULT_MAX_EDGE,
+            jpeg_quality: DEFAULT_JPEG_QUALITY,
+        }
+    }
+}
+
+/// Why a photo cannot be sent, named with its file.
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    #[error("{}: cannot read the photo: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{}: cannot decode the photo: {reason}", path.display())]
+    Decode { path: PathBuf, reason: String },
+    #[error(
+        "{}: the photo is {}, more than one request can carry ({}); \
+         let faceenroll send a smaller copy (drop --no-resize) or shrink the photo",
+        path.display(), HumanBytes(*bytes), HumanBytes(*limit)
+    )]
+    TooLarge {
+        path: PathBuf,
+        bytes: u64,
+        limit: u64,
+    },
+    #[error(
+        "{}: even at {}×{} px and JPEG quality {quality} the photo takes about {}, over the \
+         budget of {}; raise the budget (max_bytes)",
+        path.display(), dims.0, dims.1, HumanBytes(*bytes), HumanBytes(*limit)
+    )]
+    OverBudget {
+        path: PathBuf,
+        bytes: u64,
+        limit: u64,
+        dims: (u32, u32),
+        quality: u8,
+    },
+    #[error("{}: cannot encode the normalized photo: {reason}", path.display())]
+    Encode { path: PathBuf, reason: String },
+}
+
+/// What a photo's header says, read without decoding its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The file's size in bytes.
+    pub bytes: u64,
+    /// The stored pixels' width and height, before any orientation is applied.
+    pub dims: (u32, u32),
+    /// How the stored pixels must be turned to be seen upright (EXIF orientation).
+    pub orientation: Orientation,
+    /// The file holds more than one frame (an animated GIF), which the service refuses.
+    pub animated: bool,
+}
+
+/// Why a photo must be normalized; at least one field is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reasons {
+    /// The file is larger than the per-photo budget.
+    pub over_budget: bool,
+    /// The long edge is longer than the pixel bound.
+    pub over_edge: bool,
+    /// The pixels are stored turned or mirrored (EXIF orientation other than 1).
+    pub not_upright: bool,
+    /// The photo is an animated GIF, which the service refuses: its first frame is sent.
+    pub animated: bool,
+}
+
+impl fmt::Display for Reasons {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (self.over_budget, "over the byte budget"),
+            (self.over_edge, "over the pixel bound"),
+            (self.not_upright, "not stored upright"),
+            (self.animated, "animated"),
+        ];
+        let set: Vec<&str> = names
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
+        f.write_str(&set.join(", "))
+    }
+}
+
+/// What will happen to a photo when it is sent, known from its size and header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// The file is sent byte for byte.
+    AsIs,
+    /// A smaller, upright JPEG copy is sent instead.
+    Normalize(Reasons),
+}
+
+impl Decision {
+    /// Decides from a photo's header, with normalization enabled (pure).
+    pub fn of(header: &Header, opts: &NormalizeOptions) -> Decision {
+        let reasons = Reasons {
+            over_budget: header.bytes > opts.budget(),
+            over_edge: header.dims.0.max(header.dims.1) > opts.max_edge,
+            not_upright: header.orientation != Orientation::NoTransforms,
+            animated: header.animated,
+        };
+        if reasons.over_budget || reasons.over_edge || reasons.not_upright || reasons.animated {
+            Decision::Normalize(reasons)
+        } else {
+            Decision::AsIs
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    /// "sent as is", or "normalized (over the byte budget, not stored upright)".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::AsIs => f.write_str("sent as is"),
+            Decision::Normalize(reasons) => write!(f, "normalized ({reasons})"),
+        }
+    }
+}
+
+/// What a normalized copy is, against its original: for the report and the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Normalized {
+    /// The original file's size.
+    pub from_bytes: u64,
+    /// The copy's size, as sent.
+    pub to_bytes: u64,
+    /// The original's stored width and height.
+    pub from_dims: (u32, u32),
+    /// The copy's width and height, upright.
+    pub to_dims: (u32, u32),
+    /// Whether the EXIF orientation was applied.
+    pub rotated: bool,
+    /// The JPEG quality the copy was encoded at.
+    pub quality: u8,
+}
+
+impl Normalized {
+    /// Bytes the copy saved over the original.
+    pub fn bytes_saved(&self) -> u64 {
+        self.from_bytes.saturating_sub(self.to_bytes)
+    }
+}
+
+impl fmt::Display for Normalized {
+    /// "normalized from 9.35 MiB 6000×4000 to 273.44 KiB 2048×1365".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "normalized from {} {}×{} to {} {}×{}",
+            HumanBytes(self.from_bytes),
+            self.from_dims.0,
+            self.from_dims.1,
+            HumanBytes(self.to_bytes),
+            self.to_dims.0,
+            self.to_dims.1
+        )?;
+        if self.rotated {
+            f.write_str(", turned upright")?;
+        }
+        Ok(())
+    }
+}
+
+/// What was sent for a photo, without the bytes: for the report and the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The original was sent byte for byte.
+    AsIs,
+    /// A re-encoded copy was sent.
+    Normalized(Normalized),
+}
+
+impl Outcome {
+    /// Bytes the copy saved over the original (0 when sent as is).
+    pub fn bytes_saved(&self) -> u64 {
+        match self {
+            Outcome::AsIs => 0,
+            Outcome::Normalized(n) => n.bytes_saved(),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::AsIs => f.write_str("sent as is"),
+            Outcome::Normalized(n) => n.fmt(f),
+        }
+    }
+}
+
+/// The bytes to send for one photo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// Send the original file byte for byte.
+    AsIs,
+    /// Send these bytes (a JPEG) in place of the file.
+    Normalized {
+        bytes: Vec<u8>,
+        normalized: Normalized,
+    },
+}
+
+impl Prepared {
+    /// What was sent, without the bytes.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Prepared::AsIs => Outcome::AsIs,
+            Prepared::Normalized { normalized, .. } => Outcome::Normalized(*normalized),
+        }
+    }
+
+    /// The bytes to send in place of the file, if any.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Prepared::AsIs => None,
+            Prepared::Normalized { bytes, .. } => Some(bytes),
+        }
+    }
+}
+
+/// Decides what will happen to the photo at `path`, reading only its size and header.
+///
+/// With normalization disabled only the size is read: a photo that fits a request is
+/// [`Decision::AsIs`], a larger one is [`NormalizeError::TooLarge`]. With it enabled,
+/// a file whose header cannot be read as JPEG, PNG, GIF or BMP is
+/// [`NormalizeError::Decode`], so it is reported before any call is spent on it.
+pub fn decide(path: &Path, opts: &NormalizeOptions) -> Result<Decision, NormalizeError> {
+    if !opts.enabled {
+        let bytes = file_len(path)?;
+        if bytes > MAX_SINGLE_PHOTO_BYTES {
+            return Err(NormalizeError::TooLarge {
+                path: path.to_path_buf(),
+                bytes,
+                limit: MAX_SINGLE_PHOTO_BYTES,
+            });
+        }
+        return Ok(Decision::AsIs);
+    }
+    let header = read_header(path)?;
+    Ok(Decision::of(&header, opts))
+}
+
+/// Reads a photo's size, stored dimensions and orientation without decoding pixels.
+///
+/// For a JPEG only the segments before the image data are read (seeking past those
+/// not needed); for the other formats only what their decoder reads to start.
+pub fn read_header(path: &Path) -> Result<Header, NormalizeError> {
+    let file = File::open(path).map_err(|e| read_error(path, e))?;
+    let bytes = file.metadata().map_err(|e| read_error(path, e))?.len();
+    let shape = header_of(BufReader::new(file)).map_err(|e| e.at(path))?;
+    Ok(Header {
+        bytes,
+        dims: shape.dims,
+        orientation: shape.orientation,
+        animated: shape.animated,
+    })
+}
+
+/// Makes the bytes to send for the photo at `path` (see the module documentation).
+///
+/// Call it when the photo is about to be sent, on a bounded pool of its own.
+pub fn prepare(path: &Path, opts: &NormalizeOptions) -> Result<Prepared, NormalizeError> {
+    if decide(path, opts)? == Decision::AsIs {
+        return Ok(Prepared::AsIs);
+    }
+    let original = std::fs::read(path).map_err(|e| read_error(path, e))?;
+    let (bytes, normalized) = normalize_bytes(&original, opts).map_err(|e| e.at(path))?;
+    Ok(Prepared::Normalized { bytes, normalized })
+}
+
+/// A pool of `threads` threads for normalizing, named `normalize-N`, apart from the
+/// threads that send requests.
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("normalize-{i}"))
+        .build()
+}
+
+/// Prepares the photos of one chunk on `pool`, in parallel, each result in the place
+/// of its path. A photo that fails does not stop the others.
+pub fn prepare_chunk<P: AsRef<Path> + Sync>(
+    pool: &rayon::ThreadPool,
+    paths: &[P],
+    opts: &NormalizeOptions,
+) -> Vec<Result<Prepared, NormalizeError>> {
+    use rayon::prelude::*;
+    pool.install(|| {
+        paths
+            .par_iter()
+            .map(|p| prepare(p.as_ref(), opts))
+            .collect()
+    })
+}
+
+/// A failure not yet tied to a file.
+#[derive(Debug)]
+enum Failure {
+    Read(io::Error),
+    Decode(String),
+    Encode(String),
+    OverBudget {
+        bytes: u64,
+        limit: u64,
+        dims: (u32, u32),
+        quality: u8,
+    },
+}
+
+impl Failure {
+    fn at(self, path: &Path) -> NormalizeError {
+        let path = path.to_path_buf();
+        match self {
+            Failure::Read(source) => NormalizeError::Read { path, source },
+            Failure::Decode(reason) => NormalizeError::Decode { path, reason },
+            Failure::Encode(reason) => NormalizeError::Encode { path, reason },
+            Failure::OverBudget {
+                bytes,
+                limit,
+                dims,
+                quality,
+            } => NormalizeError::OverBudget {
+                path,
+                bytes,
+                limit,
+                dims,
+                quality,
+            },
+        }
+    }
+}
+
+fn read_error(path: &Path, source: io::Error) -> NormalizeError {
+    NormalizeError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn file_len(path: &Path) -> Result<u64, NormalizeError> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| read_error(path, e))
+}
+
+fn decode_failure(e: image::ImageError) -> Failure {
+    match e {
+        image::ImageError::IoError(e) if e.kind() != io::ErrorKind::UnexpectedEof => {
+            Failure::Read(e)
+        }
+        e => Failure::Decode(e.to_string()),
+    }
+}
+
+/// Decodes, scales, turns upright and re-encodes a photo to fit the budget.
+fn normalize_bytes(
+    original: &[u8],
+    opts: &NormalizeOptions,
+) -> Result<(Vec<u8>, Normalized), Failure> {
+    let Shape {
+        dims: from_dims,
+        orientation,
+        ..
+    } = header_of(Cursor::new(original))?;
+    let mut decoder = ImageReader::new(Cursor::new(original))
+        .with_guessed_format()
+        .map_err(Failure::Read)?
+        .into_decoder()
+        .map_err(decode_failure)?;
+    let (w, h) = decoder.dimensions();
+    let need = decoder.total_bytes();
+    if need > MAX_DECODED_BYTES {
+        return Err(Failure::Decode(format!(
+            "{w}×{h} pixels take {} to decode, more than the {} allowed for one photo",
+            HumanBytes(need),
+            HumanBytes(MAX_DECODED_BYTES)
+        )));
+    }
+    // A damaged profile is dropped, not fatal: the pixels are what matter.
+    let profile = decoder.icc_profile().ok().flatten();
+    let base = flatten(DynamicImage::from_decoder(decoder).map_err(decode_failure)?);
+    let profile = profile.filter(|p| p.len() <= MAX_ICC_BYTES && profile_fits(p, &base));
+    let long = base.width().max(base.height());
+    // JPEG cannot record a side longer than 65535 pixels.
+    let mut edge = long.min(opts.max_edge.clamp(1, u32::from(u16::MAX)));
+    let mut quality = opts.jpeg_quality.clamp(1, 100);
+    let mut picture = fit(&base, edge, orientation);
+    let mut sample = sample_of(&picture);
+    let budget = opts.budget();
+    let mut last = (0u64, (0, 0), quality);
+    for _ in 0..MAX_ATTEMPTS {
+        let to_dims = (picture.width(), picture.height());
+        // A quarter-size sample predicts the copy's size; the whole picture is encoded
+        // only when the prediction fits the budget.
+        let predicted = match &sample {
+            Some(sample) => Some(predict_size(
+                sample,
+                to_dims.1,
+                quality,
+                profile.as_deref(),
+            )?),
+            None => None,
+        };
+        let size = match predicted {
+            Some(size) if size > budget => size,
+            _ => {
+                let bytes = encode_jpeg(&picture, quality, profile.as_deref())?;
+                let size = bytes.len() as u64;
+                if size <= budget {
+                    let normalized = Normalized {
+                        from_bytes: original.len() as u64,
+                        to_bytes: size,
+                        from_dims,
+                        to_dims,
+                        rotated: orientation != Orientation::NoTransforms,
+                        quality,
+                    };
+                    return Ok((bytes, normalized));
+                }
+                size
+            }
+        };
+        last = (size, to_dims, quality);
+        // Step down: first the quality, while a modest cut may do; then the size, by
+        // the square root of the overshoot (bytes grow roughly with pixel count).
+        let ratio = budget as f64 / size as f64;
+        if quality > QUALITY_FLOOR && ratio > 0.5 {
+            quality = quality.saturating_sub(10).max(QUALITY_FLOOR);
+        } else {
+            let next = ((f64::from(edge) * ratio.sqrt() * 0.9) as u32).max(MIN_EDGE.min(long));
+            if next >= edge {
+                break;
+            }
+            edge = next;
+            picture = fit(&base, edge, orientation);
+            sample = sample_of(&picture);
+        }
+    }
+    Err(Failure::OverBudget {
+        bytes: last.0,
+        limit: budget,
+        dims: last.1,
+        quality: last.2,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(bytes: u64, dims: (u32, u32), orientation: Orientation) -> Header {
+        Header {
+            bytes,
+            dims,
+            orientation,
+            animated: false,
+        }
+    }
+
+    #[test]
+    fn the_decision_names_every_reason_and_only_those() {
+        let opts = NormalizeOptions::default();
+        let upright = Orientation::NoTransforms;
+        let at_limits = header(opts.max_bytes, (opts.max_edge, opts.max_edge), upright);
+        assert_eq!(Decision::of(&at_limits, &opts), Decision::AsIs);
+
+        let big = header(opts.max_bytes + 1, (640, 480), upright);
+        // A budget set above what a request carries is held to the request.
+        let lavish = NormalizeOptions {
+            max_bytes: u64::MAX,
+            ..opts
+        };
+        let seven_mb = header(7 << 20, (640, 480), upright);
+        assert!(matches!(
+            Decision::of(&seven_mb, &lavish),
+            Decision::Normalize(Reasons {
+                over_budget: true,
+                ..
+            })
+        ));
+        let wide = header(1000, (opts.max_edge + 1, 10), upright);
+        let tall = header(1000, (10, opts.max_edge + 1), upright);
+        let flipped = header(1000, (640, 480), Orientation::FlipHorizontal);
+        let all = header(9_800_000, (6000, 4000), Orientation::Rotate270);
+        let animated = Header {
+            animated: true,
+            ..header(1000, (64, 64), upright)
+        };
+        let all = Header {
+            animated: true,
+            ..all
+        };
+        let reasons = |h: &Header| match Decision::of(h, &opts) {
+            Decision::Normalize(r) => (r.over_budget, r.over_edge, r.not_upright, r.animated),
+            Decision::AsIs => panic!("{h:?} should be normalized"),
+        };
+        assert_eq!(reasons(&big), (true, false, false, false));
+        assert_eq!(reasons(&wide), (false, true, false, false));
+        assert_eq!(reasons(&tall), (false, true, false, false));
+        assert_eq!(reasons(&flipped), (false, false, true, false));
+        assert_eq!(reasons(&animated), (false, false, false, true));
+        assert_eq!(reasons(&all), (true, true, true, true));
+        let Decision::Normalize(r) = Decision::of(&all, &opts) else {
+            unreachable!()
+        };
+        assert_eq!(
+            r.to_string(),
+            "over the byte budget, over the pixel bound, not stored upright, animated"
+        );
+        assert_eq!(
+            Decision::of(&flipped, &opts).to_string(),
+            "normalized (not stored upright)"
+        );
+        assert_eq!(Decision::AsIs.to_string(), "sent as is");
+    }
+
+    #[test]
+    fn the_outcome_reads_as_the_report_says_it() {
+        let outcome = Outcome::Normalized(Normalized {
+            from_bytes: 9_800_000,
+            to_bytes: 280_000,
+            from_dims: (6000, 4000),
+            to_dims: (2048, 1365),
+            rotated: false,
+            quality: 85,
+        });
+        assert_eq!(
+            outcome.to_string(),
+            "normalized from 9.35 MiB 6000×4000 to 273.44 KiB 2048×1365"
+        );
+        assert_eq!(outcome.bytes_saved(), 9_520_000);
+        assert_eq!(Outcome::AsIs.to_string(), "sent as is");
+    }
+}
