@@ -8,12 +8,14 @@
 //! RNG; the seed is printed, and `FACEENROLL_KILL_SEED=N` replays a run.
 //!
 //! The job is paced (`--qps 15`) and its photos cut into chunks of two, so a run
-//! killed at most 100 ms after its first call has started at most two calls: every
-//! person takes three calls at least, so every kill lands before the job is done
-//! (the test checks that the last, unkilled run still had calls to make).
+//! killed at most 100 ms after its first call has started two or three calls (the
+//! pacer may make up a slot missed while the run was starting): every person takes
+//! three calls at least, so with at least three persons per kill every kill lands
+//! before the job is done (the test checks that the last, unkilled run still had
+//! calls to make).
 //!
-//! Fast version (in `cargo test`): 15 persons × 4 photos, 20 kills.
-//! Long version, 80 persons × 4 photos, 100 kills:
+//! Fast version (in `cargo test`): 25 persons × 4 photos, 20 kills.
+//! Long version, 120 persons × 4 photos, 100 kills:
 //!
 //! ```text
 //! cargo test --test kill -- --ignored --nocapture
@@ -200,14 +202,14 @@ fn walk_files(root: &std::path::Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_job_killed_twenty_times_enrolls_every_photo_exactly_once() {
-    // 15 persons: 45 calls at least (newperson and two addface each); a killed run
-    // starts at most 1 + MAX_DELAY_MS × QPS / 1000 = 2 of them.
-    kill_until_done(15, 4, 20);
+    // 25 persons: 75 calls at least (newperson and two addface each); a killed run
+    // starts at most three of them.
+    kill_until_done(25, 4, 20);
 }
 
 #[test]
-#[ignore = "long: about a minute; run with --ignored"]
+#[ignore = "long: one to two minutes; run with --ignored"]
 fn a_job_killed_a_hundred_times_enrolls_every_photo_exactly_once() {
-    // 240 calls at least.
-    kill_until_done(80, 4, 100);
+    // 360 calls at least.
+    kill_until_done(120, 4, 100);
 }

@@ -4,7 +4,7 @@
 //! refusals), with latency and jitter on every call. The job must finish with every
 //! photo enrolled exactly once.
 //!
-//! Fast version (in `cargo test`): 30 persons × 4 photos, in process. Long version,
+//! Fast version (in `cargo test`): 100 persons × 3 photos, in process. Long version,
 //! 400 persons × 7 photos:
 //!
 //! ```text
@@ -61,7 +61,7 @@ fn soak(persons: u32, photos: u32, seed: u64) {
     let faulted = f.error_213 + f.rate_limit_15 + f.drop_connection + f.lose_answer;
     let share = faulted as f64 / counters.requests as f64;
     assert!(
-        (0.12..0.28).contains(&share),
+        (0.10..0.30).contains(&share),
         "{faulted} of {} calls faulted",
         counters.requests
     );
@@ -95,7 +95,9 @@ fn soak(persons: u32, photos: u32, seed: u64) {
 
 #[test]
 fn one_call_in_five_faulted_every_photo_enrolled_once() {
-    soak(30, 4, 17);
+    // About 250 calls: enough that each fault kind fires and the share of faulted
+    // calls is near one in five whatever order the workers' calls come in.
+    soak(100, 3, 17);
 }
 
 #[test]

@@ -1,23 +1,32 @@
 //! The pacer every worker shares: at most `qps` calls per second in all, slowing
 //! down when the service answers "too frequent" (code 15) and recovering after.
 //!
-//! The mechanism ([`Pacer::acquire`]) hands out evenly spaced send slots; the policy
-//! ([`Aimd`]) decides the rate: multiplicative decrease on a rate-limit answer (at
-//! most once per quarter second, so a burst of answers to calls that were already in flight
-//! counts once), additive increase on each success, never above the configured cap.
-//! A run thus settles just under the service's real cap instead of hammering it.
+//! The mechanism ([`Pacer::acquire`]) hands out send slots; the policy ([`Aimd`])
+//! decides the rate: multiplicative decrease on a rate-limit answer (at most once per
+//! quarter second, so a burst of answers to calls that were already in flight counts
+//! once), additive increase on each success, never above the configured cap. A run
+//! thus settles just under the service's real cap instead of hammering it.
 //!
-//! The service counts calls in a one-second window, and a call leaves a little
-//! after its slot (signing, reading the photo, the scheduler). Slots are therefore
-//! spaced so that any `rate` consecutive slots span one second plus
-//! [`SEND_JITTER_ALLOWANCE`]: a call sent up to half that much later than its slot
-//! still finds room in the window, with the other half for its way to the service.
-//! A call that leaves later than that (the process stalled) moves the slots not yet
-//! handed out back by the excess, so the call `rate` slots after it keeps its room
-//! too. Spaced at exactly `1/rate`, a single late call would draw a rate-limit
-//! answer, and the decrease it causes costs far more than the 1% the allowance
-//! gives up.
+//! # Slots
+//!
+//! The service counts calls in a one-second window. The pacer keeps the slots it
+//! handed out over the last such window and gives each new slot room in it: any
+//! `ceil(rate)` consecutive slots span one second plus [`SEND_JITTER_ALLOWANCE`].
+//! While workers are waiting, that spaces slots evenly at a little under `rate`.
+//! When no worker was ready at a slot's time (all were busy with their photos or
+//! the store), the slot is not lost: later slots come closer together, down to half
+//! the spacing, as long as the window has room. (Calls then come in bursts of up to
+//! twice the rate, which the service's one-second window allows.)
+//!
+//! A call leaves a little after its slot (signing, reading the photo, the
+//! scheduler). Up to half the allowance is absorbed by the window's margin, with the
+//! other half for its way to the service; a call that leaves later than that is
+//! recorded at its real time (less the tolerated half), so the slot a window after
+//! it keeps its room too. Without the margin a single late call would draw a
+//! rate-limit answer, and the decrease it causes costs far more than the 1% the
+//! allowance gives up.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -28,6 +37,11 @@ pub const SEND_JITTER_ALLOWANCE: Duration = Duration::from_millis(10);
 /// The time between two slots at `rate` calls per second.
 fn spacing(rate: f64) -> Duration {
     (Duration::from_secs(1) + SEND_JITTER_ALLOWANCE).div_f64(rate)
+}
+
+/// How many slots one window holds at `rate`.
+fn window_slots(rate: f64) -> usize {
+    (rate.ceil() as usize).max(1)
 }
 
 /// How the rate reacts to the service's answers.
@@ -68,11 +82,64 @@ impl Aimd {
 #[derive(Debug)]
 struct State {
     rate: f64,
-    next_slot: Instant,
+    /// The latest slots, oldest first: as many as a window holds at the cap. A call
+    /// that left late is recorded at its time of leaving.
+    recent: VecDeque<Instant>,
+    /// No slot before this (a breath after a rate-limit answer).
+    not_before: Instant,
     last_decrease: Option<Instant>,
-    /// The slots handed out before this one were already moved back for a late
-    /// send; a send late in the same stall does not move them again.
-    shifted_through: Instant,
+}
+
+impl State {
+    fn new(rate: f64, now: Instant) -> State {
+        // A window of slots just before now, evenly spaced, so the first ones come
+        // evenly spaced too rather than in a burst. (None when unlimited.)
+        let n = if rate.is_finite() {
+            window_slots(rate)
+        } else {
+            0
+        };
+        let step = spacing(rate);
+        State {
+            rate,
+            recent: (0..n)
+                .map(|i| now.checked_sub(step * (n - i) as u32).unwrap_or(now))
+                .collect(),
+            not_before: now,
+            last_decrease: None,
+        }
+    }
+
+    /// Hands out the next slot at `now`.
+    fn reserve(&mut self, now: Instant) -> Instant {
+        let step = spacing(self.rate);
+        let n = window_slots(self.rate).min(self.recent.len());
+        let mut slot = now.max(self.not_before);
+        if let Some(&last) = self.recent.back() {
+            slot = slot.max(last + step / 2);
+        }
+        if n > 0 {
+            let window_start = self.recent[self.recent.len() - n];
+            slot = slot.max(window_start + step * n as u32);
+        }
+        let capacity = self.recent.len().max(1);
+        self.recent.push_back(slot);
+        while self.recent.len() > capacity {
+            self.recent.pop_front();
+        }
+        slot
+    }
+
+    /// The call of `slot` left at `at`.
+    fn sent(&mut self, slot: Instant, at: Instant) {
+        let tolerated = SEND_JITTER_ALLOWANCE / 2;
+        if at.saturating_duration_since(slot) <= tolerated {
+            return;
+        }
+        if let Some(recorded) = self.recent.iter_mut().rev().find(|t| **t == slot) {
+            *recorded = at - tolerated;
+        }
+    }
 }
 
 /// Spaces the calls of all workers. `qps == 0` means no limit.
@@ -86,12 +153,10 @@ impl Pacer {
     pub fn new(qps: u32) -> Pacer {
         let policy = (qps > 0).then(|| Aimd::for_cap(f64::from(qps)));
         Pacer {
-            state: Mutex::new(State {
-                rate: policy.map_or(f64::INFINITY, |p| p.max_rate),
-                next_slot: Instant::now(),
-                last_decrease: None,
-                shifted_through: Instant::now(),
-            }),
+            state: Mutex::new(State::new(
+                policy.map_or(f64::INFINITY, |p| p.max_rate),
+                Instant::now(),
+            )),
             policy,
         }
     }
@@ -107,29 +172,13 @@ impl Pacer {
         self.sent(slot, Instant::now());
     }
 
-    /// Hands out the next send slot.
     fn reserve(&self) -> Instant {
         let mut s = self.state.lock().expect("pacer lock");
-        let slot = s.next_slot.max(Instant::now());
-        s.next_slot = slot + spacing(s.rate);
-        slot
+        s.reserve(Instant::now())
     }
 
-    /// The call of `slot` leaves at `at`. Left later than half the allowance (the
-    /// other half covers the way to the service), it would crowd the window of the
-    /// call `rate` slots after it: the slots not yet handed out move back by the
-    /// excess, once per stall.
     fn sent(&self, slot: Instant, at: Instant) {
-        let tolerated = SEND_JITTER_ALLOWANCE / 2;
-        let late = at.saturating_duration_since(slot);
-        if late <= tolerated {
-            return;
-        }
-        let mut s = self.state.lock().expect("pacer lock");
-        if slot >= s.shifted_through {
-            s.next_slot += late - tolerated;
-            s.shifted_through = s.next_slot;
-        }
+        self.state.lock().expect("pacer lock").sent(slot, at);
     }
 
     /// The call was answered without a rate-limit code.
@@ -151,7 +200,8 @@ impl Pacer {
                 s.rate = policy.after_rate_limited(s.rate);
                 s.last_decrease = Some(now);
                 // Leave the service a breath before the next slot.
-                s.next_slot = s.next_slot.max(now) + spacing(s.rate);
+                let last = s.recent.back().copied().unwrap_or(now);
+                s.not_before = last.max(now) + spacing(s.rate);
             }
         }
     }
@@ -216,29 +266,71 @@ mod tests {
         }
     }
 
+    /// Asserts that any `n + 1` consecutive slots span a second plus the allowance,
+    /// and no two come closer than half the spacing.
+    fn assert_room_in_every_window(slots: &[Instant], rate: f64) {
+        let n = window_slots(rate);
+        for pair in slots.windows(2) {
+            assert!(pair[1] - pair[0] + Duration::from_micros(1) >= spacing(rate) / 2);
+        }
+        for w in slots.windows(n + 1) {
+            let span = w[n] - w[0] + Duration::from_micros(1);
+            assert!(
+                span >= Duration::from_secs(1) + SEND_JITTER_ALLOWANCE,
+                "{span:?}"
+            );
+        }
+    }
+
     #[test]
-    fn a_late_send_moves_the_later_slots_back_once_per_stall() {
-        let pacer = Pacer::new(50);
-        let step = spacing(50.0);
-        let a = pacer.reserve();
-        let b = pacer.reserve();
+    fn slots_handed_out_together_are_evenly_spaced() {
+        let now = Instant::now();
+        let mut state = State::new(50.0, now);
+        let slots: Vec<Instant> = (0..120).map(|_| state.reserve(now)).collect();
+        assert_eq!(slots[0], now);
+        for pair in slots.windows(2) {
+            assert_eq!(pair[1] - pair[0], spacing(50.0));
+        }
+        assert_room_in_every_window(&slots, 50.0);
+    }
+
+    #[test]
+    fn slots_nobody_took_are_made_up_within_the_window() {
+        let start = Instant::now();
+        let mut state = State::new(10.0, start);
+        let mut slots: Vec<Instant> = (0..5).map(|_| state.reserve(start)).collect();
+        // No worker for 700 ms: the next slots come closer, never crowding a window.
+        let late = start + Duration::from_millis(1100);
+        for _ in 0..30 {
+            slots.push(state.reserve(late));
+        }
+        assert_eq!(slots[5], late);
+        assert_eq!(slots[6] - slots[5], spacing(10.0) / 2);
+        assert_room_in_every_window(&slots, 10.0);
+        // Made up: the 35th slot comes sooner than if the next 30 had been spaced
+        // evenly after the gap, i.e. the slots nobody took were not all lost.
+        assert!(slots[34] < late + spacing(10.0) * 29);
+    }
+
+    #[test]
+    fn a_late_send_moves_back_the_slot_a_window_after_it() {
+        let now = Instant::now();
+        let mut state = State::new(2.0, now);
+        let step = spacing(2.0);
+        let a = state.reserve(now);
+        let b = state.reserve(now);
         assert_eq!(b - a, step);
-        // On time, or late within half the allowance: nothing moves.
-        pacer.sent(a, a + SEND_JITTER_ALLOWANCE / 2);
-        let c = pacer.reserve();
-        assert_eq!(c - b, step);
-        // 30 ms late: the slots not handed out yet move back by the excess.
-        pacer.sent(a, a + Duration::from_millis(30));
-        let d = pacer.reserve();
+        // Late within half the allowance: nothing moves.
+        state.sent(b, b + SEND_JITTER_ALLOWANCE / 2);
+        // 30 ms late: the slot two after it (a window of 2) comes later by the excess.
+        state.sent(a, a + Duration::from_millis(30));
+        let c = state.reserve(now);
         assert_eq!(
-            d - c,
-            step + Duration::from_millis(30) - SEND_JITTER_ALLOWANCE / 2
+            c - a,
+            step * 2 + Duration::from_millis(30) - SEND_JITTER_ALLOWANCE / 2
         );
-        // The calls of b and c were held up by the same stall: no second move.
-        pacer.sent(b, a + Duration::from_millis(30));
-        pacer.sent(c, a + Duration::from_millis(30));
-        let e = pacer.reserve();
-        assert_eq!(e - d, step);
+        let d = state.reserve(now);
+        assert_eq!(d - b, step * 2);
     }
 
     #[test]
