@@ -348,6 +348,9 @@ struct Row {
     tag: Option<String>,
     hash: Option<ContentHash>,
     size: Option<u64>,
+    /// The file's modification time, when it can vouch for the hash (see [`inspect`]).
+    #[serde(default)]
+    modified: Option<u64>,
     /// The photo will be re-encoded to fit before it is sent.
     #[serde(default)]
     normalize: bool,
@@ -407,10 +410,12 @@ pub fn build(
     let _ = std::fs::remove_dir_all(&sort_dir);
     let result = (|| {
         let started = std::time::Instant::now();
+        let previous = |key: &PhotoKey| store.photo(key).ok().flatten();
         let sorted = gather(
             &sort_dir,
             items,
             options,
+            &previous,
             SortLimits::default(),
             &mut summary,
         )?;
@@ -432,6 +437,7 @@ fn gather(
     sort_dir: &Path,
     mut items: Box<dyn Iterator<Item = SourceItem> + Send>,
     options: &PlanOptions,
+    previous: &Previous<'_>,
     limits: SortLimits,
     summary: &mut PlanSummary,
 ) -> Result<Sorted, PlanError> {
@@ -448,7 +454,7 @@ fn gather(
         let checked: Vec<Result<(PhotoKey, Row), String>> = batch
             .par_drain(..)
             .map(|item| {
-                let row = check(item, options)?;
+                let row = check(item, options, previous)?;
                 Ok((row.key(), row))
             })
             .collect();
@@ -634,9 +640,13 @@ impl Iterator for Sorted {
     }
 }
 
+/// What an earlier run recorded of a photo, by its key.
+type Previous<'a> = dyn Fn(&PhotoKey) -> Option<PhotoEntry> + Sync + 'a;
+
 /// Checks one record: everything that can be told from the record and its file
-/// alone. `Err` is a problem of the source with no photo to record.
-fn check(item: SourceItem, options: &PlanOptions) -> Result<Row, String> {
+/// alone (and from what an earlier run recorded of that file). `Err` is a problem of
+/// the source with no photo to record.
+fn check(item: SourceItem, options: &PlanOptions, previous: &Previous<'_>) -> Result<Row, String> {
     let (record, verdict, person_error) = match item {
         SourceItem::Photo(record) => (record, Verdict::Ok, None),
         SourceItem::Problem(problem) => match (problem.photo, problem.kind) {
@@ -694,6 +704,7 @@ fn check(item: SourceItem, options: &PlanOptions) -> Result<Row, String> {
         tag,
         hash: None,
         size: None,
+        modified: None,
         normalize: false,
         person_error,
         field_error,
@@ -701,11 +712,17 @@ fn check(item: SourceItem, options: &PlanOptions) -> Result<Row, String> {
     };
     if options.check_content && matches!(row.verdict, Verdict::Ok) {
         if let ImageRef::File(path) = &row.image {
-            match inspect(path, options) {
-                Ok((size, hash)) => {
-                    row.size = Some(size);
-                    row.hash = Some(hash);
+            let before = previous(&row.key());
+            match inspect(path, options, before.as_ref()) {
+                Ok(inspected) => {
+                    row.size = Some(inspected.size);
+                    row.hash = Some(inspected.hash);
+                    row.modified = inspected.modified;
+                    // A photo already settled by an earlier run is not sent again: no
+                    // need to read its header to count it.
+                    let settled = inspected.reused && before.is_some_and(|b| b.state.is_final());
                     row.normalize = options.normalize.enabled
+                        && !settled
                         && normalize::decide(path, &options.normalize)
                             .is_ok_and(|d| d != normalize::Decision::AsIs);
                 }
@@ -729,8 +746,34 @@ fn too_long(origin: &Origin, field: &str, value: Option<&str>, max: usize) -> Op
     })
 }
 
+/// A local photo as the planner found it.
+struct Inspected {
+    size: u64,
+    hash: ContentHash,
+    /// The modification time to record with the hash, when it can vouch for it.
+    modified: Option<u64>,
+    /// The hash is an earlier run's, not read again.
+    reused: bool,
+}
+
+/// How long after its last change a file's modification time is trusted to tell a
+/// later run that its content is unchanged. A file changed again within the same
+/// tick of the file system's clock could keep its time; one older than this when it
+/// was hashed cannot have been changed in that tick unnoticed.
+const SETTLED_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Reads a local photo: its size and content hash, or why it cannot be sent.
-fn inspect(path: &Path, options: &PlanOptions) -> Result<(u64, ContentHash), String> {
+///
+/// A file whose size and modification time are those an earlier run recorded with
+/// its hash is not read again (as `make` and `rsync` judge files): a nightly run over
+/// a large archive then costs one `stat` per unchanged photo, not a read of every
+/// byte. The time is recorded only when the file had settled before it was hashed
+/// (see [`SETTLED_AFTER`]); otherwise the next run reads the file again.
+fn inspect(
+    path: &Path,
+    options: &PlanOptions,
+    before: Option<&PhotoEntry>,
+) -> Result<Inspected, String> {
     let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "file not found".to_owned(),
         _ => format!("cannot read: {e}"),
@@ -749,6 +792,22 @@ fn inspect(path: &Path, options: &PlanOptions) -> Result<(u64, ContentHash), Str
             options.image_budget()
         ));
     }
+    let modified = meta.modified().ok();
+    let modified_nanos = modified
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_nanos()).ok());
+    if let Some(before) = before {
+        if let (Some(hash), Some(_)) = (before.hash, before.modified) {
+            if before.size == Some(size) && before.modified == modified_nanos {
+                return Ok(Inspected {
+                    size,
+                    hash,
+                    modified: modified_nanos,
+                    reused: true,
+                });
+            }
+        }
+    }
     let mut head = [0u8; ImageKind::SNIFF_BYTES];
     let mut got = 0;
     while got < head.len() {
@@ -764,7 +823,17 @@ fn inspect(path: &Path, options: &PlanOptions) -> Result<(u64, ContentHash), Str
     }
     let hash = ContentHash::of_reader((&head[..got]).chain(file))
         .map_err(|e| format!("cannot read: {e}"))?;
-    Ok((size, hash))
+    let settled = modified.is_some_and(|m| {
+        std::time::SystemTime::now()
+            .duration_since(m)
+            .is_ok_and(|age| age >= SETTLED_AFTER)
+    });
+    Ok(Inspected {
+        size,
+        hash,
+        modified: modified_nanos.filter(|_| settled),
+        reused: false,
+    })
 }
 
 /// Phase 2: reads the sorted rows person by person, decides each person and writes
@@ -1114,9 +1183,9 @@ fn plan_person(
         let unchanged = before
             .as_ref()
             .is_some_and(|b| r.hash.is_none() || b.hash.is_none() || b.hash == r.hash);
-        let (hash, size) = match &before {
-            Some(b) if unchanged && r.hash.is_none() => (b.hash, b.size.or(r.size)),
-            _ => (r.hash, r.size),
+        let (hash, size, modified) = match &before {
+            Some(b) if unchanged && r.hash.is_none() => (b.hash, b.size.or(r.size), b.modified),
+            _ => (r.hash, r.size, r.modified),
         };
         let entry = PhotoEntry {
             person: r.person,
@@ -1125,6 +1194,7 @@ fn plan_person(
             seq: r.seq,
             hash,
             size,
+            modified,
             state,
             attempts: before.as_ref().map_or(0, |b| b.attempts),
             generation,
@@ -1221,6 +1291,7 @@ mod tests {
             &sort_dir,
             source.open().unwrap(),
             &PlanOptions::default(),
+            &|_| None,
             limits,
             &mut summary,
         )

@@ -208,6 +208,11 @@ pub struct PhotoEntry {
     pub hash: Option<ContentHash>,
     /// Size in bytes of a local file.
     pub size: Option<u64>,
+    /// The file's modification time (nanoseconds since the epoch) when `hash` was
+    /// taken, if the file had settled by then: a later plan that finds the same size
+    /// and time trusts the hash without reading the file again.
+    #[serde(default)]
+    pub modified: Option<u64>,
     pub state: PhotoState,
     /// Calls that carried this photo, across runs.
     pub attempts: u32,
@@ -469,6 +474,7 @@ mod tests {
             seq: 0,
             hash: None,
             size: None,
+            modified: None,
             state: PhotoState::Pending,
             attempts: 0,
             generation: 1,

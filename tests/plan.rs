@@ -873,3 +873,51 @@ fn the_plan_command_with_a_state_directory_plans_into_it() {
         "sorted runs are removed"
     );
 }
+
+#[test]
+fn an_unchanged_file_is_known_by_its_size_and_time_without_reading_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    let path = root.join("alice/a.jpg");
+    write(&path, &jpeg("one"));
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let set_modified = |when| {
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap()
+    };
+    set_modified(an_hour_ago);
+    let store = Store::open(&dir.path().join("state")).unwrap();
+    let spec = tree(&root, &["g"]);
+    plan(&store, &spec);
+    let first = photos(&store).remove(0);
+    assert!(
+        first.modified.is_some(),
+        "a settled file's time is recorded"
+    );
+
+    // Same size, same time: trusted as unchanged, so the content is not read (the
+    // new bytes go unnoticed, as `make` and `rsync` would miss them too).
+    write(&path, &jpeg("two"));
+    set_modified(an_hour_ago);
+    plan(&store, &spec);
+    assert_eq!(photos(&store)[0].hash, first.hash);
+
+    // Another time: read again, and the change is seen.
+    set_modified(an_hour_ago + std::time::Duration::from_secs(60));
+    plan(&store, &spec);
+    let changed = photos(&store).remove(0);
+    assert_ne!(changed.hash, first.hash);
+    assert_eq!(changed.state, PhotoState::Pending);
+
+    // A file written just now may change again within the same clock tick: its time
+    // is not recorded, so the next plan reads it again.
+    write(&path, &jpeg("three"));
+    plan(&store, &spec);
+    let fresh = photos(&store).remove(0);
+    assert_eq!(fresh.modified, None);
+    assert_ne!(fresh.hash, changed.hash);
+}
