@@ -45,8 +45,10 @@
 //! second listing is reported as a duplicate in the summary.
 //!
 //! A person whose earlier run ended `PersonState::Failed` (no photo could seed it)
-//! and that has photos to send again goes back to `PersonState::New`; any other
-//! known person keeps its state.
+//! and that has photos to send again goes back to `PersonState::New`; a person on the
+//! service whose groups, name or tag changed in the source becomes
+//! `PersonState::Stale` (the engine brings it in line); any other known person keeps
+//! its state.
 
 use crate::limits::{
     MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, MAX_NAME_BYTES, MAX_REQUEST_BYTES, MAX_TAG_BYTES,
@@ -164,6 +166,9 @@ pub struct PlanSummary {
     pub new_persons: usize,
     /// Persons (new or known) with photos to send.
     pub persons_with_work: usize,
+    /// Known persons whose groups, name or tag changed in the source: the run brings
+    /// them in line on the service (getinfo, then addgroupids and setinfo as needed).
+    pub persons_to_update: usize,
     /// Input photos recorded in the store (each once).
     pub photos: usize,
     /// Photos to send (`Pending`).
@@ -317,7 +322,18 @@ impl Iterator for PendingPersons<'_> {
                 take(key, entry, self.generation);
             }
             if photos.is_empty() {
-                continue;
+                // Nothing to send; still work when the person's fields changed.
+                match self.store.person(&person) {
+                    Ok(Some(entry)) if entry.state == PersonState::Stale => {
+                        return Some(Ok(PersonWork {
+                            person: entry,
+                            photos,
+                            enrolled,
+                        }))
+                    }
+                    Ok(_) => continue,
+                    Err(e) => return Some(Err(e)),
+                }
             }
             photos.sort_by_key(|(_, e)| e.seq);
             match self.store.person(&person) {
@@ -1125,10 +1141,16 @@ fn plan_person(
                 state: PersonState::Failed { .. },
                 ..
             }) if !work.is_empty() => PersonState::New,
+            Some(PersonEntry {
+                state: PersonState::Ready { .. },
+                fields: before,
+                ..
+            }) if before != fields => PersonState::Stale,
             Some(existing) => existing.state,
             None => PersonState::New,
         };
         summary.persons += 1;
+        summary.persons_to_update += usize::from(state == PersonState::Stale);
         if !work.is_empty() {
             summary.persons_with_work += 1;
             let room = MAX_FACES_PER_PERSON.saturating_sub(enrolled);

@@ -230,6 +230,10 @@ pub enum PersonState {
     New,
     /// On the service with its groups, name and tag as planned.
     Ready { created: bool },
+    /// On the service, but its groups, name or tag in the source changed since it was
+    /// brought in line: the next run reconciles it (adds the missing groups, sets the
+    /// name and tag) even when it has no photo to send.
+    Stale,
     /// No photo of the person could seed it.
     Failed { reason: String },
 }

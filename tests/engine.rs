@@ -4,11 +4,16 @@
 
 mod common;
 
-use common::{blank, client, emulator, emulator_with, hash_of, options, photo, run, Archive};
+use common::{
+    blank, client, emulator, emulator_with, hash_of, options, photo, run, run_source, tree_spec,
+    Archive,
+};
 use faceenroll::emulator::{Emulator, Faults};
 use faceenroll::engine::RunOutcome;
 use faceenroll::model::{GroupId, ImageRef, PersonId};
+use faceenroll::plan::PlanOptions;
 use faceenroll::service::client::ImageBody;
+use faceenroll::source::SourceSpec;
 use faceenroll::store::{FaceRef, PhotoState, Store};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -325,4 +330,40 @@ fn a_fatal_error_stops_the_job_and_a_rerun_resumes_it() {
         &emulator,
         &["person000", "person001", "person002", "person003"],
     );
+}
+
+#[test]
+fn a_person_whose_groups_or_name_changed_is_brought_in_line_on_the_next_run() {
+    let archive = Archive::new();
+    archive.fill(2, 2, 0);
+    let emulator = emulator();
+    let client = client(&emulator);
+    run(&archive, &client, &options());
+
+    // The next night the archive puts everyone in a second group; no photo is new.
+    let mut spec = tree_spec(&archive, "staff");
+    if let SourceSpec::Tree { groups, .. } = &mut spec {
+        groups.push("night".into());
+    }
+    let plan = PlanOptions::default();
+    let (summary, outcome, tally) = run_source(&archive, &spec, &client, &options(), &plan);
+    assert_eq!(summary.persons_to_update, 2);
+    assert!(matches!(outcome, RunOutcome::Finished));
+    assert_eq!(tally.persons_reconciled.load(Relaxed), 2);
+    // getinfo and addgroupids for each person; no photo sent again.
+    assert_eq!(tally.calls.load(Relaxed), 4);
+    let snapshot = emulator.snapshot();
+    for person in ["person000", "person001"] {
+        assert_eq!(
+            snapshot.persons[person].groups,
+            ["staff", "night"],
+            "{person}"
+        );
+        assert_eq!(snapshot.persons[person].faces.len(), 2);
+    }
+
+    // Brought in line: a third run has nothing to do.
+    let (summary, _, tally) = run_source(&archive, &spec, &client, &options(), &plan);
+    assert_eq!(summary.persons_to_update, 0);
+    assert_eq!(tally.calls.load(Relaxed), 0);
 }

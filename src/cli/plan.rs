@@ -158,6 +158,13 @@ pub fn render(s: &PlanSummary) -> String {
         known,
         s.persons - s.persons_with_work
     );
+    if s.persons_to_update > 0 {
+        let _ = writeln!(
+            out,
+            "              {} known on the service whose groups, name or tag changed: brought in line",
+            s.persons_to_update
+        );
+    }
     let _ = writeln!(out, "  photos:     {} in the source", s.photos);
     let rows: [(&str, usize); 9] = [
         ("to send", s.pending),

@@ -95,6 +95,22 @@ impl<'s, 'a> Worker<'s, 'a> {
                 ready: None,
             })
             .collect();
+        if person.state == PersonState::Stale {
+            // Its groups, name or tag changed in the source since it was created.
+            match self.reconcile(&person) {
+                Ok(()) => {
+                    person.state = PersonState::Ready { created: false };
+                    if self.put_person(&person).is_err() {
+                        return;
+                    }
+                    self.shared.tally.persons_reconciled.fetch_add(1, Relaxed);
+                }
+                Err(_) => {
+                    tracing::warn!("cannot bring the person in line now; the next run tries again");
+                    return;
+                }
+            }
+        }
         let mut room = MAX_FACES_PER_PERSON.saturating_sub(enrolled);
         let mut recreated = false;
         let mut stopped = false;

@@ -124,11 +124,24 @@ pub fn run_with(
     options: &EngineOptions,
     plan: &PlanOptions,
 ) -> (RunOutcome, Tally) {
+    let (_, outcome, tally) = run_source(archive, &spec(archive), client, options, plan);
+    (outcome, tally)
+}
+
+/// Plans `source` into the archive's state directory and runs the engine once,
+/// answering the plan's summary too.
+pub fn run_source(
+    archive: &Archive,
+    source: &SourceSpec,
+    client: &Client,
+    options: &EngineOptions,
+    plan: &PlanOptions,
+) -> (plan::PlanSummary, RunOutcome, Tally) {
     let store = Store::open(&archive.state()).unwrap();
-    plan::build(&store, &spec(archive), plan).unwrap();
+    let summary = plan::build(&store, source, plan).unwrap();
     let tally = Tally::default();
     let outcome = engine::run(&store, client, options, &StopSignal::default(), &tally).unwrap();
-    (outcome, tally)
+    (summary, outcome, tally)
 }
 
 /// An emulator on an ephemeral loopback port, with the rehearsal account and no
