@@ -286,7 +286,10 @@ impl<'s, 'a> Worker<'s, 'a> {
                 return Err(Halt::Stop);
             }
             if *room == 0 {
-                return self.skip_rest(queue, "the person already holds 20 faces");
+                return self.skip_rest(
+                    queue,
+                    &format!("the person already holds {MAX_FACES_PER_PERSON} faces"),
+                );
             }
             let mut chunk = self.next_chunk(queue, *room)?;
             if chunk.is_empty() {
@@ -326,9 +329,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                                 self.finish(
                                     &mut item,
                                     PhotoState::Skipped {
-                                        reason:
-                                            "the person is full: the service holds 20 faces for it"
-                                                .into(),
+                                        reason: person_full(),
                                     },
                                 )?;
                             }
@@ -352,10 +353,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                         }
                     }
                     if full {
-                        self.skip_rest(
-                            queue,
-                            "the person is full: the service holds 20 faces for it",
-                        )?;
+                        self.skip_rest(queue, &person_full())?;
                     }
                 }
                 Err(err) => match err.class() {
@@ -369,10 +367,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                         for item in chunk.into_iter().rev() {
                             queue.push_front(item);
                         }
-                        return self.skip_rest(
-                            queue,
-                            "the person is full: the service holds 20 faces for it",
-                        );
+                        return self.skip_rest(queue, &person_full());
                     }
                     Class::Fatal => {
                         self.shared.record_fatal(err);
@@ -701,6 +696,11 @@ impl<'s, 'a> Worker<'s, 'a> {
             }
         }
     }
+}
+
+/// Why the photos left for a full person are skipped.
+fn person_full() -> String {
+    format!("the person is full: the service holds {MAX_FACES_PER_PERSON} faces for it")
 }
 
 /// Reads (and if needed re-encodes) a photo into what the client sends.
