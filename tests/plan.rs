@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{jpeg, write};
+use common::{jpeg, tree, write};
 use faceenroll::model::ImageRef;
 use faceenroll::normalize::NormalizeOptions;
 use faceenroll::plan::{self, PlanOptions, PlanSummary};
@@ -15,15 +15,6 @@ use faceenroll::store::{
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-fn tree(root: &Path, groups: &[&str]) -> SourceSpec {
-    SourceSpec::Tree {
-        root: root.to_owned(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        layout: Layout::Person,
-        follow_symlinks: false,
-    }
-}
 
 fn manifest(dir: &Path, text: &str) -> SourceSpec {
     let path = dir.join("manifest.csv");

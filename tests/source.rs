@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{jpeg, write};
+use common::{jpeg, tree, write};
 use faceenroll::model::ImageRef;
 use faceenroll::source::{Layout, ProblemKind, SourceError, SourceItem, SourceSpec};
 use faceenroll::store::Origin;
@@ -12,15 +12,6 @@ use std::path::Path;
 
 fn items(spec: &SourceSpec) -> Vec<SourceItem> {
     spec.open().expect("source opens").collect()
-}
-
-fn tree(root: &Path, groups: &[&str]) -> SourceSpec {
-    SourceSpec::Tree {
-        root: root.to_owned(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        layout: Layout::Person,
-        follow_symlinks: false,
-    }
 }
 
 #[test]

@@ -379,9 +379,15 @@ pub fn held_faces(
 
 /// The archive as a tree source whose persons all go in `group`.
 pub fn tree_spec(archive: &Archive, group: &str) -> SourceSpec {
+    tree(&archive.root(), &[group])
+}
+
+/// The tree at `root` (`ROOT/<person>/<photo>`) as a source whose persons all go in
+/// `groups`.
+pub fn tree(root: &Path, groups: &[&str]) -> SourceSpec {
     SourceSpec::Tree {
-        root: archive.root(),
-        groups: vec![group.into()],
+        root: root.to_owned(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
         layout: Layout::Person,
         follow_symlinks: false,
     }
