@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The state directory used when none is given: `./faceenroll-state`.
 pub const DEFAULT_STATE_DIR: &str = "faceenroll-state";
@@ -288,14 +289,7 @@ impl Store {
             source,
         })?;
         let lock = take_lock(dir)?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|source| StoreError::Open {
-                dir: dir.to_owned(),
-                source,
-            })?;
+        let db = open_db(dir)?;
         Ok(Store {
             dir: dir.to_owned(),
             photos: db.open_tree("photos")?,
@@ -417,6 +411,55 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
     })
 }
 
+/// How long [`Store::open`] waits for sled's own file lock once it holds the job lock.
+///
+/// Holding the job lock means no other job uses the directory, so a sled lock that is
+/// still taken belongs to a store of this process that was just dropped: sled's
+/// background flusher keeps the file open for a moment after the last handle goes.
+/// Under CPU load that moment reached a few hundred milliseconds; two seconds is
+/// ample and still quick to fail if something else holds the file.
+const SLED_LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens the sled database of `dir`, waiting up to [`SLED_LOCK_WAIT`] for its file lock.
+fn open_db(dir: &Path) -> Result<sled::Db> {
+    let started = Instant::now();
+    let mut waited = false;
+    loop {
+        let opened = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(CACHE_BYTES)
+            .open();
+        match opened {
+            Ok(db) => {
+                if waited {
+                    tracing::debug!(
+                        "waited {} ms for the progress database's file lock in {}",
+                        started.elapsed().as_millis(),
+                        dir.display()
+                    );
+                }
+                return Ok(db);
+            }
+            Err(source) if is_sled_lock_busy(&source) && started.elapsed() < SLED_LOCK_WAIT => {
+                waited = true;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    dir: dir.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Whether sled refused to open because its file lock is taken. sled reports this
+/// only as an `Other` I/O error with a message, so the message is what can be read.
+fn is_sled_lock_busy(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 /// Takes the job lock of `dir`, writing our pid into the lock file for the message a
 /// second job prints.
 fn take_lock(dir: &Path) -> Result<File> {
@@ -524,5 +567,38 @@ mod tests {
         drop(Store::open(dir.path()).unwrap());
         assert_eq!(running_job(dir.path()), None);
         Store::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn open_waits_for_a_sled_lock_held_a_moment_longer() {
+        let dir = tempfile::tempdir().unwrap();
+        // A database handle that outlives its store, as sled's flusher does.
+        let lingering = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(lingering);
+        });
+        let store = Store::open(dir.path());
+        release.join().unwrap();
+        assert!(store.is_ok(), "{}", store.err().unwrap());
+    }
+
+    #[test]
+    fn open_gives_up_on_a_sled_lock_that_stays_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .unwrap();
+        let started = Instant::now();
+        match Store::open(dir.path()) {
+            Err(StoreError::Open { .. }) => {}
+            Err(other) => panic!("expected Open, got {other}"),
+            Ok(_) => panic!("opened a database whose lock is held"),
+        }
+        assert!(started.elapsed() >= SLED_LOCK_WAIT);
     }
 }
