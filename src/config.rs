@@ -8,6 +8,10 @@
 //! 3. the config file given with `--config`, table `[service]`;
 //! 4. the defaults (the public endpoint, an empty bucket, the client's timeouts).
 //!
+//! The CA file falls back on `SSL_CERT_FILE` after these, as OpenSSL and curl read
+//! it; the proxy comes only from the environment's proxy variables, read as curl
+//! reads them ([`crate::service::network`]).
+//!
 //! Credentials are the exception: they never come from a flag, only from
 //! `TENCENTCLOUD_SECRET_ID` / `TENCENTCLOUD_SECRET_KEY` or from the config file, and a
 //! config file that holds a secret is refused unless only its owner can read it.
@@ -27,12 +31,15 @@
 //! read_timeout_secs = 60
 //! signature_validity_secs = 14400
 //! allow_insecure_http = false
+//! ca_cert = "/etc/ssl/company-ca.pem"
 //! ```
 
 use crate::service::client::{
     ClientConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_ENDPOINT, DEFAULT_READ_TIMEOUT,
     DEFAULT_SIGNATURE_VALIDITY,
 };
+use crate::service::client::{ConfigError, Endpoint};
+use crate::service::network::{self, ProxyChoice, SSL_CERT_FILE_ENV};
 use crate::service::sign::Credentials;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -49,6 +56,8 @@ pub const ENDPOINT_ENV: &str = "FACEENROLL_ENDPOINT";
 pub const APPID_ENV: &str = "FACEENROLL_APPID";
 /// The environment variable that names the bucket.
 pub const BUCKET_ENV: &str = "FACEENROLL_BUCKET";
+/// The environment variable that names a PEM file of CA certificates to trust.
+pub const CA_CERT_ENV: &str = "FACEENROLL_CA_CERT";
 
 /// The flags every command that calls the service takes.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -87,6 +96,10 @@ pub struct ServiceArgs {
     /// Seconds each signature is valid, at most three months [default: 14400].
     #[arg(long, value_name = "SECS", env = "FACEENROLL_SIGNATURE_VALIDITY")]
     pub signature_validity: Option<u64>,
+    /// A PEM file of CA certificates to trust besides the bundled Mozilla roots, e.g.
+    /// a company CA [env: FACEENROLL_CA_CERT, then SSL_CERT_FILE].
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The `[service]` table of the config file.
@@ -104,6 +117,7 @@ pub struct ServiceSection {
     pub read_timeout_secs: Option<u64>,
     pub signature_validity_secs: Option<u64>,
     pub allow_insecure_http: Option<bool>,
+    pub ca_cert: Option<PathBuf>,
 }
 
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -131,6 +145,7 @@ impl std::fmt::Debug for ServiceSection {
             .field("read_timeout_secs", &self.read_timeout_secs)
             .field("signature_validity_secs", &self.signature_validity_secs)
             .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("ca_cert", &self.ca_cert)
             .finish()
     }
 }
@@ -183,6 +198,8 @@ pub enum ResolveError {
         set: &'static str,
         unset: &'static str,
     },
+    #[error(transparent)]
+    Network(#[from] ConfigError),
 }
 
 /// A loaded config file: its `[service]` table and the whole document for the other
@@ -288,6 +305,70 @@ pub struct ServiceOptions {
     pub read_timeout: Duration,
     pub signature_validity: Duration,
     pub allow_insecure_http: bool,
+    pub ca_cert: Option<PathBuf>,
+    pub proxy: Option<ProxyChoice>,
+}
+
+/// The way to the service: the endpoint, the CA file and the proxy in effect. They
+/// need no account, so `--print-config` can show them.
+#[derive(Debug, Clone)]
+pub struct NetworkSettings {
+    pub endpoint: String,
+    pub ca_cert: Option<PathBuf>,
+    pub proxy: Option<ProxyChoice>,
+}
+
+impl NetworkSettings {
+    /// Resolves them: flags > environment > file > defaults; the CA file then
+    /// `SSL_CERT_FILE`; the proxy from the proxy variables for this endpoint.
+    pub fn resolve(
+        args: &ServiceArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: Option<&ConfigFile>,
+    ) -> Result<NetworkSettings, ResolveError> {
+        let section = file.map(|f| &f.service);
+        let endpoint = args
+            .endpoint
+            .clone()
+            .or_else(|| env(ENDPOINT_ENV))
+            .or_else(|| section.and_then(|s| s.endpoint.clone()))
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+        let ca_cert = args
+            .ca_cert
+            .clone()
+            .or_else(|| env(CA_CERT_ENV).map(PathBuf::from))
+            .or_else(|| section.and_then(|s| s.ca_cert.clone()))
+            .or_else(|| env(SSL_CERT_FILE_ENV).map(PathBuf::from));
+        // A malformed endpoint is reported by the client, with its reason.
+        let proxy = match Endpoint::parse(&endpoint) {
+            Ok(parsed) => network::proxy_for(&parsed, env)?,
+            Err(_) => None,
+        };
+        Ok(NetworkSettings {
+            endpoint,
+            ca_cert,
+            proxy,
+        })
+    }
+
+    /// The settings as comment lines, for `--print-config`; proxy credentials are
+    /// left out.
+    pub fn comment(&self) -> String {
+        let ca = self
+            .ca_cert
+            .as_ref()
+            .map_or("none (the bundled Mozilla roots only)".to_owned(), |p| {
+                p.display().to_string()
+            });
+        let proxy = self
+            .proxy
+            .as_ref()
+            .map_or("none (direct)".to_owned(), ProxyChoice::to_string);
+        format!(
+            "# endpoint: {}\n# CA certificates: {ca}\n# proxy: {proxy}\n",
+            self.endpoint
+        )
+    }
 }
 
 impl ServiceOptions {
@@ -313,8 +394,7 @@ impl ServiceOptions {
                 .or_else(|| env(var))
                 .or_else(|| from_file.clone())
         };
-        let endpoint = pick(&args.endpoint, ENDPOINT_ENV, &section.endpoint)
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+        let network = NetworkSettings::resolve(args, env, file)?;
         let appid = pick(&args.appid, APPID_ENV, &section.appid)
             .filter(|a| !a.is_empty())
             .ok_or(ResolveError::NoAppid)?;
@@ -324,7 +404,7 @@ impl ServiceOptions {
             flag.or(from_file).map_or(default, Duration::from_secs)
         };
         Ok(ServiceOptions {
-            endpoint,
+            endpoint: network.endpoint,
             appid,
             bucket,
             credentials,
@@ -344,6 +424,8 @@ impl ServiceOptions {
                 DEFAULT_SIGNATURE_VALIDITY,
             ),
             allow_insecure_http: args.insecure_http || section.allow_insecure_http.unwrap_or(false),
+            ca_cert: network.ca_cert,
+            proxy: network.proxy,
         })
     }
 
@@ -358,6 +440,8 @@ impl ServiceOptions {
             connect_timeout: self.connect_timeout,
             read_timeout: self.read_timeout,
             allow_insecure_http: self.allow_insecure_http,
+            ca_cert: self.ca_cert.clone(),
+            proxy: self.proxy.as_ref().map(|p| p.url.clone()),
         }
     }
 }
@@ -401,18 +485,20 @@ fn resolve_credentials(
     }
 }
 
+/// An environment of the given variables only, for tests of settings resolution.
+#[cfg(test)]
+pub(crate) fn test_env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_env as env;
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
 
     const CREDS: &[(&str, &str)] = &[(SECRET_ID_ENV, "AKIDenv"), (SECRET_KEY_ENV, "keyenv")];
 
@@ -506,6 +592,76 @@ mod tests {
         let err =
             ConfigFile::parse(Path::new("/x/c.toml"), "[service]\nappid = true\n").unwrap_err();
         assert!(err.to_string().contains("/x/c.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_ca_file_comes_from_flag_env_file_then_ssl_cert_file() {
+        let f = file("[service]\nappid = \"a\"\nca_cert = \"/file/ca.pem\"\n");
+        let flag = ServiceArgs {
+            ca_cert: Some("/flag/ca.pem".into()),
+            ..ServiceArgs::default()
+        };
+        let all = [
+            (CA_CERT_ENV, "/env/ca.pem"),
+            (SSL_CERT_FILE_ENV, "/ssl/ca.pem"),
+        ];
+        let ca = |args: &ServiceArgs, pairs: &[(&str, &str)], f: Option<&ConfigFile>| {
+            NetworkSettings::resolve(args, &env(pairs), f)
+                .unwrap()
+                .ca_cert
+                .map(|p| p.display().to_string())
+        };
+        let none = ServiceArgs::default();
+        assert_eq!(ca(&flag, &all, Some(&f)).as_deref(), Some("/flag/ca.pem"));
+        assert_eq!(ca(&none, &all, Some(&f)).as_deref(), Some("/env/ca.pem"));
+        assert_eq!(
+            ca(&none, &all[1..], Some(&f)).as_deref(),
+            Some("/file/ca.pem")
+        );
+        assert_eq!(ca(&none, &all[1..], None).as_deref(), Some("/ssl/ca.pem"));
+        assert_eq!(ca(&none, &[], None), None);
+        let mut pairs = CREDS.to_vec();
+        pairs.push(all[0]);
+        let o = ServiceOptions::resolve(&none, &env(&pairs), Some(&f)).unwrap();
+        assert_eq!(
+            o.client_config().ca_cert.as_deref(),
+            Some(Path::new("/env/ca.pem"))
+        );
+    }
+
+    #[test]
+    fn the_proxy_follows_the_endpoint_and_is_shown_without_credentials() {
+        let proxied = [
+            ("HTTPS_PROXY", "http://bob:hunter2@proxy.corp:3128"),
+            ("NO_PROXY", ".internal"),
+        ];
+        let args = |endpoint: &str| ServiceArgs {
+            endpoint: Some(endpoint.into()),
+            ..ServiceArgs::default()
+        };
+        let n = NetworkSettings::resolve(&args("https://api.example.com"), &env(&proxied), None)
+            .unwrap();
+        let comment = n.comment();
+        assert!(
+            comment
+                .contains("# proxy: http://proxy.corp:3128 (from HTTPS_PROXY, with credentials)"),
+            "{comment}"
+        );
+        assert!(
+            !comment.contains("hunter2") && !comment.contains("bob"),
+            "{comment}"
+        );
+        let n =
+            NetworkSettings::resolve(&args("https://svc.internal"), &env(&proxied), None).unwrap();
+        assert!(n.proxy.is_none());
+        assert!(n.comment().contains("# proxy: none (direct)"));
+        let err = NetworkSettings::resolve(
+            &args("https://api.example.com"),
+            &env(&[("HTTPS_PROXY", "socks5://p:1080")]),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("HTTPS_PROXY"), "{err}");
     }
 
     #[test]

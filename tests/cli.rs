@@ -29,6 +29,9 @@ fn faceenroll() -> Command {
             cmd.env_remove(name);
         }
     }
+    for name in common::NETWORK_VARIABLES {
+        cmd.env_remove(name);
+    }
     cmd
 }
 

@@ -4,7 +4,9 @@
 use faceenroll::emulator::{Emulator, EmulatorConfig, Faults};
 use faceenroll::model::{ContentHash, GroupId, PersonId};
 use faceenroll::service::api::Call;
-use faceenroll::service::client::{CallError, Client, ClientConfig, ImageBody, TransportKind};
+use faceenroll::service::client::{
+    CallError, Client, ClientConfig, ImageBody, TransportKind, Unreachable,
+};
 use faceenroll::service::codes::{Class, Outcome};
 use faceenroll::service::sign::Credentials;
 use image::{ImageFormat, Rgba, RgbaImage};
@@ -517,7 +519,7 @@ fn a_slow_answer_times_out_with_an_unknown_outcome() {
 }
 
 #[test]
-fn nothing_listening_is_a_connect_error_with_nothing_done() {
+fn nothing_listening_stops_the_job_with_nothing_done() {
     let rehearsal = EmulatorConfig::rehearsal();
     let client = Client::new(ClientConfig::new(
         &closed_port_endpoint(),
@@ -527,11 +529,16 @@ fn nothing_listening_is_a_connect_error_with_nothing_done() {
     ))
     .unwrap();
     let err = client.get_info(&pid("x")).unwrap_err();
-    assert_eq!(err.transport_kind(), Some(TransportKind::Connect), "{err}");
-    assert_eq!(err.class(), Class::Transient);
+    assert_eq!(
+        err.transport_kind(),
+        Some(TransportKind::Unreachable(Unreachable::Refused)),
+        "{err}"
+    );
+    assert_eq!(err.class(), Class::Fatal);
     assert!(!err.outcome_unknown());
     assert!(
-        err.to_string().starts_with("getinfo: could not connect"),
+        err.to_string()
+            .starts_with("getinfo: the service could not be reached: the connection was refused"),
         "{err}"
     );
 }
@@ -748,10 +755,22 @@ fn threads_share_the_client_and_its_pool() {
 // ---------------------------------------------------------------------------------
 // The inspection commands, run as the binary
 
+/// The binary, with no proxy or CA file inherited from the machine running the tests.
+fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faceenroll"));
+    for (name, _) in std::env::vars_os() {
+        let lower = name.to_string_lossy().to_ascii_lowercase();
+        if lower.ends_with("_proxy") || lower == "ssl_cert_file" {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
+}
+
 fn faceenroll(emu: &Emulator, args: &[&str]) -> (i32, String, String) {
     let rehearsal = EmulatorConfig::rehearsal();
     let creds = &rehearsal.credentials[0];
-    let output = Command::new(env!("CARGO_BIN_EXE_faceenroll"))
+    let output = binary()
         .args(args)
         .args(["--endpoint", &emu.endpoint(), "--appid", &rehearsal.appid])
         .env("TENCENTCLOUD_SECRET_ID", creds.secret_id())
@@ -882,7 +901,7 @@ fn inspection_commands_show_and_delete_what_the_service_holds() {
 #[test]
 fn inspection_commands_refuse_bad_configuration_with_exit_2() {
     let emu = start();
-    let output = Command::new(env!("CARGO_BIN_EXE_faceenroll"))
+    let output = binary()
         .args([
             "groups",
             "--endpoint",
@@ -898,7 +917,7 @@ fn inspection_commands_refuse_bad_configuration_with_exit_2() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("--insecure-http"), "{err}");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_faceenroll"))
+    let output = binary()
         .args(["groups", "--endpoint", &emu.endpoint(), "--appid", "1"])
         .env_remove("TENCENTCLOUD_SECRET_ID")
         .env_remove("TENCENTCLOUD_SECRET_KEY")
@@ -930,7 +949,7 @@ fn inspection_commands_read_credentials_from_a_private_config_file() {
     )
     .unwrap();
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_faceenroll"))
+        binary()
             .args(["groups", "--config"])
             .arg(&path)
             .env_remove("TENCENTCLOUD_SECRET_ID")

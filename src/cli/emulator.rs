@@ -133,6 +133,12 @@ pub struct EmulatorArgs {
     /// memory only.
     #[arg(long, value_name = "PATH")]
     state_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     faults: FaultArgs,
 }
@@ -161,8 +167,27 @@ impl EmulatorArgs {
     }
 }
 
+/// The TLS settings of `--tls-cert` and `--tls-key`, if given.
+fn tls(args: &EmulatorArgs) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let config = emulator::tls_config(&read(cert)?, &read(key)?).with_context(|| {
+        format!(
+            "cannot serve TLS with {} and {}",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    Ok(Some(config))
+}
+
 pub fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
     let bind = args.bind;
+    let tls = tls(&args)?;
     let config = args.config()?;
     let rehearsal = config
         .credentials
@@ -171,7 +196,7 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
     let appid = config.appid.clone();
     let qps = config.qps;
     let state_file = config.state_file.clone();
-    let emulator = Emulator::start(config, bind)
+    let emulator = Emulator::start_with_tls(config, bind, tls)
         .with_context(|| format!("cannot start the emulator on {bind}"))?;
     println!("faceenroll emulator serving on {}", emulator.endpoint());
     println!("  appid {appid}");

@@ -7,7 +7,7 @@ use super::emulator::FaultArgs;
 use super::plan::{PlanArgs, PlanSettings};
 use super::progress::ViewOptions;
 use super::Exit;
-use crate::config::{ConfigFile, ServiceArgs, ServiceOptions};
+use crate::config::{ConfigFile, NetworkSettings, ServiceArgs, ServiceOptions};
 use crate::emulator::EmulatorConfig;
 use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, DEFAULT_WORKERS};
 use crate::limits::{DEFAULT_QPS, MAX_REQUEST_BYTES};
@@ -370,6 +370,11 @@ impl EnrollSettings {
     }
 }
 
+/// The environment as the service settings read it: an empty variable is unset.
+fn service_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
 pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     let file = args
         .service
@@ -388,6 +393,10 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             "# faceenroll enroll {}: settings from flags, environment, config file and defaults",
             settings.plan.source.display()
         );
+        if !settings.emulator {
+            let network = NetworkSettings::resolve(&args.service, &service_env, file.as_ref())?;
+            print!("{}", network.comment());
+        }
         print!("{}", settings.to_toml()?);
         return Ok(Exit::Ok);
     }
@@ -406,11 +415,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         config.state_file = settings.emulator_state.clone();
         Target::Emulator(config)
     } else {
-        let options = ServiceOptions::resolve(
-            &args.service,
-            &|name| std::env::var(name).ok().filter(|v| !v.is_empty()),
-            file.as_ref(),
-        )?;
+        let options = ServiceOptions::resolve(&args.service, &service_env, file.as_ref())?;
         Target::Service(options.client_config())
     };
     let engine = settings.engine();

@@ -113,10 +113,36 @@ pub fn rehearsal_credentials() -> Credentials {
     Credentials::new(REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY)
 }
 
+/// The TLS settings of an emulator that serves HTTPS: a certificate chain and its
+/// private key, both PEM (the chain's first certificate is the server's).
+pub fn tls_config(cert_chain_pem: &[u8], key_pem: &[u8]) -> io::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+    };
+    let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("the certificate is not PEM", &e))?;
+    if chain.is_empty() {
+        return Err(invalid("the certificate file", &"holds no certificate"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| invalid("the key is not a PEM private key", &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("TLS versions", &e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| invalid("the certificate and key do not make a TLS identity", &e))?;
+    Ok(Arc::new(config))
+}
+
 /// A running emulator. Dropping it stops it, as [`Emulator::shutdown`] does.
 pub struct Emulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    https: bool,
     accept: Option<JoinHandle<()>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -133,6 +159,15 @@ impl Emulator {
     /// Loads the state file (if any), binds `bind` (port 0 picks a free port) and
     /// starts serving.
     pub fn start(config: EmulatorConfig, bind: SocketAddr) -> io::Result<Emulator> {
+        Emulator::start_with_tls(config, bind, None)
+    }
+
+    /// As [`Emulator::start`], serving HTTPS with `tls` ([`tls_config`]) if given.
+    pub fn start_with_tls(
+        config: EmulatorConfig,
+        bind: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Emulator> {
         config
             .faults
             .validate()
@@ -156,12 +191,14 @@ impl Emulator {
             None
         };
         let for_thread = Arc::clone(&shared);
+        let https = tls.is_some();
         let accept = std::thread::Builder::new()
             .name("emulator-accept".into())
-            .spawn(move || server::accept_loop(for_thread, listener))?;
+            .spawn(move || server::accept_loop(for_thread, listener, tls))?;
         Ok(Emulator {
             shared,
             addr,
+            https,
             accept: Some(accept),
             writer,
         })
@@ -172,9 +209,11 @@ impl Emulator {
         self.addr
     }
 
-    /// The base URL of the API: `http://127.0.0.1:PORT`.
+    /// The base URL of the API: `http://127.0.0.1:PORT`, or `https://` when it
+    /// serves TLS.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The whole state of the account.

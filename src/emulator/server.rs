@@ -31,8 +31,8 @@ use crate::limits::MAX_REQUEST_BYTES;
 use crate::service::api::{Call, Envelope};
 use crate::service::codes::code;
 use crate::service::sign::Credentials;
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -162,8 +162,13 @@ pub(super) fn persist_loop(shared: Arc<Shared>) {
 
 impl Shared {}
 
-/// The accept loop: one thread per connection, until `stop` is set.
-pub(super) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+/// The accept loop: one thread per connection, until `stop` is set; with `tls`, each
+/// connection speaks TLS.
+pub(super) fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     for stream in listener.incoming() {
         if shared.stopping() {
             break;
@@ -175,9 +180,24 @@ pub(super) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         };
         lock(&shared.counters).connections += 1;
         let for_thread = Arc::clone(&shared);
+        let tls = tls.clone();
         let spawned = std::thread::Builder::new()
             .name("emulator-conn".into())
-            .spawn(move || serve_connection(&for_thread, stream));
+            .spawn(move || {
+                let _ = stream.set_read_timeout(Some(POLL));
+                let _ = stream.set_nodelay(true);
+                match tls {
+                    None => serve_connection(&for_thread, stream),
+                    Some(config) => match rustls::ServerConnection::new(config) {
+                        // The handshake happens on the first read, under the same
+                        // polling as any other read.
+                        Ok(tls) => {
+                            serve_connection(&for_thread, rustls::StreamOwned::new(tls, stream))
+                        }
+                        Err(e) => tracing::warn!("cannot start a TLS session: {e}"),
+                    },
+                }
+            });
         let mut workers = lock(&shared.workers);
         workers.retain(|w| !w.is_finished());
         if let Ok(handle) = spawned {
@@ -224,9 +244,7 @@ impl Reply {
     }
 }
 
-fn serve_connection(shared: &Shared, stream: TcpStream) {
-    let _ = stream.set_read_timeout(Some(POLL));
-    let _ = stream.set_nodelay(true);
+fn serve_connection(shared: &Shared, stream: impl Read + Write) {
     let mut conn = Conn::new(stream);
     let stopping = || shared.stopping();
     loop {

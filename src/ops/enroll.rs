@@ -184,7 +184,8 @@ pub fn enroll(
             pending: counts.pending,
         },
         RunOutcome::Fatal(err) => Ending::Fatal(format!(
-            "{err}. Fix the account or credentials and run the same command again to resume"
+            "{err}. To go on: {}, then run the same command again to resume",
+            err.remedy()
         )),
         RunOutcome::Interrupted => Ending::Interrupted,
     };

@@ -43,6 +43,7 @@ use crate::service::api::{
 };
 use crate::service::codes::{self, code, Class, Described};
 use crate::service::multipart::MultipartBuilder;
+use crate::service::network::{self, ConnectError, ProxyUrl};
 use crate::service::sign::Credentials;
 use crate::service::signer::{Authorization, Signer, ValidityError};
 use serde::de::DeserializeOwned;
@@ -51,6 +52,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,6 +113,11 @@ pub struct ClientConfig {
     /// Accept `http://` to hosts other than loopback (the credentials' signature then
     /// travels in clear text).
     pub allow_insecure_http: bool,
+    /// A PEM file of CA certificates trusted besides the bundled roots.
+    pub ca_cert: Option<PathBuf>,
+    /// The HTTP proxy to go through; `None` goes direct. The client reads no
+    /// environment: [`network::proxy_for`] resolves the variables.
+    pub proxy: Option<ProxyUrl>,
 }
 
 impl ClientConfig {
@@ -125,6 +132,8 @@ impl ClientConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
             allow_insecure_http: false,
+            ca_cert: None,
+            proxy: None,
         }
     }
 }
@@ -148,6 +157,13 @@ pub enum ConfigError {
     Validity(#[from] ValidityError),
     #[error("{what} timeout must be longer than zero")]
     ZeroTimeout { what: &'static str },
+    #[error("CA certificate file {}: {reason}", path.display())]
+    CaCert { path: PathBuf, reason: String },
+    #[error("proxy from {variable}: {reason}")]
+    Proxy {
+        variable: &'static str,
+        reason: String,
+    },
 }
 
 /// An endpoint taken apart.
@@ -258,9 +274,12 @@ pub fn check_endpoint(endpoint: &str, allow_insecure_http: bool) -> Result<Endpo
 /// What went wrong on the way to or from the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
-    /// No connection could be made (refused, DNS, TLS, connect timeout): nothing was
-    /// sent.
+    /// No connection could be made this time (connect timeout, a TLS handshake
+    /// broken off): nothing was sent.
     Connect,
+    /// The service cannot be reached as configured, and every later call would fail
+    /// the same way: nothing was sent. Its class is [`Class::Fatal`].
+    Unreachable(Unreachable),
     /// Connected and sent, but no answer within the read timeout: the outcome is
     /// unknown.
     Timeout,
@@ -277,6 +296,9 @@ impl fmt::Display for TransportKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TransportKind::Connect => f.write_str("could not connect"),
+            TransportKind::Unreachable(why) => {
+                write!(f, "the service could not be reached: {why}")
+            }
             TransportKind::Timeout => {
                 f.write_str("no answer before the read timeout (the call may have been done)")
             }
@@ -286,6 +308,89 @@ impl fmt::Display for TransportKind {
             TransportKind::HttpStatus(s) => write!(f, "HTTP status {s}"),
             TransportKind::BadAnswer => f.write_str("the answer is not the contract's JSON"),
         }
+    }
+}
+
+/// Why the service cannot be reached as configured. Each is a fact of the network
+/// or the settings, not of a photo: the job stops at the first one, with every
+/// photo left for the next run, rather than retrying each person in vain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    /// The host name does not resolve.
+    NameNotResolved,
+    /// Nothing listens at the address: the connection was refused.
+    Refused,
+    /// The certificate is not signed by a trusted authority.
+    UntrustedCertificate,
+    /// The certificate does not name the endpoint's host.
+    CertificateNameMismatch,
+    /// The certificate is expired, not yet valid, revoked or malformed.
+    BadCertificate,
+    /// TLS handshakes failed on [`HANDSHAKE_FAILURES_UNREACHABLE`] calls in a row:
+    /// e.g. `https://` to a port that speaks plain http.
+    TlsHandshake,
+    /// The proxy refused to open a tunnel to the service.
+    ProxyRefused,
+    /// The proxy asks for credentials it was not given, or refused them.
+    ProxyAuth,
+}
+
+/// TLS handshakes failing on this many calls in a row, with no answer between them,
+/// mean the endpoint does not speak TLS as configured. Fewer may be a server's
+/// passing trouble and are retried.
+pub const HANDSHAKE_FAILURES_UNREACHABLE: u32 = 3;
+
+impl Unreachable {
+    /// What the operator should do about it.
+    pub fn remedy(self) -> &'static str {
+        match self {
+            Unreachable::NameNotResolved => {
+                "check the endpoint's host name (--endpoint) and the machine's DNS, or the proxy \
+                 (HTTPS_PROXY, NO_PROXY)"
+            }
+            Unreachable::Refused => {
+                "check the endpoint's host and port (--endpoint) and that the service or proxy \
+                 is running there"
+            }
+            Unreachable::UntrustedCertificate => {
+                "if the service or a proxy on the way uses a company CA, name the CA's PEM file \
+                 with --ca-cert FILE (or FACEENROLL_CA_CERT, ca_cert in [service], SSL_CERT_FILE)"
+            }
+            Unreachable::CertificateNameMismatch => {
+                "use the host name the service's certificate is issued for in --endpoint"
+            }
+            Unreachable::BadCertificate => {
+                "check the service's certificate and this machine's clock"
+            }
+            Unreachable::TlsHandshake => {
+                "check that the endpoint speaks https at that port (or use http:// for a local \
+                 emulator)"
+            }
+            Unreachable::ProxyRefused => {
+                "check the proxy (HTTPS_PROXY) allows tunnels to the endpoint, or name the host \
+                 in NO_PROXY to go direct"
+            }
+            Unreachable::ProxyAuth => {
+                "put the proxy's user and password in its URL (http://user:password@host:port)"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unreachable::NameNotResolved => "the host name does not resolve",
+            Unreachable::Refused => "the connection was refused",
+            Unreachable::UntrustedCertificate => "its certificate is not trusted",
+            Unreachable::CertificateNameMismatch => {
+                "its certificate is not valid for the endpoint's host name"
+            }
+            Unreachable::BadCertificate => "its certificate is not valid",
+            Unreachable::TlsHandshake => "TLS handshakes fail on every call",
+            Unreachable::ProxyRefused => "the proxy refused the tunnel",
+            Unreachable::ProxyAuth => "the proxy refused its credentials",
+        })
     }
 }
 
@@ -324,6 +429,10 @@ impl CallError {
     pub fn class(&self) -> Class {
         match self {
             CallError::Service { code, .. } => codes::class(*code),
+            CallError::Transport {
+                kind: TransportKind::Unreachable(_),
+                ..
+            } => Class::Fatal,
             CallError::Transport { .. } => Class::Transient,
             CallError::Image { .. } => Class::Permanent,
             CallError::Request { .. } => Class::Request,
@@ -361,8 +470,20 @@ impl CallError {
     pub fn outcome_unknown(&self) -> bool {
         matches!(
             self,
-            CallError::Transport { kind, .. } if *kind != TransportKind::Connect
+            CallError::Transport { kind, .. }
+                if !matches!(kind, TransportKind::Connect | TransportKind::Unreachable(_))
         )
+    }
+
+    /// What the operator should do about an error that stops the job.
+    pub fn remedy(&self) -> &'static str {
+        match self {
+            CallError::Transport {
+                kind: TransportKind::Unreachable(why),
+                ..
+            } => why.remedy(),
+            _ => "fix the account or credentials",
+        }
     }
 }
 
@@ -375,6 +496,10 @@ pub struct Client {
 struct Inner {
     agent: ureq::Agent,
     base: String,
+    /// The proxy calls go through, for messages (no credentials).
+    proxy: Option<ProxyUrl>,
+    /// TLS handshakes failed in a row, with no answer since.
+    handshake_failures: AtomicU32,
     appid: String,
     bucket: String,
     signer: Signer,
@@ -474,19 +599,48 @@ impl Client {
             config.credentials,
             config.signature_validity,
         )?;
-        let agent = ureq::AgentBuilder::new()
+        let tls = network::tls_config(config.ca_cert.as_deref())?;
+        let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(config.connect_timeout)
             .timeout_read(config.read_timeout)
             .timeout_write(config.read_timeout)
             .redirects(0)
             .max_idle_connections_per_host(256)
             .max_idle_connections(256)
-            .user_agent(concat!("faceenroll/", env!("CARGO_PKG_VERSION")))
-            .build();
+            .user_agent(concat!("faceenroll/", env!("CARGO_PKG_VERSION")));
+        // An https endpoint is reached through a tunnel the connector opens; plain
+        // http requests are handed to the proxy to forward.
+        let port = endpoint
+            .port
+            .unwrap_or(if endpoint.https { 443 } else { 80 });
+        agent = agent.tls_connector(Arc::new(network::Connector::new(
+            tls,
+            config.proxy.as_ref().filter(|_| endpoint.https),
+            port,
+        )));
+        match &config.proxy {
+            Some(proxy) if endpoint.https => {
+                agent = agent.resolver(network::ToProxy(proxy.clone()))
+            }
+            Some(proxy) => {
+                agent =
+                    agent.proxy(
+                        proxy
+                            .to_agent_proxy()
+                            .map_err(|reason| ConfigError::Proxy {
+                                variable: "the proxy setting",
+                                reason,
+                            })?,
+                    )
+            }
+            None => {}
+        }
         Ok(Client {
             inner: Arc::new(Inner {
-                agent,
+                agent: agent.build(),
                 base: endpoint.base(),
+                proxy: config.proxy,
+                handshake_failures: AtomicU32::new(0),
                 appid: config.appid,
                 bucket: config.bucket,
                 signer,
@@ -682,8 +836,9 @@ impl Client {
         let response = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(ureq::Error::Transport(t)) => return Err(transport_error(call, &t)),
+            Err(ureq::Error::Transport(t)) => return Err(self.transport_error(call, &t)),
         };
+        self.inner.handshake_failures.store(0, Ordering::Relaxed);
         let status = response.status();
         let mut bytes = Vec::new();
         if let Err(e) = response
@@ -722,6 +877,44 @@ impl Client {
                 detail: format!("{e}: {}", snippet(&bytes)),
             }),
         }
+    }
+
+    /// Classes a failure of the transport, once, where it is made: what can be
+    /// retried, what means the service cannot be reached as configured
+    /// ([`TransportKind::Unreachable`]), and what lost an answer.
+    fn transport_error(&self, call: Call, t: &ureq::Transport) -> CallError {
+        let mut detail = t.kind().to_string();
+        if let Some(m) = t.message() {
+            detail.push_str(": ");
+            detail.push_str(m);
+        }
+        if let Some(s) = std::error::Error::source(t) {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+        }
+        let kind = match classify(t) {
+            Failure::Kind(kind) => kind,
+            Failure::Handshake => {
+                let failures = self
+                    .inner
+                    .handshake_failures
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                if failures >= HANDSHAKE_FAILURES_UNREACHABLE {
+                    TransportKind::Unreachable(Unreachable::TlsHandshake)
+                } else {
+                    TransportKind::Connect
+                }
+            }
+        };
+        if let TransportKind::Unreachable(_) = kind {
+            let via = match &self.inner.proxy {
+                Some(p) => format!(" through the proxy {p}"),
+                None => String::new(),
+            };
+            detail = format!("{}{via}: {detail}", self.inner.base);
+        }
+        CallError::Transport { call, kind, detail }
     }
 
     fn body(&self, req: &Request<'_>) -> Result<Body, CallError> {
@@ -823,38 +1016,76 @@ fn io_kind(e: &io::Error) -> TransportKind {
     }
 }
 
-fn transport_error(call: Call, t: &ureq::Transport) -> CallError {
-    use std::error::Error as _;
-    let io_source = t
-        .source()
-        .and_then(|s| s.downcast_ref::<io::Error>())
-        .map(io::Error::kind);
-    let kind = match t.kind() {
-        ureq::ErrorKind::Dns
-        | ureq::ErrorKind::ConnectionFailed
+/// A transport failure as [`classify`] sees it.
+enum Failure {
+    Kind(TransportKind),
+    /// A TLS handshake failed for a reason that is not the certificate: unreachable
+    /// only when it repeats.
+    Handshake,
+}
+
+fn classify(t: &ureq::Transport) -> Failure {
+    let io = std::error::Error::source(t).and_then(|s| s.downcast_ref::<io::Error>());
+    let io_kind = io.map(io::Error::kind);
+    let unreachable = |why| Failure::Kind(TransportKind::Unreachable(why));
+    let timed_out = |kind| matches!(kind, io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock);
+    let connect = io
+        .and_then(|e| e.get_ref())
+        .and_then(|e| e.downcast_ref::<ConnectError>());
+    match connect {
+        Some(ConnectError::TunnelRefused { status, .. }) => {
+            return match status {
+                401 | 407 => unreachable(Unreachable::ProxyAuth),
+                _ => unreachable(Unreachable::ProxyRefused),
+            }
+        }
+        // Nothing reached the service: retried like a connect timeout.
+        Some(ConnectError::TunnelIo(_)) => return Failure::Kind(TransportKind::Connect),
+        Some(ConnectError::Handshake(e)) => {
+            let tls = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+            return match tls {
+                Some(rustls::Error::InvalidCertificate(c)) => unreachable(certificate(c)),
+                None if timed_out(e.kind()) => Failure::Kind(TransportKind::Connect),
+                _ => Failure::Handshake,
+            };
+        }
+        None => {}
+    }
+    match t.kind() {
+        ureq::ErrorKind::Dns => unreachable(Unreachable::NameNotResolved),
+        ureq::ErrorKind::ProxyConnect => unreachable(Unreachable::ProxyRefused),
+        ureq::ErrorKind::ProxyUnauthorized => unreachable(Unreachable::ProxyAuth),
+        ureq::ErrorKind::ConnectionFailed if io_kind == Some(io::ErrorKind::ConnectionRefused) => {
+            unreachable(Unreachable::Refused)
+        }
+        ureq::ErrorKind::ConnectionFailed
         | ureq::ErrorKind::InvalidUrl
         | ureq::ErrorKind::UnknownScheme
         | ureq::ErrorKind::InsecureRequestHttpsOnly
-        | ureq::ErrorKind::InvalidProxyUrl
-        | ureq::ErrorKind::ProxyConnect
-        | ureq::ErrorKind::ProxyUnauthorized => TransportKind::Connect,
-        ureq::ErrorKind::Io => match io_source {
-            Some(io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => TransportKind::Timeout,
-            _ => TransportKind::ConnectionLost,
+        | ureq::ErrorKind::InvalidProxyUrl => Failure::Kind(TransportKind::Connect),
+        ureq::ErrorKind::Io => match io_kind {
+            Some(kind) if timed_out(kind) => Failure::Kind(TransportKind::Timeout),
+            _ => Failure::Kind(TransportKind::ConnectionLost),
         },
-        ureq::ErrorKind::BadStatus | ureq::ErrorKind::BadHeader => TransportKind::BadAnswer,
-        ureq::ErrorKind::TooManyRedirects | ureq::ErrorKind::HTTP => TransportKind::BadAnswer,
-    };
-    let mut detail = t.kind().to_string();
-    if let Some(m) = t.message() {
-        detail.push_str(": ");
-        detail.push_str(m);
+        ureq::ErrorKind::BadStatus
+        | ureq::ErrorKind::BadHeader
+        | ureq::ErrorKind::TooManyRedirects
+        | ureq::ErrorKind::HTTP => Failure::Kind(TransportKind::BadAnswer),
     }
-    if let Some(s) = t.source() {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
+}
+
+/// Which fault of a certificate stops the job.
+fn certificate(e: &rustls::CertificateError) -> Unreachable {
+    use rustls::CertificateError as C;
+    match e {
+        C::UnknownIssuer | C::BadSignature | C::UnhandledCriticalExtension => {
+            Unreachable::UntrustedCertificate
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            Unreachable::CertificateNameMismatch
+        }
+        _ => Unreachable::BadCertificate,
     }
-    CallError::Transport { call, kind, detail }
 }
 
 /// The start of an answer body, for messages.

@@ -5,5 +5,6 @@ pub mod api;
 pub mod client;
 pub mod codes;
 pub mod multipart;
+pub mod network;
 pub mod sign;
 pub mod signer;

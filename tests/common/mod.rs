@@ -299,8 +299,22 @@ impl Drop for EmulatorProcess {
     }
 }
 
-/// `faceenroll ARGS...` with a clean environment: no configuration or credentials
-/// inherited from the machine running the tests, no progress bars.
+/// The variables of the machine running the tests that would send a child's calls
+/// elsewhere: proxies and a CA file. Tests set them only on purpose.
+pub const NETWORK_VARIABLES: &[&str] = &[
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+];
+
+/// `faceenroll ARGS...` with a clean environment: no configuration, credentials,
+/// proxy or CA file inherited from the machine running the tests, no progress bars.
 pub fn faceenroll(args: &[&std::ffi::OsStr]) -> std::process::Command {
     let mut cmd = std::process::Command::new(BIN);
     cmd.args(args);
@@ -309,6 +323,9 @@ pub fn faceenroll(args: &[&std::ffi::OsStr]) -> std::process::Command {
         if name_text.starts_with("FACEENROLL_") || name_text.starts_with("TENCENTCLOUD_") {
             cmd.env_remove(&name);
         }
+    }
+    for name in NETWORK_VARIABLES {
+        cmd.env_remove(name);
     }
     cmd.env_remove("RUST_LOG");
     cmd
