@@ -37,8 +37,9 @@ Exit codes:
   1    finished with failed photos (see the report)
   2    usage, configuration or input error before any call, or the state
        directory is in use by another job
-  3    stopped by a fatal error: the service refused the account or credentials,
-       or the progress database could not be written (resumable: fix it, run again)
+  3    stopped by a fatal error: the service refused the account or credentials
+       or could not be reached (certificate, proxy, DNS, refused connection), or
+       the progress database could not be written (resumable: fix it, run again)
   130  interrupted (resumable: run again)";
 
 /// The flags of `enroll`.

@@ -22,8 +22,9 @@ pub enum Exit {
     /// Usage, configuration or input error before any call, or the state directory
     /// is in use by another job.
     Usage = 2,
-    /// Stopped by a fatal error: the service refused the account or credentials, or
-    /// the progress database or report could not be written (resumable).
+    /// Stopped by a fatal error: the service refused the account or credentials or
+    /// could not be reached as configured, or the progress database or report could
+    /// not be written (resumable).
     Fatal = 3,
     /// Interrupted by a signal (resumable).
     Interrupted = 130,
@@ -35,8 +36,9 @@ Exit codes of enroll (the other commands: see their --help):
   1    finished with failed photos (see faceenroll report)
   2    usage, configuration or input error before any call, or the state
        directory is in use by another job
-  3    stopped by a fatal error: the service refused the account or credentials,
-       or the progress database could not be written (resumable)
+  3    stopped by a fatal error: the service refused the account or credentials
+       or could not be reached (certificate, proxy, DNS, refused connection), or
+       the progress database could not be written (resumable)
   130  interrupted (resumable)
 
 A rehearsal needs no account: faceenroll enroll ARCHIVE --group GROUP --emulator";

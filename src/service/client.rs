@@ -883,13 +883,26 @@ impl Client {
     /// retried, what means the service cannot be reached as configured
     /// ([`TransportKind::Unreachable`]), and what lost an answer.
     fn transport_error(&self, call: Call, t: &ureq::Transport) -> CallError {
-        let mut detail = t.kind().to_string();
+        let source = std::error::Error::source(t);
+        // A failure of the tunnel or the handshake says what it is by itself; the
+        // agent's kind ("Network Error") would only blur it.
+        let ours = source
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .and_then(|e| e.get_ref())
+            .is_some_and(|e| e.is::<ConnectError>());
+        let mut detail = if ours {
+            String::new()
+        } else {
+            t.kind().to_string()
+        };
         if let Some(m) = t.message() {
             detail.push_str(": ");
             detail.push_str(m);
         }
-        if let Some(s) = std::error::Error::source(t) {
-            detail.push_str(": ");
+        if let Some(s) = source {
+            if !detail.is_empty() {
+                detail.push_str(": ");
+            }
             detail.push_str(&s.to_string());
         }
         let kind = match classify(t) {

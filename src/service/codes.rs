@@ -17,6 +17,10 @@
 //!   after the client has re-signed once; the client handles that step.
 //!   -1310/-1311 (too many persons/groups) are quotas of the account: the next person
 //!   would hit them too.
+//!   The client gives this class to transport failures too when they mean the
+//!   service cannot be reached as configured (an untrusted certificate, a refused
+//!   connection or tunnel, a name that does not resolve):
+//!   [`Unreachable`](crate::service::client::Unreachable).
 //! - **Permanent** codes describe one photo that the service will never accept as it
 //!   is (no face, undecodable, empty, not an image, too large on its own). The photo
 //!   is failed with its reason and is sent again only when the operator asks.

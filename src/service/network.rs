@@ -22,7 +22,7 @@
 //!
 //! # Connections
 //!
-//! The client opens its TLS sessions itself ([`Connector`]), and through a proxy
+//! The client opens its TLS sessions itself (`Connector`), and through a proxy
 //! its tunnels too: the HTTP agent is told the proxy's address as the endpoint's,
 //! and the connector sends `CONNECT` on that connection before the handshake. The
 //! requests inside the tunnel then carry the path alone, as curl sends them and as
