@@ -315,7 +315,12 @@ fn calls_go_through_the_proxy_tunnel_with_its_credentials() {
         client.get_group_ids().unwrap();
     }
     assert_eq!(emu.counters().requests, 3);
-    assert!(proxy.tunnels() >= 1, "the calls went through the proxy");
+    assert_eq!(
+        proxy.tunnels(),
+        1,
+        "the calls went through the proxy, one kept-alive tunnel for all"
+    );
+    assert_eq!(emu.counters().connections, 1);
     let auth = proxy.authorizations.lock().unwrap().clone();
     assert!(!auth.is_empty(), "the proxy was sent the URL's credentials");
     use base64::Engine as _;
@@ -506,6 +511,37 @@ fn the_job_goes_through_https_proxy_unless_no_proxy_names_the_host() {
     assert!(through >= 1, "the job went through the proxy");
     job(Some("localhost,127.0.0.1"));
     assert_eq!(proxy.tunnels(), through, "NO_PROXY sent the job direct");
+}
+
+#[test]
+fn an_inspection_command_names_the_certificate_problem_and_the_fix() {
+    let ca = TestCa::new();
+    let emu = ca.emulator(&["127.0.0.1"]);
+    let mut cmd = common::faceenroll(&[
+        "groups".as_ref(),
+        "--endpoint".as_ref(),
+        emu.endpoint().as_ref(),
+        "--appid".as_ref(),
+        faceenroll::emulator::REHEARSAL_APPID.as_ref(),
+    ]);
+    cmd.env(
+        "TENCENTCLOUD_SECRET_ID",
+        faceenroll::emulator::REHEARSAL_SECRET_ID,
+    )
+    .env(
+        "TENCENTCLOUD_SECRET_KEY",
+        faceenroll::emulator::REHEARSAL_SECRET_KEY,
+    );
+    let run = run_job(&mut cmd);
+    assert_eq!(run.code, 3, "{}", run.output);
+    assert!(
+        run.output.contains("certificate is not trusted"),
+        "{}",
+        run.output
+    );
+    assert!(run.output.contains("--ca-cert"), "{}", run.output);
+    let run = run_job(cmd.env("FACEENROLL_CA_CERT", ca.file()));
+    assert_eq!(run.code, 0, "{}", run.output);
 }
 
 #[test]

@@ -114,6 +114,9 @@ fn person_id(arg: &str) -> anyhow::Result<PersonId> {
 /// Prints a failed call and says how the process ends.
 fn failed(err: &CallError) -> Exit {
     eprintln!("error: {err}");
+    if err.class() == Class::Fatal {
+        eprintln!("To go on: {}.", err.remedy());
+    }
     match err.class() {
         Class::Permanent | Class::Request | Class::Outcome(_) => Exit::Failures,
         Class::Ok | Class::Transient | Class::RateLimited | Class::Fatal | Class::Unknown => {
