@@ -399,6 +399,17 @@ fn small_archive() -> Archive {
     archive
 }
 
+/// Exit 3, and a message that names the certificate problem and the flag that cures it.
+fn assert_stopped_for_the_certificate(run: &JobRun) {
+    assert_eq!(run.code, 3, "{}", run.output);
+    assert!(
+        run.output.contains("certificate is not trusted"),
+        "{}",
+        run.output
+    );
+    assert!(run.output.contains("--ca-cert"), "{}", run.output);
+}
+
 fn assert_all_pending(state: &Path, photos: usize) {
     let rows = report_rows(state);
     assert_eq!(rows.len(), photos);
@@ -444,13 +455,7 @@ fn without_the_ca_the_job_stops_at_once_with_every_photo_pending_then_resumes() 
     let emu = ca.emulator(&["127.0.0.1"]);
     let archive = small_archive();
     let run = run_job(&mut enroll(&archive, &emu.endpoint()));
-    assert_eq!(run.code, 3, "{}", run.output);
-    assert!(
-        run.output.contains("certificate is not trusted"),
-        "{}",
-        run.output
-    );
-    assert!(run.output.contains("--ca-cert"), "{}", run.output);
+    assert_stopped_for_the_certificate(&run);
     assert!(run.output.contains(" 0 retries"), "{}", run.output);
     assert!(emu.snapshot().persons.is_empty(), "0 faces on the service");
     assert_eq!(emu.counters().requests, 0);
@@ -533,13 +538,7 @@ fn an_inspection_command_names_the_certificate_problem_and_the_fix() {
         faceenroll::emulator::REHEARSAL_SECRET_KEY,
     );
     let run = run_job(&mut cmd);
-    assert_eq!(run.code, 3, "{}", run.output);
-    assert!(
-        run.output.contains("certificate is not trusted"),
-        "{}",
-        run.output
-    );
-    assert!(run.output.contains("--ca-cert"), "{}", run.output);
+    assert_stopped_for_the_certificate(&run);
     let run = run_job(cmd.env("FACEENROLL_CA_CERT", ca.file()));
     assert_eq!(run.code, 0, "{}", run.output);
 }
