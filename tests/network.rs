@@ -293,6 +293,28 @@ fn https_to_a_plain_http_port_is_unreachable_once_handshakes_keep_failing() {
 }
 
 #[test]
+fn a_server_that_never_answers_the_handshake_times_out_and_is_retried() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts and holds every connection, saying nothing.
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = listener.incoming().flatten().take(8).collect();
+        std::thread::sleep(Duration::from_secs(30));
+        drop(held);
+    });
+    let mut config = config(&format!("https://{addr}"));
+    config.read_timeout = Duration::from_millis(200);
+    let client = client(config);
+    // More calls than the handshake failures that would mean unreachable: a
+    // timeout is a passing trouble, not one of them.
+    for _ in 0..=HANDSHAKE_FAILURES_UNREACHABLE {
+        let err = client.get_group_ids().unwrap_err();
+        assert_eq!(err.transport_kind(), Some(TransportKind::Connect), "{err}");
+        assert_eq!(err.class(), Class::Transient, "{err}");
+    }
+}
+
+#[test]
 fn a_closed_port_is_refused_and_stops() {
     let endpoint = format!("http://127.0.0.1:{}", closed_port());
     let err = client(config(&endpoint)).get_group_ids().unwrap_err();
