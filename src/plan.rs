@@ -56,15 +56,15 @@ use crate::limits::{
 };
 use crate::model::{check_id, ContentHash, GroupId, ImageKind, ImageRef, PersonId};
 use crate::normalize::{self, NormalizeOptions};
-use crate::source::{PhotoRecord, ProblemKind, SourceError, SourceItem, SourceSpec};
+use crate::source::{PhotoRecord, Problem, ProblemKind, SourceItem, SourceSpec};
 use crate::store::{
-    Failure, FailureKind, Origin, PersonEntry, PersonFields, PersonState, PhotoEntry, PhotoKey,
-    PhotoState, Store, StoreError,
+    Failure, FailureKind, GivenFields, NotTaken, Origin, PersonEntry, PersonFields, PersonState,
+    PhotoEntry, PhotoKey, PhotoState, Store, StoreError,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -90,6 +90,8 @@ pub struct PlanOptions {
     pub retry_failed: bool,
     /// The request body limit the chunks are cut to.
     pub max_request_bytes: u64,
+    /// A directory tree without a photo is a plan with nothing to do, not an error.
+    pub allow_empty: bool,
 }
 
 impl Default for PlanOptions {
@@ -99,6 +101,7 @@ impl Default for PlanOptions {
             check_content: true,
             retry_failed: false,
             max_request_bytes: MAX_REQUEST_BYTES,
+            allow_empty: false,
         }
     }
 }
@@ -115,7 +118,7 @@ impl PlanOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(transparent)]
-    Source(#[from] SourceError),
+    Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("--group {group:?} {error}")]
@@ -125,6 +128,13 @@ pub enum PlanError {
     },
     #[error("cannot sort the source's rows in the state directory: {0}")]
     Scratch(String),
+    #[error("{0}; nothing was sent")]
+    Refused(String),
+    #[error(
+        "{root}: no photo found ({found}); an unmounted share or a wrong path? Pass \
+         --allow-empty if an empty source is expected"
+    )]
+    Empty { root: String, found: String },
     #[error(
         "--max-request-bytes {given} leaves no room for a photo (the request envelope \
          takes {REQUEST_ENVELOPE_BYTES} bytes)"
@@ -186,8 +196,11 @@ pub struct PlanSummary {
     pub failed_before: usize,
     /// Listings of a photo already listed (same person, same path or URL).
     pub relisted: usize,
-    /// Entries of the source that are not photos (loops, stray files, unreadable rows).
-    pub source_problems: usize,
+    /// Entries of the source not taken as photos (hidden or stray files, links,
+    /// empty person folders, unusable manifest rows), by reason in a few words.
+    pub not_taken: BTreeMap<&'static str, usize>,
+    /// Of those, the ones that are unusable input (they fail the run).
+    pub not_taken_failed: usize,
     pub calls: CallCount,
     /// The first [`MAX_LISTED_PROBLEMS`] problems, in the order found.
     pub problems: Vec<PlanProblem>,
@@ -356,6 +369,9 @@ impl Iterator for PendingPersons<'_> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Row {
     person: String,
+    /// The person as written, when that was not NFC.
+    #[serde(default)]
+    written: Option<String>,
     image: ImageRef,
     origin: Origin,
     seq: u64,
@@ -422,12 +438,15 @@ pub fn build(
         ..PlanSummary::default()
     };
 
+    store.clear_not_taken()?;
     let sort_dir = store.dir().join(SORT_DIR);
     let _ = std::fs::remove_dir_all(&sort_dir);
     let result = (|| {
         let started = std::time::Instant::now();
         let previous = |key: &PhotoKey| store.photo(key).ok().flatten();
         let sorted = gather(
+            store,
+            generation,
             &sort_dir,
             items,
             options,
@@ -444,12 +463,37 @@ pub fn build(
     let _ = std::fs::remove_dir_all(&sort_dir);
     result?;
     store.flush()?;
+    if let SourceSpec::Tree { root, .. } = source {
+        if summary.photos == 0 && summary.not_taken_failed == 0 && !options.allow_empty {
+            let found = if summary.not_taken.is_empty() {
+                "the folder is empty".to_owned()
+            } else {
+                format!("only {}", not_taken_words(&summary.not_taken))
+            };
+            return Err(PlanError::Empty {
+                root: root.display().to_string(),
+                found,
+            });
+        }
+    }
     Ok(summary)
+}
+
+/// Entries not taken, by reason: "3 hidden, 1 empty person folder".
+pub fn not_taken_words(by_class: &BTreeMap<&'static str, usize>) -> String {
+    by_class
+        .iter()
+        .map(|(class, n)| format!("{n} {class}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Phase 1: checks the source's records in parallel batches and sorts them by
 /// photo key (person first) in runs of [`RUN_ROWS`], spilled to files.
+#[allow(clippy::too_many_arguments)]
 fn gather(
+    store: &Store,
+    generation: u64,
     sort_dir: &Path,
     mut items: Box<dyn Iterator<Item = SourceItem> + Send>,
     options: &PlanOptions,
@@ -467,7 +511,7 @@ fn gather(
         if batch.is_empty() {
             break;
         }
-        let checked: Vec<Result<(PhotoKey, Row), String>> = batch
+        let checked: Vec<Result<(PhotoKey, Row), Box<Problem>>> = batch
             .par_drain(..)
             .map(|item| {
                 let row = check(item, options, previous)?;
@@ -477,13 +521,7 @@ fn gather(
         for c in checked {
             match c {
                 Ok(row) => run.push(row),
-                Err(message) => {
-                    // An entry that names no photo has no row in the report: the
-                    // log is where a run tells the operator about it.
-                    tracing::warn!("{message}");
-                    summary.source_problems += 1;
-                    summary.problem("invalid", message);
-                }
+                Err(problem) => not_taken(store, generation, *problem, summary)?,
             }
         }
         if run.len() >= limits.run_rows {
@@ -504,6 +542,42 @@ fn gather(
     }
     run.par_sort_unstable_by(|a, b| (&a.0, a.1.seq).cmp(&(&b.0, b.1.seq)));
     Sorted::new(runs, run)
+}
+
+/// Records an entry of the source that is no photo to plan: in the store (the report
+/// lists it), in the summary by reason, and in the log. A problem that refuses the
+/// whole source ends the plan.
+fn not_taken(
+    store: &Store,
+    generation: u64,
+    problem: Problem,
+    summary: &mut PlanSummary,
+) -> Result<(), PlanError> {
+    let failed = match problem.kind {
+        ProblemKind::Refused => return Err(PlanError::Refused(problem.message)),
+        ProblemKind::Skip => false,
+        ProblemKind::Invalid | ProblemKind::InvalidPerson => true,
+    };
+    if failed {
+        tracing::warn!("{}", problem.message);
+        summary.not_taken_failed += 1;
+    } else {
+        tracing::info!("not taken: {}", problem.message);
+    }
+    *summary.not_taken.entry(problem.class).or_default() += 1;
+    summary.problem(
+        if failed { "invalid" } else { "ignored" },
+        problem.message.clone(),
+    );
+    store.put_not_taken(&NotTaken {
+        origin: problem.origin,
+        failed,
+        class: problem.class.to_owned(),
+        message: problem.message,
+        cells: problem.cells,
+        generation,
+    })?;
+    Ok(())
 }
 
 /// Threads writing a pass's photos into the store.
@@ -662,11 +736,15 @@ type Previous<'a> = dyn Fn(&PhotoKey) -> Option<PhotoEntry> + Sync + 'a;
 /// Checks one record: everything that can be told from the record and its file
 /// alone (and from what an earlier run recorded of that file). `Err` is a problem of
 /// the source with no photo to record.
-fn check(item: SourceItem, options: &PlanOptions, previous: &Previous<'_>) -> Result<Row, String> {
+fn check(
+    item: SourceItem,
+    options: &PlanOptions,
+    previous: &Previous<'_>,
+) -> Result<Row, Box<Problem>> {
     let (record, verdict, person_error) = match item {
         SourceItem::Photo(record) => (record, Verdict::Ok, None),
-        SourceItem::Problem(problem) => match (problem.photo, problem.kind) {
-            (None, _) => return Err(problem.message),
+        SourceItem::Problem(mut problem) => match (problem.photo.take(), problem.kind) {
+            (None, _) | (_, ProblemKind::Refused) => return Err(Box::new(problem)),
             (Some(r), ProblemKind::Skip) => (r, Verdict::Skip(problem.message), None),
             (Some(r), ProblemKind::Invalid) => (r, Verdict::Invalid(problem.message), None),
             (Some(r), ProblemKind::InvalidPerson) => (
@@ -678,6 +756,7 @@ fn check(item: SourceItem, options: &PlanOptions, previous: &Previous<'_>) -> Re
     };
     let PhotoRecord {
         person,
+        written,
         image,
         groups,
         name,
@@ -699,19 +778,26 @@ fn check(item: SourceItem, options: &PlanOptions, previous: &Previous<'_>) -> Re
     let field_error = groups
         .iter()
         .find_map(|g| {
-            check_id(g).err().map(|e| {
-                let field = if is_manifest {
-                    "group_ids: group"
-                } else {
-                    "group folder"
-                };
-                format!("{origin}: {field} {g:?} {e}")
-            })
+            let field = if is_manifest {
+                "group_ids: group"
+            } else {
+                "group folder"
+            };
+            if g.contains(',') {
+                return Some(format!(
+                    "{origin}: {field} {g:?} holds a comma; separate groups with \"{}\"",
+                    crate::source::manifest::GROUP_SEPARATOR
+                ));
+            }
+            check_id(g)
+                .err()
+                .map(|e| format!("{origin}: {field} {g:?} {e}"))
         })
         .or_else(|| too_long(&origin, "person_name", name.as_deref(), MAX_NAME_BYTES))
         .or_else(|| too_long(&origin, "tag", tag.as_deref(), MAX_TAG_BYTES));
     let mut row = Row {
         person,
+        written,
         image,
         origin,
         seq,
@@ -790,14 +876,20 @@ fn inspect(
     options: &PlanOptions,
     before: Option<&PhotoEntry>,
 ) -> Result<Inspected, String> {
-    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+    // Looked at before it is opened: opening a FIFO would wait for a writer forever.
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "file not found".to_owned(),
         _ => format!("cannot read: {e}"),
     })?;
-    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(if meta.is_dir() {
+            "not a regular file (a folder)".into()
+        } else {
+            "not a regular file (a pipe, socket or device); not opened".into()
+        });
     }
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
     let size = meta.len();
     if size == 0 {
         return Err("the file is empty".into());
@@ -953,7 +1045,10 @@ fn plan_person(
 
     // The person: its groups, name and tag, merged in source order. A name or tag
     // that differs from the one given first fails its line.
-    let person_error = rows.iter().find_map(|(_, r)| r.person_error.clone());
+    let person_error = rows
+        .iter()
+        .find_map(|(_, r)| r.person_error.clone())
+        .or_else(|| spelled_twice(rows));
     let mut fields = PersonFields::default();
     let mut name_from: Option<&Origin> = None;
     let mut tag_from: Option<&Origin> = None;
@@ -1195,6 +1290,7 @@ fn plan_person(
             }
             PhotoState::Failed(f) if f.kind == FailureKind::Input => {
                 summary.invalid += 1;
+                tracing::warn!("{}", f.message);
                 summary.problem("invalid", f.message.clone());
             }
             PhotoState::Failed(_) => summary.failed_before += 1,
@@ -1209,7 +1305,13 @@ fn plan_person(
             Some(b) if unchanged && r.hash.is_none() => (b.hash, b.size.or(r.size), b.modified),
             _ => (r.hash, r.size, r.modified),
         };
+        let given = GivenFields {
+            groups: r.groups,
+            name: r.name,
+            tag: r.tag,
+        };
         let entry = PhotoEntry {
+            given: Some(given),
             person: r.person,
             image: r.image,
             origin: r.origin,
@@ -1225,6 +1327,20 @@ fn plan_person(
         out.push((key, entry));
     }
     Ok(())
+}
+
+/// Two rows of one person whose id is written in different Unicode normal forms:
+/// which spelling is meant is not clear, so the person is refused.
+fn spelled_twice(rows: &[(PhotoKey, Row)]) -> Option<String> {
+    let (_, first) = rows.first()?;
+    let spelling = |r: &Row| r.written.clone().unwrap_or_else(|| r.person.clone());
+    let first_spelling = spelling(first);
+    let other = rows.iter().find(|(_, r)| spelling(r) != first_spelling)?;
+    Some(format!(
+        "person {:?} is written in two Unicode forms, at {} and at {} (a name typed on one \
+         system and copied from another); write it one way",
+        first.person, first.origin, other.1.origin
+    ))
 }
 
 /// A photo's state before the person-level checks.
@@ -1309,7 +1425,10 @@ mod tests {
             max_runs: 3,
         };
         let mut summary = PlanSummary::default();
+        let store = Store::open(&dir.path().join("state")).unwrap();
         let sorted = gather(
+            &store,
+            1,
             &sort_dir,
             source.open().unwrap(),
             &PlanOptions::default(),

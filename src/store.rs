@@ -187,6 +187,58 @@ impl PhotoState {
     }
 }
 
+/// A manifest row's columns as written (a cell that is not UTF-8 decoded lossily),
+/// kept for an entry the planner could not take as a photo, so the report gives the
+/// row back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cells {
+    pub person_id: String,
+    pub image: String,
+    pub group_ids: String,
+    pub person_name: String,
+    pub tag: String,
+}
+
+/// The groups, name and tag the source gave with one photo, as written: the report
+/// writes them back, whether or not the person could be planned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GivenFields {
+    pub groups: Vec<String>,
+    pub name: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// What became of an entry of the source that is not a photo the job can take: a
+/// file the tree walker leaves (hidden, not a photo, outside a person folder, a link,
+/// a special file), an empty person folder, or a manifest row that names no usable
+/// photo. Listed in the report so every file and row given is accounted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotTaken {
+    pub origin: Origin,
+    /// Left deliberately (`ignored`), or unusable input the operator must fix
+    /// (`failed`).
+    pub failed: bool,
+    /// The reason in a few words, the same for every entry left for it.
+    pub class: String,
+    /// What is wrong, starting with the place.
+    pub message: String,
+    /// The manifest row as written.
+    pub cells: Option<Cells>,
+    /// The plan generation that found it.
+    pub generation: u64,
+}
+
+impl NotTaken {
+    /// The one-word status the report and the counts use.
+    pub fn status(&self) -> &'static str {
+        if self.failed {
+            "failed"
+        } else {
+            "ignored"
+        }
+    }
+}
+
 /// The manifest columns of a photo, kept so a failed photo can be written back out as
 /// a manifest row.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +274,9 @@ pub struct PhotoEntry {
     /// How the photo was sent when it was re-encoded to fit ("normalized from ...").
     #[serde(default)]
     pub note: Option<String>,
+    /// The groups, name and tag listed with this photo.
+    #[serde(default)]
+    pub given: Option<GivenFields>,
 }
 
 /// Where a person stands on the service.
@@ -270,6 +325,7 @@ pub struct Store {
     persons: sled::Tree,
     hashes: sled::Tree,
     meta: sled::Tree,
+    not_taken: sled::Tree,
     _lock: File,
 }
 
@@ -296,6 +352,7 @@ impl Store {
             persons: db.open_tree("persons")?,
             hashes: db.open_tree("hashes")?,
             meta: db.open_tree("meta")?,
+            not_taken: db.open_tree("not_taken")?,
             db,
             _lock: lock,
         })
@@ -372,6 +429,29 @@ impl Store {
         self.persons.iter().map(|item| {
             let (_, v) = item?;
             decode(&v, "person")
+        })
+    }
+
+    /// Forgets the entries not taken by earlier plans: each plan lists its own.
+    pub fn clear_not_taken(&self) -> Result<()> {
+        self.not_taken.clear()?;
+        Ok(())
+    }
+
+    /// Records an entry of the source not taken, after those recorded before it.
+    pub fn put_not_taken(&self, entry: &NotTaken) -> Result<()> {
+        let next = self.not_taken.last()?.map_or(0, |(k, _)| {
+            u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1
+        });
+        self.not_taken.insert(next.to_be_bytes(), encode(entry))?;
+        Ok(())
+    }
+
+    /// The entries not taken, in the order found.
+    pub fn not_taken(&self) -> impl Iterator<Item = Result<NotTaken>> + '_ {
+        self.not_taken.iter().map(|item| {
+            let (_, v) = item?;
+            decode(&v, "entry not taken")
         })
     }
 
@@ -526,6 +606,7 @@ mod tests {
             attempts: 0,
             generation: 1,
             note: None,
+            given: None,
         }
     }
 

@@ -78,6 +78,7 @@ proptest! {
                 let image = r.image.trim();
                 SourceItem::Photo(PhotoRecord {
                     person: r.person.trim().to_owned(),
+                    written: None,
                     image: if image.starts_with("http") {
                         ImageRef::Url(image.to_owned())
                     } else {

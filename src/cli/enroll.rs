@@ -128,6 +128,8 @@ pub struct EnrollSection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_failed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_empty: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub emulator: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emulator_state: Option<PathBuf>,
@@ -246,6 +248,11 @@ impl EnrollSettings {
                 "FACEENROLL_RETRY_FAILED",
                 file.retry_failed,
             )?,
+            allow_empty: switch(
+                args.plan.allow_empty,
+                "FACEENROLL_ALLOW_EMPTY",
+                file.allow_empty,
+            )?,
         };
         let defaults = NormalizeOptions::default();
         let normalize = NormalizeOptions {
@@ -327,6 +334,7 @@ impl EnrollSettings {
             no_resize: Some(!self.plan.resize),
             max_request_bytes: Some(self.plan.max_request_bytes),
             retry_failed: Some(self.plan.retry_failed),
+            allow_empty: Some(self.plan.allow_empty),
             emulator: Some(self.emulator),
             emulator_state: self.emulator_state.clone(),
             workers: Some(self.workers),

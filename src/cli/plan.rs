@@ -54,6 +54,11 @@ pub struct PlanArgs {
     /// FACEENROLL_RETRY_FAILED=true].
     #[arg(long)]
     pub retry_failed: bool,
+    /// A directory tree without a photo is a job with nothing to do, not an error
+    /// (without it, an empty tree, e.g. an unmounted share, stops the job) [env:
+    /// FACEENROLL_ALLOW_EMPTY=true].
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// The planning settings once flags, environment, file and defaults are resolved.
@@ -67,6 +72,7 @@ pub struct PlanSettings {
     pub resize: bool,
     pub max_request_bytes: u64,
     pub retry_failed: bool,
+    pub allow_empty: bool,
 }
 
 impl PlanSettings {
@@ -81,6 +87,7 @@ impl PlanSettings {
             resize: !args.no_resize,
             max_request_bytes: args.max_request_bytes.unwrap_or(MAX_REQUEST_BYTES),
             retry_failed: args.retry_failed,
+            allow_empty: args.allow_empty,
         }
     }
 
@@ -104,6 +111,7 @@ impl PlanSettings {
             check_content: self.content_check,
             retry_failed: self.retry_failed,
             max_request_bytes: self.max_request_bytes,
+            allow_empty: self.allow_empty,
         }
     }
 }
@@ -136,6 +144,15 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     let summary = result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
     print!("{}", render(&summary));
     Ok(Exit::Ok)
+}
+
+/// The singular or plural of a noun for a count.
+pub fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
 }
 
 fn temp_state_dir() -> PathBuf {
@@ -182,8 +199,14 @@ pub fn render(s: &PlanSummary) -> String {
             let _ = writeln!(out, "    {label:<27} {n}");
         }
     }
-    if s.source_problems > 0 {
-        let _ = writeln!(out, "  other source problems: {}", s.source_problems);
+    if !s.not_taken.is_empty() {
+        let total: usize = s.not_taken.values().sum();
+        let _ = writeln!(
+            out,
+            "  not taken:  {total} {} ({})",
+            plural(total as u64, "entry", "entries"),
+            plan::not_taken_words(&s.not_taken)
+        );
     }
     let _ = writeln!(
         out,

@@ -1,0 +1,251 @@
+//! The edges of a job, through the binary: every file and row the operator gave is
+//! either in the report or in its "not taken" rows with a reason, and a run that did
+//! not do what was asked does not exit 0.
+
+mod common;
+
+use common::{faceenroll, photo, report_rows, write};
+
+use faceenroll::report::Row;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+/// Runs the binary with `args`, failing the test on a panic or past `limit`.
+fn run(args: &[&OsStr]) -> Output {
+    let started = Instant::now();
+    let out = faceenroll(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "panic:\n{stderr}");
+    assert_ne!(out.status.code(), Some(101), "panic:\n{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "no answer within a minute"
+    );
+    out
+}
+
+fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
+    args.iter().map(|a| OsStr::new(*a)).collect()
+}
+
+/// `faceenroll enroll SOURCE --emulator --state STATE --no-progress EXTRA...`.
+fn enroll(source: &Path, state: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        OsStr::new("enroll"),
+        source.as_os_str(),
+        OsStr::new("--emulator"),
+        OsStr::new("--state"),
+        state.as_os_str(),
+        OsStr::new("--no-progress"),
+    ];
+    args.extend(extra.iter().map(OsStr::new));
+    run(&args)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn row_of<'a>(rows: &'a [Row], image: &Path) -> &'a Row {
+    let image = std::path::absolute(image).unwrap();
+    let found: Vec<&Row> = rows
+        .iter()
+        .filter(|r| Path::new(&r.image) == image)
+        .collect();
+    assert_eq!(found.len(), 1, "{} in {rows:#?}", image.display());
+    found[0]
+}
+
+#[test]
+fn files_the_tree_walker_leaves_are_counted_listed_and_in_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    write(&root.join("ann/a.png"), &photo(1));
+    let stray = write_at(&root.join("stray.png"), &photo(2));
+    let hidden = write_at(&root.join("ann/.thumbs.png"), &photo(3));
+    let hidden_dir = root.join(".cache");
+    write(&hidden_dir.join("x.png"), &photo(4));
+    let empty = root.join("bob");
+    std::fs::create_dir_all(&empty).unwrap();
+    let dangling = root.join("ann/gone.png");
+    std::os::unix::fs::symlink(root.join("nowhere.png"), &dangling).unwrap();
+
+    // plan: counted by reason, and named.
+    let out = run(&os(&[
+        "plan",
+        root.to_str().unwrap(),
+        "--group",
+        "staff",
+        "--follow-symlinks",
+    ]));
+    let plan = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{plan}{}", text(&out.stderr));
+    assert!(
+        plan.contains("not taken:  5 entries (1 dangling symbolic link, 1 empty person folder, 2 hidden, 1 photo not in a person folder)"),
+        "{plan}"
+    );
+    for path in [&stray, &hidden, &hidden_dir, &empty] {
+        assert!(plan.contains(&path.display().to_string()), "{plan}");
+    }
+
+    // enroll: every entry in the report; the photo outside a person folder and the
+    // dangling link fail the run.
+    let state = tmp.path().join("state");
+    let out = enroll(
+        &root,
+        &state,
+        &["--group", "staff", "--follow-symlinks", "-v"],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("not taken: 3 entries (1 empty person folder, 2 hidden), listed in the report as ignored"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("not taken: {}: hidden file", hidden.display())),
+        "-v lists what is left:\n{stderr}"
+    );
+    let rows = report_rows(&state);
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    assert_eq!(row_of(&rows, &root.join("ann/a.png")).status, "enrolled");
+    for (path, status, why) in [
+        (&stray, "failed", "photo not in a person folder"),
+        (&hidden, "ignored", "hidden file"),
+        (&hidden_dir, "ignored", "hidden folder"),
+        (&empty, "ignored", "empty person folder"),
+        (&dangling, "failed", "symbolic link to nothing"),
+    ] {
+        let row = row_of(&rows, path);
+        assert_eq!(row.status, status, "{row:#?}");
+        assert!(row.reason.contains(why), "{row:#?}");
+    }
+    let ignored = run(&os(&[
+        "report",
+        "--state",
+        state.to_str().unwrap(),
+        "--only",
+        "ignored",
+    ]));
+    assert_eq!(text(&ignored.stdout).lines().count(), 1 + 3);
+}
+
+fn write_at(path: &Path, bytes: &[u8]) -> std::path::PathBuf {
+    write(path, bytes);
+    path.to_owned()
+}
+
+#[test]
+fn an_empty_source_is_an_error_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("share");
+    std::fs::create_dir_all(&root).unwrap();
+    let state = tmp.path().join("state");
+    let out = enroll(&root, &state, &["--group", "staff"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no photo found (the folder is empty)") && stderr.contains("--allow-empty"),
+        "{stderr}"
+    );
+    // Only files that are left: still no photo.
+    write(&root.join(".DS_Store"), b"x");
+    let out = enroll(&root, &state, &["--group", "staff"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no photo found (only 1 hidden)"));
+
+    let out = enroll(&root, &state, &["--group", "staff", "--allow-empty"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_header_only_manifest_is_nothing_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = write_at(
+        &tmp.path().join("m.csv"),
+        b"person_id,image,group_ids,person_name,tag\n",
+    );
+    let state = tmp.path().join("state");
+    let out = enroll(&manifest, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("0 in the plan"));
+}
+
+#[test]
+fn a_group_cell_with_a_comma_is_refused_never_a_group_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("a.png"), &photo(1));
+    write(&tmp.path().join("b.png"), &photo(2));
+    let manifest = write_at(
+        &tmp.path().join("m.csv"),
+        b"person_id,image,group_ids\nann,a.png,\"g1,g2\"\nbob,b.png,g1;g2\n",
+    );
+    let state = tmp.path().join("state");
+    let service = tmp.path().join("service.json");
+    let out = enroll(
+        &manifest,
+        &state,
+        &["--emulator-state", service.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let rows = report_rows(&state);
+    let ann = rows.iter().find(|r| r.person_id == "ann").unwrap();
+    assert_eq!(ann.status, "failed");
+    assert!(
+        ann.reason
+            .contains("group \"g1,g2\" holds a comma; separate groups with \";\""),
+        "{ann:#?}"
+    );
+    assert_eq!(ann.group_ids, "g1,g2", "given back as written");
+    let bob = rows.iter().find(|r| r.person_id == "bob").unwrap();
+    assert_eq!(
+        (bob.status.as_str(), bob.group_ids.as_str()),
+        ("enrolled", "g1;g2")
+    );
+    // On the service: bob in g1 and g2, and no group named "g1,g2".
+    let held: faceenroll::emulator::StateSnapshot =
+        serde_json::from_slice(&std::fs::read(&service).unwrap()).unwrap();
+    let groups: Vec<&String> = held.groups.keys().collect();
+    assert_eq!(groups, ["g1", "g2"]);
+    assert_eq!(held.persons.keys().collect::<Vec<_>>(), ["bob"]);
+}
+
+#[test]
+fn ids_are_nfc_and_two_spellings_of_one_id_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        write(&tmp.path().join(format!("{i}.png")), &photo(i));
+    }
+    let nfc = "Jos\u{e9}";
+    let nfd = "Jose\u{301}";
+    // One spelling, written NFD: enrolled as the NFC id.
+    let manifest = write_at(
+        &tmp.path().join("m.csv"),
+        format!("person_id,image,group_ids\n{nfd},0.png,staff\n").as_bytes(),
+    );
+    let state = tmp.path().join("state");
+    let out = enroll(&manifest, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows = report_rows(&state);
+    assert_eq!(rows[0].person_id, nfc);
+
+    // Two spellings of one id: refused, naming both lines.
+    let manifest = write_at(
+        &tmp.path().join("m2.csv"),
+        format!("person_id,image,group_ids\n{nfc},1.png,staff\n{nfd},2.png,staff\n").as_bytes(),
+    );
+    let state = tmp.path().join("state2");
+    let out = enroll(&manifest, &state, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let rows = report_rows(&state);
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row.status, "failed", "{row:#?}");
+        assert!(
+            row.reason.contains("written in two Unicode forms") && row.reason.contains("m2.csv:3"),
+            "{row:#?}"
+        );
+    }
+}
