@@ -249,3 +249,122 @@ fn ids_are_nfc_and_two_spellings_of_one_id_are_refused() {
         );
     }
 }
+
+/// Runs the binary with its standard output closed before it writes.
+fn with_stdout_closed(args: &[&OsStr]) -> std::process::ExitStatus {
+    use std::process::Stdio;
+    let started = Instant::now();
+    let mut child = faceenroll(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "panic:\n{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "an error:\n{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    out.status
+}
+
+#[test]
+fn every_command_ends_quietly_when_its_reader_is_gone() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    for i in 0..30 {
+        write(&root.join(format!("p{i:02}/a.png")), &photo(i));
+    }
+    let root = root.to_str().unwrap();
+    let state = tmp.path().join("state");
+    let state = state.to_str().unwrap();
+    // Reading commands end as a shell tool does: killed by SIGPIPE (141 in a shell).
+    let status = with_stdout_closed(&os(&["plan", root, "--group", "staff"]));
+    assert_eq!(status.signal(), Some(libc_sigpipe()), "{status:?}");
+    // enroll keeps its exit code: the job is done whether or not the summary is read.
+    let status = with_stdout_closed(&os(&[
+        "enroll",
+        root,
+        "--group",
+        "staff",
+        "--dry-run",
+        "--state",
+        state,
+    ]));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let status = with_stdout_closed(&os(&[
+        "enroll",
+        root,
+        "--group",
+        "staff",
+        "--emulator",
+        "--no-progress",
+        "--state",
+        state,
+    ]));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    for format in ["csv", "jsonl"] {
+        let status = with_stdout_closed(&os(&["report", "--state", state, "--format", format]));
+        assert_eq!(
+            status.signal(),
+            Some(libc_sigpipe()),
+            "{format}: {status:?}"
+        );
+    }
+    let status = with_stdout_closed(&os(&["status", "--state", state, "--json"]));
+    assert!(
+        status.signal() == Some(libc_sigpipe()) || status.code() == Some(0),
+        "{status:?}"
+    );
+}
+
+fn libc_sigpipe() -> i32 {
+    13
+}
+
+#[test]
+fn out_of_range_options_are_refused_by_their_flag_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("ann/a.png"), &photo(1));
+    let root = tmp.path().to_str().unwrap();
+    for (flag, value) in [
+        ("--max-edge", "0"),
+        ("--workers", "0"),
+        ("--jpeg-quality", "0"),
+        ("--jpeg-quality", "101"),
+        ("--max-photo-bytes", "0"),
+        ("--retry-attempts", "0"),
+        ("--progress-interval", "0"),
+    ] {
+        let out = run(&os(&[
+            "enroll",
+            root,
+            "--group",
+            "staff",
+            "--emulator",
+            flag,
+            value,
+        ]));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+    let config = tmp.path().join("fe.toml");
+    std::fs::write(&config, "[enroll]\nmax_edge = 0\n").unwrap();
+    let out = run(&os(&[
+        "enroll",
+        root,
+        "--group",
+        "staff",
+        "--emulator",
+        "--config",
+        config.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("max_edge = 0"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -69,28 +69,33 @@ pub struct EnrollArgs {
     #[arg(long, value_name = "FILE", env = "FACEENROLL_EMULATOR_STATE")]
     emulator_state: Option<PathBuf>,
     /// Worker threads, each enrolling one person at a time [default: 8].
-    #[arg(long, value_name = "N", env = "FACEENROLL_WORKERS")]
+    #[arg(long, value_name = "N", env = "FACEENROLL_WORKERS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     workers: Option<usize>,
     /// Calls per second in all, the service's cap [default: 50]; 0 is unlimited.
     #[arg(long, value_name = "N", env = "FACEENROLL_QPS")]
     qps: Option<u32>,
     /// Attempts of one call before its photos count as failed for this run
     /// [default: 6].
-    #[arg(long, value_name = "N", env = "FACEENROLL_RETRY_ATTEMPTS")]
+    #[arg(long, value_name = "N", env = "FACEENROLL_RETRY_ATTEMPTS",
+          value_parser = clap::value_parser!(u32).range(1..))]
     retry_attempts: Option<u32>,
     /// Seconds one call may spend waiting between its attempts [default: 60].
     #[arg(long, value_name = "SECS", env = "FACEENROLL_RETRY_MAX_WAIT")]
     retry_max_wait: Option<u64>,
     /// Largest photo sent as is, in bytes; larger ones are re-encoded [default:
     /// 313753, so that 20 photos fit one request].
-    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES")]
+    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
     max_photo_bytes: Option<u64>,
     /// Longest edge in pixels of a photo sent; larger ones are scaled down
     /// [default: 2048].
-    #[arg(long, value_name = "PX", env = "FACEENROLL_MAX_EDGE")]
+    #[arg(long, value_name = "PX", env = "FACEENROLL_MAX_EDGE",
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_edge: Option<u32>,
     /// JPEG quality of re-encoded photos, 1-100 [default: 85].
-    #[arg(long, value_name = "Q", env = "FACEENROLL_JPEG_QUALITY")]
+    #[arg(long, value_name = "Q", env = "FACEENROLL_JPEG_QUALITY",
+          value_parser = clap::value_parser!(u8).range(1..=100))]
     jpeg_quality: Option<u8>,
     /// Write the report here [default: report.csv in the state directory].
     #[arg(long, value_name = "PATH", env = "FACEENROLL_REPORT")]
@@ -99,7 +104,8 @@ pub struct EnrollArgs {
     #[arg(long)]
     no_progress: bool,
     /// Seconds between progress log lines when stderr is not a terminal [default: 60].
-    #[arg(long, value_name = "SECS", env = "FACEENROLL_PROGRESS_INTERVAL")]
+    #[arg(long, value_name = "SECS", env = "FACEENROLL_PROGRESS_INTERVAL",
+          value_parser = clap::value_parser!(u64).range(1..))]
     progress_interval: Option<u64>,
     #[command(flatten)]
     faults: FaultArgs,
@@ -270,9 +276,23 @@ impl EnrollSettings {
         };
         anyhow::ensure!(
             (1..=100).contains(&normalize.jpeg_quality),
-            "jpeg quality {} is not between 1 and 100",
+            "[enroll] jpeg_quality = {}: must be between 1 and 100 (--jpeg-quality)",
             normalize.jpeg_quality
         );
+        // Flags and the environment are checked by clap; the file's values here.
+        for (key, value) in [
+            ("workers", file.workers.map(|v| v as u64)),
+            ("retry_attempts", file.retry_attempts.map(u64::from)),
+            ("max_photo_bytes", file.max_photo_bytes),
+            ("max_edge", file.max_edge.map(u64::from)),
+            ("progress_interval", file.progress_interval),
+        ] {
+            anyhow::ensure!(
+                value != Some(0),
+                "[enroll] {key} = 0: must be at least 1 (--{})",
+                key.replace('_', "-")
+            );
+        }
         let retry = RetryPolicy::default();
         let settings = EnrollSettings {
             plan,
@@ -441,7 +461,8 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     };
     let finished = match enroll(&job, target, &stop, show) {
         Ok(Done::Planned(plan)) => {
-            print!("{}", super::plan::render(&plan));
+            // A reader gone from standard output (`| head`) is no failure of the plan.
+            let _ = write!(std::io::stdout().lock(), "{}", super::plan::render(&plan));
             return Ok(Exit::Ok);
         }
         Ok(Done::Ran(finished)) => finished,
