@@ -368,3 +368,61 @@ fn out_of_range_options_are_refused_by_their_flag_name() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn an_unwritable_report_is_found_before_the_first_call() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    write(&root.join("ann/a.png"), &photo(1));
+    let report = tmp.path().join("no-such-dir/report.csv");
+    let service = tmp.path().join("service.json");
+    let out = enroll(
+        &root,
+        &tmp.path().join("state"),
+        &[
+            "--group",
+            "staff",
+            "--report",
+            report.to_str().unwrap(),
+            "--emulator-state",
+            service.to_str().unwrap(),
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot write the report {}", report.display())),
+        "{stderr}"
+    );
+    // No call was made: the emulated account holds nobody.
+    let held = std::fs::read(&service).unwrap_or_default();
+    assert!(
+        held.is_empty() || !text(&held).contains("ann"),
+        "{}",
+        text(&held)
+    );
+}
+
+#[test]
+fn status_json_reads_back_with_failures_by_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    write(&root.join("ann/a.png"), &photo(1));
+    write(&root.join("ann/b.png"), b"not a photo");
+    let state = tmp.path().join("state");
+    let out = enroll(&root, &state, &["--group", "staff"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = run(&os(&[
+        "status",
+        "--state",
+        state.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["counts"]["failed"], 1, "{status:#}");
+    assert_eq!(
+        status["counts"]["failures_by_code"]["none"], 1,
+        "{status:#}"
+    );
+}

@@ -120,6 +120,24 @@ pub fn enroll(
 ) -> Result<Done, EnrollError> {
     let started = Instant::now();
     let store = Store::open(&job.state_dir).map_err(setup)?;
+    let report_path = job
+        .report
+        .clone()
+        .unwrap_or_else(|| job.state_dir.join("report.csv"));
+    if !job.dry_run {
+        // Found now, not after every call was made: the report must be writable.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&report_path)
+            .with_context(|| {
+                format!(
+                    "cannot write the report {}; nothing was sent",
+                    report_path.display()
+                )
+            })
+            .map_err(setup)?;
+    }
     let mut meta = store.meta().map_err(setup)?;
     meta.source = Some(job.source.describe());
     meta.started = Some(unix_now());
@@ -205,10 +223,6 @@ pub fn enroll(
     store.put_meta(&meta).map_err(during_run)?;
     store.flush().map_err(during_run)?;
 
-    let report_path = job
-        .report
-        .clone()
-        .unwrap_or_else(|| job.state_dir.join("report.csv"));
     let file = std::fs::File::create(&report_path)
         .with_context(|| format!("cannot write the report {}", report_path.display()))
         .map_err(during_run)?;
