@@ -92,6 +92,9 @@ pub struct PlanOptions {
     pub max_request_bytes: u64,
     /// A directory tree without a photo is a plan with nothing to do, not an error.
     pub allow_empty: bool,
+    /// A source that shares no photo with the job's earlier sources joins the job
+    /// anyway (without it, such a source is refused as a probable mistake).
+    pub new_source: bool,
 }
 
 impl Default for PlanOptions {
@@ -102,6 +105,7 @@ impl Default for PlanOptions {
             retry_failed: false,
             max_request_bytes: MAX_REQUEST_BYTES,
             allow_empty: false,
+            new_source: false,
         }
     }
 }
@@ -135,6 +139,11 @@ pub enum PlanError {
          --allow-empty if an empty source is expected"
     )]
     Empty { root: String, found: String },
+    #[error(
+        "{given}: shares no photo with this job's sources ({known}); a wrong --state? \
+         Pass --new-source if it is meant to join the job; nothing was sent"
+    )]
+    Unrelated { given: String, known: String },
     #[error(
         "--max-request-bytes {given} leaves no room for a photo (the request envelope \
          takes {REQUEST_ENVELOPE_BYTES} bytes)"
@@ -201,6 +210,11 @@ pub struct PlanSummary {
     pub not_taken: BTreeMap<&'static str, usize>,
     /// Of those, the ones that are unusable input (they fail the run).
     pub not_taken_failed: usize,
+    /// Photos listed by the source, before listings of the same photo are merged.
+    pub listed: usize,
+    /// Whether a listed photo was known to the job already (counted, up to one, only
+    /// for a source the job has not planned before).
+    pub known: usize,
     pub calls: CallCount,
     /// The first [`MAX_LISTED_PROBLEMS`] problems, in the order found.
     pub problems: Vec<PlanProblem>,
@@ -427,26 +441,35 @@ pub fn build(
     }
     let items = source.open()?;
 
+    let id = source.id();
     let mut meta = store.meta()?;
     meta.generation += 1;
     meta.source = Some(source.describe());
     store.put_meta(&meta)?;
     let generation = meta.generation;
+    // A source the job has not seen must share a photo with it, unless it is meant.
+    let check_shared =
+        !options.new_source && !meta.sources.is_empty() && !meta.sources.contains_key(&id);
     let mut summary = PlanSummary {
         source: source.describe(),
         generation,
         ..PlanSummary::default()
     };
 
-    store.clear_not_taken()?;
+    store.clear_not_taken(&id)?;
     let sort_dir = store.dir().join(SORT_DIR);
     let _ = std::fs::remove_dir_all(&sort_dir);
     let result = (|| {
         let started = std::time::Instant::now();
         let previous = |key: &PhotoKey| store.photo(key).ok().flatten();
+        let pass = Pass {
+            source: &id,
+            generation,
+            check_shared,
+        };
         let sorted = gather(
             store,
-            generation,
+            &pass,
             &sort_dir,
             items,
             options,
@@ -454,9 +477,20 @@ pub fn build(
             SortLimits::default(),
             &mut summary,
         )?;
+        if check_shared && summary.listed > 0 && summary.known == 0 {
+            {
+                return Err(PlanError::Unrelated {
+                    given: source.describe(),
+                    known: meta.sources.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let mut meta = store.meta()?;
+        meta.sources.insert(id.clone(), generation);
+        store.put_meta(&meta)?;
         tracing::debug!("plan: rows gathered and sorted in {:?}", started.elapsed());
         let started = std::time::Instant::now();
-        decide(store, sorted, generation, options, &mut summary)?;
+        decide(store, sorted, &pass, options, &mut summary)?;
         tracing::debug!("plan: persons decided in {:?}", started.elapsed());
         Ok::<_, PlanError>(())
     })();
@@ -490,10 +524,19 @@ pub fn not_taken_words(by_class: &BTreeMap<&'static str, usize>) -> String {
 
 /// Phase 1: checks the source's records in parallel batches and sorts them by
 /// photo key (person first) in runs of [`RUN_ROWS`], spilled to files.
+/// What every step of one planning pass needs to know of it.
+struct Pass<'a> {
+    /// The source's id ([`SourceSpec::id`]).
+    source: &'a str,
+    generation: u64,
+    /// Count the listed photos the job already knows ([`PlanSummary::known`]).
+    check_shared: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn gather(
     store: &Store,
-    generation: u64,
+    pass: &Pass<'_>,
     sort_dir: &Path,
     mut items: Box<dyn Iterator<Item = SourceItem> + Send>,
     options: &PlanOptions,
@@ -520,8 +563,14 @@ fn gather(
             .collect();
         for c in checked {
             match c {
-                Ok(row) => run.push(row),
-                Err(problem) => not_taken(store, generation, *problem, summary)?,
+                Ok(row) => {
+                    summary.listed += 1;
+                    if pass.check_shared && summary.known == 0 && store.photo(&row.0)?.is_some() {
+                        summary.known += 1;
+                    }
+                    run.push(row)
+                }
+                Err(problem) => not_taken(store, pass, *problem, summary)?,
             }
         }
         if run.len() >= limits.run_rows {
@@ -549,7 +598,7 @@ fn gather(
 /// whole source ends the plan.
 fn not_taken(
     store: &Store,
-    generation: u64,
+    pass: &Pass<'_>,
     problem: Problem,
     summary: &mut PlanSummary,
 ) -> Result<(), PlanError> {
@@ -575,7 +624,8 @@ fn not_taken(
         class: problem.class.to_owned(),
         message: problem.message,
         cells: problem.cells,
-        generation,
+        generation: pass.generation,
+        source: Some(pass.source.to_owned()),
     })?;
     Ok(())
 }
@@ -949,7 +999,7 @@ fn inspect(
 fn decide(
     store: &Store,
     mut sorted: Sorted,
-    generation: u64,
+    pass: &Pass<'_>,
     options: &PlanOptions,
     summary: &mut PlanSummary,
 ) -> Result<(), PlanError> {
@@ -979,9 +1029,7 @@ fn decide(
             for item in sorted.by_ref() {
                 let (key, row) = item?;
                 if rows.first().is_some_and(|(_, r)| r.person != row.person) {
-                    plan_person(
-                        store, fresh, &mut rows, generation, options, summary, &mut out,
-                    )?;
+                    plan_person(store, fresh, &mut rows, pass, options, summary, &mut out)?;
                     if out.len() >= BATCH && send.send(std::mem::take(&mut out)).is_err() {
                         break;
                     }
@@ -989,9 +1037,7 @@ fn decide(
                 rows.push((key, row));
             }
             if !rows.is_empty() {
-                plan_person(
-                    store, fresh, &mut rows, generation, options, summary, &mut out,
-                )?;
+                plan_person(store, fresh, &mut rows, pass, options, summary, &mut out)?;
             }
             let _ = send.send(out);
             Ok::<_, PlanError>(())
@@ -1013,11 +1059,12 @@ fn plan_person(
     store: &Store,
     fresh: bool,
     rows: &mut Vec<(PhotoKey, Row)>,
-    generation: u64,
+    pass: &Pass<'_>,
     options: &PlanOptions,
     summary: &mut PlanSummary,
     out: &mut Vec<(PhotoKey, PhotoEntry)>,
 ) -> Result<(), PlanError> {
+    let generation = pass.generation;
     // The same photo listed again: keep the first listing.
     rows.dedup_by(|later, first| {
         let again = later.0 == first.0;
@@ -1312,6 +1359,7 @@ fn plan_person(
         };
         let entry = PhotoEntry {
             given: Some(given),
+            source: Some(pass.source.to_owned()),
             person: r.person,
             image: r.image,
             origin: r.origin,
@@ -1426,9 +1474,14 @@ mod tests {
         };
         let mut summary = PlanSummary::default();
         let store = Store::open(&dir.path().join("state")).unwrap();
+        let pass = Pass {
+            source: "m.csv",
+            generation: 1,
+            check_shared: false,
+        };
         let sorted = gather(
             &store,
-            1,
+            &pass,
             &sort_dir,
             source.open().unwrap(),
             &PlanOptions::default(),

@@ -273,7 +273,7 @@ pub enum Format {
     Jsonl,
 }
 
-/// Writes one row per input photo of the current plan generation, answering how
+/// Writes one row per input photo of the job (each source's latest plan), answering how
 /// many rows it wrote.
 pub fn write_report(
     store: &Store,
@@ -281,13 +281,14 @@ pub fn write_report(
     format: Format,
     out: impl std::io::Write,
 ) -> anyhow::Result<u64> {
-    let generation = store.meta()?.generation;
+    let meta = store.meta()?;
     let mut writer = RowWriter::new(format, out)?;
     let mut rows = 0;
     let mut person: Option<PersonEntry> = None;
     for item in store.photos() {
         let (_, entry) = item?;
-        if entry.generation != generation || only.is_some_and(|o| !o.matches(entry.state.status()))
+        if !meta.is_current(entry.source.as_deref(), entry.generation)
+            || only.is_some_and(|o| !o.matches(entry.state.status()))
         {
             continue;
         }
@@ -299,7 +300,9 @@ pub fn write_report(
     }
     for entry in store.not_taken() {
         let entry = entry?;
-        if entry.generation != generation || only.is_some_and(|o| !o.matches(entry.status())) {
+        if !meta.is_current(entry.source.as_deref(), entry.generation)
+            || only.is_some_and(|o| !o.matches(entry.status()))
+        {
             continue;
         }
         writer.write(&Row::not_taken(&entry))?;
@@ -372,11 +375,11 @@ pub struct StoreCounts {
 
 impl StoreCounts {
     pub fn read(store: &Store) -> crate::store::Result<StoreCounts> {
-        let generation = store.meta()?.generation;
+        let meta = store.meta()?;
         let mut counts = StoreCounts::default();
         for item in store.photos() {
             let (_, entry) = item?;
-            if entry.generation != generation {
+            if !meta.is_current(entry.source.as_deref(), entry.generation) {
                 continue;
             }
             counts.photos += 1;
@@ -393,7 +396,7 @@ impl StoreCounts {
         }
         for entry in store.not_taken() {
             let entry = entry?;
-            if entry.generation != generation {
+            if !meta.is_current(entry.source.as_deref(), entry.generation) {
                 continue;
             }
             if entry.failed {
@@ -406,7 +409,7 @@ impl StoreCounts {
         }
         for person in store.persons() {
             let person = person?;
-            if person.generation != generation {
+            if !meta.person_is_current(person.generation) {
                 continue;
             }
             counts.persons += 1;

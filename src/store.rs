@@ -25,6 +25,7 @@
 
 use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -226,6 +227,9 @@ pub struct NotTaken {
     pub cells: Option<Cells>,
     /// The plan generation that found it.
     pub generation: u64,
+    /// The source that listed it ([`crate::source::SourceSpec::id`]).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 impl NotTaken {
@@ -277,6 +281,9 @@ pub struct PhotoEntry {
     /// The groups, name and tag listed with this photo.
     #[serde(default)]
     pub given: Option<GivenFields>,
+    /// The source that listed it last ([`crate::source::SourceSpec::id`]).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// Where a person stands on the service.
@@ -315,6 +322,26 @@ pub struct JobMeta {
     pub finished: Option<u64>,
     /// How the last run ended, in words.
     pub last_outcome: Option<String>,
+    /// Every source planned into the job, with the generation of its latest plan. A
+    /// photo belongs to the job while it is in its source's latest plan: feeding a
+    /// report back updates the photos it names and leaves the others in the job.
+    #[serde(default)]
+    pub sources: BTreeMap<String, u64>,
+}
+
+impl JobMeta {
+    /// Whether an entry last planned in `generation` from `source` is in the job now.
+    pub fn is_current(&self, source: Option<&str>, generation: u64) -> bool {
+        match source.and_then(|s| self.sources.get(s)) {
+            Some(latest) => *latest == generation,
+            None => generation == self.generation,
+        }
+    }
+
+    /// Whether a person last planned in `generation` is in the job now.
+    pub fn person_is_current(&self, generation: u64) -> bool {
+        generation == self.generation || self.sources.values().any(|g| *g == generation)
+    }
 }
 
 /// The progress database of one state directory.
@@ -432,9 +459,16 @@ impl Store {
         })
     }
 
-    /// Forgets the entries not taken by earlier plans: each plan lists its own.
-    pub fn clear_not_taken(&self) -> Result<()> {
-        self.not_taken.clear()?;
+    /// Forgets the entries not taken by earlier plans of `source`: each plan lists
+    /// its own.
+    pub fn clear_not_taken(&self, source: &str) -> Result<()> {
+        for item in self.not_taken.iter() {
+            let (k, v) = item?;
+            let entry: NotTaken = decode(&v, "entry not taken")?;
+            if entry.source.as_deref().is_none_or(|s| s == source) {
+                self.not_taken.remove(k)?;
+            }
+        }
         Ok(())
     }
 
@@ -607,6 +641,7 @@ mod tests {
             generation: 1,
             note: None,
             given: None,
+            source: None,
         }
     }
 

@@ -165,7 +165,7 @@ fn a_header_only_manifest_is_nothing_to_do() {
     let tmp = tempfile::tempdir().unwrap();
     let manifest = write_at(
         &tmp.path().join("m.csv"),
-        b"person_id,image,group_ids,person_name,tag\n",
+        format!("{}\n", faceenroll::report::COLUMNS.join(",")).as_bytes(),
     );
     let state = tmp.path().join("state");
     let out = enroll(&manifest, &state, &[]);
@@ -425,4 +425,108 @@ fn status_json_reads_back_with_failures_by_code() {
         status["counts"]["failures_by_code"]["none"], 1,
         "{status:#}"
     );
+}
+
+fn report_csv(state: &Path, only: &str) -> String {
+    let out = run(&os(&[
+        "report",
+        "--state",
+        state.to_str().unwrap(),
+        "--only",
+        only,
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn a_report_fed_back_updates_its_rows_and_the_job_keeps_every_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    for i in 0..6 {
+        write(&root.join(format!("p{i}/a.png")), &photo(i));
+    }
+    let broken = root.join("p6/a.png");
+    write(&broken, b"not a photo");
+    let bad_id = root.join("bad id/a.png");
+    write(&bad_id, &photo(7));
+    let state = tmp.path().join("state");
+    let service = tmp.path().join("service.json");
+    let service_flag = ["--emulator-state", service.to_str().unwrap()];
+    let mut args = vec!["--group", "staff"];
+    args.extend(service_flag);
+    let out = enroll(&root, &state, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+
+    // The failed rows as a manifest: fix the photo and the person id, feed it back.
+    let failed = report_csv(&state, "failed");
+    assert_eq!(failed.lines().count(), 1 + 2, "{failed}");
+    let failed = failed.replace("bad id,", "bad_id,");
+    assert!(failed.contains(",staff,"), "groups given back: {failed}");
+    let manifest = write_at(&tmp.path().join("failed.csv"), failed.as_bytes());
+    write(&broken, &photo(6));
+    let out = enroll(&manifest, &state, &service_flag);
+    // The row for "bad id" stays failed, as the tree still lists it: the job is not
+    // free of failures, and the exit code says so.
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("9 in the plan: 8 enrolled, 0 duplicate, 0 skipped, 1 failed"),
+        "{stdout}"
+    );
+
+    // The job still covers every photo: the six, the fixed one, the renamed person,
+    // and the row for "bad id".
+    let rows = report_rows(&state);
+    assert_eq!(rows.len(), 6 + 1 + 1 + 1, "{rows:#?}");
+    assert_eq!(row_of(&rows, &broken).status, "enrolled");
+    let enrolled = rows.iter().filter(|r| r.status == "enrolled").count();
+    assert_eq!(enrolled, 8, "{rows:#?}");
+    let status = run(&os(&[
+        "status",
+        "--state",
+        state.to_str().unwrap(),
+        "--json",
+    ]));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["counts"]["photos"], 9, "{status:#}");
+    assert_eq!(status["counts"]["pending"], 0, "{status:#}");
+    assert_eq!(status["counts"]["failed"], 1, "{status:#}");
+    // On the service: eight persons with one face each.
+    let held: faceenroll::emulator::StateSnapshot =
+        serde_json::from_slice(&std::fs::read(&service).unwrap()).unwrap();
+    assert_eq!(held.persons.len(), 8);
+    assert!(held.persons.values().all(|p| p.faces.len() == 1));
+
+    // Nothing pending: the selection is still a manifest, its header alone.
+    let none = report_csv(&state, "pending");
+    assert_eq!(
+        none.lines().collect::<Vec<_>>(),
+        [faceenroll::report::COLUMNS.join(",")]
+    );
+}
+
+#[test]
+fn a_source_that_shares_nothing_with_the_job_is_refused_unless_meant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    let other = tmp.path().join("other");
+    write(&first.join("ann/a.png"), &photo(1));
+    write(&other.join("bob/b.png"), &photo(2));
+    let state = tmp.path().join("state");
+    let out = enroll(&first, &state, &["--group", "staff"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = enroll(&other, &state, &["--group", "staff"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("shares no photo with this job's sources")
+            && stderr.contains("--new-source"),
+        "{stderr}"
+    );
+    assert_eq!(report_rows(&state).len(), 1, "the job is as it was");
+    let out = enroll(&other, &state, &["--group", "staff", "--new-source"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows = report_rows(&state);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
 }

@@ -298,6 +298,7 @@ proptest! {
                 generation: 1,
                 note: None,
                 given: Some(given),
+                source: None,
             }).unwrap();
         }
         let report = dir.path().join("report.csv");

@@ -259,6 +259,8 @@ impl EnrollSettings {
                 "FACEENROLL_ALLOW_EMPTY",
                 file.allow_empty,
             )?,
+            // Meant for one run, never a standing setting.
+            new_source: args.plan.new_source,
         };
         let defaults = NormalizeOptions::default();
         let normalize = NormalizeOptions {

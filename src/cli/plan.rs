@@ -59,6 +59,10 @@ pub struct PlanArgs {
     /// FACEENROLL_ALLOW_EMPTY=true].
     #[arg(long)]
     pub allow_empty: bool,
+    /// Let a source that shares no photo with the job's earlier sources join the job
+    /// (without it, such a source is refused: probably a wrong --state).
+    #[arg(long)]
+    pub new_source: bool,
 }
 
 /// The planning settings once flags, environment, file and defaults are resolved.
@@ -73,6 +77,7 @@ pub struct PlanSettings {
     pub max_request_bytes: u64,
     pub retry_failed: bool,
     pub allow_empty: bool,
+    pub new_source: bool,
 }
 
 impl PlanSettings {
@@ -88,6 +93,7 @@ impl PlanSettings {
             max_request_bytes: args.max_request_bytes.unwrap_or(MAX_REQUEST_BYTES),
             retry_failed: args.retry_failed,
             allow_empty: args.allow_empty,
+            new_source: args.new_source,
         }
     }
 
@@ -112,6 +118,7 @@ impl PlanSettings {
             retry_failed: self.retry_failed,
             max_request_bytes: self.max_request_bytes,
             allow_empty: self.allow_empty,
+            new_source: self.new_source,
         }
     }
 }

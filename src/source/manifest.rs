@@ -114,7 +114,10 @@ pub fn read(path: &Path) -> Result<ManifestRows, SourceError> {
         record: csv::ByteRecord::new(),
         columns,
         file: path.to_owned(),
-        dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+        dir: std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_owned))
+            .unwrap_or_default(),
         done: false,
     })
 }

@@ -96,6 +96,19 @@ impl SourceSpec {
         }
     }
 
+    /// The source as the job remembers it: its absolute path, the same from any
+    /// working directory.
+    pub fn id(&self) -> String {
+        let path = match self {
+            SourceSpec::Tree { root, .. } => root,
+            SourceSpec::Manifest { path } => path,
+        };
+        std::path::absolute(path)
+            .unwrap_or_else(|_| path.clone())
+            .display()
+            .to_string()
+    }
+
     /// Opens the source, failing only when it cannot be read at all.
     pub fn open(&self) -> Result<Box<dyn Iterator<Item = SourceItem> + Send>, SourceError> {
         match self {

@@ -38,7 +38,10 @@ pub fn walk(
             root: root.to_owned(),
         });
     }
-    let walker = WalkDir::new(root)
+    // Photos are known by their absolute path, as the report writes them: a report
+    // fed back as a manifest names the same photos.
+    let root = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+    let walker = WalkDir::new(&root)
         .follow_links(follow_symlinks)
         .sort_by_file_name()
         .into_iter();
