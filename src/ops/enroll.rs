@@ -124,31 +124,21 @@ pub fn enroll(
         .report
         .clone()
         .unwrap_or_else(|| job.state_dir.join("report.csv"));
-    if !job.dry_run {
-        // Found now, not after every call was made: the report must be writable.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&report_path)
-            .with_context(|| {
-                format!(
-                    "cannot write the report {}; nothing was sent",
-                    report_path.display()
-                )
-            })
-            .map_err(setup)?;
-    }
-    let mut meta = store.meta().map_err(setup)?;
-    meta.source = Some(job.source.describe());
-    meta.started = Some(unix_now());
-    meta.finished = None;
-    store.put_meta(&meta).map_err(setup)?;
     let summary = plan::build(&store, &job.source, &job.plan)
         .with_context(|| format!("cannot plan {}", job.source.describe()))
         .map_err(setup)?;
     if job.dry_run {
         return Ok(Done::Planned(summary));
     }
+    // Found now, not after every call was made: the report must be writable.
+    check_writable(&report_path)
+        .with_context(|| {
+            format!(
+                "cannot write the report {}; nothing was sent",
+                report_path.display()
+            )
+        })
+        .map_err(setup)?;
     tracing::info!("{}", plan_line(&summary));
 
     // Keep the emulator alive for the run.
@@ -264,6 +254,20 @@ fn plan_line(s: &plan::PlanSummary) -> String {
         line.push_str(&settled.join(", "));
     }
     line
+}
+
+/// Whether a file can be written, leaving it as it was: an existing file is opened
+/// for appending, a new one created and removed again.
+fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    if !existed {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
 }
 
 fn unix_now() -> u64 {
