@@ -530,3 +530,64 @@ fn a_source_that_shares_nothing_with_the_job_is_refused_unless_meant() {
     let rows = report_rows(&state);
     assert_eq!(rows.len(), 2, "{rows:#?}");
 }
+
+#[test]
+fn the_emulator_fails_loudly_when_it_cannot_keep_its_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("account");
+    std::fs::create_dir(&folder).unwrap();
+    let state_file = folder.join("account.json");
+    let log = tmp.path().join("emulator.log");
+    let emulator =
+        common::EmulatorProcess::start(&["--state-file", state_file.to_str().unwrap()], &log);
+    // Its folder gone once it runs (an unmounted disk): the state cannot be written.
+    std::fs::remove_dir_all(&folder).unwrap();
+    write(&folder, b"");
+    // A person to keep.
+    let photos = tmp.path().join("photos");
+    write(&photos.join("ann/a.png"), &photo(1));
+    let enrolled = common::enroll_command(&photos, &emulator.endpoint, &tmp.path().join("state"))
+        .args(["--group", "staff"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        enrolled.status.code(),
+        Some(0),
+        "{}",
+        text(&enrolled.stderr)
+    );
+    let status = emulator.terminate();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("could not write state file") && stderr.contains("was not kept"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_delete_without_yes_and_without_a_terminal_is_not_confirmed_exit_1() {
+    use faceenroll::emulator::{REHEARSAL_APPID, REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
+    let tmp = tempfile::tempdir().unwrap();
+    let emulator = common::EmulatorProcess::start(&[], &tmp.path().join("emulator.log"));
+    let out = faceenroll(&os(&[
+        "delete-person",
+        "ann",
+        "--endpoint",
+        &emulator.endpoint,
+        "--appid",
+        REHEARSAL_APPID,
+    ]))
+    .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+    .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY)
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "as --help says: {stderr}");
+    assert!(
+        stderr.contains("not confirmed; nothing deleted"),
+        "{stderr}"
+    );
+    assert_eq!(emulator.counters().requests, 0, "no call made");
+}

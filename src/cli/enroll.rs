@@ -51,7 +51,12 @@ pub struct EnrollArgs {
     service: ServiceArgs,
     /// The job's state directory: progress database, report, lock [default:
     /// ./faceenroll-state].
-    #[arg(long, value_name = "DIR", env = "FACEENROLL_STATE")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "FACEENROLL_STATE",
+        hide_env_values = true
+    )]
     state: Option<PathBuf>,
     /// Plan and print what would be done; make no call.
     #[arg(long)]
@@ -66,45 +71,60 @@ pub struct EnrollArgs {
     emulator: bool,
     /// With --emulator: keep the emulated account in this JSON file, so a rehearsal
     /// can be run again against the same account (e.g. to watch a resume).
-    #[arg(long, value_name = "FILE", env = "FACEENROLL_EMULATOR_STATE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FACEENROLL_EMULATOR_STATE",
+        hide_env_values = true
+    )]
     emulator_state: Option<PathBuf>,
     /// Worker threads, each enrolling one person at a time [default: 8].
-    #[arg(long, value_name = "N", env = "FACEENROLL_WORKERS",
+    #[arg(long, value_name = "N", env = "FACEENROLL_WORKERS", hide_env_values = true,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     workers: Option<usize>,
     /// Calls per second in all, the service's cap [default: 50]; 0 is unlimited.
-    #[arg(long, value_name = "N", env = "FACEENROLL_QPS")]
+    #[arg(long, value_name = "N", env = "FACEENROLL_QPS", hide_env_values = true)]
     qps: Option<u32>,
     /// Attempts of one call before its photos count as failed for this run
     /// [default: 6].
-    #[arg(long, value_name = "N", env = "FACEENROLL_RETRY_ATTEMPTS",
+    #[arg(long, value_name = "N", env = "FACEENROLL_RETRY_ATTEMPTS", hide_env_values = true,
           value_parser = clap::value_parser!(u32).range(1..))]
     retry_attempts: Option<u32>,
     /// Seconds one call may spend waiting between its attempts [default: 60].
-    #[arg(long, value_name = "SECS", env = "FACEENROLL_RETRY_MAX_WAIT")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "FACEENROLL_RETRY_MAX_WAIT",
+        hide_env_values = true
+    )]
     retry_max_wait: Option<u64>,
     /// Largest photo sent as is, in bytes; larger ones are re-encoded [default:
     /// 313753, so that 20 photos fit one request].
-    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES",
+    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES", hide_env_values = true,
           value_parser = clap::value_parser!(u64).range(1..))]
     max_photo_bytes: Option<u64>,
     /// Longest edge in pixels of a photo sent; larger ones are scaled down
     /// [default: 2048].
-    #[arg(long, value_name = "PX", env = "FACEENROLL_MAX_EDGE",
+    #[arg(long, value_name = "PX", env = "FACEENROLL_MAX_EDGE", hide_env_values = true,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_edge: Option<u32>,
     /// JPEG quality of re-encoded photos, 1-100 [default: 85].
-    #[arg(long, value_name = "Q", env = "FACEENROLL_JPEG_QUALITY",
+    #[arg(long, value_name = "Q", env = "FACEENROLL_JPEG_QUALITY", hide_env_values = true,
           value_parser = clap::value_parser!(u8).range(1..=100))]
     jpeg_quality: Option<u8>,
     /// Write the report here [default: report.csv in the state directory].
-    #[arg(long, value_name = "PATH", env = "FACEENROLL_REPORT")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "FACEENROLL_REPORT",
+        hide_env_values = true
+    )]
     report: Option<PathBuf>,
     /// No progress bars, even at a terminal [env: FACEENROLL_NO_PROGRESS=true].
     #[arg(long)]
     no_progress: bool,
     /// Seconds between progress log lines when stderr is not a terminal [default: 60].
-    #[arg(long, value_name = "SECS", env = "FACEENROLL_PROGRESS_INTERVAL",
+    #[arg(long, value_name = "SECS", env = "FACEENROLL_PROGRESS_INTERVAL", hide_env_values = true,
           value_parser = clap::value_parser!(u64).range(1..))]
     progress_interval: Option<u64>,
     #[command(flatten)]

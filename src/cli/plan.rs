@@ -32,7 +32,7 @@ pub struct PlanArgs {
     pub groups: Vec<String>,
     /// How a directory tree is laid out: person (ROOT/PERSON_ID/PHOTO) or
     /// group/person (ROOT/GROUP_ID/PERSON_ID/PHOTO) [default: person].
-    #[arg(long, value_enum, env = "FACEENROLL_LAYOUT")]
+    #[arg(long, value_enum, env = "FACEENROLL_LAYOUT", hide_env_values = true)]
     pub layout: Option<Layout>,
     /// Follow symbolic links in a directory tree (loops are detected and reported)
     /// [env: FACEENROLL_FOLLOW_SYMLINKS=true].
@@ -48,7 +48,12 @@ pub struct PlanArgs {
     #[arg(long)]
     pub no_resize: bool,
     /// The request body limit to cut calls to, in bytes [default: 6291456].
-    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_REQUEST_BYTES")]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "FACEENROLL_MAX_REQUEST_BYTES",
+        hide_env_values = true
+    )]
     pub max_request_bytes: Option<u64>,
     /// Plan again photos the service refused for good in an earlier run [env:
     /// FACEENROLL_RETRY_FAILED=true].

@@ -207,6 +207,14 @@ pub fn show(
                 photo_bar.set_message(counts);
                 person_bar.set_position(figures.persons_done);
                 if finished {
+                    // No time left to estimate once the run is over.
+                    let done = ProgressStyle::with_template(
+                        "{prefix:>8} [{bar:30}] {pos}/{len} in {elapsed} {msg}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> ");
+                    photo_bar.set_style(done.clone());
+                    person_bar.set_style(done);
                     // Left where they stand: `finish` would fill an interrupted bar.
                     photo_bar.abandon();
                     person_bar.abandon();

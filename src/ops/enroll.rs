@@ -142,7 +142,7 @@ pub fn enroll(
     tracing::info!("{}", plan_line(&summary));
 
     // Keep the emulator alive for the run.
-    let (_emulator, client_config) = match target {
+    let (emulator, client_config) = match target {
         Target::Service(config) => (None, config),
         Target::Emulator(config) => {
             let state_file = config.state_file.clone();
@@ -185,6 +185,11 @@ pub fn enroll(
     })
     .map_err(during_run)?;
 
+    if let Some(emulator) = emulator {
+        if let Err(message) = emulator.shutdown() {
+            tracing::error!("{message}; the emulated account was not kept");
+        }
+    }
     let counts = StoreCounts::read(&store).map_err(during_run)?;
     let ending = match outcome {
         RunOutcome::Finished => Ending::Completed {
