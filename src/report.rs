@@ -453,6 +453,15 @@ mod code_keys {
     }
 }
 
+/// The singular or plural of a noun for a count: "1 photo", "2 photos".
+pub fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
 /// The summary printed at the end of every run.
 #[derive(Debug)]
 pub struct Summary<'a> {
@@ -492,7 +501,7 @@ impl std::fmt::Display for Summary<'_> {
             writeln!(
                 f,
                 "  not taken: {total} {} ({}), listed in the report as ignored",
-                if total == 1 { "entry" } else { "entries" },
+                plural(total, "entry", "entries"),
                 by.join(", ")
             )?;
         }
@@ -509,7 +518,7 @@ impl std::fmt::Display for Summary<'_> {
         writeln!(
             f,
             "  this run: {done} {} in {secs:.1} s ({:.1} photos/s), {} calls, {} retries, {} rate-limit answers",
-            if done == 1 { "photo" } else { "photos" },
+            plural(done, "photo", "photos"),
             if secs > 0.0 { done as f64 / secs } else { 0.0 },
             t.calls.load(Relaxed),
             t.retries.load(Relaxed),

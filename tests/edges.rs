@@ -591,3 +591,32 @@ fn a_delete_without_yes_and_without_a_terminal_is_not_confirmed_exit_1() {
     );
     assert_eq!(emulator.counters().requests, 0, "no call made");
 }
+
+#[test]
+fn a_decoder_error_is_one_line_of_text_and_one_photo_is_not_photos() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    let jpeg = common::jpeg_bytes(&common::picture(400, 300, 40, 7), 90);
+    let truncated = root.join("ann/cut.jpg");
+    write(&truncated, &jpeg[..300]);
+    let state = tmp.path().join("state");
+    let out = enroll(
+        &root,
+        &state,
+        &["--group", "staff", "--max-photo-bytes", "100"],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("finished with 1 failed photo and 0 left"),
+        "{stdout}"
+    );
+    let rows = report_rows(&state);
+    let row = row_of(&rows, &truncated);
+    assert_eq!(row.status, "failed", "{row:#?}");
+    assert!(row.reason.contains("cannot decode the photo"), "{row:#?}");
+    assert!(
+        !row.reason.contains('\n') && !row.reason.contains("Error {"),
+        "{row:#?}"
+    );
+}

@@ -158,15 +158,6 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// The singular or plural of a noun for a count.
-pub fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
-    if n == 1 {
-        one
-    } else {
-        many
-    }
-}
-
 fn temp_state_dir() -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -216,7 +207,7 @@ pub fn render(s: &PlanSummary) -> String {
         let _ = writeln!(
             out,
             "  not taken:  {total} {} ({})",
-            plural(total as u64, "entry", "entries"),
+            crate::report::plural(total as u64, "entry", "entries"),
             plan::not_taken_words(&s.not_taken)
         );
     }

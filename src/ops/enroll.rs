@@ -206,9 +206,10 @@ pub fn enroll(
             failed: 0,
             pending: 0,
         } => "finished: every photo accounted for".to_owned(),
-        Ending::Completed { failed, pending } => {
-            format!("finished with {failed} failed photos and {pending} left for the next run")
-        }
+        Ending::Completed { failed, pending } => format!(
+            "finished with {failed} failed {} and {pending} left for the next run",
+            report::plural(*failed, "photo", "photos")
+        ),
         Ending::Fatal(message) => format!("stopped by a fatal service error: {message}"),
         Ending::Interrupted => "interrupted; run the same command again to resume".to_owned(),
     };
@@ -237,11 +238,14 @@ pub fn enroll(
 
 /// The plan in one log line: the work of this run and what the plan settled already.
 fn plan_line(s: &plan::PlanSummary) -> String {
+    let photos = (s.pending + s.in_doubt) as u64;
     let mut line = format!(
-        "plan: {} photos of {} persons to send ({} calls)",
-        s.pending + s.in_doubt,
+        "plan: {photos} {} of {} {} to send ({} {})",
+        report::plural(photos, "photo", "photos"),
         s.persons_with_work,
-        s.calls.total()
+        report::plural(s.persons_with_work as u64, "person", "persons"),
+        s.calls.total(),
+        report::plural(s.calls.total() as u64, "call", "calls"),
     );
     let settled: Vec<String> = [
         (s.enrolled, "already enrolled"),
