@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{blank, faceenroll, photo, report_rows};
+use common::{blank, faceenroll, photo, report_rows, write};
 use faceenroll::report::Row;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
@@ -99,12 +99,6 @@ impl Run {
             assert!(row.reason.contains(why), "reason says {why:?}: {row:#?}");
         }
     }
-}
-
-fn write(path: &Path, bytes: &[u8]) -> PathBuf {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-    path.to_owned()
 }
 
 /// A path under `dir` whose last component is the given raw bytes.

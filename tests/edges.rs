@@ -63,8 +63,8 @@ fn files_the_tree_walker_leaves_are_counted_listed_and_in_the_report() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("photos");
     write(&root.join("ann/a.png"), &photo(1));
-    let stray = write_at(&root.join("stray.png"), &photo(2));
-    let hidden = write_at(&root.join("ann/.thumbs.png"), &photo(3));
+    let stray = write(&root.join("stray.png"), &photo(2));
+    let hidden = write(&root.join("ann/.thumbs.png"), &photo(3));
     let hidden_dir = root.join(".cache");
     write(&hidden_dir.join("x.png"), &photo(4));
     let empty = root.join("bob");
@@ -132,11 +132,6 @@ fn files_the_tree_walker_leaves_are_counted_listed_and_in_the_report() {
     assert_eq!(text(&ignored.stdout).lines().count(), 1 + 3);
 }
 
-fn write_at(path: &Path, bytes: &[u8]) -> std::path::PathBuf {
-    write(path, bytes);
-    path.to_owned()
-}
-
 #[test]
 fn an_empty_source_is_an_error_unless_allowed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -163,7 +158,7 @@ fn an_empty_source_is_an_error_unless_allowed() {
 #[test]
 fn a_header_only_manifest_is_nothing_to_do() {
     let tmp = tempfile::tempdir().unwrap();
-    let manifest = write_at(
+    let manifest = write(
         &tmp.path().join("m.csv"),
         format!("{}\n", faceenroll::report::COLUMNS.join(",")).as_bytes(),
     );
@@ -178,7 +173,7 @@ fn a_group_cell_with_a_comma_is_refused_never_a_group_name() {
     let tmp = tempfile::tempdir().unwrap();
     write(&tmp.path().join("a.png"), &photo(1));
     write(&tmp.path().join("b.png"), &photo(2));
-    let manifest = write_at(
+    let manifest = write(
         &tmp.path().join("m.csv"),
         b"person_id,image,group_ids\nann,a.png,\"g1,g2\"\nbob,b.png,g1;g2\n",
     );
@@ -221,7 +216,7 @@ fn ids_are_nfc_and_two_spellings_of_one_id_are_refused() {
     let nfc = "Jos\u{e9}";
     let nfd = "Jose\u{301}";
     // One spelling, written NFD: enrolled as the NFC id.
-    let manifest = write_at(
+    let manifest = write(
         &tmp.path().join("m.csv"),
         format!("person_id,image,group_ids\n{nfd},0.png,staff\n").as_bytes(),
     );
@@ -232,7 +227,7 @@ fn ids_are_nfc_and_two_spellings_of_one_id_are_refused() {
     assert_eq!(rows[0].person_id, nfc);
 
     // Two spellings of one id: refused, naming both lines.
-    let manifest = write_at(
+    let manifest = write(
         &tmp.path().join("m2.csv"),
         format!("person_id,image,group_ids\n{nfc},1.png,staff\n{nfd},2.png,staff\n").as_bytes(),
     );
@@ -463,7 +458,7 @@ fn a_report_fed_back_updates_its_rows_and_the_job_keeps_every_row() {
     assert_eq!(failed.lines().count(), 1 + 2, "{failed}");
     let failed = failed.replace("bad id,", "bad_id,");
     assert!(failed.contains(",staff,"), "groups given back: {failed}");
-    let manifest = write_at(&tmp.path().join("failed.csv"), failed.as_bytes());
+    let manifest = write(&tmp.path().join("failed.csv"), failed.as_bytes());
     write(&broken, &photo(6));
     let out = enroll(&manifest, &state, &service_flag);
     // The row for "bad id" stays failed, as the tree still lists it: the job is not
@@ -563,33 +558,6 @@ fn the_emulator_fails_loudly_when_it_cannot_keep_its_state() {
         stderr.contains("could not write state file") && stderr.contains("was not kept"),
         "{stderr}"
     );
-}
-
-#[test]
-fn a_delete_without_yes_and_without_a_terminal_is_not_confirmed_exit_1() {
-    use faceenroll::emulator::{REHEARSAL_APPID, REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
-    let tmp = tempfile::tempdir().unwrap();
-    let emulator = common::EmulatorProcess::start(&[], &tmp.path().join("emulator.log"));
-    let out = faceenroll(&os(&[
-        "delete-person",
-        "ann",
-        "--endpoint",
-        &emulator.endpoint,
-        "--appid",
-        REHEARSAL_APPID,
-    ]))
-    .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
-    .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY)
-    .stdin(std::process::Stdio::null())
-    .output()
-    .unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "as --help says: {stderr}");
-    assert!(
-        stderr.contains("not confirmed; nothing deleted"),
-        "{stderr}"
-    );
-    assert_eq!(emulator.counters().requests, 0, "no call made");
 }
 
 #[test]

@@ -437,7 +437,8 @@ pub fn jpeg(tag: &str) -> Vec<u8> {
 }
 
 /// Writes a file, creating its folders.
-pub fn write(path: &Path, bytes: &[u8]) {
+pub fn write(path: &Path, bytes: &[u8]) -> PathBuf {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
+    path.to_owned()
 }
