@@ -187,7 +187,7 @@ fn a_huge_sparse_file_and_a_symbolic_link_loop() {
     );
     assert_eq!(run.row(&good).status, "enrolled");
     run.expect(&huge, "failed", "resizing is off");
-    // The loop names no photo, so it is not in the report: the run says so.
+    // The loop names no photo: it is a failed row of the report, and the run says so.
     let back = root.join("carol").join("back");
     assert!(
         run.stderr
@@ -195,6 +195,10 @@ fn a_huge_sparse_file_and_a_symbolic_link_loop() {
         "the loop is reported:\n{}",
         run.stderr
     );
+    let row = run.row(&back);
+    assert_eq!(row.status, "failed", "{row:#?}");
+    assert!(row.reason.contains("symbolic link loop"), "{row:#?}");
+    assert_eq!(run.code, Some(1));
     // The link to a person folder is followed: dave holds carol's photos.
     assert_eq!(run.row(&root.join("dave").join("0.png")).status, "enrolled");
 }
