@@ -28,6 +28,8 @@ pub struct Tally {
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
     pub bytes_saved: AtomicU64,
+    /// Photos the job had settled before this run (counted in the figures above).
+    settled: AtomicU64,
     failures: Mutex<BTreeMap<Option<i64>, u64>>,
 }
 
@@ -58,12 +60,36 @@ impl Tally {
         };
     }
 
-    /// Photos finished in this run, whatever their status.
+    /// Starts the figures from what the job had settled before the run (the plan's
+    /// decisions and earlier runs), so the live figures count what the summary and
+    /// `faceenroll status` count: the job's photos by status.
+    pub fn settle(&self, counts: &StoreCounts) {
+        self.enrolled.fetch_add(counts.enrolled, Relaxed);
+        self.duplicate.fetch_add(counts.duplicate, Relaxed);
+        self.skipped.fetch_add(counts.skipped, Relaxed);
+        self.failed.fetch_add(counts.failed, Relaxed);
+        let mut failures = self.failures.lock().expect("tally lock");
+        for (code, n) in &counts.failures_by_code {
+            *failures.entry(*code).or_default() += n;
+        }
+        self.settled.fetch_add(
+            counts.enrolled + counts.duplicate + counts.skipped + counts.failed,
+            Relaxed,
+        );
+    }
+
+    /// Photos of the job settled so far, whatever their status.
     pub fn photos_done(&self) -> u64 {
         self.enrolled.load(Relaxed)
             + self.duplicate.load(Relaxed)
             + self.skipped.load(Relaxed)
             + self.failed.load(Relaxed)
+    }
+
+    /// Photos settled by this run.
+    pub fn photos_this_run(&self) -> u64 {
+        self.photos_done()
+            .saturating_sub(self.settled.load(Relaxed))
     }
 
     /// Failures of this run by service code (`None`: no code, e.g. unreadable input
@@ -480,7 +506,7 @@ impl std::fmt::Display for Summary<'_> {
         let c = self.counts;
         let t = self.tally;
         let secs = self.elapsed.as_secs_f64();
-        let done = t.photos_done();
+        let done = t.photos_this_run();
         writeln!(f, "faceenroll: {}", self.ending)?;
         writeln!(
             f,

@@ -157,10 +157,19 @@ fn a_rehearsal_on_the_samples_sums_up_reports_every_outcome_and_exits_1() {
         "{}",
         r.stderr
     );
+    // The last progress line counts what the summary counts.
     assert!(
-        r.stderr.contains("progress: photos 28/28 persons 4/4"),
+        r.stderr.contains(
+            "progress: photos 33/33 persons 4/4 enrolled 26 duplicate 1 skipped 3 failed 3"
+        ),
         "{}",
         r.stderr
+    );
+    assert!(
+        r.stdout
+            .contains("33 in the plan: 26 enrolled, 1 duplicate, 3 skipped, 3 failed, 0 pending"),
+        "{}",
+        r.stdout
     );
     let refused = r
         .stderr
@@ -772,7 +781,7 @@ fn a_running_job_shows_in_status_locks_out_a_second_one_and_stops_on_sigint_with
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("/28 done"), "{}", r.stdout);
+    assert!(r.stdout.contains("/33 done"), "{}", r.stdout);
 
     let second = run(&slow);
     assert_eq!(second.code, 2, "{second:?}");
@@ -836,7 +845,7 @@ fn at_a_terminal_the_job_draws_bars_and_ends_with_the_summary() {
         .unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{screen}");
-    for part in ["photos [", "persons [", "28/28", "enrolled 26", "/s"] {
+    for part in ["photos [", "persons [", "33/33", "enrolled 26", "/s"] {
         assert!(
             screen.contains(part),
             "{part:?} not on the screen:\n{screen}"

@@ -76,8 +76,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
                     println!("source:  {}", p.source);
                 }
                 println!(
-                    "photos:  {}/{} done this run: {} enrolled, {} duplicate, {} skipped, {} \
-                     failed; {} left",
+                    "photos:  {}/{} done: {} enrolled, {} duplicate, {} skipped, {} failed; {} \
+                     left",
                     p.photos_done,
                     p.photos_total,
                     p.enrolled,

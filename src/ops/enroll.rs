@@ -170,14 +170,15 @@ pub fn enroll(
     };
     let client = Client::new(client_config).map_err(setup)?;
 
+    // The live figures start from what the job has settled: one count for the bars,
+    // the progress lines, the summary and `faceenroll status`.
+    let before = StoreCounts::read(&store).map_err(setup)?;
     let tally = Tally::default();
+    tally.settle(&before);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let outcome = std::thread::scope(|scope| {
         let tally = &tally;
-        let (photos, persons) = (
-            (summary.pending + summary.in_doubt) as u64,
-            summary.persons_with_work as u64,
-        );
+        let (photos, persons) = (before.photos, summary.persons_with_work as u64);
         scope.spawn(move || view(tally, photos, persons, done_rx));
         let outcome = engine::run(&store, &client, &job.engine, stop, tally);
         let _ = done_tx.send(());
