@@ -123,5 +123,5 @@ fn main() {
         counters.connections,
         peak_rss_kib()
     );
-    emu.shutdown();
+    emu.shutdown().unwrap();
 }

@@ -147,5 +147,5 @@ fn main() {
         );
     }
     println!("peak RSS {} MiB", peak_rss_mib());
-    emulator.shutdown();
+    emulator.shutdown().unwrap();
 }

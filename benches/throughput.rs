@@ -117,7 +117,7 @@ fn scenario(root: &Path, cap: Option<u32>, workers: usize) {
         counters.answered(code::RATE_LIMITED),
         tally.enrolled.load(Relaxed),
     );
-    emulator.shutdown();
+    emulator.shutdown().unwrap();
 }
 
 fn main() {

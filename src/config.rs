@@ -79,6 +79,7 @@ pub struct ServiceArgs {
         long,
         value_name = "PATH",
         env = "FACEENROLL_CONFIG",
+        hide_env_values = true,
         help = "A TOML config file; its [service] table may hold the settings above and the \
                 credentials (then it must be readable by its owner only)"
     )]
@@ -88,13 +89,28 @@ pub struct ServiceArgs {
     #[arg(long)]
     pub insecure_http: bool,
     /// Seconds to wait for a connection [default: 10].
-    #[arg(long, value_name = "SECS", env = "FACEENROLL_CONNECT_TIMEOUT")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "FACEENROLL_CONNECT_TIMEOUT",
+        hide_env_values = true
+    )]
     pub connect_timeout: Option<u64>,
     /// Seconds to wait for an answer [default: 60].
-    #[arg(long, value_name = "SECS", env = "FACEENROLL_READ_TIMEOUT")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "FACEENROLL_READ_TIMEOUT",
+        hide_env_values = true
+    )]
     pub read_timeout: Option<u64>,
     /// Seconds each signature is valid, at most three months [default: 14400].
-    #[arg(long, value_name = "SECS", env = "FACEENROLL_SIGNATURE_VALIDITY")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "FACEENROLL_SIGNATURE_VALIDITY",
+        hide_env_values = true
+    )]
     pub signature_validity: Option<u64>,
     /// A PEM file of CA certificates to trust besides the bundled Mozilla roots, e.g.
     /// a company CA [env: FACEENROLL_CA_CERT, then SSL_CERT_FILE].

@@ -56,15 +56,15 @@ use crate::limits::{
 };
 use crate::model::{check_id, ContentHash, GroupId, ImageKind, ImageRef, PersonId};
 use crate::normalize::{self, NormalizeOptions};
-use crate::source::{PhotoRecord, ProblemKind, SourceError, SourceItem, SourceSpec};
+use crate::source::{PhotoRecord, Problem, ProblemKind, SourceItem, SourceSpec};
 use crate::store::{
-    Failure, FailureKind, Origin, PersonEntry, PersonFields, PersonState, PhotoEntry, PhotoKey,
-    PhotoState, Store, StoreError,
+    Failure, FailureKind, GivenFields, NotTaken, Origin, PersonEntry, PersonFields, PersonState,
+    PhotoEntry, PhotoKey, PhotoState, Store, StoreError,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -90,6 +90,11 @@ pub struct PlanOptions {
     pub retry_failed: bool,
     /// The request body limit the chunks are cut to.
     pub max_request_bytes: u64,
+    /// A directory tree without a photo is a plan with nothing to do, not an error.
+    pub allow_empty: bool,
+    /// A source that shares no photo with the job's earlier sources joins the job
+    /// anyway (without it, such a source is refused as a probable mistake).
+    pub new_source: bool,
 }
 
 impl Default for PlanOptions {
@@ -99,6 +104,8 @@ impl Default for PlanOptions {
             check_content: true,
             retry_failed: false,
             max_request_bytes: MAX_REQUEST_BYTES,
+            allow_empty: false,
+            new_source: false,
         }
     }
 }
@@ -115,7 +122,7 @@ impl PlanOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(transparent)]
-    Source(#[from] SourceError),
+    Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("--group {group:?} {error}")]
@@ -125,6 +132,18 @@ pub enum PlanError {
     },
     #[error("cannot sort the source's rows in the state directory: {0}")]
     Scratch(String),
+    #[error("{0}; nothing was sent")]
+    Refused(String),
+    #[error(
+        "{root}: no photo found ({found}); an unmounted share or a wrong path? Pass \
+         --allow-empty if an empty source is expected"
+    )]
+    Empty { root: String, found: String },
+    #[error(
+        "{given}: shares no photo with this job's sources ({known}); a wrong --state? \
+         Pass --new-source if it is meant to join the job; nothing was sent"
+    )]
+    Unrelated { given: String, known: String },
     #[error(
         "--max-request-bytes {given} leaves no room for a photo (the request envelope \
          takes {REQUEST_ENVELOPE_BYTES} bytes)"
@@ -186,8 +205,16 @@ pub struct PlanSummary {
     pub failed_before: usize,
     /// Listings of a photo already listed (same person, same path or URL).
     pub relisted: usize,
-    /// Entries of the source that are not photos (loops, stray files, unreadable rows).
-    pub source_problems: usize,
+    /// Entries of the source not taken as photos (hidden or stray files, links,
+    /// empty person folders, unusable manifest rows), by reason in a few words.
+    pub not_taken: BTreeMap<&'static str, usize>,
+    /// Of those, the ones that are unusable input (they fail the run).
+    pub not_taken_failed: usize,
+    /// Photos listed by the source, before listings of the same photo are merged.
+    pub listed: usize,
+    /// Whether a listed photo was known to the job already (counted, up to one, only
+    /// for a source the job has not planned before).
+    pub known: usize,
     pub calls: CallCount,
     /// The first [`MAX_LISTED_PROBLEMS`] problems, in the order found.
     pub problems: Vec<PlanProblem>,
@@ -356,6 +383,9 @@ impl Iterator for PendingPersons<'_> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Row {
     person: String,
+    /// The person as written, when that was not NFC.
+    #[serde(default)]
+    written: Option<String>,
     image: ImageRef,
     origin: Origin,
     seq: u64,
@@ -411,23 +441,35 @@ pub fn build(
     }
     let items = source.open()?;
 
+    let id = source.id();
     let mut meta = store.meta()?;
     meta.generation += 1;
     meta.source = Some(source.describe());
     store.put_meta(&meta)?;
     let generation = meta.generation;
+    // A source the job has not seen must share a photo with it, unless it is meant.
+    let check_shared =
+        !options.new_source && !meta.sources.is_empty() && !meta.sources.contains_key(&id);
     let mut summary = PlanSummary {
         source: source.describe(),
         generation,
         ..PlanSummary::default()
     };
 
+    store.clear_not_taken(&id)?;
     let sort_dir = store.dir().join(SORT_DIR);
     let _ = std::fs::remove_dir_all(&sort_dir);
     let result = (|| {
         let started = std::time::Instant::now();
         let previous = |key: &PhotoKey| store.photo(key).ok().flatten();
+        let pass = Pass {
+            source: &id,
+            generation,
+            check_shared,
+        };
         let sorted = gather(
+            store,
+            &pass,
             &sort_dir,
             items,
             options,
@@ -435,21 +477,66 @@ pub fn build(
             SortLimits::default(),
             &mut summary,
         )?;
+        if check_shared && summary.listed > 0 && summary.known == 0 {
+            {
+                return Err(PlanError::Unrelated {
+                    given: source.describe(),
+                    known: meta.sources.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let mut meta = store.meta()?;
+        meta.sources.insert(id.clone(), generation);
+        store.put_meta(&meta)?;
         tracing::debug!("plan: rows gathered and sorted in {:?}", started.elapsed());
         let started = std::time::Instant::now();
-        decide(store, sorted, generation, options, &mut summary)?;
+        decide(store, sorted, &pass, options, &mut summary)?;
         tracing::debug!("plan: persons decided in {:?}", started.elapsed());
         Ok::<_, PlanError>(())
     })();
     let _ = std::fs::remove_dir_all(&sort_dir);
     result?;
     store.flush()?;
+    if let SourceSpec::Tree { root, .. } = source {
+        if summary.photos == 0 && summary.not_taken_failed == 0 && !options.allow_empty {
+            let found = if summary.not_taken.is_empty() {
+                "the folder is empty".to_owned()
+            } else {
+                format!("only {}", not_taken_words(&summary.not_taken))
+            };
+            return Err(PlanError::Empty {
+                root: root.display().to_string(),
+                found,
+            });
+        }
+    }
     Ok(summary)
+}
+
+/// Entries not taken, by reason: "3 hidden, 1 empty person folder".
+pub fn not_taken_words(by_class: &BTreeMap<&'static str, usize>) -> String {
+    by_class
+        .iter()
+        .map(|(class, n)| format!("{n} {class}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Phase 1: checks the source's records in parallel batches and sorts them by
 /// photo key (person first) in runs of [`RUN_ROWS`], spilled to files.
+/// What every step of one planning pass needs to know of it.
+struct Pass<'a> {
+    /// The source's id ([`SourceSpec::id`]).
+    source: &'a str,
+    generation: u64,
+    /// Count the listed photos the job already knows ([`PlanSummary::known`]).
+    check_shared: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn gather(
+    store: &Store,
+    pass: &Pass<'_>,
     sort_dir: &Path,
     mut items: Box<dyn Iterator<Item = SourceItem> + Send>,
     options: &PlanOptions,
@@ -467,7 +554,7 @@ fn gather(
         if batch.is_empty() {
             break;
         }
-        let checked: Vec<Result<(PhotoKey, Row), String>> = batch
+        let checked: Vec<Result<(PhotoKey, Row), Box<Problem>>> = batch
             .par_drain(..)
             .map(|item| {
                 let row = check(item, options, previous)?;
@@ -476,14 +563,14 @@ fn gather(
             .collect();
         for c in checked {
             match c {
-                Ok(row) => run.push(row),
-                Err(message) => {
-                    // An entry that names no photo has no row in the report: the
-                    // log is where a run tells the operator about it.
-                    tracing::warn!("{message}");
-                    summary.source_problems += 1;
-                    summary.problem("invalid", message);
+                Ok(row) => {
+                    summary.listed += 1;
+                    if pass.check_shared && summary.known == 0 && store.photo(&row.0)?.is_some() {
+                        summary.known += 1;
+                    }
+                    run.push(row)
                 }
+                Err(problem) => not_taken(store, pass, *problem, summary)?,
             }
         }
         if run.len() >= limits.run_rows {
@@ -504,6 +591,43 @@ fn gather(
     }
     run.par_sort_unstable_by(|a, b| (&a.0, a.1.seq).cmp(&(&b.0, b.1.seq)));
     Sorted::new(runs, run)
+}
+
+/// Records an entry of the source that is no photo to plan: in the store (the report
+/// lists it), in the summary by reason, and in the log. A problem that refuses the
+/// whole source ends the plan.
+fn not_taken(
+    store: &Store,
+    pass: &Pass<'_>,
+    problem: Problem,
+    summary: &mut PlanSummary,
+) -> Result<(), PlanError> {
+    let failed = match problem.kind {
+        ProblemKind::Refused => return Err(PlanError::Refused(problem.message)),
+        ProblemKind::Skip => false,
+        ProblemKind::Invalid | ProblemKind::InvalidPerson => true,
+    };
+    if failed {
+        tracing::warn!("{}", problem.message);
+        summary.not_taken_failed += 1;
+    } else {
+        tracing::info!("not taken: {}", problem.message);
+    }
+    *summary.not_taken.entry(problem.class).or_default() += 1;
+    summary.problem(
+        if failed { "invalid" } else { "ignored" },
+        problem.message.clone(),
+    );
+    store.put_not_taken(&NotTaken {
+        origin: problem.origin,
+        failed,
+        class: problem.class.to_owned(),
+        message: problem.message,
+        cells: problem.cells,
+        generation: pass.generation,
+        source: Some(pass.source.to_owned()),
+    })?;
+    Ok(())
 }
 
 /// Threads writing a pass's photos into the store.
@@ -662,11 +786,15 @@ type Previous<'a> = dyn Fn(&PhotoKey) -> Option<PhotoEntry> + Sync + 'a;
 /// Checks one record: everything that can be told from the record and its file
 /// alone (and from what an earlier run recorded of that file). `Err` is a problem of
 /// the source with no photo to record.
-fn check(item: SourceItem, options: &PlanOptions, previous: &Previous<'_>) -> Result<Row, String> {
+fn check(
+    item: SourceItem,
+    options: &PlanOptions,
+    previous: &Previous<'_>,
+) -> Result<Row, Box<Problem>> {
     let (record, verdict, person_error) = match item {
         SourceItem::Photo(record) => (record, Verdict::Ok, None),
-        SourceItem::Problem(problem) => match (problem.photo, problem.kind) {
-            (None, _) => return Err(problem.message),
+        SourceItem::Problem(mut problem) => match (problem.photo.take(), problem.kind) {
+            (None, _) | (_, ProblemKind::Refused) => return Err(Box::new(problem)),
             (Some(r), ProblemKind::Skip) => (r, Verdict::Skip(problem.message), None),
             (Some(r), ProblemKind::Invalid) => (r, Verdict::Invalid(problem.message), None),
             (Some(r), ProblemKind::InvalidPerson) => (
@@ -678,6 +806,7 @@ fn check(item: SourceItem, options: &PlanOptions, previous: &Previous<'_>) -> Re
     };
     let PhotoRecord {
         person,
+        written,
         image,
         groups,
         name,
@@ -699,19 +828,26 @@ fn check(item: SourceItem, options: &PlanOptions, previous: &Previous<'_>) -> Re
     let field_error = groups
         .iter()
         .find_map(|g| {
-            check_id(g).err().map(|e| {
-                let field = if is_manifest {
-                    "group_ids: group"
-                } else {
-                    "group folder"
-                };
-                format!("{origin}: {field} {g:?} {e}")
-            })
+            let field = if is_manifest {
+                "group_ids: group"
+            } else {
+                "group folder"
+            };
+            if g.contains(',') {
+                return Some(format!(
+                    "{origin}: {field} {g:?} holds a comma; separate groups with \"{}\"",
+                    crate::source::manifest::GROUP_SEPARATOR
+                ));
+            }
+            check_id(g)
+                .err()
+                .map(|e| format!("{origin}: {field} {g:?} {e}"))
         })
         .or_else(|| too_long(&origin, "person_name", name.as_deref(), MAX_NAME_BYTES))
         .or_else(|| too_long(&origin, "tag", tag.as_deref(), MAX_TAG_BYTES));
     let mut row = Row {
         person,
+        written,
         image,
         origin,
         seq,
@@ -790,14 +926,20 @@ fn inspect(
     options: &PlanOptions,
     before: Option<&PhotoEntry>,
 ) -> Result<Inspected, String> {
-    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+    // Looked at before it is opened: opening a FIFO would wait for a writer forever.
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "file not found".to_owned(),
         _ => format!("cannot read: {e}"),
     })?;
-    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(if meta.is_dir() {
+            "not a regular file (a folder)".into()
+        } else {
+            "not a regular file (a pipe, socket or device); not opened".into()
+        });
     }
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
     let size = meta.len();
     if size == 0 {
         return Err("the file is empty".into());
@@ -857,7 +999,7 @@ fn inspect(
 fn decide(
     store: &Store,
     mut sorted: Sorted,
-    generation: u64,
+    pass: &Pass<'_>,
     options: &PlanOptions,
     summary: &mut PlanSummary,
 ) -> Result<(), PlanError> {
@@ -887,9 +1029,7 @@ fn decide(
             for item in sorted.by_ref() {
                 let (key, row) = item?;
                 if rows.first().is_some_and(|(_, r)| r.person != row.person) {
-                    plan_person(
-                        store, fresh, &mut rows, generation, options, summary, &mut out,
-                    )?;
+                    plan_person(store, fresh, &mut rows, pass, options, summary, &mut out)?;
                     if out.len() >= BATCH && send.send(std::mem::take(&mut out)).is_err() {
                         break;
                     }
@@ -897,9 +1037,7 @@ fn decide(
                 rows.push((key, row));
             }
             if !rows.is_empty() {
-                plan_person(
-                    store, fresh, &mut rows, generation, options, summary, &mut out,
-                )?;
+                plan_person(store, fresh, &mut rows, pass, options, summary, &mut out)?;
             }
             let _ = send.send(out);
             Ok::<_, PlanError>(())
@@ -921,11 +1059,12 @@ fn plan_person(
     store: &Store,
     fresh: bool,
     rows: &mut Vec<(PhotoKey, Row)>,
-    generation: u64,
+    pass: &Pass<'_>,
     options: &PlanOptions,
     summary: &mut PlanSummary,
     out: &mut Vec<(PhotoKey, PhotoEntry)>,
 ) -> Result<(), PlanError> {
+    let generation = pass.generation;
     // The same photo listed again: keep the first listing.
     rows.dedup_by(|later, first| {
         let again = later.0 == first.0;
@@ -953,7 +1092,10 @@ fn plan_person(
 
     // The person: its groups, name and tag, merged in source order. A name or tag
     // that differs from the one given first fails its line.
-    let person_error = rows.iter().find_map(|(_, r)| r.person_error.clone());
+    let person_error = rows
+        .iter()
+        .find_map(|(_, r)| r.person_error.clone())
+        .or_else(|| spelled_twice(rows));
     let mut fields = PersonFields::default();
     let mut name_from: Option<&Origin> = None;
     let mut tag_from: Option<&Origin> = None;
@@ -1195,6 +1337,7 @@ fn plan_person(
             }
             PhotoState::Failed(f) if f.kind == FailureKind::Input => {
                 summary.invalid += 1;
+                tracing::warn!("{}", f.message);
                 summary.problem("invalid", f.message.clone());
             }
             PhotoState::Failed(_) => summary.failed_before += 1,
@@ -1209,7 +1352,14 @@ fn plan_person(
             Some(b) if unchanged && r.hash.is_none() => (b.hash, b.size.or(r.size), b.modified),
             _ => (r.hash, r.size, r.modified),
         };
+        let given = GivenFields {
+            groups: r.groups,
+            name: r.name,
+            tag: r.tag,
+        };
         let entry = PhotoEntry {
+            given: Some(given),
+            source: Some(pass.source.to_owned()),
             person: r.person,
             image: r.image,
             origin: r.origin,
@@ -1225,6 +1375,20 @@ fn plan_person(
         out.push((key, entry));
     }
     Ok(())
+}
+
+/// Two rows of one person whose id is written in different Unicode normal forms:
+/// which spelling is meant is not clear, so the person is refused.
+fn spelled_twice(rows: &[(PhotoKey, Row)]) -> Option<String> {
+    let (_, first) = rows.first()?;
+    let spelling = |r: &Row| r.written.clone().unwrap_or_else(|| r.person.clone());
+    let first_spelling = spelling(first);
+    let other = rows.iter().find(|(_, r)| spelling(r) != first_spelling)?;
+    Some(format!(
+        "person {:?} is written in two Unicode forms, at {} and at {} (a name typed on one \
+         system and copied from another); write it one way",
+        first.person, first.origin, other.1.origin
+    ))
 }
 
 /// A photo's state before the person-level checks.
@@ -1309,7 +1473,15 @@ mod tests {
             max_runs: 3,
         };
         let mut summary = PlanSummary::default();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let pass = Pass {
+            source: "m.csv",
+            generation: 1,
+            check_shared: false,
+        };
         let sorted = gather(
+            &store,
+            &pass,
             &sort_dir,
             source.open().unwrap(),
             &PlanOptions::default(),

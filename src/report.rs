@@ -6,7 +6,7 @@
 
 use crate::model::ImageRef;
 use crate::service::codes;
-use crate::store::{FaceRef, Origin, PersonEntry, PhotoEntry, PhotoState, Store};
+use crate::store::{FaceRef, NotTaken, Origin, PersonEntry, PhotoEntry, PhotoState, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -28,6 +28,8 @@ pub struct Tally {
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
     pub bytes_saved: AtomicU64,
+    /// Photos the job had settled before this run (counted in the figures above).
+    settled: AtomicU64,
     failures: Mutex<BTreeMap<Option<i64>, u64>>,
 }
 
@@ -58,12 +60,36 @@ impl Tally {
         };
     }
 
-    /// Photos finished in this run, whatever their status.
+    /// Starts the figures from what the job had settled before the run (the plan's
+    /// decisions and earlier runs), so the live figures count what the summary and
+    /// `faceenroll status` count: the job's photos by status.
+    pub fn settle(&self, counts: &StoreCounts) {
+        self.enrolled.fetch_add(counts.enrolled, Relaxed);
+        self.duplicate.fetch_add(counts.duplicate, Relaxed);
+        self.skipped.fetch_add(counts.skipped, Relaxed);
+        self.failed.fetch_add(counts.failed, Relaxed);
+        let mut failures = self.failures.lock().expect("tally lock");
+        for (code, n) in &counts.failures_by_code {
+            *failures.entry(*code).or_default() += n;
+        }
+        self.settled.fetch_add(
+            counts.enrolled + counts.duplicate + counts.skipped + counts.failed,
+            Relaxed,
+        );
+    }
+
+    /// Photos of the job settled so far, whatever their status.
     pub fn photos_done(&self) -> u64 {
         self.enrolled.load(Relaxed)
             + self.duplicate.load(Relaxed)
             + self.skipped.load(Relaxed)
             + self.failed.load(Relaxed)
+    }
+
+    /// Photos settled by this run.
+    pub fn photos_this_run(&self) -> u64 {
+        self.photos_done()
+            .saturating_sub(self.settled.load(Relaxed))
     }
 
     /// Failures of this run by service code (`None`: no code, e.g. unreadable input
@@ -81,11 +107,13 @@ pub enum Only {
     Skipped,
     Failed,
     Pending,
+    /// Files and folders of the source the job left (hidden, not photos, ...).
+    Ignored,
 }
 
 impl Only {
-    fn matches(self, state: &PhotoState) -> bool {
-        self.status() == state.status()
+    fn matches(self, status: &str) -> bool {
+        self.status() == status
     }
 
     fn status(self) -> &'static str {
@@ -95,6 +123,7 @@ impl Only {
             Only::Skipped => "skipped",
             Only::Failed => "failed",
             Only::Pending => "pending",
+            Only::Ignored => "ignored",
         }
     }
 }
@@ -156,9 +185,28 @@ impl Row {
             None => reason,
         };
         let fields = person.map(|p| &p.fields);
-        let (source, line) = match &entry.origin {
-            Origin::Tree { path } => (path.display().to_string(), None),
-            Origin::Manifest { file, line } => (format!("{}:{line}", file.display()), Some(*line)),
+        let (source, line) = source_columns(&entry.origin);
+        let (group_ids, person_name, tag) = match &entry.given {
+            // As the source gave them with this photo: a row refused for its person or
+            // its groups comes back as it was written, to be fixed and fed back.
+            Some(given) => (
+                given.groups.join(";"),
+                given.name.clone().unwrap_or_default(),
+                given.tag.clone().unwrap_or_default(),
+            ),
+            None => (
+                fields
+                    .map(|f| {
+                        f.groups
+                            .iter()
+                            .map(|g| g.as_str())
+                            .collect::<Vec<_>>()
+                            .join(";")
+                    })
+                    .unwrap_or_default(),
+                fields.and_then(|f| f.name.clone()).unwrap_or_default(),
+                fields.and_then(|f| f.tag.clone()).unwrap_or_default(),
+            ),
         };
         Row {
             person_id: entry.person.clone(),
@@ -169,17 +217,9 @@ impl Row {
                     .to_string(),
                 ImageRef::Url(u) => u.clone(),
             },
-            group_ids: fields
-                .map(|f| {
-                    f.groups
-                        .iter()
-                        .map(|g| g.as_str())
-                        .collect::<Vec<_>>()
-                        .join(";")
-                })
-                .unwrap_or_default(),
-            person_name: fields.and_then(|f| f.name.clone()).unwrap_or_default(),
-            tag: fields.and_then(|f| f.tag.clone()).unwrap_or_default(),
+            group_ids,
+            person_name,
+            tag,
             status: entry.state.status().to_owned(),
             face_id,
             code,
@@ -194,6 +234,62 @@ impl Row {
     }
 }
 
+impl Row {
+    /// The row of an entry of the source not taken as a photo: a manifest row as it
+    /// was written, or a file of a tree by its path.
+    pub fn not_taken(entry: &NotTaken) -> Row {
+        let (source, line) = source_columns(&entry.origin);
+        let cells = entry.cells.clone().unwrap_or_default();
+        let image = match (&entry.origin, entry.cells.is_some()) {
+            (Origin::Tree { path }, false) => std::path::absolute(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
+            _ => cells.image,
+        };
+        Row {
+            person_id: cells.person_id,
+            image,
+            group_ids: cells.group_ids,
+            person_name: cells.person_name,
+            tag: cells.tag,
+            status: entry.status().to_owned(),
+            face_id: String::new(),
+            code: None,
+            meaning: String::new(),
+            reason: entry.message.clone(),
+            attempts: 0,
+            source,
+            line,
+        }
+    }
+}
+
+/// The `source` and `line` columns of a place in the source.
+fn source_columns(origin: &Origin) -> (String, Option<u64>) {
+    match origin {
+        Origin::Tree { path } => (path.display().to_string(), None),
+        Origin::Manifest { file, line } => (format!("{}:{line}", file.display()), Some(*line)),
+    }
+}
+
+/// The columns of the CSV report, in order: the first five are a manifest's.
+pub const COLUMNS: [&str; 13] = [
+    "person_id",
+    "image",
+    "group_ids",
+    "person_name",
+    "tag",
+    "status",
+    "face_id",
+    "code",
+    "meaning",
+    "reason",
+    "attempts",
+    "source",
+    "line",
+];
+
 /// The format of `faceenroll report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -203,7 +299,7 @@ pub enum Format {
     Jsonl,
 }
 
-/// Writes one row per input photo of the current plan generation, answering how
+/// Writes one row per input photo of the job (each source's latest plan), answering how
 /// many rows it wrote.
 pub fn write_report(
     store: &Store,
@@ -211,19 +307,31 @@ pub fn write_report(
     format: Format,
     out: impl std::io::Write,
 ) -> anyhow::Result<u64> {
-    let generation = store.meta()?.generation;
-    let mut writer = RowWriter::new(format, out);
+    let meta = store.meta()?;
+    let mut writer = RowWriter::new(format, out)?;
     let mut rows = 0;
     let mut person: Option<PersonEntry> = None;
     for item in store.photos() {
         let (_, entry) = item?;
-        if entry.generation != generation || only.is_some_and(|o| !o.matches(&entry.state)) {
+        if !meta.is_current(entry.source.as_deref(), entry.generation)
+            || only.is_some_and(|o| !o.matches(entry.state.status()))
+        {
             continue;
         }
         if person.as_ref().map(|p| p.person.as_str()) != Some(entry.person.as_str()) {
             person = store.person(&entry.person)?;
         }
         writer.write(&Row::new(&entry, person.as_ref()))?;
+        rows += 1;
+    }
+    for entry in store.not_taken() {
+        let entry = entry?;
+        if !meta.is_current(entry.source.as_deref(), entry.generation)
+            || only.is_some_and(|o| !o.matches(entry.status()))
+        {
+            continue;
+        }
+        writer.write(&Row::not_taken(&entry))?;
         rows += 1;
     }
     writer.finish()?;
@@ -236,11 +344,19 @@ enum RowWriter<W: std::io::Write> {
 }
 
 impl<W: std::io::Write> RowWriter<W> {
-    fn new(format: Format, out: W) -> Self {
-        match format {
-            Format::Csv => RowWriter::Csv(Box::new(csv::Writer::from_writer(out))),
+    /// A CSV report starts with its header, even when no row follows: an empty
+    /// selection is still a manifest, with nothing to do.
+    fn new(format: Format, out: W) -> anyhow::Result<Self> {
+        Ok(match format {
+            Format::Csv => {
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(out);
+                w.write_record(COLUMNS)?;
+                RowWriter::Csv(Box::new(w))
+            }
             Format::Jsonl => RowWriter::Jsonl(std::io::BufWriter::new(out)),
-        }
+        })
     }
 
     fn write(&mut self, row: &Row) -> anyhow::Result<()> {
@@ -273,18 +389,23 @@ pub struct StoreCounts {
     pub failed: u64,
     pub pending: u64,
     /// Failures by service code (`None`: no code, e.g. bad input or a network error).
+    #[serde(with = "code_keys")]
     pub failures_by_code: BTreeMap<Option<i64>, u64>,
+    /// Files and folders of the source left deliberately, by reason (the unusable
+    /// entries not taken are among the failed photos).
+    #[serde(default)]
+    pub ignored: BTreeMap<String, u64>,
     pub persons: u64,
     pub persons_failed: u64,
 }
 
 impl StoreCounts {
     pub fn read(store: &Store) -> crate::store::Result<StoreCounts> {
-        let generation = store.meta()?.generation;
+        let meta = store.meta()?;
         let mut counts = StoreCounts::default();
         for item in store.photos() {
             let (_, entry) = item?;
-            if entry.generation != generation {
+            if !meta.is_current(entry.source.as_deref(), entry.generation) {
                 continue;
             }
             counts.photos += 1;
@@ -299,9 +420,22 @@ impl StoreCounts {
                 }
             }
         }
+        for entry in store.not_taken() {
+            let entry = entry?;
+            if !meta.is_current(entry.source.as_deref(), entry.generation) {
+                continue;
+            }
+            if entry.failed {
+                counts.photos += 1;
+                counts.failed += 1;
+                *counts.failures_by_code.entry(None).or_default() += 1;
+            } else {
+                *counts.ignored.entry(entry.class).or_default() += 1;
+            }
+        }
         for person in store.persons() {
             let person = person?;
-            if person.generation != generation {
+            if !meta.person_is_current(person.generation) {
                 continue;
             }
             counts.persons += 1;
@@ -310,6 +444,47 @@ impl StoreCounts {
             }
         }
         Ok(counts)
+    }
+}
+
+/// Failures by code as JSON: object keys are strings, so a code is written as its
+/// number and "no code" as `"none"`.
+mod code_keys {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<Option<i64>, u64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            map.iter()
+                .map(|(code, n)| (code.map_or_else(|| "none".to_owned(), |c| c.to_string()), n)),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<Option<i64>, u64>, D::Error> {
+        let text: BTreeMap<String, u64> = BTreeMap::deserialize(deserializer)?;
+        text.into_iter()
+            .map(|(key, n)| match key.as_str() {
+                "none" => Ok((None, n)),
+                number => number
+                    .parse()
+                    .map(|c| (Some(c), n))
+                    .map_err(serde::de::Error::custom),
+            })
+            .collect()
+    }
+}
+
+/// The singular or plural of a noun for a count: "1 photo", "2 photos".
+pub fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
     }
 }
 
@@ -331,7 +506,7 @@ impl std::fmt::Display for Summary<'_> {
         let c = self.counts;
         let t = self.tally;
         let secs = self.elapsed.as_secs_f64();
-        let done = t.photos_done();
+        let done = t.photos_this_run();
         writeln!(f, "faceenroll: {}", self.ending)?;
         writeln!(
             f,
@@ -346,6 +521,16 @@ impl std::fmt::Display for Summary<'_> {
             "  photos:  {} in the plan: {} enrolled, {} duplicate, {} skipped, {} failed, {} pending",
             c.photos, c.enrolled, c.duplicate, c.skipped, c.failed, c.pending
         )?;
+        if !c.ignored.is_empty() {
+            let total: u64 = c.ignored.values().sum();
+            let by: Vec<String> = c.ignored.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            writeln!(
+                f,
+                "  not taken: {total} {} ({}), listed in the report as ignored",
+                plural(total, "entry", "entries"),
+                by.join(", ")
+            )?;
+        }
         for (code, n) in &c.failures_by_code {
             match code {
                 Some(code) => writeln!(f, "    {n} failed with {}", codes::Described(*code))?,
@@ -358,7 +543,8 @@ impl std::fmt::Display for Summary<'_> {
         }
         writeln!(
             f,
-            "  this run: {done} photos in {secs:.1} s ({:.1} photos/s), {} calls, {} retries, {} rate-limit answers",
+            "  this run: {done} {} in {secs:.1} s ({:.1} photos/s), {} calls, {} retries, {} rate-limit answers",
+            plural(done, "photo", "photos"),
             if secs > 0.0 { done as f64 / secs } else { 0.0 },
             t.calls.load(Relaxed),
             t.retries.load(Relaxed),

@@ -25,6 +25,7 @@
 
 use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -184,6 +185,61 @@ impl PhotoState {
     }
 }
 
+/// A manifest row's columns as written (a cell that is not UTF-8 decoded lossily),
+/// kept for an entry the planner could not take as a photo, so the report gives the
+/// row back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cells {
+    pub person_id: String,
+    pub image: String,
+    pub group_ids: String,
+    pub person_name: String,
+    pub tag: String,
+}
+
+/// The groups, name and tag the source gave with one photo, as written: the report
+/// writes them back, whether or not the person could be planned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GivenFields {
+    pub groups: Vec<String>,
+    pub name: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// What became of an entry of the source that is not a photo the job can take: a
+/// file the tree walker leaves (hidden, not a photo, outside a person folder, a link,
+/// a special file), an empty person folder, or a manifest row that names no usable
+/// photo. Listed in the report so every file and row given is accounted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotTaken {
+    pub origin: Origin,
+    /// Left deliberately (`ignored`), or unusable input the operator must fix
+    /// (`failed`).
+    pub failed: bool,
+    /// The reason in a few words, the same for every entry left for it.
+    pub class: String,
+    /// What is wrong, starting with the place.
+    pub message: String,
+    /// The manifest row as written.
+    pub cells: Option<Cells>,
+    /// The plan generation that found it.
+    pub generation: u64,
+    /// The source that listed it ([`crate::source::SourceSpec::id`]).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl NotTaken {
+    /// The one-word status the report and the counts use.
+    pub fn status(&self) -> &'static str {
+        if self.failed {
+            "failed"
+        } else {
+            "ignored"
+        }
+    }
+}
+
 /// The manifest columns of a photo, kept so a failed photo can be written back out as
 /// a manifest row.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +275,12 @@ pub struct PhotoEntry {
     /// How the photo was sent when it was re-encoded to fit ("normalized from ...").
     #[serde(default)]
     pub note: Option<String>,
+    /// The groups, name and tag listed with this photo.
+    #[serde(default)]
+    pub given: Option<GivenFields>,
+    /// The source that listed it last ([`crate::source::SourceSpec::id`]).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// Where a person stands on the service.
@@ -257,6 +319,26 @@ pub struct JobMeta {
     pub finished: Option<u64>,
     /// How the last run ended, in words.
     pub last_outcome: Option<String>,
+    /// Every source planned into the job, with the generation of its latest plan. A
+    /// photo belongs to the job while it is in its source's latest plan: feeding a
+    /// report back updates the photos it names and leaves the others in the job.
+    #[serde(default)]
+    pub sources: BTreeMap<String, u64>,
+}
+
+impl JobMeta {
+    /// Whether an entry last planned in `generation` from `source` is in the job now.
+    pub fn is_current(&self, source: Option<&str>, generation: u64) -> bool {
+        match source.and_then(|s| self.sources.get(s)) {
+            Some(latest) => *latest == generation,
+            None => generation == self.generation,
+        }
+    }
+
+    /// Whether a person last planned in `generation` is in the job now.
+    pub fn person_is_current(&self, generation: u64) -> bool {
+        generation == self.generation || self.sources.values().any(|g| *g == generation)
+    }
 }
 
 /// The progress database of one state directory.
@@ -267,6 +349,7 @@ pub struct Store {
     persons: sled::Tree,
     hashes: sled::Tree,
     meta: sled::Tree,
+    not_taken: sled::Tree,
     _lock: File,
 }
 
@@ -295,6 +378,7 @@ impl Store {
             persons: db.open_tree("persons")?,
             hashes: db.open_tree("hashes")?,
             meta: db.open_tree("meta")?,
+            not_taken: db.open_tree("not_taken")?,
             db,
             _lock: lock,
         };
@@ -400,6 +484,36 @@ impl Store {
         self.persons.iter().map(|item| {
             let (_, v) = item?;
             decode(&v, "person")
+        })
+    }
+
+    /// Forgets the entries not taken by earlier plans of `source`: each plan lists
+    /// its own.
+    pub fn clear_not_taken(&self, source: &str) -> Result<()> {
+        for item in self.not_taken.iter() {
+            let (k, v) = item?;
+            let entry: NotTaken = decode(&v, "entry not taken")?;
+            if entry.source.as_deref().is_none_or(|s| s == source) {
+                self.not_taken.remove(k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records an entry of the source not taken, after those recorded before it.
+    pub fn put_not_taken(&self, entry: &NotTaken) -> Result<()> {
+        let next = self.not_taken.last()?.map_or(0, |(k, _)| {
+            u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1
+        });
+        self.not_taken.insert(next.to_be_bytes(), encode(entry))?;
+        Ok(())
+    }
+
+    /// The entries not taken, in the order found.
+    pub fn not_taken(&self) -> impl Iterator<Item = Result<NotTaken>> + '_ {
+        self.not_taken.iter().map(|item| {
+            let (_, v) = item?;
+            decode(&v, "entry not taken")
         })
     }
 
@@ -592,6 +706,8 @@ mod tests {
             attempts: 0,
             generation: 1,
             note: None,
+            given: None,
+            source: None,
         }
     }
 

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{blank, faceenroll, photo, report_rows};
+use common::{blank, faceenroll, photo, report_rows, write};
 use faceenroll::report::Row;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// What a run of the binary left.
 struct Run {
+    code: Option<i32>,
     stderr: String,
     rows: Vec<Row>,
 }
@@ -50,6 +51,7 @@ fn enroll(source: &Path, state: &Path, extra: &[&str]) -> Run {
         source.display()
     );
     Run {
+        code,
         stderr,
         rows: report_rows(state),
     }
@@ -97,12 +99,6 @@ impl Run {
             assert!(row.reason.contains(why), "reason says {why:?}: {row:#?}");
         }
     }
-}
-
-fn write(path: &Path, bytes: &[u8]) -> PathBuf {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-    path.to_owned()
 }
 
 /// A path under `dir` whose last component is the given raw bytes.
@@ -191,7 +187,7 @@ fn a_huge_sparse_file_and_a_symbolic_link_loop() {
     );
     assert_eq!(run.row(&good).status, "enrolled");
     run.expect(&huge, "failed", "resizing is off");
-    // The loop names no photo, so it is not in the report: the run says so.
+    // The loop names no photo: it is a failed row of the report, and the run says so.
     let back = root.join("carol").join("back");
     assert!(
         run.stderr
@@ -199,6 +195,10 @@ fn a_huge_sparse_file_and_a_symbolic_link_loop() {
         "the loop is reported:\n{}",
         run.stderr
     );
+    let row = run.row(&back);
+    assert_eq!(row.status, "failed", "{row:#?}");
+    assert!(row.reason.contains("symbolic link loop"), "{row:#?}");
+    assert_eq!(run.code, Some(1));
     // The link to a person folder is followed: dave holds carol's photos.
     assert_eq!(run.row(&root.join("dave").join("0.png")).status, "enrolled");
 }
@@ -248,15 +248,16 @@ fn a_manifest_with_every_defect() {
         line(format!("dave,d{i:02}.png,staff,,").as_bytes()); // 16..=37
     }
     line(b"eve,\xff\xfe.png,staff,,"); // 38
-    line(b"frank,good6.png"); // 39
-    line(b"gina,good7.png,staff,Gina,t,extra,extra"); // 40
+    line(b"frank,good6.png,,,"); // 39
+    line(b"gina,good7.png,staff,Gina,t"); // 40
+    line(b"hal,,staff,Hal,"); // 41
     let manifest = write(&file("manifest.csv"), &csv);
 
     let state = tmp.path().join("state");
     let run = enroll(&manifest, &state, &[]);
-    // Every listed photo once: 40 lines, the header and a repeated line aside, and
-    // line 38, whose image is not text, names no photo.
-    assert_eq!(run.rows.len(), 40 - 3, "{:#?}", run.rows);
+    assert_eq!(run.code, Some(1), "failed rows fail the run");
+    // Every listed line once: 41 lines, the header and a repeated line aside.
+    assert_eq!(run.rows.len(), 41 - 2, "{:#?}", run.rows);
     run.expect_line(&file("good0.png"), 2, "enrolled", "");
     run.expect_line(&file("missing.png"), 3, "failed", "not found");
     run.expect_line(&file("empty.png"), 4, "failed", "empty");
@@ -284,47 +285,112 @@ fn a_manifest_with_every_defect() {
         };
         run.expect_line(&file(&format!("d{i:02}.png")), 16 + i, status, why);
     }
-    let eve = format!("{}:38: image is not valid UTF-8", manifest.display());
-    assert!(
-        run.stderr.contains(&eve),
-        "line 38 is named:\n{}",
-        run.stderr
+    // A cell that is not UTF-8, or an empty image: the row as written, failed.
+    let eve = run.rows.iter().find(|r| r.line == Some(38)).unwrap();
+    assert_eq!(
+        (
+            eve.person_id.as_str(),
+            eve.image.as_str(),
+            eve.status.as_str()
+        ),
+        ("eve", "\u{fffd}\u{fffd}.png", "failed"),
+        "{eve:#?}"
     );
+    assert!(eve
+        .reason
+        .contains("manifest.csv:38: image is not valid UTF-8"));
+    let hal = run.rows.iter().find(|r| r.line == Some(41)).unwrap();
+    assert_eq!(
+        (
+            hal.person_id.as_str(),
+            hal.group_ids.as_str(),
+            hal.person_name.as_str(),
+            hal.status.as_str()
+        ),
+        ("hal", "staff", "Hal", "failed"),
+        "{hal:#?}"
+    );
+    assert!(hal.reason.contains("manifest.csv:41: image is empty"));
 }
 
 #[test]
-fn malformed_csv() {
+fn a_row_with_the_wrong_number_of_fields_refuses_the_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("export");
+    for i in 0..2 {
+        write(&dir.join(format!("p{i}.png")), &photo(i));
+    }
+    for (bad, line) in [
+        (&b"ben\n"[..], 3),
+        (&b"cat,p1.png,staff,,,\n"[..], 3),
+        // A quote left open in the middle: the row ends at the end of the file.
+        (&b"dan,\"p1.png,staff\neli,p1.png,staff\n"[..], 3),
+    ] {
+        let mut text = b"person_id,image,group_ids\nann,p0.png,staff\n".to_vec();
+        text.extend_from_slice(bad);
+        text.extend_from_slice(b"fay,p1.png,staff\n");
+        let manifest = write(&dir.join("manifest.csv"), &text);
+        let state = tmp.path().join(format!("state-{line}-{}", bad.len()));
+        let run = enroll(&manifest, &state, &[]);
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+        let named = format!("{}:{line}: the row has ", manifest.display());
+        assert!(run.stderr.contains(&named), "{named}:\n{}", run.stderr);
+        assert!(run.rows.is_empty(), "nothing planned: {:#?}", run.rows);
+    }
+}
+
+#[test]
+fn a_quote_never_closed_refuses_the_manifest_naming_its_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("export");
     for i in 0..4 {
         write(&dir.join(format!("p{i}.png")), &photo(i));
     }
+    // The quote opens the last cell of line 3: every later line would be Ann's name.
     let manifest = write(
         &dir.join("manifest.csv"),
-        b"person_id,image,group_ids\n\
-          ann,p0.png,staff\n\
-          ben\n\
-          ,,,,,,,,\n\
-          cat,p1.png,staff,,,,,,,,,\n\
-          dan,\"p2.png,staff\n\
-          eli,p3.png,staff\n",
+        b"person_id,image,group_ids,person_name\n\
+          ann,p0.png,staff,\"Ann \"\"A\"\"\"\n\
+          ben,p1.png,staff,\"Ben\n\
+          cat,p2.png,staff,Cat\n\
+          dan,p3.png,staff,Dan\n",
     );
     let run = enroll(&manifest, &tmp.path().join("state"), &[]);
-    // Too few fields, or extra ones: each line on its own.
-    run.expect_line(&dir.join("p0.png"), 2, "enrolled", "");
-    for line in [3, 4] {
-        let named = format!("{}:{line}: image is empty", manifest.display());
-        assert!(run.stderr.contains(&named), "line {line}:\n{}", run.stderr);
-    }
-    run.expect_line(&dir.join("p1.png"), 5, "enrolled", "");
-    // An unbalanced quote runs to the end of the file: the row that opened it
-    // fails, and its reason shows the lines it swallowed.
-    assert_eq!(run.rows.len(), 3, "{:#?}", run.rows);
-    let dan = run.rows.iter().find(|r| r.person_id == "dan").unwrap();
-    assert_eq!(
-        (dan.status.as_str(), dan.line),
-        ("failed", Some(6)),
-        "{dan:#?}"
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let named = format!(
+        "{}:3: a quote opened here is never closed",
+        manifest.display()
     );
-    assert!(dan.reason.contains("manifest.csv:6: ") && dan.reason.contains("eli,p3.png"));
+    assert!(run.stderr.contains(&named), "{named}:\n{}", run.stderr);
+    assert!(run.rows.is_empty(), "nothing planned: {:#?}", run.rows);
+
+    // Quoted cells that close, across lines and with doubled quotes, are fine.
+    let manifest = write(
+        &dir.join("manifest.csv"),
+        b"person_id,image,group_ids,person_name\n\
+          ann,p0.png,staff,\"Ann \"\"A\"\"\"\n\
+          ben,p1.png,staff,\"Ben\nthe second\"\n\
+          cat,p2.png,staff,Cat\n",
+    );
+    let run = enroll(&manifest, &tmp.path().join("state2"), &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.rows.len(), 3, "{:#?}", run.rows);
+    let ben = run.rows.iter().find(|r| r.person_id == "ben").unwrap();
+    assert_eq!(ben.person_name, "Ben\nthe second");
+}
+
+#[test]
+fn a_duplicated_header_column_refuses_the_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = write(
+        &tmp.path().join("manifest.csv"),
+        b"person_id,image,group_ids,Image\nann,p0.png,staff,p1.png\n",
+    );
+    let run = enroll(&manifest, &tmp.path().join("state"), &[]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("column \"image\" appears twice"),
+        "{}",
+        run.stderr
+    );
 }

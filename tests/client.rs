@@ -867,10 +867,15 @@ fn inspection_commands_show_and_delete_what_the_service_holds() {
     assert!(err.contains("\"a b\""), "{err}");
     assert_eq!(emu.counters().requests, before);
 
-    // Deletes refuse without a terminal or --yes.
+    // Deletes refuse without a terminal or --yes: not confirmed, exit 1 as --help says.
+    let before = emu.counters().requests;
     let (code, _, err) = faceenroll(&emu, &["delete-person", "ben"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--yes") && err.contains("not confirmed"),
+        "{err}"
+    );
+    assert_eq!(emu.counters().requests, before);
     assert!(emu.snapshot().persons.contains_key("ben"));
 
     let (code, out, _) = faceenroll(

@@ -456,7 +456,7 @@ fn the_state_file_survives_a_restart() {
     assert_eq!(written, emu.snapshot());
     let before = emu.snapshot();
     drop(conn);
-    emu.shutdown();
+    emu.shutdown().unwrap();
     assert!(!dir.path().join("emulator-state.json.tmp").exists());
 
     let emu = Emulator::start(config(), "127.0.0.1:0".parse().unwrap()).unwrap();
@@ -471,7 +471,7 @@ fn the_state_file_survives_a_restart() {
     assert_eq!(v["data"]["face_ids"], json!([first_face]));
     // Stopped first: a running emulator's writer could replace the broken file.
     drop(conn);
-    emu.shutdown();
+    emu.shutdown().unwrap();
 
     std::fs::write(&path, "not json").unwrap();
     let err = Emulator::start(config(), "127.0.0.1:0".parse().unwrap())
@@ -488,7 +488,7 @@ fn shutdown_stops_accepting_even_with_open_connections() {
         idle.call(Call::GetGroupIds, &get_groups()).unwrap().json()["code"],
         0
     );
-    emu.shutdown();
+    emu.shutdown().unwrap();
     assert!(TcpStream::connect(addr).is_err(), "no longer listening");
     assert!(idle.call(Call::GetGroupIds, &get_groups()).is_err());
 }

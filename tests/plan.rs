@@ -159,15 +159,18 @@ fn a_tree_accounts_for_every_photo_with_its_problem() {
     assert_eq!(summary.skipped, 2);
     assert_eq!(summary.invalid, 3);
     assert_eq!(
-        summary.source_problems, 1,
+        (
+            summary.not_taken_failed,
+            summary.not_taken.get("photo not in a person folder")
+        ),
+        (1, Some(&1)),
         "README.jpg outside a person folder"
     );
     assert_eq!(summary.calls.newperson, 2);
     assert_eq!(summary.calls.addface, 0);
-    assert!(summary
-        .problems
-        .iter()
-        .any(|p| p.message.contains("README.jpg: not in a person folder")));
+    assert!(summary.problems.iter().any(|p| p
+        .message
+        .contains("README.jpg: photo not in a person folder")));
 }
 
 #[test]

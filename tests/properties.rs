@@ -1,5 +1,6 @@
 //! Property tests of the pure pieces the job's correctness rests on, over random
-//! input: the manifest reader reads back what a CSV writer wrote, the signature
+//! input: the manifest reader reads back what a CSV writer wrote and what a report
+//! wrote (any outcome, any cell text), the signature
 //! round-trips and a tampered one fails, and every answer code has the class the
 //! code table gives it. (The chunker's properties are tested beside it, in
 //! `src/plan.rs`; the backoff's in `src/engine/retry.rs`.)
@@ -78,6 +79,7 @@ proptest! {
                 let image = r.image.trim();
                 SourceItem::Photo(PhotoRecord {
                     person: r.person.trim().to_owned(),
+                    written: None,
                     image: if image.starts_with("http") {
                         ImageRef::Url(image.to_owned())
                     } else {
@@ -181,5 +183,141 @@ fn every_code_of_the_table_has_its_class_and_meaning() {
             "{}",
             row.code
         );
+    }
+}
+
+/// What a report row gives back as a manifest row.
+type ManifestRow = (
+    String,
+    ImageRef,
+    Vec<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A cell's text: commas, quotes, semicolons, newlines and non-ASCII, without the
+/// surrounding whitespace a manifest reader trims.
+fn cell(max: usize) -> impl Strategy<Value = String> {
+    prop::string::string_regex(&format!("[a-zA-Z0-9 ,\"';\\n.é漢ü-]{{0,{max}}}"))
+        .unwrap()
+        .prop_map(|s| s.trim_matches(|c: char| c.is_ascii_whitespace()).to_owned())
+}
+
+fn nfc(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    s.nfc().collect()
+}
+
+/// Any outcome a photo can end in.
+fn outcome() -> impl Strategy<Value = faceenroll::store::PhotoState> {
+    use faceenroll::store::{FaceRef, Failure, FailureKind, PhotoState};
+    prop_oneof![
+        Just(PhotoState::Pending),
+        Just(PhotoState::InDoubt),
+        "[a-z0-9]{1,8}".prop_map(|id| PhotoState::Enrolled {
+            face: FaceRef::Id(id)
+        }),
+        Just(PhotoState::Enrolled {
+            face: FaceRef::Confirmed
+        }),
+        cell(30).prop_map(|reason| PhotoState::Duplicate { reason }),
+        cell(30).prop_map(|reason| PhotoState::Skipped { reason }),
+        (cell(30), prop::option::of(-2000i64..300)).prop_map(|(message, code)| {
+            PhotoState::Failed(Failure {
+                kind: if code.is_some() {
+                    FailureKind::Permanent
+                } else {
+                    FailureKind::Input
+                },
+                code,
+                message,
+            })
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// `faceenroll report` output, fed back as a manifest, lists the same photos
+    /// with the same person, groups, name and tag, whatever their outcome.
+    #[test]
+    fn a_report_reads_back_as_the_manifest_of_its_rows(
+        photos in prop::collection::vec(
+            (
+                cell(12).prop_filter("a person", |p| !p.is_empty()),
+                cell(12).prop_filter("a file name", |f| !f.is_empty() && !f.contains('/')),
+                any::<bool>(),
+                prop::collection::vec(
+                    cell(8).prop_filter("a group", |g| !g.is_empty() && !g.contains(';')),
+                    0..3,
+                ),
+                cell(16),
+                cell(16),
+                outcome(),
+            ),
+            1..12,
+        ),
+    ) {
+        use faceenroll::store::{GivenFields, PhotoEntry, PhotoKey, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let mut meta = store.meta().unwrap();
+        meta.generation = 1;
+        store.put_meta(&meta).unwrap();
+        let mut expected: Vec<ManifestRow> = Vec::new();
+        for (seq, (person, file, is_url, groups, name, tag, state)) in photos.into_iter().enumerate() {
+            let person = nfc(&person);
+            let image = if is_url {
+                ImageRef::Url(format!("https://photos.example/{file}"))
+            } else {
+                ImageRef::File(dir.path().join("photos").join(&file))
+            };
+            let key = PhotoKey::new(&person, &image);
+            if store.photo(&key).unwrap().is_some() {
+                continue;
+            }
+            let groups: Vec<String> = groups.iter().map(|g| nfc(g)).collect();
+            let optional = |s: String| Some(s).filter(|s| !s.is_empty());
+            let given = GivenFields {
+                groups: groups.clone(),
+                name: optional(name),
+                tag: optional(tag),
+            };
+            expected.push((person.clone(), image.clone(), groups, given.name.clone(), given.tag.clone()));
+            store.put_photo(&key, &PhotoEntry {
+                person,
+                image,
+                origin: Origin::Tree { path: dir.path().join("photos").join(&file) },
+                seq: seq as u64,
+                hash: None,
+                size: None,
+                modified: None,
+                state,
+                attempts: 1,
+                generation: 1,
+                note: None,
+                given: Some(given),
+                source: None,
+            }).unwrap();
+        }
+        let report = dir.path().join("report.csv");
+        faceenroll::report::write_report(
+            &store,
+            None,
+            faceenroll::report::Format::Csv,
+            std::fs::File::create(&report).unwrap(),
+        ).unwrap();
+
+        let mut read: Vec<ManifestRow> = manifest::read(&report)
+            .unwrap()
+            .map(|item| match item {
+                SourceItem::Photo(p) => (p.person, p.image, p.groups, p.name, p.tag),
+                SourceItem::Problem(p) => panic!("{}", p.message),
+            })
+            .collect();
+        read.sort_by(|a, b| (&a.0, a.1.to_string()).cmp(&(&b.0, b.1.to_string())));
+        expected.sort_by(|a, b| (&a.0, a.1.to_string()).cmp(&(&b.0, b.1.to_string())));
+        prop_assert_eq!(read, expected);
     }
 }

@@ -15,7 +15,7 @@ fn items(spec: &SourceSpec) -> Vec<SourceItem> {
 }
 
 #[test]
-fn a_tree_is_walked_in_sorted_order_skipping_hidden_entries() {
+fn a_tree_is_walked_in_sorted_order_leaving_hidden_entries() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(&root.join("bob/2.jpg"), &jpeg("b2"));
@@ -23,8 +23,17 @@ fn a_tree_is_walked_in_sorted_order_skipping_hidden_entries() {
     write(&root.join("alice/a.jpeg"), &jpeg("aa"));
     write(&root.join("alice/.thumb.jpg"), &jpeg("hidden"));
     write(&root.join(".cache/x/1.jpg"), &jpeg("hidden"));
+    let mut hidden = Vec::new();
     let got: Vec<(String, String, u64)> = items(&tree(root, &["staff"]))
         .into_iter()
+        .filter_map(|item| match item {
+            SourceItem::Problem(p) if p.class == "hidden" => {
+                assert_eq!(p.kind, ProblemKind::Skip);
+                hidden.push(p.message);
+                None
+            }
+            other => Some(other),
+        })
         .map(|item| match item {
             SourceItem::Photo(p) => {
                 assert_eq!(p.groups, ["staff"]);
@@ -45,6 +54,10 @@ fn a_tree_is_walked_in_sorted_order_skipping_hidden_entries() {
             ("bob".to_owned(), "2.jpg".to_owned(), 3),
         ]
     );
+    // Each hidden entry named once; a hidden folder is not walked.
+    assert_eq!(hidden.len(), 2, "{hidden:#?}");
+    assert!(hidden[0].ends_with(".cache: hidden folder (its name starts with a dot); not walked"));
+    assert!(hidden[1].ends_with(".thumb.jpg: hidden file (its name starts with a dot)"));
 }
 
 #[test]
@@ -82,11 +95,18 @@ fn files_that_are_not_photos_are_reported_not_dropped() {
     assert!(notes.photo.is_some(), "recorded against alice");
     let stray = &problems[2];
     assert!(
-        stray.message.contains("stray.jpg: not in a person folder"),
+        stray
+            .message
+            .contains("stray.jpg: photo not in a person folder"),
         "{}",
         stray.message
     );
     assert!(stray.photo.is_none());
+    assert_eq!(
+        stray.kind,
+        ProblemKind::Invalid,
+        "a photo the operator meant"
+    );
 }
 
 #[test]

@@ -220,7 +220,14 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    emulator.shutdown();
+    let persisted = emulator.shutdown();
     println!("faceenroll emulator stopped");
-    Ok(Exit::Ok)
+    match persisted {
+        Ok(()) => Ok(Exit::Ok),
+        Err(message) => {
+            // The account the operator meant to keep is not on disk: say so, and fail.
+            eprintln!("error: {message}; the emulated account was not kept");
+            Ok(Exit::Fatal)
+        }
+    }
 }

@@ -52,7 +52,12 @@ pub struct EnrollArgs {
     service: ServiceArgs,
     /// The job's state directory: progress database, report, lock [default:
     /// ./faceenroll-state].
-    #[arg(long, value_name = "DIR", env = "FACEENROLL_STATE")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "FACEENROLL_STATE",
+        hide_env_values = true
+    )]
     state: Option<PathBuf>,
     /// Plan and print what would be done; make no call.
     #[arg(long)]
@@ -67,40 +72,61 @@ pub struct EnrollArgs {
     emulator: bool,
     /// With --emulator: keep the emulated account in this JSON file, so a rehearsal
     /// can be run again against the same account (e.g. to watch a resume).
-    #[arg(long, value_name = "FILE", env = "FACEENROLL_EMULATOR_STATE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FACEENROLL_EMULATOR_STATE",
+        hide_env_values = true
+    )]
     emulator_state: Option<PathBuf>,
     /// Worker threads, each enrolling one person at a time [default: 8].
-    #[arg(long, value_name = "N", env = "FACEENROLL_WORKERS")]
+    #[arg(long, value_name = "N", env = "FACEENROLL_WORKERS", hide_env_values = true,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     workers: Option<usize>,
     /// Calls per second in all, the service's cap [default: 50]; 0 is unlimited.
-    #[arg(long, value_name = "N", env = "FACEENROLL_QPS")]
+    #[arg(long, value_name = "N", env = "FACEENROLL_QPS", hide_env_values = true)]
     qps: Option<u32>,
     /// Attempts of one call before its photos count as failed for this run
     /// [default: 6].
-    #[arg(long, value_name = "N", env = "FACEENROLL_RETRY_ATTEMPTS")]
+    #[arg(long, value_name = "N", env = "FACEENROLL_RETRY_ATTEMPTS", hide_env_values = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
     retry_attempts: Option<u32>,
     /// Seconds one call may spend waiting between its attempts [default: 60].
-    #[arg(long, value_name = "SECS", env = "FACEENROLL_RETRY_MAX_WAIT")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "FACEENROLL_RETRY_MAX_WAIT",
+        hide_env_values = true
+    )]
     retry_max_wait: Option<u64>,
     /// Largest photo sent as is, in bytes; larger ones are re-encoded [default:
     /// 313753, so that 20 photos fit one request].
-    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES")]
+    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES", hide_env_values = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
     max_photo_bytes: Option<u64>,
     /// Longest edge in pixels of a photo sent; larger ones are scaled down
     /// [default: 2048].
-    #[arg(long, value_name = "PX", env = "FACEENROLL_MAX_EDGE")]
+    #[arg(long, value_name = "PX", env = "FACEENROLL_MAX_EDGE", hide_env_values = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
     max_edge: Option<u32>,
     /// JPEG quality of re-encoded photos, 1-100 [default: 85].
-    #[arg(long, value_name = "Q", env = "FACEENROLL_JPEG_QUALITY")]
+    #[arg(long, value_name = "Q", env = "FACEENROLL_JPEG_QUALITY", hide_env_values = true,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
     jpeg_quality: Option<u8>,
     /// Write the report here [default: report.csv in the state directory].
-    #[arg(long, value_name = "PATH", env = "FACEENROLL_REPORT")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "FACEENROLL_REPORT",
+        hide_env_values = true
+    )]
     report: Option<PathBuf>,
     /// No progress bars, even at a terminal [env: FACEENROLL_NO_PROGRESS=true].
     #[arg(long)]
     no_progress: bool,
     /// Seconds between progress log lines when stderr is not a terminal [default: 60].
-    #[arg(long, value_name = "SECS", env = "FACEENROLL_PROGRESS_INTERVAL")]
+    #[arg(long, value_name = "SECS", env = "FACEENROLL_PROGRESS_INTERVAL", hide_env_values = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
     progress_interval: Option<u64>,
     #[command(flatten)]
     faults: FaultArgs,
@@ -128,6 +154,8 @@ pub struct EnrollSection {
     pub max_request_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_failed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_empty: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emulator: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -247,6 +275,13 @@ impl EnrollSettings {
                 "FACEENROLL_RETRY_FAILED",
                 file.retry_failed,
             )?,
+            allow_empty: switch(
+                args.plan.allow_empty,
+                "FACEENROLL_ALLOW_EMPTY",
+                file.allow_empty,
+            )?,
+            // Meant for one run, never a standing setting.
+            new_source: args.plan.new_source,
         };
         let defaults = NormalizeOptions::default();
         let normalize = NormalizeOptions {
@@ -264,9 +299,23 @@ impl EnrollSettings {
         };
         anyhow::ensure!(
             (1..=100).contains(&normalize.jpeg_quality),
-            "jpeg quality {} is not between 1 and 100",
+            "[enroll] jpeg_quality = {}: must be between 1 and 100 (--jpeg-quality)",
             normalize.jpeg_quality
         );
+        // Flags and the environment are checked by clap; the file's values here.
+        for (key, value) in [
+            ("workers", file.workers.map(|v| v as u64)),
+            ("retry_attempts", file.retry_attempts.map(u64::from)),
+            ("max_photo_bytes", file.max_photo_bytes),
+            ("max_edge", file.max_edge.map(u64::from)),
+            ("progress_interval", file.progress_interval),
+        ] {
+            anyhow::ensure!(
+                value != Some(0),
+                "[enroll] {key} = 0: must be at least 1 (--{})",
+                key.replace('_', "-")
+            );
+        }
         let retry = RetryPolicy::default();
         let settings = EnrollSettings {
             plan,
@@ -328,6 +377,7 @@ impl EnrollSettings {
             no_resize: Some(!self.plan.resize),
             max_request_bytes: Some(self.plan.max_request_bytes),
             retry_failed: Some(self.plan.retry_failed),
+            allow_empty: Some(self.plan.allow_empty),
             emulator: Some(self.emulator),
             emulator_state: self.emulator_state.clone(),
             workers: Some(self.workers),
@@ -439,7 +489,8 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     };
     let finished = match enroll(&job, target, &stop, show) {
         Ok(Done::Planned(plan)) => {
-            print!("{}", super::plan::render(&plan));
+            // A reader gone from standard output (`| head`) is no failure of the plan.
+            let _ = write!(std::io::stdout().lock(), "{}", super::plan::render(&plan));
             return Ok(Exit::Ok);
         }
         Ok(Done::Ran(finished)) => finished,

@@ -255,7 +255,9 @@ fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     }
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        bail!("refusing to delete without --yes: standard input is not a terminal to confirm on");
+        // Not confirmed, as the help says (exit 1), not a usage error.
+        eprintln!("no --yes, and standard input is not a terminal to confirm on");
+        return Ok(false);
     }
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();

@@ -41,6 +41,10 @@ Exit codes of enroll (the other commands: see their --help):
        the progress database could not be written (resumable)
   130  interrupted (resumable)
 
+A command other than enroll whose reader goes away (`faceenroll report | head`)
+ends quietly, as a shell tool does: killed by SIGPIPE, 141 in a shell. enroll
+finishes its job and keeps its exit code.
+
 A rehearsal needs no account: faceenroll enroll ARCHIVE --group GROUP --emulator";
 
 /// Enrolls photo archives into the face recognition person/group API.

@@ -32,7 +32,7 @@ pub struct PlanArgs {
     pub groups: Vec<String>,
     /// How a directory tree is laid out: person (ROOT/PERSON_ID/PHOTO) or
     /// group/person (ROOT/GROUP_ID/PERSON_ID/PHOTO) [default: person].
-    #[arg(long, value_enum, env = "FACEENROLL_LAYOUT")]
+    #[arg(long, value_enum, env = "FACEENROLL_LAYOUT", hide_env_values = true)]
     pub layout: Option<Layout>,
     /// Follow symbolic links in a directory tree (loops are detected and reported)
     /// [env: FACEENROLL_FOLLOW_SYMLINKS=true].
@@ -48,12 +48,26 @@ pub struct PlanArgs {
     #[arg(long)]
     pub no_resize: bool,
     /// The request body limit to cut calls to, in bytes [default: 6291456].
-    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_REQUEST_BYTES")]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "FACEENROLL_MAX_REQUEST_BYTES",
+        hide_env_values = true
+    )]
     pub max_request_bytes: Option<u64>,
     /// Plan again photos the service refused for good in an earlier run [env:
     /// FACEENROLL_RETRY_FAILED=true].
     #[arg(long)]
     pub retry_failed: bool,
+    /// A directory tree without a photo is a job with nothing to do, not an error
+    /// (without it, an empty tree, e.g. an unmounted share, stops the job) [env:
+    /// FACEENROLL_ALLOW_EMPTY=true].
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Let a source that shares no photo with the job's earlier sources join the job
+    /// (without it, such a source is refused: probably a wrong --state).
+    #[arg(long)]
+    pub new_source: bool,
 }
 
 /// The planning settings once flags, environment, file and defaults are resolved.
@@ -67,6 +81,8 @@ pub struct PlanSettings {
     pub resize: bool,
     pub max_request_bytes: u64,
     pub retry_failed: bool,
+    pub allow_empty: bool,
+    pub new_source: bool,
 }
 
 impl PlanSettings {
@@ -81,6 +97,8 @@ impl PlanSettings {
             resize: !args.no_resize,
             max_request_bytes: args.max_request_bytes.unwrap_or(MAX_REQUEST_BYTES),
             retry_failed: args.retry_failed,
+            allow_empty: args.allow_empty,
+            new_source: args.new_source,
         }
     }
 
@@ -104,6 +122,8 @@ impl PlanSettings {
             check_content: self.content_check,
             retry_failed: self.retry_failed,
             max_request_bytes: self.max_request_bytes,
+            allow_empty: self.allow_empty,
+            new_source: self.new_source,
         }
     }
 }
@@ -182,8 +202,14 @@ pub fn render(s: &PlanSummary) -> String {
             let _ = writeln!(out, "    {label:<27} {n}");
         }
     }
-    if s.source_problems > 0 {
-        let _ = writeln!(out, "  other source problems: {}", s.source_problems);
+    if !s.not_taken.is_empty() {
+        let total: usize = s.not_taken.values().sum();
+        let _ = writeln!(
+            out,
+            "  not taken:  {total} {} ({})",
+            crate::report::plural(total as u64, "entry", "entries"),
+            plan::not_taken_words(&s.not_taken)
+        );
     }
     let _ = writeln!(
         out,

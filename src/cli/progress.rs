@@ -207,6 +207,14 @@ pub fn show(
                 photo_bar.set_message(counts);
                 person_bar.set_position(figures.persons_done);
                 if finished {
+                    // No time left to estimate once the run is over.
+                    let done = ProgressStyle::with_template(
+                        "{prefix:>8} [{bar:30}] {pos}/{len} in {elapsed} {msg}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> ");
+                    photo_bar.set_style(done.clone());
+                    person_bar.set_style(done);
                     // Left where they stand: `finish` would fill an interrupted bar.
                     photo_bar.abandon();
                     person_bar.abandon();
@@ -225,7 +233,11 @@ pub fn show(
                         figures.persons_total,
                         figures.calls,
                         figures.rate_limited,
-                        pace(figures.photos_done, figures.photos_total, start.elapsed()),
+                        pace(
+                            tally.photos_this_run(),
+                            figures.photos_total.saturating_sub(figures.photos_done),
+                            start.elapsed()
+                        ),
                     );
                 }
             }
@@ -236,12 +248,11 @@ pub fn show(
     }
 }
 
-/// The rate so far and, while work is left, the time to finish at that rate:
-/// `12.5 photos/s, eta 3m20s`.
-fn pace(done: u64, total: u64, elapsed: Duration) -> String {
+/// The rate of this run so far (`done` photos) and, while photos are `left`, the
+/// time to finish at that rate: `12.5 photos/s, eta 3m20s`.
+fn pace(done: u64, left: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-    let left = total.saturating_sub(done);
     if left == 0 {
         return format!("{rate:.1} photos/s");
     }
@@ -266,9 +277,9 @@ mod tests {
     fn pace_gives_the_rate_and_the_time_left_at_it() {
         let secs = Duration::from_secs;
         assert_eq!(pace(0, 100, secs(0)), "0.0 photos/s, eta unknown");
-        assert_eq!(pace(50, 100, secs(10)), "5.0 photos/s, eta 10s");
-        assert_eq!(pace(10, 1010, secs(10)), "1.0 photos/s, eta 16m40s");
-        assert_eq!(pace(1, 10_001, secs(1)), "1.0 photos/s, eta 2h46m");
-        assert_eq!(pace(28, 28, secs(2)), "14.0 photos/s");
+        assert_eq!(pace(50, 50, secs(10)), "5.0 photos/s, eta 10s");
+        assert_eq!(pace(10, 1000, secs(10)), "1.0 photos/s, eta 16m40s");
+        assert_eq!(pace(1, 10_000, secs(1)), "1.0 photos/s, eta 2h46m");
+        assert_eq!(pace(28, 0, secs(2)), "14.0 photos/s");
     }
 }

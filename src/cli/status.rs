@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// The job's state directory.
-    #[arg(long, default_value = DEFAULT_STATE_DIR, env = "FACEENROLL_STATE")]
+    #[arg(long, default_value = DEFAULT_STATE_DIR, env = "FACEENROLL_STATE", hide_env_values = true)]
     state: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -76,8 +76,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
                     println!("source:  {}", p.source);
                 }
                 println!(
-                    "photos:  {}/{} done this run: {} enrolled, {} duplicate, {} skipped, {} \
-                     failed; {} left",
+                    "photos:  {}/{} done: {} enrolled, {} duplicate, {} skipped, {} failed; {} \
+                     left",
                     p.photos_done,
                     p.photos_total,
                     p.enrolled,
@@ -116,7 +116,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// The job's state directory.
-    #[arg(long, default_value = DEFAULT_STATE_DIR, env = "FACEENROLL_STATE")]
+    #[arg(long, default_value = DEFAULT_STATE_DIR, env = "FACEENROLL_STATE", hide_env_values = true)]
     state: PathBuf,
     /// Only the photos with this status.
     #[arg(long, value_enum)]

@@ -15,7 +15,7 @@
 //! let emulator = Emulator::start(EmulatorConfig::rehearsal(), "127.0.0.1:0".parse().unwrap())?;
 //! println!("serving on {}", emulator.endpoint());
 //! let snapshot = emulator.snapshot();
-//! emulator.shutdown();
+//! emulator.shutdown().expect("no state file to write");
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
@@ -255,8 +255,14 @@ impl Emulator {
 
     /// Stops accepting, lets the connections finish their current call, joins the
     /// threads and writes the state file.
-    pub fn shutdown(mut self) {
+    /// Stops the emulator, writing its state file a last time: `Err` says why the
+    /// state file does not hold the final state.
+    pub fn shutdown(mut self) -> Result<(), String> {
         self.stop();
+        match server::lock(&self.shared.persist_error).take() {
+            Some(message) => Err(message),
+            None => Ok(()),
+        }
     }
 
     fn stop(&mut self) {

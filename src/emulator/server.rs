@@ -58,6 +58,8 @@ pub(super) struct Shared {
     pub(super) counters: Mutex<Counters>,
     /// The version of the state last written to the state file.
     persisted: Mutex<u64>,
+    /// Why the state file could not be written the last time it was tried.
+    pub(super) persist_error: Mutex<Option<String>>,
     /// Set when the state changed; wakes the state file writer.
     dirty: Mutex<bool>,
     dirty_changed: Condvar,
@@ -90,6 +92,7 @@ impl Shared {
             injected: Mutex::new(None),
             counters: Mutex::new(Counters::default()),
             persisted: Mutex::new(0),
+            persist_error: Mutex::new(None),
             dirty: Mutex::new(false),
             dirty_changed: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -123,8 +126,15 @@ impl Shared {
             (guard.state.snapshot(), guard.version)
         };
         match state::save(path, &snapshot) {
-            Ok(()) => *persisted = version,
-            Err(e) => tracing::warn!("could not write state file {}: {e}", path.display()),
+            Ok(()) => {
+                *persisted = version;
+                *lock(&self.persist_error) = None;
+            }
+            Err(e) => {
+                let message = format!("could not write state file {}: {e}", path.display());
+                tracing::error!("{message}");
+                *lock(&self.persist_error) = Some(message);
+            }
         }
     }
 

@@ -475,8 +475,14 @@ fn decode_failure(e: image::ImageError) -> Failure {
         image::ImageError::IoError(e) if e.kind() != io::ErrorKind::UnexpectedEof => {
             Failure::Read(e)
         }
-        e => Failure::Decode(e.to_string()),
+        e => Failure::Decode(one_line(&e.to_string())),
     }
+}
+
+/// A decoder's message on one line, for a log line and a report cell: some decoders
+/// end theirs with a line break or spread them over lines.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Decodes, scales, turns upright and re-encodes a photo to fit the budget.

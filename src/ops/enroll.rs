@@ -120,21 +120,29 @@ pub fn enroll(
 ) -> Result<Done, EnrollError> {
     let started = Instant::now();
     let store = Store::open(&job.state_dir).map_err(setup)?;
-    let mut meta = store.meta().map_err(setup)?;
-    meta.source = Some(job.source.describe());
-    meta.started = Some(unix_now());
-    meta.finished = None;
-    store.put_meta(&meta).map_err(setup)?;
+    let report_path = job
+        .report
+        .clone()
+        .unwrap_or_else(|| job.state_dir.join("report.csv"));
     let summary = plan::build(&store, &job.source, &job.plan)
         .with_context(|| format!("cannot plan {}", job.source.describe()))
         .map_err(setup)?;
     if job.dry_run {
         return Ok(Done::Planned(summary));
     }
+    // Found now, not after every call was made: the report must be writable.
+    check_writable(&report_path)
+        .with_context(|| {
+            format!(
+                "cannot write the report {}; nothing was sent",
+                report_path.display()
+            )
+        })
+        .map_err(setup)?;
     tracing::info!("{}", plan_line(&summary));
 
     // Keep the emulator alive for the run.
-    let (_emulator, client_config) = match target {
+    let (emulator, client_config) = match target {
         Target::Service(config) => (None, config),
         Target::Emulator(config) => {
             let state_file = config.state_file.clone();
@@ -162,14 +170,15 @@ pub fn enroll(
     };
     let client = Client::new(client_config).map_err(setup)?;
 
+    // The live figures start from what the job has settled: one count for the bars,
+    // the progress lines, the summary and `faceenroll status`.
+    let before = StoreCounts::read(&store).map_err(setup)?;
     let tally = Tally::default();
+    tally.settle(&before);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let outcome = std::thread::scope(|scope| {
         let tally = &tally;
-        let (photos, persons) = (
-            (summary.pending + summary.in_doubt) as u64,
-            summary.persons_with_work as u64,
-        );
+        let (photos, persons) = (before.photos, summary.persons_with_work as u64);
         scope.spawn(move || view(tally, photos, persons, done_rx));
         let outcome = engine::run(&store, &client, &job.engine, stop, tally);
         let _ = done_tx.send(());
@@ -177,6 +186,11 @@ pub fn enroll(
     })
     .map_err(during_run)?;
 
+    if let Some(emulator) = emulator {
+        if let Err(message) = emulator.shutdown() {
+            tracing::error!("{message}; the emulated account was not kept");
+        }
+    }
     let counts = StoreCounts::read(&store).map_err(during_run)?;
     let ending = match outcome {
         RunOutcome::Finished => Ending::Completed {
@@ -194,9 +208,10 @@ pub fn enroll(
             failed: 0,
             pending: 0,
         } => "finished: every photo accounted for".to_owned(),
-        Ending::Completed { failed, pending } => {
-            format!("finished with {failed} failed photos and {pending} left for the next run")
-        }
+        Ending::Completed { failed, pending } => format!(
+            "finished with {failed} failed {} and {pending} left for the next run",
+            report::plural(*failed, "photo", "photos")
+        ),
         Ending::Fatal(message) => format!("stopped by a fatal service error: {message}"),
         Ending::Interrupted => "interrupted; run the same command again to resume".to_owned(),
     };
@@ -206,10 +221,6 @@ pub fn enroll(
     store.put_meta(&meta).map_err(during_run)?;
     store.flush().map_err(during_run)?;
 
-    let report_path = job
-        .report
-        .clone()
-        .unwrap_or_else(|| job.state_dir.join("report.csv"));
     let file = std::fs::File::create(&report_path)
         .with_context(|| format!("cannot write the report {}", report_path.display()))
         .map_err(during_run)?;
@@ -229,11 +240,14 @@ pub fn enroll(
 
 /// The plan in one log line: the work of this run and what the plan settled already.
 fn plan_line(s: &plan::PlanSummary) -> String {
+    let photos = (s.pending + s.in_doubt) as u64;
     let mut line = format!(
-        "plan: {} photos of {} persons to send ({} calls)",
-        s.pending + s.in_doubt,
+        "plan: {photos} {} of {} {} to send ({} {})",
+        report::plural(photos, "photo", "photos"),
         s.persons_with_work,
-        s.calls.total()
+        report::plural(s.persons_with_work as u64, "person", "persons"),
+        s.calls.total(),
+        report::plural(s.calls.total() as u64, "call", "calls"),
     );
     let settled: Vec<String> = [
         (s.enrolled, "already enrolled"),
@@ -251,6 +265,20 @@ fn plan_line(s: &plan::PlanSummary) -> String {
         line.push_str(&settled.join(", "));
     }
     line
+}
+
+/// Whether a file can be written, leaving it as it was: an existing file is opened
+/// for appending, a new one created and removed again.
+fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    if !existed {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
 }
 
 fn unix_now() -> u64 {

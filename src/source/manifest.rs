@@ -17,7 +17,7 @@
 //! handled. Every message names the manifest and the line, counted in the file as
 //! an editor shows it (the header is line 1).
 
-use super::{PhotoRecord, Problem, ProblemKind, SourceError, SourceItem};
+use super::{Cells, PhotoRecord, Problem, ProblemKind, SourceError, SourceItem};
 use crate::model::ImageRef;
 use crate::store::Origin;
 use std::fs::File;
@@ -70,6 +70,19 @@ pub fn read(path: &Path) -> Result<ManifestRows, SourceError> {
         .iter()
         .map(|f| String::from_utf8_lossy(f).to_lowercase())
         .collect();
+    for (i, name) in names.iter().enumerate() {
+        if let Some(j) = names[i + 1..].iter().position(|n| n == name) {
+            return Err(SourceError::Header {
+                path: path.to_owned(),
+                message: format!(
+                    "column {name:?} appears twice (columns {} and {}); which one to read \
+                     is not clear",
+                    i + 1,
+                    i + j + 2
+                ),
+            });
+        }
+    }
     let find = |column: &str| names.iter().position(|n| n == column);
     let require = |column: &'static str| {
         find(column).ok_or_else(|| SourceError::MissingColumn {
@@ -91,15 +104,20 @@ pub fn read(path: &Path) -> Result<ManifestRows, SourceError> {
     })?;
     Ok(ManifestRows {
         reader,
+        width: names.len(),
         lines: LineCounter {
             reader: BufReader::with_capacity(256 * 1024, lines),
             offset: 0,
             line: 1,
+            quote: Quote::FieldStart,
         },
         record: csv::ByteRecord::new(),
         columns,
         file: path.to_owned(),
-        dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+        dir: std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_owned))
+            .unwrap_or_default(),
         done: false,
     })
 }
@@ -107,6 +125,8 @@ pub fn read(path: &Path) -> Result<ManifestRows, SourceError> {
 /// The rows of a manifest, in line order.
 pub struct ManifestRows {
     reader: csv::Reader<BufReader<File>>,
+    /// Fields of the header: every row must have as many.
+    width: usize,
     lines: LineCounter,
     record: csv::ByteRecord,
     columns: Columns,
@@ -127,44 +147,68 @@ impl Iterator for ManifestRows {
             Ok(true) => {
                 let byte = self.record.position().map_or(0, |p| p.byte());
                 match self.lines.line_at(byte) {
+                    Ok(line) if self.record.len() != self.width => {
+                        self.done = true;
+                        Some(self.refused(
+                            line,
+                            format!(
+                                "the row has {} fields where the header has {}: a quote \
+                                 left open, or a comma in a cell that is not quoted, starts \
+                                 here or above",
+                                self.record.len(),
+                                self.width
+                            ),
+                        ))
+                    }
                     Ok(line) => Some(self.row(line)),
                     Err(err) => {
                         self.done = true;
-                        let origin = Origin::Manifest {
-                            file: self.file.clone(),
-                            line: self.lines.line,
-                        };
-                        Some(SourceItem::Problem(Problem {
-                            message: format!("{origin}: cannot read the manifest further: {err}"),
-                            origin,
-                            photo: None,
-                            kind: ProblemKind::Invalid,
-                        }))
+                        let line = self.lines.line;
+                        Some(self.refused(line, format!("cannot read the manifest further: {err}")))
                     }
                 }
             }
             Ok(false) => {
                 self.done = true;
-                None
+                match self.lines.finish() {
+                    Ok(None) => None,
+                    Ok(Some(opened)) => Some(
+                        self.refused(
+                            opened,
+                            "a quote opened here is never closed, so every line after it would \
+                         be read as one cell; close the quote (a quote inside a quoted cell \
+                         is written twice: \"\")"
+                                .into(),
+                        ),
+                    ),
+                    Err(err) => {
+                        let line = self.lines.line;
+                        Some(self.refused(line, format!("cannot read the manifest further: {err}")))
+                    }
+                }
             }
             Err(err) => {
                 // The reader cannot go on after an I/O error; report it and stop.
                 self.done = true;
                 let byte = err.position().map_or(self.lines.offset, |p| p.byte());
                 let line = self.lines.line_at(byte).unwrap_or(self.lines.line);
-                let origin = Origin::Manifest {
-                    file: self.file.clone(),
-                    line,
-                };
-                Some(SourceItem::Problem(Problem {
-                    message: format!("{origin}: cannot read the manifest further: {err}"),
-                    origin,
-                    photo: None,
-                    kind: ProblemKind::Invalid,
-                }))
+                Some(self.refused(line, format!("cannot read the manifest further: {err}")))
             }
         }
     }
+}
+
+/// Where the quoting of the manifest stands, as the CSV reader sees it: a quote opens
+/// a quoted cell only as its first character; inside one, a doubled quote is a quote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    FieldStart,
+    Unquoted,
+    /// In a quoted cell opened on this line.
+    Quoted(u64),
+    /// A quote inside a quoted cell opened on this line: it closes the cell unless
+    /// another follows.
+    MaybeClosed(u64),
 }
 
 /// Turns the byte offsets the CSV reader reports into line numbers as an editor
@@ -176,6 +220,8 @@ struct LineCounter {
     offset: u64,
     /// The line (1-based) `offset` is on.
     line: u64,
+    /// The quoting at `offset`.
+    quote: Quote,
 }
 
 impl LineCounter {
@@ -189,9 +235,9 @@ impl LineCounter {
                 break;
             }
             let take = buf.len().min((byte - self.offset) as usize);
-            self.line += buf[..take].iter().filter(|&&b| b == b'\n').count() as u64;
+            let bytes = buf[..take].to_vec();
+            self.feed(&bytes);
             self.reader.consume(take);
-            self.offset += take as u64;
         }
         // The reader may place a record at the line end before it (after CRLF, or
         // blank lines); the record itself starts at its first other byte.
@@ -204,18 +250,72 @@ impl LineCounter {
             if ends == 0 {
                 break;
             }
-            self.line += buf[..ends].iter().filter(|&&b| b == b'\n').count() as u64;
+            let bytes = buf[..ends].to_vec();
+            self.feed(&bytes);
             self.reader.consume(ends);
-            self.offset += ends as u64;
         }
         Ok(self.line)
+    }
+
+    /// Reads the rest of the file: the line of a quote never closed, if one is open
+    /// at its end.
+    fn finish(&mut self) -> std::io::Result<Option<u64>> {
+        self.line_at(u64::MAX)?;
+        Ok(match self.quote {
+            Quote::Quoted(line) => Some(line),
+            _ => None,
+        })
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut bytes = bytes;
+        if self.offset == 0 && bytes.starts_with(b"\xEF\xBB\xBF") {
+            bytes = &bytes[3..];
+            self.offset += 3;
+        }
+        for &b in bytes {
+            self.quote = match (self.quote, b) {
+                (Quote::FieldStart, b'"') => Quote::Quoted(self.line),
+                (Quote::FieldStart | Quote::Unquoted, b',' | b'\n' | b'\r') => Quote::FieldStart,
+                (Quote::FieldStart | Quote::Unquoted, _) => Quote::Unquoted,
+                (Quote::Quoted(l), b'"') => Quote::MaybeClosed(l),
+                (q @ Quote::Quoted(_), _) => q,
+                (Quote::MaybeClosed(l), b'"') => Quote::Quoted(l),
+                (Quote::MaybeClosed(_), b',' | b'\n' | b'\r') => Quote::FieldStart,
+                (Quote::MaybeClosed(_), _) => Quote::Unquoted,
+            };
+            if b == b'\n' {
+                self.line += 1;
+            }
+        }
+        self.offset += bytes.len() as u64;
     }
 }
 
 impl ManifestRows {
-    fn field(&self, index: usize) -> Result<&str, &'static str> {
-        let bytes = self.record.get(index).unwrap_or_default();
-        std::str::from_utf8(bytes).map_err(|_| "is not valid UTF-8")
+    /// A problem that refuses the whole manifest, naming the line.
+    fn refused(&self, line: u64, message: String) -> SourceItem {
+        let origin = Origin::Manifest {
+            file: self.file.clone(),
+            line,
+        };
+        SourceItem::Problem(Problem {
+            message: format!("{origin}: {message}"),
+            origin,
+            photo: None,
+            kind: ProblemKind::Refused,
+            class: "malformed manifest",
+            cells: None,
+        })
+    }
+
+    /// A cell as text: lossily decoded, with whether it was valid UTF-8.
+    fn cell(&self, index: Option<usize>) -> (String, bool) {
+        let bytes = index.and_then(|i| self.record.get(i)).unwrap_or_default();
+        match std::str::from_utf8(bytes) {
+            Ok(s) => (s.to_owned(), true),
+            Err(_) => (String::from_utf8_lossy(bytes).into_owned(), false),
+        }
     }
 
     fn row(&self, line: u64) -> SourceItem {
@@ -223,51 +323,65 @@ impl ManifestRows {
             file: self.file.clone(),
             line,
         };
-        let problem = |photo: Option<PhotoRecord>, message: String| {
+        let c = &self.columns;
+        let columns = [
+            ("person_id", Some(c.person)),
+            ("image", Some(c.image)),
+            ("group_ids", Some(c.groups)),
+            ("person_name", c.name),
+            ("tag", c.tag),
+        ];
+        let mut not_utf8 = Vec::new();
+        let [person, image, groups, name, tag] = columns.map(|(column, index)| {
+            let (text, utf8) = self.cell(index);
+            if !utf8 {
+                not_utf8.push(column);
+            }
+            text
+        });
+        let cells = Cells {
+            person_id: person.clone(),
+            image: image.clone(),
+            group_ids: groups.clone(),
+            person_name: name.clone(),
+            tag: tag.clone(),
+        };
+        let not_taken = |class: &'static str, message: String| {
             SourceItem::Problem(Problem {
                 message: format!("{origin}: {message}"),
                 origin: origin.clone(),
-                photo,
+                photo: None,
                 kind: ProblemKind::Invalid,
+                class,
+                cells: Some(cells.clone()),
             })
         };
-        let c = &self.columns;
-        let text = |index: usize, column: &str| -> Result<String, String> {
-            self.field(index)
-                .map(str::to_owned)
-                .map_err(|e| format!("{column} {e}"))
-        };
-        let optional = |index: Option<usize>, column: &str| -> Result<Option<String>, String> {
-            match index {
-                None => Ok(None),
-                Some(i) => self
-                    .field(i)
-                    .map(|s| (!s.is_empty()).then(|| s.to_owned()))
-                    .map_err(|e| format!("{column} {e}")),
-            }
-        };
-        let fields = (|| {
-            Ok::<_, String>((
-                text(c.person, "person_id")?,
-                text(c.image, "image")?,
-                text(c.groups, "group_ids")?,
-                optional(c.name, "person_name")?,
-                optional(c.tag, "tag")?,
-            ))
-        })();
-        let (person, image, groups, name, tag) = match fields {
-            Ok(f) => f,
-            Err(message) => return problem(None, message),
-        };
-        if image.is_empty() {
-            return problem(None, "image is empty; give a path or an http(s) URL".into());
+        if !not_utf8.is_empty() {
+            return not_taken(
+                "cell not UTF-8",
+                format!(
+                    "{} not valid UTF-8; save the manifest as UTF-8",
+                    match not_utf8.as_slice() {
+                        [one] => format!("{one} is"),
+                        many => format!("{} are", many.join(", ")),
+                    }
+                ),
+            );
         }
+        if image.is_empty() {
+            return not_taken(
+                "image empty",
+                "image is empty; give a path or an http(s) URL".into(),
+            );
+        }
+        let (person, written) = super::nfc(person);
         let groups: Vec<String> = groups
             .split(GROUP_SEPARATOR)
             .map(str::trim)
             .filter(|g| !g.is_empty())
-            .map(str::to_owned)
+            .map(|g| super::nfc(g.to_owned()).0)
             .collect();
+        let optional = |s: String| (!s.is_empty()).then_some(s);
         let (image_ref, bad_scheme) = match url_scheme(&image) {
             Some(scheme)
                 if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
@@ -287,18 +401,23 @@ impl ManifestRows {
         };
         let record = PhotoRecord {
             person,
+            written,
             image: image_ref,
             groups,
-            name,
-            tag,
+            name: optional(name),
+            tag: optional(tag),
             origin: origin.clone(),
             seq: line,
         };
         if bad_scheme {
-            return problem(
-                Some(record),
-                format!("image {image:?} is a URL that is not http or https"),
-            );
+            return SourceItem::Problem(Problem {
+                message: format!("{origin}: image {image:?} is a URL that is not http or https"),
+                origin,
+                photo: Some(record),
+                kind: ProblemKind::Invalid,
+                class: "not an http(s) URL",
+                cells: None,
+            });
         }
         SourceItem::Photo(record)
     }

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod tree;
 
 use crate::model::ImageRef;
+pub use crate::store::Cells;
 use crate::store::Origin;
 use std::path::{Path, PathBuf};
 
@@ -95,6 +96,19 @@ impl SourceSpec {
         }
     }
 
+    /// The source as the job remembers it: its absolute path, the same from any
+    /// working directory.
+    pub fn id(&self) -> String {
+        let path = match self {
+            SourceSpec::Tree { root, .. } => root,
+            SourceSpec::Manifest { path } => path,
+        };
+        std::path::absolute(path)
+            .unwrap_or_else(|_| path.clone())
+            .display()
+            .to_string()
+    }
+
     /// Opens the source, failing only when it cannot be read at all.
     pub fn open(&self) -> Result<Box<dyn Iterator<Item = SourceItem> + Send>, SourceError> {
         match self {
@@ -142,8 +156,11 @@ pub enum SourceError {
 /// One photo as listed by a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhotoRecord {
-    /// The person as written (not yet validated).
+    /// The person, in Unicode NFC (not yet validated).
     pub person: String,
+    /// The person as written, when that is not NFC: two spellings of one person in
+    /// different normal forms are refused rather than merged.
+    pub written: Option<String>,
     pub image: ImageRef,
     /// Group ids as written (not yet validated).
     pub groups: Vec<String>,
@@ -164,6 +181,9 @@ pub enum ProblemKind {
     /// The person itself is unusable (a folder name that is not UTF-8): every photo
     /// of it fails and no person is planned.
     InvalidPerson,
+    /// The whole source cannot be trusted (a manifest whose quoting is broken or
+    /// whose row has the wrong number of fields): the job is refused before any call.
+    Refused,
 }
 
 /// An entry of the source that is not a usable photo record.
@@ -174,8 +194,14 @@ pub struct Problem {
     /// it in the store (as skipped or failed) so every input photo is accounted for.
     pub photo: Option<PhotoRecord>,
     pub kind: ProblemKind,
+    /// The reason in a few words, the same for every entry left for it ("hidden",
+    /// "not a photo by its extension"): what `plan` and the summary count by.
+    pub class: &'static str,
     /// What is wrong, starting with the place.
     pub message: String,
+    /// A manifest row as written (lossily decoded when not UTF-8), so the report can
+    /// give it back with its columns.
+    pub cells: Option<Cells>,
 }
 
 /// One item of a source's stream.
@@ -183,6 +209,22 @@ pub struct Problem {
 pub enum SourceItem {
     Photo(PhotoRecord),
     Problem(Problem),
+}
+
+/// An id in Unicode NFC, and the id as written when it was not NFC. A name typed on
+/// one system and a folder copied from another (macOS writes NFD) then name the same
+/// person.
+pub fn nfc(id: String) -> (String, Option<String>) {
+    use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization as _};
+    if is_nfc_quick(id.chars()) == IsNormalized::Yes {
+        return (id, None);
+    }
+    let normal: String = id.nfc().collect();
+    if normal == id {
+        (id, None)
+    } else {
+        (normal, Some(id))
+    }
 }
 
 /// A path as text for messages and records: lossless when it is UTF-8.

@@ -38,11 +38,13 @@ pub fn walk(
             root: root.to_owned(),
         });
     }
-    let walker = WalkDir::new(root)
+    // Photos are known by their absolute path, as the report writes them: a report
+    // fed back as a manifest names the same photos.
+    let root = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+    let walker = WalkDir::new(&root)
         .follow_links(follow_symlinks)
         .sort_by_file_name()
-        .into_iter()
-        .filter_entry(is_visible as fn(&DirEntry) -> bool);
+        .into_iter();
     Ok(TreeWalk {
         walker,
         groups: groups.to_vec(),
@@ -55,15 +57,29 @@ pub fn walk(
     })
 }
 
-/// Hidden files and folders (names starting with `.`) are skipped; the root is
-/// walked whatever its name.
-fn is_visible(entry: &DirEntry) -> bool {
-    entry.depth() == 0 || entry.file_name().as_encoded_bytes().first() != Some(&b'.')
+/// Hidden files and folders (names starting with `.`) are left, each listed once (a
+/// hidden folder is not walked); the root is walked whatever its name.
+fn is_hidden(entry: &DirEntry) -> bool {
+    entry.depth() > 0 && entry.file_name().as_encoded_bytes().first() == Some(&b'.')
+}
+
+/// An entry the walker leaves, and why.
+fn left(path: &Path, kind: ProblemKind, class: &'static str, what: &str) -> SourceItem {
+    SourceItem::Problem(Problem {
+        origin: Origin::Tree {
+            path: path.to_owned(),
+        },
+        photo: None,
+        kind,
+        class,
+        message: format!("{}: {what}", path.display()),
+        cells: None,
+    })
 }
 
 /// The items of a directory tree, in sorted walk order.
 pub struct TreeWalk {
-    walker: walkdir::FilterEntry<walkdir::IntoIter, fn(&DirEntry) -> bool>,
+    walker: walkdir::IntoIter,
     groups: Vec<String>,
     layout: Layout,
     /// Depth of a photo below the root: 2 for `person/photo`, 3 for
@@ -90,22 +106,37 @@ impl Iterator for TreeWalk {
 
 fn walk_error(err: walkdir::Error) -> SourceItem {
     let path = err.path().map(lossy).unwrap_or_default();
-    let message = match err.loop_ancestor() {
-        Some(ancestor) => format!(
-            "{}: symbolic link loop (leads back to {}); not followed",
-            path.display(),
-            ancestor.display()
+    let (class, message) = match err.loop_ancestor() {
+        Some(ancestor) => (
+            "symbolic link loop",
+            format!(
+                "{}: symbolic link loop (leads back to {}); not followed",
+                path.display(),
+                ancestor.display()
+            ),
         ),
         None => match err.io_error() {
-            Some(io) => format!("{}: cannot read: {io}", path.display()),
-            None => format!("{}: {err}", path.display()),
+            Some(io) if io.kind() == std::io::ErrorKind::NotFound => (
+                "dangling symbolic link",
+                format!(
+                    "{}: symbolic link to nothing (its target does not exist)",
+                    path.display()
+                ),
+            ),
+            Some(io) => (
+                "unreadable",
+                format!("{}: cannot read: {io}", path.display()),
+            ),
+            None => ("unreadable", format!("{}: {err}", path.display())),
         },
     };
     SourceItem::Problem(Problem {
         origin: Origin::Tree { path },
         photo: None,
         kind: ProblemKind::Invalid,
+        class,
         message,
+        cells: None,
     })
 }
 
@@ -116,12 +147,38 @@ impl TreeWalk {
             return None;
         }
         let file_type = entry.file_type();
+        let path = lossy(entry.path());
+        if is_hidden(&entry) {
+            if file_type.is_dir() {
+                self.walker.skip_current_dir();
+                return Some(left(
+                    &path,
+                    ProblemKind::Skip,
+                    "hidden",
+                    "hidden folder (its name starts with a dot); not walked",
+                ));
+            }
+            return Some(left(
+                &path,
+                ProblemKind::Skip,
+                "hidden",
+                "hidden file (its name starts with a dot)",
+            ));
+        }
         if file_type.is_dir() {
             // Group and person folders hold photos; folders inside a person folder are
-            // walked so their files are reported.
-            return None;
+            // walked so their files are reported. An empty person folder is listed.
+            let empty = depth + 1 == self.photo_depth
+                && std::fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none());
+            return empty.then(|| {
+                left(
+                    &path,
+                    ProblemKind::Skip,
+                    "empty person folder",
+                    "empty person folder",
+                )
+            });
         }
-        let path = lossy(entry.path());
         let origin = Origin::Tree { path: path.clone() };
         self.seq += 1;
         let seq = self.seq;
@@ -130,17 +187,33 @@ impl TreeWalk {
                 Layout::Person => "ROOT/<person_id>/<photo>",
                 Layout::GroupPerson => "ROOT/<group_id>/<person_id>/<photo>",
             };
-            let what = if file_type.is_symlink() {
-                "symbolic link not followed (use --follow-symlinks)"
+            // A photo in the wrong place is one the operator meant to enroll: it
+            // fails, so the run does not end as if every photo were taken.
+            let (kind, class, what) = if file_type.is_symlink() {
+                (
+                    ProblemKind::Skip,
+                    "symbolic link not followed",
+                    "symbolic link not followed (use --follow-symlinks)",
+                )
+            } else if has_image_extension(entry.path()) {
+                (
+                    ProblemKind::Invalid,
+                    "photo not in a person folder",
+                    "photo not in a person folder",
+                )
             } else {
-                "not in a person folder"
+                (
+                    ProblemKind::Skip,
+                    "not in a person folder",
+                    "not in a person folder",
+                )
             };
-            return Some(SourceItem::Problem(Problem {
-                message: format!("{}: {what}; expected {expected}", path.display()),
-                origin,
-                photo: None,
-                kind: ProblemKind::Skip,
-            }));
+            return Some(left(
+                &path,
+                kind,
+                class,
+                &format!("{what}; expected {expected}"),
+            ));
         }
 
         // The folders above the photo, relative to the root.
@@ -155,16 +228,17 @@ impl TreeWalk {
             .map(|c| c.as_os_str())
             .collect();
         let person_os = components[self.photo_depth - 2];
-        let person = person_os.to_string_lossy().into_owned();
+        let (person, written) = super::nfc(person_os.to_string_lossy().into_owned());
         let mut groups = self.groups.clone();
         if self.layout == Layout::GroupPerson {
-            let group = components[0].to_string_lossy().into_owned();
+            let group = super::nfc(components[0].to_string_lossy().into_owned()).0;
             if !groups.contains(&group) {
                 groups.insert(0, group);
             }
         }
         let record = PhotoRecord {
             person,
+            written,
             image: ImageRef::File(path.clone()),
             groups,
             name: None,
@@ -172,30 +246,35 @@ impl TreeWalk {
             origin: origin.clone(),
             seq,
         };
-        let problem = |kind, message: String| {
+        let problem = |kind, class, message: String| {
             Some(SourceItem::Problem(Problem {
                 origin: origin.clone(),
                 photo: Some(record.clone()),
                 kind,
+                class,
                 message: format!("{}: {message}", path.display()),
+                cells: None,
             }))
         };
 
         if person_os.to_str().is_none() {
             return problem(
                 ProblemKind::InvalidPerson,
+                "name not UTF-8",
                 "the person folder's name is not valid UTF-8; rename the folder".into(),
             );
         }
         if components.iter().any(|c| c.to_str().is_none()) {
             return problem(
                 ProblemKind::Invalid,
+                "name not UTF-8",
                 "the name is not valid UTF-8; rename it".into(),
             );
         }
         if file_type.is_symlink() {
             return problem(
                 ProblemKind::Skip,
+                "symbolic link not followed",
                 "symbolic link not followed (use --follow-symlinks)".into(),
             );
         }
@@ -208,6 +287,7 @@ impl TreeWalk {
                 .unwrap_or_default();
             return problem(
                 ProblemKind::Skip,
+                "in a subfolder",
                 format!(
                     "in a subfolder; photos must be directly in the person folder {}",
                     folder.display()
@@ -215,11 +295,16 @@ impl TreeWalk {
             );
         }
         if !file_type.is_file() {
-            return problem(ProblemKind::Skip, "not a regular file".into());
+            return problem(
+                ProblemKind::Skip,
+                "not a regular file",
+                "not a regular file; not opened".into(),
+            );
         }
         if !has_image_extension(entry.path()) {
             return problem(
                 ProblemKind::Skip,
+                "not a photo by its extension",
                 format!(
                     "not a photo by its extension (photos end in .{})",
                     super::IMAGE_EXTENSIONS.join(", .")

@@ -273,6 +273,15 @@ impl EmulatorProcess {
         EmulatorProcess { child, endpoint }
     }
 
+    /// Stops it as Ctrl-C would (SIGTERM), and answers how it exited.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: a signal to a child process this value owns and has not reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        self.child.wait().unwrap()
+    }
+
     fn get(&self, path: &str) -> String {
         ureq::get(&format!("{}{path}", self.endpoint))
             .call()
@@ -445,7 +454,8 @@ pub fn jpeg(tag: &str) -> Vec<u8> {
 }
 
 /// Writes a file, creating its folders.
-pub fn write(path: &Path, bytes: &[u8]) {
+pub fn write(path: &Path, bytes: &[u8]) -> PathBuf {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
+    path.to_owned()
 }
