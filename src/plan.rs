@@ -1353,12 +1353,9 @@ mod tests {
 
     #[test]
     fn chunks_stay_under_the_request_limit() {
-        // Budget is 6 MB - 16 KB: two 3 MB photos do not fit together.
+        // At 6 MiB (budget 6 MiB - 16 KiB), two 3 MiB photos do not fit together.
         let items = files(&[3 * MB, 3 * MB, 2 * MB, MB]);
-        assert_eq!(
-            chunks(&items, 20, MAX_REQUEST_BYTES),
-            vec![0..1, 1..3, 3..4]
-        );
+        assert_eq!(chunks(&items, 20, 6 * MB), vec![0..1, 1..3, 3..4]);
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct PlanArgs {
     /// FACEENROLL_NO_RESIZE=true].
     #[arg(long)]
     pub no_resize: bool,
-    /// The request body limit to cut calls to, in bytes [default: 6291456].
+    /// The request body limit to cut calls to, in bytes [default: 1500000].
     #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<u64>,
     /// Plan again photos the service refused for good in an earlier run [env:

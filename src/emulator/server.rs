@@ -18,6 +18,7 @@
 //! Stopping the emulator writes the last changes.
 
 use super::auth;
+use super::contract::{Contract, TooLarge};
 use super::faults::{self, Fate, Faults};
 use super::http::{self, Body, Conn, ReadError, Request};
 use super::images;
@@ -49,6 +50,7 @@ pub const PERSIST_INTERVAL: Duration = Duration::from_millis(100);
 pub(super) struct Shared {
     appid: String,
     credentials: Vec<Credentials>,
+    pub(super) contract: Contract,
     state_file: Option<PathBuf>,
     pub(super) state: Mutex<Versioned>,
     pub(super) rate: Mutex<RateWindow>,
@@ -82,6 +84,7 @@ impl Shared {
         Shared {
             appid: config.appid,
             credentials: config.credentials,
+            contract: config.contract,
             state_file: config.state_file,
             state: Mutex::new(Versioned { state, version: 0 }),
             rate: Mutex::new(RateWindow::new(config.qps)),
@@ -230,7 +233,7 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
     let mut conn = Conn::new(stream);
     let stopping = || shared.stopping();
     loop {
-        let request = match conn.read_request(MAX_REQUEST_BYTES, &stopping) {
+        let request = match conn.read_request(shared.contract.max_request_bytes, &stopping) {
             Ok(request) => request,
             Err(ReadError::Malformed(reason)) => {
                 let body = rules::Answer::error(code::INVALID_PARAMETER).body;
@@ -260,6 +263,7 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
                     200 => "OK",
                     404 => "Not Found",
                     405 => "Method Not Allowed",
+                    413 => "Payload Too Large",
                     _ => "Bad Request",
                 };
                 let written = http::write_response(
@@ -413,7 +417,18 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
     let body = match &request.body {
         Body::Complete(bytes) => bytes,
         Body::TooLarge { drained } => {
-            return answer(Answer::error(code::BODY_TOO_LARGE)).closing(!drained);
+            let reply = match shared.contract.too_large {
+                TooLarge::Code23 => answer(Answer::error(code::BODY_TOO_LARGE)),
+                TooLarge::Http413 => {
+                    lock(&shared.counters).http_413 += 1;
+                    Reply::Json {
+                        status: 413,
+                        body: r#"{"error":"request entity too large"}"#.to_owned(),
+                        close: false,
+                    }
+                }
+            };
+            return reply.closing(!drained);
         }
     };
     let params = Params::from_body(request.header("content-type"), body);
@@ -446,7 +461,13 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
         .map(|sources| examine_all(shared, call, &faults, sources));
     let result = {
         let mut guard = lock(&shared.state);
-        let result = rules::apply(&mut guard.state, call, &params, verdicts.as_deref());
+        let result = rules::apply(
+            &mut guard.state,
+            &shared.contract,
+            call,
+            &params,
+            verdicts.as_deref(),
+        );
         if result.mutated {
             guard.version += 1;
         }
