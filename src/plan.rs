@@ -88,6 +88,9 @@ pub struct PlanOptions {
     pub check_content: bool,
     /// Plan again photos the service refused for good in an earlier run.
     pub retry_failed: bool,
+    /// Plan again photos an earlier run left because the service said their person
+    /// was full; the engine reads the person's face count before it sends them.
+    pub recheck_full: bool,
     /// The request body limit the chunks are cut to.
     pub max_request_bytes: u64,
 }
@@ -98,6 +101,7 @@ impl Default for PlanOptions {
             normalize: NormalizeOptions::default(),
             check_content: true,
             retry_failed: false,
+            recheck_full: false,
             max_request_bytes: MAX_REQUEST_BYTES,
         }
     }
@@ -1189,7 +1193,7 @@ fn plan_person(
                 summary.duplicate += 1;
                 summary.problem("duplicate", reason.clone());
             }
-            PhotoState::Skipped { reason } => {
+            PhotoState::Skipped { reason } | PhotoState::Full { reason } => {
                 summary.skipped += 1;
                 summary.problem("skipped", reason.clone());
             }
@@ -1250,6 +1254,7 @@ fn carry(before: Option<&PhotoEntry>, hash: Option<ContentHash>, options: &PlanO
             kind: FailureKind::Permanent,
             ..
         }) if !options.retry_failed => Carry::Keep(before.state.clone()),
+        PhotoState::Full { .. } if !options.recheck_full => Carry::Keep(before.state.clone()),
         _ => Carry::Open,
     }
 }

@@ -28,6 +28,10 @@ pub struct Tally {
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
     pub bytes_saved: AtomicU64,
+    /// Persons the service no longer had, created again.
+    pub persons_vanished: AtomicU64,
+    /// Photos recorded as enrolled on a vanished person, sent again.
+    pub photos_resent: AtomicU64,
     failures: Mutex<BTreeMap<Option<i64>, u64>>,
 }
 
@@ -71,6 +75,28 @@ impl Tally {
     pub fn failures_by_code(&self) -> BTreeMap<Option<i64>, u64> {
         self.failures.lock().expect("tally lock").clone()
     }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`, for reasons that say when a value was
+/// read from the service.
+pub fn utc_time(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// Which rows `faceenroll report` writes.
@@ -139,9 +165,9 @@ impl Row {
                     }
                 },
             ),
-            PhotoState::Duplicate { reason } | PhotoState::Skipped { reason } => {
-                (String::new(), None, reason.clone())
-            }
+            PhotoState::Duplicate { reason }
+            | PhotoState::Skipped { reason }
+            | PhotoState::Full { reason } => (String::new(), None, reason.clone()),
             PhotoState::Failed(f) => (String::new(), f.code, f.message.clone()),
             PhotoState::Pending => (String::new(), None, String::new()),
             PhotoState::InDoubt => (
@@ -292,7 +318,7 @@ impl StoreCounts {
                 PhotoState::Pending | PhotoState::InDoubt => counts.pending += 1,
                 PhotoState::Enrolled { .. } => counts.enrolled += 1,
                 PhotoState::Duplicate { .. } => counts.duplicate += 1,
-                PhotoState::Skipped { .. } => counts.skipped += 1,
+                PhotoState::Skipped { .. } | PhotoState::Full { .. } => counts.skipped += 1,
                 PhotoState::Failed(f) => {
                     counts.failed += 1;
                     *counts.failures_by_code.entry(f.code).or_default() += 1;
@@ -364,6 +390,15 @@ impl std::fmt::Display for Summary<'_> {
             t.retries.load(Relaxed),
             t.rate_limited.load(Relaxed),
         )?;
+        let vanished = t.persons_vanished.load(Relaxed);
+        if vanished > 0 {
+            writeln!(
+                f,
+                "  {vanished} persons were gone from the service and were created again; \
+                 {} photos recorded as enrolled on them were sent again",
+                t.photos_resent.load(Relaxed)
+            )?;
+        }
         let saved = t.bytes_saved.load(Relaxed);
         if saved > 0 {
             writeln!(f, "  normalizing photos saved {saved} bytes of upload")?;
@@ -381,5 +416,17 @@ impl std::fmt::Display for Summary<'_> {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_time;
+
+    #[test]
+    fn utc_time_names_the_civil_date_and_time() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc_time(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }

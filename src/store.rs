@@ -163,8 +163,12 @@ pub enum PhotoState {
     /// Not sent because the same content is already accounted for: another input
     /// photo of the same person, or a face the service already held.
     Duplicate { reason: String },
-    /// Deliberately not sent (over 20 photos, person full, ...).
+    /// Deliberately not sent (over 20 photos, a name that is not a photo, ...).
     Skipped { reason: String },
+    /// Not added because the service said the person is full: its reason quotes the
+    /// face count read from the service. Final: a later run sends it again only when
+    /// the photo changes or the operator asks (`--recheck-full`).
+    Full { reason: String },
     /// Could not be enrolled.
     Failed(Failure),
 }
@@ -176,7 +180,7 @@ impl PhotoState {
             PhotoState::Pending | PhotoState::InDoubt => "pending",
             PhotoState::Enrolled { .. } => "enrolled",
             PhotoState::Duplicate { .. } => "duplicate",
-            PhotoState::Skipped { .. } => "skipped",
+            PhotoState::Skipped { .. } | PhotoState::Full { .. } => "skipped",
             PhotoState::Failed(_) => "failed",
         }
     }

@@ -248,6 +248,8 @@ impl EnrollSettings {
                 "FACEENROLL_RETRY_FAILED",
                 file.retry_failed,
             )?,
+            // A one-off request of the operator, never a standing setting.
+            recheck_full: args.plan.recheck_full,
         };
         let defaults = NormalizeOptions::default();
         let normalize = NormalizeOptions {

@@ -54,6 +54,11 @@ pub struct PlanArgs {
     /// FACEENROLL_RETRY_FAILED=true].
     #[arg(long)]
     pub retry_failed: bool,
+    /// Plan again photos an earlier run skipped because the service said their
+    /// person was full (faces may have been deleted since); the person's face count
+    /// is read from the service before they are sent.
+    #[arg(long)]
+    pub recheck_full: bool,
 }
 
 /// The planning settings once flags, environment, file and defaults are resolved.
@@ -67,6 +72,7 @@ pub struct PlanSettings {
     pub resize: bool,
     pub max_request_bytes: u64,
     pub retry_failed: bool,
+    pub recheck_full: bool,
 }
 
 impl PlanSettings {
@@ -81,6 +87,7 @@ impl PlanSettings {
             resize: !args.no_resize,
             max_request_bytes: args.max_request_bytes.unwrap_or(MAX_REQUEST_BYTES),
             retry_failed: args.retry_failed,
+            recheck_full: args.recheck_full,
         }
     }
 
@@ -103,6 +110,7 @@ impl PlanSettings {
             },
             check_content: self.content_check,
             retry_failed: self.retry_failed,
+            recheck_full: self.recheck_full,
             max_request_bytes: self.max_request_bytes,
         }
     }

@@ -274,6 +274,12 @@ impl Emulator {
         *lock(&self.shared.injected) = (count > 0).then_some((code, count));
     }
 
+    /// Answers the next `count` calls named like `call` with `code` (and `data`
+    /// `{}`), without doing any work; other calls are served as usual.
+    pub fn inject_next_for(&self, call: crate::service::api::Call, code: i64, count: u32) {
+        *lock(&self.shared.injected_for) = (count > 0).then_some((call, code, count));
+    }
+
     /// Stops accepting, lets the connections finish their current call, joins the
     /// threads and writes the state file.
     pub fn shutdown(mut self) {

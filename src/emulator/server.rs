@@ -57,6 +57,8 @@ pub(super) struct Shared {
     pub(super) faults: Mutex<Faults>,
     rng: Mutex<fastrand::Rng>,
     pub(super) injected: Mutex<Option<(i64, u32)>>,
+    /// Like `injected`, for calls of one name only.
+    pub(super) injected_for: Mutex<Option<(Call, i64, u32)>>,
     pub(super) counters: Mutex<Counters>,
     /// The version of the state last written to the state file.
     persisted: Mutex<u64>,
@@ -91,6 +93,7 @@ impl Shared {
             faults: Mutex::new(config.faults),
             rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
             injected: Mutex::new(None),
+            injected_for: Mutex::new(None),
             counters: Mutex::new(Counters::default()),
             persisted: Mutex::new(0),
             dirty: Mutex::new(false),
@@ -367,6 +370,17 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Takes one call of `call`'s name off the `inject_next_for` budget, if any.
+fn take_injected_for(shared: &Shared, call: Call) -> Option<i64> {
+    let mut injected = lock(&shared.injected_for);
+    let (name, code, count) = (*injected)?;
+    if name != call {
+        return None;
+    }
+    *injected = (count > 1).then(|| (name, code, count - 1));
+    Some(code)
+}
+
 /// Takes one call off the `inject_next` budget, if any.
 fn take_injected(shared: &Shared) -> Option<i64> {
     let mut injected = lock(&shared.injected);
@@ -389,7 +403,7 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
     if !lock(&shared.rate).admit(Instant::now()) {
         return answer(Answer::error(code::RATE_LIMITED));
     }
-    if let Some(injected) = take_injected(shared) {
+    if let Some(injected) = take_injected(shared).or_else(|| take_injected_for(shared, call)) {
         lock(&shared.counters).faults.injected += 1;
         return answer(Answer::error(injected));
     }

@@ -70,6 +70,13 @@ pub enum Outcome {
     TooLarge,
 }
 
+/// Whether `code` refuses one image for what it is or where it is (no face,
+/// undecodable, empty, not an image, a download that failed), rather than the call,
+/// the person or the account: another photo of the same person may still go.
+pub fn about_the_image(code: i64) -> bool {
+    matches!(code, -1109..=-1101 | -1200 | -1300 | -1308 | -1400 | -1403)
+}
+
 /// One row of the code table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CodeInfo {
@@ -270,6 +277,12 @@ mod tests {
         assert_eq!(class(-1309), Class::Outcome(Outcome::PersonFull));
         assert_eq!(class(-1312), Class::Outcome(Outcome::DuplicateFace));
         assert_eq!(class(23), Class::Outcome(Outcome::TooLarge));
+        for c in [-1101, -1109, -1200, -1300, -1308, -1400, -1403] {
+            assert!(about_the_image(c), "{c}");
+        }
+        for c in [213, 15, -1302, -1309, -1310, -1311, -1313, 23] {
+            assert!(!about_the_image(c), "{c}");
+        }
         assert_eq!(class(0), Class::Ok);
     }
 
