@@ -414,6 +414,12 @@ pub fn build(
         }
     }
     let items = source.open()?;
+    // Count calls with the request limit earlier runs learned, as the engine cuts them.
+    let learned = PlanOptions {
+        max_request_bytes: store.request_limit()?.budget(options.max_request_bytes),
+        ..options.clone()
+    };
+    let options = &learned;
 
     let mut meta = store.meta()?;
     meta.generation += 1;

@@ -32,6 +32,12 @@ pub struct Tally {
     pub persons_vanished: AtomicU64,
     /// Photos recorded as enrolled on a vanished person, sent again.
     pub photos_resent: AtomicU64,
+    /// Requests the service refused as too large in this run (23 or HTTP 413).
+    pub too_large: AtomicU64,
+    /// The smallest request the service refused as too large, this run or earlier
+    /// (0: none), and the largest it accepted, as the job learned them.
+    pub limit_refused: AtomicU64,
+    pub limit_accepted: AtomicU64,
     failures: Mutex<BTreeMap<Option<i64>, u64>>,
 }
 
@@ -390,6 +396,18 @@ impl std::fmt::Display for Summary<'_> {
             t.retries.load(Relaxed),
             t.rate_limited.load(Relaxed),
         )?;
+        let refused = t.limit_refused.load(Relaxed);
+        if refused > 0 {
+            writeln!(
+                f,
+                "  the service refused bodies over ~{} (largest accepted {} bytes, smallest \
+                 refused {refused} bytes; {} refusals this run); chunks were cut to fit, and \
+                 later runs start from this limit",
+                indicatif::HumanBytes(refused),
+                t.limit_accepted.load(Relaxed),
+                t.too_large.load(Relaxed),
+            )?;
+        }
         let vanished = t.persons_vanished.load(Relaxed);
         if vanished > 0 {
             writeln!(

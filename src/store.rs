@@ -9,7 +9,8 @@
 //! - `persons`: one [`PersonEntry`] per person, keyed by person id.
 //! - `hashes`: `person_id \0 content hash` → photo key of the photo that holds that
 //!   content for that person, so a renamed or copied photo is known as a duplicate.
-//! - `meta`: the job's metadata ([`JobMeta`]).
+//! - `meta`: the job's metadata ([`JobMeta`]) and the request body limit learned
+//!   from the service ([`RequestLimit`]).
 //!
 //! # Durability
 //!
@@ -23,6 +24,7 @@
 //! The state directory holds a `lock` file locked for the life of a [`Store`]; a
 //! second job on the same directory fails at once with [`StoreError::Busy`].
 
+use crate::limits::RequestLimit;
 use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
@@ -278,6 +280,7 @@ pub struct Store {
 }
 
 const META_KEY: &[u8] = b"job";
+const REQUEST_LIMIT_KEY: &[u8] = b"request_limit";
 
 /// Memory sled may use to cache the database. Its default, 1 GB, makes a job's
 /// memory grow with the archive (planning a million photos peaked near 600 MB); with
@@ -324,6 +327,19 @@ impl Store {
 
     pub fn put_meta(&self, meta: &JobMeta) -> Result<()> {
         self.meta.insert(META_KEY, encode(meta))?;
+        Ok(())
+    }
+
+    /// The request body limit learned from the service by earlier runs.
+    pub fn request_limit(&self) -> Result<RequestLimit> {
+        Ok(match self.meta.get(REQUEST_LIMIT_KEY)? {
+            Some(v) => decode(&v, "learned request limit")?,
+            None => RequestLimit::default(),
+        })
+    }
+
+    pub fn put_request_limit(&self, limit: &RequestLimit) -> Result<()> {
+        self.meta.insert(REQUEST_LIMIT_KEY, encode(limit))?;
         Ok(())
     }
 

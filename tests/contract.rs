@@ -433,3 +433,81 @@ fn a_person_deleted_on_the_service_comes_back_with_all_its_photos() {
         }
     }
 }
+
+/// `persons` persons of 20 photos of about 100 KB each (noisy PNGs).
+fn hundred_kb_photos(archive: &Archive, persons: u32, first: u32) {
+    for p in first..first + persons {
+        let dir = archive.root().join(format!("big{p:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..20 {
+            let path = dir.join(format!("{i:02}.png"));
+            write_png(&path, &picture(185, 185, 255, u64::from(p * 100 + i)));
+            let size = std::fs::metadata(&path).unwrap().len();
+            assert!((90_000..120_000).contains(&size), "{size}");
+        }
+    }
+}
+
+#[test]
+fn a_request_limit_of_one_mib_is_learned_and_kept_for_later_jobs() {
+    for full in ["per-image", "whole-call"] {
+        let archive = Archive::new();
+        hundred_kb_photos(&archive, 3, 0);
+        let log = archive.dir.path().join("emulator.log");
+        let emulator = EmulatorProcess::start(
+            &[
+                "--qps",
+                "0",
+                "--body-limit",
+                "1048576",
+                "--full-reading",
+                full,
+            ],
+            &log,
+        );
+        let state = archive.state();
+        let enroll = || {
+            enroll_command(&archive.root(), &emulator.endpoint, &state)
+                .args(["--group", "staff"])
+                .output()
+                .unwrap()
+        };
+        let out = enroll();
+        let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{full}: {summary}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            summary.contains("refused bodies over ~"),
+            "{full}: {summary}"
+        );
+        let snapshot = emulator.state();
+        assert_eq!(
+            held_faces(&snapshot),
+            archive_faces(&archive, &[]),
+            "{full}"
+        );
+        // The three persons' first chunks go out at once at the documented 1.5 MB and
+        // are all refused; a few more refusals narrow the limit down.
+        let refusals = emulator.counters().answered(23);
+        assert!((1..=7).contains(&refusals), "{full}: {refusals} refusals");
+
+        // A re-run has nothing to do.
+        let before = emulator.counters().requests;
+        assert!(enroll().status.success());
+        assert_eq!(emulator.counters().requests, before, "{full}");
+
+        // A second job on the same state, with new persons, does not probe again.
+        hundred_kb_photos(&archive, 2, 3);
+        let out = enroll();
+        assert!(out.status.success(), "{full}");
+        assert_eq!(held_faces(&emulator.state()), archive_faces(&archive, &[]));
+        assert_eq!(
+            emulator.counters().answered(23),
+            refusals,
+            "{full}: probed again"
+        );
+    }
+}

@@ -21,7 +21,9 @@
 
 use super::retry::Backoff;
 use super::Shared;
-use crate::limits::{MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, REQUEST_ENVELOPE_BYTES};
+use crate::limits::{
+    RequestLimit, MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, REQUEST_ENVELOPE_BYTES,
+};
 use crate::model::{GroupId, ImageRef};
 use crate::normalize;
 use crate::plan::{self, ChunkItem, PersonWork};
@@ -307,6 +309,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             }
             let before = (item.entry.state.clone(), item.entry.attempts);
             self.mark_sent(std::slice::from_mut(&mut item))?;
+            let size = request_size(std::slice::from_ref(&item));
             let ready = item.ready.as_ref().expect("made ready");
             let fields = &person.fields;
             let answer = self.call(|client| {
@@ -320,6 +323,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             });
             match answer {
                 Ok(data) => {
+                    self.learn_limit(|l| l.accept(size))?;
                     tracing::info!(photo = %item.entry.image, face_id = %data.face_id, "person created");
                     self.finish(
                         &mut item,
@@ -359,6 +363,11 @@ impl<'s, 'a> Worker<'s, 'a> {
                         queue.push_front(item);
                         put_back(queue, deferred);
                         return Err(Halt::Stop);
+                    }
+                    Class::Outcome(Outcome::TooLarge) => {
+                        // The seed alone is over the limit: the next photo seeds.
+                        last_reason = Some(err.to_string());
+                        self.too_large(queue, vec![item], size, &err)?;
                     }
                     Class::Transient | Class::RateLimited
                         if err.code().is_some_and(codes::about_the_image) =>
@@ -494,10 +503,12 @@ impl<'s, 'a> Worker<'s, 'a> {
                 .iter()
                 .map(|i| i.ready.as_ref().expect("made ready").body.clone())
                 .collect();
+            let size = request_size(&chunk);
             let tag = person.fields.tag.as_deref();
             let answer = self.call(|client| client.add_faces(id, &bodies, tag));
             match answer {
                 Ok(data) => {
+                    self.learn_limit(|l| l.accept(size))?;
                     let mut face_ids = data.face_ids.into_iter();
                     let mut refused_full = Vec::new();
                     for (i, mut item) in chunk.into_iter().enumerate() {
@@ -552,6 +563,9 @@ impl<'s, 'a> Worker<'s, 'a> {
                     Class::Outcome(Outcome::PersonFull) => {
                         self.person_full(person, queue, room, chunk)?;
                     }
+                    Class::Outcome(Outcome::TooLarge) => {
+                        self.too_large(queue, chunk, size, &err)?;
+                    }
                     Class::Fatal => {
                         self.shared.record_fatal(err);
                         return Err(Halt::Stop);
@@ -580,6 +594,50 @@ impl<'s, 'a> Worker<'s, 'a> {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// The service refused a request of `size` bytes carrying `items` as too large:
+    /// the limit learned is lowered, and the photos go back to the queue to be cut
+    /// into smaller chunks, or, alone in the request, are failed with the reason.
+    fn too_large(
+        &mut self,
+        queue: &mut VecDeque<Item>,
+        mut items: Vec<Item>,
+        size: u64,
+        err: &CallError,
+    ) -> Result<(), Halt> {
+        self.shared.tally.too_large.fetch_add(1, Relaxed);
+        self.learn_limit(|l| {
+            l.refuse(size);
+            true
+        })?;
+        tracing::info!(
+            "the service refused a request of {size} bytes as too large; cutting smaller requests"
+        );
+        if let [item] = &mut items[..] {
+            let failure = Failure {
+                kind: FailureKind::Permanent,
+                code: err.code(),
+                message: format!(
+                    "{}: the service refused a request of {size} bytes carrying this photo \
+                     alone as too large ({err}); send a smaller copy (without --no-resize, \
+                     lower --max-photo-bytes)",
+                    item.entry.image
+                ),
+            };
+            return self.finish(item, PhotoState::Failed(failure));
+        }
+        for mut item in items.into_iter().rev() {
+            self.leave_pending(&mut item)?;
+            queue.push_front(item);
+        }
+        Ok(())
+    }
+
+    fn learn_limit(&self, learn: impl FnOnce(&mut RequestLimit) -> bool) -> Result<(), Halt> {
+        self.shared
+            .learn_limit(learn)
+            .map_err(|e| self.store_failed(e))
     }
 
     /// The service answered -1309 for `refused` (for the whole call or image by
@@ -649,12 +707,15 @@ impl<'s, 'a> Worker<'s, 'a> {
             })
             .collect();
         // Every usable photo fits a request on its own (see make_ready), so the first
-        // chunk starts at the front; the photos past it go back to the queue.
-        let first = plan::chunks(&items, room, self.shared.options.max_request_bytes)
+        // chunk starts at the front, unless the photo there is over the budget being
+        // probed (yet under the smallest refused): it then goes alone. The photos
+        // past the chunk go back to the queue.
+        let (budget, _) = self.shared.request_budget();
+        let first = plan::chunks(&items, room, budget)
             .into_iter()
             .next()
-            .unwrap_or(0..0);
-        debug_assert_eq!(first.start, 0);
+            .filter(|r| r.start == 0)
+            .unwrap_or(0..usable.len().min(1));
         let rest = usable.split_off(first.end);
         for item in rest.into_iter().rev() {
             queue.push_front(item);
@@ -670,18 +731,22 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         match prepare(&item.entry, &self.shared.options.normalize) {
             Ok(ready) => {
-                let limit = self
-                    .shared
-                    .options
-                    .max_request_bytes
-                    .saturating_sub(REQUEST_ENVELOPE_BYTES);
+                let (_, ceiling) = self.shared.request_budget();
+                let limit = ceiling.saturating_sub(REQUEST_ENVELOPE_BYTES);
                 if ready.bytes > limit {
                     let failure = Failure {
                         kind: FailureKind::Input,
                         code: None,
                         message: format!(
-                            "{}: {} bytes, over the request limit of {} bytes on its own",
-                            item.entry.image, ready.bytes, limit
+                            "{}: {} bytes, over the request limit of {} bytes on its own{}",
+                            item.entry.image,
+                            ready.bytes,
+                            limit,
+                            if ceiling < self.shared.options.max_request_bytes {
+                                " (as learned from the service's refusals)"
+                            } else {
+                                ""
+                            }
                         ),
                     };
                     self.finish(item, PhotoState::Failed(failure))?;
@@ -917,6 +982,15 @@ impl<'s, 'a> Worker<'s, 'a> {
             }
         }
     }
+}
+
+/// The size of a request carrying `items`, as the chunker counts it.
+fn request_size(items: &[Item]) -> u64 {
+    REQUEST_ENVELOPE_BYTES
+        + items
+            .iter()
+            .map(|i| i.ready.as_ref().map_or(0, |r| r.bytes))
+            .sum::<u64>()
 }
 
 /// Reads (and if needed re-encodes) a photo into what the client sends.
