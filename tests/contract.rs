@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use faceenroll::emulator::{Contract, Emulator, FullReading, Prepared, TooLarge};
+use faceenroll::engine::groups::GroupLimits;
 use faceenroll::engine::RunOutcome;
 use faceenroll::model::{GroupId, PersonId};
 use faceenroll::plan::PlanOptions;
@@ -509,5 +510,62 @@ fn a_request_limit_of_one_mib_is_learned_and_kept_for_later_jobs() {
             refusals,
             "{full}: probed again"
         );
+    }
+}
+
+#[test]
+fn persons_that_would_pass_a_group_limit_are_named_before_any_call_and_the_rest_enrolled() {
+    for full in READINGS {
+        let archive = Archive::new();
+        archive.fill(3, 2, 0);
+        // The group already holds two persons the job did not add; it takes three.
+        let emulator = emulator_under(Contract {
+            full,
+            max_persons_per_group: 3,
+            prepared: ["a", "b"]
+                .map(|p| Prepared {
+                    person: p.into(),
+                    group: "staff".into(),
+                    faces: 1,
+                })
+                .to_vec(),
+            ..Contract::default()
+        });
+        let client = client(&emulator);
+        let mut options = options();
+        options.group_limits = GroupLimits {
+            persons_per_group: 3,
+            ..GroupLimits::default()
+        };
+        let (outcome, tally) = run(&archive, &client, &options);
+        assert!(matches!(outcome, RunOutcome::Finished));
+        // One person fits; the two others are failed before any newperson is sent.
+        assert_eq!(emulator.counters().received("newperson"), 1, "{full:?}");
+        assert_eq!(emulator.counters().answered(-1310), 0, "{full:?}");
+        let snapshot = emulator.snapshot();
+        assert_eq!(
+            snapshot.groups["staff"],
+            ["a", "b", "person000"],
+            "{full:?}"
+        );
+        assert_eq!(snapshot.persons["person000"].faces.len(), 2);
+        assert_eq!(tally.persons_failed.load(Relaxed), 2);
+        let store = Store::open(&archive.state()).unwrap();
+        for item in store.photos() {
+            let (_, entry) = item.unwrap();
+            match entry.state {
+                PhotoState::Enrolled { .. } if entry.person == "person000" => {}
+                PhotoState::Failed(f) if entry.person != "person000" => {
+                    assert_eq!(f.code, Some(-1310));
+                    assert!(
+                        f.message.contains("does not fit group \"staff\""),
+                        "{}",
+                        f.message
+                    );
+                    assert!(f.message.contains("holds 3 persons"), "{}", f.message);
+                }
+                other => panic!("{full:?}: {} is {other:?}", entry.image),
+            }
+        }
     }
 }

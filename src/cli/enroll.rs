@@ -374,6 +374,7 @@ impl EnrollSettings {
             normalize: self.normalize,
             max_request_bytes: self.plan.max_request_bytes,
             seed: None,
+            group_limits: Default::default(),
         }
     }
 }

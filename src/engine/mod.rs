@@ -15,7 +15,14 @@
 //! dispatcher stops handing out persons at once, workers finish the call they have in
 //! flight, record its answer and leave the rest of their person pending, and the store
 //! is flushed. What was in flight is known as in doubt and is settled on the next run.
+//!
+//! # Before the first call
+//!
+//! New persons that would pass a group's or the AppID's limit, counting what the
+//! service holds already, are failed with the reason before any is created
+//! ([`groups`]).
 
+pub mod groups;
 pub mod pacer;
 mod person;
 pub mod retry;
@@ -45,6 +52,9 @@ pub struct EngineOptions {
     pub max_request_bytes: u64,
     /// Seed of the backoff jitter (random when `None`).
     pub seed: Option<u64>,
+    /// The group and AppID limits new persons are checked against before any is
+    /// created.
+    pub group_limits: groups::GroupLimits,
 }
 
 impl Default for EngineOptions {
@@ -56,6 +66,7 @@ impl Default for EngineOptions {
             normalize: NormalizeOptions::default(),
             max_request_bytes: crate::limits::MAX_REQUEST_BYTES,
             seed: None,
+            group_limits: groups::GroupLimits::default(),
         }
     }
 }
@@ -191,6 +202,10 @@ pub fn run(
         store_error: Mutex::new(None),
         limit: Mutex::new(store.request_limit()?),
     };
+    if let groups::Fit::Fatal(err) = groups::fit(store, client, &options.group_limits, tally)? {
+        tracing::error!("stopping the job: {err}");
+        return Ok(RunOutcome::Fatal(err));
+    }
     let workers = options.workers.max(1);
     let (tx, rx) = crossbeam_channel::bounded::<plan::PersonWork>(workers * 2);
     let dispatched: Result<(), StoreError> = std::thread::scope(|scope| {
