@@ -83,6 +83,7 @@ pub fn fit(
         );
         Fit::Checked(Vec::new())
     };
+    tally.calls.fetch_add(1, Relaxed);
     let existing: BTreeSet<String> = match client.get_group_ids() {
         Ok(data) => data.group_ids.into_iter().collect(),
         Err(err) => return Ok(unchecked(err)),
@@ -93,6 +94,7 @@ pub fn fit(
             continue;
         }
         let held = if existing.contains(group.as_str()) {
+            tally.calls.fetch_add(1, Relaxed);
             match client.get_person_ids(group) {
                 Ok(data) => data.person_ids.into_iter().collect(),
                 Err(err) => return Ok(unchecked(err)),
