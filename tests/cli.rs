@@ -138,7 +138,7 @@ fn a_rehearsal_on_the_samples_sums_up_reports_every_outcome_and_exits_1() {
         "1 failed with -1102 (image decode failed)",
         "1 failed without a service code",
         "this run: 28 photos in ",
-        "7 calls, 0 retries, 0 rate-limit answers",
+        "8 calls, 0 retries, 0 rate-limit answers",
     ] {
         assert!(summary.contains(line), "{line:?} not in\n{summary}");
     }
