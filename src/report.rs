@@ -398,13 +398,13 @@ impl std::fmt::Display for Summary<'_> {
         )?;
         let refused = t.limit_refused.load(Relaxed);
         if refused > 0 {
+            let accepted = t.limit_accepted.load(Relaxed);
             writeln!(
                 f,
-                "  the service refused bodies over ~{} (largest accepted {} bytes, smallest \
-                 refused {refused} bytes; {} refusals this run); chunks were cut to fit, and \
-                 later runs start from this limit",
-                indicatif::HumanBytes(refused),
-                t.limit_accepted.load(Relaxed),
+                "  the service refused bodies over ~{} (it accepted {accepted} bytes and \
+                 refused {refused}; {} refusals this run); chunks were cut to fit, and later \
+                 runs start from this limit",
+                indicatif::HumanBytes(accepted),
                 t.too_large.load(Relaxed),
             )?;
         }

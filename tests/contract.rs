@@ -484,6 +484,7 @@ fn a_request_limit_of_one_mib_is_learned_and_kept_for_later_jobs() {
             summary.contains("refused bodies over ~"),
             "{full}: {summary}"
         );
+        println!("{full}:\n{summary}");
         let snapshot = emulator.state();
         assert_eq!(
             held_faces(&snapshot),
@@ -491,9 +492,10 @@ fn a_request_limit_of_one_mib_is_learned_and_kept_for_later_jobs() {
             "{full}"
         );
         // The three persons' first chunks go out at once at the documented 1.5 MB and
-        // are all refused; a few more refusals narrow the limit down.
+        // are all refused; a few more refusals narrow the limit down (workers in
+        // flight at once may each be refused at the same step).
         let refusals = emulator.counters().answered(23);
-        assert!((1..=7).contains(&refusals), "{full}: {refusals} refusals");
+        assert!((1..=10).contains(&refusals), "{full}: {refusals} refusals");
 
         // A re-run has nothing to do.
         let before = emulator.counters().requests;
