@@ -88,6 +88,9 @@ pub struct PlanOptions {
     pub check_content: bool,
     /// Plan again photos the service refused for good in an earlier run.
     pub retry_failed: bool,
+    /// Plan again photos an earlier run left because the service said their person
+    /// was full; the engine reads the person's face count before it sends them.
+    pub recheck_full: bool,
     /// The request body limit the chunks are cut to.
     pub max_request_bytes: u64,
     /// A directory tree without a photo is a plan with nothing to do, not an error.
@@ -103,6 +106,7 @@ impl Default for PlanOptions {
             normalize: NormalizeOptions::default(),
             check_content: true,
             retry_failed: false,
+            recheck_full: false,
             max_request_bytes: MAX_REQUEST_BYTES,
             allow_empty: false,
             new_source: false,
@@ -440,6 +444,12 @@ pub fn build(
         }
     }
     let items = source.open()?;
+    // Count calls with the request limit earlier runs learned, as the engine cuts them.
+    let learned = PlanOptions {
+        max_request_bytes: store.request_limit()?.budget(options.max_request_bytes),
+        ..options.clone()
+    };
+    let options = &learned;
 
     let id = source.id();
     let mut meta = store.meta()?;
@@ -1331,7 +1341,7 @@ fn plan_person(
                 summary.duplicate += 1;
                 summary.problem("duplicate", reason.clone());
             }
-            PhotoState::Skipped { reason } => {
+            PhotoState::Skipped { reason } | PhotoState::Full { reason } => {
                 summary.skipped += 1;
                 summary.problem("skipped", reason.clone());
             }
@@ -1414,6 +1424,7 @@ fn carry(before: Option<&PhotoEntry>, hash: Option<ContentHash>, options: &PlanO
             kind: FailureKind::Permanent,
             ..
         }) if !options.retry_failed => Carry::Keep(before.state.clone()),
+        PhotoState::Full { .. } if !options.recheck_full => Carry::Keep(before.state.clone()),
         _ => Carry::Open,
     }
 }
@@ -1525,12 +1536,9 @@ mod tests {
 
     #[test]
     fn chunks_stay_under_the_request_limit() {
-        // Budget is 6 MB - 16 KB: two 3 MB photos do not fit together.
+        // At 6 MiB (budget 6 MiB - 16 KiB), two 3 MiB photos do not fit together.
         let items = files(&[3 * MB, 3 * MB, 2 * MB, MB]);
-        assert_eq!(
-            chunks(&items, 20, MAX_REQUEST_BYTES),
-            vec![0..1, 1..3, 3..4]
-        );
+        assert_eq!(chunks(&items, 20, 6 * MB), vec![0..1, 1..3, 3..4]);
     }
 
     #[test]

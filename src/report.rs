@@ -30,6 +30,16 @@ pub struct Tally {
     pub bytes_saved: AtomicU64,
     /// Photos the job had settled before this run (counted in the figures above).
     settled: AtomicU64,
+    /// Persons the service no longer had, created again.
+    pub persons_vanished: AtomicU64,
+    /// Photos recorded as enrolled on a vanished person, sent again.
+    pub photos_resent: AtomicU64,
+    /// Requests the service refused as too large in this run (23 or HTTP 413).
+    pub too_large: AtomicU64,
+    /// The smallest request the service refused as too large, this run or earlier
+    /// (0: none), and the largest it accepted, as the job learned them.
+    pub limit_refused: AtomicU64,
+    pub limit_accepted: AtomicU64,
     failures: Mutex<BTreeMap<Option<i64>, u64>>,
 }
 
@@ -97,6 +107,28 @@ impl Tally {
     pub fn failures_by_code(&self) -> BTreeMap<Option<i64>, u64> {
         self.failures.lock().expect("tally lock").clone()
     }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`, for reasons that say when a value was
+/// read from the service.
+pub fn utc_time(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// Which rows `faceenroll report` writes.
@@ -168,9 +200,9 @@ impl Row {
                     }
                 },
             ),
-            PhotoState::Duplicate { reason } | PhotoState::Skipped { reason } => {
-                (String::new(), None, reason.clone())
-            }
+            PhotoState::Duplicate { reason }
+            | PhotoState::Skipped { reason }
+            | PhotoState::Full { reason } => (String::new(), None, reason.clone()),
             PhotoState::Failed(f) => (String::new(), f.code, f.message.clone()),
             PhotoState::Pending => (String::new(), None, String::new()),
             PhotoState::InDoubt => (
@@ -413,7 +445,7 @@ impl StoreCounts {
                 PhotoState::Pending | PhotoState::InDoubt => counts.pending += 1,
                 PhotoState::Enrolled { .. } => counts.enrolled += 1,
                 PhotoState::Duplicate { .. } => counts.duplicate += 1,
-                PhotoState::Skipped { .. } => counts.skipped += 1,
+                PhotoState::Skipped { .. } | PhotoState::Full { .. } => counts.skipped += 1,
                 PhotoState::Failed(f) => {
                     counts.failed += 1;
                     *counts.failures_by_code.entry(f.code).or_default() += 1;
@@ -550,6 +582,27 @@ impl std::fmt::Display for Summary<'_> {
             t.retries.load(Relaxed),
             t.rate_limited.load(Relaxed),
         )?;
+        let refused = t.limit_refused.load(Relaxed);
+        if refused > 0 {
+            let accepted = t.limit_accepted.load(Relaxed);
+            writeln!(
+                f,
+                "  the service refused bodies over ~{} (it accepted {accepted} bytes and \
+                 refused {refused}; {} refusals this run); chunks were cut to fit, and later \
+                 runs start from this limit",
+                indicatif::HumanBytes(accepted),
+                t.too_large.load(Relaxed),
+            )?;
+        }
+        let vanished = t.persons_vanished.load(Relaxed);
+        if vanished > 0 {
+            writeln!(
+                f,
+                "  {vanished} persons were gone from the service and were created again; \
+                 {} photos recorded as enrolled on them were sent again",
+                t.photos_resent.load(Relaxed)
+            )?;
+        }
         let saved = t.bytes_saved.load(Relaxed);
         if saved > 0 {
             writeln!(f, "  normalizing photos saved {saved} bytes of upload")?;
@@ -567,5 +620,17 @@ impl std::fmt::Display for Summary<'_> {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_time;
+
+    #[test]
+    fn utc_time_names_the_civil_date_and_time() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc_time(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }

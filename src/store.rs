@@ -9,7 +9,8 @@
 //! - `persons`: one [`PersonEntry`] per person, keyed by person id.
 //! - `hashes`: `person_id \0 content hash` → photo key of the photo that holds that
 //!   content for that person, so a renamed or copied photo is known as a duplicate.
-//! - `meta`: the job's metadata ([`JobMeta`]).
+//! - `meta`: the job's metadata ([`JobMeta`]) and the request body limit learned
+//!   from the service ([`RequestLimit`]).
 //!
 //! # Durability
 //!
@@ -23,6 +24,7 @@
 //! The state directory holds a `lock` file locked for the life of a [`Store`]; a
 //! second job on the same directory fails at once with [`StoreError::Busy`].
 
+use crate::limits::RequestLimit;
 use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -161,8 +163,12 @@ pub enum PhotoState {
     /// Not sent because the same content is already accounted for: another input
     /// photo of the same person, or a face the service already held.
     Duplicate { reason: String },
-    /// Deliberately not sent (over 20 photos, person full, ...).
+    /// Deliberately not sent (over 20 photos, a name that is not a photo, ...).
     Skipped { reason: String },
+    /// Not added because the service said the person is full: its reason quotes the
+    /// face count read from the service. Final: a later run sends it again only when
+    /// the photo changes or the operator asks (`--recheck-full`).
+    Full { reason: String },
     /// Could not be enrolled.
     Failed(Failure),
 }
@@ -174,7 +180,7 @@ impl PhotoState {
             PhotoState::Pending | PhotoState::InDoubt => "pending",
             PhotoState::Enrolled { .. } => "enrolled",
             PhotoState::Duplicate { .. } => "duplicate",
-            PhotoState::Skipped { .. } => "skipped",
+            PhotoState::Skipped { .. } | PhotoState::Full { .. } => "skipped",
             PhotoState::Failed(_) => "failed",
         }
     }
@@ -356,6 +362,7 @@ pub struct Store {
 const META_KEY: &[u8] = b"job";
 /// The metadata key that records the encoding of every record: see [`FORMAT_POSTCARD_1`].
 const FORMAT_KEY: &[u8] = b"format";
+const REQUEST_LIMIT_KEY: &[u8] = b"request_limit";
 
 /// Memory sled may use to cache the database. Its default, 1 GB, makes a job's
 /// memory grow with the archive (planning a million photos peaked near 600 MB); with
@@ -432,6 +439,19 @@ impl Store {
 
     pub fn put_meta(&self, meta: &JobMeta) -> Result<()> {
         self.meta.insert(META_KEY, encode(meta))?;
+        Ok(())
+    }
+
+    /// The request body limit learned from the service by earlier runs.
+    pub fn request_limit(&self) -> Result<RequestLimit> {
+        Ok(match self.meta.get(REQUEST_LIMIT_KEY)? {
+            Some(v) => decode(&v, "learned request limit")?,
+            None => RequestLimit::default(),
+        })
+    }
+
+    pub fn put_request_limit(&self, limit: &RequestLimit) -> Result<()> {
+        self.meta.insert(REQUEST_LIMIT_KEY, encode(limit))?;
         Ok(())
     }
 

@@ -999,5 +999,5 @@ fn a_body_over_the_service_limit_is_answered_23() {
         )
         .unwrap_err();
     assert_eq!(err.code(), Some(23), "{err}");
-    assert_eq!(err.class(), Class::Permanent);
+    assert_eq!(err.class(), Class::Outcome(Outcome::TooLarge));
 }

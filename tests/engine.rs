@@ -1,12 +1,12 @@
 //! The engine end to end against the in-process emulator: each test asserts the exact
 //! final state of the service (read through the emulator's introspection) and the
-//! store's record of every photo.
+//! store's record of every photo, each under both readings of -1309 on addface.
 
 mod common;
 
 use common::{
-    blank, client, emulator, emulator_with, hash_of, options, photo, run, run_source, tree_spec,
-    Archive,
+    blank, client, emulator, emulator_with, for_each_reading, hash_of, options, photo, run,
+    run_source, tree_spec, Archive,
 };
 use faceenroll::emulator::{Emulator, Faults};
 use faceenroll::engine::RunOutcome;
@@ -70,300 +70,326 @@ fn assert_service_holds_each_photo_once(archive: &Archive, emulator: &Emulator, 
 
 #[test]
 fn a_clean_run_enrolls_every_photo_once_and_records_its_face_id() {
-    let archive = Archive::new();
-    archive.fill(3, 4, 0);
-    let emulator = emulator();
-    let (outcome, tally) = run(&archive, &client(&emulator), &options());
-    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
-    assert_service_holds_each_photo_once(
-        &archive,
-        &emulator,
-        &["person000", "person001", "person002"],
-    );
-    assert_eq!(tally.enrolled.load(Relaxed), 12);
-    assert_eq!(tally.persons_created.load(Relaxed), 3);
-    // 3 newperson + 3 addface.
-    assert_eq!(tally.calls.load(Relaxed), 6);
+    for_each_reading(|| {
+        let archive = Archive::new();
+        archive.fill(3, 4, 0);
+        let emulator = emulator();
+        let (outcome, tally) = run(&archive, &client(&emulator), &options());
+        assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+        assert_service_holds_each_photo_once(
+            &archive,
+            &emulator,
+            &["person000", "person001", "person002"],
+        );
+        assert_eq!(tally.enrolled.load(Relaxed), 12);
+        assert_eq!(tally.persons_created.load(Relaxed), 3);
+        // getgroupids (the group limits, before any person is created; the group
+        // is new, so no getpersonids), 3 newperson + 3 addface.
+        assert_eq!(tally.calls.load(Relaxed), 7);
 
-    let snapshot = emulator.snapshot();
-    let store = Store::open(&archive.state()).unwrap();
-    for item in store.photos() {
-        let (_, entry) = item.unwrap();
-        let PhotoState::Enrolled {
-            face: FaceRef::Id(face_id),
-        } = &entry.state
-        else {
-            panic!("{:?} not enrolled: {:?}", entry.image, entry.state)
-        };
-        let ImageRef::File(path) = &entry.image else {
-            unreachable!()
-        };
-        let face = snapshot.persons[&entry.person]
-            .faces
-            .iter()
-            .find(|f| &f.face_id == face_id)
-            .expect("the recorded face id is on the service");
-        assert_eq!(face.content_hash, hash_of(path));
-    }
-    let person = &snapshot.persons["person001"];
-    assert_eq!(person.groups, ["staff"]);
-    assert_eq!(snapshot.groups["staff"].len(), 3);
+        let snapshot = emulator.snapshot();
+        let store = Store::open(&archive.state()).unwrap();
+        for item in store.photos() {
+            let (_, entry) = item.unwrap();
+            let PhotoState::Enrolled {
+                face: FaceRef::Id(face_id),
+            } = &entry.state
+            else {
+                panic!("{:?} not enrolled: {:?}", entry.image, entry.state)
+            };
+            let ImageRef::File(path) = &entry.image else {
+                unreachable!()
+            };
+            let face = snapshot.persons[&entry.person]
+                .faces
+                .iter()
+                .find(|f| &f.face_id == face_id)
+                .expect("the recorded face id is on the service");
+            assert_eq!(face.content_hash, hash_of(path));
+        }
+        let person = &snapshot.persons["person001"];
+        assert_eq!(person.groups, ["staff"]);
+        assert_eq!(snapshot.groups["staff"].len(), 3);
+    });
 }
 
 #[test]
 fn a_rerun_of_a_finished_job_makes_no_call() {
-    let archive = Archive::new();
-    archive.fill(2, 3, 0);
-    let emulator = emulator();
-    let client = client(&emulator);
-    run(&archive, &client, &options());
-    let before = emulator.counters().requests;
-    let (outcome, tally) = run(&archive, &client, &options());
-    assert!(matches!(outcome, RunOutcome::Finished));
-    assert_eq!(tally.calls.load(Relaxed), 0);
-    assert_eq!(emulator.counters().requests, before);
+    for_each_reading(|| {
+        let archive = Archive::new();
+        archive.fill(2, 3, 0);
+        let emulator = emulator();
+        let client = client(&emulator);
+        run(&archive, &client, &options());
+        let before = emulator.counters().requests;
+        let (outcome, tally) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished));
+        assert_eq!(tally.calls.load(Relaxed), 0);
+        assert_eq!(emulator.counters().requests, before);
+    });
 }
 
 #[test]
 fn a_nightly_rerun_enrolls_only_new_persons_and_photos() {
-    let archive = Archive::new();
-    archive.fill(2, 2, 0);
-    let emulator = emulator();
-    let client = client(&emulator);
-    run(&archive, &client, &options());
-    archive.add("person000", "new.png", &photo(9000));
-    archive.add("person009", "a.png", &photo(9001));
-    archive.add("person009", "b.png", &photo(9002));
-    let (outcome, tally) = run(&archive, &client, &options());
-    assert!(matches!(outcome, RunOutcome::Finished));
-    assert_eq!(tally.enrolled.load(Relaxed), 3);
-    // One addface for person000, one newperson + one addface for person009.
-    assert_eq!(tally.calls.load(Relaxed), 3);
-    assert_service_holds_each_photo_once(
-        &archive,
-        &emulator,
-        &["person000", "person001", "person009"],
-    );
+    for_each_reading(|| {
+        let archive = Archive::new();
+        archive.fill(2, 2, 0);
+        let emulator = emulator();
+        let client = client(&emulator);
+        run(&archive, &client, &options());
+        archive.add("person000", "new.png", &photo(9000));
+        archive.add("person009", "a.png", &photo(9001));
+        archive.add("person009", "b.png", &photo(9002));
+        let (outcome, tally) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished));
+        assert_eq!(tally.enrolled.load(Relaxed), 3);
+        // For person000, known from the first run, its face count is read (getfaceids)
+        // before one addface; for the new person009, the group limits are read
+        // (getgroupids, getpersonids of staff), then one newperson + one addface.
+        assert_eq!(tally.calls.load(Relaxed), 6);
+        assert_eq!(emulator.counters().received("getfaceids"), 1);
+        assert_service_holds_each_photo_once(
+            &archive,
+            &emulator,
+            &["person000", "person001", "person009"],
+        );
+    });
 }
 
 #[test]
 fn transient_per_image_refusals_are_retried_until_every_photo_is_in() {
-    let archive = Archive::new();
-    archive.fill(3, 8, 0);
-    let emulator = emulator_with(|c| {
-        c.faults = Faults {
-            transient_image: 0.4,
-            ..Faults::default()
-        };
-        c.seed = 11;
+    for_each_reading(|| {
+        let archive = Archive::new();
+        archive.fill(3, 8, 0);
+        let emulator = emulator_with(|c| {
+            c.faults = Faults {
+                transient_image: 0.4,
+                ..Faults::default()
+            };
+            c.seed = 11;
+        });
+        let (outcome, tally) = run(&archive, &client(&emulator), &options());
+        assert!(matches!(outcome, RunOutcome::Finished));
+        assert!(tally.retries.load(Relaxed) > 0, "some images were refused");
+        assert_service_holds_each_photo_once(
+            &archive,
+            &emulator,
+            &["person000", "person001", "person002"],
+        );
+        assert!(states(&archive)
+            .values()
+            .all(|s| matches!(s, PhotoState::Enrolled { .. })));
     });
-    let (outcome, tally) = run(&archive, &client(&emulator), &options());
-    assert!(matches!(outcome, RunOutcome::Finished));
-    assert!(tally.retries.load(Relaxed) > 0, "some images were refused");
-    assert_service_holds_each_photo_once(
-        &archive,
-        &emulator,
-        &["person000", "person001", "person002"],
-    );
-    assert!(states(&archive)
-        .values()
-        .all(|s| matches!(s, PhotoState::Enrolled { .. })));
 }
 
 #[test]
 fn lost_answers_dropped_connections_and_errors_never_enroll_a_face_twice() {
-    let archive = Archive::new();
-    archive.fill(20, 3, 0);
-    let emulator = emulator_with(|c| {
-        c.faults = Faults {
-            error_213: 0.1,
-            rate_limit_15: 0.05,
-            drop_connection: 0.1,
-            lose_answer: 0.25,
-            transient_image: 0.1,
-            ..Faults::default()
-        };
-        c.seed = 5;
-    });
-    let (outcome, _) = run(&archive, &client(&emulator), &options());
-    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
-    let persons: Vec<String> = (0..20).map(|p| format!("person{p:03}")).collect();
-    let persons: Vec<&str> = persons.iter().map(String::as_str).collect();
-    assert_service_holds_each_photo_once(&archive, &emulator, &persons);
-    let counters = emulator.counters();
-    assert!(
-        counters.faults.lose_answer > 0,
-        "answers were lost: {counters:?}"
-    );
-    for (name, state) in states(&archive) {
+    for_each_reading(|| {
+        let archive = Archive::new();
+        archive.fill(20, 3, 0);
+        let emulator = emulator_with(|c| {
+            c.faults = Faults {
+                error_213: 0.1,
+                rate_limit_15: 0.05,
+                drop_connection: 0.1,
+                lose_answer: 0.25,
+                transient_image: 0.1,
+                ..Faults::default()
+            };
+            c.seed = 5;
+        });
+        let (outcome, _) = run(&archive, &client(&emulator), &options());
+        assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+        let persons: Vec<String> = (0..20).map(|p| format!("person{p:03}")).collect();
+        let persons: Vec<&str> = persons.iter().map(String::as_str).collect();
+        assert_service_holds_each_photo_once(&archive, &emulator, &persons);
+        let counters = emulator.counters();
         assert!(
-            matches!(state, PhotoState::Enrolled { .. }),
-            "{name}: {state:?}"
+            counters.faults.lose_answer > 0,
+            "answers were lost: {counters:?}"
         );
-    }
+        for (name, state) in states(&archive) {
+            assert!(
+                matches!(state, PhotoState::Enrolled { .. }),
+                "{name}: {state:?}"
+            );
+        }
+    });
 }
 
 #[test]
 fn the_pacer_slows_down_when_the_service_rate_limits() {
-    let archive = Archive::new();
-    archive.fill(12, 1, 0);
-    let emulator = emulator_with(|c| c.qps = Some(5));
-    let mut options = options();
-    options.qps = 50;
-    options.workers = 6;
-    let (outcome, tally) = run(&archive, &client(&emulator), &options);
-    assert!(matches!(outcome, RunOutcome::Finished));
-    assert!(tally.rate_limited.load(Relaxed) > 0, "the cap was hit");
-    assert_eq!(emulator.snapshot().persons.len(), 12);
+    for_each_reading(|| {
+        let archive = Archive::new();
+        archive.fill(12, 1, 0);
+        let emulator = emulator_with(|c| c.qps = Some(5));
+        let mut options = options();
+        options.qps = 50;
+        options.workers = 6;
+        let (outcome, tally) = run(&archive, &client(&emulator), &options);
+        assert!(matches!(outcome, RunOutcome::Finished));
+        assert!(tally.rate_limited.load(Relaxed) > 0, "the cap was hit");
+        assert_eq!(emulator.snapshot().persons.len(), 12);
+    });
 }
 
 #[test]
 fn an_existing_person_is_reconciled_not_failed() {
-    let archive = Archive::new();
-    let old = archive.add("alice", "0.png", &photo(1));
-    archive.add("alice", "1.png", &photo(2));
-    let emulator = emulator();
-    let client = client(&emulator);
-    // Enrolled before this tool, in another group, with one of the archive's photos.
-    client
-        .new_person(
-            &PersonId::new("alice").unwrap(),
-            &[GroupId::new("legacy").unwrap()],
-            &ImageBody::File(old),
-            Some("Alice"),
-            None,
-        )
-        .unwrap();
-    let (outcome, tally) = run(&archive, &client, &options());
-    assert!(matches!(outcome, RunOutcome::Finished));
-    assert_eq!(tally.persons_reconciled.load(Relaxed), 1);
-    let alice = &emulator.snapshot().persons["alice"];
-    assert_eq!(alice.groups, ["legacy", "staff"]);
-    assert_service_holds_each_photo_once(&archive, &emulator, &["alice"]);
-    let states = states(&archive);
-    assert!(
-        matches!(states["alice/0.png"], PhotoState::Duplicate { .. }),
-        "{states:?}"
-    );
-    assert!(matches!(states["alice/1.png"], PhotoState::Enrolled { .. }));
+    for_each_reading(|| {
+        let archive = Archive::new();
+        let old = archive.add("alice", "0.png", &photo(1));
+        archive.add("alice", "1.png", &photo(2));
+        let emulator = emulator();
+        let client = client(&emulator);
+        // Enrolled before this tool, in another group, with one of the archive's photos.
+        client
+            .new_person(
+                &PersonId::new("alice").unwrap(),
+                &[GroupId::new("legacy").unwrap()],
+                &ImageBody::File(old),
+                Some("Alice"),
+                None,
+            )
+            .unwrap();
+        let (outcome, tally) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished));
+        assert_eq!(tally.persons_reconciled.load(Relaxed), 1);
+        let alice = &emulator.snapshot().persons["alice"];
+        assert_eq!(alice.groups, ["legacy", "staff"]);
+        assert_service_holds_each_photo_once(&archive, &emulator, &["alice"]);
+        let states = states(&archive);
+        assert!(
+            matches!(states["alice/0.png"], PhotoState::Duplicate { .. }),
+            "{states:?}"
+        );
+        assert!(matches!(states["alice/1.png"], PhotoState::Enrolled { .. }));
+    });
 }
 
 #[test]
 fn a_refused_seed_hands_over_to_the_next_photo() {
-    let archive = Archive::new();
-    archive.add("bob", "0.png", &blank());
-    archive.add("bob", "1.png", b"not an image at all");
-    archive.add("bob", "2.png", &photo(3));
-    archive.add("bob", "3.png", &photo(4));
-    archive.add("carol", "0.png", &blank());
-    let emulator = emulator();
-    let (outcome, tally) = run(&archive, &client(&emulator), &options());
-    assert!(matches!(outcome, RunOutcome::Finished));
-    let states = states(&archive);
-    let PhotoState::Failed(f) = &states["bob/0.png"] else {
-        panic!("{states:?}")
-    };
-    assert_eq!(f.code, Some(-1101));
-    assert!(matches!(states["bob/1.png"], PhotoState::Failed(_)));
-    assert!(matches!(states["bob/2.png"], PhotoState::Enrolled { .. }));
-    assert!(matches!(states["bob/3.png"], PhotoState::Enrolled { .. }));
-    assert!(matches!(states["carol/0.png"], PhotoState::Failed(_)));
-    assert_eq!(tally.persons_failed.load(Relaxed), 1);
-    let snapshot = emulator.snapshot();
-    assert_eq!(snapshot.persons["bob"].faces.len(), 2);
-    assert!(!snapshot.persons.contains_key("carol"));
+    for_each_reading(|| {
+        let archive = Archive::new();
+        archive.add("bob", "0.png", &blank());
+        archive.add("bob", "1.png", b"not an image at all");
+        archive.add("bob", "2.png", &photo(3));
+        archive.add("bob", "3.png", &photo(4));
+        archive.add("carol", "0.png", &blank());
+        let emulator = emulator();
+        let (outcome, tally) = run(&archive, &client(&emulator), &options());
+        assert!(matches!(outcome, RunOutcome::Finished));
+        let states = states(&archive);
+        let PhotoState::Failed(f) = &states["bob/0.png"] else {
+            panic!("{states:?}")
+        };
+        assert_eq!(f.code, Some(-1101));
+        assert!(matches!(states["bob/1.png"], PhotoState::Failed(_)));
+        assert!(matches!(states["bob/2.png"], PhotoState::Enrolled { .. }));
+        assert!(matches!(states["bob/3.png"], PhotoState::Enrolled { .. }));
+        assert!(matches!(states["carol/0.png"], PhotoState::Failed(_)));
+        assert_eq!(tally.persons_failed.load(Relaxed), 1);
+        let snapshot = emulator.snapshot();
+        assert_eq!(snapshot.persons["bob"].faces.len(), 2);
+        assert!(!snapshot.persons.contains_key("carol"));
+    });
 }
 
 #[test]
 fn more_than_twenty_photos_enroll_twenty_and_skip_the_rest() {
-    let archive = Archive::new();
-    archive.fill(1, 23, 0);
-    let emulator = emulator();
-    let (outcome, _) = run(&archive, &client(&emulator), &options());
-    assert!(matches!(outcome, RunOutcome::Finished));
-    assert_eq!(emulator.snapshot().persons["person000"].faces.len(), 20);
-    let states = states(&archive);
-    let skipped: Vec<&String> = states
-        .iter()
-        .filter(|(_, s)| matches!(s, PhotoState::Skipped { .. }))
-        .map(|(n, _)| n)
-        .collect();
-    assert_eq!(
-        skipped,
-        [
-            "person000/020.png",
-            "person000/021.png",
-            "person000/022.png"
-        ]
-    );
+    for_each_reading(|| {
+        let archive = Archive::new();
+        archive.fill(1, 23, 0);
+        let emulator = emulator();
+        let (outcome, _) = run(&archive, &client(&emulator), &options());
+        assert!(matches!(outcome, RunOutcome::Finished));
+        assert_eq!(emulator.snapshot().persons["person000"].faces.len(), 20);
+        let states = states(&archive);
+        let skipped: Vec<&String> = states
+            .iter()
+            .filter(|(_, s)| matches!(s, PhotoState::Skipped { .. }))
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                "person000/020.png",
+                "person000/021.png",
+                "person000/022.png"
+            ]
+        );
+    });
 }
 
 #[test]
 fn a_fatal_error_stops_the_job_and_a_rerun_resumes_it() {
-    let archive = Archive::new();
-    archive.fill(4, 2, 0);
-    let emulator = emulator();
-    let client = client(&emulator);
-    // The account is suspended for the next calls.
-    emulator.inject_next(3, 1000);
-    let (outcome, _) = run(&archive, &client, &options());
-    let RunOutcome::Fatal(err) = outcome else {
-        panic!("{outcome:?}")
-    };
-    assert_eq!(err.code(), Some(3));
-    assert!(
-        emulator.counters().requests <= 4,
-        "dispatch stopped at once"
-    );
-    assert!(emulator.snapshot().persons.is_empty());
-    // Nothing was recorded as failed: the photos wait for the next run.
-    assert!(states(&archive)
-        .values()
-        .all(|s| matches!(s, PhotoState::Pending | PhotoState::InDoubt)));
+    for_each_reading(|| {
+        let archive = Archive::new();
+        archive.fill(4, 2, 0);
+        let emulator = emulator();
+        let client = client(&emulator);
+        // The account is suspended for the next calls.
+        emulator.inject_next(3, 1000);
+        let (outcome, _) = run(&archive, &client, &options());
+        let RunOutcome::Fatal(err) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(err.code(), Some(3));
+        assert!(
+            emulator.counters().requests <= 4,
+            "dispatch stopped at once"
+        );
+        assert!(emulator.snapshot().persons.is_empty());
+        // Nothing was recorded as failed: the photos wait for the next run.
+        assert!(states(&archive)
+            .values()
+            .all(|s| matches!(s, PhotoState::Pending | PhotoState::InDoubt)));
 
-    // The operator settles the account; the same run resumes.
-    emulator.inject_next(3, 0);
-    let (outcome, _) = run(&archive, &client, &options());
-    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
-    assert_service_holds_each_photo_once(
-        &archive,
-        &emulator,
-        &["person000", "person001", "person002", "person003"],
-    );
+        // The operator settles the account; the same run resumes.
+        emulator.inject_next(3, 0);
+        let (outcome, _) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+        assert_service_holds_each_photo_once(
+            &archive,
+            &emulator,
+            &["person000", "person001", "person002", "person003"],
+        );
+    });
 }
 
 #[test]
 fn a_person_whose_groups_or_name_changed_is_brought_in_line_on_the_next_run() {
-    let archive = Archive::new();
-    archive.fill(2, 2, 0);
-    let emulator = emulator();
-    let client = client(&emulator);
-    run(&archive, &client, &options());
+    for_each_reading(|| {
+        let archive = Archive::new();
+        archive.fill(2, 2, 0);
+        let emulator = emulator();
+        let client = client(&emulator);
+        run(&archive, &client, &options());
 
-    // The next night the archive puts everyone in a second group; no photo is new.
-    let mut spec = tree_spec(&archive, "staff");
-    if let SourceSpec::Tree { groups, .. } = &mut spec {
-        groups.push("night".into());
-    }
-    let plan = PlanOptions::default();
-    let (summary, outcome, tally) = run_source(&archive, &spec, &client, &options(), &plan);
-    assert_eq!(summary.persons_to_update, 2);
-    assert!(matches!(outcome, RunOutcome::Finished));
-    assert_eq!(tally.persons_reconciled.load(Relaxed), 2);
-    // getinfo and addgroupids for each person; no photo sent again.
-    assert_eq!(tally.calls.load(Relaxed), 4);
-    let snapshot = emulator.snapshot();
-    for person in ["person000", "person001"] {
-        assert_eq!(
-            snapshot.persons[person].groups,
-            ["staff", "night"],
-            "{person}"
-        );
-        assert_eq!(snapshot.persons[person].faces.len(), 2);
-    }
+        // The next night the archive puts everyone in a second group; no photo is new.
+        let mut spec = tree_spec(&archive, "staff");
+        if let SourceSpec::Tree { groups, .. } = &mut spec {
+            groups.push("night".into());
+        }
+        let plan = PlanOptions::default();
+        let (summary, outcome, tally) = run_source(&archive, &spec, &client, &options(), &plan);
+        assert_eq!(summary.persons_to_update, 2);
+        assert!(matches!(outcome, RunOutcome::Finished));
+        assert_eq!(tally.persons_reconciled.load(Relaxed), 2);
+        // getinfo and addgroupids for each person; no photo sent again.
+        assert_eq!(tally.calls.load(Relaxed), 4);
+        let snapshot = emulator.snapshot();
+        for person in ["person000", "person001"] {
+            assert_eq!(
+                snapshot.persons[person].groups,
+                ["staff", "night"],
+                "{person}"
+            );
+            assert_eq!(snapshot.persons[person].faces.len(), 2);
+        }
 
-    // Brought in line: a third run has nothing to do.
-    let (summary, _, tally) = run_source(&archive, &spec, &client, &options(), &plan);
-    assert_eq!(summary.persons_to_update, 0);
-    assert_eq!(tally.calls.load(Relaxed), 0);
+        // Brought in line: a third run has nothing to do.
+        let (summary, _, tally) = run_source(&archive, &spec, &client, &options(), &plan);
+        assert_eq!(summary.persons_to_update, 0);
+        assert_eq!(tally.calls.load(Relaxed), 0);
+    });
 }

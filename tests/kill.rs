@@ -14,6 +14,10 @@
 //! before the job is done (the test checks that the last, unkilled run still had
 //! calls to make).
 //!
+//! The same runs under the whole-call reading of -1309, and with the chunks cut not
+//! by `--max-request-bytes` but by a body limit of the emulator that the job learns
+//! (and is killed while learning: while chunks are being refused and split).
+//!
 //! Fast version (in `cargo test`): 25 persons × 4 photos, 20 kills.
 //! Long version, 120 persons × 4 photos, 100 kills:
 //!
@@ -24,7 +28,8 @@
 mod common;
 
 use common::{
-    archive_faces, blank, enroll_command, held_faces, report_rows, Archive, EmulatorProcess,
+    archive_faces, blank, enroll_command, held_faces, picture, report_rows, write_png, Archive,
+    EmulatorProcess,
 };
 use faceenroll::limits::REQUEST_ENVELOPE_BYTES;
 use std::collections::BTreeSet;
@@ -61,11 +66,38 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-fn kill_until_done(persons: u32, photos: u32, kills: u32) {
+/// How the service reads the contract in a kill run.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    /// `--full-reading` of the emulator.
+    full: &'static str,
+    /// The emulator refuses bodies over two photos and the job learns that limit,
+    /// rather than being told with `--max-request-bytes`.
+    learn_limit: bool,
+}
+
+const PER_IMAGE: Reading = Reading {
+    full: "per-image",
+    learn_limit: false,
+};
+
+fn kill_until_done(persons: u32, photos: u32, kills: u32, reading: Reading) {
     let seed = seed();
+    println!("{reading:?}");
     let mut rng = fastrand::Rng::with_seed(seed);
     let archive = Archive::new();
-    archive.fill(persons, photos, 0);
+    if reading.learn_limit {
+        // Photos of about 20 KB, so the multipart envelope's own bytes (a few
+        // hundred per photo) do not decide how many fit under the limit.
+        for p in 0..persons {
+            for i in 0..photos {
+                let path = archive.add(&format!("person{p:03}"), &format!("{i:03}.png"), b"");
+                write_png(&path, &picture(80, 80, 255, u64::from(p * 1000 + i)));
+            }
+        }
+    } else {
+        archive.fill(persons, photos, 0);
+    }
     // Photos the service refuses or the planner rejects: they must end failed.
     let no_face = archive.add("person000", "zz-blank.png", &blank());
     let not_image = archive.add("person001", "zz-text.png", b"this is not a picture");
@@ -84,6 +116,18 @@ fn kill_until_done(persons: u32, photos: u32, kills: u32) {
         "photo sizes {small}..{large} too uneven to cut pairs"
     );
     let max_request_bytes = (REQUEST_ENVELOPE_BYTES + budget).to_string();
+    // Two photos and their multipart envelope fit the emulator's limit; three do not.
+    let body_limit = (budget + 4096).to_string();
+    let mut emulator_args = vec!["--full-reading", reading.full];
+    let mut job_args = vec!["--max-request-bytes", max_request_bytes.as_str()];
+    if reading.learn_limit {
+        assert!(
+            budget + 4096 < 3 * small,
+            "photos too small for the body limit"
+        );
+        emulator_args = vec!["--full-reading", reading.full, "--body-limit", &body_limit];
+        job_args.clear();
+    }
 
     let emulator_log = archive.dir.path().join("emulator.log");
     let state_file = archive.dir.path().join("emulator-state.json");
@@ -95,7 +139,10 @@ fn kill_until_done(persons: u32, photos: u32, kills: u32) {
             "5",
             "--state-file",
             state_file.to_str().unwrap(),
-        ],
+        ]
+        .into_iter()
+        .chain(emulator_args)
+        .collect::<Vec<_>>(),
         &emulator_log,
     );
     let state = archive.state();
@@ -105,7 +152,7 @@ fn kill_until_done(persons: u32, photos: u32, kills: u32) {
         enroll_command(&archive.root(), &emulator.endpoint, &state)
             .args(["--group", "staff", "--workers", "4", "--qps"])
             .arg(QPS.to_string())
-            .args(["--max-request-bytes", &max_request_bytes])
+            .args(&job_args)
             .args(["--retry-attempts", "3", "--retry-max-wait", "2"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -204,12 +251,38 @@ fn walk_files(root: &std::path::Path) -> Vec<PathBuf> {
 fn a_job_killed_twenty_times_enrolls_every_photo_exactly_once() {
     // 25 persons: 75 calls at least (newperson and two addface each); a killed run
     // starts at most three of them.
-    kill_until_done(25, 4, 20);
+    kill_until_done(25, 4, 20, PER_IMAGE);
+}
+
+#[test]
+fn under_the_whole_call_reading_a_killed_job_enrolls_every_photo_exactly_once() {
+    kill_until_done(
+        25,
+        4,
+        20,
+        Reading {
+            full: "whole-call",
+            learn_limit: false,
+        },
+    );
+}
+
+#[test]
+fn a_job_killed_while_it_learns_the_request_limit_enrolls_every_photo_exactly_once() {
+    kill_until_done(
+        25,
+        4,
+        20,
+        Reading {
+            full: "whole-call",
+            learn_limit: true,
+        },
+    );
 }
 
 #[test]
 #[ignore = "long: one to two minutes; run with --ignored"]
 fn a_job_killed_a_hundred_times_enrolls_every_photo_exactly_once() {
     // 360 calls at least.
-    kill_until_done(120, 4, 100);
+    kill_until_done(120, 4, 100, PER_IMAGE);
 }

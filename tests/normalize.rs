@@ -286,8 +286,9 @@ fn with_normalization_off_an_oversized_original_is_refused_naming_the_file() {
     }
     // Within the request limit, the original goes as it is, even over the budget
     // and even sideways.
-    let sideways = with_orientation(&jpeg_bytes(&picture(1500, 1000, 40, 5), 95), 6);
+    let sideways = with_orientation(&jpeg_bytes(&picture(900, 600, 40, 5), 95), 6);
     assert!(sideways.len() as u64 > NormalizeOptions::default().max_bytes);
+    assert!((sideways.len() as u64) < MAX_SINGLE_PHOTO_BYTES);
     let path = file(dir.path(), "sideways.jpg", &sideways);
     assert_eq!(prepare(&path, &opts).unwrap(), Prepared::AsIs);
 }

@@ -4,9 +4,10 @@
 use super::Exit;
 use crate::config::{SECRET_ID_ENV, SECRET_KEY_ENV};
 use crate::emulator::{
-    self, Emulator, EmulatorConfig, Faults, REHEARSAL_APPID, REHEARSAL_SECRET_ID,
+    self, Contract, EmptyAnswer, Emulator, EmulatorConfig, Faults, FullReading, Prepared, TooLarge,
+    REHEARSAL_APPID, REHEARSAL_SECRET_ID,
 };
-use crate::limits::DEFAULT_QPS;
+use crate::limits::{DEFAULT_QPS, MAX_GROUPS_PER_APPID, MAX_PERSONS_PER_GROUP, MAX_REQUEST_BYTES};
 use crate::service::sign::Credentials;
 use anyhow::{bail, Context};
 use std::fmt;
@@ -109,6 +110,58 @@ impl FaultArgs {
     }
 }
 
+/// The readings of the contract's open points an emulator plays (API.md, "Points
+/// the contract leaves open"), shared by `faceenroll emulator` and
+/// `faceenroll enroll --emulator`, so a rehearsal can meet each reading.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Contract readings (with --emulator)")]
+pub struct ContractArgs {
+    /// How an addface past a person's 20 faces is refused: per-image (code 0,
+    /// -1309 in ret_codes) or whole-call (code -1309, nothing added).
+    #[arg(long, default_value = "per-image", value_name = "READING")]
+    pub full_reading: FullReading,
+    /// Request bodies over this many bytes (the whole body) are refused.
+    #[arg(long, default_value_t = MAX_REQUEST_BYTES, value_name = "BYTES")]
+    pub body_limit: u64,
+    /// How a body over the limit is refused: code-23 or http-413.
+    #[arg(long, default_value = "code-23", value_name = "HOW")]
+    pub too_large: TooLarge,
+    /// How an addface that added nothing answers: ok (code 0) or first-code (the
+    /// first image's refusal code, ret_codes filled).
+    #[arg(long, default_value = "ok", value_name = "HOW")]
+    pub empty_answer: EmptyAnswer,
+    /// Persons a group holds at most (-1310 past it).
+    #[arg(long, default_value_t = MAX_PERSONS_PER_GROUP, value_name = "N")]
+    pub max_persons_per_group: usize,
+    /// Groups the AppID holds at most (-1311 past it).
+    #[arg(long, default_value_t = MAX_GROUPS_PER_APPID, value_name = "N")]
+    pub max_groups: usize,
+    /// Prepare the account with a person holding FACES generated faces, in GROUP,
+    /// created by plain calls before serving (repeatable).
+    #[arg(long, value_name = "PERSON:GROUP:FACES")]
+    pub prepare: Vec<Prepared>,
+}
+
+impl ContractArgs {
+    /// The contract these flags describe.
+    pub fn contract(&self) -> Contract {
+        Contract {
+            full: self.full_reading,
+            max_request_bytes: self.body_limit,
+            too_large: self.too_large,
+            empty_answer: self.empty_answer,
+            max_persons_per_group: self.max_persons_per_group,
+            max_groups: self.max_groups,
+            prepared: self.prepare.clone(),
+        }
+    }
+
+    /// Whether any reading differs from the default.
+    pub fn any(&self) -> bool {
+        self.contract() != Contract::default()
+    }
+}
+
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct EmulatorArgs {
@@ -141,6 +194,8 @@ pub struct EmulatorArgs {
     tls_key: Option<PathBuf>,
     #[command(flatten)]
     faults: FaultArgs,
+    #[command(flatten)]
+    contract: ContractArgs,
 }
 
 impl EmulatorArgs {
@@ -163,6 +218,7 @@ impl EmulatorArgs {
             faults: self.faults.faults(),
             state_file: self.state_file,
             seed: self.faults.seed,
+            contract: self.contract.contract(),
         })
     }
 }
@@ -196,6 +252,7 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
     let appid = config.appid.clone();
     let qps = config.qps;
     let state_file = config.state_file.clone();
+    let contract = config.contract.clone();
     let emulator = Emulator::start_with_tls(config, bind, tls)
         .with_context(|| format!("cannot start the emulator on {bind}"))?;
     println!("faceenroll emulator serving on {}", emulator.endpoint());
@@ -212,6 +269,10 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
     if let Some(path) = &state_file {
         println!("  state file {}", path.display());
     }
+    println!(
+        "  -1309 {:?}, body limit {} bytes ({:?}), addface that added nothing {:?}",
+        contract.full, contract.max_request_bytes, contract.too_large, contract.empty_answer
+    );
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))

@@ -3,7 +3,7 @@
 //! the signal handlers, runs [`crate::ops::enroll`] and maps its ending to an exit
 //! code.
 
-use super::emulator::FaultArgs;
+use super::emulator::{ContractArgs, FaultArgs};
 use super::plan::{PlanArgs, PlanSettings};
 use super::progress::ViewOptions;
 use super::Exit;
@@ -100,7 +100,7 @@ pub struct EnrollArgs {
     )]
     retry_max_wait: Option<u64>,
     /// Largest photo sent as is, in bytes; larger ones are re-encoded [default:
-    /// 313753, so that 20 photos fit one request].
+    /// 300000, so that four photos fit one request at the documented 1.5 MB].
     #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES", hide_env_values = true,
           value_parser = clap::value_parser!(u64).range(1..))]
     max_photo_bytes: Option<u64>,
@@ -130,6 +130,8 @@ pub struct EnrollArgs {
     progress_interval: Option<u64>,
     #[command(flatten)]
     faults: FaultArgs,
+    #[command(flatten)]
+    contract: ContractArgs,
 }
 
 /// The `[enroll]` table of the config file: the same settings as the flags, under
@@ -282,6 +284,8 @@ impl EnrollSettings {
             )?,
             // Meant for one run, never a standing setting.
             new_source: args.plan.new_source,
+            // A one-off request of the operator, never a standing setting.
+            recheck_full: args.plan.recheck_full,
         };
         let defaults = NormalizeOptions::default();
         let normalize = NormalizeOptions {
@@ -361,6 +365,10 @@ impl EnrollSettings {
             settings.emulator || !args.faults.any(),
             "the rehearsal fault options (--latency-ms, --lose-answer, ...) need --emulator"
         );
+        anyhow::ensure!(
+            settings.emulator || !args.contract.any(),
+            "the contract reading options (--full-reading, --body-limit, ...) need --emulator"
+        );
         Ok(settings)
     }
 
@@ -417,6 +425,7 @@ impl EnrollSettings {
             normalize: self.normalize,
             max_request_bytes: self.plan.max_request_bytes,
             seed: None,
+            group_limits: Default::default(),
         }
     }
 }
@@ -463,6 +472,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         let mut config = EmulatorConfig::rehearsal();
         config.faults = args.faults.faults();
         config.seed = args.faults.seed;
+        config.contract = args.contract.contract();
         config.state_file = settings.emulator_state.clone();
         Target::Emulator(config)
     } else {

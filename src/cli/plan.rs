@@ -47,7 +47,7 @@ pub struct PlanArgs {
     /// FACEENROLL_NO_RESIZE=true].
     #[arg(long)]
     pub no_resize: bool,
-    /// The request body limit to cut calls to, in bytes [default: 6291456].
+    /// The request body limit to cut calls to, in bytes [default: 1500000].
     #[arg(
         long,
         value_name = "BYTES",
@@ -68,6 +68,11 @@ pub struct PlanArgs {
     /// (without it, such a source is refused: probably a wrong --state).
     #[arg(long)]
     pub new_source: bool,
+    /// Plan again photos an earlier run skipped because the service said their
+    /// person was full (faces may have been deleted since); the person's face count
+    /// is read from the service before they are sent.
+    #[arg(long)]
+    pub recheck_full: bool,
 }
 
 /// The planning settings once flags, environment, file and defaults are resolved.
@@ -83,6 +88,7 @@ pub struct PlanSettings {
     pub retry_failed: bool,
     pub allow_empty: bool,
     pub new_source: bool,
+    pub recheck_full: bool,
 }
 
 impl PlanSettings {
@@ -99,6 +105,7 @@ impl PlanSettings {
             retry_failed: args.retry_failed,
             allow_empty: args.allow_empty,
             new_source: args.new_source,
+            recheck_full: args.recheck_full,
         }
     }
 
@@ -121,6 +128,7 @@ impl PlanSettings {
             },
             check_content: self.content_check,
             retry_failed: self.retry_failed,
+            recheck_full: self.recheck_full,
             max_request_bytes: self.max_request_bytes,
             allow_empty: self.allow_empty,
             new_source: self.new_source,

@@ -29,6 +29,10 @@ pub struct Counters {
     /// Answers sent, by answer code (calls dropped or whose answer was lost are
     /// not answers).
     pub codes: BTreeMap<i64, u64>,
+    /// Bodies over the limit refused with HTTP 413 (under
+    /// [`TooLarge::Http413`](super::contract::TooLarge::Http413)) rather than code 23.
+    #[serde(default)]
+    pub http_413: u64,
     /// Faults injected, by kind.
     pub faults: FaultCounters,
 }

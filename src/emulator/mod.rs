@@ -23,8 +23,12 @@
 //!
 //! - Lengths: ids over [`MAX_ID_BYTES`](crate::limits::MAX_ID_BYTES) bytes,
 //!   `person_name` over [`MAX_NAME_BYTES`](crate::limits::MAX_NAME_BYTES), `tag`
-//!   over [`MAX_TAG_BYTES`](crate::limits::MAX_TAG_BYTES): -1304. Bodies over
-//!   [`MAX_REQUEST_BYTES`](crate::limits::MAX_REQUEST_BYTES): 23.
+//!   over [`MAX_TAG_BYTES`](crate::limits::MAX_TAG_BYTES): -1304.
+//! - The points the contract leaves open (-1309 for the whole call or image by image,
+//!   the request body limit and how it is refused, the answer of an `addface` that
+//!   added nothing, the group and AppID limits) are played as [`Contract`] says;
+//!   see [`contract`]. By default: image by image, bodies over
+//!   [`MAX_REQUEST_BYTES`](crate::limits::MAX_REQUEST_BYTES) answered 23.
 //! - Faces: a picture whose pixels are all one colour has no face (-1101); a face
 //!   is "the same" as one the person has when its bytes hash the same (-1312),
 //!   checked before the person limit (-1309). See [`images`] and [`rules`].
@@ -42,6 +46,7 @@
 //! AppID [`REHEARSAL_APPID`]. They open nothing but a local emulator.
 
 pub mod auth;
+pub mod contract;
 pub mod faults;
 pub mod http;
 pub mod images;
@@ -53,6 +58,7 @@ pub mod rules;
 mod server;
 pub mod state;
 
+pub use contract::{Contract, EmptyAnswer, FullReading, Prepared, TooLarge};
 pub use faults::{FaultCounters, Faults};
 pub use introspect::Counters;
 pub use state::{FaceSnapshot, PersonSnapshot, StateSnapshot};
@@ -91,6 +97,8 @@ pub struct EmulatorConfig {
     pub state_file: Option<PathBuf>,
     /// Seed of the RNG behind the fault decisions.
     pub seed: u64,
+    /// The readings of the contract's open points and the limits it plays.
+    pub contract: Contract,
 }
 
 impl EmulatorConfig {
@@ -104,8 +112,58 @@ impl EmulatorConfig {
             faults: Faults::default(),
             state_file: None,
             seed: 0,
+            contract: Contract::default(),
         }
     }
+}
+
+/// Creates the persons of [`Contract::prepared`] that the account does not hold yet,
+/// by plain `newperson` and `addface` calls, with generated faces no job sends.
+fn prepare_account(state: &mut state::State, contract: &Contract) -> Result<(), String> {
+    use crate::model::ContentHash;
+    use crate::service::api::Call;
+    for p in &contract.prepared {
+        if state.person(&p.person).is_some() || p.faces == 0 {
+            continue;
+        }
+        let faces: Vec<rules::Verdict> = (0..p.faces)
+            .map(|i| {
+                Ok(images::FaceImage {
+                    hash: ContentHash::of(
+                        format!("prepared face {} of {}", i, p.person).as_bytes(),
+                    ),
+                    width: 64,
+                    height: 64,
+                })
+            })
+            .collect();
+        let body = serde_json::json!({"person_id": p.person, "group_ids": [p.group]});
+        let params =
+            params::Params::from_json(body.to_string().as_bytes()).map_err(|e| e.to_string())?;
+        let mut answers = vec![rules::apply(
+            state,
+            contract,
+            Call::NewPerson,
+            &params,
+            Some(&faces[..1]),
+        )];
+        for chunk in faces[1..].chunks(crate::limits::MAX_IMAGES_PER_ADDFACE) {
+            answers.push(rules::apply(
+                state,
+                contract,
+                Call::AddFace,
+                &params,
+                Some(chunk),
+            ));
+        }
+        if let Some(refused) = answers.iter().find(|a| a.code != 0) {
+            return Err(format!(
+                "cannot prepare person {} with {} faces: {}",
+                p.person, p.faces, refused.body
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The credentials [`EmulatorConfig::rehearsal`] accepts.
@@ -172,10 +230,12 @@ impl Emulator {
             .faults
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let state = match &config.state_file {
+        let mut state = match &config.state_file {
             Some(path) => state::load(path)?,
             None => state::State::default(),
         };
+        prepare_account(&mut state, &config.contract)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
         let has_state_file = config.state_file.is_some();
@@ -251,6 +311,12 @@ impl Emulator {
     /// doing any work. Replaces any injection still pending; 0 cancels it.
     pub fn inject_next(&self, code: i64, count: u32) {
         *lock(&self.shared.injected) = (count > 0).then_some((code, count));
+    }
+
+    /// Answers the next `count` calls named like `call` with `code` (and `data`
+    /// `{}`), without doing any work; other calls are served as usual.
+    pub fn inject_next_for(&self, call: crate::service::api::Call, code: i64, count: u32) {
+        *lock(&self.shared.injected_for) = (count > 0).then_some((call, code, count));
     }
 
     /// Stops accepting, lets the connections finish their current call, joins the

@@ -24,6 +24,14 @@
 //!   to a full person is reported as a duplicate. The call answers 0 whenever the
 //!   person exists and the request is well formed, even if no image was added: the
 //!   outcome of each image is in `ret_codes`. `tag` is validated and not stored.
+//!   Under the whole-call reading of -1309 ([`FullReading::WholeCall`]), a call whose
+//!   images plus the person's faces would pass the limit is answered -1309 before
+//!   any image is looked at, and nothing is added. Under [`EmptyAnswer::FirstCode`],
+//!   a call that added nothing answers the first image's code, `ret_codes` filled.
+//! - `newperson` and `addgroupids`: a group that already holds
+//!   [`Contract::max_persons_per_group`] persons -1310; groups the account does not
+//!   hold yet that would take it past [`Contract::max_groups`] -1311. Nothing is
+//!   changed.
 //! - `delface`: the faces of `face_ids` that belong to the person are deleted, the
 //!   others ignored; -1305 if none was deleted.
 //! - `setinfo`: neither `person_name` nor `tag` given -1301; sets those given.
@@ -37,6 +45,7 @@
 //!
 //! Every answer has `code`, `message` and `data`; an error's `data` is `{}`.
 
+use super::contract::{Contract, EmptyAnswer, FullReading};
 use super::images::FaceImage;
 use super::params::Params;
 use super::state::State;
@@ -78,6 +87,15 @@ impl Answer {
             mutated,
         }
     }
+
+    /// An answer with a refusal code that still carries its data.
+    fn refused_with(code: i64, data: impl Serialize, mutated: bool) -> Answer {
+        Answer {
+            code,
+            body: envelope(code, codes::meaning(code), data),
+            mutated,
+        }
+    }
 }
 
 fn envelope(code: i64, message: &str, data: impl Serialize) -> String {
@@ -89,12 +107,19 @@ fn envelope(code: i64, message: &str, data: impl Serialize) -> String {
     .expect("answers serialize")
 }
 
-/// Applies `call` with its parameters and examined images to the state.
-pub fn apply(state: &mut State, call: Call, params: &Params, images: Option<&[Verdict]>) -> Answer {
+/// Applies `call` with its parameters and examined images to the state, under the
+/// readings of `contract`.
+pub fn apply(
+    state: &mut State,
+    contract: &Contract,
+    call: Call,
+    params: &Params,
+    images: Option<&[Verdict]>,
+) -> Answer {
     let result = match call {
-        Call::NewPerson => new_person(state, params, images),
+        Call::NewPerson => new_person(state, contract, params, images),
         Call::DelPerson => del_person(state, params),
-        Call::AddFace => add_face(state, params, images),
+        Call::AddFace => add_face(state, contract, params, images),
         Call::DelFace => del_face(state, params),
         Call::SetInfo => set_info(state, params),
         Call::GetInfo => get_info(state, params),
@@ -107,8 +132,8 @@ pub fn apply(state: &mut State, call: Call, params: &Params, images: Option<&[Ve
         Call::GetPersonIds => get_person_ids(state, params),
         Call::GetFaceIds => get_face_ids(state, params),
         Call::GetFaceInfo => get_face_info(state, params),
-        Call::AddGroupIds => change_groups(state, params, true),
-        Call::DelGroupIds => change_groups(state, params, false),
+        Call::AddGroupIds => change_groups(state, contract, params, true),
+        Call::DelGroupIds => change_groups(state, contract, params, false),
     };
     result.unwrap_or_else(Answer::error)
 }
@@ -149,8 +174,33 @@ fn existing<'s>(state: &'s State, person_id: &str) -> Result<&'s super::state::P
     state.person(person_id).ok_or(code::PERSON_MISSING)
 }
 
+/// Whether `person_id` may join `group_ids` under the group and AppID limits.
+fn check_group_limits(
+    state: &State,
+    contract: &Contract,
+    person_id: &str,
+    group_ids: &[String],
+) -> Result<(), i64> {
+    let mut new_groups = 0;
+    for group in group_ids {
+        match state.group(group) {
+            Some(members) if members.contains(person_id) => {}
+            Some(members) if members.len() >= contract.max_persons_per_group => {
+                return Err(code::TOO_MANY_PERSONS)
+            }
+            Some(_) => {}
+            None => new_groups += 1,
+        }
+    }
+    if new_groups > 0 && state.group_ids().count() + new_groups > contract.max_groups {
+        return Err(code::TOO_MANY_GROUPS);
+    }
+    Ok(())
+}
+
 fn new_person(
     state: &mut State,
+    contract: &Contract,
     params: &Params,
     images: Option<&[Verdict]>,
 ) -> Result<Answer, i64> {
@@ -165,6 +215,7 @@ fn new_person(
     if state.person(&person_id).is_some() {
         return Err(code::PERSON_EXISTS);
     }
+    check_group_limits(state, contract, &person_id, &group_ids)?;
     let image = (*image)?;
     state.insert_person(
         &person_id,
@@ -203,13 +254,21 @@ fn del_person(state: &mut State, params: &Params) -> Result<Answer, i64> {
     ))
 }
 
-fn add_face(state: &mut State, params: &Params, images: Option<&[Verdict]>) -> Result<Answer, i64> {
+fn add_face(
+    state: &mut State,
+    contract: &Contract,
+    params: &Params,
+    images: Option<&[Verdict]>,
+) -> Result<Answer, i64> {
     let person_id = id(params, "person_id")?;
     bounded(params, "tag", MAX_TAG_BYTES)?;
-    existing(state, &person_id)?;
+    let held = existing(state, &person_id)?.faces.len();
     let images = images
         .filter(|i| !i.is_empty())
         .ok_or(code::PARAMETER_EMPTY)?;
+    if contract.full == FullReading::WholeCall && held + images.len() > MAX_FACES_PER_PERSON {
+        return Err(code::PERSON_FULL);
+    }
     let mut face_ids = Vec::new();
     let mut ret_codes = Vec::with_capacity(images.len());
     for verdict in images {
@@ -230,15 +289,17 @@ fn add_face(state: &mut State, params: &Params, images: Option<&[Verdict]>) -> R
         ret_codes.push(ret);
     }
     let mutated = !face_ids.is_empty();
-    Ok(Answer::ok(
-        AddFaceData {
-            added: face_ids.len() as i64,
-            face_ids,
-            ret_codes,
-            session_id: session(params),
-        },
-        mutated,
-    ))
+    let first_refusal = ret_codes[0];
+    let data = AddFaceData {
+        added: face_ids.len() as i64,
+        face_ids,
+        ret_codes,
+        session_id: session(params),
+    };
+    Ok(match contract.empty_answer {
+        EmptyAnswer::FirstCode if !mutated => Answer::refused_with(first_refusal, data, false),
+        _ => Answer::ok(data, mutated),
+    })
 }
 
 fn del_face(state: &mut State, params: &Params) -> Result<Answer, i64> {
@@ -365,10 +426,18 @@ pub fn face_info(face_id: &str, image: &FaceImage) -> FaceInfo {
     }
 }
 
-fn change_groups(state: &mut State, params: &Params, add: bool) -> Result<Answer, i64> {
+fn change_groups(
+    state: &mut State,
+    contract: &Contract,
+    params: &Params,
+    add: bool,
+) -> Result<Answer, i64> {
     let person_id = id(params, "person_id")?;
     let group_ids = ids(params, "group_ids")?;
     existing(state, &person_id)?;
+    if add {
+        check_group_limits(state, contract, &person_id, &group_ids)?;
+    }
     let changed = group_ids
         .iter()
         .filter(|g| {
@@ -420,7 +489,13 @@ mod tests {
 
     fn call(state: &mut State, call: Call, body: Value, images: Option<Vec<Verdict>>) -> Value {
         let params = Params::from_json(body.to_string().as_bytes()).unwrap();
-        let answer = apply(state, call, &params, images.as_deref());
+        let answer = apply(
+            state,
+            &Contract::default(),
+            call,
+            &params,
+            images.as_deref(),
+        );
         let v: Value = serde_json::from_str(&answer.body).unwrap();
         assert_eq!(v["code"], answer.code);
         v
@@ -558,6 +633,117 @@ mod tests {
         assert_eq!(v["code"], -1303);
         let v = call(&mut s, Call::AddFace, json!({"person_id": "p"}), None);
         assert_eq!(v["code"], -1301);
+    }
+
+    fn call_under(
+        state: &mut State,
+        contract: &Contract,
+        call: Call,
+        body: Value,
+        images: Option<Vec<Verdict>>,
+    ) -> Value {
+        let params = Params::from_json(body.to_string().as_bytes()).unwrap();
+        let answer = apply(state, contract, call, &params, images.as_deref());
+        serde_json::from_str(&answer.body).unwrap()
+    }
+
+    #[test]
+    fn whole_call_reading_refuses_an_overflowing_addface_and_adds_nothing() {
+        let whole = Contract {
+            full: FullReading::WholeCall,
+            ..Contract::default()
+        };
+        let mut s = State::default();
+        new_person(&mut s, "p", &["g"]);
+        let add = |s: &mut State, from: u32, to: u32| {
+            let images: Vec<Verdict> = (from..to).map(face).collect();
+            call_under(
+                s,
+                &whole,
+                Call::AddFace,
+                json!({"person_id": "p"}),
+                Some(images),
+            )
+        };
+        assert_eq!(add(&mut s, 1, 18)["data"]["added"], 17);
+        let v = add(&mut s, 100, 103);
+        assert_eq!(v["code"], -1309);
+        assert_eq!(v["data"], json!({}));
+        assert_eq!(s.person("p").unwrap().faces.len(), 18);
+        assert_eq!(add(&mut s, 100, 102)["data"]["added"], 2);
+        assert_eq!(add(&mut s, 200, 201)["code"], -1309);
+    }
+
+    #[test]
+    fn first_code_reading_answers_a_refusal_with_ret_codes_filled() {
+        let first = Contract {
+            empty_answer: EmptyAnswer::FirstCode,
+            ..Contract::default()
+        };
+        let mut s = State::default();
+        new_person(&mut s, "p", &["g"]);
+        let v = call_under(
+            &mut s,
+            &first,
+            Call::AddFace,
+            json!({"person_id": "p"}),
+            Some(vec![face(0), Err(-1101)]),
+        );
+        assert_eq!(v["code"], -1312);
+        assert_eq!(v["data"]["ret_codes"], json!([-1312, -1101]));
+        let v = call_under(
+            &mut s,
+            &first,
+            Call::AddFace,
+            json!({"person_id": "p"}),
+            Some(vec![face(0), face(5)]),
+        );
+        assert_eq!(v["code"], 0);
+    }
+
+    #[test]
+    fn group_and_appid_limits() {
+        let small = Contract {
+            max_persons_per_group: 2,
+            max_groups: 2,
+            ..Contract::default()
+        };
+        let mut s = State::default();
+        let new = |s: &mut State, id: &str, groups: &[&str]| {
+            call_under(
+                s,
+                &small,
+                Call::NewPerson,
+                json!({"person_id": id, "group_ids": groups}),
+                Some(vec![face(0)]),
+            )["code"]
+                .clone()
+        };
+        assert_eq!(new(&mut s, "a", &["g1"]), 0);
+        assert_eq!(new(&mut s, "b", &["g1", "g2"]), 0);
+        assert_eq!(new(&mut s, "c", &["g1"]), -1310);
+        assert_eq!(new(&mut s, "c", &["g3"]), -1311);
+        assert_eq!(new(&mut s, "c", &["g2"]), 0);
+        assert!(s.person("c").is_some());
+        let v = call_under(
+            &mut s,
+            &small,
+            Call::AddGroupIds,
+            json!({"person_id": "a", "group_ids": ["g2"]}),
+            None,
+        );
+        assert_eq!(v["code"], -1310);
+        let v = call_under(
+            &mut s,
+            &small,
+            Call::AddGroupIds,
+            json!({"person_id": "b", "group_ids": ["g1", "g2"]}),
+            None,
+        );
+        assert_eq!(
+            v["code"], 0,
+            "groups the person is in are not counted again"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! Stopping the emulator writes the last changes.
 
 use super::auth;
+use super::contract::{Contract, TooLarge};
 use super::faults::{self, Fate, Faults};
 use super::http::{self, Body, Conn, ReadError, Request};
 use super::images;
@@ -49,12 +50,15 @@ pub const PERSIST_INTERVAL: Duration = Duration::from_millis(100);
 pub(super) struct Shared {
     appid: String,
     credentials: Vec<Credentials>,
+    pub(super) contract: Contract,
     state_file: Option<PathBuf>,
     pub(super) state: Mutex<Versioned>,
     pub(super) rate: Mutex<RateWindow>,
     pub(super) faults: Mutex<Faults>,
     rng: Mutex<fastrand::Rng>,
     pub(super) injected: Mutex<Option<(i64, u32)>>,
+    /// Like `injected`, for calls of one name only.
+    pub(super) injected_for: Mutex<Option<(Call, i64, u32)>>,
     pub(super) counters: Mutex<Counters>,
     /// The version of the state last written to the state file.
     persisted: Mutex<u64>,
@@ -84,12 +88,14 @@ impl Shared {
         Shared {
             appid: config.appid,
             credentials: config.credentials,
+            contract: config.contract,
             state_file: config.state_file,
             state: Mutex::new(Versioned { state, version: 0 }),
             rate: Mutex::new(RateWindow::new(config.qps)),
             faults: Mutex::new(config.faults),
             rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
             injected: Mutex::new(None),
+            injected_for: Mutex::new(None),
             counters: Mutex::new(Counters::default()),
             persisted: Mutex::new(0),
             persist_error: Mutex::new(None),
@@ -258,7 +264,7 @@ fn serve_connection(shared: &Shared, stream: impl Read + Write) {
     let mut conn = Conn::new(stream);
     let stopping = || shared.stopping();
     loop {
-        let request = match conn.read_request(MAX_REQUEST_BYTES, &stopping) {
+        let request = match conn.read_request(shared.contract.max_request_bytes, &stopping) {
             Ok(request) => request,
             Err(ReadError::Malformed(reason)) => {
                 let body = rules::Answer::error(code::INVALID_PARAMETER).body;
@@ -288,6 +294,7 @@ fn serve_connection(shared: &Shared, stream: impl Read + Write) {
                     200 => "OK",
                     404 => "Not Found",
                     405 => "Method Not Allowed",
+                    413 => "Payload Too Large",
                     _ => "Bad Request",
                 };
                 let written = http::write_response(
@@ -391,6 +398,17 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Takes one call of `call`'s name off the `inject_next_for` budget, if any.
+fn take_injected_for(shared: &Shared, call: Call) -> Option<i64> {
+    let mut injected = lock(&shared.injected_for);
+    let (name, code, count) = (*injected)?;
+    if name != call {
+        return None;
+    }
+    *injected = (count > 1).then(|| (name, code, count - 1));
+    Some(code)
+}
+
 /// Takes one call off the `inject_next` budget, if any.
 fn take_injected(shared: &Shared) -> Option<i64> {
     let mut injected = lock(&shared.injected);
@@ -413,7 +431,7 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
     if !lock(&shared.rate).admit(Instant::now()) {
         return answer(Answer::error(code::RATE_LIMITED));
     }
-    if let Some(injected) = take_injected(shared) {
+    if let Some(injected) = take_injected(shared).or_else(|| take_injected_for(shared, call)) {
         lock(&shared.counters).faults.injected += 1;
         return answer(Answer::error(injected));
     }
@@ -441,7 +459,18 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
     let body = match &request.body {
         Body::Complete(bytes) => bytes,
         Body::TooLarge { drained } => {
-            return answer(Answer::error(code::BODY_TOO_LARGE)).closing(!drained);
+            let reply = match shared.contract.too_large {
+                TooLarge::Code23 => answer(Answer::error(code::BODY_TOO_LARGE)),
+                TooLarge::Http413 => {
+                    lock(&shared.counters).http_413 += 1;
+                    Reply::Json {
+                        status: 413,
+                        body: r#"{"error":"request entity too large"}"#.to_owned(),
+                        close: false,
+                    }
+                }
+            };
+            return reply.closing(!drained);
         }
     };
     let params = Params::from_body(request.header("content-type"), body);
@@ -474,7 +503,13 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
         .map(|sources| examine_all(shared, call, &faults, sources));
     let result = {
         let mut guard = lock(&shared.state);
-        let result = rules::apply(&mut guard.state, call, &params, verdicts.as_deref());
+        let result = rules::apply(
+            &mut guard.state,
+            &shared.contract,
+            call,
+            &params,
+            verdicts.as_deref(),
+        );
         if result.mutated {
             guard.version += 1;
         }

@@ -15,11 +15,19 @@
 //! dispatcher stops handing out persons at once, workers finish the call they have in
 //! flight, record its answer and leave the rest of their person pending, and the store
 //! is flushed. What was in flight is known as in doubt and is settled on the next run.
+//!
+//! # Before the first call
+//!
+//! New persons that would pass a group's or the AppID's limit, counting what the
+//! service holds already, are failed with the reason before any is created
+//! ([`groups`]).
 
+pub mod groups;
 pub mod pacer;
 mod person;
 pub mod retry;
 
+use crate::limits::RequestLimit;
 use crate::normalize::NormalizeOptions;
 use crate::plan;
 use crate::report::Tally;
@@ -39,10 +47,14 @@ pub struct EngineOptions {
     pub qps: u32,
     pub retry: RetryPolicy,
     pub normalize: NormalizeOptions,
-    /// The largest request body to send.
+    /// The request body limit to start from; the limit the service shows by its
+    /// refusals (23, HTTP 413) is learned and kept in the store.
     pub max_request_bytes: u64,
     /// Seed of the backoff jitter (random when `None`).
     pub seed: Option<u64>,
+    /// The group and AppID limits new persons are checked against before any is
+    /// created.
+    pub group_limits: groups::GroupLimits,
 }
 
 impl Default for EngineOptions {
@@ -54,6 +66,7 @@ impl Default for EngineOptions {
             normalize: NormalizeOptions::default(),
             max_request_bytes: crate::limits::MAX_REQUEST_BYTES,
             seed: None,
+            group_limits: groups::GroupLimits::default(),
         }
     }
 }
@@ -126,6 +139,8 @@ struct Shared<'a> {
     normalize_pool: rayon::ThreadPool,
     fatal: Mutex<Option<CallError>>,
     store_error: Mutex<Option<StoreError>>,
+    /// The request body limit as learned so far, this run and earlier ones.
+    limit: Mutex<RequestLimit>,
 }
 
 impl Shared<'_> {
@@ -136,6 +151,22 @@ impl Shared<'_> {
             *slot = Some(err);
         }
         self.stop.fatal();
+    }
+
+    /// The request size to cut chunks to, and the largest that may be sent at all.
+    fn request_budget(&self) -> (u64, u64) {
+        let limit = self.limit.lock().expect("limit lock");
+        let start = self.options.max_request_bytes;
+        (limit.budget(start), limit.ceiling(start))
+    }
+
+    /// Records what an answer taught of the request limit, in the store too.
+    fn learn_limit(&self, learn: impl FnOnce(&mut RequestLimit) -> bool) -> Result<(), StoreError> {
+        let mut limit = self.limit.lock().expect("limit lock");
+        if learn(&mut limit) {
+            self.store.put_request_limit(&limit)?;
+        }
+        Ok(())
     }
 
     fn record_store_error(&self, err: StoreError) {
@@ -169,7 +200,12 @@ pub fn run(
         .expect("start the normalizing threads"),
         fatal: Mutex::new(None),
         store_error: Mutex::new(None),
+        limit: Mutex::new(store.request_limit()?),
     };
+    if let groups::Fit::Fatal(err) = groups::fit(store, client, &options.group_limits, tally)? {
+        tracing::error!("stopping the job: {err}");
+        return Ok(RunOutcome::Fatal(err));
+    }
     let workers = options.workers.max(1);
     let (tx, rx) = crossbeam_channel::bounded::<plan::PersonWork>(workers * 2);
     let dispatched: Result<(), StoreError> = std::thread::scope(|scope| {
@@ -206,6 +242,15 @@ pub fn run(
         Ok(())
     });
     dispatched?;
+    let learned = *shared.limit.lock().expect("limit lock");
+    if let Some(refused) = learned.refused {
+        tally
+            .limit_refused
+            .store(refused, std::sync::atomic::Ordering::Relaxed);
+        tally
+            .limit_accepted
+            .store(learned.accepted, std::sync::atomic::Ordering::Relaxed);
+    }
     store.flush()?;
     if let Some(err) = shared.store_error.into_inner().expect("store error lock") {
         return Err(err.into());

@@ -7,10 +7,23 @@
 //! may already be on the service; re-sending them is safe, because the service answers
 //! "duplicate face" for a face the person already has, and that answer to a photo in
 //! doubt is recorded as the enrollment it confirms.
+//!
+//! # What the job reads rather than assumes
+//!
+//! A person may hold faces the job did not add (another tool, the application, a
+//! colleague), or lose faces or vanish between runs. So the room left on a person is
+//! the face count read from the service (`getinfo` when the person is reconciled,
+//! else `getfaceids`) before the first `addface` of each run, unless this run created
+//! the person. A -1309, for the whole call or for some images, reads the count again:
+//! what still fits is sent, the rest is recorded `Full` with the count read. A person
+//! the service no longer has (-1303) has the photos recorded as enrolled on it sent
+//! again to a re-created person.
 
 use super::retry::Backoff;
 use super::Shared;
-use crate::limits::{MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, REQUEST_ENVELOPE_BYTES};
+use crate::limits::{
+    RequestLimit, MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, REQUEST_ENVELOPE_BYTES,
+};
 use crate::model::{GroupId, ImageRef};
 use crate::normalize;
 use crate::plan::{self, ChunkItem, PersonWork};
@@ -25,6 +38,7 @@ use rayon::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A photo ready to be sent: what goes on the wire and how many bytes it weighs.
 struct Ready {
@@ -40,6 +54,73 @@ struct Item {
     entry: PhotoEntry,
     ready: Option<Ready>,
 }
+
+/// What this run knows of a person's faces on the service.
+#[derive(Debug, Clone, Copy)]
+struct Room {
+    /// Faces the service held when read, or 1 when this run created the person.
+    held: usize,
+    source: Held,
+    /// Faces this run added since.
+    added: usize,
+}
+
+/// How a [`Room`]'s count was established.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// This run created the person with its seed.
+    Created,
+    /// Read from the service (`call`) at `at` (unix seconds).
+    Read { call: &'static str, at: u64 },
+}
+
+impl Room {
+    fn created() -> Room {
+        Room {
+            held: 1,
+            source: Held::Created,
+            added: 0,
+        }
+    }
+
+    fn read(held: usize, call: &'static str) -> Room {
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Room {
+            held,
+            source: Held::Read { call, at },
+            added: 0,
+        }
+    }
+
+    /// Faces the person can still take.
+    fn left(&self) -> usize {
+        MAX_FACES_PER_PERSON.saturating_sub(self.held + self.added)
+    }
+
+    /// Why the photos left for a full person are not sent, quoting the count read.
+    fn full_reason(&self) -> String {
+        match self.source {
+            Held::Read { call, at } => format!(
+                "the person is full: the service held {} faces for it when read with {call} \
+                 at {} (the limit is {MAX_FACES_PER_PERSON}), and this run added {} since",
+                self.held,
+                crate::report::utc_time(at),
+                self.added
+            ),
+            Held::Created => format!(
+                "the person is full: this run created it and added its {} faces (the limit \
+                 is {MAX_FACES_PER_PERSON})",
+                self.held + self.added
+            ),
+        }
+    }
+}
+
+/// Times the face count is read again after -1309 for one person in one run before
+/// the job believes the service's refusal over the count it reads.
+const MAX_FULL_REREADS: u32 = 3;
 
 /// Why a person's flow stopped before its queue was empty.
 enum Halt {
@@ -67,6 +148,8 @@ pub(super) struct Worker<'s, 'a> {
     /// connection was lost after the request was sent): the service may have done
     /// the work before the attempt that answered.
     last_call_in_doubt: bool,
+    /// Re-reads of the face count after -1309 for the current person.
+    full_rereads: u32,
 }
 
 impl<'s, 'a> Worker<'s, 'a> {
@@ -76,15 +159,14 @@ impl<'s, 'a> Worker<'s, 'a> {
             rng,
             image_retries: HashMap::new(),
             last_call_in_doubt: false,
+            full_rereads: 0,
         }
     }
 
     /// Works one person to the end of its queue, or until stopped.
     pub(super) fn enroll(&mut self, work: PersonWork) {
         let PersonWork {
-            mut person,
-            photos,
-            enrolled,
+            mut person, photos, ..
         } = work;
         let _span = tracing::info_span!("person", id = %person.person).entered();
         let mut queue: VecDeque<Item> = photos
@@ -95,38 +177,23 @@ impl<'s, 'a> Worker<'s, 'a> {
                 ready: None,
             })
             .collect();
-        if person.state == PersonState::Stale {
-            // Its groups, name or tag changed in the source since it was created.
-            match self.reconcile(&person) {
-                Ok(()) => {
-                    person.state = PersonState::Ready { created: false };
-                    if self.put_person(&person).is_err() {
-                        return;
-                    }
-                    self.shared.tally.persons_reconciled.fetch_add(1, Relaxed);
-                }
-                Err(_) => {
-                    tracing::warn!("cannot bring the person in line now; the next run tries again");
-                    return;
-                }
-            }
-        }
-        let mut room = MAX_FACES_PER_PERSON.saturating_sub(enrolled);
+        let mut room: Option<Room> = None;
         let mut recreated = false;
         let mut stopped = false;
         self.image_retries.clear();
+        self.full_rereads = 0;
         loop {
             let result = self
-                .create_if_new(&mut person, &mut queue, &mut room)
+                .bring_in_line(&mut person, &mut room)
+                .and_then(|()| self.create_if_new(&mut person, &mut queue, &mut room))
                 .and_then(|()| self.add_faces(&person, &mut queue, &mut room));
             match result {
                 Err(Halt::PersonGone) if !recreated => {
-                    tracing::warn!("person vanished from the service; creating it again");
                     recreated = true;
-                    person.state = PersonState::New;
-                    room = MAX_FACES_PER_PERSON;
-                    if self.put_person(&person).is_err() {
-                        return;
+                    room = None;
+                    if self.person_vanished(&mut person, &mut queue).is_err() {
+                        stopped = true;
+                        break;
                     }
                 }
                 Err(Halt::PersonGone) => {
@@ -150,20 +217,91 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
     }
 
+    /// A person whose groups, name or tag changed in the source is brought in line
+    /// first; its face count is read on the way.
+    fn bring_in_line(
+        &mut self,
+        person: &mut PersonEntry,
+        room: &mut Option<Room>,
+    ) -> Result<(), Halt> {
+        if person.state != PersonState::Stale {
+            return Ok(());
+        }
+        *room = Some(self.reconcile(person)?);
+        person.state = PersonState::Ready { created: false };
+        self.put_person(person)?;
+        self.shared.tally.persons_reconciled.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// The service no longer has the person: the photos recorded as enrolled on it
+    /// are not enrolled any more. They go back to pending, to be sent again with the
+    /// others once the person is created again.
+    fn person_vanished(
+        &mut self,
+        person: &mut PersonEntry,
+        queue: &mut VecDeque<Item>,
+    ) -> Result<(), Halt> {
+        let store = self.shared.store;
+        let generation = store.meta().map_err(|e| self.store_failed(e))?.generation;
+        let mut back = Vec::new();
+        for found in store.photos_of(person.person.as_str()) {
+            let (key, mut entry) = found.map_err(|e| self.store_failed(e))?;
+            if entry.generation == generation && matches!(entry.state, PhotoState::Enrolled { .. })
+            {
+                entry.state = PhotoState::Pending;
+                back.push(Item {
+                    key,
+                    entry,
+                    ready: None,
+                });
+            }
+        }
+        for item in &back {
+            self.put_photo(item)?;
+        }
+        tracing::warn!(
+            "person vanished from the service; creating it again and sending again the {} \
+             photos recorded as enrolled on it",
+            back.len()
+        );
+        self.shared.tally.persons_vanished.fetch_add(1, Relaxed);
+        self.shared
+            .tally
+            .photos_resent
+            .fetch_add(back.len() as u64, Relaxed);
+        queue.extend(back);
+        queue.make_contiguous().sort_by_key(|i| i.entry.seq);
+        person.state = PersonState::New;
+        self.put_person(person)?;
+        self.flush()
+    }
+
     /// Creates a new person with the first photo the service accepts as its seed.
+    ///
+    /// A seed refused for its image hands over to the next photo: for good (no face,
+    /// undecodable: failed), or for now (the service could not download it: left for
+    /// `addface` once the person exists, or for the next run).
     fn create_if_new(
         &mut self,
         person: &mut PersonEntry,
         queue: &mut VecDeque<Item>,
-        room: &mut usize,
+        room: &mut Option<Room>,
     ) -> Result<(), Halt> {
         if person.state != PersonState::New {
             return Ok(());
         }
         let mut last_reason = None;
+        let mut deferred: Vec<Item> = Vec::new();
+        let put_back = |queue: &mut VecDeque<Item>, deferred: Vec<Item>| {
+            for item in deferred.into_iter().rev() {
+                queue.push_front(item);
+            }
+        };
         while let Some(mut item) = queue.pop_front() {
             if self.shared.stop.requested() {
                 queue.push_front(item);
+                put_back(queue, deferred);
                 return Err(Halt::Stop);
             }
             if !self.make_ready(&mut item)? {
@@ -171,6 +309,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             }
             let before = (item.entry.state.clone(), item.entry.attempts);
             self.mark_sent(std::slice::from_mut(&mut item))?;
+            let size = request_size(std::slice::from_ref(&item));
             let ready = item.ready.as_ref().expect("made ready");
             let fields = &person.fields;
             let answer = self.call(|client| {
@@ -184,6 +323,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             });
             match answer {
                 Ok(data) => {
+                    self.learn_limit(|l| l.accept(size))?;
                     tracing::info!(photo = %item.entry.image, face_id = %data.face_id, "person created");
                     self.finish(
                         &mut item,
@@ -191,49 +331,103 @@ impl<'s, 'a> Worker<'s, 'a> {
                             face: FaceRef::Id(data.face_id),
                         },
                     )?;
-                    *room = room.saturating_sub(1);
+                    *room = Some(Room::created());
                     person.state = PersonState::Ready { created: true };
                     self.put_person(person)?;
                     self.shared.tally.persons_created.fetch_add(1, Relaxed);
+                    put_back(queue, deferred);
                     return Ok(());
                 }
                 Err(err) => match err.class() {
                     Class::Outcome(Outcome::PersonExists) => {
                         let seed_in_doubt = self.last_call_in_doubt;
                         tracing::info!("person already exists on the service; reconciling");
-                        self.reconcile(person)?;
-                        person.state = PersonState::Ready { created: false };
-                        self.put_person(person)?;
-                        self.shared.tally.persons_reconciled.fetch_add(1, Relaxed);
                         // This call added nothing (unless an earlier attempt of it lost
-                        // its answer), so the seed is as it was before it. It goes in with the other photos: if an earlier run's lost
-                        // answer put it on the service, the service will say so.
+                        // its answer), so the seed is as it was before it. It goes in
+                        // with the other photos: if an earlier run's lost answer put it
+                        // on the service, the service will say so.
                         if !seed_in_doubt {
                             (item.entry.state, item.entry.attempts) = before;
                             self.put_photo(&item)?;
                         }
                         queue.push_front(item);
+                        put_back(queue, deferred);
+                        *room = Some(self.reconcile(person)?);
+                        person.state = PersonState::Ready { created: false };
+                        self.put_person(person)?;
+                        self.shared.tally.persons_reconciled.fetch_add(1, Relaxed);
                         return Ok(());
                     }
                     Class::Fatal => {
                         self.shared.record_fatal(err);
+                        queue.push_front(item);
+                        put_back(queue, deferred);
                         return Err(Halt::Stop);
                     }
-                    Class::Transient | Class::RateLimited => {
+                    Class::Outcome(Outcome::TooLarge) => {
+                        // The seed alone is over the limit: the next photo seeds.
+                        last_reason = Some(err.to_string());
+                        self.too_large(queue, vec![item], size, &err)?;
+                    }
+                    Class::Transient | Class::RateLimited
+                        if err.code().is_some_and(codes::about_the_image) =>
+                    {
                         if self.shared.stop.requested() {
+                            self.leave_pending(&mut item)?;
+                            queue.push_front(item);
+                            put_back(queue, deferred);
                             return Err(Halt::Stop);
                         }
-                        tracing::warn!(photo = %item.entry.image, "cannot create the person now: {err}");
-                        self.fail(&mut item, FailureKind::RetriesExhausted, &err)?;
-                        return Err(Halt::Person);
+                        tracing::warn!(photo = %item.entry.image, "seed photo refused for now, the next photo seeds the person: {err}");
+                        self.leave_pending(&mut item)?;
+                        deferred.push(item);
                     }
-                    _ => {
+                    Class::Transient | Class::RateLimited => {
+                        if !self.shared.stop.requested() {
+                            tracing::warn!(photo = %item.entry.image, "cannot create the person now; its photos are left for the next run: {err}");
+                        }
+                        self.leave_pending(&mut item)?;
+                        queue.push_front(item);
+                        put_back(queue, deferred);
+                        return Err(if self.shared.stop.requested() {
+                            Halt::Stop
+                        } else {
+                            Halt::Person
+                        });
+                    }
+                    Class::Permanent | Class::Unknown
+                        if err.code().is_none_or(codes::about_the_image) =>
+                    {
                         tracing::warn!(photo = %item.entry.image, "seed photo refused: {err}");
                         last_reason = Some(err.to_string());
                         self.fail(&mut item, FailureKind::Permanent, &err)?;
                     }
+                    _ => {
+                        // Refused for the person, not the photo (a group full, a bad
+                        // parameter): every photo of the person would be refused so.
+                        tracing::warn!("person refused: {err}");
+                        self.fail(&mut item, FailureKind::Permanent, &err)?;
+                        for mut other in deferred.into_iter().chain(queue.drain(..)) {
+                            self.fail(&mut other, FailureKind::Permanent, &err)?;
+                        }
+                        person.state = PersonState::Failed {
+                            reason: err.to_string(),
+                        };
+                        self.put_person(person)?;
+                        self.shared.tally.persons_failed.fetch_add(1, Relaxed);
+                        return Err(Halt::Person);
+                    }
                 },
             }
+        }
+        if !deferred.is_empty() {
+            // Only photos refused for now are left: the next run seeds with them.
+            tracing::warn!(
+                "no photo could seed the person in this run; {} photos refused for now are left for the next run",
+                deferred.len()
+            );
+            put_back(queue, deferred);
+            return Err(Halt::Person);
         }
         let reason = match last_reason {
             Some(r) => format!("no photo could seed the person (last refusal: {r})"),
@@ -247,7 +441,8 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 
     /// Brings an existing person in line with the plan: its groups, name and tag.
-    fn reconcile(&mut self, person: &PersonEntry) -> Result<(), Halt> {
+    /// Answers the person's face count as `getinfo` read it.
+    fn reconcile(&mut self, person: &PersonEntry) -> Result<Room, Halt> {
         let id = &person.person;
         let info = self.call_or_halt(|c| c.get_info(id))?;
         let missing: Vec<GroupId> = person
@@ -267,7 +462,14 @@ impl<'s, 'a> Worker<'s, 'a> {
         if differs {
             self.call_or_halt(|c| c.set_info(id, name, tag))?;
         }
-        Ok(())
+        Ok(Room::read(info.face_ids.len(), "getinfo"))
+    }
+
+    /// Reads the person's face count from the service.
+    fn read_room(&mut self, person: &PersonEntry) -> Result<Room, Halt> {
+        let id = &person.person;
+        let faces = self.call_or_halt(|c| c.get_face_ids(id))?;
+        Ok(Room::read(faces.face_ids.len(), "getfaceids"))
     }
 
     /// Adds the queued photos in chunks until the queue is empty or the person full.
@@ -275,23 +477,24 @@ impl<'s, 'a> Worker<'s, 'a> {
         &mut self,
         person: &PersonEntry,
         queue: &mut VecDeque<Item>,
-        room: &mut usize,
+        room: &mut Option<Room>,
     ) -> Result<(), Halt> {
-        if !matches!(person.state, PersonState::Ready { .. }) {
+        if !matches!(person.state, PersonState::Ready { .. }) || queue.is_empty() {
             return Ok(());
         }
+        let room = match room {
+            Some(room) => room,
+            None => room.insert(self.read_room(person)?),
+        };
         let id = &person.person;
         while !queue.is_empty() {
             if self.shared.stop.requested() {
                 return Err(Halt::Stop);
             }
-            if *room == 0 {
-                return self.skip_rest(
-                    queue,
-                    &format!("the person already holds {MAX_FACES_PER_PERSON} faces"),
-                );
+            if room.left() == 0 {
+                return self.skip_full(queue, std::iter::empty(), &room.full_reason());
             }
-            let mut chunk = self.next_chunk(queue, *room)?;
+            let mut chunk = self.next_chunk(queue, room.left())?;
             if chunk.is_empty() {
                 continue;
             }
@@ -300,18 +503,20 @@ impl<'s, 'a> Worker<'s, 'a> {
                 .iter()
                 .map(|i| i.ready.as_ref().expect("made ready").body.clone())
                 .collect();
+            let size = request_size(&chunk);
             let tag = person.fields.tag.as_deref();
             let answer = self.call(|client| client.add_faces(id, &bodies, tag));
             match answer {
                 Ok(data) => {
+                    self.learn_limit(|l| l.accept(size))?;
                     let mut face_ids = data.face_ids.into_iter();
-                    let mut full = false;
+                    let mut refused_full = Vec::new();
                     for (i, mut item) in chunk.into_iter().enumerate() {
                         let code = data.ret_codes.get(i).copied();
                         match code.map(codes::class) {
                             Some(Class::Ok) => match face_ids.next() {
                                 Some(face_id) => {
-                                    *room = room.saturating_sub(1);
+                                    room.added += 1;
                                     self.finish(
                                         &mut item,
                                         PhotoState::Enrolled {
@@ -319,22 +524,14 @@ impl<'s, 'a> Worker<'s, 'a> {
                                         },
                                     )?;
                                 }
-                                None => self.requeue_or_fail(queue, item, None)?,
+                                None => self.requeue_or_leave(queue, item, None)?,
                             },
                             Some(Class::Outcome(Outcome::DuplicateFace)) => {
                                 self.duplicate_on_service(&mut item)?;
                             }
-                            Some(Class::Outcome(Outcome::PersonFull)) => {
-                                full = true;
-                                self.finish(
-                                    &mut item,
-                                    PhotoState::Skipped {
-                                        reason: person_full(),
-                                    },
-                                )?;
-                            }
+                            Some(Class::Outcome(Outcome::PersonFull)) => refused_full.push(item),
                             Some(Class::Transient | Class::RateLimited) | None => {
-                                self.requeue_or_fail(queue, item, code)?;
+                                self.requeue_or_leave(queue, item, code)?;
                             }
                             Some(_) => {
                                 let code = code.expect("matched Some");
@@ -352,8 +549,8 @@ impl<'s, 'a> Worker<'s, 'a> {
                             }
                         }
                     }
-                    if full {
-                        self.skip_rest(queue, &person_full())?;
+                    if !refused_full.is_empty() {
+                        self.person_full(person, queue, room, refused_full)?;
                     }
                 }
                 Err(err) => match err.class() {
@@ -364,22 +561,26 @@ impl<'s, 'a> Worker<'s, 'a> {
                         return Err(Halt::PersonGone);
                     }
                     Class::Outcome(Outcome::PersonFull) => {
-                        for item in chunk.into_iter().rev() {
-                            queue.push_front(item);
-                        }
-                        return self.skip_rest(queue, &person_full());
+                        self.person_full(person, queue, room, chunk)?;
+                    }
+                    Class::Outcome(Outcome::TooLarge) => {
+                        self.too_large(queue, chunk, size, &err)?;
                     }
                     Class::Fatal => {
                         self.shared.record_fatal(err);
                         return Err(Halt::Stop);
                     }
                     Class::Transient | Class::RateLimited => {
+                        if !self.shared.stop.requested() {
+                            tracing::warn!(
+                                "addface failed after retries; its photos are left for the next run: {err}"
+                            );
+                        }
+                        for mut item in chunk {
+                            self.leave_pending(&mut item)?;
+                        }
                         if self.shared.stop.requested() {
                             return Err(Halt::Stop);
-                        }
-                        tracing::warn!("addface failed after retries: {err}");
-                        for mut item in chunk {
-                            self.fail(&mut item, FailureKind::RetriesExhausted, &err)?;
                         }
                     }
                     _ => {
@@ -393,6 +594,77 @@ impl<'s, 'a> Worker<'s, 'a> {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// The service refused a request of `size` bytes carrying `items` as too large:
+    /// the limit learned is lowered, and the photos go back to the queue to be cut
+    /// into smaller chunks, or, alone in the request, are failed with the reason.
+    fn too_large(
+        &mut self,
+        queue: &mut VecDeque<Item>,
+        mut items: Vec<Item>,
+        size: u64,
+        err: &CallError,
+    ) -> Result<(), Halt> {
+        self.shared.tally.too_large.fetch_add(1, Relaxed);
+        self.learn_limit(|l| {
+            l.refuse(size);
+            true
+        })?;
+        tracing::info!(
+            "the service refused a request of {size} bytes as too large; cutting smaller requests"
+        );
+        if let [item] = &mut items[..] {
+            let failure = Failure {
+                kind: FailureKind::Permanent,
+                code: err.code(),
+                message: format!(
+                    "{}: the service refused a request of {size} bytes carrying this photo \
+                     alone as too large ({err}); send a smaller copy (without --no-resize, \
+                     lower --max-photo-bytes)",
+                    item.entry.image
+                ),
+            };
+            return self.finish(item, PhotoState::Failed(failure));
+        }
+        for mut item in items.into_iter().rev() {
+            self.leave_pending(&mut item)?;
+            queue.push_front(item);
+        }
+        Ok(())
+    }
+
+    fn learn_limit(&self, learn: impl FnOnce(&mut RequestLimit) -> bool) -> Result<(), Halt> {
+        self.shared
+            .learn_limit(learn)
+            .map_err(|e| self.store_failed(e))
+    }
+
+    /// The service answered -1309 for `refused` (for the whole call or image by
+    /// image): reads the face count again, queues again what now fits, and records
+    /// the rest `Full` with the count read.
+    fn person_full(
+        &mut self,
+        person: &PersonEntry,
+        queue: &mut VecDeque<Item>,
+        room: &mut Room,
+        refused: Vec<Item>,
+    ) -> Result<(), Halt> {
+        self.full_rereads += 1;
+        *room = self.read_room(person)?;
+        tracing::info!(
+            "the service says the person is full; it holds {} faces",
+            room.held
+        );
+        if room.left() > 0 && self.full_rereads <= MAX_FULL_REREADS {
+            // What fits goes again, in order, with the chunk cut to the room read.
+            for item in refused.into_iter().rev() {
+                queue.push_front(item);
+            }
+            return Ok(());
+        }
+        let reason = room.full_reason();
+        self.skip_full(queue, refused, &reason)
     }
 
     /// Takes the next chunk off the front of the queue: at most 20 photos, within the
@@ -435,12 +707,15 @@ impl<'s, 'a> Worker<'s, 'a> {
             })
             .collect();
         // Every usable photo fits a request on its own (see make_ready), so the first
-        // chunk starts at the front; the photos past it go back to the queue.
-        let first = plan::chunks(&items, room, self.shared.options.max_request_bytes)
+        // chunk starts at the front, unless the photo there is over the budget being
+        // probed (yet under the smallest refused): it then goes alone. The photos
+        // past the chunk go back to the queue.
+        let (budget, _) = self.shared.request_budget();
+        let first = plan::chunks(&items, room, budget)
             .into_iter()
             .next()
-            .unwrap_or(0..0);
-        debug_assert_eq!(first.start, 0);
+            .filter(|r| r.start == 0)
+            .unwrap_or(0..usable.len().min(1));
         let rest = usable.split_off(first.end);
         for item in rest.into_iter().rev() {
             queue.push_front(item);
@@ -456,18 +731,22 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         match prepare(&item.entry, &self.shared.options.normalize) {
             Ok(ready) => {
-                let limit = self
-                    .shared
-                    .options
-                    .max_request_bytes
-                    .saturating_sub(REQUEST_ENVELOPE_BYTES);
+                let (_, ceiling) = self.shared.request_budget();
+                let limit = ceiling.saturating_sub(REQUEST_ENVELOPE_BYTES);
                 if ready.bytes > limit {
                     let failure = Failure {
                         kind: FailureKind::Input,
                         code: None,
                         message: format!(
-                            "{}: {} bytes, over the request limit of {} bytes on its own",
-                            item.entry.image, ready.bytes, limit
+                            "{}: {} bytes, over the request limit of {} bytes on its own{}",
+                            item.entry.image,
+                            ready.bytes,
+                            limit,
+                            if ceiling < self.shared.options.max_request_bytes {
+                                " (as learned from the service's refusals)"
+                            } else {
+                                ""
+                            }
                         ),
                     };
                     self.finish(item, PhotoState::Failed(failure))?;
@@ -485,8 +764,8 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 
     /// A photo refused with a transient per-image code goes to the back of the queue,
-    /// until its retries run out.
-    fn requeue_or_fail(
+    /// until its retries in this run run out; then it is left pending for the next run.
+    fn requeue_or_leave(
         &mut self,
         queue: &mut VecDeque<Item>,
         mut item: Item,
@@ -500,26 +779,18 @@ impl<'s, 'a> Worker<'s, 'a> {
             queue.push_back(item);
             return Ok(());
         }
-        let message = match code {
-            Some(code) => format!(
-                "{}: refused {} times, last with {}",
-                item.entry.image,
-                count,
+        match code {
+            Some(code) => tracing::warn!(
+                photo = %item.entry.image,
+                "refused {count} times in this run, last with {}; left for the next run",
                 codes::Described(code)
             ),
-            None => format!(
-                "{}: the service's answer did not account for this image",
-                item.entry.image
+            None => tracing::warn!(
+                photo = %item.entry.image,
+                "the service's answer did not account for this image; left for the next run"
             ),
-        };
-        self.finish(
-            &mut item,
-            PhotoState::Failed(Failure {
-                kind: FailureKind::RetriesExhausted,
-                code,
-                message,
-            }),
-        )
+        }
+        self.leave_pending(&mut item)
     }
 
     /// The service already holds this face for the person.
@@ -539,16 +810,31 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.finish(item, state)
     }
 
-    fn skip_rest(&mut self, queue: &mut VecDeque<Item>, reason: &str) -> Result<(), Halt> {
-        while let Some(mut item) = queue.pop_front() {
-            self.finish(
-                &mut item,
-                PhotoState::Skipped {
-                    reason: reason.to_owned(),
-                },
-            )?;
+    /// Records `refused` and the rest of the queue `Full` with `reason`.
+    fn skip_full(
+        &mut self,
+        queue: &mut VecDeque<Item>,
+        refused: impl IntoIterator<Item = Item>,
+        reason: &str,
+    ) -> Result<(), Halt> {
+        tracing::info!("{reason}");
+        let rest: Vec<Item> = queue.drain(..).collect();
+        for mut item in refused.into_iter().chain(rest) {
+            let reason = format!("{}: {reason}", item.entry.image);
+            self.finish(&mut item, PhotoState::Full { reason })?;
         }
         Ok(())
+    }
+
+    /// Leaves a photo for the next run: in doubt if the last call that carried it
+    /// may have reached the service, else pending.
+    fn leave_pending(&mut self, item: &mut Item) -> Result<(), Halt> {
+        item.entry.state = if self.last_call_in_doubt {
+            PhotoState::InDoubt
+        } else {
+            PhotoState::Pending
+        };
+        self.put_photo(item)
     }
 
     /// Marks photos as sent (in doubt) and makes that durable before the call.
@@ -586,7 +872,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                 Counted::Enrolled
             }
             PhotoState::Duplicate { .. } => Counted::Duplicate,
-            PhotoState::Skipped { .. } => Counted::Skipped,
+            PhotoState::Skipped { .. } | PhotoState::Full { .. } => Counted::Skipped,
             PhotoState::Failed(f) => Counted::Failed(f.code),
             PhotoState::Pending | PhotoState::InDoubt => unreachable!("finish with a final state"),
         };
@@ -698,9 +984,13 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 }
 
-/// Why the photos left for a full person are skipped.
-fn person_full() -> String {
-    format!("the person is full: the service holds {MAX_FACES_PER_PERSON} faces for it")
+/// The size of a request carrying `items`, as the chunker counts it.
+fn request_size(items: &[Item]) -> u64 {
+    REQUEST_ENVELOPE_BYTES
+        + items
+            .iter()
+            .map(|i| i.ready.as_ref().map_or(0, |r| r.bytes))
+            .sum::<u64>()
 }
 
 /// Reads (and if needed re-encodes) a photo into what the client sends.

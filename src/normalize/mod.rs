@@ -2,7 +2,7 @@
 //!
 //! Real archives hold camera originals of 8–25 MB, 6000-pixel scans and phone photos
 //! stored sideways with an EXIF orientation tag. The service takes at most
-//! [`MAX_REQUEST_BYTES`] per request (a chunk of up to [`MAX_IMAGES_PER_ADDFACE`]
+//! [`MAX_REQUEST_BYTES`] per request (a chunk of up to [`MAX_IMAGES_PER_ADDFACE`](crate::limits::MAX_IMAGES_PER_ADDFACE)
 //! photos) and finds faces in upright pictures of a few hundred pixels. This module
 //! decides, per photo, whether it can travel as it is or must be sent as a smaller,
 //! upright JPEG copy, and makes that copy.
@@ -46,7 +46,7 @@
 mod header;
 mod picture;
 
-use crate::limits::{MAX_IMAGES_PER_ADDFACE, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
+use crate::limits::{MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use header::{header_of, Shape};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
@@ -62,16 +62,16 @@ use std::path::{Path, PathBuf};
 /// multipart envelope. With normalization off, a larger original cannot be sent.
 pub const MAX_SINGLE_PHOTO_BYTES: u64 = MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYTES;
 
-/// The default per-photo budget: a full chunk of normalized photos plus the envelope
-/// fits one request (20 × 313 753 + 16 384 ≤ 6 291 456 bytes).
-pub const DEFAULT_MAX_BYTES: u64 =
-    (MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYTES) / MAX_IMAGES_PER_ADDFACE as u64;
+/// The default per-photo budget: 300 000 bytes, enough for an upright 2048-pixel
+/// JPEG of a face at quality 85 in most cases. At the 1.5 MB request limit a full
+/// chunk of 20 photos fits one request only at about 74 KB each; rather than shrink
+/// every photo that far, chunks are cut by bytes (a chunk of 300 KB photos carries
+/// four of them), so a photo keeps its quality and a person takes a few more calls.
+pub const DEFAULT_MAX_BYTES: u64 = 300_000;
 
-// A full chunk at the default budget fits one request; the build fails if the default
-// is ever set by hand to a figure that breaks that.
-const _: () = assert!(
-    MAX_IMAGES_PER_ADDFACE as u64 * DEFAULT_MAX_BYTES + REQUEST_ENVELOPE_BYTES <= MAX_REQUEST_BYTES
-);
+// At least four photos at the default budget fit one request; the build fails if the
+// default is ever set by hand to a figure that breaks that.
+const _: () = assert!(4 * DEFAULT_MAX_BYTES + REQUEST_ENVELOPE_BYTES <= MAX_REQUEST_BYTES);
 
 /// The default bound on a photo's long edge, in pixels: ample for faces, which the
 /// service finds at a few hundred pixels.

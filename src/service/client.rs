@@ -433,6 +433,11 @@ impl CallError {
                 kind: TransportKind::Unreachable(_),
                 ..
             } => Class::Fatal,
+            // A front proxy's refusal of the body's size, in place of code 23.
+            CallError::Transport {
+                kind: TransportKind::HttpStatus(413),
+                ..
+            } => Class::Outcome(codes::Outcome::TooLarge),
             CallError::Transport { .. } => Class::Transient,
             CallError::Image { .. } => Class::Permanent,
             CallError::Request { .. } => Class::Request,
@@ -854,6 +859,19 @@ impl Client {
         }
         let head = serde_json::from_slice::<Head>(&bytes);
         match head {
+            // An addface that added nothing may answer a refused image's code with
+            // every image's code still in `ret_codes` (API.md, points left open):
+            // the images' outcomes are the answer, as with code 0.
+            Ok(head) if head.code != code::OK && call == Call::AddFace => {
+                match carries_ret_codes::<T>(&bytes) {
+                    Some(data) => Ok(data),
+                    None => Err(CallError::Service {
+                        call,
+                        code: head.code,
+                        message: head.message,
+                    }),
+                }
+            }
             Ok(head) if head.code != code::OK => Err(CallError::Service {
                 call,
                 code: head.code,
@@ -1099,6 +1117,20 @@ fn certificate(e: &rustls::CertificateError) -> Unreachable {
         }
         _ => Unreachable::BadCertificate,
     }
+}
+
+/// The data of an answer whose `ret_codes` lists at least one image's outcome.
+fn carries_ret_codes<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let envelope: Envelope<serde_json::Value> = serde_json::from_slice(bytes).ok()?;
+    let filled = envelope
+        .data
+        .get("ret_codes")
+        .and_then(|c| c.as_array())
+        .is_some_and(|c| !c.is_empty());
+    if !filled {
+        return None;
+    }
+    serde_json::from_value(envelope.data).ok()
 }
 
 /// The start of an answer body, for messages.

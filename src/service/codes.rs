@@ -15,17 +15,20 @@
 //!   later call would be refused in the same way, so the whole job stops and asks the
 //!   operator to fix the configuration. 9 (expired) and 13 (replay) are fatal only
 //!   after the client has re-signed once; the client handles that step.
-//!   -1310/-1311 (too many persons/groups) are quotas of the account: the next person
-//!   would hit them too.
 //!   The client gives this class to transport failures too when they mean the
 //!   service cannot be reached as configured (an untrusted certificate, a refused
 //!   connection or tunnel, a name that does not resolve):
 //!   [`Unreachable`](crate::service::client::Unreachable).
 //! - **Permanent** codes describe one photo that the service will never accept as it
-//!   is (no face, undecodable, empty, not an image, too large on its own). The photo
-//!   is failed with its reason and is sent again only when the operator asks.
+//!   is (no face, undecodable, empty, not an image). The photo is failed with its
+//!   reason and is sent again only when the operator asks. -1310/-1311 (a group
+//!   holds 20 000 persons, the AppID 5 000 groups) are permanent for the person that
+//!   would pass them: persons of other groups can still be enrolled, so the job goes on.
 //! - **Outcome** codes are answers with a meaning of their own that the engine
-//!   handles step by step (person exists, person missing, person full, duplicate).
+//!   handles step by step (person exists, person missing, person full, duplicate,
+//!   request body too large). 23 is an outcome, not a refusal of the photos: the
+//!   limit is not known for sure (see `limits::MAX_REQUEST_BYTES`), so the engine
+//!   splits the chunk and learns the limit from it.
 //! - **Request** codes (21, -1301, -1304, -1305, -1306, -1307, -1313) say the request
 //!   itself was wrong for the item it names. The planner validates ids so they should
 //!   not occur; when they do, the item is failed with the code, like a permanent one,
@@ -67,6 +70,15 @@ pub enum Outcome {
     PersonFull,
     /// -1312: the person already has this face.
     DuplicateFace,
+    /// 23 (or HTTP 413): the request body is over the service's limit.
+    TooLarge,
+}
+
+/// Whether `code` refuses one image for what it is or where it is (no face,
+/// undecodable, empty, not an image, a download that failed), rather than the call,
+/// the person or the account: another photo of the same person may still go.
+pub fn about_the_image(code: i64) -> bool {
+    matches!(code, -1109..=-1101 | -1200 | -1300 | -1308 | -1400 | -1403)
 }
 
 /// One row of the code table.
@@ -101,7 +113,11 @@ pub const TABLE: &[CodeInfo] = &[
     row(15, "too frequent: rate limited", Class::RateLimited),
     row(16, "bucket does not exist", Class::Fatal),
     row(21, "invalid parameter", Class::Request),
-    row(23, "request body too large", Class::Permanent),
+    row(
+        23,
+        "request body too large",
+        Class::Outcome(Outcome::TooLarge),
+    ),
     row(24, "this API is being retired", Class::Fatal),
     row(107, "authentication service unavailable", Class::Transient),
     row(108, "authentication service unavailable", Class::Transient),
@@ -150,8 +166,8 @@ pub const TABLE: &[CodeInfo] = &[
         "too many faces: the person is full",
         Class::Outcome(Outcome::PersonFull),
     ),
-    row(-1310, "too many persons in the account", Class::Fatal),
-    row(-1311, "too many groups in the account", Class::Fatal),
+    row(-1310, "too many persons in the group", Class::Permanent),
+    row(-1311, "too many groups in the AppID", Class::Permanent),
     row(
         -1312,
         "a face with 99% or more similarity is already in the person",
@@ -200,6 +216,8 @@ pub mod code {
     pub const GROUP_MISSING: i64 = -1306;
     pub const URL_DOWNLOAD_FAILED: i64 = -1308;
     pub const PERSON_FULL: i64 = -1309;
+    pub const TOO_MANY_PERSONS: i64 = -1310;
+    pub const TOO_MANY_GROUPS: i64 = -1311;
     pub const DUPLICATE_FACE: i64 = -1312;
     pub const ILLEGAL_PARAMETER: i64 = -1313;
     pub const ILLEGAL_IMAGE: i64 = -1400;
@@ -249,11 +267,12 @@ mod tests {
             assert_eq!(class(c), Class::Transient, "{c}");
         }
         assert_eq!(class(15), Class::RateLimited);
-        for c in [3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 16, 24, -1310, -1311] {
+        for c in [3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 16, 24] {
             assert_eq!(class(c), Class::Fatal, "{c}");
         }
         for c in [
-            -1101, -1102, -1103, -1104, -1105, -1106, -1107, -1108, -1109, -1300, -1400, 23,
+            -1101, -1102, -1103, -1104, -1105, -1106, -1107, -1108, -1109, -1300, -1400, -1310,
+            -1311,
         ] {
             assert_eq!(class(c), Class::Permanent, "{c}");
         }
@@ -261,6 +280,13 @@ mod tests {
         assert_eq!(class(-1303), Class::Outcome(Outcome::PersonMissing));
         assert_eq!(class(-1309), Class::Outcome(Outcome::PersonFull));
         assert_eq!(class(-1312), Class::Outcome(Outcome::DuplicateFace));
+        assert_eq!(class(23), Class::Outcome(Outcome::TooLarge));
+        for c in [-1101, -1109, -1200, -1300, -1308, -1400, -1403] {
+            assert!(about_the_image(c), "{c}");
+        }
+        for c in [213, 15, -1302, -1309, -1310, -1311, -1313, 23] {
+            assert!(!about_the_image(c), "{c}");
+        }
         assert_eq!(class(0), Class::Ok);
     }
 

@@ -153,8 +153,27 @@ pub fn emulator() -> Emulator {
 pub fn emulator_with(configure: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
     let mut config = EmulatorConfig::rehearsal();
     config.qps = None;
+    config.contract.full = READING.with(|r| r.get());
     configure(&mut config);
     Emulator::start(config, "127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+thread_local! {
+    /// The reading of -1309 the emulators of this test thread play.
+    static READING: std::cell::Cell<faceenroll::emulator::FullReading> =
+        const { std::cell::Cell::new(faceenroll::emulator::FullReading::PerImage) };
+}
+
+/// Runs `test` once under each reading of -1309 on addface (for the whole call, image
+/// by image): every emulator it starts with [`emulator_with`] plays that reading.
+pub fn for_each_reading(mut test: impl FnMut()) {
+    use faceenroll::emulator::FullReading;
+    for reading in [FullReading::PerImage, FullReading::WholeCall] {
+        println!("-1309 reading: {reading:?}");
+        READING.with(|r| r.set(reading));
+        test();
+    }
+    READING.with(|r| r.set(FullReading::PerImage));
 }
 
 /// A client of `emulator` with the rehearsal credentials and short timeouts.

@@ -1,0 +1,179 @@
+//! The readings of the contract the emulator plays, where the contract is silent or
+//! ambiguous (`shared/spec/API.md`, "Points the contract leaves open").
+//!
+//! The real service takes one reading of each point, and nobody here can ask it
+//! which. A client must reach the same final state under every reading, so the
+//! emulator can play each of them and the tests run the job under each:
+//!
+//! - **-1309 on `addface`** ([`FullReading`]): uncertain. The contract says a person
+//!   holds at most 20 faces and that -1309 means "too many faces"; it does not say
+//!   whether an `addface` that would pass 20 is refused whole or image by image.
+//! - **The request body limit** ([`Contract::max_request_bytes`]): the service's
+//!   overview says 1.5 MB, without saying whether MB is 10^6 or 2^20 bytes or
+//!   whether the multipart envelope counts. The emulator counts the whole body
+//!   (`Content-Length`), envelope included, against the limit it is given; the
+//!   default is [`MAX_REQUEST_BYTES`]. Whether the refusal is code 23 in a 200
+//!   answer or a bare HTTP 413 from a front proxy is uncertain too ([`TooLarge`]).
+//! - **An `addface` that added nothing** ([`EmptyAnswer`]): uncertain whether the
+//!   answer's code is 0 with every image's code in `ret_codes`, or the code of a
+//!   refused image (with `ret_codes` still filled).
+//! - **Persons per group, groups per AppID**: documented (20 000 and 5 000); tests
+//!   lower them to reach them.
+//!
+//! An account can also be prepared with persons and faces, as another tool or the
+//! application would have left it ([`Prepared`]): they are created by plain
+//! `newperson`/`addface` calls through [`super::rules::apply`] before the emulator
+//! serves, never by the job.
+
+use crate::limits::{MAX_GROUPS_PER_APPID, MAX_PERSONS_PER_GROUP, MAX_REQUEST_BYTES};
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+
+/// How an `addface` that would pass the per-person face limit is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FullReading {
+    /// Image by image: `code` 0, `ret_codes[i]` -1309 for the images past the limit.
+    #[default]
+    PerImage,
+    /// The whole call: when the person's faces plus the images sent would pass the
+    /// limit, the answer's `code` is -1309 and nothing is added.
+    WholeCall,
+}
+
+impl FromStr for FullReading {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "per-image" => Ok(FullReading::PerImage),
+            "whole-call" => Ok(FullReading::WholeCall),
+            other => Err(format!("{other:?} is not per-image or whole-call")),
+        }
+    }
+}
+
+/// How a request body over the limit is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TooLarge {
+    /// HTTP 200 with `code` 23.
+    #[default]
+    Code23,
+    /// HTTP 413 with no contract answer, as a proxy in front of the service would.
+    Http413,
+}
+
+impl FromStr for TooLarge {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "code-23" | "23" => Ok(TooLarge::Code23),
+            "http-413" | "413" => Ok(TooLarge::Http413),
+            other => Err(format!("{other:?} is not code-23 or http-413")),
+        }
+    }
+}
+
+/// How an `addface` in which no image was added is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmptyAnswer {
+    /// `code` 0; every image's code is in `ret_codes`.
+    #[default]
+    Ok,
+    /// `code` is the first image's refusal code; `ret_codes` is still filled.
+    FirstCode,
+}
+
+impl FromStr for EmptyAnswer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ok" => Ok(EmptyAnswer::Ok),
+            "first-code" => Ok(EmptyAnswer::FirstCode),
+            other => Err(format!("{other:?} is not ok or first-code")),
+        }
+    }
+}
+
+/// A person the account holds before the emulator serves: `faces` distinct faces
+/// (generated pictures, none equal to a photo of a job), in `group`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepared {
+    pub person: String,
+    pub group: String,
+    pub faces: usize,
+}
+
+impl FromStr for Prepared {
+    type Err = String;
+    /// `PERSON:GROUP:FACES`, e.g. `pre:staff:18`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let [person, group, faces] = parts[..] else {
+            return Err(format!("{s:?} is not PERSON:GROUP:FACES"));
+        };
+        let faces = faces
+            .parse()
+            .map_err(|_| format!("{faces:?} in {s:?} is not a face count"))?;
+        Ok(Prepared {
+            person: person.to_owned(),
+            group: group.to_owned(),
+            faces,
+        })
+    }
+}
+
+/// The readings and limits the emulator plays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    pub full: FullReading,
+    /// Request bodies over this many bytes (the whole body) are refused.
+    pub max_request_bytes: u64,
+    pub too_large: TooLarge,
+    pub empty_answer: EmptyAnswer,
+    /// A group holds at most this many persons (-1310 past it).
+    pub max_persons_per_group: usize,
+    /// The account holds at most this many groups (-1311 past it).
+    pub max_groups: usize,
+    /// Persons created before serving, by plain calls.
+    pub prepared: Vec<Prepared>,
+}
+
+impl Default for Contract {
+    fn default() -> Self {
+        Contract {
+            full: FullReading::default(),
+            max_request_bytes: MAX_REQUEST_BYTES,
+            too_large: TooLarge::default(),
+            empty_answer: EmptyAnswer::default(),
+            max_persons_per_group: MAX_PERSONS_PER_GROUP,
+            max_groups: MAX_GROUPS_PER_APPID,
+            prepared: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readings_parse_from_their_flag_values() {
+        assert_eq!("whole-call".parse(), Ok(FullReading::WholeCall));
+        assert_eq!("per-image".parse(), Ok(FullReading::PerImage));
+        assert!("both".parse::<FullReading>().is_err());
+        assert_eq!("413".parse(), Ok(TooLarge::Http413));
+        assert_eq!("first-code".parse(), Ok(EmptyAnswer::FirstCode));
+        assert_eq!(
+            "pre:staff:18".parse(),
+            Ok(Prepared {
+                person: "pre".into(),
+                group: "staff".into(),
+                faces: 18
+            })
+        );
+        assert!("pre:18".parse::<Prepared>().is_err());
+        assert!("pre:g:x".parse::<Prepared>().is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! Before the first `newperson`: will the new persons fit their groups?
+//!
+//! A group holds at most [`MAX_PERSONS_PER_GROUP`] persons and an AppID at most
+//! [`MAX_GROUPS_PER_APPID`] groups; past them the service answers -1310 / -1311. The
+//! persons and groups already on the service count, whoever made them, so the job
+//! reads them once per run (`getgroupids`, then `getpersonids` of each group a new
+//! person goes in) and fails the persons that would pass a limit, naming the group
+//! and the counts read, before any of them is sent. The others are enrolled. A run
+//! with no new person makes no call here.
+//!
+//! Persons are taken in person id order, the order the engine creates them in.
+//! When the counts cannot be read, the check is left out with a warning: the
+//! service's own -1310 / -1311 then fails the person that passes the limit.
+
+use crate::limits::{MAX_GROUPS_PER_APPID, MAX_PERSONS_PER_GROUP};
+use crate::model::GroupId;
+use crate::report::{Counted, Tally};
+use crate::service::client::{CallError, Client};
+use crate::service::codes::{code, Class};
+use crate::store::{Failure, FailureKind, PersonState, PhotoState, Store, StoreError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The group limits the job plans with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLimits {
+    pub persons_per_group: usize,
+    pub groups: usize,
+}
+
+impl Default for GroupLimits {
+    fn default() -> Self {
+        GroupLimits {
+            persons_per_group: MAX_PERSONS_PER_GROUP,
+            groups: MAX_GROUPS_PER_APPID,
+        }
+    }
+}
+
+/// What the check found.
+#[derive(Debug)]
+pub enum Fit {
+    /// The reasons of the persons failed, one each (none: every new person fits).
+    Checked(Vec<String>),
+    /// The service refused the reads with an error every call would get: the job
+    /// stops before any person is sent.
+    Fatal(CallError),
+}
+
+/// Fails the new persons of the plan that would pass a group limit.
+pub fn fit(
+    store: &Store,
+    client: &Client,
+    limits: &GroupLimits,
+    tally: &Tally,
+) -> Result<Fit, StoreError> {
+    let generation = store.meta()?.generation;
+    let mut new_persons = Vec::new();
+    for person in store.persons() {
+        let person = person?;
+        if person.state != PersonState::New || person.generation != generation {
+            continue;
+        }
+        // Only a person with photos to send is created.
+        let mut has_work = false;
+        for photo in store.photos_of(person.person.as_str()) {
+            let (_, entry) = photo?;
+            has_work |= entry.generation == generation && !entry.state.is_final();
+        }
+        if has_work {
+            new_persons.push(person);
+        }
+    }
+    if new_persons.is_empty() {
+        return Ok(Fit::Checked(Vec::new()));
+    }
+    let unchecked = |err: CallError| {
+        if err.class() == Class::Fatal {
+            return Fit::Fatal(err);
+        }
+        tracing::warn!(
+            "cannot read the groups on the service; their limits are not checked ahead: {err}"
+        );
+        Fit::Checked(Vec::new())
+    };
+    tally.calls.fetch_add(1, Relaxed);
+    let existing: BTreeSet<String> = match client.get_group_ids() {
+        Ok(data) => data.group_ids.into_iter().collect(),
+        Err(err) => return Ok(unchecked(err)),
+    };
+    let mut members: BTreeMap<GroupId, BTreeSet<String>> = BTreeMap::new();
+    for group in new_persons.iter().flat_map(|p| &p.fields.groups) {
+        if members.contains_key(group) {
+            continue;
+        }
+        let held = if existing.contains(group.as_str()) {
+            tally.calls.fetch_add(1, Relaxed);
+            match client.get_person_ids(group) {
+                Ok(data) => data.person_ids.into_iter().collect(),
+                Err(err) => return Ok(unchecked(err)),
+            }
+        } else {
+            BTreeSet::new()
+        };
+        members.insert(group.clone(), held);
+    }
+    let mut groups_now = existing.len();
+    let mut refused = Vec::new();
+    for mut person in new_persons {
+        let id = person.person.as_str().to_owned();
+        let mut verdict = None;
+        let mut opens = 0;
+        for group in &person.fields.groups {
+            let held = &members[group];
+            if held.contains(&id) {
+                continue;
+            }
+            if held.is_empty() && !existing.contains(group.as_str()) {
+                opens += 1;
+            }
+            if held.len() >= limits.persons_per_group {
+                verdict = Some((
+                    code::TOO_MANY_PERSONS,
+                    format!(
+                        "person {id:?} does not fit group {:?}: the group holds {} persons \
+                         (read from the service and counting the persons this run puts in it \
+                         first), the limit is {}",
+                        group.as_str(),
+                        held.len(),
+                        limits.persons_per_group
+                    ),
+                ));
+                break;
+            }
+        }
+        if verdict.is_none() && groups_now + opens > limits.groups {
+            verdict = Some((
+                code::TOO_MANY_GROUPS,
+                format!(
+                    "person {id:?} would open {opens} new groups: the AppID holds {groups_now} \
+                     groups (read from the service, with those this run opens first), the \
+                     limit is {}",
+                    limits.groups
+                ),
+            ));
+        }
+        let Some((code, reason)) = verdict else {
+            for group in &person.fields.groups {
+                members
+                    .get_mut(group)
+                    .expect("read above")
+                    .insert(id.clone());
+            }
+            groups_now += opens;
+            continue;
+        };
+        tracing::warn!("{reason}");
+        for photo in store.photos_of(&id) {
+            let (key, mut entry) = photo?;
+            if entry.generation == generation && !entry.state.is_final() {
+                entry.state = PhotoState::Failed(Failure {
+                    kind: FailureKind::Permanent,
+                    code: Some(code),
+                    message: format!("{}: {reason}", entry.image),
+                });
+                store.put_photo(&key, &entry)?;
+                tally.photo(Counted::Failed(Some(code)));
+            }
+        }
+        person.state = PersonState::Failed {
+            reason: reason.clone(),
+        };
+        store.put_person(&person)?;
+        tally.persons_failed.fetch_add(1, Relaxed);
+        refused.push(reason);
+    }
+    store.flush()?;
+    Ok(Fit::Checked(refused))
+}

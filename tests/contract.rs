@@ -1,0 +1,573 @@
+//! The job against every reading of the points the contract leaves open (API.md):
+//! -1309 for the whole call or image by image, the request body limit learned from
+//! 23 or HTTP 413, persons and faces the job did not make. Each test checks what the
+//! emulator holds, under both readings of -1309.
+
+mod common;
+
+use common::*;
+use faceenroll::emulator::{Contract, Emulator, FullReading, Prepared, TooLarge};
+use faceenroll::engine::groups::GroupLimits;
+use faceenroll::engine::RunOutcome;
+use faceenroll::model::{GroupId, PersonId};
+use faceenroll::plan::PlanOptions;
+use faceenroll::service::api::Call;
+use faceenroll::service::client::{Client, ImageBody};
+use faceenroll::service::codes::{Class, Outcome};
+use faceenroll::store::{PhotoState, Store};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// Both readings of -1309 on addface.
+const READINGS: [FullReading; 2] = [FullReading::PerImage, FullReading::WholeCall];
+
+fn reading(full: FullReading) -> Contract {
+    Contract {
+        full,
+        ..Contract::default()
+    }
+}
+
+/// Creates `person` in group `staff` with `faces` faces through plain client calls,
+/// as another tool or the application would have (generated pictures no job sends).
+fn create_beforehand(client: &Client, person: &str, faces: u32) {
+    let id = PersonId::new(person).unwrap();
+    let groups = [GroupId::new("staff").unwrap()];
+    client
+        .new_person(&id, &groups, &bytes(photo(500_000)), None, None)
+        .unwrap();
+    let rest: Vec<ImageBody> = (1..faces).map(|i| bytes(photo(500_000 + i))).collect();
+    if !rest.is_empty() {
+        let added = client.add_faces(&id, &rest, None).unwrap();
+        assert_eq!(added.added as u32, faces - 1);
+    }
+}
+
+/// Each photo's state in the job's store, by file name.
+fn states(archive: &Archive) -> BTreeMap<String, PhotoState> {
+    let store = Store::open(&archive.state()).unwrap();
+    store
+        .photos()
+        .map(|item| {
+            let (_, entry) = item.unwrap();
+            let name = match &entry.image {
+                faceenroll::model::ImageRef::File(p) => {
+                    p.file_name().unwrap().to_string_lossy().into_owned()
+                }
+                faceenroll::model::ImageRef::Url(u) => u.clone(),
+            };
+            (name, entry.state)
+        })
+        .collect()
+}
+
+/// Whether the service holds the archive photo `name` of `person`.
+fn held(emulator: &Emulator, archive: &Archive, person: &str, name: &str) -> bool {
+    let hash = hash_of(&archive.root().join(person).join(name));
+    emulator.snapshot().persons[person]
+        .faces
+        .iter()
+        .any(|f| f.content_hash == hash)
+}
+
+/// An emulator under `full` where `pre` already holds `faces` faces the job did not
+/// add, a client of it, and an archive with five new photos for `pre`.
+fn pre_holding(full: FullReading, faces: u32) -> (Archive, Emulator, Client) {
+    let archive = Archive::new();
+    for i in 0..5 {
+        archive.add("pre", &format!("{i}.png"), &photo(100 + i));
+    }
+    let emulator = emulator_under(reading(full));
+    let client = client(&emulator);
+    create_beforehand(&client, "pre", faces);
+    (archive, emulator, client)
+}
+
+#[test]
+fn a_person_with_faces_the_job_did_not_add_takes_only_what_fits() {
+    for full in READINGS {
+        let (archive, emulator, client) = pre_holding(full, 18);
+
+        let (outcome, tally) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished), "{full:?}");
+        assert_eq!(
+            emulator.snapshot().persons["pre"].faces.len(),
+            20,
+            "{full:?}"
+        );
+        assert!(held(&emulator, &archive, "pre", "0.png"), "{full:?}");
+        assert!(held(&emulator, &archive, "pre", "1.png"), "{full:?}");
+        assert_eq!(tally.enrolled.load(Relaxed), 2, "{full:?}");
+        // It read the count first, so it never sent more than fits.
+        assert_eq!(emulator.counters().answered(-1309), 0, "{full:?}");
+        let states = states(&archive);
+        for name in ["2.png", "3.png", "4.png"] {
+            match &states[name] {
+                PhotoState::Full { reason } => assert!(
+                    reason.contains("held 18 faces") && reason.contains("added 2"),
+                    "{full:?}: {reason}"
+                ),
+                other => panic!("{full:?}: {name} is {other:?}"),
+            }
+        }
+
+        let before = emulator.counters().requests;
+        let (_, tally) = run(&archive, &client, &options());
+        assert_eq!(tally.calls.load(Relaxed), 0, "{full:?}");
+        assert_eq!(emulator.counters().requests, before, "{full:?}");
+    }
+}
+
+#[test]
+fn faces_deleted_on_the_service_give_room_back_only_when_asked() {
+    for full in READINGS {
+        let (archive, emulator, client) = pre_holding(full, 18);
+        run(&archive, &client, &options());
+        // An operator deletes three faces the job did not add.
+        let id = PersonId::new("pre").unwrap();
+        let theirs: Vec<String> = emulator.snapshot().persons["pre"].faces[..3]
+            .iter()
+            .map(|f| f.face_id.clone())
+            .collect();
+        client.del_faces(&id, &theirs).unwrap();
+
+        let before = emulator.counters().requests;
+        let (_, tally) = run(&archive, &client, &options());
+        assert_eq!(
+            tally.calls.load(Relaxed),
+            0,
+            "{full:?}: skipped-full is final"
+        );
+        assert_eq!(emulator.counters().requests, before);
+        assert_eq!(emulator.snapshot().persons["pre"].faces.len(), 17);
+
+        let recheck = PlanOptions {
+            recheck_full: true,
+            ..PlanOptions::default()
+        };
+        let (_, tally) = run_with(&archive, &client, &options(), &recheck);
+        assert_eq!(tally.enrolled.load(Relaxed), 3, "{full:?}");
+        assert_eq!(emulator.snapshot().persons["pre"].faces.len(), 20);
+        for i in 0..5 {
+            assert!(
+                held(&emulator, &archive, "pre", &format!("{i}.png")),
+                "{full:?}: {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_person_that_fills_up_while_the_job_runs_gets_what_still_fits() {
+    for full in READINGS {
+        let (archive, emulator, client) = pre_holding(full, 16);
+        // The job reads 16 faces; the service refuses its first addface as full
+        // (another writer got there first, as far as the job can tell).
+        emulator.inject_next_for(Call::AddFace, -1309, 1);
+        let (outcome, _) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished));
+        // Read when the job met the person (getinfo), read again after the -1309.
+        assert_eq!(emulator.counters().received("getinfo"), 1, "{full:?}");
+        assert_eq!(emulator.counters().received("getfaceids"), 1, "{full:?}");
+        assert_eq!(
+            emulator.snapshot().persons["pre"].faces.len(),
+            20,
+            "{full:?}"
+        );
+        for i in 0..4 {
+            assert!(
+                held(&emulator, &archive, "pre", &format!("{i}.png")),
+                "{full:?}: {i}"
+            );
+        }
+        assert!(matches!(states(&archive)["4.png"], PhotoState::Full { .. }));
+    }
+}
+
+fn emulator_under(contract: Contract) -> Emulator {
+    emulator_with(|c| c.contract = contract)
+}
+
+fn bytes(b: Vec<u8>) -> ImageBody {
+    ImageBody::Bytes {
+        filename: "p.png".into(),
+        bytes: Arc::from(b),
+    }
+}
+
+#[test]
+fn a_body_over_the_limit_is_refused_as_too_large_either_way() {
+    for how in [TooLarge::Code23, TooLarge::Http413] {
+        let emulator = emulator_under(Contract {
+            max_request_bytes: 4000,
+            too_large: how,
+            ..Contract::default()
+        });
+        let client = client(&emulator);
+        let id = PersonId::new("p").unwrap();
+        let groups = [GroupId::new("g").unwrap()];
+        client
+            .new_person(&id, &groups, &bytes(photo(1)), None, None)
+            .unwrap();
+        let big: Vec<ImageBody> = (2..10).map(|s| bytes(photo(s))).collect();
+        let err = client.add_faces(&id, &big, None).unwrap_err();
+        assert_eq!(
+            err.class(),
+            Class::Outcome(Outcome::TooLarge),
+            "{how:?}: {err}"
+        );
+        assert_eq!(emulator.snapshot().persons["p"].faces.len(), 1, "{how:?}");
+        assert_eq!(
+            emulator.counters().http_413,
+            u64::from(how == TooLarge::Http413)
+        );
+    }
+}
+
+#[test]
+fn a_prepared_account_holds_its_persons_before_any_job() {
+    let emulator = emulator_under(Contract {
+        prepared: vec![Prepared {
+            person: "pre".into(),
+            group: "staff".into(),
+            faces: 18,
+        }],
+        ..Contract::default()
+    });
+    let snapshot = emulator.snapshot();
+    assert_eq!(snapshot.persons["pre"].faces.len(), 18);
+    assert_eq!(snapshot.groups["staff"], ["pre"]);
+    assert_eq!(emulator.counters().requests, 0);
+}
+
+/// A loopback image host that can be down (every request answered 503) or up.
+struct ImageHost {
+    addr: std::net::SocketAddr,
+    up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ImageHost {
+    fn start(files: Vec<(&str, Vec<u8>)>, up: bool) -> ImageHost {
+        use std::io::{BufRead as _, Write as _};
+        let files: Arc<BTreeMap<String, Vec<u8>>> = Arc::new(
+            files
+                .into_iter()
+                .map(|(n, b)| (format!("/{n}"), b))
+                .collect(),
+        );
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(up));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let serving = Arc::clone(&flag);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(stream);
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("");
+                let (status, body) = match files.get(path) {
+                    Some(b) if serving.load(Relaxed) => ("200 OK", b.clone()),
+                    Some(_) => ("503 Service Unavailable", b"down".to_vec()),
+                    None => ("404 Not Found", b"no such file".to_vec()),
+                };
+                let mut out = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                out.extend_from_slice(&body);
+                let _ = reader.get_mut().write_all(&out);
+            }
+        });
+        ImageHost { addr, up: flag }
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("http://{}/{name}", self.addr)
+    }
+}
+
+/// A manifest of `(person, image)` rows, every person in group `staff`.
+fn manifest(archive: &Archive, rows: &[(&str, String)]) -> faceenroll::source::SourceSpec {
+    let path = archive.dir.path().join("manifest.csv");
+    let mut text = String::from("person_id,image,group_ids\n");
+    for (person, image) in rows {
+        text.push_str(&format!("{person},{image},staff\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    faceenroll::source::SourceSpec::from_path(
+        &path,
+        Vec::new(),
+        faceenroll::source::Layout::Person,
+        false,
+    )
+}
+
+#[test]
+fn a_first_photo_the_service_cannot_download_hands_the_seed_over() {
+    for full in READINGS {
+        let archive = Archive::new();
+        let host = ImageHost::start(vec![("u0.png", photo(700))], false);
+        let a = archive.add("u", "a.png", &photo(701));
+        let b = archive.add("u", "b.png", &photo(702));
+        let rows = [
+            ("u", host.url("u0.png")),
+            ("u", a.display().to_string()),
+            ("u", b.display().to_string()),
+        ];
+        let source = manifest(&archive, &rows);
+        let emulator = emulator_under(reading(full));
+        let client = client(&emulator);
+        let (_, outcome, _) = run_source(
+            &archive,
+            &source,
+            &client,
+            &options(),
+            &PlanOptions::default(),
+        );
+        assert!(matches!(outcome, RunOutcome::Finished));
+        // Created from its second photo; the first is left for the next run.
+        let faces = &emulator.snapshot().persons["u"].faces;
+        assert_eq!(faces.len(), 2, "{full:?}");
+        assert!(held(&emulator, &archive, "u", "a.png"));
+        assert!(held(&emulator, &archive, "u", "b.png"));
+        let left = faceenroll::report::StoreCounts::read(&Store::open(&archive.state()).unwrap())
+            .unwrap()
+            .pending;
+        assert_eq!(left, 1, "{full:?}");
+        assert_eq!(states(&archive)[&host.url("u0.png")], PhotoState::Pending);
+
+        // The host is back: the next run sends exactly what was left.
+        host.up.store(true, Relaxed);
+        let (plan, outcome, tally) = run_source(
+            &archive,
+            &source,
+            &client,
+            &options(),
+            &PlanOptions::default(),
+        );
+        assert!(matches!(outcome, RunOutcome::Finished));
+        assert_eq!((plan.pending + plan.in_doubt) as u64, left, "{full:?}");
+        assert_eq!(tally.photos_done(), left, "{full:?}");
+        assert_eq!(emulator.snapshot().persons["u"].faces.len(), 3, "{full:?}");
+    }
+}
+
+#[test]
+fn what_a_run_leaves_for_the_next_run_is_what_the_next_run_sends() {
+    for full in READINGS {
+        let archive = Archive::new();
+        archive.fill(3, 4, 0);
+        let emulator = emulator_under(reading(full));
+        let client = client(&emulator);
+        // The service's feature storage refuses every image for a while.
+        emulator.set_faults(faceenroll::emulator::Faults {
+            transient_image: 1.0,
+            ..Default::default()
+        });
+        let mut short = options();
+        short.retry.max_attempts = 2;
+        run(&archive, &client, &short);
+        let store = Store::open(&archive.state()).unwrap();
+        let left = faceenroll::report::StoreCounts::read(&store).unwrap();
+        drop(store);
+        assert_eq!(
+            left.failed, 0,
+            "{full:?}: a transient refusal is not a failure"
+        );
+        assert!(left.pending > 0, "{full:?}");
+
+        emulator.set_faults(faceenroll::emulator::Faults::default());
+        let (outcome, tally) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished));
+        assert_eq!(tally.photos_done(), left.pending, "{full:?}");
+        assert_eq!(tally.enrolled.load(Relaxed), left.pending, "{full:?}");
+        assert_eq!(
+            held_faces(&emulator.snapshot()),
+            archive_faces(&archive, &[])
+        );
+
+        // Nothing left: the next run makes no call.
+        let before = emulator.counters().requests;
+        let (_, tally) = run(&archive, &client, &options());
+        assert_eq!(tally.calls.load(Relaxed), 0);
+        assert_eq!(emulator.counters().requests, before);
+    }
+}
+
+#[test]
+fn a_person_deleted_on_the_service_comes_back_with_all_its_photos() {
+    for full in READINGS {
+        let archive = Archive::new();
+        archive.fill(2, 3, 0);
+        let emulator = emulator_under(reading(full));
+        let client = client(&emulator);
+        run(&archive, &client, &options());
+        client
+            .del_person(&PersonId::new("person000").unwrap())
+            .unwrap();
+        archive.add("person000", "new.png", &photo(9000));
+
+        let (outcome, tally) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished));
+        assert_eq!(tally.persons_vanished.load(Relaxed), 1, "{full:?}");
+        let snapshot = emulator.snapshot();
+        assert_eq!(
+            held_faces(&snapshot),
+            archive_faces(&archive, &[]),
+            "{full:?}"
+        );
+        // Every face id in the report is one the service holds, for that photo.
+        for row in report_rows(&archive.state()) {
+            assert_eq!(row.status, "enrolled", "{row:?}");
+            let face = snapshot.persons[&row.person_id]
+                .faces
+                .iter()
+                .find(|f| f.face_id == row.face_id)
+                .unwrap_or_else(|| panic!("{full:?}: {} is not on the service", row.face_id));
+            assert_eq!(face.content_hash, hash_of(std::path::Path::new(&row.image)));
+        }
+    }
+}
+
+/// `persons` persons of 20 photos of about 100 KB each (noisy PNGs).
+fn hundred_kb_photos(archive: &Archive, persons: u32, first: u32) {
+    for p in first..first + persons {
+        let dir = archive.root().join(format!("big{p:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..20 {
+            let path = dir.join(format!("{i:02}.png"));
+            write_png(&path, &picture(185, 185, 255, u64::from(p * 100 + i)));
+            let size = std::fs::metadata(&path).unwrap().len();
+            assert!((90_000..120_000).contains(&size), "{size}");
+        }
+    }
+}
+
+#[test]
+fn a_request_limit_of_one_mib_is_learned_and_kept_for_later_jobs() {
+    for full in ["per-image", "whole-call"] {
+        let archive = Archive::new();
+        hundred_kb_photos(&archive, 3, 0);
+        let log = archive.dir.path().join("emulator.log");
+        let emulator = EmulatorProcess::start(
+            &[
+                "--qps",
+                "0",
+                "--body-limit",
+                "1048576",
+                "--full-reading",
+                full,
+            ],
+            &log,
+        );
+        let state = archive.state();
+        let enroll = || {
+            enroll_command(&archive.root(), &emulator.endpoint, &state)
+                .args(["--group", "staff"])
+                .output()
+                .unwrap()
+        };
+        let out = enroll();
+        let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{full}: {summary}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            summary.contains("refused bodies over ~"),
+            "{full}: {summary}"
+        );
+        println!("{full}:\n{summary}");
+        let snapshot = emulator.state();
+        assert_eq!(
+            held_faces(&snapshot),
+            archive_faces(&archive, &[]),
+            "{full}"
+        );
+        // The three persons' first chunks go out at once at the documented 1.5 MB and
+        // are all refused; a few more refusals narrow the limit down (workers in
+        // flight at once may each be refused at the same step).
+        let refusals = emulator.counters().answered(23);
+        assert!((1..=10).contains(&refusals), "{full}: {refusals} refusals");
+
+        // A re-run has nothing to do.
+        let before = emulator.counters().requests;
+        assert!(enroll().status.success());
+        assert_eq!(emulator.counters().requests, before, "{full}");
+
+        // A second job on the same state, with new persons, does not probe again.
+        hundred_kb_photos(&archive, 2, 3);
+        let out = enroll();
+        assert!(out.status.success(), "{full}");
+        assert_eq!(held_faces(&emulator.state()), archive_faces(&archive, &[]));
+        assert_eq!(
+            emulator.counters().answered(23),
+            refusals,
+            "{full}: probed again"
+        );
+    }
+}
+
+#[test]
+fn persons_that_would_pass_a_group_limit_are_named_before_any_call_and_the_rest_enrolled() {
+    for full in READINGS {
+        let archive = Archive::new();
+        archive.fill(3, 2, 0);
+        // The group already holds two persons the job did not add; it takes three.
+        let emulator = emulator_under(Contract {
+            full,
+            max_persons_per_group: 3,
+            prepared: ["a", "b"]
+                .map(|p| Prepared {
+                    person: p.into(),
+                    group: "staff".into(),
+                    faces: 1,
+                })
+                .to_vec(),
+            ..Contract::default()
+        });
+        let client = client(&emulator);
+        let mut options = options();
+        options.group_limits = GroupLimits {
+            persons_per_group: 3,
+            ..GroupLimits::default()
+        };
+        let (outcome, tally) = run(&archive, &client, &options);
+        assert!(matches!(outcome, RunOutcome::Finished));
+        // One person fits; the two others are failed before any newperson is sent.
+        assert_eq!(emulator.counters().received("newperson"), 1, "{full:?}");
+        assert_eq!(emulator.counters().answered(-1310), 0, "{full:?}");
+        let snapshot = emulator.snapshot();
+        assert_eq!(
+            snapshot.groups["staff"],
+            ["a", "b", "person000"],
+            "{full:?}"
+        );
+        assert_eq!(snapshot.persons["person000"].faces.len(), 2);
+        assert_eq!(tally.persons_failed.load(Relaxed), 2);
+        let store = Store::open(&archive.state()).unwrap();
+        for item in store.photos() {
+            let (_, entry) = item.unwrap();
+            match entry.state {
+                PhotoState::Enrolled { .. } if entry.person == "person000" => {}
+                PhotoState::Failed(f) if entry.person != "person000" => {
+                    assert_eq!(f.code, Some(-1310));
+                    assert!(
+                        f.message.contains("does not fit group \"staff\""),
+                        "{}",
+                        f.message
+                    );
+                    assert!(f.message.contains("holds 3 persons"), "{}", f.message);
+                }
+                other => panic!("{full:?}: {} is {other:?}", entry.image),
+            }
+        }
+    }
+}
