@@ -36,7 +36,7 @@ fn a_photo_over_six_mb_is_enrolled_as_a_smaller_copy_and_a_rerun_makes_no_call()
     assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
     let faces = &emulator.snapshot().persons["scan"].faces;
     assert_eq!(faces.len(), 1);
-    assert!(faces[0].width.max(faces[0].height) <= 2048);
+    assert!(faces[0].width.max(faces[0].height) <= faceenroll::normalize::DEFAULT_MAX_EDGE);
     let expected_height = f64::from(faces[0].width) * 1100.0 / 2600.0;
     assert!(
         (f64::from(faces[0].height) - expected_height).abs() <= 1.0,
