@@ -60,7 +60,8 @@ fn a_photo_over_six_mb_is_sent_as_a_copy_under_the_budget() {
             over_budget: true,
             over_edge: true,
             not_upright: false,
-            animated: false
+            animated: false,
+            foreign: false,
         })
     );
     let prepared = prepare(&path, &opts).unwrap();
@@ -113,7 +114,8 @@ fn a_photo_over_the_pixel_bound_is_scaled_keeping_its_aspect_ratio() {
             over_budget: false,
             over_edge: true,
             not_upright: false,
-            animated: false
+            animated: false,
+            foreign: false,
         })
     );
     let prepared = prepare(&path, &opts).unwrap();
@@ -149,7 +151,8 @@ fn a_photo_tagged_with_orientation_6_is_sent_upright() {
             over_budget: false,
             over_edge: false,
             not_upright: true,
-            animated: false
+            animated: false,
+            foreign: false,
         })
     );
 
@@ -254,7 +257,8 @@ fn an_animated_gif_is_sent_as_its_first_frame() {
             over_budget: false,
             over_edge: false,
             not_upright: false,
-            animated: true
+            animated: true,
+            foreign: false,
         })
     );
     let prepared = prepare(&animated, &opts).unwrap();

@@ -23,6 +23,16 @@ pub(super) enum Kind {
     Other(ImageFormat),
 }
 
+impl Kind {
+    /// Whether the service does not take photos of this kind, so they are sent as JPEG.
+    pub(super) fn is_foreign(self) -> bool {
+        matches!(
+            self,
+            Kind::Heif | Kind::Other(ImageFormat::WebP | ImageFormat::Tiff)
+        )
+    }
+}
+
 /// Brands of an ISO base media file (`ftyp` box) that libheif reads as a still photo.
 const HEIF_BRANDS: &[&[u8; 4]] = &[
     b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif",
@@ -259,6 +269,24 @@ fn jpeg_header(r: &mut (impl BufRead + Seek)) -> Result<((u32, u32), Orientation
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_heif_container_is_known_by_its_brand() {
+        let ftyp = |brand: &[u8; 4]| {
+            let mut b = vec![0, 0, 0, 24];
+            b.extend_from_slice(b"ftyp");
+            b.extend_from_slice(brand);
+            b.extend_from_slice(&[0; 12]);
+            b
+        };
+        assert!(is_heif(&ftyp(b"heic")));
+        assert!(is_heif(&ftyp(b"mif1")));
+        // An MP4 video is the same container with another brand.
+        assert!(!is_heif(&ftyp(b"isom")));
+        assert!(!is_heif(b"\xFF\xD8\xFF\xE0"));
+        assert!(Kind::Heif.is_foreign() && Kind::Other(ImageFormat::WebP).is_foreign());
+        assert!(!Kind::Jpeg.is_foreign() && !Kind::Other(ImageFormat::Png).is_foreign());
+    }
     use std::io::Cursor;
 
     /// A JPEG head: SOI, the given segments, then a baseline frame header.

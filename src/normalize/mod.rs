@@ -210,6 +210,8 @@ pub struct Header {
     pub orientation: Orientation,
     /// The file holds more than one frame (an animated GIF), which the service refuses.
     pub animated: bool,
+    /// The photo is in a format the service does not take (HEIC/HEIF, WebP, TIFF).
+    pub foreign: bool,
 }
 
 /// Why a photo must be normalized; at least one field is set.
@@ -223,6 +225,9 @@ pub struct Reasons {
     pub not_upright: bool,
     /// The photo is an animated GIF, which the service refuses: its first frame is sent.
     pub animated: bool,
+    /// The photo is in a format the service does not take: it is sent as JPEG.
+    #[serde(default)]
+    pub foreign: bool,
 }
 
 impl fmt::Display for Reasons {
@@ -232,6 +237,7 @@ impl fmt::Display for Reasons {
             (self.over_edge, "over the pixel bound"),
             (self.not_upright, "not stored upright"),
             (self.animated, "animated"),
+            (self.foreign, "in a format the service does not take"),
         ];
         let set: Vec<&str> = names
             .iter()
@@ -259,8 +265,14 @@ impl Decision {
             over_edge: header.dims.0.max(header.dims.1) > opts.max_edge,
             not_upright: header.orientation != Orientation::NoTransforms,
             animated: header.animated,
+            foreign: header.foreign,
         };
-        if reasons.over_budget || reasons.over_edge || reasons.not_upright || reasons.animated {
+        if reasons.over_budget
+            || reasons.over_edge
+            || reasons.not_upright
+            || reasons.animated
+            || reasons.foreign
+        {
             Decision::Normalize(reasons)
         } else {
             Decision::AsIs
@@ -380,6 +392,24 @@ impl Prepared {
     }
 }
 
+/// How many leading bytes [`foreign_format`] needs.
+pub const SNIFF_BYTES: usize = 16;
+
+/// The name of the format of a photo the service does not take but this module sends
+/// as a JPEG copy (HEIC/HEIF, WebP, TIFF), from the file's first bytes; `None` for any
+/// other content. A HEIC photo is named even by a build without HEIC support, which
+/// then fails it with its reason.
+pub fn foreign_format(head: &[u8]) -> Option<&'static str> {
+    if header::is_heif(head) {
+        return Some("HEIC/HEIF");
+    }
+    match image::guess_format(head) {
+        Ok(image::ImageFormat::WebP) => Some("WebP"),
+        Ok(image::ImageFormat::Tiff) => Some("TIFF"),
+        _ => None,
+    }
+}
+
 /// Decides what will happen to the photo at `path`, reading only its size and header.
 ///
 /// With normalization disabled only the size is read: a photo that fits a request is
@@ -414,6 +444,7 @@ pub fn read_header(path: &Path) -> Result<Header, NormalizeError> {
         dims: shape.dims,
         orientation: shape.orientation,
         animated: shape.animated,
+        foreign: shape.kind.is_foreign(),
     })
 }
 
@@ -439,6 +470,7 @@ pub fn prepare(path: &Path, opts: &NormalizeOptions) -> Result<Prepared, Normali
         dims: shape.dims,
         orientation: shape.orientation,
         animated: shape.animated,
+        foreign: shape.kind.is_foreign(),
     };
     if Decision::of(&header, opts) == Decision::AsIs {
         return Ok(Prepared::AsIs);
@@ -641,6 +673,7 @@ mod tests {
             dims,
             orientation,
             animated: false,
+            foreign: false,
         }
     }
 
@@ -677,6 +710,20 @@ mod tests {
             animated: true,
             ..all
         };
+        let webp = Header {
+            foreign: true,
+            ..header(1000, (64, 64), upright)
+        };
+        assert!(matches!(
+            Decision::of(&webp, &opts),
+            Decision::Normalize(Reasons {
+                foreign: true,
+                over_budget: false,
+                over_edge: false,
+                not_upright: false,
+                animated: false,
+            })
+        ));
         let reasons = |h: &Header| match Decision::of(h, &opts) {
             Decision::Normalize(r) => (r.over_budget, r.over_edge, r.not_upright, r.animated),
             Decision::AsIs => panic!("{h:?} should be normalized"),
