@@ -749,6 +749,17 @@ mod tests {
     }
 
     #[test]
+    fn the_pixel_bound_follows_the_photo_budget() {
+        // 1.5 MB request: (1,572,864 - 16,384) / 20 bytes a photo.
+        assert_eq!(edge_for_bytes(77_824), 640);
+        // 6 MB request: (6,291,456 - 16,384) / 20.
+        assert_eq!(edge_for_bytes(313_753), 1280);
+        assert_eq!(edge_for_bytes(1_000), MIN_EDGE);
+        assert_eq!(edge_for_bytes(u64::MAX / 64), 2048);
+        assert_eq!(DEFAULT_MAX_EDGE, edge_for_bytes(DEFAULT_MAX_BYTES));
+    }
+
+    #[test]
     fn the_outcome_reads_as_the_report_says_it() {
         let outcome = Outcome::Normalized(Normalized {
             from_bytes: 9_800_000,
