@@ -76,13 +76,14 @@ const _: () = assert!(
     MAX_IMAGES_PER_ADDFACE as u64 * DEFAULT_MAX_BYTES + REQUEST_ENVELOPE_BYTES <= MAX_REQUEST_BYTES
 );
 
-/// Bits per pixel a camera photo scaled down to a few hundred thousand pixels takes as
-/// a JPEG at [`DEFAULT_JPEG_QUALITY`] with 4:2:0 chroma: about 1.5 for a plain
-/// background, 2.5 for foliage or a crowd; 2 is the middle (see BENCHMARKS.md).
+/// Bits per pixel assumed for a camera photo scaled down to under a megapixel, as a
+/// JPEG at [`DEFAULT_JPEG_QUALITY`] with 4:2:0 chroma: such photos commonly take 1.5
+/// (a plain background) to 2.5 (foliage, a crowd); the middle is taken, and a photo
+/// that takes more is stepped down in quality by the loop in `normalize_bytes`.
 const BITS_PER_PIXEL: u64 = 2;
 
 /// The default bound on a photo's long edge, in pixels: the largest 4:3 picture whose
-/// JPEG at the default quality and [`BITS_PER_PIXEL`] fits [`DEFAULT_MAX_BYTES`], in
+/// JPEG at the default quality and 2 bits per pixel fits [`DEFAULT_MAX_BYTES`], in
 /// steps of 16. So a photo usually fits its budget at the first encoding, and a full
 /// chunk fits one request. With the 1.5 MB request limit this is 640 pixels (a face
 /// across a tenth of the long side is 64 pixels wide; a portrait's face, 200 or more).
