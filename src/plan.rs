@@ -976,7 +976,7 @@ fn inspect(
             }
         }
     }
-    let mut head = [0u8; ImageKind::SNIFF_BYTES];
+    let mut head = [0u8; normalize::SNIFF_BYTES];
     let mut got = 0;
     while got < head.len() {
         match file.read(&mut head[got..]) {
@@ -987,7 +987,23 @@ fn inspect(
         }
     }
     if ImageKind::sniff(&head[..got]).is_none() {
-        return Err("not an image (content is not JPEG, PNG, BMP or GIF)".into());
+        // HEIC, WebP and TIFF photos travel as JPEG copies, so only with resizing on.
+        match normalize::foreign_format(&head[..got]) {
+            Some(format) if !options.normalize.enabled => {
+                return Err(format!(
+                    "a {format} photo, which the service does not take; it is sent as a \
+                     JPEG copy, and resizing is off"
+                ));
+            }
+            Some(_) => {}
+            None => {
+                return Err(
+                    "not an image (content is not JPEG, PNG, BMP, GIF, HEIC/HEIF, \
+                     WebP or TIFF)"
+                        .into(),
+                )
+            }
+        }
     }
     let hash = ContentHash::of_reader((&head[..got]).chain(file))
         .map_err(|e| format!("cannot read: {e}"))?;

@@ -36,7 +36,7 @@ fn a_photo_over_six_mb_is_enrolled_as_a_smaller_copy_and_a_rerun_makes_no_call()
     assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
     let faces = &emulator.snapshot().persons["scan"].faces;
     assert_eq!(faces.len(), 1);
-    assert!(faces[0].width.max(faces[0].height) <= 2048);
+    assert!(faces[0].width.max(faces[0].height) <= faceenroll::normalize::DEFAULT_MAX_EDGE);
     let expected_height = f64::from(faces[0].width) * 1100.0 / 2600.0;
     assert!(
         (f64::from(faces[0].height) - expected_height).abs() <= 1.0,
@@ -132,4 +132,103 @@ fn the_plan_counts_the_photos_that_will_be_reencoded() {
     assert_eq!((summary.pending, summary.to_normalize), (3, 2));
     let text = faceenroll::cli::plan::render(&summary);
     assert!(text.contains("re-encoded to fit"), "{text}");
+}
+
+/// Runs a one-photo archive and answers the face the service holds, checking that a
+/// JPEG copy was sent, not the original, and that the photo is recorded enrolled.
+fn enrolled_copy(name: &str, bytes: &[u8]) -> (u32, u32) {
+    let archive = Archive::new();
+    let path = archive.add("p", name, bytes);
+    let emulator = emulator();
+    let (outcome, _) = run(&archive, &client(&emulator), &options());
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    let (state, note) = only_photo_state(&archive);
+    assert!(
+        matches!(state, PhotoState::Enrolled { .. }),
+        "{name}: {state:?}"
+    );
+    let note = note.unwrap_or_default();
+    assert!(note.starts_with("normalized from"), "{name}: {note}");
+    let faces = &emulator.snapshot().persons["p"].faces;
+    assert_eq!(faces.len(), 1, "{name}");
+    assert_ne!(
+        faces[0].content_hash,
+        hash_of(&path),
+        "{name}: a copy was sent"
+    );
+    (faces[0].width, faces[0].height)
+}
+
+#[test]
+fn webp_and_tiff_photos_are_enrolled_as_jpeg_copies() {
+    use image::ImageEncoder;
+    let stored = picture(300, 200, 30, 8);
+    let mut webp = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+        .write_image(&stored, 300, 200, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    assert_eq!(enrolled_copy("face.webp", &webp), (300, 200));
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    image::codecs::tiff::TiffEncoder::new(&mut tiff)
+        .write_image(&stored, 300, 200, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    assert_eq!(enrolled_copy("scan.tiff", tiff.get_ref()), (300, 200));
+}
+
+/// A HEIC photo of `w` × `h` pixels, encoded by libheif (x265).
+#[cfg(feature = "heic")]
+fn heic(w: u32, h: u32) -> Vec<u8> {
+    use libheif_rs::{
+        Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, Image, LibHeif,
+        RgbChroma,
+    };
+    let stored = picture(w, h, 30, 9);
+    let mut image = Image::new(w, h, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
+    image.create_plane(Channel::Interleaved, w, h, 8).unwrap();
+    let plane = image.planes_mut().interleaved.unwrap();
+    let row = w as usize * 3;
+    for (y, line) in plane
+        .data
+        .chunks_mut(plane.stride)
+        .take(h as usize)
+        .enumerate()
+    {
+        line[..row].copy_from_slice(&stored.as_raw()[y * row..(y + 1) * row]);
+    }
+    let lib = LibHeif::new();
+    let mut encoder = lib.encoder_for_format(CompressionFormat::Hevc).unwrap();
+    encoder.set_quality(EncoderQuality::Lossy(80)).unwrap();
+    let mut context = HeifContext::new().unwrap();
+    context.encode_image(&image, &mut encoder, None).unwrap();
+    context.write_to_bytes().unwrap()
+}
+
+#[cfg(feature = "heic")]
+#[test]
+fn a_heic_photo_from_a_phone_is_enrolled_as_a_jpeg_copy() {
+    let bytes = heic(320, 240);
+    assert_eq!(&bytes[4..8], b"ftyp");
+    assert_eq!(enrolled_copy("IMG_0001.HEIC", &bytes), (320, 240));
+}
+
+#[cfg(not(feature = "heic"))]
+#[test]
+fn without_heic_support_a_heic_photo_fails_with_its_reason() {
+    let archive = Archive::new();
+    let mut bytes = vec![0, 0, 0, 24];
+    bytes.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+    archive.add("p", "IMG_0001.HEIC", &bytes);
+    let emulator = emulator();
+    run(&archive, &client(&emulator), &options());
+    let (state, _) = only_photo_state(&archive);
+    let PhotoState::Failed(failure) = state else {
+        panic!("{state:?}")
+    };
+    assert!(
+        failure.message.contains("IMG_0001.HEIC"),
+        "{}",
+        failure.message
+    );
+    assert!(failure.message.contains("heic"), "{}", failure.message);
+    assert_eq!(emulator.counters().requests, 0);
 }

@@ -133,7 +133,7 @@ fn a_tree_accounts_for_every_photo_with_its_problem() {
     assert_invalid(
         &state(&store, "alice", &text),
         &format!(
-            "{}: not an image (content is not JPEG, PNG, BMP or GIF)",
+            "{}: not an image (content is not JPEG, PNG, BMP, GIF, HEIC/HEIF, WebP or TIFF)",
             text.display()
         ),
     );

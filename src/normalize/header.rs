@@ -6,31 +6,75 @@
 //! lengths; the image crate's JPEG decoder would read the whole file first, and it can
 //! tell a GIF's frames apart only by decoding them.
 
+use super::decode::heif_dims;
 use super::{decode_failure, Failure};
 use image::metadata::Orientation;
 use image::{ImageDecoder, ImageFormat, ImageReader};
 use std::io::{self, BufRead, Seek};
 
-/// The format of a photo, from its first bytes; only the formats this build decodes.
-fn sniff_format(reader: &mut (impl BufRead + Seek)) -> Result<ImageFormat, Failure> {
+/// The kind of a photo, as far as decoding it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Jpeg,
+    Gif,
+    /// HEIC/HEIF (and AVIF, the same container), read by libheif.
+    Heif,
+    /// PNG, BMP, WebP or TIFF, read by the image crate.
+    Other(ImageFormat),
+}
+
+impl Kind {
+    /// Whether the service does not take photos of this kind, so they are sent as JPEG.
+    pub(super) fn is_foreign(self) -> bool {
+        matches!(
+            self,
+            Kind::Heif | Kind::Other(ImageFormat::WebP | ImageFormat::Tiff)
+        )
+    }
+}
+
+/// Brands of an ISO base media file (`ftyp` box) that libheif reads as a still photo.
+const HEIF_BRANDS: &[&[u8; 4]] = &[
+    b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif",
+];
+
+/// Whether a file's first bytes are a HEIF container: an `ftyp` box whose major brand
+/// is one of [`HEIF_BRANDS`].
+pub(super) fn is_heif(start: &[u8]) -> bool {
+    start.len() >= 12 && &start[4..8] == b"ftyp" && HEIF_BRANDS.iter().any(|b| &start[8..12] == *b)
+}
+
+/// The kind of a photo, from its first bytes; only the kinds this build decodes.
+fn sniff_kind(reader: &mut (impl BufRead + Seek)) -> Result<Kind, Failure> {
     let start = reader.fill_buf().map_err(Failure::Read)?;
     let start = &start[..start.len().min(16)];
     if start.is_empty() {
         return Err(Failure::Decode("the file is empty".into()));
     }
+    if is_heif(start) {
+        return Ok(Kind::Heif);
+    }
     match image::guess_format(start) {
-        Ok(f @ (ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Gif | ImageFormat::Bmp)) => {
-            Ok(f)
+        Ok(ImageFormat::Jpeg) => Ok(Kind::Jpeg),
+        Ok(ImageFormat::Gif) => Ok(Kind::Gif),
+        Ok(f @ (ImageFormat::Png | ImageFormat::Bmp | ImageFormat::WebP | ImageFormat::Tiff)) => {
+            Ok(Kind::Other(f))
         }
         Ok(f) => Err(Failure::Decode(format!(
-            "{f:?} photos are not supported (JPEG, PNG, GIF and BMP are)"
+            "{f:?} photos are not supported ({SUPPORTED} are)"
         ))),
-        Err(_) => Err(Failure::Decode("not a JPEG, PNG, GIF or BMP image".into())),
+        Err(_) => Err(Failure::Decode(format!(
+            "not a photo in a known format ({SUPPORTED})"
+        ))),
     }
 }
 
+/// The formats photos may come in, for messages.
+const SUPPORTED: &str = "JPEG, HEIC/HEIF, PNG, WebP, TIFF, GIF and BMP";
+
 /// What a photo's header says of its pixels.
 pub(super) struct Shape {
+    pub(super) kind: Kind,
     pub(super) dims: (u32, u32),
     pub(super) orientation: Orientation,
     pub(super) animated: bool,
@@ -38,33 +82,38 @@ pub(super) struct Shape {
 
 /// Stored dimensions, orientation and animation from a photo's header.
 pub(super) fn header_of(mut reader: impl BufRead + Seek) -> Result<Shape, Failure> {
-    match sniff_format(&mut reader)? {
-        ImageFormat::Jpeg => {
+    let kind = sniff_kind(&mut reader)?;
+    let still = |dims, orientation| Shape {
+        kind,
+        dims,
+        orientation,
+        animated: false,
+    };
+    match kind {
+        Kind::Jpeg => {
             let (dims, orientation) = jpeg_header(&mut reader)?;
-            Ok(Shape {
-                dims,
-                orientation,
-                animated: false,
-            })
+            Ok(still(dims, orientation))
         }
-        ImageFormat::Gif => {
+        Kind::Gif => {
             let (dims, animated) = gif_header(&mut reader)?;
             Ok(Shape {
-                dims,
-                orientation: Orientation::NoTransforms,
                 animated,
+                ..still(dims, Orientation::NoTransforms)
             })
         }
-        format => {
+        Kind::Heif => {
+            // libheif reads the container from memory; the dimensions it gives are
+            // those of the upright picture, its rotation and mirroring applied.
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).map_err(Failure::Read)?;
+            Ok(still(heif_dims(&bytes)?, Orientation::NoTransforms))
+        }
+        Kind::Other(format) => {
             let mut decoder = ImageReader::with_format(reader, format)
                 .into_decoder()
                 .map_err(decode_failure)?;
             let orientation = decoder.orientation().map_err(decode_failure)?;
-            Ok(Shape {
-                dims: decoder.dimensions(),
-                orientation,
-                animated: false,
-            })
+            Ok(still(decoder.dimensions(), orientation))
         }
     }
 }
@@ -220,6 +269,24 @@ fn jpeg_header(r: &mut (impl BufRead + Seek)) -> Result<((u32, u32), Orientation
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_heif_container_is_known_by_its_brand() {
+        let ftyp = |brand: &[u8; 4]| {
+            let mut b = vec![0, 0, 0, 24];
+            b.extend_from_slice(b"ftyp");
+            b.extend_from_slice(brand);
+            b.extend_from_slice(&[0; 12]);
+            b
+        };
+        assert!(is_heif(&ftyp(b"heic")));
+        assert!(is_heif(&ftyp(b"mif1")));
+        // An MP4 video is the same container with another brand.
+        assert!(!is_heif(&ftyp(b"isom")));
+        assert!(!is_heif(b"\xFF\xD8\xFF\xE0"));
+        assert!(Kind::Heif.is_foreign() && Kind::Other(ImageFormat::WebP).is_foreign());
+        assert!(!Kind::Jpeg.is_foreign() && !Kind::Other(ImageFormat::Png).is_foreign());
+    }
     use std::io::Cursor;
 
     /// A JPEG head: SOI, the given segments, then a baseline frame header.

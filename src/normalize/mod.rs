@@ -43,15 +43,18 @@
 //! `header` reads headers without decoding pixels; `picture` does the pixel work
 //! (flatten, scale, turn, encode, predict a size).
 
+mod budget;
+mod decode;
 mod header;
 mod picture;
 
 use crate::limits::{MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
-use header::{header_of, Shape};
+use budget::Budget;
+use decode::{decode, jpeg_scale, Decoded};
+use header::{header_of, Kind, Shape};
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageReader};
 use indicatif::HumanBytes;
-use picture::{encode_jpeg, fit, flatten, predict_size, profile_fits, sample_of};
+use picture::{encode_jpeg, fit, predict_size, profile_fits, sample_of};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::File;
@@ -62,8 +65,8 @@ use std::path::{Path, PathBuf};
 /// multipart envelope. With normalization off, a larger original cannot be sent.
 pub const MAX_SINGLE_PHOTO_BYTES: u64 = MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYTES;
 
-/// The default per-photo budget: 300 000 bytes, enough for an upright 2048-pixel
-/// JPEG of a face at quality 85 in most cases. At the 1.5 MB request limit a full
+/// The default per-photo budget: 300 000 bytes, a JPEG of about 1.2 megapixels at
+/// quality 85 (see [`DEFAULT_MAX_EDGE`]). At the 1.5 MB request limit a full
 /// chunk of 20 photos fits one request only at about 74 KB each; rather than shrink
 /// every photo that far, chunks are cut by bytes (a chunk of 300 KB photos carries
 /// four of them), so a photo keeps its quality and a person takes a few more calls.
@@ -73,9 +76,36 @@ pub const DEFAULT_MAX_BYTES: u64 = 300_000;
 // default is ever set by hand to a figure that breaks that.
 const _: () = assert!(4 * DEFAULT_MAX_BYTES + REQUEST_ENVELOPE_BYTES <= MAX_REQUEST_BYTES);
 
-/// The default bound on a photo's long edge, in pixels: ample for faces, which the
-/// service finds at a few hundred pixels.
-pub const DEFAULT_MAX_EDGE: u32 = 2048;
+/// Bits per pixel assumed for a camera photo scaled down to under a megapixel, as a
+/// JPEG at [`DEFAULT_JPEG_QUALITY`] with 4:2:0 chroma: such photos commonly take 1.5
+/// (a plain background) to 2.5 (foliage, a crowd); the middle is taken, and a photo
+/// that takes more is stepped down in quality by the loop in `normalize_bytes`.
+const BITS_PER_PIXEL: u64 = 2;
+
+/// The default bound on a photo's long edge, in pixels: the largest 4:3 picture whose
+/// JPEG at the default quality and 2 bits per pixel fits [`DEFAULT_MAX_BYTES`], in
+/// steps of 16. So a photo usually fits its budget at the first encoding, and a full
+/// chunk of four fits one request at the 1.5 MB limit. At 300 000 bytes this is
+/// 1264 pixels: a face across a tenth of the long side is 126 pixels wide, well
+/// above what face detection needs, and a portrait's face 400 or more. A budget of
+/// 74 KB (twenty photos per request) would give 624 pixels and 62-pixel faces:
+/// calls are cheap (50 per second take 200 photos per second at four per call,
+/// far more than a machine normalizes), pixels across a face are not.
+pub const DEFAULT_MAX_EDGE: u32 = edge_for_bytes(DEFAULT_MAX_BYTES);
+
+/// The long edge of the largest 4:3 picture that `bytes` hold at [`BITS_PER_PIXEL`],
+/// rounded down to 16 and kept between [`MIN_EDGE`] and 2048.
+const fn edge_for_bytes(bytes: u64) -> u32 {
+    let pixels = bytes * 8 / BITS_PER_PIXEL;
+    let long = (pixels * 4 / 3).isqrt() / 16 * 16;
+    if long < MIN_EDGE as u64 {
+        MIN_EDGE
+    } else if long > 2048 {
+        2048
+    } else {
+        long as u32
+    }
+}
 
 /// The default JPEG quality of a re-encoded photo (1–100).
 pub const DEFAULT_JPEG_QUALITY: u8 = 85;
@@ -90,6 +120,16 @@ const MIN_EDGE: u32 = 512;
 /// The most memory one photo's decoded pixels may take; a larger picture (or a file
 /// that claims to be one) is reported rather than decoded.
 const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The memory all photos being normalized may take at once (their original bytes and
+/// their decoded pixels, estimated from the header before any is read), whatever the
+/// number of workers and threads. A 12-megapixel JPEG bound for 1280 pixels takes about
+/// 22 MB of it (4 MB of file, 9 MB decoded at 1/2 scale, twice); a photo larger than the
+/// whole budget runs alone.
+pub const PIXEL_BUDGET_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The budget of photos in flight in this process.
+static IN_FLIGHT: Budget = Budget::new(PIXEL_BUDGET_BYTES);
 
 /// The largest color profile carried over to a copy (camera and phone profiles take
 /// a few hundred bytes); a larger one is dropped and the copy is read as sRGB.
@@ -175,6 +215,8 @@ pub struct Header {
     pub orientation: Orientation,
     /// The file holds more than one frame (an animated GIF), which the service refuses.
     pub animated: bool,
+    /// The photo is in a format the service does not take (HEIC/HEIF, WebP, TIFF).
+    pub foreign: bool,
 }
 
 /// Why a photo must be normalized; at least one field is set.
@@ -188,6 +230,9 @@ pub struct Reasons {
     pub not_upright: bool,
     /// The photo is an animated GIF, which the service refuses: its first frame is sent.
     pub animated: bool,
+    /// The photo is in a format the service does not take: it is sent as JPEG.
+    #[serde(default)]
+    pub foreign: bool,
 }
 
 impl fmt::Display for Reasons {
@@ -197,6 +242,7 @@ impl fmt::Display for Reasons {
             (self.over_edge, "over the pixel bound"),
             (self.not_upright, "not stored upright"),
             (self.animated, "animated"),
+            (self.foreign, "in a format the service does not take"),
         ];
         let set: Vec<&str> = names
             .iter()
@@ -224,8 +270,14 @@ impl Decision {
             over_edge: header.dims.0.max(header.dims.1) > opts.max_edge,
             not_upright: header.orientation != Orientation::NoTransforms,
             animated: header.animated,
+            foreign: header.foreign,
         };
-        if reasons.over_budget || reasons.over_edge || reasons.not_upright || reasons.animated {
+        if reasons.over_budget
+            || reasons.over_edge
+            || reasons.not_upright
+            || reasons.animated
+            || reasons.foreign
+        {
             Decision::Normalize(reasons)
         } else {
             Decision::AsIs
@@ -345,11 +397,29 @@ impl Prepared {
     }
 }
 
+/// How many leading bytes [`foreign_format`] needs.
+pub const SNIFF_BYTES: usize = 16;
+
+/// The name of the format of a photo the service does not take but this module sends
+/// as a JPEG copy (HEIC/HEIF, WebP, TIFF), from the file's first bytes; `None` for any
+/// other content. A HEIC photo is named even by a build without HEIC support, which
+/// then fails it with its reason.
+pub fn foreign_format(head: &[u8]) -> Option<&'static str> {
+    if header::is_heif(head) {
+        return Some("HEIC/HEIF");
+    }
+    match image::guess_format(head) {
+        Ok(image::ImageFormat::WebP) => Some("WebP"),
+        Ok(image::ImageFormat::Tiff) => Some("TIFF"),
+        _ => None,
+    }
+}
+
 /// Decides what will happen to the photo at `path`, reading only its size and header.
 ///
 /// With normalization disabled only the size is read: a photo that fits a request is
 /// [`Decision::AsIs`], a larger one is [`NormalizeError::TooLarge`]. With it enabled,
-/// a file whose header cannot be read as JPEG, PNG, GIF or BMP is
+/// a file whose header cannot be read as a photo in a format this build decodes is
 /// [`NormalizeError::Decode`], so it is reported before any call is spent on it.
 pub fn decide(path: &Path, opts: &NormalizeOptions) -> Result<Decision, NormalizeError> {
     if !opts.enabled {
@@ -370,29 +440,66 @@ pub fn decide(path: &Path, opts: &NormalizeOptions) -> Result<Decision, Normaliz
 /// Reads a photo's size, stored dimensions and orientation without decoding pixels.
 ///
 /// For a JPEG only the segments before the image data are read (seeking past those
-/// not needed); for the other formats only what their decoder reads to start.
+/// not needed); for a HEIC/HEIF photo its container; for the other formats only what
+/// their decoder reads to start.
 pub fn read_header(path: &Path) -> Result<Header, NormalizeError> {
-    let file = File::open(path).map_err(|e| read_error(path, e))?;
-    let bytes = file.metadata().map_err(|e| read_error(path, e))?.len();
-    let shape = header_of(BufReader::new(file)).map_err(|e| e.at(path))?;
+    let (bytes, shape) = read_shape(path)?;
     Ok(Header {
         bytes,
         dims: shape.dims,
         orientation: shape.orientation,
         animated: shape.animated,
+        foreign: shape.kind.is_foreign(),
     })
+}
+
+fn read_shape(path: &Path) -> Result<(u64, Shape), NormalizeError> {
+    let file = File::open(path).map_err(|e| read_error(path, e))?;
+    let bytes = file.metadata().map_err(|e| read_error(path, e))?.len();
+    let shape = header_of(BufReader::new(file)).map_err(|e| e.at(path))?;
+    Ok((bytes, shape))
 }
 
 /// Makes the bytes to send for the photo at `path` (see the module documentation).
 ///
-/// Call it when the photo is about to be sent, on a bounded pool of its own.
+/// Call it when the photo is about to be sent, on a bounded pool of its own. It waits
+/// until the photo's working set fits the process's [`PIXEL_BUDGET_BYTES`].
 pub fn prepare(path: &Path, opts: &NormalizeOptions) -> Result<Prepared, NormalizeError> {
-    if decide(path, opts)? == Decision::AsIs {
+    if !opts.enabled {
+        decide(path, opts)?;
         return Ok(Prepared::AsIs);
     }
+    let (bytes, shape) = read_shape(path)?;
+    let header = Header {
+        bytes,
+        dims: shape.dims,
+        orientation: shape.orientation,
+        animated: shape.animated,
+        foreign: shape.kind.is_foreign(),
+    };
+    if Decision::of(&header, opts) == Decision::AsIs {
+        return Ok(Prepared::AsIs);
+    }
+    let _permit = IN_FLIGHT.take(working_bytes(&shape, bytes, opts.max_edge));
     let original = std::fs::read(path).map_err(|e| read_error(path, e))?;
     let (bytes, normalized) = normalize_bytes(&original, opts).map_err(|e| e.at(path))?;
     Ok(Prepared::Normalized { bytes, normalized })
+}
+
+/// The memory normalizing a photo takes, from its header: the file, and twice its
+/// decoded pixels (the decoded picture, and the flattened or scaled copies made from
+/// it). A JPEG is decoded at its DCT scale, three bytes a pixel; other formats whole,
+/// up to four.
+fn working_bytes(shape: &Shape, file_bytes: u64, edge: u32) -> u64 {
+    let (w, h) = (u64::from(shape.dims.0), u64::from(shape.dims.1));
+    let decoded = match shape.kind {
+        Kind::Jpeg => {
+            let eighths = u64::from(jpeg_scale(shape.dims, edge));
+            (w * eighths).div_ceil(8) * (h * eighths).div_ceil(8) * 3
+        }
+        _ => w * h * 4,
+    };
+    file_bytes + 2 * decoded
 }
 
 /// A pool of `threads` threads for normalizing, named `normalize-N`, apart from the
@@ -491,27 +598,17 @@ fn normalize_bytes(
     opts: &NormalizeOptions,
 ) -> Result<(Vec<u8>, Normalized), Failure> {
     let Shape {
+        kind,
         dims: from_dims,
         orientation,
         ..
     } = header_of(Cursor::new(original))?;
-    let mut decoder = ImageReader::new(Cursor::new(original))
-        .with_guessed_format()
-        .map_err(Failure::Read)?
-        .into_decoder()
-        .map_err(decode_failure)?;
-    let (w, h) = decoder.dimensions();
-    let need = decoder.total_bytes();
-    if need > MAX_DECODED_BYTES {
-        return Err(Failure::Decode(format!(
-            "{w}×{h} pixels take {} to decode, more than the {} allowed for one photo",
-            HumanBytes(need),
-            HumanBytes(MAX_DECODED_BYTES)
-        )));
-    }
-    // A damaged profile is dropped, not fatal: the pixels are what matter.
-    let profile = decoder.icc_profile().ok().flatten();
-    let base = flatten(DynamicImage::from_decoder(decoder).map_err(decode_failure)?);
+    let target = opts.max_edge.clamp(1, u32::from(u16::MAX));
+    let Decoded {
+        picture: base,
+        profile,
+    } = decode(original, kind, target)?;
+    // A damaged or foreign profile is dropped; the copy is then read as sRGB.
     let profile = profile.filter(|p| p.len() <= MAX_ICC_BYTES && profile_fits(p, &base));
     let long = base.width().max(base.height());
     // JPEG cannot record a side longer than 65535 pixels.
@@ -587,6 +684,7 @@ mod tests {
             dims,
             orientation,
             animated: false,
+            foreign: false,
         }
     }
 
@@ -623,6 +721,20 @@ mod tests {
             animated: true,
             ..all
         };
+        let webp = Header {
+            foreign: true,
+            ..header(1000, (64, 64), upright)
+        };
+        assert!(matches!(
+            Decision::of(&webp, &opts),
+            Decision::Normalize(Reasons {
+                foreign: true,
+                over_budget: false,
+                over_edge: false,
+                not_upright: false,
+                animated: false,
+            })
+        ));
         let reasons = |h: &Header| match Decision::of(h, &opts) {
             Decision::Normalize(r) => (r.over_budget, r.over_edge, r.not_upright, r.animated),
             Decision::AsIs => panic!("{h:?} should be normalized"),
@@ -645,6 +757,17 @@ mod tests {
             "normalized (not stored upright)"
         );
         assert_eq!(Decision::AsIs.to_string(), "sent as is");
+    }
+
+    #[test]
+    fn the_pixel_bound_follows_the_photo_budget() {
+        // 1.5 MB request: (1,572,864 - 16,384) / 20 bytes a photo.
+        assert_eq!(edge_for_bytes(77_824), 640);
+        // 6 MB request: (6,291,456 - 16,384) / 20.
+        assert_eq!(edge_for_bytes(313_753), 1280);
+        assert_eq!(edge_for_bytes(1_000), MIN_EDGE);
+        assert_eq!(edge_for_bytes(u64::MAX / 64), 2048);
+        assert_eq!(DEFAULT_MAX_EDGE, edge_for_bytes(DEFAULT_MAX_BYTES));
     }
 
     #[test]

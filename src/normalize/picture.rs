@@ -1,18 +1,20 @@
 //! The pixel work of a normalized copy: flattening to 8-bit RGB or gray, scaling
-//! down by area averaging, turning upright, and encoding as JPEG with a size
-//! predicted from a sample of the rows.
+//! down with a Lanczos filter (SIMD, `fast_image_resize`), turning upright, and
+//! encoding as a baseline JPEG (SIMD, `jpeg-encoder`) with a size predicted from a
+//! sample of the rows.
 
+use super::decode::fitted;
 use super::Failure;
-use image::codecs::jpeg::JpegEncoder;
+use fast_image_resize as fr;
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageEncoder};
-use std::fmt;
+use image::DynamicImage;
 
 /// Rows of a sample band, and one band in how many is sampled.
-const SAMPLE_BAND_ROWS: u32 = 8;
+const SAMPLE_BAND_ROWS: u32 = 16;
 const SAMPLE_EVERY: u32 = 4;
 
-/// Every fourth band of 8 rows of a picture (the height of a row of JPEG blocks), for
+/// Every fourth band of 16 rows of a picture (the height of a row of JPEG blocks with
+/// 4:2:0 chroma, so no block straddles a band), for
 /// predicting the size of its JPEG: the scan is the sum of its blocks' codes, so the
 /// sample's scan, scaled by the rows, comes close to the whole's. `None` for a picture
 /// too small to be worth sampling.
@@ -78,23 +80,18 @@ fn scan_offset(jpeg: &[u8]) -> Option<usize> {
 /// and turned upright.
 pub(super) fn fit(base: &DynamicImage, edge: u32, orientation: Orientation) -> DynamicImage {
     let (w, h) = (base.width(), base.height());
-    let long = w.max(h);
-    let mut picture = if edge < long {
-        let scale = |side: u32| {
-            ((u64::from(side) * u64::from(edge) + u64::from(long) / 2) / u64::from(long)).max(1)
-                as u32
-        };
-        let (nw, nh) = (scale(w), scale(h));
+    let (nw, nh) = fitted((w, h), edge);
+    let mut picture = if (nw, nh) != (w, h) {
         match base {
             DynamicImage::ImageRgb8(rgb) => DynamicImage::ImageRgb8(
-                image::RgbImage::from_raw(nw, nh, shrink::<3>(rgb.as_raw(), w, h, nw, nh))
-                    .expect("shrink returns nw × nh pixels"),
+                image::RgbImage::from_raw(nw, nh, resize(rgb.as_raw(), w, h, nw, nh, 3))
+                    .expect("resize returns nw × nh pixels"),
             ),
             DynamicImage::ImageLuma8(gray) => DynamicImage::ImageLuma8(
-                image::GrayImage::from_raw(nw, nh, shrink::<1>(gray.as_raw(), w, h, nw, nh))
-                    .expect("shrink returns nw × nh pixels"),
+                image::GrayImage::from_raw(nw, nh, resize(gray.as_raw(), w, h, nw, nh, 1))
+                    .expect("resize returns nw × nh pixels"),
             ),
-            other => other.thumbnail_exact(nw, nh),
+            other => fit(&flatten(other.clone()), edge, Orientation::NoTransforms),
         }
     } else {
         base.clone()
@@ -103,55 +100,23 @@ pub(super) fn fit(base: &DynamicImage, edge: u32, orientation: Orientation) -> D
     picture
 }
 
-/// Scales an 8-bit interleaved picture of `w` × `h` pixels of `N` channels down to
-/// `nw` × `nh` (each no larger than the source), each output pixel being the mean of
-/// the block of source pixels it covers, rounded to the nearest level.
-///
-/// This is the area averaging of the image crate's `thumbnail`, which reads pixel by
-/// pixel through a generic view (about 140 ms for 12 megapixels); reading whole rows,
-/// with the channel count known and the divisions turned into multiplications, it
-/// takes a fraction of that.
-fn shrink<const N: usize>(src: &[u8], w: u32, h: u32, nw: u32, nh: u32) -> Vec<u8> {
-    debug_assert!(nw >= 1 && nh >= 1 && nw <= w && nh <= h);
-    let bounds = |n: u32, of: u32| -> Vec<usize> {
-        (0..=u64::from(n))
-            .map(|i| (i * u64::from(of) / u64::from(n)) as usize)
-            .collect()
+/// Scales 8-bit interleaved pixels of `channels` (1 or 3) from `w` × `h` to `nw` × `nh`
+/// with a Lanczos-3 filter, as Pillow's and libvips' thumbnails do: sharper than area
+/// averaging, without its blockiness, and with SIMD a few milliseconds for a photo.
+fn resize(src: &[u8], w: u32, h: u32, nw: u32, nh: u32, channels: u8) -> Vec<u8> {
+    let pixel = if channels == 1 {
+        fr::PixelType::U8
+    } else {
+        fr::PixelType::U8x3
     };
-    let (xs, ys) = (bounds(nw, w), bounds(nh, h));
-    let row_len = w as usize * N;
-    let mut out = Vec::with_capacity(nw as usize * nh as usize * N);
-    let mut acc = vec![[0u64; N]; nw as usize];
-    // Each block's (count / 2, ⌈2⁴⁸ / count⌉), for blocks `blocks_rows` rows high.
-    let mut blocks = vec![(0u64, 0u64); nw as usize];
-    let mut blocks_rows = 0;
-    for oy in 0..nh as usize {
-        acc.fill([0; N]);
-        for row in src[ys[oy] * row_len..ys[oy + 1] * row_len].chunks_exact(row_len) {
-            for (ox, sums) in acc.iter_mut().enumerate() {
-                for px in row[xs[ox] * N..xs[ox + 1] * N].chunks_exact(N) {
-                    for c in 0..N {
-                        sums[c] += u64::from(px[c]);
-                    }
-                }
-            }
-        }
-        // (sum + count / 2) / count, rounding to the nearest level, as a multiplication
-        // by ⌈2⁴⁸ / count⌉ and a shift: exact while the block is under 2²⁰ pixels (the
-        // error stays under 1 / count), and the product stays under 2⁵⁷.
-        let rows = (ys[oy + 1] - ys[oy]) as u64;
-        if rows != blocks_rows {
-            for (ox, block) in blocks.iter_mut().enumerate() {
-                let count = rows * (xs[ox + 1] - xs[ox]) as u64;
-                *block = (count / 2, (1u64 << 48).div_ceil(count));
-            }
-            blocks_rows = rows;
-        }
-        for (sums, &(half, scale)) in acc.iter().zip(&blocks) {
-            out.extend(sums.iter().map(|&sum| (((sum + half) * scale) >> 48) as u8));
-        }
-    }
-    out
+    let from = fr::images::ImageRef::new(w, h, src, pixel).expect("w × h pixels");
+    let mut to = fr::images::Image::new(nw, nh, pixel);
+    let options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    fr::Resizer::new()
+        .resize(&from, &mut to, &options)
+        .expect("same pixel type on both sides");
+    to.into_vec()
 }
 
 /// Brings any decoded picture to 8-bit RGB or gray, laying transparency on white.
@@ -186,81 +151,46 @@ pub(super) fn profile_fits(profile: &[u8], picture: &DynamicImage) -> bool {
     }
 }
 
+/// Encodes a picture as a baseline JPEG at `quality`, carrying the colour profile.
 pub(super) fn encode_jpeg(
     picture: &DynamicImage,
     quality: u8,
     profile: Option<&[u8]>,
 ) -> Result<Vec<u8>, Failure> {
-    let failed = |e: &dyn fmt::Display| Failure::Encode(e.to_string());
+    let failed = |e: jpeg_encoder::EncodingError| Failure::Encode(e.to_string());
+    let (w, h) = (picture.width(), picture.height());
+    let (Ok(w16), Ok(h16)) = (u16::try_from(w), u16::try_from(h)) else {
+        return Err(Failure::Encode(format!(
+            "{w}×{h} pixels: a JPEG side is at most 65535"
+        )));
+    };
     let mut out = Vec::new();
-    let mut encoder = JpegEncoder::new_with_quality(&mut out, quality);
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
     if let Some(profile) = profile {
-        encoder
-            .set_icc_profile(profile.to_vec())
-            .map_err(|e| failed(&e))?;
+        encoder.add_icc_profile(profile).map_err(failed)?;
     }
-    // Given a DynamicImage the encoder sees RGBA pixels and writes three channels
-    // even for a gray picture; given the buffer, a gray picture makes a smaller
-    // one-channel JPEG.
+    // A gray picture makes a smaller one-channel JPEG.
     match picture {
-        DynamicImage::ImageRgb8(rgb) => encoder.encode_image(rgb),
-        DynamicImage::ImageLuma8(gray) => encoder.encode_image(gray),
-        other => encoder.encode_image(&other.to_rgb8()),
+        DynamicImage::ImageRgb8(rgb) => {
+            encoder.encode(rgb.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
+        }
+        DynamicImage::ImageLuma8(gray) => {
+            encoder.encode(gray.as_raw(), w16, h16, jpeg_encoder::ColorType::Luma)
+        }
+        other => encoder.encode(
+            other.to_rgb8().as_raw(),
+            w16,
+            h16,
+            jpeg_encoder::ColorType::Rgb,
+        ),
     }
-    .map_err(|e| failed(&e))?;
+    .map_err(failed)?;
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn shrinking_averages_the_block_each_pixel_covers() {
-        // 4×2 gray → 2×1: each output pixel is the mean of a 2×2 block.
-        let src = [0, 10, 100, 200, 20, 30, 50, 51];
-        assert_eq!(shrink::<1>(&src, 4, 2, 2, 1), vec![15, 100]);
-        // 3×1 RGB → 2×1: uneven blocks (1 and 2 pixels wide).
-        let src = [9, 9, 9, 0, 0, 0, 255, 255, 1];
-        assert_eq!(shrink::<3>(&src, 3, 1, 2, 1), vec![9, 9, 9, 128, 128, 1]);
-        // Same size is the identity.
-        let src: Vec<u8> = (0..24).collect();
-        assert_eq!(shrink::<3>(&src, 4, 2, 4, 2), src);
-    }
-
-    proptest! {
-        #[test]
-        fn shrinking_rounds_each_block_mean_to_the_nearest_level(
-            (w, h, nw, nh) in (1u32..40, 1u32..40)
-                .prop_flat_map(|(w, h)| (Just(w), Just(h), 1..=w, 1..=h)),
-            seed in any::<u64>(),
-            level in 0u8..=255,
-        ) {
-            let mut rng = fastrand::Rng::with_seed(seed);
-            // Half the cases flat at one level (so sums sit on exact multiples), half noise.
-            let src: Vec<u8> = (0..w * h * 3)
-                .map(|_| if seed % 2 == 0 { level } else { rng.u8(..) })
-                .collect();
-            let got = shrink::<3>(&src, w, h, nw, nh);
-            let cut = |i: u32, n: u32, of: u32| (u64::from(i) * u64::from(of) / u64::from(n)) as u32;
-            for oy in 0..nh {
-                for ox in 0..nw {
-                    for c in 0..3 {
-                        let (mut sum, mut count) = (0u64, 0u64);
-                        for y in cut(oy, nh, h)..cut(oy + 1, nh, h) {
-                            for x in cut(ox, nw, w)..cut(ox + 1, nw, w) {
-                                sum += u64::from(src[((y * w + x) * 3 + c) as usize]);
-                                count += 1;
-                            }
-                        }
-                        let want = ((sum + count / 2) / count) as u8;
-                        prop_assert_eq!(got[((oy * nw + ox) * 3 + c) as usize], want);
-                    }
-                }
-            }
-        }
-    }
 
     #[test]
     fn fitting_keeps_the_aspect_ratio_and_turns_upright() {
@@ -285,7 +215,7 @@ mod tests {
             image::Rgb([v(x * 150 / 640 + 20), v(y * 150 / 480 + 30), v(90)])
         }));
         let sample = sample_of(&picture).unwrap();
-        assert_eq!((sample.width(), sample.height()), (640, 120));
+        assert_eq!((sample.width(), sample.height()), (640, 128));
         for quality in [90, 75, 60] {
             let whole = encode_jpeg(&picture, quality, None).unwrap().len() as f64;
             let predicted = predict_size(&sample, 480, quality, None).unwrap() as f64;

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 
 /// File extensions (compared case-insensitively) that make a file in a person folder
 /// a photo. Anything else in a person folder is reported as skipped, never dropped.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp"];
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "bmp", "heic", "heif", "webp", "tif", "tiff",
+];
 
 /// Whether a path names a photo by its extension.
 pub fn has_image_extension(path: &Path) -> bool {
