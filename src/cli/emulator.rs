@@ -133,6 +133,11 @@ pub struct EmulatorArgs {
     /// memory only.
     #[arg(long, value_name = "PATH")]
     state_file: Option<PathBuf>,
+    /// Refuse with 21 (invalid parameter) every body the contract does not allow:
+    /// a text where it says array, a number where it says string, a field the call
+    /// does not take. Use it to check a client against the contract as written.
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     faults: FaultArgs,
 }
@@ -157,6 +162,10 @@ impl EmulatorArgs {
             faults: self.faults.faults(),
             state_file: self.state_file,
             seed: self.faults.seed,
+            probes: emulator::Probes {
+                strict: self.strict,
+                ..emulator::Probes::default()
+            },
         })
     }
 }

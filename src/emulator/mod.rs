@@ -7,7 +7,9 @@
 //! contract spells it. It checks every signature ([`auth`]), applies the
 //! service's rules to an in-memory account ([`rules`], [`state`]), examines images
 //! ([`images`]), enforces the rate limit ([`rate`]) and can misbehave on purpose
-//! ([`faults`]). Tests read back what it holds and what it saw ([`introspect`]).
+//! ([`faults`]). Tests read back what it holds and what it saw ([`introspect`]),
+//! and can read bodies strictly or hold a call at a moment of their choosing
+//! ([`probe`]).
 //! The `faceenroll emulator` command runs the same type.
 //!
 //! ```no_run
@@ -48,6 +50,7 @@ pub mod images;
 pub mod introspect;
 pub mod multipart;
 pub mod params;
+pub mod probe;
 pub mod rate;
 pub mod rules;
 mod server;
@@ -55,6 +58,7 @@ pub mod state;
 
 pub use faults::{FaultCounters, Faults};
 pub use introspect::Counters;
+pub use probe::{CallHook, Moment, Probes};
 pub use state::{FaceSnapshot, PersonSnapshot, StateSnapshot};
 
 use crate::limits::DEFAULT_QPS;
@@ -91,6 +95,9 @@ pub struct EmulatorConfig {
     pub state_file: Option<PathBuf>,
     /// Seed of the RNG behind the fault decisions.
     pub seed: u64,
+    /// What tests use to examine a client: strict bodies, duplicates kept, a hook
+    /// on each call (all off by default).
+    pub probes: Probes,
 }
 
 impl EmulatorConfig {
@@ -104,6 +111,7 @@ impl EmulatorConfig {
             faults: Faults::default(),
             state_file: None,
             seed: 0,
+            probes: Probes::default(),
         }
     }
 }

@@ -89,12 +89,34 @@ fn envelope(code: i64, message: &str, data: impl Serialize) -> String {
     .expect("answers serialize")
 }
 
+/// Whether `addface` refuses a face whose bytes the person already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Duplicates {
+    /// -1312, as the contract says.
+    #[default]
+    Refuse,
+    /// Added again: a reading outside the contract, for tests that must see a face
+    /// sent twice.
+    Accept,
+}
+
 /// Applies `call` with its parameters and examined images to the state.
 pub fn apply(state: &mut State, call: Call, params: &Params, images: Option<&[Verdict]>) -> Answer {
+    apply_with(state, call, params, images, Duplicates::Refuse)
+}
+
+/// [`apply`], with duplicate faces refused or accepted.
+pub fn apply_with(
+    state: &mut State,
+    call: Call,
+    params: &Params,
+    images: Option<&[Verdict]>,
+    duplicates: Duplicates,
+) -> Answer {
     let result = match call {
         Call::NewPerson => new_person(state, params, images),
         Call::DelPerson => del_person(state, params),
-        Call::AddFace => add_face(state, params, images),
+        Call::AddFace => add_face(state, params, images, duplicates),
         Call::DelFace => del_face(state, params),
         Call::SetInfo => set_info(state, params),
         Call::GetInfo => get_info(state, params),
@@ -203,7 +225,12 @@ fn del_person(state: &mut State, params: &Params) -> Result<Answer, i64> {
     ))
 }
 
-fn add_face(state: &mut State, params: &Params, images: Option<&[Verdict]>) -> Result<Answer, i64> {
+fn add_face(
+    state: &mut State,
+    params: &Params,
+    images: Option<&[Verdict]>,
+    duplicates: Duplicates,
+) -> Result<Answer, i64> {
     let person_id = id(params, "person_id")?;
     bounded(params, "tag", MAX_TAG_BYTES)?;
     existing(state, &person_id)?;
@@ -217,7 +244,8 @@ fn add_face(state: &mut State, params: &Params, images: Option<&[Verdict]>) -> R
             Err(refused) => *refused,
             Ok(image) => {
                 let person = existing(state, &person_id)?;
-                if person.faces.iter().any(|f| f.image.hash == image.hash) {
+                let held = person.faces.iter().any(|f| f.image.hash == image.hash);
+                if held && duplicates == Duplicates::Refuse {
                     code::DUPLICATE_FACE
                 } else if person.faces.len() >= MAX_FACES_PER_PERSON {
                     code::PERSON_FULL
