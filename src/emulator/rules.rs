@@ -562,6 +562,26 @@ mod tests {
     }
 
     #[test]
+    fn addface_keeps_a_face_sent_twice_when_duplicates_are_accepted() {
+        let mut s = State::default();
+        new_person(&mut s, "p1", &["g1"]);
+        let params = Params::from_json(br#"{"person_id":"p1"}"#).unwrap();
+        let images = [face(0), face(1), face(1)];
+        let answer = apply_with(
+            &mut s,
+            Call::AddFace,
+            &params,
+            Some(&images),
+            Duplicates::Accept,
+        );
+        let v: Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(v["data"]["ret_codes"], json!([0, 0, 0]));
+        assert_eq!(s.person("p1").unwrap().faces.len(), 4);
+        let refused = apply(&mut s, Call::AddFace, &params, Some(&images[..1]));
+        assert!(refused.body.contains("-1312"), "{}", refused.body);
+    }
+
+    #[test]
     fn addface_stops_at_the_person_limit_duplicate_first() {
         let mut s = State::default();
         new_person(&mut s, "p", &["g"]);
