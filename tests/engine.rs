@@ -9,7 +9,7 @@ use common::{
     Archive,
 };
 use faceenroll::emulator::{Emulator, Faults};
-use faceenroll::engine::RunOutcome;
+use faceenroll::engine::{self, RunOutcome, StopSignal};
 use faceenroll::model::{GroupId, ImageRef, PersonId};
 use faceenroll::plan::PlanOptions;
 use faceenroll::service::client::ImageBody;
@@ -469,4 +469,35 @@ fn a_person_whose_groups_or_name_changed_is_brought_in_line_on_the_next_run() {
     let (summary, _, tally) = run_source(&archive, &spec, &client, &options(), &plan);
     assert_eq!(summary.persons_to_update, 0);
     assert_eq!(tally.calls.load(Relaxed), 0);
+}
+
+#[test]
+fn an_interrupted_job_stops_before_its_next_call_and_a_rerun_finishes_it() {
+    let archive = Archive::new();
+    archive.fill(3, 2, 0);
+    let emulator = emulator_with(|c| c.probes.accept_duplicates = true);
+    let client = client(&emulator);
+    let store = Store::open(&archive.state()).unwrap();
+    faceenroll::plan::build(
+        &store,
+        &tree_spec(&archive, "staff"),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    // Ctrl-C before the first person was handed to a worker.
+    let stop = StopSignal::default();
+    stop.interrupt();
+    assert!(stop.requested() && stop.interrupted());
+    let tally = faceenroll::report::Tally::default();
+    let outcome = engine::run(&store, &client, &options(), &stop, &tally).unwrap();
+    assert!(matches!(outcome, RunOutcome::Interrupted), "{outcome:?}");
+    assert_eq!(emulator.counters().requests, 0);
+    drop(store);
+    let (outcome, _) = run(&archive, &client, &options());
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    assert_service_holds_each_photo_once(
+        &archive,
+        &emulator,
+        &["person000", "person001", "person002"],
+    );
 }
