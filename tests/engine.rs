@@ -313,6 +313,24 @@ fn name_tag_and_groups_reach_the_service_when_created_and_when_changed() {
     let (name, tag, _) = person("alice");
     assert_eq!((name.as_str(), tag.as_str()), ("Alice Kim", "badge-3"));
     assert_eq!(person("bob"), held("", "visitor", &["staff", "night"]));
+
+    // Only the name changes, then only the tag.
+    write_manifest(&[
+        "alice,photos/alice/1.png,staff,Alice Park,badge-3",
+        "alice,photos/alice/2.png,staff,Alice Park,badge-3",
+        "bob,photos/bob/3.png,staff;night,,visitor",
+    ]);
+    run_source(&archive, &spec, &client, &options(), &plan);
+    let (name, tag, _) = person("alice");
+    assert_eq!((name.as_str(), tag.as_str()), ("Alice Park", "badge-3"));
+    write_manifest(&[
+        "alice,photos/alice/1.png,staff,Alice Park,badge-4",
+        "alice,photos/alice/2.png,staff,Alice Park,badge-4",
+        "bob,photos/bob/3.png,staff;night,,visitor",
+    ]);
+    run_source(&archive, &spec, &client, &options(), &plan);
+    let (name, tag, _) = person("alice");
+    assert_eq!((name.as_str(), tag.as_str()), ("Alice Park", "badge-4"));
     for id in ["alice", "bob"] {
         let faces = emulator.snapshot().persons[id].faces.len();
         assert_eq!(faces, if id == "alice" { 2 } else { 1 }, "{id}");
