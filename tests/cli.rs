@@ -249,10 +249,30 @@ fn a_manifest_run_names_the_manifest_line_of_each_photo() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     // A manifest names its groups; --group adds nothing to it.
-    let r = rehearse("samples/manifest.csv", &state, &[]);
+    let account = dir.path().join("account.json");
+    let r = rehearse(
+        "samples/manifest.csv",
+        &state,
+        &["--emulator-state", s(&account)],
+    );
     assert_eq!(r.code, 1, "{r:?}");
     let rows = read_report(&std::fs::read_to_string(state.join("report.csv")).unwrap());
     assert_sample_outcomes(&rows);
+    // The service holds each person with the manifest's groups, name and tag.
+    let held = common::account(&account);
+    let person = |id: &str| {
+        let p = &held.persons[id];
+        (p.groups.join(";"), p.name.as_str(), p.tag.as_str())
+    };
+    assert_eq!(
+        person("alice"),
+        ("staff;lab".into(), "Alice Example", "badge-1001")
+    );
+    assert_eq!(person("carol"), ("visitors".into(), "Carol Example", ""));
+    assert_eq!(
+        person("dave"),
+        ("staff;visitors".into(), "Dave Example", "badge-1004")
+    );
     let photos = by_photo(&rows);
     for (photo, line) in [
         ("alice/01.jpg", 2),
@@ -348,8 +368,17 @@ fn failed_photos_fixed_and_fed_back_as_a_manifest_are_enrolled() {
         );
         let all = read_report(&std::fs::read_to_string(again.join("report.csv")).unwrap());
         assert_eq!(all.len(), total);
+        // The service holds each fixed photo, under the face id the report gives.
+        let held = common::account(&account);
         for fixed in &rows {
             let row = all.iter().find(|r| r.image == fixed.image).unwrap();
+            let person = &held.persons[&row.person_id];
+            let face = person.faces.iter().find(|f| f.face_id == row.face_id);
+            assert_eq!(
+                face.map(|f| f.content_hash.clone()),
+                Some(common::hash_of(Path::new(&row.image))),
+                "{row:?}"
+            );
             assert_eq!(row.status, "enrolled", "{row:?}");
             assert!(!row.face_id.is_empty(), "{row:?}");
         }
@@ -376,7 +405,9 @@ fn a_rehearsal_run_again_against_the_same_account_makes_no_call() {
         &[&account_flag[..], &["--lose-answer", "0.2", "--seed", "7"]].concat(),
     );
     assert_eq!(first.code, 1, "{first:?}");
-    assert!(account.is_file(), "the emulated account is kept");
+    let held = common::account(&account);
+    let faces: usize = held.persons.values().map(|p| p.faces.len()).sum();
+    assert_eq!(faces, 26, "every enrolled photo is held once");
     let second = rehearse("samples/tree", &state, &account_flag);
     assert_eq!(second.code, 1, "the same 3 photos still failed: {second:?}");
     assert!(
@@ -386,6 +417,34 @@ fn a_rehearsal_run_again_against_the_same_account_makes_no_call() {
         second.stdout
     );
     assert!(second.stdout.contains("26 enrolled"), "{}", second.stdout);
+    assert_eq!(common::account(&account), held, "the account is as it was");
+}
+
+#[test]
+fn a_second_run_against_the_same_service_makes_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let emulator = common::EmulatorProcess::start(&["--qps", "0"], &dir.path().join("emu.log"));
+    let source = Path::new(REPO).join("samples/tree");
+    let enroll = || {
+        output(
+            common::enroll_command(&source, &emulator.endpoint, &state)
+                .args(["--group", "staff"])
+                .current_dir(REPO),
+        )
+    };
+    let first = enroll();
+    assert_eq!(first.code, 1, "the 3 bad photos failed: {first:?}");
+    let counted = emulator.counters();
+    assert!(counted.received("addface") > 0, "{counted:?}");
+    let second = enroll();
+    assert_eq!(second.code, 1, "{second:?}");
+    let after = emulator.counters();
+    assert_eq!(
+        (after.requests, after.calls),
+        (counted.requests, counted.calls),
+        "the service saw no call of the second run"
+    );
 }
 
 #[test]
@@ -829,10 +888,10 @@ fn a_running_job_shows_in_status_locks_out_a_second_one_and_stops_on_sigint_with
 
 #[test]
 fn at_a_terminal_the_job_draws_bars_and_ends_with_the_summary() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("note: `script` (util-linux) is not installed; terminal test skipped");
-        return;
-    }
+    assert!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "this test needs `script` (util-linux; Debian: bsdutils), which .ci/run installs"
+    );
     let dir = tempfile::tempdir().unwrap();
     let command = format!(
         "{BIN} enroll samples/tree --group staff --emulator --state {} --latency-ms 200 -v",

@@ -245,7 +245,14 @@ fn latency_delays_the_answer_not_its_content() {
     });
     let mut conn = Connection::open(emu.addr());
     for _ in 0..3 {
+        let sent = std::time::Instant::now();
         let v = conn.call(Call::GetGroupIds, &get_groups()).unwrap().json();
+        // At least the latency; the jitter adds 0 to 10 ms on top.
+        let elapsed = sent.elapsed();
+        assert!(
+            elapsed >= std::time::Duration::from_millis(20),
+            "answered after {elapsed:?}"
+        );
         assert_eq!(
             v,
             json!({"code": 0, "message": "OK", "data": {"group_ids": []}})

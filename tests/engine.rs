@@ -9,7 +9,7 @@ use common::{
     run_source, tree_spec, Archive,
 };
 use faceenroll::emulator::{Emulator, Faults};
-use faceenroll::engine::RunOutcome;
+use faceenroll::engine::{self, RunOutcome, StopSignal};
 use faceenroll::model::{GroupId, ImageRef, PersonId};
 use faceenroll::plan::PlanOptions;
 use faceenroll::service::client::ImageBody;
@@ -134,7 +134,8 @@ fn a_nightly_rerun_enrolls_only_new_persons_and_photos() {
     for_each_reading(|| {
         let archive = Archive::new();
         archive.fill(2, 2, 0);
-        let emulator = emulator();
+        // A service that keeps a face sent twice: a photo sent again shows up twice.
+        let emulator = emulator_with(|c| c.probes.accept_duplicates = true);
         let client = client(&emulator);
         run(&archive, &client, &options());
         archive.add("person000", "new.png", &photo(9000));
@@ -219,18 +220,135 @@ fn lost_answers_dropped_connections_and_errors_never_enroll_a_face_twice() {
 
 #[test]
 fn the_pacer_slows_down_when_the_service_rate_limits() {
-    for_each_reading(|| {
-        let archive = Archive::new();
-        archive.fill(12, 1, 0);
-        let emulator = emulator_with(|c| c.qps = Some(5));
-        let mut options = options();
-        options.qps = 50;
-        options.workers = 6;
-        let (outcome, tally) = run(&archive, &client(&emulator), &options);
-        assert!(matches!(outcome, RunOutcome::Finished));
-        assert!(tally.rate_limited.load(Relaxed) > 0, "the cap was hit");
-        assert_eq!(emulator.snapshot().persons.len(), 12);
-    });
+    const PERSONS: u64 = 20;
+    const CAP: u64 = 5;
+    let archive = Archive::new();
+    archive.fill(PERSONS as u32, 1, 0);
+    let emulator = emulator_with(|c| c.qps = Some(CAP as u32));
+    let mut options = options();
+    options.qps = 50;
+    options.workers = 6;
+    let started = std::time::Instant::now();
+    let (outcome, tally) = run(&archive, &client(&emulator), &options);
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(matches!(outcome, RunOutcome::Finished));
+    assert_eq!(emulator.snapshot().persons.len(), PERSONS as usize);
+    let counters = emulator.counters();
+    let limited = counters.answered(15);
+    assert!(limited > 0, "the cap was hit: {counters:?}");
+    assert_eq!(tally.rate_limited.load(Relaxed), limited);
+    // The job asked for 50 calls/s; having heard 15 it sent at most a few times the
+    // service's cap, and got fewer 15s than three per call done. (Measured: about
+    // 9 calls/s and 27 answers 15; a pacer deaf to 15 sends about 46 calls/s and
+    // gets about 135.)
+    let rate = counters.requests as f64 / elapsed;
+    assert!(
+        rate < (3 * CAP) as f64,
+        "{rate:.1} calls/s over {elapsed:.1} s against a cap of {CAP}: {counters:?}"
+    );
+    assert!(
+        limited < 3 * PERSONS,
+        "{limited} answers 15 for {PERSONS} calls done: {counters:?}"
+    );
+}
+
+#[test]
+fn name_tag_and_groups_reach_the_service_when_created_and_when_changed() {
+    let archive = Archive::new();
+    for (person, seed) in [("alice", 1), ("alice", 2), ("bob", 3)] {
+        archive.add(person, &format!("{seed}.png"), &photo(seed));
+    }
+    let manifest = archive.dir.path().join("people.csv");
+    let write_manifest = |rows: &[&str]| {
+        let mut text = "person_id,image,group_ids,person_name,tag\n".to_owned();
+        for row in rows {
+            text.push_str(row);
+            text.push('\n');
+        }
+        std::fs::write(&manifest, text).unwrap();
+    };
+    write_manifest(&[
+        "alice,photos/alice/1.png,staff;lab,Alice Lee,badge-1",
+        "alice,photos/alice/2.png,staff;lab,Alice Lee,badge-1",
+        "bob,photos/bob/3.png,staff,,",
+    ]);
+    let spec = SourceSpec::Manifest {
+        path: manifest.clone(),
+    };
+    let emulator = emulator();
+    let client = client(&emulator);
+    let plan = PlanOptions::default();
+    let person = |id: &str| {
+        let p = emulator.snapshot().persons[id].clone();
+        (p.name, p.tag, p.groups)
+    };
+    let held = |name: &str, tag: &str, groups: &[&str]| {
+        (
+            name.to_owned(),
+            tag.to_owned(),
+            groups.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+        )
+    };
+
+    // Created by newperson with the manifest's name, tag and groups; none for bob.
+    run_source(&archive, &spec, &client, &options(), &plan);
+    assert_eq!(
+        person("alice"),
+        held("Alice Lee", "badge-1", &["staff", "lab"])
+    );
+    assert_eq!(person("bob"), held("", "", &["staff"]));
+    assert_eq!(emulator.counters().received("setinfo"), 0);
+
+    // The next night alice has a new name and tag, bob a tag and a second group.
+    write_manifest(&[
+        "alice,photos/alice/1.png,staff;lab,Alice Kim,badge-2",
+        "alice,photos/alice/2.png,staff;lab,Alice Kim,badge-2",
+        "bob,photos/bob/3.png,staff;night,,visitor",
+    ]);
+    run_source(&archive, &spec, &client, &options(), &plan);
+    assert_eq!(
+        person("alice"),
+        held("Alice Kim", "badge-2", &["staff", "lab"])
+    );
+    assert_eq!(person("bob"), held("", "visitor", &["staff", "night"]));
+    assert_eq!(emulator.counters().received("setinfo"), 2);
+
+    // Changed on the service by someone else: the job's next change of the source
+    // brings the person in line with the source, not with what the job sent last.
+    client
+        .set_info(&PersonId::new("alice").unwrap(), Some("Other"), Some("x"))
+        .unwrap();
+    write_manifest(&[
+        "alice,photos/alice/1.png,staff,Alice Kim,badge-3",
+        "alice,photos/alice/2.png,staff,Alice Kim,badge-3",
+        "bob,photos/bob/3.png,staff;night,,visitor",
+    ]);
+    run_source(&archive, &spec, &client, &options(), &plan);
+    let (name, tag, _) = person("alice");
+    assert_eq!((name.as_str(), tag.as_str()), ("Alice Kim", "badge-3"));
+    assert_eq!(person("bob"), held("", "visitor", &["staff", "night"]));
+
+    // Only the name changes, then only the tag.
+    write_manifest(&[
+        "alice,photos/alice/1.png,staff,Alice Park,badge-3",
+        "alice,photos/alice/2.png,staff,Alice Park,badge-3",
+        "bob,photos/bob/3.png,staff;night,,visitor",
+    ]);
+    run_source(&archive, &spec, &client, &options(), &plan);
+    let (name, tag, _) = person("alice");
+    assert_eq!((name.as_str(), tag.as_str()), ("Alice Park", "badge-3"));
+    write_manifest(&[
+        "alice,photos/alice/1.png,staff,Alice Park,badge-4",
+        "alice,photos/alice/2.png,staff,Alice Park,badge-4",
+        "bob,photos/bob/3.png,staff;night,,visitor",
+    ]);
+    run_source(&archive, &spec, &client, &options(), &plan);
+    let (name, tag, _) = person("alice");
+    assert_eq!((name.as_str(), tag.as_str()), ("Alice Park", "badge-4"));
+    for id in ["alice", "bob"] {
+        let faces = emulator.snapshot().persons[id].faces.len();
+        assert_eq!(faces, if id == "alice" { 2 } else { 1 }, "{id}");
+    }
 }
 
 #[test]
@@ -325,7 +443,8 @@ fn a_fatal_error_stops_the_job_and_a_rerun_resumes_it() {
     for_each_reading(|| {
         let archive = Archive::new();
         archive.fill(4, 2, 0);
-        let emulator = emulator();
+        // A service that keeps a face sent twice: a photo sent again shows up twice.
+        let emulator = emulator_with(|c| c.probes.accept_duplicates = true);
         let client = client(&emulator);
         // The account is suspended for the next calls.
         emulator.inject_next(3, 1000);
@@ -392,4 +511,35 @@ fn a_person_whose_groups_or_name_changed_is_brought_in_line_on_the_next_run() {
         assert_eq!(summary.persons_to_update, 0);
         assert_eq!(tally.calls.load(Relaxed), 0);
     });
+}
+
+#[test]
+fn an_interrupted_job_stops_before_its_next_call_and_a_rerun_finishes_it() {
+    let archive = Archive::new();
+    archive.fill(3, 2, 0);
+    let emulator = emulator_with(|c| c.probes.accept_duplicates = true);
+    let client = client(&emulator);
+    let store = Store::open(&archive.state()).unwrap();
+    faceenroll::plan::build(
+        &store,
+        &tree_spec(&archive, "staff"),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    // Ctrl-C before the first person was handed to a worker.
+    let stop = StopSignal::default();
+    stop.interrupt();
+    assert!(stop.requested() && stop.interrupted());
+    let tally = faceenroll::report::Tally::default();
+    let outcome = engine::run(&store, &client, &options(), &stop, &tally).unwrap();
+    assert!(matches!(outcome, RunOutcome::Interrupted), "{outcome:?}");
+    assert_eq!(emulator.counters().requests, 0);
+    drop(store);
+    let (outcome, _) = run(&archive, &client, &options());
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    assert_service_holds_each_photo_once(
+        &archive,
+        &emulator,
+        &["person000", "person001", "person002"],
+    );
 }

@@ -192,6 +192,11 @@ pub struct EmulatorArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Refuse with 21 (invalid parameter) every body the contract does not allow:
+    /// a text where it says array, a number where it says string, a field the call
+    /// does not take. Use it to check a client against the contract as written.
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     faults: FaultArgs,
     #[command(flatten)]
@@ -219,6 +224,10 @@ impl EmulatorArgs {
             state_file: self.state_file,
             seed: self.faults.seed,
             contract: self.contract.contract(),
+            probes: emulator::Probes {
+                strict: self.strict,
+                ..emulator::Probes::default()
+            },
         })
     }
 }

@@ -7,7 +7,9 @@
 //! contract spells it. It checks every signature ([`auth`]), applies the
 //! service's rules to an in-memory account ([`rules`], [`state`]), examines images
 //! ([`images`]), enforces the rate limit ([`rate`]) and can misbehave on purpose
-//! ([`faults`]). Tests read back what it holds and what it saw ([`introspect`]).
+//! ([`faults`]). Tests read back what it holds and what it saw ([`introspect`]),
+//! and can read bodies strictly or hold a call at a moment of their choosing
+//! ([`probe`]).
 //! The `faceenroll emulator` command runs the same type.
 //!
 //! ```no_run
@@ -53,6 +55,7 @@ pub mod images;
 pub mod introspect;
 pub mod multipart;
 pub mod params;
+pub mod probe;
 pub mod rate;
 pub mod rules;
 mod server;
@@ -61,6 +64,7 @@ pub mod state;
 pub use contract::{Contract, EmptyAnswer, FullReading, Prepared, TooLarge};
 pub use faults::{FaultCounters, Faults};
 pub use introspect::Counters;
+pub use probe::{CallHook, Moment, Probes};
 pub use state::{FaceSnapshot, PersonSnapshot, StateSnapshot};
 
 use crate::limits::DEFAULT_QPS;
@@ -99,6 +103,9 @@ pub struct EmulatorConfig {
     pub seed: u64,
     /// The readings of the contract's open points and the limits it plays.
     pub contract: Contract,
+    /// What tests use to examine a client: strict bodies, duplicates kept, a hook
+    /// on each call (all off by default).
+    pub probes: Probes,
 }
 
 impl EmulatorConfig {
@@ -113,6 +120,7 @@ impl EmulatorConfig {
             state_file: None,
             seed: 0,
             contract: Contract::default(),
+            probes: Probes::default(),
         }
     }
 }

@@ -107,6 +107,17 @@ fn envelope(code: i64, message: &str, data: impl Serialize) -> String {
     .expect("answers serialize")
 }
 
+/// Whether `addface` refuses a face whose bytes the person already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Duplicates {
+    /// -1312, as the contract says.
+    #[default]
+    Refuse,
+    /// Added again: a reading outside the contract, for tests that must see a face
+    /// sent twice.
+    Accept,
+}
+
 /// Applies `call` with its parameters and examined images to the state, under the
 /// readings of `contract`.
 pub fn apply(
@@ -116,10 +127,22 @@ pub fn apply(
     params: &Params,
     images: Option<&[Verdict]>,
 ) -> Answer {
+    apply_with(state, contract, call, params, images, Duplicates::Refuse)
+}
+
+/// [`apply`], with duplicate faces refused or accepted.
+pub fn apply_with(
+    state: &mut State,
+    contract: &Contract,
+    call: Call,
+    params: &Params,
+    images: Option<&[Verdict]>,
+    duplicates: Duplicates,
+) -> Answer {
     let result = match call {
         Call::NewPerson => new_person(state, contract, params, images),
         Call::DelPerson => del_person(state, params),
-        Call::AddFace => add_face(state, contract, params, images),
+        Call::AddFace => add_face(state, contract, params, images, duplicates),
         Call::DelFace => del_face(state, params),
         Call::SetInfo => set_info(state, params),
         Call::GetInfo => get_info(state, params),
@@ -259,6 +282,7 @@ fn add_face(
     contract: &Contract,
     params: &Params,
     images: Option<&[Verdict]>,
+    duplicates: Duplicates,
 ) -> Result<Answer, i64> {
     let person_id = id(params, "person_id")?;
     bounded(params, "tag", MAX_TAG_BYTES)?;
@@ -276,7 +300,8 @@ fn add_face(
             Err(refused) => *refused,
             Ok(image) => {
                 let person = existing(state, &person_id)?;
-                if person.faces.iter().any(|f| f.image.hash == image.hash) {
+                let held = person.faces.iter().any(|f| f.image.hash == image.hash);
+                if held && duplicates == Duplicates::Refuse {
                     code::DUPLICATE_FACE
                 } else if person.faces.len() >= MAX_FACES_PER_PERSON {
                     code::PERSON_FULL
@@ -606,6 +631,33 @@ mod tests {
         assert_eq!(faces.len(), 3);
         assert_eq!(added[0], faces[1].face_id);
         assert_eq!(added[1], faces[2].face_id);
+    }
+
+    #[test]
+    fn addface_keeps_a_face_sent_twice_when_duplicates_are_accepted() {
+        let mut s = State::default();
+        new_person(&mut s, "p1", &["g1"]);
+        let params = Params::from_json(br#"{"person_id":"p1"}"#).unwrap();
+        let images = [face(0), face(1), face(1)];
+        let answer = apply_with(
+            &mut s,
+            &Contract::default(),
+            Call::AddFace,
+            &params,
+            Some(&images),
+            Duplicates::Accept,
+        );
+        let v: Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(v["data"]["ret_codes"], json!([0, 0, 0]));
+        assert_eq!(s.person("p1").unwrap().faces.len(), 4);
+        let refused = apply(
+            &mut s,
+            &Contract::default(),
+            Call::AddFace,
+            &params,
+            Some(&images[..1]),
+        );
+        assert!(refused.body.contains("-1312"), "{}", refused.body);
     }
 
     #[test]

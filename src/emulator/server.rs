@@ -3,7 +3,8 @@
 //!
 //! A call goes through, in order: the rate window (15), an answer injected with
 //! `inject_next`, the random faults (drop, latency, 213, 15), the body size (23),
-//! the signature ([`super::auth`]), the body ([`super::params`], 21), a missing
+//! the signature ([`super::auth`]), the body ([`super::params`], 21), with
+//! [`Probes::strict`] the body's spelling ([`super::probe`], 21), a missing
 //! `appid` (-1301), the images (downloaded and examined outside the state lock),
 //! then [`super::rules::apply`] under the lock, then the lost-answer fault.
 //! Nothing sleeps or downloads while holding the state lock.
@@ -24,6 +25,7 @@ use super::http::{self, Body, Conn, ReadError, Request};
 use super::images;
 use super::introspect::{Counters, InjectRequest, QpsRequest};
 use super::params::{ImageSource, Params};
+use super::probe::{self, Moment, Probes};
 use super::rate::RateWindow;
 use super::rules::{self, Answer, Verdict};
 use super::state::{self, State, StateSnapshot};
@@ -68,6 +70,7 @@ pub(super) struct Shared {
     dirty: Mutex<bool>,
     dirty_changed: Condvar,
     pub(super) stop: AtomicBool,
+    probes: Probes,
     workers: Mutex<Vec<JoinHandle<()>>>,
     agent: ureq::Agent,
 }
@@ -102,6 +105,7 @@ impl Shared {
             dirty: Mutex::new(false),
             dirty_changed: Condvar::new(),
             stop: AtomicBool::new(false),
+            probes: config.probes,
             workers: Mutex::new(Vec::new()),
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(10))
@@ -305,6 +309,12 @@ fn serve_connection(shared: &Shared, stream: impl Read + Write) {
                     body.as_bytes(),
                     keep,
                 );
+                if let (Some(hook), Some(call)) = (
+                    &shared.probes.hook,
+                    Call::from_path(request.path.split('?').next().unwrap_or("")),
+                ) {
+                    hook.at(call, Moment::Answered);
+                }
                 if written.is_err() || !keep {
                     return;
                 }
@@ -423,6 +433,9 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
         counters.requests += 1;
         *counters.calls.entry(call.name().to_owned()).or_default() += 1;
     }
+    if let Some(hook) = &shared.probes.hook {
+        hook.at(call, Moment::Received);
+    }
     let answer = |a: Answer| {
         tracing::debug!("{} answered {}", call.name(), a.code);
         *lock(&shared.counters).codes.entry(a.code).or_default() += 1;
@@ -495,6 +508,15 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
             return answer(Answer::error(code::INVALID_PARAMETER));
         }
     };
+    if shared.probes.strict {
+        if let Err(refused) = probe::check_body(call, request.header("content-type"), body) {
+            tracing::debug!(
+                "{} body refused by the strict reading: {refused}",
+                call.name()
+            );
+            return answer(Answer::error(code::INVALID_PARAMETER));
+        }
+    }
     if body_appid.as_deref().unwrap_or("").is_empty() {
         return answer(Answer::error(code::PARAMETER_EMPTY));
     }
@@ -503,12 +525,18 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
         .map(|sources| examine_all(shared, call, &faults, sources));
     let result = {
         let mut guard = lock(&shared.state);
-        let result = rules::apply(
+        let duplicates = if shared.probes.accept_duplicates {
+            rules::Duplicates::Accept
+        } else {
+            rules::Duplicates::Refuse
+        };
+        let result = rules::apply_with(
             &mut guard.state,
             &shared.contract,
             call,
             &params,
             verdicts.as_deref(),
+            duplicates,
         );
         if result.mutated {
             guard.version += 1;
@@ -517,6 +545,9 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
     };
     if result.mutated && shared.state_file.is_some() {
         shared.mark_dirty();
+    }
+    if let Some(hook) = &shared.probes.hook {
+        hook.at(call, Moment::Done { code: result.code });
     }
     if decision.fate == Fate::LoseAnswer {
         lock(&shared.counters).faults.lose_answer += 1;

@@ -202,6 +202,10 @@ pub fn run(
         store_error: Mutex::new(None),
         limit: Mutex::new(store.request_limit()?),
     };
+    // A job stopped before it began makes no call, not even the group reads.
+    if stop.interrupted() {
+        return Ok(RunOutcome::Interrupted);
+    }
     if let groups::Fit::Fatal(err) = groups::fit(store, client, &options.group_limits, tally)? {
         tracing::error!("stopping the job: {err}");
         return Ok(RunOutcome::Fatal(err));

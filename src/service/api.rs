@@ -183,9 +183,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_round_trip() {
-        for call in Call::ALL {
-            assert_eq!(Call::from_path(&call.path()), Some(call));
+    fn paths_are_the_contracts() {
+        // Every call is `POST /face/<name>`, with the names of the contract's table.
+        let contract = [
+            "/face/newperson",
+            "/face/delperson",
+            "/face/addface",
+            "/face/delface",
+            "/face/setinfo",
+            "/face/getinfo",
+            "/face/getgroupids",
+            "/face/getpersonids",
+            "/face/getfaceids",
+            "/face/getfaceinfo",
+            "/face/addgroupids",
+            "/face/delgroupids",
+        ];
+        let paths: Vec<String> = Call::ALL.iter().map(|c| c.path()).collect();
+        assert_eq!(paths, contract);
+        for (call, path) in Call::ALL.into_iter().zip(contract) {
+            assert_eq!(Call::from_path(path), Some(call));
         }
         assert_eq!(Call::from_path("/face/unknown"), None);
         assert_eq!(Call::from_path("/newperson"), None);

@@ -2,6 +2,8 @@
 //! directories, an in-process emulator and a client for it.
 #![allow(dead_code)]
 
+pub mod capture;
+
 use faceenroll::emulator::{rehearsal_credentials, Emulator, EmulatorConfig, REHEARSAL_APPID};
 use faceenroll::engine::{self, retry::RetryPolicy, EngineOptions, RunOutcome, StopSignal};
 use faceenroll::model::ContentHash;
@@ -144,8 +146,9 @@ pub fn run_source(
     (summary, outcome, tally)
 }
 
-/// An emulator on an ephemeral loopback port, with the rehearsal account and no
-/// rate limit unless the test sets one.
+/// An emulator on an ephemeral loopback port, with the rehearsal account, no rate
+/// limit unless the test sets one, and the strict reading of bodies: a request the
+/// contract does not allow is refused with 21, not read leniently.
 pub fn emulator() -> Emulator {
     emulator_with(|_| {})
 }
@@ -154,6 +157,7 @@ pub fn emulator_with(configure: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
     let mut config = EmulatorConfig::rehearsal();
     config.qps = None;
     config.contract.full = READING.with(|r| r.get());
+    config.probes.strict = true;
     configure(&mut config);
     Emulator::start(config, "127.0.0.1:0".parse().unwrap()).unwrap()
 }
@@ -266,7 +270,7 @@ impl EmulatorProcess {
     pub fn start(args: &[&str], log: &Path) -> EmulatorProcess {
         use std::io::BufRead as _;
         let mut child = std::process::Command::new(BIN)
-            .args(["emulator", "--bind", "127.0.0.1:0"])
+            .args(["emulator", "--bind", "127.0.0.1:0", "--strict"])
             .args(args)
             .env_remove("TENCENTCLOUD_SECRET_ID")
             .env_remove("TENCENTCLOUD_SECRET_KEY")
@@ -400,6 +404,14 @@ pub fn report_rows(state: &Path) -> Vec<faceenroll::report::Row> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect()
+}
+
+/// The account an emulator kept in its state file (`--emulator-state`,
+/// `--state-file`), read back as a test would read the service.
+pub fn account(path: &Path) -> faceenroll::emulator::StateSnapshot {
+    let text =
+        std::fs::read(path).unwrap_or_else(|e| panic!("the account file {}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap()
 }
 
 /// The content hashes of the faces the service holds for each person, sorted (a face
