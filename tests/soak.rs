@@ -41,7 +41,7 @@ fn soak(persons: u32, photos: u32, seed: u64) {
         c.seed = seed;
     });
     let options = EngineOptions {
-        workers: 8,
+        workers: faceenroll::engine::Workers::Fixed(8),
         qps: 0,
         retry: RetryPolicy {
             max_attempts: 12,

@@ -8,6 +8,7 @@
 //! "duplicate face" for a face the person already has, and that answer to a photo in
 //! doubt is recorded as the enrollment it confirms.
 
+use super::concurrency::Ending;
 use super::retry::Backoff;
 use super::Shared;
 use crate::limits::{MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, REQUEST_ENVELOPE_BYTES};
@@ -647,9 +648,17 @@ impl<'s, 'a> Worker<'s, 'a> {
         let started = std::time::Instant::now();
         self.last_call_in_doubt = false;
         loop {
+            // Room in flight first, then a slot: the workers waiting at the pacer
+            // hold their room, so one is ready at every slot.
+            let permit = shared.flow.begin();
             shared.pacer.acquire();
             shared.tally.calls.fetch_add(1, Relaxed);
+            let sent = std::time::Instant::now();
             let result = f(shared.client);
+            let ending = Ending::of(&result);
+            shared
+                .flow
+                .end(permit, sent.elapsed(), ending, &shared.pacer, shared.tally);
             let class = match &result {
                 Ok(_) => {
                     shared.pacer.on_success();
