@@ -31,7 +31,7 @@ use crate::service::client::{CallError, TransportKind};
 use crate::service::codes::Class;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Calls in flight beyond `rate × latency`, as a factor: the extra permits are held
@@ -319,6 +319,8 @@ pub struct Flow {
     max: usize,
     /// The most permits given out at once in this run.
     peak: AtomicU64,
+    /// When the first call was sent.
+    first_call: OnceLock<Instant>,
 }
 
 #[derive(Debug)]
@@ -338,6 +340,7 @@ impl Flow {
             adaptive: None,
             max: n.max(1),
             peak: AtomicU64::new(0),
+            first_call: OnceLock::new(),
         }
     }
 
@@ -355,12 +358,14 @@ impl Flow {
             })),
             max: max.max(1),
             peak: AtomicU64::new(0),
+            first_call: OnceLock::new(),
         }
     }
 
     /// Waits for room for one more call in flight.
     pub fn begin(&self) -> Permit<'_> {
         let permit = self.permits.acquire();
+        self.first_call.get_or_init(Instant::now);
         self.peak.fetch_max(self.permits.in_use() as u64, Relaxed);
         permit
     }
@@ -378,31 +383,44 @@ impl Flow {
         if ending == Ending::Answered {
             tally.latency.record(took);
         }
+        if let Some(ticking) = &self.adaptive {
+            let mut t = ticking.lock().expect("flow lock");
+            match ending {
+                Ending::Answered => {
+                    t.answered += 1;
+                    if t.latest.len() == WINDOW {
+                        t.latest.pop_front();
+                    }
+                    t.latest.push_back(took);
+                }
+                Ending::TimedOut => t.timeouts += 1,
+                Ending::RateLimited | Ending::Lost => {}
+            }
+        }
+        self.tick(pace, tally);
+    }
+
+    /// Steps the controller if a tick has passed since the last step. Called after
+    /// each call and by the dispatcher, so the limit moves even while no call ends
+    /// (the first calls of a slow service).
+    pub fn tick(&self, pace: &dyn PaceGauge, tally: &Tally) {
         let Some(ticking) = &self.adaptive else {
             self.report(tally);
             return;
         };
         let mut t = ticking.lock().expect("flow lock");
-        match ending {
-            Ending::Answered => {
-                t.answered += 1;
-                if t.latest.len() == WINDOW {
-                    t.latest.pop_front();
-                }
-                t.latest.push_back(took);
-            }
-            Ending::TimedOut => t.timeouts += 1,
-            Ending::RateLimited | Ending::Lost => {}
-        }
         let elapsed = t.since.elapsed();
         if elapsed < TICK {
             return;
         }
+        // Before the first answer, the calls in flight have taken at least as long
+        // as the first of them: a lower bound of the latency, enough to open up.
+        let latency = median(&t.latest).or_else(|| self.first_call.get().map(Instant::elapsed));
         let obs = Observation {
             elapsed,
             rate: pace.paced_rate(),
             throughput: t.answered as f64 / elapsed.as_secs_f64(),
-            latency: median(&t.latest),
+            latency,
             starved: pace.take_starved(),
             saturated: self.permits.take_saturated(),
             timeouts: t.timeouts,

@@ -225,6 +225,7 @@ pub fn run(
         // Starts workers until there are as many as the flow asks for. Called by the
         // dispatcher while it waits to hand out a person.
         let start_wanted = || {
+            shared.flow.tick(&shared.pacer, tally);
             while started.load(Ordering::Relaxed) < shared.flow.workers_wanted() {
                 let index = started.fetch_add(1, Ordering::Relaxed);
                 let rx = rx.clone();
