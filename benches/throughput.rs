@@ -10,7 +10,7 @@
 //! at 50/s, calls in flight sized from the measured latency), the emulator
 //! answering after 50 ms, 300 ms and 1 s. `FACEENROLL_BENCH_ONLY=50|300|1000` runs one
 //! latency; `FACEENROLL_BENCH_WORKERS=N` runs a fixed number of workers instead, to
-//! compare.
+//! compare; `FACEENROLL_BENCH_CAP=N` sets another cap.
 //!
 //! For each it prints calls/s as a percentage of the cap, the code-15 answers, the
 //! most calls in flight, the workers started, the latency the engine measured, and
@@ -37,7 +37,13 @@ use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-const CAP: u32 = 50;
+/// The service's cap, calls per second (`FACEENROLL_BENCH_CAP`, default 50).
+fn cap() -> u32 {
+    std::env::var("FACEENROLL_BENCH_CAP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
 const LATENCIES_MS: [u64; 3] = [50, 300, 1000];
 const PHOTOS_PER_PERSON: u32 = 3;
 
@@ -68,9 +74,10 @@ fn archive(root: &Path, persons: u32) {
 
 /// One whole job on a fresh store and a fresh emulator.
 fn scenario(root: &Path, latency_ms: u64, workers: Workers) {
+    let cap = cap();
     let emulator = Emulator::start(
         EmulatorConfig {
-            qps: Some(CAP),
+            qps: Some(cap),
             faults: Faults {
                 latency_ms,
                 ..Faults::default()
@@ -101,7 +108,7 @@ fn scenario(root: &Path, latency_ms: u64, workers: Workers) {
     let summary = plan::build(&store, &source, &PlanOptions::default()).unwrap();
     let options = EngineOptions {
         workers,
-        qps: CAP,
+        qps: cap,
         seed: Some(1),
         ..EngineOptions::default()
     };
@@ -123,10 +130,10 @@ fn scenario(root: &Path, latency_ms: u64, workers: Workers) {
     };
     println!(
         "{latency_ms:>4} ms  {workers:<14} {calls:>5} calls ({} planned) in {elapsed:>6.1} s  \
-         {rate:>5.1} calls/s = {:>5.1}% of {CAP}  code 15: {:>3}  in flight ≤{:>3}, {:>3} workers  \
+         {rate:>5.1} calls/s = {:>5.1}% of {cap}  code 15: {:>3}  in flight ≤{:>3}, {:>3} workers  \
          latency {}  cpu {cpu:.1} s  peak rss {peak_mib:.0} MiB  enrolled {}",
         summary.calls.total(),
-        100.0 * rate / f64::from(CAP),
+        100.0 * rate / f64::from(cap),
         counters.answered(code::RATE_LIMITED),
         tally.peak_concurrency.load(Relaxed),
         tally.workers.load(Relaxed),
@@ -150,8 +157,9 @@ fn main() {
     let t = Instant::now();
     archive(dir.path(), persons);
     println!(
-        "{persons} persons × {PHOTOS_PER_PERSON} photos generated in {:.1} s; cap {CAP}/s",
-        t.elapsed().as_secs_f64()
+        "{persons} persons × {PHOTOS_PER_PERSON} photos generated in {:.1} s; cap {}/s",
+        t.elapsed().as_secs_f64(),
+        cap()
     );
     let only: Option<String> = std::env::var("FACEENROLL_BENCH_ONLY").ok();
     for latency_ms in LATENCIES_MS {

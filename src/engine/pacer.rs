@@ -35,7 +35,7 @@
 //! slows the job down.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How late after its slot a call may leave without crowding the service's
@@ -114,6 +114,8 @@ struct State {
     meter: VecDeque<Instant>,
     /// A slot was handed out with nobody waiting for it.
     starved: bool,
+    /// A caller is sleeping towards the next slot.
+    head: bool,
 }
 
 impl State {
@@ -137,11 +139,31 @@ impl State {
             policy,
             meter: VecDeque::new(),
             starved: false,
+            head: false,
         }
     }
 
     /// Hands out the next slot at `now`.
-    fn reserve(&mut self, now: Instant) -> Instant {
+    /// The next slot a caller arriving at `now` may have.
+    fn next_slot(&self, now: Instant) -> Instant {
+        let mut slot = now.max(self.not_before);
+        if !self.rate.is_finite() {
+            return slot;
+        }
+        let step = spacing(self.rate);
+        let n = window_slots(self.rate).min(self.recent.len());
+        if let Some(&last) = self.recent.back() {
+            slot = slot.max(last + step / 2);
+        }
+        if n > 0 {
+            let window_start = self.recent[self.recent.len() - n];
+            slot = slot.max(window_start + step * n as u32);
+        }
+        slot
+    }
+
+    /// Hands out `slot` to a caller at `now`.
+    fn take(&mut self, slot: Instant, now: Instant) {
         if !self.rate.is_finite() {
             while self
                 .meter
@@ -152,17 +174,7 @@ impl State {
                 self.meter.pop_front();
             }
             self.meter.push_back(now);
-            return now.max(self.not_before);
-        }
-        let step = spacing(self.rate);
-        let n = window_slots(self.rate).min(self.recent.len());
-        let mut slot = now.max(self.not_before);
-        if let Some(&last) = self.recent.back() {
-            slot = slot.max(last + step / 2);
-        }
-        if n > 0 {
-            let window_start = self.recent[self.recent.len() - n];
-            slot = slot.max(window_start + step * n as u32);
+            return;
         }
         // A learned rate that grows needs a longer memory.
         let capacity = self.recent.len().max(window_slots(self.rate));
@@ -170,6 +182,13 @@ impl State {
         while self.recent.len() > capacity {
             self.recent.pop_front();
         }
+    }
+
+    /// Hands out the next slot at `now`.
+    #[cfg(test)]
+    fn reserve(&mut self, now: Instant) -> Instant {
+        let slot = self.next_slot(now);
+        self.take(slot, now);
         slot
     }
 
@@ -190,6 +209,8 @@ impl State {
 #[derive(Debug)]
 pub struct Pacer {
     state: Mutex<State>,
+    /// Wakes the next caller when the head took its slot.
+    turn: Condvar,
 }
 
 impl Pacer {
@@ -201,30 +222,44 @@ impl Pacer {
         };
         Pacer {
             state: Mutex::new(State::new(policy, Instant::now())),
+            turn: Condvar::new(),
         }
     }
 
     /// Waits for this caller's send slot.
+    ///
+    /// One caller at a time (the head) sleeps towards the next slot; the others wait
+    /// for their turn. A slot is taken only when its time has come, so a decrease
+    /// after a rate-limit answer moves every slot not yet taken, however many
+    /// workers are waiting.
     pub fn acquire(&self) {
-        let now = Instant::now();
-        let slot = self.reserve(now);
-        if slot > now {
-            std::thread::sleep(slot - now);
-        }
-        self.sent(slot, Instant::now());
-    }
-
-    fn reserve(&self, now: Instant) -> Instant {
         let mut s = self.state.lock().expect("pacer lock");
-        let slot = s.reserve(now);
-        if slot <= now && s.rate.is_finite() {
-            s.starved = true;
+        let mut waited = false;
+        while s.head {
+            waited = true;
+            s = self.turn.wait(s).expect("pacer lock");
         }
-        slot
-    }
-
-    fn sent(&self, slot: Instant, at: Instant) {
-        self.state.lock().expect("pacer lock").sent(slot, at);
+        loop {
+            let now = Instant::now();
+            let slot = s.next_slot(now);
+            if slot <= now {
+                if !waited && s.rate.is_finite() {
+                    // Nobody was waiting for this slot.
+                    s.starved = true;
+                }
+                s.take(slot, now);
+                s.sent(slot, now);
+                s.head = false;
+                drop(s);
+                self.turn.notify_one();
+                return;
+            }
+            s.head = true;
+            waited = true;
+            drop(s);
+            std::thread::sleep(slot - now);
+            s = self.state.lock().expect("pacer lock");
+        }
     }
 
     /// The call was answered without a rate-limit code.
