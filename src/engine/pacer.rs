@@ -68,11 +68,12 @@ pub struct Aimd {
 }
 
 impl Aimd {
-    /// No cap: the rate is learned from the first rate-limit answer.
+    /// No cap: the rate is learned from the first rate-limit answer. It moves at
+    /// least as fast as under the default cap, whatever the first answer teaches.
     pub fn unpaced() -> Aimd {
         Aimd {
             max_rate: f64::INFINITY,
-            ..Aimd::for_cap(50.0)
+            ..Aimd::for_cap(f64::from(crate::limits::DEFAULT_QPS))
         }
     }
 
@@ -281,7 +282,7 @@ impl Pacer {
                 // was sending, and climb back at the pace a cap of that rate would.
                 let sending = s.meter.len().max(1) as f64;
                 s.meter = VecDeque::new();
-                s.policy.increase = (sending / 200.0).max(0.01);
+                s.policy.increase = s.policy.increase.max(sending / 200.0);
                 s.rate = sending;
                 tracing::info!(
                     "the service answered \"too frequent\" at about {sending} calls/s: pacing from now on"
