@@ -8,6 +8,9 @@
 //! Photos are streamed from disk, so the client's memory does not grow with their
 //! size; the peak resident size of the process is printed at the end.
 
+#[path = "support/proc_stats.rs"]
+mod proc_stats;
+
 use faceenroll::emulator::{Emulator, EmulatorConfig};
 use faceenroll::model::{GroupId, PersonId};
 use faceenroll::service::client::{Client, ClientConfig, ImageBody};
@@ -28,15 +31,6 @@ fn cpu_seconds(stat_path: &str) -> f64 {
     let utime: f64 = fields[11].parse().unwrap();
     let stime: f64 = fields[12].parse().unwrap();
     (utime + stime) / TICKS_PER_SEC
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Runs `calls` calls of `f` and prints its costs per 1,000 calls.
@@ -121,7 +115,7 @@ fn main() {
         "emulator: {} requests on {} connection(s); peak RSS {} KiB",
         counters.requests,
         counters.connections,
-        peak_rss_kib()
+        proc_stats::peak_rss_kib()
     );
     emu.shutdown().unwrap();
 }

@@ -7,6 +7,9 @@
 //! as many threads as the machine has cores, and prints the peak resident memory
 //! (VmHWM) the normalization reached.
 
+#[path = "support/proc_stats.rs"]
+mod proc_stats;
+
 use faceenroll::normalize::{
     decide, prepare_chunk, thread_pool, Decision, NormalizeOptions, Outcome,
 };
@@ -76,28 +79,6 @@ fn peak_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Resets VmHWM to the current resident size (Linux 4.0+), so the next reading
-/// shows the peak of what follows only.
-fn reset_peak() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// CPU time this process has used so far, all threads, in seconds (from
-/// /proc/self/stat, in clock ticks of 1/100 s, the Linux default).
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 and 15 of the line (utime, stime) are 12 and 13 after the name.
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -110,7 +91,7 @@ fn run(
     opts: &NormalizeOptions,
 ) -> (f64, f64, Vec<Outcome>) {
     let start = Instant::now();
-    let cpu = cpu_secs();
+    let cpu = proc_stats::cpu_seconds();
     let mut outcomes = Vec::new();
     for _ in 0..ROUNDS {
         outcomes = prepare_chunk(pool, photos, opts)
@@ -120,7 +101,11 @@ fn run(
     }
     let secs = start.elapsed().as_secs_f64();
     let n = (ROUNDS * photos.len()) as f64;
-    (n / secs, (cpu_secs() - cpu) * 1000.0 / n, outcomes)
+    (
+        n / secs,
+        (proc_stats::cpu_seconds() - cpu) * 1000.0 / n,
+        outcomes,
+    )
 }
 
 fn main() {
@@ -164,11 +149,11 @@ fn main() {
     );
 
     let before = peak_mib();
-    let resettable = reset_peak();
+    let resettable = proc_stats::reset_peak();
     let after_reset = peak_mib();
     for threads in [1, cores] {
         let pool = thread_pool(threads).unwrap();
-        reset_peak();
+        proc_stats::reset_peak();
         let (rate, cpu_ms, outcomes) = run(&pool, &photos, &opts);
         let sent: u64 = outcomes
             .iter()

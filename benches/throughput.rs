@@ -1,25 +1,31 @@
 //! The engine's throughput against the service's limit: a whole job (plan, then
-//! `engine::run`) against the in-process emulator answering after 50 ms.
+//! `engine::run`) against the in-process emulator answering after a fixed latency.
 //!
 //! Run: `cargo bench --bench throughput` (persons: `FACEENROLL_BENCH_PERSONS=N`,
 //! default 2,000 of 3 small PNG photos each: one newperson and one addface per
 //! person).
 //!
-//! Scenarios:
-//! - the service's cap of 50 calls/s, enforced by the emulator (answers 15 past a
-//!   sliding one-second window), the engine paced at the same 50/s with its default
-//!   8 workers;
-//! - no cap at 8, 16 and 32 workers.
+//! Scenarios: the service's cap of 50 calls/s, enforced by the emulator (answers 15
+//! past a sliding one-second window), the engine with its default settings (paced
+//! at 50/s, calls in flight sized from the measured latency), the emulator
+//! answering after 50 ms, 300 ms and 1 s. `FACEENROLL_BENCH_ONLY=50|300|1000` runs one
+//! latency; `FACEENROLL_BENCH_WORKERS=N` runs a fixed number of workers instead, to
+//! compare; `FACEENROLL_BENCH_CAP=N` sets another cap.
 //!
-//! For each it prints calls/s as a percentage of the limit, min(cap, workers ÷
-//! latency), and the number of code-15 answers.
+//! For each it prints calls/s as a percentage of the cap, the code-15 answers, the
+//! most calls in flight, the workers started, the latency the engine measured, and
+//! the CPU time and peak resident memory of the process over the run (the process
+//! holds the emulator too: its threads and its decoding of every photo count).
 //!
 //! The progress store lives in a temporary directory; `FACEENROLL_BENCH_STATE_IN=DIR`
 //! puts it under DIR instead (e.g. `/dev/shm`, to see what the per-call flush of the
-//! store costs on the disk). `FACEENROLL_BENCH_ONLY=cap|8|16|32` runs one scenario.
+//! store costs on the disk).
+
+#[path = "support/proc_stats.rs"]
+mod proc_stats;
 
 use faceenroll::emulator::{rehearsal_credentials, Emulator, EmulatorConfig, Faults};
-use faceenroll::engine::{self, EngineOptions, RunOutcome, StopSignal};
+use faceenroll::engine::{self, EngineOptions, RunOutcome, StopSignal, Workers};
 use faceenroll::plan::{self, PlanOptions};
 use faceenroll::report::Tally;
 use faceenroll::service::client::{Client, ClientConfig};
@@ -31,7 +37,14 @@ use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-const LATENCY_MS: u64 = 50;
+/// The service's cap, calls per second (`FACEENROLL_BENCH_CAP`, default 50).
+fn cap() -> u32 {
+    std::env::var("FACEENROLL_BENCH_CAP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+const LATENCIES_MS: [u64; 3] = [50, 300, 1000];
 const PHOTOS_PER_PERSON: u32 = 3;
 
 /// A small PNG, distinct for every seed.
@@ -60,12 +73,13 @@ fn archive(root: &Path, persons: u32) {
 }
 
 /// One whole job on a fresh store and a fresh emulator.
-fn scenario(root: &Path, cap: Option<u32>, workers: usize) {
+fn scenario(root: &Path, latency_ms: u64, workers: Workers) {
+    let cap = cap();
     let emulator = Emulator::start(
         EmulatorConfig {
-            qps: cap,
+            qps: Some(cap),
             faults: Faults {
-                latency_ms: LATENCY_MS,
+                latency_ms,
                 ..Faults::default()
             },
             ..EmulatorConfig::rehearsal()
@@ -94,27 +108,36 @@ fn scenario(root: &Path, cap: Option<u32>, workers: usize) {
     let summary = plan::build(&store, &source, &PlanOptions::default()).unwrap();
     let options = EngineOptions {
         workers,
-        qps: cap.unwrap_or(0),
+        qps: cap,
         seed: Some(1),
         ..EngineOptions::default()
     };
     let tally = Tally::default();
+    proc_stats::reset_peak();
+    let cpu0 = proc_stats::cpu_seconds();
     let start = Instant::now();
     let outcome = engine::run(&store, &client, &options, &StopSignal::default(), &tally).unwrap();
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = proc_stats::cpu_seconds() - cpu0;
+    let peak_mib = proc_stats::peak_rss_kib() as f64 / 1024.0;
     assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
     let calls = tally.calls.load(Relaxed);
     let counters = emulator.counters();
-    let by_workers = workers as f64 * 1000.0 / LATENCY_MS as f64;
-    let limit = cap.map_or(by_workers, |c| by_workers.min(f64::from(c)));
     let rate = calls as f64 / elapsed;
+    let workers = match workers {
+        Workers::Fixed(n) => format!("{n} fixed"),
+        Workers::Adaptive { max } => format!("adaptive ≤{max}"),
+    };
     println!(
-        "{:<10} {workers:>2} workers  {calls:>5} calls ({} planned) in {elapsed:>6.1} s  \
-         {rate:>6.1} calls/s = {:>5.1}% of {limit:.0}  code 15: {}  enrolled {}",
-        cap.map_or("no cap".to_owned(), |c| format!("cap {c}/s")),
+        "{latency_ms:>4} ms  {workers:<14} {calls:>5} calls ({} planned) in {elapsed:>6.1} s  \
+         {rate:>5.1} calls/s = {:>5.1}% of {cap}  code 15: {:>3}  in flight ≤{:>3}, {:>3} workers  \
+         latency {}  cpu {cpu:.1} s  peak rss {peak_mib:.0} MiB  enrolled {}",
         summary.calls.total(),
-        100.0 * rate / limit,
+        100.0 * rate / f64::from(cap),
         counters.answered(code::RATE_LIMITED),
+        tally.peak_concurrency.load(Relaxed),
+        tally.workers.load(Relaxed),
+        tally.latency.describe(),
         tally.enrolled.load(Relaxed),
     );
     emulator.shutdown().unwrap();
@@ -126,21 +149,22 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    let workers = std::env::var("FACEENROLL_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or_else(Workers::default, Workers::Fixed);
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
     archive(dir.path(), persons);
     println!(
-        "{persons} persons × {PHOTOS_PER_PERSON} photos generated in {:.1} s; latency {LATENCY_MS} ms",
-        t.elapsed().as_secs_f64()
+        "{persons} persons × {PHOTOS_PER_PERSON} photos generated in {:.1} s; cap {}/s",
+        t.elapsed().as_secs_f64(),
+        cap()
     );
     let only: Option<String> = std::env::var("FACEENROLL_BENCH_ONLY").ok();
-    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
-    if wanted("cap") {
-        scenario(dir.path(), Some(50), engine::DEFAULT_WORKERS);
-    }
-    for workers in [8, 16, 32] {
-        if wanted(&workers.to_string()) {
-            scenario(dir.path(), None, workers);
+    for latency_ms in LATENCIES_MS {
+        if only.as_deref().is_none_or(|o| o == latency_ms.to_string()) {
+            scenario(dir.path(), latency_ms, workers);
         }
     }
 }

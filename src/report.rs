@@ -40,7 +40,76 @@ pub struct Tally {
     /// (0: none), and the largest it accepted, as the job learned them.
     pub limit_refused: AtomicU64,
     pub limit_accepted: AtomicU64,
+    /// Calls allowed in flight now.
+    pub concurrency: AtomicU64,
+    /// The most calls in flight at once in this run.
+    pub peak_concurrency: AtomicU64,
+    /// Worker threads started.
+    pub workers: AtomicU64,
+    /// How long the service took to answer, over the whole run.
+    pub latency: Latencies,
     failures: Mutex<BTreeMap<Option<i64>, u64>>,
+}
+
+/// A histogram of call latencies: buckets 5% wide, from 1 ms to hours, so a
+/// percentile is within 5% of the truth in constant memory.
+#[derive(Debug)]
+pub struct Latencies {
+    buckets: Mutex<Vec<u64>>,
+}
+
+const LATENCY_GROWTH: f64 = 1.05;
+const LATENCY_BUCKETS: usize = 400;
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies {
+            buckets: Mutex::new(vec![0; LATENCY_BUCKETS]),
+        }
+    }
+}
+
+impl Latencies {
+    pub fn record(&self, took: std::time::Duration) {
+        let ms = took.as_secs_f64() * 1000.0;
+        let index = if ms <= 1.0 {
+            0
+        } else {
+            (ms.ln() / LATENCY_GROWTH.ln()).ceil() as usize
+        };
+        self.buckets.lock().expect("latency lock")[index.min(LATENCY_BUCKETS - 1)] += 1;
+    }
+
+    /// The latency under which `share` (0 to 1) of the calls were answered, `None`
+    /// before the first answer.
+    pub fn percentile(&self, share: f64) -> Option<std::time::Duration> {
+        let buckets = self.buckets.lock().expect("latency lock");
+        let total: u64 = buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64 * share).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        let index = buckets
+            .iter()
+            .position(|n| {
+                seen += n;
+                seen >= rank
+            })
+            .unwrap_or(LATENCY_BUCKETS - 1);
+        let ms = LATENCY_GROWTH.powi(index as i32);
+        Some(std::time::Duration::from_secs_f64(ms / 1000.0))
+    }
+
+    /// `p50 120 ms, p95 310 ms`, or `none answered`.
+    pub fn describe(&self) -> String {
+        match (self.percentile(0.5), self.percentile(0.95)) {
+            (Some(p50), Some(p95)) => {
+                format!("p50 {} ms, p95 {} ms", p50.as_millis(), p95.as_millis())
+            }
+            _ => "none answered".to_owned(),
+        }
+    }
 }
 
 /// The final status of a photo in this run, as the tally counts it.
@@ -603,6 +672,13 @@ impl std::fmt::Display for Summary<'_> {
                 t.photos_resent.load(Relaxed)
             )?;
         }
+        writeln!(
+            f,
+            "  calls in flight: up to {} at once ({} workers); service latency {}",
+            t.peak_concurrency.load(Relaxed),
+            t.workers.load(Relaxed),
+            t.latency.describe(),
+        )?;
         let saved = t.bytes_saved.load(Relaxed);
         if saved > 0 {
             writeln!(f, "  normalizing photos saved {saved} bytes of upload")?;
@@ -625,12 +701,36 @@ impl std::fmt::Display for Summary<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::utc_time;
+    use super::*;
+    use std::time::Duration;
 
     #[test]
     fn utc_time_names_the_civil_date_and_time() {
         assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
         assert_eq!(utc_time(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn latency_percentiles_are_within_five_percent() {
+        let l = Latencies::default();
+        assert_eq!(l.percentile(0.5), None);
+        assert_eq!(l.describe(), "none answered");
+        // 90 calls of 300 ms and 10 of 2 s.
+        for _ in 0..90 {
+            l.record(Duration::from_millis(300));
+        }
+        for _ in 0..10 {
+            l.record(Duration::from_secs(2));
+        }
+        let p50 = l.percentile(0.5).unwrap().as_secs_f64();
+        let p95 = l.percentile(0.95).unwrap().as_secs_f64();
+        assert!((p50 - 0.3).abs() <= 0.3 * 0.05, "{p50}");
+        assert!((p95 - 2.0).abs() <= 2.0 * 0.05, "{p95}");
+        assert!(l.describe().starts_with("p50 3"), "{}", l.describe());
+        // Very fast and very slow answers land in the end buckets.
+        l.record(Duration::from_micros(10));
+        l.record(Duration::from_secs(100_000));
+        assert!(l.percentile(1.0).unwrap() > Duration::from_secs(3600));
     }
 }

@@ -227,7 +227,7 @@ fn the_pacer_slows_down_when_the_service_rate_limits() {
     let emulator = emulator_with(|c| c.qps = Some(CAP as u32));
     let mut options = options();
     options.qps = 50;
-    options.workers = 6;
+    options.workers = faceenroll::engine::Workers::Fixed(6);
     let started = std::time::Instant::now();
     let (outcome, tally) = run(&archive, &client(&emulator), &options);
     let elapsed = started.elapsed().as_secs_f64();
@@ -250,6 +250,41 @@ fn the_pacer_slows_down_when_the_service_rate_limits() {
         limited < 3 * PERSONS,
         "{limited} answers 15 for {PERSONS} calls done: {counters:?}"
     );
+}
+
+/// `--qps 0` is "start unpaced", not "ignore the service": against a service that
+/// answers 15 to nearly every call of a client that does not slow down, the job
+/// slows down to the service's rate and finishes.
+#[test]
+fn an_unpaced_job_slows_down_to_the_rate_the_service_allows() {
+    const LIMIT: u32 = 5;
+    let archive = Archive::new();
+    archive.fill(20, 1, 0);
+    let emulator = emulator_with(|c| c.qps = Some(LIMIT));
+    let mut options = options();
+    options.qps = 0;
+    options.workers = faceenroll::engine::Workers::default();
+    options.retry.max_total_wait = std::time::Duration::from_secs(60);
+    let start = std::time::Instant::now();
+    let (outcome, tally) = run(&archive, &client(&emulator), &options);
+    let secs = start.elapsed().as_secs_f64();
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    assert_eq!(
+        emulator.snapshot().persons.len(),
+        20,
+        "every person is on the service"
+    );
+    let counters = emulator.counters();
+    let calls: u64 = counters.codes.values().sum();
+    let refused = counters.answered(15);
+    assert!(refused > 0, "the service did rate-limit the job");
+    // 20 calls needed at 5/s: about 4 s. Without pacing, the job sent tens of
+    // thousands of calls a second for as long as its retries lasted.
+    assert!(
+        calls as f64 <= 4.0 * f64::from(LIMIT) * secs.max(1.0),
+        "{calls} calls ({refused} answered 15) in {secs:.1} s"
+    );
+    assert_eq!(tally.rate_limited.load(Relaxed), refused);
 }
 
 #[test]

@@ -9,7 +9,9 @@ use super::progress::ViewOptions;
 use super::Exit;
 use crate::config::{ConfigFile, NetworkSettings, ServiceArgs, ServiceOptions};
 use crate::emulator::EmulatorConfig;
-use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, DEFAULT_WORKERS};
+use crate::engine::{
+    retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFAULT_MAX_WORKERS, MAX_WORKERS,
+};
 use crate::limits::{DEFAULT_QPS, MAX_REQUEST_BYTES};
 use crate::normalize::NormalizeOptions;
 use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Target};
@@ -79,10 +81,20 @@ pub struct EnrollArgs {
         hide_env_values = true
     )]
     emulator_state: Option<PathBuf>,
-    /// Worker threads, each enrolling one person at a time [default: 8].
-    #[arg(long, value_name = "N", env = "FACEENROLL_WORKERS", hide_env_values = true,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    /// A fixed number of workers, each enrolling one person at a time with one call
+    /// in flight [default: as many as the service's latency and the rate need, up to
+    /// --max-workers].
+    #[arg(
+        long,
+        value_name = "N",
+        env = "FACEENROLL_WORKERS",
+        hide_env_values = true
+    )]
     workers: Option<usize>,
+    /// The most workers (calls in flight) the job starts as it measures the
+    /// service's latency [default: 128, enough for 50 calls/s at 2 s per call].
+    #[arg(long, value_name = "N", env = "FACEENROLL_MAX_WORKERS")]
+    max_workers: Option<usize>,
     /// Calls per second in all, the service's cap [default: 50]; 0 is unlimited.
     #[arg(long, value_name = "N", env = "FACEENROLL_QPS", hide_env_values = true)]
     qps: Option<u32>,
@@ -165,6 +177,8 @@ pub struct EnrollSection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_workers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub qps: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_attempts: Option<u32>,
@@ -191,7 +205,7 @@ pub struct EnrollSettings {
     pub state: PathBuf,
     pub emulator: bool,
     pub emulator_state: Option<PathBuf>,
-    pub workers: usize,
+    pub workers: Workers,
     pub qps: u32,
     pub retry_attempts: u32,
     pub retry_max_wait: u64,
@@ -333,11 +347,10 @@ impl EnrollSettings {
                 .emulator_state
                 .clone()
                 .or_else(|| file.emulator_state.clone()),
-            workers: args
-                .workers
-                .or(file.workers)
-                .unwrap_or(DEFAULT_WORKERS)
-                .max(1),
+            workers: resolve_workers(
+                args.workers.or(file.workers),
+                args.max_workers.or(file.max_workers),
+            )?,
             qps: args.qps.or(file.qps).unwrap_or(DEFAULT_QPS),
             retry_attempts: args
                 .retry_attempts
@@ -388,7 +401,14 @@ impl EnrollSettings {
             allow_empty: Some(self.plan.allow_empty),
             emulator: Some(self.emulator),
             emulator_state: self.emulator_state.clone(),
-            workers: Some(self.workers),
+            workers: match self.workers {
+                Workers::Fixed(n) => Some(n),
+                Workers::Adaptive { .. } => None,
+            },
+            max_workers: match self.workers {
+                Workers::Fixed(_) => None,
+                Workers::Adaptive { max } => Some(max),
+            },
             qps: Some(self.qps),
             retry_attempts: Some(self.retry_attempts),
             retry_max_wait: Some(self.retry_max_wait),
@@ -433,6 +453,34 @@ impl EnrollSettings {
 /// The environment as the service settings read it: an empty variable is unset.
 fn service_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A fixed number of workers, or a ceiling for the adaptive number; each between 1
+/// and [`MAX_WORKERS`].
+fn resolve_workers(fixed: Option<usize>, max: Option<usize>) -> anyhow::Result<Workers> {
+    let check = |name: &str, n: usize| {
+        anyhow::ensure!(
+            (1..=MAX_WORKERS).contains(&n),
+            "{name} {n}: expected 1 to {MAX_WORKERS} (each worker is a thread)"
+        );
+        Ok(())
+    };
+    match (fixed, max) {
+        (Some(n), Some(max)) => anyhow::bail!(
+            "--workers {n} and --max-workers {max} are both set (by flag, environment or \
+             config file): --workers fixes the number, --max-workers bounds an adaptive one; \
+             set one"
+        ),
+        (Some(n), None) => {
+            check("--workers", n)?;
+            Ok(Workers::Fixed(n))
+        }
+        (None, max) => {
+            let max = max.unwrap_or(DEFAULT_MAX_WORKERS);
+            check("--max-workers", max)?;
+            Ok(Workers::Adaptive { max })
+        }
+    }
 }
 
 pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
@@ -588,7 +636,12 @@ mod tests {
     fn defaults_when_nothing_is_set() {
         let s = EnrollSettings::resolve(&args(&[]), &env(&[]), &EnrollSection::default()).unwrap();
         assert_eq!(s.state, PathBuf::from(DEFAULT_STATE_DIR));
-        assert_eq!(s.workers, DEFAULT_WORKERS);
+        assert_eq!(
+            s.workers,
+            Workers::Adaptive {
+                max: DEFAULT_MAX_WORKERS
+            }
+        );
         assert_eq!(s.qps, DEFAULT_QPS);
         assert_eq!(s.plan.layout, Layout::Person);
         assert!(s.plan.groups.is_empty());
@@ -607,7 +660,10 @@ mod tests {
         assert_eq!(s.plan.layout, Layout::GroupPerson);
         assert!(!s.plan.resize && !s.normalize.enabled);
         assert!(s.plan.retry_failed);
-        assert_eq!((s.workers, s.qps, s.normalize.max_edge), (3, 20, 1000));
+        assert_eq!(
+            (s.workers, s.qps, s.normalize.max_edge),
+            (Workers::Fixed(3), 20, 1000)
+        );
         assert_eq!(s.progress_interval, 300);
         assert!(s.emulator);
     }
@@ -648,7 +704,10 @@ mod tests {
         assert_eq!(s.plan.layout, Layout::Person);
         assert!(!s.plan.resize && s.plan.retry_failed);
         assert_eq!(s.state, PathBuf::from("/flag/state"));
-        assert_eq!((s.workers, s.qps, s.normalize.max_edge), (5, 20, 640));
+        assert_eq!(
+            (s.workers, s.qps, s.normalize.max_edge),
+            (Workers::Fixed(5), 20, 640)
+        );
     }
 
     #[test]
@@ -682,6 +741,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("--emulator"), "{err}");
+    }
+
+    #[test]
+    fn worker_counts_are_checked() {
+        let resolve = |extra: &[&str], file: &str| {
+            EnrollSettings::resolve(&args(extra), &env(&[]), &section(file))
+        };
+        let s = resolve(&["--max-workers", "64"], "").unwrap();
+        assert_eq!(s.workers, Workers::Adaptive { max: 64 });
+        for bad in [
+            ["--workers", "100000"],
+            ["--workers", "0"],
+            ["--max-workers", "0"],
+        ] {
+            let err = resolve(&bad, "").unwrap_err().to_string();
+            assert!(err.contains(bad[0]) && err.contains(bad[1]), "{err}");
+            assert!(err.contains(&MAX_WORKERS.to_string()), "{err}");
+        }
+        let err = resolve(&["--workers", "4"], "[enroll]\nmax_workers = 32\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--workers 4") && err.contains("--max-workers 32"),
+            "{err}"
+        );
+        // A ceiling prints back as a ceiling, a fixed number as a fixed number.
+        for extra in [&["--max-workers", "64"][..], &["--workers", "3"][..]] {
+            let s = resolve(extra, "").unwrap();
+            let again = resolve(&[], &s.to_toml().unwrap()).unwrap();
+            assert_eq!(again.workers, s.workers);
+        }
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub struct ProgressFile {
     pub rate_limited: u64,
     pub calls: u64,
     pub elapsed_secs: u64,
+    /// Calls allowed in flight now.
+    #[serde(default)]
+    pub concurrency: u64,
+    /// The service's latency so far, median and 95th percentile, in milliseconds.
+    #[serde(default)]
+    pub latency_p50_ms: Option<u64>,
+    #[serde(default)]
+    pub latency_p95_ms: Option<u64>,
 }
 
 pub const PROGRESS_FILE: &str = "progress.json";
@@ -66,7 +74,20 @@ impl ProgressFile {
             rate_limited: tally.rate_limited.load(Relaxed),
             calls: tally.calls.load(Relaxed),
             elapsed_secs: elapsed.as_secs(),
+            concurrency: tally.concurrency.load(Relaxed),
+            latency_p50_ms: tally.latency.percentile(0.5).map(|d| d.as_millis() as u64),
+            latency_p95_ms: tally.latency.percentile(0.95).map(|d| d.as_millis() as u64),
         }
+    }
+
+    /// `in flight ≤ 65, latency p50 1002 ms p95 1010 ms`: why the job runs at the
+    /// speed it does.
+    pub fn flow(&self) -> String {
+        let latency = match (self.latency_p50_ms, self.latency_p95_ms) {
+            (Some(p50), Some(p95)) => format!("latency p50 {p50} ms p95 {p95} ms"),
+            _ => "latency not measured yet".to_owned(),
+        };
+        format!("in flight ≤ {}, {latency}", self.concurrency)
     }
 
     pub fn read(state_dir: &Path) -> Option<ProgressFile> {
@@ -198,8 +219,13 @@ pub fn show(
             ProgressFile::from_tally(tally, &options.source, photos, persons, start.elapsed());
         figures.write(&options.state_dir);
         let counts = format!(
-            "enrolled {} duplicate {} skipped {} failed {} retries {}",
-            figures.enrolled, figures.duplicate, figures.skipped, figures.failed, figures.retries
+            "enrolled {} duplicate {} skipped {} failed {} retries {} | {}",
+            figures.enrolled,
+            figures.duplicate,
+            figures.skipped,
+            figures.failed,
+            figures.retries,
+            figures.flow(),
         );
         match &bars {
             Some((_, photo_bar, person_bar)) => {

@@ -91,6 +91,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
                     "calls:   {} ({} retries, {} rate-limited) in {} s",
                     p.calls, p.retries, p.rate_limited, p.elapsed_secs
                 );
+                println!("flow:    {}", p.flow());
             }
         }
         None => {

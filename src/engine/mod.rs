@@ -5,9 +5,12 @@
 //!
 //! One dispatcher thread reads the persons with work left from the store (in id
 //! order, person by person, so memory stays flat however large the job) and hands
-//! them through a bounded crossbeam channel to `workers` threads. Persons run in
+//! them through a bounded crossbeam channel to worker threads. Persons run in
 //! parallel; one person's calls run in order on one worker (see `engine/person.rs`). All
-//! workers share one [`Pacer`], so the job as a whole stays under the service's rate.
+//! workers share one [`Pacer`], so the job as a whole stays under the service's rate,
+//! and one [`Flow`], which sizes the calls in flight from the measured latency (see
+//! `engine/concurrency.rs`). Worker threads are started as the flow asks for them, up
+//! to the ceiling.
 //!
 //! # Stopping
 //!
@@ -22,6 +25,7 @@
 //! service holds already, are failed with the reason before any is created
 //! ([`groups`]).
 
+pub mod concurrency;
 pub mod groups;
 pub mod pacer;
 mod person;
@@ -33,16 +37,44 @@ use crate::plan;
 use crate::report::Tally;
 use crate::service::client::{CallError, Client};
 use crate::store::{Store, StoreError};
+use concurrency::Flow;
 use pacer::Pacer;
 use retry::RetryPolicy;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
+
+/// How many workers run, each working on one person at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// Exactly this many, each with one call in flight at most.
+    Fixed(usize),
+    /// As many calls in flight as the measured latency and the rate need, and a few
+    /// more workers, up to `max`.
+    Adaptive { max: usize },
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Workers::Adaptive {
+            max: DEFAULT_MAX_WORKERS,
+        }
+    }
+}
+
+impl Workers {
+    /// The most worker threads this runs.
+    pub fn ceiling(self) -> usize {
+        match self {
+            Workers::Fixed(n) | Workers::Adaptive { max: n } => n,
+        }
+    }
+}
 
 /// How the engine runs. Every field comes from the resolved configuration.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Worker threads, each working on one person at a time.
-    pub workers: usize,
+    pub workers: Workers,
     /// Calls per second in all (0: no limit).
     pub qps: u32,
     pub retry: RetryPolicy,
@@ -60,7 +92,7 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
-            workers: DEFAULT_WORKERS,
+            workers: Workers::default(),
             qps: crate::limits::DEFAULT_QPS,
             retry: RetryPolicy::default(),
             normalize: NormalizeOptions::default(),
@@ -71,10 +103,15 @@ impl Default for EngineOptions {
     }
 }
 
-/// The default worker count. A worker spends nearly all its time waiting for the
-/// service, so the count is set by latency × rate, not by cores: 8 workers keep 50
-/// calls per second flowing up to 160 ms of latency per call.
-pub const DEFAULT_WORKERS: usize = 8;
+/// The default ceiling of workers. A worker spends nearly all its time waiting for
+/// the service, so the count needed is set by latency × rate, not by cores: 128
+/// keep 50 calls per second flowing up to 2 s per call (50/s × 2 s × 1.25 + 2). An
+/// idle worker is a blocked thread and its stack; the calls in flight hold their
+/// request bodies (at most [`crate::limits::MAX_REQUEST_BYTES`] each).
+pub const DEFAULT_MAX_WORKERS: usize = 128;
+
+/// The most workers a job may ask for, fixed or as a ceiling: each is a thread.
+pub const MAX_WORKERS: usize = 1024;
 
 /// Asks a running job to stop. Shared between the signal handler and the engine.
 #[derive(Debug, Default)]
@@ -132,6 +169,7 @@ struct Shared<'a> {
     client: &'a Client,
     options: &'a EngineOptions,
     pacer: Pacer,
+    flow: Flow,
     stop: &'a StopSignal,
     tally: &'a Tally,
     /// Re-encodes photos that do not fit, apart from the worker threads, so a burst
@@ -179,6 +217,13 @@ impl Shared<'_> {
     }
 }
 
+/// Persons read ahead of the workers.
+const PERSONS_QUEUED: usize = 16;
+
+/// How often the dispatcher, waiting to hand out a person, checks whether the flow
+/// asks for more workers.
+const GROWTH_CHECK: Duration = Duration::from_millis(50);
+
 /// Runs the pending work of the store's plan to the end, or until stopped.
 pub fn run(
     store: &Store,
@@ -192,6 +237,10 @@ pub fn run(
         client,
         options,
         pacer: Pacer::new(options.qps),
+        flow: match options.workers {
+            Workers::Fixed(n) => Flow::fixed(n.clamp(1, MAX_WORKERS)),
+            Workers::Adaptive { max } => Flow::adaptive(max.clamp(1, MAX_WORKERS)),
+        },
         stop,
         tally,
         normalize_pool: crate::normalize::thread_pool(
@@ -210,39 +259,59 @@ pub fn run(
         tracing::error!("stopping the job: {err}");
         return Ok(RunOutcome::Fatal(err));
     }
-    let workers = options.workers.max(1);
-    let (tx, rx) = crossbeam_channel::bounded::<plan::PersonWork>(workers * 2);
+    let (tx, rx) = crossbeam_channel::bounded::<plan::PersonWork>(PERSONS_QUEUED);
     let dispatched: Result<(), StoreError> = std::thread::scope(|scope| {
-        for index in 0..workers {
-            let rx = rx.clone();
-            let shared = &shared;
-            let seed = options
-                .seed
-                .map_or_else(|| fastrand::u64(..), |s| s ^ index as u64);
-            std::thread::Builder::new()
-                .name(format!("worker-{index}"))
-                .spawn_scoped(scope, move || {
-                    let mut worker = person::Worker::new(shared, fastrand::Rng::with_seed(seed));
-                    for work in rx {
-                        if shared.stop.requested() {
-                            continue;
+        let started = AtomicUsize::new(0);
+        // Starts workers until there are as many as the flow asks for. Called by the
+        // dispatcher while it waits to hand out a person.
+        let start_wanted = || {
+            shared.flow.tick(&shared.pacer, tally);
+            while started.load(Ordering::Relaxed) < shared.flow.workers_wanted() {
+                let index = started.fetch_add(1, Ordering::Relaxed);
+                let rx = rx.clone();
+                let shared = &shared;
+                let seed = options
+                    .seed
+                    .map_or_else(|| fastrand::u64(..), |s| s ^ index as u64);
+                std::thread::Builder::new()
+                    .name(format!("worker-{index}"))
+                    .spawn_scoped(scope, move || {
+                        let mut worker =
+                            person::Worker::new(shared, fastrand::Rng::with_seed(seed));
+                        for work in rx {
+                            if shared.stop.requested() {
+                                continue;
+                            }
+                            worker.enroll(work);
                         }
-                        worker.enroll(work);
-                    }
-                })
-                .expect("spawn worker thread");
-        }
-        drop(rx);
+                    })
+                    .expect("spawn worker thread");
+            }
+            tally
+                .workers
+                .store(started.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
+        };
         for work in plan::pending_persons(store) {
             if stop.requested() {
                 break;
             }
-            let work = work?;
-            if tx.send(work).is_err() {
-                break;
+            let mut work = work?;
+            loop {
+                start_wanted();
+                match tx.send_timeout(work, GROWTH_CHECK) {
+                    Ok(()) => break,
+                    Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => work = back,
+                    Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => break,
+                }
             }
         }
         drop(tx);
+        // The last persons queued may still need more workers.
+        while !rx.is_empty() && !stop.requested() {
+            start_wanted();
+            std::thread::sleep(GROWTH_CHECK);
+        }
+        drop(rx);
         Ok(())
     });
     dispatched?;

@@ -25,9 +25,17 @@
 //! it keeps its room too. Without the margin a single late call would draw a
 //! rate-limit answer, and the decrease it causes costs far more than the 1% the
 //! allowance gives up.
+//!
+//! # Unpaced
+//!
+//! `qps == 0` means "start unpaced", not "ignore the service": slots are handed out
+//! at once until the first rate-limit answer, which sets the rate to what the job
+//! was sending over the last second, decreased as any rate-limit answer decreases
+//! it. From then on the same policy holds, with no cap above it; so code 15 always
+//! slows the job down.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How late after its slot a call may leave without crowding the service's
@@ -60,6 +68,15 @@ pub struct Aimd {
 }
 
 impl Aimd {
+    /// No cap: the rate is learned from the first rate-limit answer. It moves at
+    /// least as fast as under the default cap, whatever the first answer teaches.
+    pub fn unpaced() -> Aimd {
+        Aimd {
+            max_rate: f64::INFINITY,
+            ..Aimd::for_cap(f64::from(crate::limits::DEFAULT_QPS))
+        }
+    }
+
     pub fn for_cap(max_rate: f64) -> Aimd {
         Aimd {
             max_rate,
@@ -79,6 +96,10 @@ impl Aimd {
     }
 }
 
+/// How many calls a window of one second holds at most, as the sending rate an
+/// unpaced job measures (more than any service's limit).
+const METER_CAP: usize = 10_000;
+
 #[derive(Debug)]
 struct State {
     rate: f64,
@@ -88,10 +109,19 @@ struct State {
     /// No slot before this (a breath after a rate-limit answer).
     not_before: Instant,
     last_decrease: Option<Instant>,
+    /// The policy in force (its increase is learned when unpaced).
+    policy: Aimd,
+    /// While unpaced: the calls handed out over the last second.
+    meter: VecDeque<Instant>,
+    /// A slot was handed out with nobody waiting for it.
+    starved: bool,
+    /// A caller is sleeping towards the next slot.
+    head: bool,
 }
 
 impl State {
-    fn new(rate: f64, now: Instant) -> State {
+    fn new(policy: Aimd, now: Instant) -> State {
+        let rate = policy.max_rate;
         // A window of slots just before now, evenly spaced, so the first ones come
         // evenly spaced too rather than in a burst. (None when unlimited.)
         let n = if rate.is_finite() {
@@ -107,14 +137,22 @@ impl State {
                 .collect(),
             not_before: now,
             last_decrease: None,
+            policy,
+            meter: VecDeque::new(),
+            starved: false,
+            head: false,
         }
     }
 
     /// Hands out the next slot at `now`.
-    fn reserve(&mut self, now: Instant) -> Instant {
+    /// The next slot a caller arriving at `now` may have.
+    fn next_slot(&self, now: Instant) -> Instant {
+        let mut slot = now.max(self.not_before);
+        if !self.rate.is_finite() {
+            return slot;
+        }
         let step = spacing(self.rate);
         let n = window_slots(self.rate).min(self.recent.len());
-        let mut slot = now.max(self.not_before);
         if let Some(&last) = self.recent.back() {
             slot = slot.max(last + step / 2);
         }
@@ -122,11 +160,36 @@ impl State {
             let window_start = self.recent[self.recent.len() - n];
             slot = slot.max(window_start + step * n as u32);
         }
-        let capacity = self.recent.len().max(1);
+        slot
+    }
+
+    /// Hands out `slot` to a caller at `now`.
+    fn take(&mut self, slot: Instant, now: Instant) {
+        if !self.rate.is_finite() {
+            while self
+                .meter
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(1))
+                || self.meter.len() >= METER_CAP
+            {
+                self.meter.pop_front();
+            }
+            self.meter.push_back(now);
+            return;
+        }
+        // A learned rate that grows needs a longer memory.
+        let capacity = self.recent.len().max(window_slots(self.rate));
         self.recent.push_back(slot);
         while self.recent.len() > capacity {
             self.recent.pop_front();
         }
+    }
+
+    /// Hands out the next slot at `now`.
+    #[cfg(test)]
+    fn reserve(&mut self, now: Instant) -> Instant {
+        let slot = self.next_slot(now);
+        self.take(slot, now);
         slot
     }
 
@@ -142,73 +205,110 @@ impl State {
     }
 }
 
-/// Spaces the calls of all workers. `qps == 0` means no limit.
+/// Spaces the calls of all workers. `qps == 0` means unpaced until the service
+/// answers 15.
 #[derive(Debug)]
 pub struct Pacer {
-    policy: Option<Aimd>,
     state: Mutex<State>,
+    /// Wakes the next caller when the head took its slot.
+    turn: Condvar,
 }
 
 impl Pacer {
     pub fn new(qps: u32) -> Pacer {
-        let policy = (qps > 0).then(|| Aimd::for_cap(f64::from(qps)));
+        let policy = if qps > 0 {
+            Aimd::for_cap(f64::from(qps))
+        } else {
+            Aimd::unpaced()
+        };
         Pacer {
-            state: Mutex::new(State::new(
-                policy.map_or(f64::INFINITY, |p| p.max_rate),
-                Instant::now(),
-            )),
-            policy,
+            state: Mutex::new(State::new(policy, Instant::now())),
+            turn: Condvar::new(),
         }
     }
 
     /// Waits for this caller's send slot.
+    ///
+    /// One caller at a time (the head) sleeps towards the next slot; the others wait
+    /// for their turn. A slot is taken only when its time has come, so a decrease
+    /// after a rate-limit answer moves every slot not yet taken, however many
+    /// workers are waiting.
     pub fn acquire(&self) {
-        let Some(_) = self.policy else { return };
-        let slot = self.reserve();
-        let now = Instant::now();
-        if slot > now {
-            std::thread::sleep(slot - now);
-        }
-        self.sent(slot, Instant::now());
-    }
-
-    fn reserve(&self) -> Instant {
         let mut s = self.state.lock().expect("pacer lock");
-        s.reserve(Instant::now())
-    }
-
-    fn sent(&self, slot: Instant, at: Instant) {
-        self.state.lock().expect("pacer lock").sent(slot, at);
+        let mut waited = false;
+        while s.head {
+            waited = true;
+            s = self.turn.wait(s).expect("pacer lock");
+        }
+        loop {
+            let now = Instant::now();
+            let slot = s.next_slot(now);
+            if slot <= now {
+                if !waited && s.rate.is_finite() {
+                    // Nobody was waiting for this slot.
+                    s.starved = true;
+                }
+                s.take(slot, now);
+                s.sent(slot, now);
+                s.head = false;
+                drop(s);
+                self.turn.notify_one();
+                return;
+            }
+            s.head = true;
+            waited = true;
+            drop(s);
+            std::thread::sleep(slot - now);
+            s = self.state.lock().expect("pacer lock");
+        }
     }
 
     /// The call was answered without a rate-limit code.
     pub fn on_success(&self) {
-        if let Some(policy) = self.policy {
-            let mut s = self.state.lock().expect("pacer lock");
-            s.rate = policy.after_success(s.rate);
-        }
+        let mut s = self.state.lock().expect("pacer lock");
+        s.rate = s.policy.after_success(s.rate);
     }
 
     /// The call was answered "too frequent".
     pub fn on_rate_limited(&self) {
-        if let Some(policy) = self.policy {
-            let mut s = self.state.lock().expect("pacer lock");
-            let now = Instant::now();
-            if s.last_decrease
-                .is_none_or(|at| now.duration_since(at) >= policy.cooldown)
-            {
-                s.rate = policy.after_rate_limited(s.rate);
-                s.last_decrease = Some(now);
-                // Leave the service a breath before the next slot.
-                let last = s.recent.back().copied().unwrap_or(now);
-                s.not_before = last.max(now) + spacing(s.rate);
+        let mut s = self.state.lock().expect("pacer lock");
+        let policy = s.policy;
+        let now = Instant::now();
+        if s.last_decrease
+            .is_none_or(|at| now.duration_since(at) >= policy.cooldown)
+        {
+            if !s.rate.is_finite() {
+                // The first rate-limit answer of an unpaced job: start from what it
+                // was sending, and climb back at the pace a cap of that rate would.
+                let sending = s.meter.len().max(1) as f64;
+                s.meter = VecDeque::new();
+                s.policy.increase = s.policy.increase.max(sending / 200.0);
+                s.rate = sending;
+                tracing::info!(
+                    "the service answered \"too frequent\" at about {sending} calls/s: pacing from now on"
+                );
             }
+            s.rate = policy.after_rate_limited(s.rate);
+            s.last_decrease = Some(now);
+            // Leave the service a breath before the next slot.
+            let last = s.recent.back().copied().unwrap_or(now);
+            s.not_before = last.max(now) + spacing(s.rate);
         }
     }
 
-    /// The current rate, calls per second (infinite when unlimited).
+    /// The current rate, calls per second (infinite while unpaced).
     pub fn rate(&self) -> f64 {
         self.state.lock().expect("pacer lock").rate
+    }
+}
+
+impl super::concurrency::PaceGauge for Pacer {
+    fn paced_rate(&self) -> Option<f64> {
+        Some(self.rate()).filter(|r| r.is_finite())
+    }
+
+    fn take_starved(&self) -> bool {
+        std::mem::take(&mut self.state.lock().expect("pacer lock").starved)
     }
 }
 
@@ -285,7 +385,7 @@ mod tests {
     #[test]
     fn slots_handed_out_together_are_evenly_spaced() {
         let now = Instant::now();
-        let mut state = State::new(50.0, now);
+        let mut state = State::new(Aimd::for_cap(50.0), now);
         let slots: Vec<Instant> = (0..120).map(|_| state.reserve(now)).collect();
         assert_eq!(slots[0], now);
         for pair in slots.windows(2) {
@@ -297,7 +397,7 @@ mod tests {
     #[test]
     fn slots_nobody_took_are_made_up_within_the_window() {
         let start = Instant::now();
-        let mut state = State::new(10.0, start);
+        let mut state = State::new(Aimd::for_cap(10.0), start);
         let mut slots: Vec<Instant> = (0..5).map(|_| state.reserve(start)).collect();
         // No worker for 700 ms: the next slots come closer, never crowding a window.
         let late = start + Duration::from_millis(1100);
@@ -315,7 +415,7 @@ mod tests {
     #[test]
     fn a_late_send_moves_back_the_slot_a_window_after_it() {
         let now = Instant::now();
-        let mut state = State::new(2.0, now);
+        let mut state = State::new(Aimd::for_cap(2.0), now);
         let step = spacing(2.0);
         let a = state.reserve(now);
         let b = state.reserve(now);
@@ -334,9 +434,54 @@ mod tests {
     }
 
     #[test]
-    fn zero_means_unlimited() {
+    fn zero_starts_unpaced_and_a_rate_limit_answer_paces_it() {
         let pacer = Pacer::new(0);
-        pacer.on_rate_limited();
+        let start = Instant::now();
+        for _ in 0..200 {
+            pacer.acquire();
+        }
         assert!(pacer.rate().is_infinite());
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "no wait while unpaced"
+        );
+        pacer.on_rate_limited();
+        // 200 calls in the last second, decreased as any rate-limit answer is.
+        assert!((pacer.rate() - 140.0).abs() < 1e-9, "{}", pacer.rate());
+        // From now on slots are spaced: 30 slots at 140/s take about 200 ms.
+        let start = Instant::now();
+        for _ in 0..30 {
+            pacer.acquire();
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            start.elapsed()
+        );
+        // And it keeps slowing down on more answers, a cooldown apart.
+        std::thread::sleep(Duration::from_millis(260));
+        pacer.on_rate_limited();
+        assert!((pacer.rate() - 98.0).abs() < 1.0, "{}", pacer.rate());
+        // Successes bring it back up, with no cap.
+        for _ in 0..1000 {
+            pacer.on_success();
+        }
+        assert!(pacer.rate() > 140.0 && pacer.rate().is_finite());
+    }
+
+    #[test]
+    fn a_slot_nobody_waited_for_is_told() {
+        use crate::engine::concurrency::PaceGauge as _;
+        let pacer = Pacer::new(10);
+        pacer.acquire();
+        assert!(pacer.take_starved(), "the first slot found no one waiting");
+        assert!(!pacer.take_starved(), "told once");
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| pacer.acquire());
+            }
+        });
+        // At 10/s right after a slot, all three waited for theirs.
+        assert!(!pacer.take_starved());
     }
 }

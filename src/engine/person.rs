@@ -19,6 +19,7 @@
 //! the service no longer has (-1303) has the photos recorded as enrolled on it sent
 //! again to a re-created person.
 
+use super::concurrency::Ending;
 use super::retry::Backoff;
 use super::Shared;
 use crate::limits::{
@@ -933,9 +934,17 @@ impl<'s, 'a> Worker<'s, 'a> {
         let started = std::time::Instant::now();
         self.last_call_in_doubt = false;
         loop {
+            // Room in flight first, then a slot: the workers waiting at the pacer
+            // hold their room, so one is ready at every slot.
+            let permit = shared.flow.begin();
             shared.pacer.acquire();
             shared.tally.calls.fetch_add(1, Relaxed);
+            let sent = std::time::Instant::now();
             let result = f(shared.client);
+            let ending = Ending::of(&result);
+            shared
+                .flow
+                .end(permit, sent.elapsed(), ending, &shared.pacer, shared.tally);
             let class = match &result {
                 Ok(_) => {
                     shared.pacer.on_success();

@@ -41,8 +41,10 @@ pub struct EnrollJob {
 pub trait View: FnOnce(&Tally, u64, u64, Receiver<()>) + Send {}
 impl<F: FnOnce(&Tally, u64, u64, Receiver<()>) + Send> View for F {}
 
-/// What an enroll run did.
+/// What an enroll run did. Made once per run, so the size of its variants (a run's
+/// tally holds its latency histogram) does not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Done {
     /// A dry run: the plan, with no call made.
     Planned(PlanSummary),

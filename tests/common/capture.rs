@@ -139,9 +139,7 @@ impl CaptureServer {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                if let Some(captured) = serve(stream) {
-                    sink.lock().unwrap().push(captured);
-                }
+                serve(stream, &sink);
             }
         });
         CaptureServer { endpoint, requests }
@@ -160,7 +158,9 @@ impl CaptureServer {
     }
 }
 
-fn serve(stream: TcpStream) -> Option<Captured> {
+/// Reads one request, records it, then answers: recorded before the client can see
+/// the answer, so a test that looks right after the call finds it.
+fn serve(stream: TcpStream, sink: &Mutex<Vec<Captured>>) -> Option<()> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -186,6 +186,12 @@ fn serve(stream: TcpStream) -> Option<Captured> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     let answer = canned(path.strip_prefix("/face/").unwrap_or(""));
+    sink.lock().unwrap().push(Captured {
+        method,
+        path,
+        headers,
+        body,
+    });
     let mut stream = stream;
     let _ = write!(
         stream,
@@ -193,12 +199,7 @@ fn serve(stream: TcpStream) -> Option<Captured> {
          Connection: close\r\n\r\n{answer}",
         answer.len()
     );
-    Some(Captured {
-        method,
-        path,
-        headers,
-        body,
-    })
+    Some(())
 }
 
 /// A success answer of each call, with every field of its `data` in the contract.

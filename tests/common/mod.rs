@@ -5,7 +5,9 @@
 pub mod capture;
 
 use faceenroll::emulator::{rehearsal_credentials, Emulator, EmulatorConfig, REHEARSAL_APPID};
-use faceenroll::engine::{self, retry::RetryPolicy, EngineOptions, RunOutcome, StopSignal};
+use faceenroll::engine::{
+    self, retry::RetryPolicy, EngineOptions, RunOutcome, StopSignal, Workers,
+};
 use faceenroll::model::ContentHash;
 use faceenroll::plan::{self, PlanOptions};
 use faceenroll::report::Tally;
@@ -97,7 +99,7 @@ pub fn hash_of(path: &Path) -> String {
 
 pub fn options() -> EngineOptions {
     EngineOptions {
-        workers: 4,
+        workers: Workers::Fixed(4),
         qps: 0,
         retry: RetryPolicy {
             max_attempts: 12,
