@@ -56,6 +56,22 @@ pub enum Class {
     Unknown,
 }
 
+impl Class {
+    /// The class as one lower-case word, the label metrics and reports use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::Ok => "ok",
+            Class::Transient => "transient",
+            Class::RateLimited => "rate_limited",
+            Class::Fatal => "fatal",
+            Class::Permanent => "permanent",
+            Class::Request => "request",
+            Class::Outcome(_) => "outcome",
+            Class::Unknown => "unknown",
+        }
+    }
+}
+
 /// Answers that are not errors of the request but facts about the service's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
