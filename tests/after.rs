@@ -3,13 +3,16 @@
 
 mod common;
 
-use common::{blank, emulator, options, spec, Archive};
+use common::{blank, client, emulator, faceenroll, held_faces, options, photo, run, spec, Archive};
 use faceenroll::emulator::rehearsal_credentials;
 use faceenroll::emulator::{Emulator, REHEARSAL_APPID};
 use faceenroll::engine::StopSignal;
+use faceenroll::model::{GroupId, PersonId};
 use faceenroll::ops::enroll::{enroll, Done, EnrollJob, Finished, Outputs, Target};
 use faceenroll::plan::PlanOptions;
 use faceenroll::service::client::ClientConfig;
+use faceenroll::service::client::ImageBody;
+use faceenroll::source::SourceSpec;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -172,4 +175,252 @@ fn the_metrics_file_parses_and_its_figures_are_the_summarys() {
         sum(&again, "faceenroll_last_success_timestamp_seconds", &[]),
         first_end
     );
+}
+
+/// `faceenroll COMMAND --state STATE` against the emulator, credentials in the
+/// environment, as an operator runs it.
+fn after_command(
+    command: &str,
+    emulator: &str,
+    state: &Path,
+    extra: &[&str],
+) -> std::process::Command {
+    use faceenroll::emulator::{REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
+    let mut cmd = faceenroll(&[
+        command.as_ref(),
+        "--endpoint".as_ref(),
+        emulator.as_ref(),
+        "--appid".as_ref(),
+        REHEARSAL_APPID.as_ref(),
+        "--state".as_ref(),
+        state.as_os_str(),
+    ]);
+    cmd.args(extra)
+        .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+        .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY);
+    cmd
+}
+
+fn output(cmd: &mut std::process::Command) -> (i32, String) {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn verify_finds_a_deleted_face_and_repair_then_enroll_restores_exactly_it() {
+    let archive = Archive::new();
+    archive.fill(3, 4, 200);
+    let emulator = emulator();
+    let client = client(&emulator);
+    run(&archive, &client, &options());
+    let after_job = held_faces(&emulator.snapshot());
+    let endpoint = emulator.endpoint();
+    let state = archive.state();
+
+    let (code, text) = output(&mut after_command("verify", &endpoint, &state, &[]));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("3 checked"), "{text}");
+
+    // Another client deletes one face the job enrolled.
+    let person = PersonId::new("person001").unwrap();
+    let victim = emulator.snapshot().persons["person001"].faces[2]
+        .face_id
+        .clone();
+    client
+        .del_faces(&person, std::slice::from_ref(&victim))
+        .unwrap();
+    let (code, text) = output(&mut after_command("verify", &endpoint, &state, &[]));
+    assert_eq!(code, 1, "{text}");
+    let drift = std::fs::read_to_string(state.join("drift.csv")).unwrap();
+    let rows: Vec<&str> = drift.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{drift}");
+    assert!(
+        rows[0].starts_with(&format!("person001,face_missing,{victim},")),
+        "{drift}"
+    );
+
+    let before = emulator.counters();
+    let (code, text) = output(&mut after_command(
+        "verify",
+        &endpoint,
+        &state,
+        &["--repair"],
+    ));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("1 photos marked pending"), "{text}");
+    let counters = emulator.counters();
+    assert_eq!(counters.received("getinfo") - before.received("getinfo"), 3);
+    assert_eq!(counters.requests - before.requests, 3, "verify only reads");
+
+    let before = emulator.counters();
+    run(&archive, &client, &options());
+    let counters = emulator.counters();
+    assert_eq!(counters.received("addface") - before.received("addface"), 1);
+    assert_eq!(held_faces(&emulator.snapshot()), after_job);
+    let (code, text) = output(&mut after_command("verify", &endpoint, &state, &[]));
+    assert_eq!(code, 0, "{text}");
+}
+
+/// A person made by plain client calls before the job: 18 faces, a group, a name
+/// and a tag.
+fn prepare_existing(client: &faceenroll::service::client::Client, dir: &Path) {
+    let person = PersonId::new("person000").unwrap();
+    let write = |seed: u32| {
+        let path = dir.join(format!("before-{seed}.png"));
+        std::fs::write(&path, photo(seed)).unwrap();
+        ImageBody::File(path)
+    };
+    client
+        .new_person(
+            &person,
+            &[GroupId::new("before").unwrap()],
+            &write(9000),
+            Some("Old Name"),
+            Some("old-tag"),
+        )
+        .unwrap();
+    let more: Vec<ImageBody> = (9001..9018).map(write).collect();
+    let added = client.add_faces(&person, &more, None).unwrap();
+    assert_eq!(added.added, 17);
+}
+
+/// A manifest that adds two faces, the group `staff` and a new name and tag to
+/// person000, and creates person001 and person002.
+fn manifest(archive: &Archive) -> SourceSpec {
+    let mut text = String::from("person_id,image,group_ids,person_name,tag\n");
+    for (person, seeds) in [
+        ("person000", 100..102),
+        ("person001", 200..203),
+        ("person002", 300..303),
+    ] {
+        for seed in seeds {
+            let path = archive.add(person, &format!("{seed}.png"), &photo(seed));
+            text.push_str(&format!(
+                "{person},{},staff,New {person},job-tag\n",
+                path.display()
+            ));
+        }
+    }
+    let path = archive.dir.path().join("manifest.csv");
+    std::fs::write(&path, text).unwrap();
+    SourceSpec::Manifest { path }
+}
+
+#[test]
+fn rollback_leaves_the_account_as_the_job_found_it() {
+    let archive = Archive::new();
+    let emulator = emulator();
+    let client = client(&emulator);
+    prepare_existing(&client, archive.dir.path());
+    let found = emulator.snapshot();
+    assert_eq!(found.persons["person000"].faces.len(), 18);
+    let source = manifest(&archive);
+    common::run_source(&archive, &source, &client, &options(), &Default::default());
+    let changed = emulator.snapshot();
+    assert_eq!(changed.persons["person000"].faces.len(), 20);
+    assert_eq!(changed.persons["person000"].tag, "job-tag");
+    assert_eq!(changed.persons.len(), 3);
+    let endpoint = emulator.endpoint();
+    let state = archive.state();
+
+    // A dry run lists the calls and makes none.
+    let before = emulator.counters().requests;
+    let (code, text) = output(&mut after_command(
+        "rollback",
+        &endpoint,
+        &state,
+        &["--dry-run"],
+    ));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("delperson person_id=person001"), "{text}");
+    assert!(
+        text.contains("delgroupids person_id=person000 group_ids=staff"),
+        "{text}"
+    );
+    assert_eq!(emulator.counters().requests, before);
+    // Without a terminal and without --yes it refuses.
+    let (code, _) = output(&mut after_command("rollback", &endpoint, &state, &[]));
+    assert_eq!(code, 2);
+    assert_eq!(emulator.counters().requests, before);
+
+    let (code, text) = output(&mut after_command(
+        "rollback",
+        &endpoint,
+        &state,
+        &["--yes"],
+    ));
+    assert_eq!(code, 0, "{text}");
+    let after = emulator.snapshot();
+    assert_eq!(after.persons.keys().collect::<Vec<_>>(), ["person000"]);
+    assert_eq!(after.persons["person000"], found.persons["person000"]);
+    assert_eq!(held_faces(&after), held_faces(&found));
+
+    let before = emulator.counters().requests;
+    let (code, text) = output(&mut after_command(
+        "rollback",
+        &endpoint,
+        &state,
+        &["--yes"],
+    ));
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        emulator.counters().requests,
+        before,
+        "a second rollback makes no call"
+    );
+}
+
+#[test]
+fn a_rollback_killed_in_the_middle_finishes_when_run_again() {
+    let archive = Archive::new();
+    // Enough persons that a paced rollback is still running when it is killed.
+    archive.fill(40, 1, 500);
+    let emulator = emulator();
+    let client = client(&emulator);
+    run(&archive, &client, &options());
+    assert_eq!(emulator.snapshot().persons.len(), 40);
+    let endpoint = emulator.endpoint();
+    let state = archive.state();
+
+    let mut child = after_command("rollback", &endpoint, &state, &["--yes", "--qps", "20"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while emulator.counters().received("delperson") < 5
+        && started.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = emulator.snapshot().persons.len();
+    assert!(
+        left > 0 && left < 40,
+        "killed in the middle: {left} persons left"
+    );
+
+    let (code, text) = output(&mut after_command(
+        "rollback",
+        &endpoint,
+        &state,
+        &["--yes", "--qps", "0"],
+    ));
+    assert_eq!(code, 0, "{text}");
+    assert!(emulator.snapshot().persons.is_empty());
+    let before = emulator.counters().requests;
+    let (code, _) = output(&mut after_command(
+        "rollback",
+        &endpoint,
+        &state,
+        &["--yes"],
+    ));
+    assert_eq!(code, 0);
+    assert_eq!(emulator.counters().requests, before);
 }

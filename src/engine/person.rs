@@ -250,6 +250,21 @@ impl<'s, 'a> Worker<'s, 'a> {
     fn reconcile(&mut self, person: &PersonEntry) -> Result<(), Halt> {
         let id = &person.person;
         let info = self.call_or_halt(|c| c.get_info(id))?;
+        if person.state == PersonState::New {
+            // Found on the service, not created by the job: how it was found is what
+            // `rollback` restores, so it is made durable before the first change.
+            let found = crate::store::BeforeEntry {
+                name: info.person_name.clone(),
+                tag: info.tag.clone(),
+                groups: info.group_ids.clone(),
+                face_ids: info.face_ids.clone(),
+            };
+            self.shared
+                .store
+                .put_before_once(id.as_str(), &found)
+                .map_err(|e| self.store_failed(e))?;
+            self.flush()?;
+        }
         let missing: Vec<GroupId> = person
             .fields
             .groups

@@ -214,6 +214,7 @@ pub mod code {
     pub const PARAMETER_TOO_LONG: i64 = -1304;
     pub const FACE_MISSING: i64 = -1305;
     pub const GROUP_MISSING: i64 = -1306;
+    pub const GROUP_LIST_MISSING: i64 = -1307;
     pub const URL_DOWNLOAD_FAILED: i64 = -1308;
     pub const PERSON_FULL: i64 = -1309;
     pub const DUPLICATE_FACE: i64 = -1312;
