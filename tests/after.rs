@@ -424,3 +424,50 @@ fn a_rollback_killed_in_the_middle_finishes_when_run_again() {
     assert_eq!(code, 0);
     assert_eq!(emulator.counters().requests, before);
 }
+
+#[test]
+fn a_verify_killed_in_the_middle_goes_on_where_it_stopped() {
+    let archive = Archive::new();
+    archive.fill(40, 1, 700);
+    let emulator = emulator();
+    let client = client(&emulator);
+    run(&archive, &client, &options());
+    let endpoint = emulator.endpoint();
+    let state = archive.state();
+
+    let mut child = after_command("verify", &endpoint, &state, &["--qps", "20"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while emulator.counters().received("getinfo") < 5 && started.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = emulator.counters().received("getinfo");
+    assert!(first < 40, "killed in the middle: {first} persons read");
+
+    let (code, text) = output(&mut after_command(
+        "verify",
+        &endpoint,
+        &state,
+        &["--qps", "0"],
+    ));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("40 checked"), "{text}");
+    let second = emulator.counters().received("getinfo") - first;
+    assert!(second < 40 && second + first >= 40, "{first} then {second}");
+
+    // A verify that finished starts afresh.
+    let (code, text) = output(&mut after_command(
+        "verify",
+        &endpoint,
+        &state,
+        &["--qps", "0"],
+    ));
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(emulator.counters().received("getinfo") - first - second, 40);
+}

@@ -186,7 +186,9 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
     for person in store.persons() {
         let person = person?;
         let id = person.person.as_str();
-        if !on_service(&person) || store.verified(id)?.is_some() {
+        // Persons of the current plan: those the job's source still lists.
+        if person.generation != generation || !on_service(&person) || store.verified(id)?.is_some()
+        {
             continue;
         }
         let faces: Vec<(String, Vec<u8>)> = store
