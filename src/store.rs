@@ -13,6 +13,8 @@
 //!   finished (a `u64` of Unix seconds under `last_finished`).
 //! - `before`: one [`BeforeEntry`] per person that existed on the service before the
 //!   job changed it: how the job found it, for `rollback`.
+//! - `created`: the id of every person the job created (an empty value), kept
+//!   whatever becomes of the person's state, for `rollback`.
 //! - `verify`: one [`VerifiedEntry`] per person checked by the current or last
 //!   `verify`, so a stopped verify goes on where it stopped.
 //! - `rollback`: one [`RollbackEntry`] per person `rollback` has undone, so a
@@ -333,6 +335,7 @@ pub struct Store {
     hashes: sled::Tree,
     meta: sled::Tree,
     before: sled::Tree,
+    created: sled::Tree,
     verify: sled::Tree,
     rollback: sled::Tree,
     _lock: File,
@@ -368,6 +371,7 @@ impl Store {
             hashes: db.open_tree("hashes")?,
             meta: db.open_tree("meta")?,
             before: db.open_tree("before")?,
+            created: db.open_tree("created")?,
             verify: db.open_tree("verify")?,
             rollback: db.open_tree("rollback")?,
             db,
@@ -519,6 +523,17 @@ impl Store {
             Some(encode(entry)),
         )?;
         Ok(())
+    }
+
+    /// Records that the job created `person` on the service.
+    pub fn mark_created(&self, person: &str) -> Result<()> {
+        self.created.insert(person.as_bytes(), &[])?;
+        Ok(())
+    }
+
+    /// Whether the job created `person` (as recorded since this record exists).
+    pub fn was_created(&self, person: &str) -> Result<bool> {
+        Ok(self.created.contains_key(person.as_bytes())?)
     }
 
     /// Starts a verify, or answers `true` when an unfinished one is taken up again.

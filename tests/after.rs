@@ -201,6 +201,22 @@ fn after_command(
     cmd
 }
 
+/// Starts `cmd` and kills it with SIGKILL once the emulator has received five
+/// `call` calls.
+fn kill_after(mut cmd: std::process::Command, emulator: &Emulator, call: &str) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while emulator.counters().received(call) < 5 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn output(cmd: &mut std::process::Command) -> (i32, String) {
     let out = cmd.output().unwrap();
     let text = format!(
@@ -291,7 +307,7 @@ fn prepare_existing(client: &faceenroll::service::client::Client, dir: &Path) {
 
 /// A manifest that adds two faces, the group `staff` and a new name and tag to
 /// person000, and creates person001 and person002.
-fn manifest(archive: &Archive) -> SourceSpec {
+fn manifest(archive: &Archive, name: &str) -> SourceSpec {
     let mut text = String::from("person_id,image,group_ids,person_name,tag\n");
     for (person, seeds) in [
         ("person000", 100..102),
@@ -301,7 +317,7 @@ fn manifest(archive: &Archive) -> SourceSpec {
         for seed in seeds {
             let path = archive.add(person, &format!("{seed}.png"), &photo(seed));
             text.push_str(&format!(
-                "{person},{},staff,New {person},job-tag\n",
+                "{person},{},staff,{name} {person},job-tag\n",
                 path.display()
             ));
         }
@@ -319,7 +335,11 @@ fn rollback_leaves_the_account_as_the_job_found_it() {
     prepare_existing(&client, archive.dir.path());
     let found = emulator.snapshot();
     assert_eq!(found.persons["person000"].faces.len(), 18);
-    let source = manifest(&archive);
+    let source = manifest(&archive, "New");
+    common::run_source(&archive, &source, &client, &options(), &Default::default());
+    // A later run renames them all: the persons the job created are brought in line,
+    // and the person it found keeps its first record.
+    let source = manifest(&archive, "Renamed");
     common::run_source(&archive, &source, &client, &options(), &Default::default());
     let changed = emulator.snapshot();
     assert_eq!(changed.persons["person000"].faces.len(), 20);
@@ -387,19 +407,11 @@ fn a_rollback_killed_in_the_middle_finishes_when_run_again() {
     let endpoint = emulator.endpoint();
     let state = archive.state();
 
-    let mut child = after_command("rollback", &endpoint, &state, &["--yes", "--qps", "20"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while emulator.counters().received("delperson") < 5
-        && started.elapsed() < Duration::from_secs(20)
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after(
+        after_command("rollback", &endpoint, &state, &["--yes", "--qps", "20"]),
+        &emulator,
+        "delperson",
+    );
     let left = emulator.snapshot().persons.len();
     assert!(
         left > 0 && left < 40,
@@ -435,18 +447,11 @@ fn a_verify_killed_in_the_middle_goes_on_where_it_stopped() {
     let endpoint = emulator.endpoint();
     let state = archive.state();
 
-    let mut child = after_command("verify", &endpoint, &state, &["--qps", "20"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while emulator.counters().received("getinfo") < 5 && started.elapsed() < Duration::from_secs(20)
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after(
+        after_command("verify", &endpoint, &state, &["--qps", "20"]),
+        &emulator,
+        "getinfo",
+    );
     let first = emulator.counters().received("getinfo");
     assert!(first < 40, "killed in the middle: {first} persons read");
 

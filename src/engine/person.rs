@@ -193,6 +193,12 @@ impl<'s, 'a> Worker<'s, 'a> {
                     )?;
                     *room = room.saturating_sub(1);
                     person.state = PersonState::Ready { created: true };
+                    // Kept apart from the person's state, which a later change of
+                    // its fields replaces: `rollback` deletes only what the job made.
+                    self.shared
+                        .store
+                        .mark_created(person.person.as_str())
+                        .map_err(|e| self.store_failed(e))?;
                     self.put_person(person)?;
                     self.shared.tally.persons_created.fetch_add(1, Relaxed);
                     return Ok(());

@@ -96,16 +96,23 @@ impl std::fmt::Display for Undo {
     }
 }
 
-/// Plans the undo of one person from the store's record: `faces` are the ids of the
-/// faces the job enrolled on it, `unnamed` the number it enrolled without an id.
+/// Plans the undo of one person from the store's record: `before` is how the job
+/// found it if it existed, `created` whether the job recorded creating it, `faces`
+/// the ids of the faces the job enrolled on it, `unnamed` the number it enrolled
+/// without an id.
 pub fn undo(
     person: &PersonEntry,
     before: Option<&BeforeEntry>,
+    created: bool,
     faces: &[String],
     unnamed: u64,
 ) -> Undo {
     let mut steps = Vec::new();
     let entry = match (before, &person.state) {
+        (None, _) if created => {
+            steps.push(Step::DelPerson);
+            RollbackEntry::Deleted
+        }
         (Some(before), _) => {
             let mut face_ids: Vec<String> = faces
                 .iter()
@@ -137,13 +144,17 @@ pub fn undo(
             }
             RollbackEntry::Restored
         }
-        (None, PersonState::Ready { created: true } | PersonState::Stale) => {
+        // Created by a version that did not record it apart: the state still says.
+        (None, PersonState::Ready { created: true }) => {
             steps.push(Step::DelPerson);
             RollbackEntry::Deleted
         }
         (None, PersonState::Ready { created: false }) => RollbackEntry::Left {
             reason: "it existed before the job, and the job has no record of how it found it"
                 .into(),
+        },
+        (None, PersonState::Stale) => RollbackEntry::Left {
+            reason: "the job has no record of whether it created the person or found it".into(),
         },
         (None, PersonState::New | PersonState::Failed { .. }) => RollbackEntry::Left {
             reason: "the job did not put it on the service".into(),
@@ -207,7 +218,8 @@ fn plan(store: &Store, done: &mut RolledBack) -> anyhow::Result<Vec<Undo>> {
                 _ => {}
             }
         }
-        undos.push(undo(&person, store.before(id)?.as_ref(), &faces, unnamed));
+        let (before, created) = (store.before(id)?, store.was_created(id)?);
+        undos.push(undo(&person, before.as_ref(), created, &faces, unnamed));
     }
     Ok(undos)
 }
@@ -333,6 +345,7 @@ mod tests {
         let u = undo(
             &person(PersonState::Ready { created: false }),
             Some(&before()),
+            false,
             &faces,
             1,
         );
@@ -357,21 +370,26 @@ mod tests {
 
     #[test]
     fn a_person_the_job_created_is_deleted_and_others_are_left() {
+        // Recorded as created, whatever its state says now.
+        let stale = undo(&person(PersonState::Stale), None, true, &[], 0);
+        assert_eq!(stale.steps, [Step::DelPerson]);
+        assert_eq!(stale.entry, RollbackEntry::Deleted);
+        // A store from before the record: the state still tells a created person.
         let created = undo(
             &person(PersonState::Ready { created: true }),
             None,
+            false,
             &["f1".into()],
             0,
         );
         assert_eq!(created.steps, [Step::DelPerson]);
-        let stale = undo(&person(PersonState::Stale), None, &[], 0);
-        assert_eq!(stale.steps, [Step::DelPerson]);
         for state in [
             PersonState::Ready { created: false },
+            PersonState::Stale,
             PersonState::New,
             PersonState::Failed { reason: "x".into() },
         ] {
-            let u = undo(&person(state), None, &["f1".into()], 0);
+            let u = undo(&person(state), None, false, &["f1".into()], 0);
             assert_eq!(u.steps, []);
             assert!(matches!(u.entry, RollbackEntry::Left { .. }));
         }
@@ -382,6 +400,7 @@ mod tests {
         let u = undo(
             &person(PersonState::Ready { created: false }),
             Some(&before()),
+            false,
             &["f9".into()],
             0,
         );
