@@ -280,6 +280,108 @@ fn verify_finds_a_deleted_face_and_repair_then_enroll_restores_exactly_it() {
     assert_eq!(held_faces(&emulator.snapshot()), after_job);
     let (code, text) = output(&mut after_command("verify", &endpoint, &state, &[]));
     assert_eq!(code, 0, "{text}");
+
+    // A face added by another tool is counted, not a difference; a person deleted by
+    // another client is one, and repair then enroll creates it again with its faces.
+    let extra = archive.dir.path().join("extra.png");
+    std::fs::write(&extra, photo(9999)).unwrap();
+    client
+        .add_faces(
+            &PersonId::new("person000").unwrap(),
+            &[ImageBody::File(extra)],
+            None,
+        )
+        .unwrap();
+    let after_job = held_faces(&emulator.snapshot());
+    let (code, text) = output(&mut after_command("verify", &endpoint, &state, &[]));
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("1 faces on these persons the job did not add"),
+        "{text}"
+    );
+    client
+        .del_person(&PersonId::new("person002").unwrap())
+        .unwrap();
+    let (code, text) = output(&mut after_command(
+        "verify",
+        &endpoint,
+        &state,
+        &["--repair", "--format", "jsonl"],
+    ));
+    assert_eq!(code, 1, "{text}");
+    let drift = std::fs::read_to_string(state.join("drift.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = drift
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{drift}");
+    assert_eq!(rows[0]["person_id"], "person002");
+    assert_eq!(rows[0]["difference"], "person_missing");
+    run(&archive, &client, &options());
+    assert_eq!(held_faces(&emulator.snapshot()), after_job);
+}
+
+#[test]
+fn the_metrics_file_is_written_while_the_job_runs() {
+    let archive = Archive::new();
+    archive.fill(4, 3, 800);
+    let emulator = emulator();
+    emulator.set_faults(faceenroll::emulator::Faults {
+        latency_ms: 60,
+        ..Default::default()
+    });
+    let metrics = archive.dir.path().join("faceenroll.prom");
+    let outputs = Outputs {
+        metrics_file: Some(metrics.clone()),
+        metrics_interval: Duration::from_millis(100),
+        summary_json: None,
+    };
+    let mut engine = options();
+    engine.workers = 1;
+    let job = job(&archive, outputs);
+    let job = EnrollJob { engine, ..job };
+    let during = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            // The first figures that show the run under way.
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_secs(30) {
+                if let Ok(text) = std::fs::read_to_string(&metrics) {
+                    let scrape =
+                        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+                            .unwrap();
+                    let enrolled = sum(&scrape, "faceenroll_photos", &[("status", "enrolled")]);
+                    let pending = sum(&scrape, "faceenroll_photos", &[("status", "pending")]);
+                    if enrolled > 0.0 && pending > 0.0 {
+                        return (enrolled, pending);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (0.0, 0.0)
+        });
+        enroll(
+            &job,
+            service(&emulator),
+            &StopSignal::default(),
+            |_: &_, _, _, _| {},
+        )
+        .unwrap();
+        watcher.join().unwrap()
+    });
+    assert_eq!(
+        during.0 + during.1,
+        12.0,
+        "every photo enrolled or pending: {during:?}"
+    );
+    let end = read_metrics(&metrics);
+    assert_eq!(
+        sum(&end, "faceenroll_photos", &[("status", "enrolled")]),
+        12.0
+    );
+    assert_eq!(
+        sum(&end, "faceenroll_photos", &[("status", "pending")]),
+        0.0
+    );
 }
 
 /// A person made by plain client calls before the job: 18 faces, a group, a name
