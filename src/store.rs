@@ -300,6 +300,10 @@ pub enum Difference {
         face_id: String,
         photo: Vec<u8>,
     },
+    /// The service refused to show the person (the code and message given).
+    Unreadable {
+        reason: String,
+    },
 }
 
 /// A person checked by `verify`.

@@ -578,3 +578,22 @@ fn a_verify_killed_in_the_middle_goes_on_where_it_stopped() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(emulator.counters().received("getinfo") - first - second, 40);
 }
+
+#[test]
+fn a_person_the_service_refuses_to_show_is_a_difference_and_the_rest_are_checked() {
+    let archive = Archive::new();
+    archive.fill(2, 2, 900);
+    let emulator = emulator();
+    run(&archive, &client(&emulator), &options());
+    let (endpoint, state) = (emulator.endpoint(), archive.state());
+    emulator.inject_next(21, 1);
+    let (code, text) = output(&mut after_command("verify", &endpoint, &state, &[]));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("2 checked"), "{text}");
+    let drift = std::fs::read_to_string(state.join("drift.csv")).unwrap();
+    let rows: Vec<&str> = drift.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{drift}");
+    assert!(rows[0].starts_with("person000,unreadable,"), "{drift}");
+    let (code, text) = output(&mut after_command("verify", &endpoint, &state, &[]));
+    assert_eq!(code, 0, "{text}");
+}

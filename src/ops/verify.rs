@@ -48,7 +48,7 @@ pub struct Verified {
     pub other_faces: u64,
     pub persons_missing: u64,
     pub faces_missing: u64,
-    /// Group, name and tag differences.
+    /// Group, name and tag differences, and persons the service refused to show.
     pub fields_differ: u64,
     /// Photos marked pending and persons marked for the next enroll (`--repair`).
     pub photos_repaired: u64,
@@ -204,15 +204,29 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
                 Err(e) => Some(Err(e)),
             })
             .collect::<Result<_, _>>()?;
-        let info = match paced.call(|c| c.get_info(&person.person)) {
-            Ok(info) => Some(info),
-            Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => None,
-            Err(err) => {
+        let mut entry = match paced.call(|c| c.get_info(&person.person)) {
+            Ok(info) => compare(&person, Some(&info), &faces),
+            Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => {
+                compare(&person, None, &faces)
+            }
+            Err(err)
+                if matches!(
+                    err.class(),
+                    Class::Fatal | Class::Transient | Class::RateLimited
+                ) =>
+            {
+                // Every later call would meet it too, or the service is not answering
+                // now: stop, and go on from here next time.
                 done.stopped = Some(err);
                 break;
             }
+            Err(err) => VerifiedEntry {
+                differences: vec![Difference::Unreadable {
+                    reason: err.to_string(),
+                }],
+                ..VerifiedEntry::default()
+            },
         };
-        let mut entry = compare(&person, info.as_ref(), &faces);
         if job.repair && !entry.differences.is_empty() {
             let (photos, persons) = repair(&store, &person, &entry.differences)?;
             done.photos_repaired += photos;
@@ -263,7 +277,7 @@ fn repair(
                 Difference::GroupMissing { .. }
                 | Difference::NameDiffers { .. }
                 | Difference::TagDiffers { .. } => updated.state = PersonState::Stale,
-                Difference::PersonMissing => {}
+                Difference::PersonMissing | Difference::Unreadable { .. } => {}
             }
         }
     }
@@ -278,7 +292,8 @@ fn repair(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DriftRow {
     pub person_id: String,
-    /// `person_missing`, `group_missing`, `name_differs`, `tag_differs`, `face_missing`.
+    /// `person_missing`, `group_missing`, `name_differs`, `tag_differs`,
+    /// `face_missing`, or `unreadable` (the service refused `getinfo`; `found` says how).
     pub difference: String,
     pub face_id: String,
     /// The photo of a missing face, as the report names it.
@@ -372,6 +387,9 @@ fn drift_row(
         }
         Difference::TagDiffers { expected, found } => {
             row("tag_differs", "", String::new(), expected, found)
+        }
+        Difference::Unreadable { reason } => {
+            row("unreadable", "", String::new(), "readable", reason)
         }
         Difference::FaceMissing { face_id, photo } => {
             let image = store
