@@ -4,6 +4,7 @@
 use super::verify::AfterArgs;
 use super::Exit;
 use crate::ops::rollback::{rollback, RollbackJob};
+use crate::store::RollbackEntry;
 use std::io::Write as _;
 
 const ROLLBACK_EXIT_HELP: &str = "\
@@ -37,17 +38,19 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
     };
     let yes = args.yes;
     let done = rollback(&job, &client, |plan| {
-        let deletes = plan
-            .planned
-            .iter()
-            .filter(|u| u.steps.contains(&crate::ops::rollback::Step::DelPerson))
-            .count();
+        let count = |entry: RollbackEntry| {
+            plan.planned
+                .iter()
+                .filter(|u| u.entry == entry && !u.steps.is_empty())
+                .count()
+        };
         super::inspect::confirm(
             &format!(
-                "Roll back the job in {}: delete {deletes} persons it created and restore {} \
-                 it changed ({} calls)?",
+                "Roll back the job in {}: delete {} persons it created and restore {} \
+                 persons it changed ({} calls)?",
                 job.state_dir.display(),
-                plan.planned.len() - deletes,
+                count(RollbackEntry::Deleted),
+                count(RollbackEntry::Restored),
                 plan.planned_calls()
             ),
             yes,
