@@ -84,6 +84,7 @@ fn resume(
         engine: EngineOptions::default(),
         dry_run: false,
         report: None,
+        outputs: Default::default(),
     };
     let target = Target::Service(ClientConfig::new(
         &emulator.endpoint(),

@@ -22,6 +22,8 @@
 //! - [`emulator`] is a local stand-in of the service, faithful to the contract, which
 //!   tests, benchmarks and operators' rehearsals run against.
 //! - [`config`] resolves the service settings from flags, environment and file.
+//! - [`metrics`] writes a run's figures for monitoring (Prometheus text) and its
+//!   summary as JSON.
 //! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
 
 pub mod cli;
@@ -29,6 +31,7 @@ pub mod config;
 pub mod emulator;
 pub mod engine;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod ops;

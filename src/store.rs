@@ -9,8 +9,17 @@
 //! - `persons`: one [`PersonEntry`] per person, keyed by person id.
 //! - `hashes`: `person_id \0 content hash` → photo key of the photo that holds that
 //!   content for that person, so a renamed or copied photo is known as a duplicate.
-//! - `meta`: the job's metadata ([`JobMeta`]) and the request body limit learned
-//!   from the service ([`RequestLimit`]).
+//! - `meta`: the job's metadata ([`JobMeta`]), the request body limit learned
+//!   from the service ([`RequestLimit`]), and the end time of the last run that
+//!   finished (a `u64` of Unix seconds under `last_finished`).
+//! - `before`: one [`BeforeEntry`] per person that existed on the service before the
+//!   job changed it: how the job found it, for `rollback`.
+//! - `created`: the id of every person the job created (an empty value), kept
+//!   whatever becomes of the person's state, for `rollback`.
+//! - `verify`: one [`VerifiedEntry`] per person checked by the current or last
+//!   `verify`, so a stopped verify goes on where it stopped.
+//! - `rollback`: one [`RollbackEntry`] per person `rollback` has undone, so a
+//!   stopped rollback goes on and a finished one makes no call.
 //!
 //! # Durability
 //!
@@ -347,6 +356,68 @@ impl JobMeta {
     }
 }
 
+/// How the job found a person that already existed on the service, read with
+/// `getinfo` before the job's first change to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeforeEntry {
+    pub name: String,
+    pub tag: String,
+    pub groups: Vec<String>,
+    pub face_ids: Vec<String>,
+}
+
+/// A way the service differs from what the job recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Difference {
+    /// The person is not on the service.
+    PersonMissing,
+    /// The person is not in a group of the job.
+    GroupMissing {
+        group: String,
+    },
+    NameDiffers {
+        expected: String,
+        found: String,
+    },
+    TagDiffers {
+        expected: String,
+        found: String,
+    },
+    /// A face the job enrolled is not on the person; `photo` is its photo's key.
+    FaceMissing {
+        face_id: String,
+        photo: Vec<u8>,
+    },
+    /// The service refused to show the person (the code and message given).
+    Unreadable {
+        reason: String,
+    },
+}
+
+/// A person checked by `verify`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedEntry {
+    pub differences: Vec<Difference>,
+    /// Faces of the job checked by id.
+    pub faces_checked: u64,
+    /// Faces on the person that the job did not add (or whose id it never learned).
+    pub other_faces: u64,
+    /// Whether `--repair` marked the differences for the next enroll.
+    pub repaired: bool,
+}
+
+/// What `rollback` did to a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RollbackEntry {
+    /// The job created it: deleted.
+    Deleted,
+    /// It existed before the job: the job's faces and groups taken off, name and tag
+    /// set back.
+    Restored,
+    /// Left as it is, for the reason given.
+    Left { reason: String },
+}
+
 /// The progress database of one state directory.
 pub struct Store {
     dir: PathBuf,
@@ -356,10 +427,18 @@ pub struct Store {
     hashes: sled::Tree,
     meta: sled::Tree,
     not_taken: sled::Tree,
+    before: sled::Tree,
+    created: sled::Tree,
+    verify: sled::Tree,
+    rollback: sled::Tree,
     _lock: File,
 }
 
 const META_KEY: &[u8] = b"job";
+/// The metadata key of the end time of the last run that finished.
+const LAST_FINISHED_KEY: &[u8] = b"last_finished";
+/// The metadata key present while a `verify` has not finished.
+const VERIFY_OPEN_KEY: &[u8] = b"verify_open";
 /// The metadata key that records the encoding of every record: see [`FORMAT_POSTCARD_1`].
 const FORMAT_KEY: &[u8] = b"format";
 const REQUEST_LIMIT_KEY: &[u8] = b"request_limit";
@@ -386,6 +465,10 @@ impl Store {
             hashes: db.open_tree("hashes")?,
             meta: db.open_tree("meta")?,
             not_taken: db.open_tree("not_taken")?,
+            before: db.open_tree("before")?,
+            created: db.open_tree("created")?,
+            verify: db.open_tree("verify")?,
+            rollback: db.open_tree("rollback")?,
             db,
             _lock: lock,
         };
@@ -549,6 +632,104 @@ impl Store {
         self.hashes.insert(hash_key(person, hash), key.as_bytes())?;
         Ok(())
     }
+
+    /// When the last run that finished ended (Unix seconds).
+    pub fn last_finished(&self) -> Result<Option<u64>> {
+        Ok(self
+            .meta
+            .get(LAST_FINISHED_KEY)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    pub fn put_last_finished(&self, unix: u64) -> Result<()> {
+        self.meta.insert(LAST_FINISHED_KEY, &unix.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// How the job found `person`, if it existed before the job.
+    pub fn before(&self, person: &str) -> Result<Option<BeforeEntry>> {
+        get_record(&self.before, person, "person as found")
+    }
+
+    /// Records how the job found `person`, unless already recorded: the first
+    /// reading is the one a rollback restores.
+    pub fn put_before_once(&self, person: &str, entry: &BeforeEntry) -> Result<()> {
+        let _ = self.before.compare_and_swap(
+            person.as_bytes(),
+            None as Option<&[u8]>,
+            Some(encode(entry)),
+        )?;
+        Ok(())
+    }
+
+    /// Records that the job created `person` on the service.
+    pub fn mark_created(&self, person: &str) -> Result<()> {
+        self.created.insert(person.as_bytes(), &[])?;
+        Ok(())
+    }
+
+    /// Whether the job created `person` (as recorded since this record exists).
+    pub fn was_created(&self, person: &str) -> Result<bool> {
+        Ok(self.created.contains_key(person.as_bytes())?)
+    }
+
+    /// Starts a verify, or answers `true` when an unfinished one is taken up again.
+    /// A fresh verify forgets the persons the last one checked.
+    pub fn open_verify(&self) -> Result<bool> {
+        if self.meta.get(VERIFY_OPEN_KEY)?.is_some() {
+            return Ok(true);
+        }
+        self.verify.clear()?;
+        self.meta.insert(VERIFY_OPEN_KEY, &[1u8])?;
+        self.flush()?;
+        Ok(false)
+    }
+
+    /// Marks the verify finished: the next one starts afresh.
+    pub fn close_verify(&self) -> Result<()> {
+        self.meta.remove(VERIFY_OPEN_KEY)?;
+        self.flush()
+    }
+
+    pub fn verified(&self, person: &str) -> Result<Option<VerifiedEntry>> {
+        get_record(&self.verify, person, "verified person")
+    }
+
+    pub fn put_verified(&self, person: &str, entry: &VerifiedEntry) -> Result<()> {
+        self.verify.insert(person.as_bytes(), encode(entry))?;
+        Ok(())
+    }
+
+    /// Every person the current or last verify checked, in id order.
+    pub fn verified_all(&self) -> impl Iterator<Item = Result<(String, VerifiedEntry)>> + '_ {
+        self.verify.iter().map(|item| {
+            let (k, v) = item?;
+            Ok((
+                String::from_utf8_lossy(&k).into_owned(),
+                decode(&v, "verified person")?,
+            ))
+        })
+    }
+
+    pub fn rolled_back(&self, person: &str) -> Result<Option<RollbackEntry>> {
+        get_record(&self.rollback, person, "rollback")
+    }
+
+    pub fn put_rolled_back(&self, person: &str, entry: &RollbackEntry) -> Result<()> {
+        self.rollback.insert(person.as_bytes(), encode(entry))?;
+        Ok(())
+    }
+}
+
+fn get_record<T: for<'de> Deserialize<'de>>(
+    tree: &sled::Tree,
+    key: &str,
+    what: &str,
+) -> Result<Option<T>> {
+    tree.get(key.as_bytes())?
+        .map(|v| decode(&v, what))
+        .transpose()
 }
 
 fn hash_key(person: &str, hash: &ContentHash) -> Vec<u8> {

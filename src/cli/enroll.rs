@@ -14,7 +14,7 @@ use crate::engine::{
 };
 use crate::limits::{DEFAULT_QPS, MAX_REQUEST_BYTES};
 use crate::normalize::NormalizeOptions;
-use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Target};
+use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Outputs, Target};
 use crate::plan::PlanOptions;
 use crate::source::Layout;
 use crate::store::DEFAULT_STATE_DIR;
@@ -133,6 +133,13 @@ pub struct EnrollArgs {
         hide_env_values = true
     )]
     report: Option<PathBuf>,
+    /// Write the run's figures here in the Prometheus text format (for
+    /// node_exporter's textfile collector), at every progress interval and at the end.
+    #[arg(long, value_name = "PATH", env = "FACEENROLL_METRICS_FILE")]
+    metrics_file: Option<PathBuf>,
+    /// Write the summary here as JSON at the end of the run.
+    #[arg(long, value_name = "PATH", env = "FACEENROLL_SUMMARY_JSON")]
+    summary_json: Option<PathBuf>,
     /// No progress bars, even at a terminal [env: FACEENROLL_NO_PROGRESS=true].
     #[arg(long)]
     no_progress: bool,
@@ -193,6 +200,10 @@ pub struct EnrollSection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary_json: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub no_progress: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress_interval: Option<u64>,
@@ -211,6 +222,8 @@ pub struct EnrollSettings {
     pub retry_max_wait: u64,
     pub normalize: NormalizeOptions,
     pub report: Option<PathBuf>,
+    pub metrics_file: Option<PathBuf>,
+    pub summary_json: Option<PathBuf>,
     pub no_progress: bool,
     pub progress_interval: u64,
 }
@@ -363,6 +376,14 @@ impl EnrollSettings {
                 .unwrap_or(retry.max_total_wait.as_secs()),
             normalize,
             report: args.report.clone().or_else(|| file.report.clone()),
+            metrics_file: args
+                .metrics_file
+                .clone()
+                .or_else(|| file.metrics_file.clone()),
+            summary_json: args
+                .summary_json
+                .clone()
+                .or_else(|| file.summary_json.clone()),
             no_progress: switch(args.no_progress, "FACEENROLL_NO_PROGRESS", file.no_progress)?,
             progress_interval: args
                 .progress_interval
@@ -416,6 +437,8 @@ impl EnrollSettings {
             max_edge: Some(self.normalize.max_edge),
             jpeg_quality: Some(self.normalize.jpeg_quality),
             report: self.report.clone(),
+            metrics_file: self.metrics_file.clone(),
+            summary_json: self.summary_json.clone(),
             no_progress: Some(self.no_progress),
             progress_interval: Some(self.progress_interval),
         }
@@ -538,6 +561,11 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         engine,
         dry_run: args.dry_run,
         report: settings.report.clone(),
+        outputs: Outputs {
+            metrics_file: settings.metrics_file.clone(),
+            metrics_interval: Duration::from_secs(settings.progress_interval),
+            summary_json: settings.summary_json.clone(),
+        },
     };
 
     let stop = Arc::new(StopSignal::default());
@@ -630,7 +658,8 @@ mod tests {
 
     const FILE: &str = "[enroll]\nstate = \"/file/state\"\ngroups = [\"file-group\"]\n\
         layout = \"group/person\"\nno_resize = true\nretry_failed = true\nworkers = 3\n\
-        qps = 20\nmax_edge = 1000\nprogress_interval = 300\nemulator = true\n";
+        qps = 20\nmax_edge = 1000\nprogress_interval = 300\nemulator = true\n\
+        metrics_file = \"/file/fe.prom\"\n";
 
     #[test]
     fn defaults_when_nothing_is_set() {
@@ -666,6 +695,7 @@ mod tests {
         );
         assert_eq!(s.progress_interval, 300);
         assert!(s.emulator);
+        assert_eq!(s.metrics_file, Some(PathBuf::from("/file/fe.prom")));
     }
 
     #[test]

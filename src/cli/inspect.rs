@@ -249,7 +249,7 @@ pub fn delete_faces(args: DeleteFacesArgs) -> anyhow::Result<Exit> {
 }
 
 /// Asks `question` on the terminal; `yes` answers it in advance.
-fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+pub(super) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }

@@ -7,8 +7,10 @@ mod enroll;
 pub mod inspect;
 pub mod plan;
 pub mod progress;
+mod rollback;
 mod sign;
 mod status;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -90,6 +92,10 @@ pub enum Command {
     Emulator(emulator::EmulatorArgs),
     /// Check the source and print what a job would do, without making a call.
     Plan(plan::PlanCommand),
+    /// Compare the service with what the job recorded; write a drift report.
+    Verify(verify::VerifyArgs),
+    /// Undo what the job did on the service, and nothing else (asks unless --yes).
+    Rollback(rollback::RollbackArgs),
 }
 
 /// Runs a parsed command line.
@@ -108,6 +114,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::DeleteFaces(args) => inspect::delete_faces(args),
         Command::Emulator(args) => emulator::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Rollback(args) => rollback::run(args),
     };
     match result {
         Ok(exit) => exit,

@@ -12,12 +12,13 @@
 //! When the counts cannot be read, the check is left out with a warning: the
 //! service's own -1310 / -1311 then fails the person that passes the limit.
 
+use super::{caller, Shared};
 use crate::limits::{MAX_GROUPS_PER_APPID, MAX_PERSONS_PER_GROUP};
 use crate::model::GroupId;
-use crate::report::{Counted, Tally};
-use crate::service::client::{CallError, Client};
+use crate::report::Counted;
+use crate::service::client::CallError;
 use crate::service::codes::{code, Class};
-use crate::store::{Failure, FailureKind, PersonState, PhotoState, Store, StoreError};
+use crate::store::{Failure, FailureKind, PersonState, PhotoState, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -48,12 +49,15 @@ pub enum Fit {
 }
 
 /// Fails the new persons of the plan that would pass a group limit.
-pub fn fit(
-    store: &Store,
-    client: &Client,
-    limits: &GroupLimits,
-    tally: &Tally,
-) -> Result<Fit, StoreError> {
+pub(super) fn fit(shared: &Shared<'_>, limits: &GroupLimits) -> Result<Fit, StoreError> {
+    let store = shared.store;
+    let tally = shared.tally;
+    let mut rng = match shared.options.seed {
+        Some(seed) => fastrand::Rng::with_seed(seed),
+        None => fastrand::Rng::new(),
+    };
+    let mut sent = caller::Sent::default();
+
     let generation = store.meta()?.generation;
     let mut new_persons = Vec::new();
     for person in store.persons() {
@@ -83,19 +87,18 @@ pub fn fit(
         );
         Fit::Checked(Vec::new())
     };
-    tally.calls.fetch_add(1, Relaxed);
-    let existing: BTreeSet<String> = match client.get_group_ids() {
-        Ok(data) => data.group_ids.into_iter().collect(),
-        Err(err) => return Ok(unchecked(err)),
-    };
+    let existing: BTreeSet<String> =
+        match caller::call(shared, &mut rng, &mut sent, |c| c.get_group_ids()) {
+            Ok(data) => data.group_ids.into_iter().collect(),
+            Err(err) => return Ok(unchecked(err)),
+        };
     let mut members: BTreeMap<GroupId, BTreeSet<String>> = BTreeMap::new();
     for group in new_persons.iter().flat_map(|p| &p.fields.groups) {
         if members.contains_key(group) {
             continue;
         }
         let held = if existing.contains(group.as_str()) {
-            tally.calls.fetch_add(1, Relaxed);
-            match client.get_person_ids(group) {
+            match caller::call(shared, &mut rng, &mut sent, |c| c.get_person_ids(group)) {
                 Ok(data) => data.person_ids.into_iter().collect(),
                 Err(err) => return Ok(unchecked(err)),
             }

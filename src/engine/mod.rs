@@ -25,6 +25,7 @@
 //! service holds already, are failed with the reason before any is created
 //! ([`groups`]).
 
+mod caller;
 pub mod concurrency;
 pub mod groups;
 pub mod pacer;
@@ -255,7 +256,7 @@ pub fn run(
     if stop.interrupted() {
         return Ok(RunOutcome::Interrupted);
     }
-    if let groups::Fit::Fatal(err) = groups::fit(store, client, &options.group_limits, tally)? {
+    if let groups::Fit::Fatal(err) = groups::fit(&shared, &options.group_limits)? {
         tracing::error!("stopping the job: {err}");
         return Ok(RunOutcome::Fatal(err));
     }

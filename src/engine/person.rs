@@ -19,8 +19,7 @@
 //! the service no longer has (-1303) has the photos recorded as enrolled on it sent
 //! again to a re-created person.
 
-use super::concurrency::Ending;
-use super::retry::Backoff;
+use super::caller;
 use super::Shared;
 use crate::limits::{
     RequestLimit, MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, REQUEST_ENVELOPE_BYTES,
@@ -334,6 +333,12 @@ impl<'s, 'a> Worker<'s, 'a> {
                     )?;
                     *room = Some(Room::created());
                     person.state = PersonState::Ready { created: true };
+                    // Kept apart from the person's state, which a later change of
+                    // its fields replaces: `rollback` deletes only what the job made.
+                    self.shared
+                        .store
+                        .mark_created(person.person.as_str())
+                        .map_err(|e| self.store_failed(e))?;
                     self.put_person(person)?;
                     self.shared.tally.persons_created.fetch_add(1, Relaxed);
                     put_back(queue, deferred);
@@ -446,6 +451,21 @@ impl<'s, 'a> Worker<'s, 'a> {
     fn reconcile(&mut self, person: &PersonEntry) -> Result<Room, Halt> {
         let id = &person.person;
         let info = self.call_or_halt(|c| c.get_info(id))?;
+        if person.state == PersonState::New {
+            // Found on the service, not created by the job: how it was found is what
+            // `rollback` restores, so it is made durable before the first change.
+            let found = crate::store::BeforeEntry {
+                name: info.person_name.clone(),
+                tag: info.tag.clone(),
+                groups: info.group_ids.clone(),
+                face_ids: info.face_ids.clone(),
+            };
+            self.shared
+                .store
+                .put_before_once(id.as_str(), &found)
+                .map_err(|e| self.store_failed(e))?;
+            self.flush()?;
+        }
         let missing: Vec<GroupId> = person
             .fields
             .groups
@@ -927,69 +947,12 @@ impl<'s, 'a> Worker<'s, 'a> {
     /// Sends a call through the pacer, retrying transient errors with backoff.
     fn call<T>(
         &mut self,
-        mut f: impl FnMut(&crate::service::client::Client) -> Result<T, CallError>,
+        f: impl FnMut(&crate::service::client::Client) -> Result<T, CallError>,
     ) -> Result<T, CallError> {
-        let shared = self.shared;
-        let mut backoff = Backoff::new(&shared.options.retry, self.rng.fork());
-        let started = std::time::Instant::now();
-        self.last_call_in_doubt = false;
-        loop {
-            // Room in flight first, then a slot: the workers waiting at the pacer
-            // hold their room, so one is ready at every slot.
-            let permit = shared.flow.begin();
-            shared.pacer.acquire();
-            shared.tally.calls.fetch_add(1, Relaxed);
-            let sent = std::time::Instant::now();
-            let result = f(shared.client);
-            let ending = Ending::of(&result);
-            shared
-                .flow
-                .end(permit, sent.elapsed(), ending, &shared.pacer, shared.tally);
-            let class = match &result {
-                Ok(_) => {
-                    shared.pacer.on_success();
-                    return result;
-                }
-                Err(err) => {
-                    self.last_call_in_doubt |= err.outcome_unknown();
-                    err.class()
-                }
-            };
-            match class {
-                Class::RateLimited => {
-                    // The pacer, not the backoff, spaces the next attempt: a
-                    // rate-limit answer is the service asking for a lower rate, not a
-                    // failure of the call. The total wait still bounds it.
-                    shared.tally.rate_limited.fetch_add(1, Relaxed);
-                    shared.pacer.on_rate_limited();
-                    if started.elapsed() < shared.options.retry.max_total_wait
-                        && !shared.stop.requested()
-                    {
-                        shared.tally.retries.fetch_add(1, Relaxed);
-                        continue;
-                    }
-                    return result;
-                }
-                Class::Transient => shared.pacer.on_success(),
-                _ => {
-                    shared.pacer.on_success();
-                    return result;
-                }
-            }
-            if shared.stop.requested() {
-                return result;
-            }
-            match backoff.next_delay() {
-                Some(delay) => {
-                    if let Err(err) = &result {
-                        tracing::debug!("retrying in {delay:?}: {err}");
-                    }
-                    shared.tally.retries.fetch_add(1, Relaxed);
-                    std::thread::sleep(delay);
-                }
-                None => return result,
-            }
-        }
+        let mut sent = caller::Sent::default();
+        let result = caller::call(self.shared, &mut self.rng, &mut sent, f);
+        self.last_call_in_doubt = sent.in_doubt;
+        result
     }
 }
 

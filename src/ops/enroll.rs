@@ -6,6 +6,7 @@
 
 use crate::emulator::{rehearsal_credentials, Emulator, EmulatorConfig};
 use crate::engine::{self, EngineOptions, RunOutcome, StopSignal};
+use crate::metrics::{self, Figures, SummaryJson};
 use crate::plan::{self, PlanOptions, PlanSummary};
 use crate::report::{self, Format, StoreCounts, Summary, Tally};
 use crate::service::client::{Client, ClientConfig};
@@ -34,6 +35,18 @@ pub struct EnrollJob {
     pub dry_run: bool,
     /// Where the report goes (default: `report.csv` in the state directory).
     pub report: Option<PathBuf>,
+    /// The metrics file and the summary as JSON.
+    pub outputs: Outputs,
+}
+
+/// What a run writes for machines besides the report.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// The Prometheus text file, rewritten every `metrics_interval` and at the end.
+    pub metrics_file: Option<PathBuf>,
+    pub metrics_interval: Duration,
+    /// The summary as JSON, written at the end.
+    pub summary_json: Option<PathBuf>,
 }
 
 /// The live view of a run: shows the tally (photos and persons to do given) until
@@ -177,13 +190,34 @@ pub fn enroll(
     let before = StoreCounts::read(&store).map_err(setup)?;
     let tally = Tally::default();
     tally.settle(&before);
+    let last_finished = store.last_finished().map_err(setup)?;
     let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (metrics_done_tx, metrics_done_rx) = std::sync::mpsc::channel::<()>();
     let outcome = std::thread::scope(|scope| {
         let tally = &tally;
         let (photos, persons) = (before.photos, summary.persons_with_work as u64);
         scope.spawn(move || view(tally, photos, persons, done_rx));
+        if let Some(path) = &job.outputs.metrics_file {
+            let (client, summary) = (&client, &summary);
+            let interval = job.outputs.metrics_interval.max(Duration::from_millis(100));
+            scope.spawn(move || loop {
+                let figures = Figures::during(
+                    summary,
+                    tally,
+                    client.calls_by_class(),
+                    started.elapsed(),
+                    last_finished,
+                );
+                write_metrics(path, &figures);
+                match metrics_done_rx.recv_timeout(interval) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            });
+        }
         let outcome = engine::run(&store, &client, &job.engine, stop, tally);
         let _ = done_tx.send(());
+        let _ = metrics_done_tx.send(());
         outcome
     })
     .map_err(during_run)?;
@@ -218,9 +252,13 @@ pub fn enroll(
         Ending::Interrupted => "interrupted; run the same command again to resume".to_owned(),
     };
     let mut meta = store.meta().map_err(during_run)?;
-    meta.finished = Some(unix_now());
+    let now = unix_now();
+    meta.finished = Some(now);
     meta.last_outcome = Some(words.clone());
     store.put_meta(&meta).map_err(during_run)?;
+    if matches!(ending, Ending::Completed { .. }) {
+        store.put_last_finished(now).map_err(during_run)?;
+    }
     store.flush().map_err(during_run)?;
 
     let file = std::fs::File::create(&report_path)
@@ -229,7 +267,7 @@ pub fn enroll(
     report::write_report(&store, None, Format::Csv, file)
         .with_context(|| format!("cannot write the report {}", report_path.display()))
         .map_err(during_run)?;
-    Ok(Done::Ran(Finished {
+    let finished = Finished {
         ending,
         words,
         counts,
@@ -237,7 +275,28 @@ pub fn enroll(
         elapsed: started.elapsed(),
         state_dir: job.state_dir.clone(),
         report: report_path,
-    }))
+    };
+    if let Some(path) = &job.outputs.metrics_file {
+        let last_finished = store.last_finished().map_err(during_run)?;
+        let figures = Figures::at_end(&finished.summary(), client.calls_by_class(), last_finished);
+        write_metrics(path, &figures);
+    }
+    if let Some(path) = &job.outputs.summary_json {
+        let json = serde_json::to_string_pretty(&SummaryJson::new(&finished.summary()))
+            .expect("the summary serializes");
+        metrics::write_atomically(path, &(json + "\n"))
+            .with_context(|| format!("cannot write the summary {}", path.display()))
+            .map_err(during_run)?;
+    }
+    Ok(Done::Ran(finished))
+}
+
+/// Writes the metrics file; a failure is logged, not fatal: monitoring must not stop
+/// the job it watches.
+fn write_metrics(path: &std::path::Path, figures: &Figures) {
+    if let Err(err) = metrics::write_atomically(path, &metrics::render(figures)) {
+        tracing::warn!("cannot write the metrics file {}: {err}", path.display());
+    }
 }
 
 /// The plan in one log line: the work of this run and what the plan settled already.

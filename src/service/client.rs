@@ -48,6 +48,7 @@ use crate::service::sign::Credentials;
 use crate::service::signer::{Authorization, Signer, ValidityError};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv6Addr};
@@ -492,6 +493,10 @@ impl CallError {
     }
 }
 
+/// Calls by call and class label of their answer.
+#[derive(Default)]
+struct CallTally(std::sync::Mutex<BTreeMap<(Call, &'static str), u64>>);
+
 /// The blocking client. Clones share one connection pool and one signature.
 #[derive(Clone)]
 pub struct Client {
@@ -505,6 +510,8 @@ struct Inner {
     proxy: Option<ProxyUrl>,
     /// TLS handshakes failed in a row, with no answer since.
     handshake_failures: AtomicU32,
+    /// Calls sent, by call and by the class of their answer.
+    tally: CallTally,
     appid: String,
     bucket: String,
     signer: Signer,
@@ -646,6 +653,7 @@ impl Client {
                 base: endpoint.base(),
                 proxy: config.proxy,
                 handshake_failures: AtomicU32::new(0),
+                tally: CallTally::default(),
                 appid: config.appid,
                 bucket: config.bucket,
                 signer,
@@ -788,8 +796,32 @@ impl Client {
         &self.inner.base
     }
 
-    /// Sends a request, re-signing once on 9 or 13.
+    /// Calls sent by this client and its clones so far, by call and class of answer.
+    pub fn calls_by_class(&self) -> BTreeMap<(Call, &'static str), u64> {
+        self.inner.tally.0.lock().expect("call tally lock").clone()
+    }
+
+    /// Sends a request, counting it by the class of its answer.
     fn send<T: DeserializeOwned>(&self, req: Request<'_>) -> Result<T, CallError> {
+        let call = req.call;
+        let result = self.send_signed(req);
+        let class = match &result {
+            Ok(_) => Class::Ok,
+            Err(e) => e.class(),
+        };
+        *self
+            .inner
+            .tally
+            .0
+            .lock()
+            .expect("call tally lock")
+            .entry((call, class.label()))
+            .or_default() += 1;
+        result
+    }
+
+    /// Sends a request, re-signing once on 9 or 13.
+    fn send_signed<T: DeserializeOwned>(&self, req: Request<'_>) -> Result<T, CallError> {
         let auth = self.inner.signer.authorization();
         match self.attempt(&req, &auth) {
             Err(CallError::Service { code: c, .. })

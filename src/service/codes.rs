@@ -59,6 +59,22 @@ pub enum Class {
     Unknown,
 }
 
+impl Class {
+    /// The class as one lower-case word, the label metrics and reports use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::Ok => "ok",
+            Class::Transient => "transient",
+            Class::RateLimited => "rate_limited",
+            Class::Fatal => "fatal",
+            Class::Permanent => "permanent",
+            Class::Request => "request",
+            Class::Outcome(_) => "outcome",
+            Class::Unknown => "unknown",
+        }
+    }
+}
+
 /// Answers that are not errors of the request but facts about the service's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -214,6 +230,7 @@ pub mod code {
     pub const PARAMETER_TOO_LONG: i64 = -1304;
     pub const FACE_MISSING: i64 = -1305;
     pub const GROUP_MISSING: i64 = -1306;
+    pub const GROUP_LIST_MISSING: i64 = -1307;
     pub const URL_DOWNLOAD_FAILED: i64 = -1308;
     pub const PERSON_FULL: i64 = -1309;
     pub const TOO_MANY_PERSONS: i64 = -1310;

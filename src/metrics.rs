@@ -1,0 +1,356 @@
+//! What a run tells machines: the figures of a run in the Prometheus text format,
+//! for node_exporter's textfile collector, and the summary as JSON, for wrappers.
+//!
+//! [`Figures`] gathers the counts once, from the plan and the live tally during a run
+//! or from the store at its end; [`render`] turns them into text and is pure, so the
+//! format is tested apart from any run. [`write_atomically`] replaces the file in one
+//! rename, so a collector never reads half a file.
+
+use crate::plan::PlanSummary;
+use crate::report::{StoreCounts, Summary, Tally};
+use crate::service::api::Call;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// The figures of a run, as the metrics file shows them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    /// Photos of the plan by status: enrolled, duplicate, skipped, failed, pending.
+    pub photos: [(&'static str, u64); 5],
+    /// Persons in the plan.
+    pub persons: u64,
+    /// Persons by what became of them: created and reconciled this run, failed.
+    pub persons_by_outcome: [(&'static str, u64); 3],
+    /// Calls of this run by call and class of the answer (`ok`, `transient`, ...).
+    pub calls: BTreeMap<(Call, &'static str), u64>,
+    pub retries: u64,
+    pub rate_limited: u64,
+    pub duration: Duration,
+    /// When the last run that finished ended (Unix seconds), this one or an earlier.
+    pub last_finished: Option<u64>,
+}
+
+impl Figures {
+    /// The figures while a run goes on: the plan it started from, moved on by what
+    /// the tally has counted since.
+    pub fn during(
+        plan: &PlanSummary,
+        tally: &Tally,
+        calls: BTreeMap<(Call, &'static str), u64>,
+        duration: Duration,
+        last_finished: Option<u64>,
+    ) -> Figures {
+        let to_send = (plan.pending + plan.in_doubt) as u64;
+        Figures {
+            photos: [
+                (
+                    "enrolled",
+                    plan.enrolled as u64 + tally.enrolled.load(Relaxed),
+                ),
+                (
+                    "duplicate",
+                    plan.duplicate as u64 + tally.duplicate.load(Relaxed),
+                ),
+                ("skipped", plan.skipped as u64 + tally.skipped.load(Relaxed)),
+                (
+                    "failed",
+                    (plan.invalid + plan.failed_before) as u64 + tally.failed.load(Relaxed),
+                ),
+                ("pending", to_send.saturating_sub(tally.photos_done())),
+            ],
+            persons: plan.persons as u64,
+            persons_by_outcome: persons_by_outcome(tally, 0),
+            calls,
+            retries: tally.retries.load(Relaxed),
+            rate_limited: tally.rate_limited.load(Relaxed),
+            duration,
+            last_finished,
+        }
+    }
+
+    /// The figures of a finished run: the same the summary prints.
+    pub fn at_end(
+        summary: &Summary<'_>,
+        calls: BTreeMap<(Call, &'static str), u64>,
+        last_finished: Option<u64>,
+    ) -> Figures {
+        let c = summary.counts;
+        Figures {
+            photos: [
+                ("enrolled", c.enrolled),
+                ("duplicate", c.duplicate),
+                ("skipped", c.skipped),
+                ("failed", c.failed),
+                ("pending", c.pending),
+            ],
+            persons: c.persons,
+            persons_by_outcome: persons_by_outcome(summary.tally, c.persons_failed),
+            calls,
+            retries: summary.tally.retries.load(Relaxed),
+            rate_limited: summary.tally.rate_limited.load(Relaxed),
+            duration: summary.elapsed,
+            last_finished,
+        }
+    }
+}
+
+fn persons_by_outcome(tally: &Tally, failed: u64) -> [(&'static str, u64); 3] {
+    [
+        ("created", tally.persons_created.load(Relaxed)),
+        ("reconciled", tally.persons_reconciled.load(Relaxed)),
+        ("failed", failed),
+    ]
+}
+
+/// The figures in the Prometheus text exposition format (version 0.0.4).
+pub fn render(f: &Figures) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let by = |label: &str, pairs: &[(&str, u64)]| -> Vec<(String, f64)> {
+        pairs
+            .iter()
+            .map(|(v, n)| (format!("{{{label}=\"{}\"}}", escape(v)), *n as f64))
+            .collect()
+    };
+    family(
+        "faceenroll_photos",
+        "gauge",
+        "Photos of the job's plan by status.",
+        &by("status", &f.photos),
+    );
+    family(
+        "faceenroll_persons",
+        "gauge",
+        "Persons in the job's plan.",
+        &[(String::new(), f.persons as f64)],
+    );
+    family(
+        "faceenroll_persons_by_outcome",
+        "gauge",
+        "Persons created and reconciled by this run, and persons of the plan that failed.",
+        &by("outcome", &f.persons_by_outcome),
+    );
+    let calls: Vec<(String, f64)> = f
+        .calls
+        .iter()
+        .map(|((call, class), n)| {
+            (
+                format!("{{call=\"{}\",class=\"{}\"}}", call.name(), escape(class)),
+                *n as f64,
+            )
+        })
+        .collect();
+    family(
+        "faceenroll_calls_total",
+        "counter",
+        "Calls of this run by call and class of the service's answer.",
+        &calls,
+    );
+    family(
+        "faceenroll_retries_total",
+        "counter",
+        "Calls and images of this run sent again after a transient error or rate limit.",
+        &[(String::new(), f.retries as f64)],
+    );
+    family(
+        "faceenroll_rate_limited_total",
+        "counter",
+        "Rate-limit answers (code 15) of this run.",
+        &[(String::new(), f.rate_limited as f64)],
+    );
+    family(
+        "faceenroll_run_duration_seconds",
+        "gauge",
+        "How long this run has taken.",
+        &[(String::new(), f.duration.as_secs_f64())],
+    );
+    if let Some(at) = f.last_finished {
+        family(
+            "faceenroll_last_success_timestamp_seconds",
+            "gauge",
+            "When the last run that finished (exit 0 or 1) ended, in Unix seconds.",
+            &[(String::new(), at as f64)],
+        );
+    }
+    out
+}
+
+/// A label value as the text format writes it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory and a
+/// rename, so a reader sees the old file or the new one, never a part.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// The summary of a run as JSON, for wrappers.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryJson {
+    /// How the run ended, in words.
+    pub ending: String,
+    pub persons: u64,
+    pub persons_created: u64,
+    pub persons_reconciled: u64,
+    pub persons_failed: u64,
+    pub photos: u64,
+    pub enrolled: u64,
+    pub duplicate: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub pending: u64,
+    /// Failed photos by service code (`null`: no code).
+    pub failures_by_code: Vec<CodeCount>,
+    /// Photos finished in this run.
+    pub photos_this_run: u64,
+    pub calls: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+    pub bytes_saved: u64,
+    pub elapsed_secs: f64,
+    pub state_dir: String,
+    pub report: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CodeCount {
+    pub code: Option<i64>,
+    pub count: u64,
+}
+
+impl SummaryJson {
+    pub fn new(s: &Summary<'_>) -> SummaryJson {
+        let c: &StoreCounts = s.counts;
+        let t = s.tally;
+        SummaryJson {
+            ending: s.ending.to_owned(),
+            persons: c.persons,
+            persons_created: t.persons_created.load(Relaxed),
+            persons_reconciled: t.persons_reconciled.load(Relaxed),
+            persons_failed: c.persons_failed,
+            photos: c.photos,
+            enrolled: c.enrolled,
+            duplicate: c.duplicate,
+            skipped: c.skipped,
+            failed: c.failed,
+            pending: c.pending,
+            failures_by_code: c
+                .failures_by_code
+                .iter()
+                .map(|(code, count)| CodeCount {
+                    code: *code,
+                    count: *count,
+                })
+                .collect(),
+            photos_this_run: t.photos_done(),
+            calls: t.calls.load(Relaxed),
+            retries: t.retries.load(Relaxed),
+            rate_limited: t.rate_limited.load(Relaxed),
+            bytes_saved: t.bytes_saved.load(Relaxed),
+            elapsed_secs: s.elapsed.as_secs_f64(),
+            state_dir: s.state_dir.display().to_string(),
+            report: s.report.map(|p| p.display().to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures() -> Figures {
+        let mut calls = BTreeMap::new();
+        calls.insert((Call::AddFace, "ok"), 7);
+        calls.insert((Call::AddFace, "rate_limited"), 2);
+        calls.insert((Call::NewPerson, "ok"), 3);
+        Figures {
+            photos: [
+                ("enrolled", 40),
+                ("duplicate", 1),
+                ("skipped", 2),
+                ("failed", 3),
+                ("pending", 0),
+            ],
+            persons: 3,
+            persons_by_outcome: [("created", 3), ("reconciled", 0), ("failed", 0)],
+            calls,
+            retries: 2,
+            rate_limited: 2,
+            duration: Duration::from_millis(1500),
+            last_finished: Some(1_700_000_000),
+        }
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_before_its_samples() {
+        let text = render(&figures());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.contains(&"faceenroll_photos{status=\"enrolled\"} 40"));
+        assert!(
+            lines.contains(&"faceenroll_calls_total{call=\"addface\",class=\"rate_limited\"} 2")
+        );
+        assert!(lines.contains(&"faceenroll_run_duration_seconds 1.5"));
+        assert!(lines.contains(&"faceenroll_last_success_timestamp_seconds 1700000000"));
+        let mut declared = std::collections::HashSet::new();
+        for (i, line) in lines.iter().enumerate() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest.split(' ').next().unwrap();
+                assert_eq!(lines[i + 1].split(' ').nth(2), Some(name), "{line}");
+                declared.insert(name.to_owned());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert!(declared.contains(name), "{name} sampled before # HELP");
+            }
+        }
+    }
+
+    #[test]
+    fn no_last_success_is_no_sample() {
+        let text = render(&Figures {
+            last_finished: None,
+            ..figures()
+        });
+        assert!(!text.contains("faceenroll_last_success"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn the_file_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faceenroll.prom");
+        write_atomically(&path, "one\n").unwrap();
+        write_atomically(&path, "two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file is left");
+    }
+}
