@@ -6,6 +6,7 @@
 //! The manifest has 50,000 persons of 20 photos each, rows shuffled so a person's
 //! rows are spread through the file, as in an export sorted by date.
 
+use faceenroll::engine::queue::pending_persons;
 use faceenroll::plan::{self, PlanOptions};
 use faceenroll::source::SourceSpec;
 use faceenroll::store::Store;
@@ -76,7 +77,7 @@ fn main() {
     let cpu = cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
     assert_eq!(summary.photos as u64, rows);
     let start = Instant::now();
-    let work = plan::pending_persons(&store).count();
+    let work = pending_persons(&store).count();
     let read_secs = start.elapsed().as_secs_f64();
 
     println!(

@@ -26,6 +26,7 @@
 //!   summary as JSON.
 //! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
 
+pub mod chunk;
 pub mod cli;
 pub mod config;
 pub mod emulator;

@@ -18,7 +18,7 @@
 //!    earlier runs: the person's name, tag and groups are merged (a conflicting name
 //!    or tag fails the later line, naming both); every photo gets its state (below)
 //!    and is written once; one [`PersonEntry`] is written for a valid person; the
-//!    calls are counted with [`chunks`].
+//!    calls are counted with [`crate::chunk::chunks`].
 //!
 //! Memory is bounded by [`RUN_ROWS`], by the photos of one person, and by the
 //! store's cache. Writing each photo once, in key order, is what the store does
@@ -50,9 +50,9 @@
 //! `PersonState::Stale` (the engine brings it in line); any other known person keeps
 //! its state.
 
+use crate::chunk::{chunks, ChunkItem};
 use crate::limits::{
-    MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, MAX_NAME_BYTES, MAX_REQUEST_BYTES, MAX_TAG_BYTES,
-    REQUEST_ENVELOPE_BYTES,
+    MAX_FACES_PER_PERSON, MAX_NAME_BYTES, MAX_REQUEST_BYTES, MAX_TAG_BYTES, REQUEST_ENVELOPE_BYTES,
 };
 use crate::model::{check_id, ContentHash, GroupId, ImageKind, ImageRef, PersonId};
 use crate::normalize::{self, NormalizeOptions};
@@ -66,7 +66,6 @@ use serde::{Deserialize, Serialize};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{BufRead as _, Read as _, Write as _};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// Records checked together (in parallel) and written to the store in one go.
@@ -231,154 +230,6 @@ impl PlanSummary {
         self.problems_total += 1;
         if self.problems.len() < MAX_LISTED_PROBLEMS {
             self.problems.push(PlanProblem { status, message });
-        }
-    }
-}
-
-/// A photo's size as [`chunks`] sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkItem {
-    /// Bytes the photo adds to a request (a file's size; a URL's length).
-    pub bytes: u64,
-    pub is_url: bool,
-}
-
-/// Splits a person's photos (in order) into `addface` chunks.
-///
-/// Each chunk is a run of consecutive items: at most [`MAX_IMAGES_PER_ADDFACE`]
-/// photos, at most `max_request_bytes − REQUEST_ENVELOPE_BYTES` bytes of images, all
-/// files or all URLs. No more than `room` photos are put in chunks in all; items past
-/// that are in no chunk. An item over the byte budget on its own is in no chunk
-/// either: the caller fails it (or re-encodes it first). Chunks are in item order.
-pub fn chunks(items: &[ChunkItem], room: usize, max_request_bytes: u64) -> Vec<Range<usize>> {
-    let budget = max_request_bytes.saturating_sub(REQUEST_ENVELOPE_BYTES);
-    let mut out = Vec::new();
-    let mut placed = 0;
-    // The chunk being filled and its bytes.
-    let mut open: Option<(Range<usize>, u64)> = None;
-    for (i, item) in items.iter().enumerate() {
-        if placed == room {
-            break;
-        }
-        if item.bytes > budget {
-            out.extend(open.take().map(|(r, _)| r));
-            continue;
-        }
-        if let Some((r, bytes)) = &open {
-            if r.len() == MAX_IMAGES_PER_ADDFACE
-                || bytes + item.bytes > budget
-                || items[r.start].is_url != item.is_url
-            {
-                out.extend(open.take().map(|(r, _)| r));
-            }
-        }
-        match &mut open {
-            Some((r, bytes)) => {
-                r.end = i + 1;
-                *bytes += item.bytes;
-            }
-            None => open = Some((i..i + 1, item.bytes)),
-        }
-        placed += 1;
-    }
-    out.extend(open.map(|(r, _)| r));
-    out
-}
-
-/// One person's work for the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PersonWork {
-    pub person: PersonEntry,
-    /// The person's `Pending` and `InDoubt` photos of the current plan, in source
-    /// order.
-    pub photos: Vec<(PhotoKey, PhotoEntry)>,
-    /// Faces this job already has on the service for the person.
-    pub enrolled: usize,
-}
-
-/// The persons with something to do in the current plan, in person id order, read
-/// from the store one person at a time.
-pub fn pending_persons(store: &Store) -> impl Iterator<Item = Result<PersonWork, StoreError>> + '_ {
-    let (generation, error) = match store.meta() {
-        Ok(meta) => (meta.generation, None),
-        Err(e) => (0, Some(e)),
-    };
-    PendingPersons {
-        store,
-        photos: (Box::new(store.photos()) as PhotoIter<'_>).peekable(),
-        generation,
-        error,
-    }
-}
-
-type PhotoIter<'a> = Box<dyn Iterator<Item = Result<(PhotoKey, PhotoEntry), StoreError>> + 'a>;
-
-struct PendingPersons<'a> {
-    store: &'a Store,
-    photos: std::iter::Peekable<PhotoIter<'a>>,
-    generation: u64,
-    error: Option<StoreError>,
-}
-
-impl Iterator for PendingPersons<'_> {
-    type Item = Result<PersonWork, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.error.take() {
-            return Some(Err(e));
-        }
-        loop {
-            let (key, first) = match self.photos.next()? {
-                Ok(item) => item,
-                Err(e) => return Some(Err(e)),
-            };
-            let person = first.person.clone();
-            let mut photos = Vec::new();
-            let mut enrolled = 0;
-            let mut take = |key: PhotoKey, entry: PhotoEntry, generation: u64| match entry.state {
-                PhotoState::Enrolled { .. } => enrolled += 1,
-                PhotoState::Pending | PhotoState::InDoubt if entry.generation == generation => {
-                    photos.push((key, entry))
-                }
-                _ => {}
-            };
-            take(key, first, self.generation);
-            while let Some(Ok((_, next))) = self.photos.peek() {
-                if next.person != person {
-                    break;
-                }
-                let Some(Ok((key, entry))) = self.photos.next() else {
-                    unreachable!("peeked")
-                };
-                take(key, entry, self.generation);
-            }
-            if photos.is_empty() {
-                // Nothing to send; still work when the person's fields changed.
-                match self.store.person(&person) {
-                    Ok(Some(entry)) if entry.state == PersonState::Stale => {
-                        return Some(Ok(PersonWork {
-                            person: entry,
-                            photos,
-                            enrolled,
-                        }))
-                    }
-                    Ok(_) => continue,
-                    Err(e) => return Some(Err(e)),
-                }
-            }
-            photos.sort_by_key(|(_, e)| e.seq);
-            match self.store.person(&person) {
-                Ok(Some(entry)) => {
-                    return Some(Ok(PersonWork {
-                        person: entry,
-                        photos,
-                        enrolled,
-                    }))
-                }
-                // Photos of a person that is not planned are never pending.
-                Ok(None) => continue,
-                Err(e) => return Some(Err(e)),
-            }
         }
     }
 }
@@ -1469,19 +1320,6 @@ fn chunk_item(image: &ImageRef, size: Option<u64>, options: &PlanOptions) -> Chu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    fn files(sizes: &[u64]) -> Vec<ChunkItem> {
-        sizes
-            .iter()
-            .map(|&bytes| ChunkItem {
-                bytes,
-                is_url: false,
-            })
-            .collect()
-    }
-
-    const MB: u64 = 1024 * 1024;
 
     #[test]
     fn rows_sorted_through_many_spilled_runs_come_back_in_key_then_line_order() {
@@ -1529,84 +1367,5 @@ mod tests {
         // Merging kept the files open at once below the limit.
         let files = std::fs::read_dir(&sort_dir).unwrap().count();
         assert!(files <= limits.max_runs, "{files} run files left");
-    }
-
-    #[test]
-    fn twenty_photos_per_chunk() {
-        let items = files(&[1000; 45]);
-        assert_eq!(
-            chunks(&items, 45, MAX_REQUEST_BYTES),
-            vec![0..20, 20..40, 40..45]
-        );
-    }
-
-    #[test]
-    fn chunks_stop_at_the_room_left() {
-        let items = files(&[1000; 45]);
-        assert_eq!(chunks(&items, 19, MAX_REQUEST_BYTES), vec![0..19]);
-        assert_eq!(
-            chunks(&items, 0, MAX_REQUEST_BYTES),
-            Vec::<Range<usize>>::new()
-        );
-    }
-
-    #[test]
-    fn chunks_stay_under_the_request_limit() {
-        // At 6 MiB (budget 6 MiB - 16 KiB), two 3 MiB photos do not fit together.
-        let items = files(&[3 * MB, 3 * MB, 2 * MB, MB]);
-        assert_eq!(chunks(&items, 20, 6 * MB), vec![0..1, 1..3, 3..4]);
-    }
-
-    #[test]
-    fn a_photo_too_large_alone_is_in_no_chunk() {
-        let items = files(&[MB, 7 * MB, MB]);
-        assert_eq!(chunks(&items, 20, MAX_REQUEST_BYTES), vec![0..1, 2..3]);
-    }
-
-    #[test]
-    fn files_and_urls_are_never_mixed() {
-        let mut items = files(&[10, 10, 10]);
-        items[1].is_url = true;
-        assert_eq!(
-            chunks(&items, 20, MAX_REQUEST_BYTES),
-            vec![0..1, 1..2, 2..3]
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn chunks_respect_every_limit(
-            items in prop::collection::vec((0u64..4_000_000, any::<bool>()), 0..80),
-            room in 0usize..60,
-            limit in 20_000u64..8_000_000,
-        ) {
-            let items: Vec<ChunkItem> =
-                items.into_iter().map(|(bytes, is_url)| ChunkItem { bytes, is_url }).collect();
-            let budget = limit - REQUEST_ENVELOPE_BYTES.min(limit);
-            let got = chunks(&items, room, limit);
-            let mut next = 0;
-            let mut placed = 0;
-            for r in &got {
-                prop_assert!(!r.is_empty());
-                prop_assert!(r.start >= next, "chunks in order, disjoint");
-                // Anything skipped between chunks is too large alone.
-                for item in &items[next..r.start] {
-                    prop_assert!(item.bytes > budget);
-                }
-                prop_assert!(r.len() <= MAX_IMAGES_PER_ADDFACE);
-                let bytes: u64 = items[r.clone()].iter().map(|i| i.bytes).sum();
-                prop_assert!(bytes <= budget);
-                prop_assert!(items[r.clone()].iter().all(|i| i.is_url == items[r.start].is_url));
-                placed += r.len();
-                next = r.end;
-            }
-            prop_assert!(placed <= room);
-            // Past the last chunk: only items too large alone, unless room ran out.
-            if placed < room {
-                for item in &items[next..] {
-                    prop_assert!(item.bytes > budget);
-                }
-            }
-        }
     }
 }

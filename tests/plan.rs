@@ -5,6 +5,7 @@
 mod common;
 
 use common::{jpeg, tree, write};
+use faceenroll::engine::queue::pending_persons;
 use faceenroll::model::ImageRef;
 use faceenroll::normalize::NormalizeOptions;
 use faceenroll::plan::{self, PlanOptions, PlanSummary};
@@ -509,7 +510,7 @@ fn rows_of_one_person_need_not_be_adjacent() {
     assert_eq!(summary.persons, 2);
     let zoe = store.person("zoe").unwrap().unwrap();
     assert_eq!(zoe.fields.groups.len(), 2);
-    let work: Vec<_> = plan::pending_persons(&store).map(|w| w.unwrap()).collect();
+    let work: Vec<_> = pending_persons(&store).map(|w| w.unwrap()).collect();
     assert_eq!(work.len(), 2);
     assert_eq!(work[1].person.person.as_str(), "zoe");
     let urls: Vec<String> = work[1]
@@ -656,7 +657,7 @@ fn a_second_plan_keeps_what_is_done_and_plans_what_is_new_or_changed() {
     assert_eq!(second.calls.newperson, 0);
     assert_eq!(second.calls.addface, 1);
 
-    let work: Vec<_> = plan::pending_persons(&store).map(|w| w.unwrap()).collect();
+    let work: Vec<_> = pending_persons(&store).map(|w| w.unwrap()).collect();
     assert_eq!(work.len(), 1);
     assert_eq!(work[0].enrolled, 13);
     let names: Vec<String> = work[0]

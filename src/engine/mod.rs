@@ -30,11 +30,11 @@ pub mod concurrency;
 pub mod groups;
 pub mod pacer;
 mod person;
+pub mod queue;
 pub mod retry;
 
 use crate::limits::RequestLimit;
 use crate::normalize::NormalizeOptions;
-use crate::plan;
 use crate::report::Tally;
 use crate::service::client::{CallError, Client};
 use crate::store::{Store, StoreError};
@@ -260,7 +260,7 @@ pub fn run(
         tracing::error!("stopping the job: {err}");
         return Ok(RunOutcome::Fatal(err));
     }
-    let (tx, rx) = crossbeam_channel::bounded::<plan::PersonWork>(PERSONS_QUEUED);
+    let (tx, rx) = crossbeam_channel::bounded::<queue::PersonWork>(PERSONS_QUEUED);
     let dispatched: Result<(), StoreError> = std::thread::scope(|scope| {
         let started = AtomicUsize::new(0);
         // Starts workers until there are as many as the flow asks for. Called by the
@@ -292,7 +292,7 @@ pub fn run(
                 .workers
                 .store(started.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
         };
-        for work in plan::pending_persons(store) {
+        for work in queue::pending_persons(store) {
             if stop.requested() {
                 break;
             }

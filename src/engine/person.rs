@@ -20,13 +20,14 @@
 //! again to a re-created person.
 
 use super::caller;
+use super::queue::PersonWork;
 use super::Shared;
+use crate::chunk::{self, ChunkItem};
 use crate::limits::{
     RequestLimit, MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, REQUEST_ENVELOPE_BYTES,
 };
 use crate::model::{GroupId, ImageRef};
 use crate::normalize;
-use crate::plan::{self, ChunkItem, PersonWork};
 use crate::report::Counted;
 use crate::service::client::{CallError, ImageBody};
 use crate::service::codes::{self, Class, Outcome};
@@ -732,7 +733,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         // probed (yet under the smallest refused): it then goes alone. The photos
         // past the chunk go back to the queue.
         let (budget, _) = self.shared.request_budget();
-        let first = plan::chunks(&items, room, budget)
+        let first = chunk::chunks(&items, room, budget)
             .into_iter()
             .next()
             .filter(|r| r.start == 0)

@@ -1,0 +1,103 @@
+//! The engine's work queue: the persons with something to do in the current plan,
+//! read from the store person by person. The planner writes the plan into the store;
+//! the engine reads it back from there, never through the planner.
+
+use crate::store::{PersonEntry, PersonState, PhotoEntry, PhotoKey, PhotoState, Store, StoreError};
+
+/// One person's work for the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonWork {
+    pub person: PersonEntry,
+    /// The person's `Pending` and `InDoubt` photos of the current plan, in source
+    /// order.
+    pub photos: Vec<(PhotoKey, PhotoEntry)>,
+    /// Faces this job already has on the service for the person.
+    pub enrolled: usize,
+}
+
+/// The persons with something to do in the current plan, in person id order, read
+/// from the store one person at a time.
+pub fn pending_persons(store: &Store) -> impl Iterator<Item = Result<PersonWork, StoreError>> + '_ {
+    let (generation, error) = match store.meta() {
+        Ok(meta) => (meta.generation, None),
+        Err(e) => (0, Some(e)),
+    };
+    PendingPersons {
+        store,
+        photos: (Box::new(store.photos()) as PhotoIter<'_>).peekable(),
+        generation,
+        error,
+    }
+}
+
+type PhotoIter<'a> = Box<dyn Iterator<Item = Result<(PhotoKey, PhotoEntry), StoreError>> + 'a>;
+
+struct PendingPersons<'a> {
+    store: &'a Store,
+    photos: std::iter::Peekable<PhotoIter<'a>>,
+    generation: u64,
+    error: Option<StoreError>,
+}
+
+impl Iterator for PendingPersons<'_> {
+    type Item = Result<PersonWork, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
+        loop {
+            let (key, first) = match self.photos.next()? {
+                Ok(item) => item,
+                Err(e) => return Some(Err(e)),
+            };
+            let person = first.person.clone();
+            let mut photos = Vec::new();
+            let mut enrolled = 0;
+            let mut take = |key: PhotoKey, entry: PhotoEntry, generation: u64| match entry.state {
+                PhotoState::Enrolled { .. } => enrolled += 1,
+                PhotoState::Pending | PhotoState::InDoubt if entry.generation == generation => {
+                    photos.push((key, entry))
+                }
+                _ => {}
+            };
+            take(key, first, self.generation);
+            while let Some(Ok((_, next))) = self.photos.peek() {
+                if next.person != person {
+                    break;
+                }
+                let Some(Ok((key, entry))) = self.photos.next() else {
+                    unreachable!("peeked")
+                };
+                take(key, entry, self.generation);
+            }
+            if photos.is_empty() {
+                // Nothing to send; still work when the person's fields changed.
+                match self.store.person(&person) {
+                    Ok(Some(entry)) if entry.state == PersonState::Stale => {
+                        return Some(Ok(PersonWork {
+                            person: entry,
+                            photos,
+                            enrolled,
+                        }))
+                    }
+                    Ok(_) => continue,
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            photos.sort_by_key(|(_, e)| e.seq);
+            match self.store.person(&person) {
+                Ok(Some(entry)) => {
+                    return Some(Ok(PersonWork {
+                        person: entry,
+                        photos,
+                        enrolled,
+                    }))
+                }
+                // Photos of a person that is not planned are never pending.
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
