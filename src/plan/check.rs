@@ -1,0 +1,287 @@
+//! Phase 1 of a pass, one record at a time: the checks that can be told from a record
+//! and its file alone, and the file's size and content hash.
+
+use super::PlanOptions;
+use crate::limits::{MAX_NAME_BYTES, MAX_TAG_BYTES};
+use crate::model::{check_id, ContentHash, ImageKind, ImageRef};
+use crate::normalize;
+use crate::source::{PhotoRecord, Problem, ProblemKind, SourceItem};
+use crate::store::{Origin, PhotoEntry, PhotoKey};
+use serde::{Deserialize, Serialize};
+use std::io::Read as _;
+use std::path::Path;
+
+/// One listed photo after its checks, as sorted by person on its way to the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Row {
+    pub(super) person: String,
+    /// The person as written, when that was not NFC.
+    #[serde(default)]
+    pub(super) written: Option<String>,
+    pub(super) image: ImageRef,
+    pub(super) origin: Origin,
+    pub(super) seq: u64,
+    pub(super) groups: Vec<String>,
+    pub(super) name: Option<String>,
+    pub(super) tag: Option<String>,
+    pub(super) hash: Option<ContentHash>,
+    pub(super) size: Option<u64>,
+    /// The file's modification time, when it can vouch for the hash (see [`inspect`]).
+    #[serde(default)]
+    pub(super) modified: Option<u64>,
+    /// The photo will be re-encoded to fit before it is sent.
+    #[serde(default)]
+    pub(super) normalize: bool,
+    /// The person cannot be planned (bad id, folder name not UTF-8).
+    pub(super) person_error: Option<String>,
+    /// A group, name or tag of this line is unusable.
+    pub(super) field_error: Option<String>,
+    pub(super) verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) enum Verdict {
+    Ok,
+    Skip(String),
+    Invalid(String),
+}
+
+impl Row {
+    pub(super) fn key(&self) -> PhotoKey {
+        PhotoKey::new(&self.person, &self.image)
+    }
+}
+/// What an earlier run recorded of a photo, by its key.
+pub(super) type Previous<'a> = dyn Fn(&PhotoKey) -> Option<PhotoEntry> + Sync + 'a;
+
+/// Checks one record: everything that can be told from the record and its file
+/// alone (and from what an earlier run recorded of that file). `Err` is a problem of
+/// the source with no photo to record.
+pub(super) fn check(
+    item: SourceItem,
+    options: &PlanOptions,
+    previous: &Previous<'_>,
+) -> Result<Row, Box<Problem>> {
+    let (record, verdict, person_error) = match item {
+        SourceItem::Photo(record) => (record, Verdict::Ok, None),
+        SourceItem::Problem(mut problem) => match (problem.photo.take(), problem.kind) {
+            (None, _) | (_, ProblemKind::Refused) => return Err(Box::new(problem)),
+            (Some(r), ProblemKind::Skip) => (r, Verdict::Skip(problem.message), None),
+            (Some(r), ProblemKind::Invalid) => (r, Verdict::Invalid(problem.message), None),
+            (Some(r), ProblemKind::InvalidPerson) => (
+                r,
+                Verdict::Invalid(problem.message.clone()),
+                Some(problem.message),
+            ),
+        },
+    };
+    let PhotoRecord {
+        person,
+        written,
+        image,
+        groups,
+        name,
+        tag,
+        origin,
+        seq,
+    } = record;
+    let is_manifest = matches!(origin, Origin::Manifest { .. });
+    let person_error = person_error.or_else(|| {
+        check_id(&person).err().map(|e| {
+            let field = if is_manifest {
+                "person_id"
+            } else {
+                "person folder"
+            };
+            format!("{origin}: {field} {person:?} {e}")
+        })
+    });
+    let field_error = groups
+        .iter()
+        .find_map(|g| {
+            let field = if is_manifest {
+                "group_ids: group"
+            } else {
+                "group folder"
+            };
+            if g.contains(',') {
+                return Some(format!(
+                    "{origin}: {field} {g:?} holds a comma; separate groups with \"{}\"",
+                    crate::source::manifest::GROUP_SEPARATOR
+                ));
+            }
+            check_id(g)
+                .err()
+                .map(|e| format!("{origin}: {field} {g:?} {e}"))
+        })
+        .or_else(|| too_long(&origin, "person_name", name.as_deref(), MAX_NAME_BYTES))
+        .or_else(|| too_long(&origin, "tag", tag.as_deref(), MAX_TAG_BYTES));
+    let mut row = Row {
+        person,
+        written,
+        image,
+        origin,
+        seq,
+        groups,
+        name,
+        tag,
+        hash: None,
+        size: None,
+        modified: None,
+        normalize: false,
+        person_error,
+        field_error,
+        verdict,
+    };
+    if options.check_content && matches!(row.verdict, Verdict::Ok) {
+        if let ImageRef::File(path) = &row.image {
+            let before = previous(&row.key());
+            match inspect(path, options, before.as_ref()) {
+                Ok(inspected) => {
+                    row.size = Some(inspected.size);
+                    row.hash = Some(inspected.hash);
+                    row.modified = inspected.modified;
+                    // A photo already settled by an earlier run is not sent again: no
+                    // need to read its header to count it.
+                    let settled = inspected.reused && before.is_some_and(|b| b.state.is_final());
+                    row.normalize = options.normalize.enabled
+                        && !settled
+                        && normalize::decide(path, &options.normalize)
+                            .is_ok_and(|d| d != normalize::Decision::AsIs);
+                }
+                Err(message) => {
+                    let place = match &row.origin {
+                        Origin::Tree { .. } => String::new(),
+                        o @ Origin::Manifest { .. } => format!("{o}: "),
+                    };
+                    row.verdict = Verdict::Invalid(format!("{place}{}: {message}", path.display()));
+                }
+            }
+        }
+    }
+    Ok(row)
+}
+
+pub(super) fn too_long(
+    origin: &Origin,
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Option<String> {
+    let len = value?.len();
+    (len > max).then(|| {
+        format!("{origin}: {field} is {len} bytes long, over the service's limit of {max}")
+    })
+}
+
+/// A local photo as the planner found it.
+pub(super) struct Inspected {
+    pub(super) size: u64,
+    pub(super) hash: ContentHash,
+    /// The modification time to record with the hash, when it can vouch for it.
+    pub(super) modified: Option<u64>,
+    /// The hash is an earlier run's, not read again.
+    pub(super) reused: bool,
+}
+
+/// How long after its last change a file's modification time is trusted to tell a
+/// later run that its content is unchanged. A file changed again within the same
+/// tick of the file system's clock could keep its time; one older than this when it
+/// was hashed cannot have been changed in that tick unnoticed.
+pub(super) const SETTLED_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads a local photo: its size and content hash, or why it cannot be sent.
+///
+/// A file whose size and modification time are those an earlier run recorded with
+/// its hash is not read again (as `make` and `rsync` judge files): a nightly run over
+/// a large archive then costs one `stat` per unchanged photo, not a read of every
+/// byte. The time is recorded only when the file had settled before it was hashed
+/// (see [`SETTLED_AFTER`]); otherwise the next run reads the file again.
+pub(super) fn inspect(
+    path: &Path,
+    options: &PlanOptions,
+    before: Option<&PhotoEntry>,
+) -> Result<Inspected, String> {
+    // Looked at before it is opened: opening a FIFO would wait for a writer forever.
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "file not found".to_owned(),
+        _ => format!("cannot read: {e}"),
+    })?;
+    if !meta.is_file() {
+        return Err(if meta.is_dir() {
+            "not a regular file (a folder)".into()
+        } else {
+            "not a regular file (a pipe, socket or device); not opened".into()
+        });
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    let size = meta.len();
+    if size == 0 {
+        return Err("the file is empty".into());
+    }
+    if !options.normalize.enabled && size > options.image_budget() {
+        return Err(format!(
+            "{size} bytes, over the {} bytes one request can carry (resizing is off)",
+            options.image_budget()
+        ));
+    }
+    let modified = meta.modified().ok();
+    let modified_nanos = modified
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_nanos()).ok());
+    if let Some(before) = before {
+        if let (Some(hash), Some(_)) = (before.hash, before.modified) {
+            if before.size == Some(size) && before.modified == modified_nanos {
+                return Ok(Inspected {
+                    size,
+                    hash,
+                    modified: modified_nanos,
+                    reused: true,
+                });
+            }
+        }
+    }
+    let mut head = [0u8; normalize::SNIFF_BYTES];
+    let mut got = 0;
+    while got < head.len() {
+        match file.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read: {e}")),
+        }
+    }
+    if ImageKind::sniff(&head[..got]).is_none() {
+        // HEIC, WebP and TIFF photos travel as JPEG copies, so only with resizing on.
+        match normalize::foreign_format(&head[..got]) {
+            Some(format) if !options.normalize.enabled => {
+                return Err(format!(
+                    "a {format} photo, which the service does not take; it is sent as a \
+                     JPEG copy, and resizing is off"
+                ));
+            }
+            Some(_) => {}
+            None => {
+                return Err(
+                    "not an image (content is not JPEG, PNG, BMP, GIF, HEIC/HEIF, \
+                     WebP or TIFF)"
+                        .into(),
+                )
+            }
+        }
+    }
+    let hash = ContentHash::of_reader((&head[..got]).chain(file))
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let settled = modified.is_some_and(|m| {
+        std::time::SystemTime::now()
+            .duration_since(m)
+            .is_ok_and(|age| age >= SETTLED_AFTER)
+    });
+    Ok(Inspected {
+        size,
+        hash,
+        modified: modified_nanos.filter(|_| settled),
+        reused: false,
+    })
+}

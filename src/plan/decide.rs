@@ -1,0 +1,467 @@
+//! Phase 2 of a pass, one person at a time: the person's fields merged, each photo's
+//! state decided (kept from an earlier run, invalid, duplicate, over the cap or
+//! pending), the calls counted, and the person and its photos written to the store.
+
+use super::check::{Row, Verdict};
+use super::sort::Sorted;
+use super::{Pass, PlanError, PlanOptions, PlanSummary, BATCH};
+use crate::chunk::{chunks, ChunkItem};
+use crate::limits::MAX_FACES_PER_PERSON;
+use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
+use crate::store::{
+    Failure, FailureKind, GivenFields, Origin, PersonEntry, PersonFields, PersonState, PhotoEntry,
+    PhotoKey, PhotoState, Store, StoreError,
+};
+use std::collections::HashMap;
+
+/// Threads writing a pass's photos into the store.
+const WRITERS: usize = 1;
+/// Phase 2: reads the sorted rows person by person, decides each person and writes
+/// its photos (on a writer thread, so deciding and writing overlap).
+pub(super) fn decide(
+    store: &Store,
+    mut sorted: Sorted,
+    pass: &Pass<'_>,
+    options: &PlanOptions,
+    summary: &mut PlanSummary,
+) -> Result<(), PlanError> {
+    // A store without photos has no earlier entries to look up.
+    let fresh = store.photo_count() == 0;
+    let (send, receive) = crossbeam_channel::bounded::<Vec<(PhotoKey, PhotoEntry)>>(2);
+    std::thread::scope(|scope| {
+        // Batches hold neighbouring keys, so writers on different batches mostly
+        // work on different parts of the tree.
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|_| {
+                let receive = receive.clone();
+                scope.spawn(move || {
+                    for batch in receive {
+                        for (key, entry) in &batch {
+                            store.put_photo(key, entry)?;
+                        }
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .collect();
+        drop(receive);
+        let result = (|| {
+            let mut out = Vec::with_capacity(BATCH);
+            let mut rows: Vec<(PhotoKey, Row)> = Vec::new();
+            for item in sorted.by_ref() {
+                let (key, row) = item?;
+                if rows.first().is_some_and(|(_, r)| r.person != row.person) {
+                    plan_person(store, fresh, &mut rows, pass, options, summary, &mut out)?;
+                    if out.len() >= BATCH && send.send(std::mem::take(&mut out)).is_err() {
+                        break;
+                    }
+                }
+                rows.push((key, row));
+            }
+            if !rows.is_empty() {
+                plan_person(store, fresh, &mut rows, pass, options, summary, &mut out)?;
+            }
+            let _ = send.send(out);
+            Ok::<_, PlanError>(())
+        })();
+        drop(send);
+        let written: Vec<_> = writers
+            .into_iter()
+            .map(|w| w.join().expect("a store writer does not panic"))
+            .collect();
+        result?;
+        written.into_iter().collect::<Result<(), _>>()?;
+        Ok(())
+    })
+}
+
+/// Decides one person from its rows (drained from `rows`, sorted by key then source
+/// order) and what the store knew of it, and queues its photos in `out`.
+pub(super) fn plan_person(
+    store: &Store,
+    fresh: bool,
+    rows: &mut Vec<(PhotoKey, Row)>,
+    pass: &Pass<'_>,
+    options: &PlanOptions,
+    summary: &mut PlanSummary,
+    out: &mut Vec<(PhotoKey, PhotoEntry)>,
+) -> Result<(), PlanError> {
+    let generation = pass.generation;
+    // The same photo listed again: keep the first listing.
+    rows.dedup_by(|later, first| {
+        let again = later.0 == first.0;
+        if again {
+            summary.relisted += 1;
+            summary.problem(
+                "duplicate",
+                format!(
+                    "{}: {} is listed again for person {:?}; first listed at {}",
+                    later.1.origin, later.1.image, later.1.person, first.1.origin
+                ),
+            );
+        }
+        again
+    });
+    rows.sort_by_key(|(_, r)| r.seq);
+    let person = rows[0].1.person.clone();
+    let mut old: HashMap<PhotoKey, PhotoEntry> = HashMap::new();
+    if !fresh {
+        for item in store.photos_of(&person) {
+            let (k, e) = item?;
+            old.insert(k, e);
+        }
+    }
+
+    // The person: its groups, name and tag, merged in source order. A name or tag
+    // that differs from the one given first fails its line.
+    let person_error = rows
+        .iter()
+        .find_map(|(_, r)| r.person_error.clone())
+        .or_else(|| spelled_twice(rows));
+    let mut fields = PersonFields::default();
+    let mut name_from: Option<&Origin> = None;
+    let mut tag_from: Option<&Origin> = None;
+    let mut conflicts: Vec<Option<String>> = vec![None; rows.len()];
+    if person_error.is_none() {
+        for (i, (_, r)) in rows.iter().enumerate() {
+            if r.field_error.is_some() {
+                continue;
+            }
+            let mut conflict = None;
+            for (field, value, kept, from) in [
+                ("person_name", &r.name, &fields.name, name_from),
+                ("tag", &r.tag, &fields.tag, tag_from),
+            ] {
+                if let (Some(value), Some(kept), Some(from)) = (value, kept, from) {
+                    if value != kept && conflict.is_none() {
+                        conflict = Some(format!(
+                            "{}: {field} {value:?} for person {person:?} conflicts with {kept:?} at {from}",
+                            r.origin
+                        ));
+                    }
+                }
+            }
+            if conflict.is_some() {
+                conflicts[i] = conflict;
+                continue;
+            }
+            if fields.name.is_none() && r.name.is_some() {
+                fields.name = r.name.clone();
+                name_from = Some(&r.origin);
+            }
+            if fields.tag.is_none() && r.tag.is_some() {
+                fields.tag = r.tag.clone();
+                tag_from = Some(&r.origin);
+            }
+            for g in &r.groups {
+                if let Ok(g) = GroupId::new(g.as_str()) {
+                    if !fields.groups.contains(&g) {
+                        fields.groups.push(g);
+                    }
+                }
+            }
+        }
+    }
+    let no_group = person_error.is_none() && fields.groups.is_empty();
+
+    // Each photo's state before the dedupe and the cap.
+    let invalid = |message: String| {
+        Carry::Keep(PhotoState::Failed(Failure {
+            kind: FailureKind::Input,
+            code: None,
+            message,
+        }))
+    };
+    let carries: Vec<Carry> = rows
+        .iter()
+        .zip(&conflicts)
+        .map(|((key, r), conflict)| {
+            let before = old.get(key);
+            if let Some(enrolled @ PhotoState::Enrolled { .. }) = before.map(|b| &b.state) {
+                // The face is on the service whatever the input says now (a file
+                // moved away, a name changed), unless the photo itself changed.
+                if !matches!(carry(before, r.hash, options), Carry::Open) {
+                    return Carry::Keep(enrolled.clone());
+                }
+            }
+            if let Some(e) = &r.person_error {
+                invalid(e.clone())
+            } else if let Some(e) = &person_error {
+                invalid(format!(
+                    "{}: person {person:?} cannot be planned: {e}",
+                    r.origin
+                ))
+            } else if let Some(e) = r.field_error.as_ref().or(conflict.as_ref()) {
+                invalid(e.clone())
+            } else {
+                match &r.verdict {
+                    Verdict::Invalid(e) => invalid(e.clone()),
+                    Verdict::Skip(reason) => Carry::Keep(PhotoState::Skipped {
+                        reason: reason.clone(),
+                    }),
+                    Verdict::Ok if no_group => invalid(format!(
+                        "{}: person {person:?} has no group (group_ids is empty on every line)",
+                        r.origin
+                    )),
+                    Verdict::Ok => carry(before, r.hash, options),
+                }
+            }
+        })
+        .collect();
+
+    // Faces the person holds or may hold, and whose content they are.
+    let mut holders: HashMap<ContentHash, String> = HashMap::new();
+    let mut enrolled = 0;
+    let mut in_doubt = 0;
+    let listed: std::collections::HashSet<&PhotoKey> = rows.iter().map(|(k, _)| k).collect();
+    for (k, e) in &old {
+        if listed.contains(k) {
+            continue;
+        }
+        if let PhotoState::Enrolled { .. } = e.state {
+            enrolled += 1;
+            if let Some(h) = e.hash {
+                holders
+                    .entry(h)
+                    .or_insert_with(|| format!("{} (enrolled)", e.origin));
+            }
+        }
+    }
+    for ((_, r), c) in rows.iter().zip(&carries) {
+        let what = match c {
+            Carry::Keep(PhotoState::Enrolled { .. }) => {
+                enrolled += 1;
+                "enrolled"
+            }
+            Carry::Keep(PhotoState::InDoubt) => {
+                in_doubt += 1;
+                "in doubt"
+            }
+            _ => continue,
+        };
+        if let Some(h) = r.hash {
+            holders
+                .entry(h)
+                .or_insert_with(|| format!("{} ({what})", r.origin));
+        }
+    }
+
+    // Dedupe and cap, in source order.
+    let order = match rows[0].1.origin {
+        Origin::Tree { .. } => "sorted file name order",
+        Origin::Manifest { .. } => "manifest line order",
+    };
+    let mut slots = MAX_FACES_PER_PERSON.saturating_sub(enrolled + in_doubt);
+    let mut planned = 0;
+    let mut states = Vec::with_capacity(rows.len());
+    for ((key, r), c) in rows.iter().zip(carries) {
+        let state = match c {
+            Carry::Keep(s) => s,
+            Carry::Open => {
+                if let Some(holder) = r.hash.and_then(|h| holders.get(&h)) {
+                    PhotoState::Duplicate {
+                        reason: format!("{}: same content as {holder}, which is kept", r.origin),
+                    }
+                } else if slots == 0 {
+                    PhotoState::Skipped {
+                        reason: format!(
+                            "{}: over the service's limit of {MAX_FACES_PER_PERSON} faces per \
+                             person: person {person:?} has {enrolled} enrolled, {in_doubt} in \
+                             doubt and {planned} planned before it (photos are taken in {order})",
+                            r.origin
+                        ),
+                    }
+                } else {
+                    slots -= 1;
+                    planned += 1;
+                    if let Some(h) = r.hash {
+                        holders.insert(h, r.origin.to_string());
+                    }
+                    PhotoState::Pending
+                }
+            }
+        };
+        if let (PhotoState::Pending | PhotoState::InDoubt | PhotoState::Enrolled { .. }, Some(h)) =
+            (&state, r.hash)
+        {
+            if store.photo_with_hash(&person, &h)?.as_ref() != Some(key) {
+                store.put_photo_hash(&person, &h, key)?;
+            }
+        }
+        states.push(state);
+    }
+
+    // The person's entry, and the calls it will take.
+    let work: Vec<ChunkItem> = rows
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| matches!(s, PhotoState::Pending | PhotoState::InDoubt))
+        .map(|((_, r), _)| chunk_item(&r.image, r.size, options))
+        .collect();
+    if person_error.is_none() && !no_group {
+        let id = PersonId::new(person.as_str()).expect("person id checked");
+        let state = match if fresh { None } else { store.person(&person)? } {
+            Some(PersonEntry {
+                state: PersonState::Failed { .. },
+                ..
+            }) if !work.is_empty() => PersonState::New,
+            Some(PersonEntry {
+                state: PersonState::Ready { .. },
+                fields: before,
+                ..
+            }) if before != fields => PersonState::Stale,
+            Some(existing) => existing.state,
+            None => PersonState::New,
+        };
+        summary.persons += 1;
+        summary.persons_to_update += usize::from(state == PersonState::Stale);
+        if !work.is_empty() {
+            summary.persons_with_work += 1;
+            let room = MAX_FACES_PER_PERSON.saturating_sub(enrolled);
+            if state == PersonState::New {
+                summary.new_persons += 1;
+                summary.calls.newperson += 1;
+                summary.calls.addface += chunks(
+                    &work[1..],
+                    room.saturating_sub(1),
+                    options.max_request_bytes,
+                )
+                .len();
+            } else {
+                summary.calls.addface += chunks(&work, room, options.max_request_bytes).len();
+            }
+        }
+        store.put_person(&PersonEntry {
+            person: id,
+            fields,
+            state,
+            generation,
+        })?;
+    }
+
+    // The photos, and what the operator is told of them.
+    for ((key, r), state) in rows.drain(..).zip(states) {
+        summary.photos += 1;
+        match &state {
+            PhotoState::Pending => {
+                summary.pending += 1;
+                summary.to_normalize += usize::from(r.normalize);
+            }
+            PhotoState::InDoubt => summary.in_doubt += 1,
+            PhotoState::Enrolled { .. } => summary.enrolled += 1,
+            PhotoState::Duplicate { reason } => {
+                summary.duplicate += 1;
+                summary.problem("duplicate", reason.clone());
+            }
+            PhotoState::Skipped { reason } | PhotoState::Full { reason } => {
+                summary.skipped += 1;
+                summary.problem("skipped", reason.clone());
+            }
+            PhotoState::Failed(f) if f.kind == FailureKind::Input => {
+                summary.invalid += 1;
+                tracing::warn!("{}", f.message);
+                summary.problem("invalid", f.message.clone());
+            }
+            PhotoState::Failed(_) => summary.failed_before += 1,
+        }
+        let before = old.remove(&key);
+        // Without a hash on either side the content cannot be compared: the path
+        // stands for the photo.
+        let unchanged = before
+            .as_ref()
+            .is_some_and(|b| r.hash.is_none() || b.hash.is_none() || b.hash == r.hash);
+        let (hash, size, modified) = match &before {
+            Some(b) if unchanged && r.hash.is_none() => (b.hash, b.size.or(r.size), b.modified),
+            _ => (r.hash, r.size, r.modified),
+        };
+        let given = GivenFields {
+            groups: r.groups,
+            name: r.name,
+            tag: r.tag,
+        };
+        let entry = PhotoEntry {
+            given: Some(given),
+            source: Some(pass.source.to_owned()),
+            person: r.person,
+            image: r.image,
+            origin: r.origin,
+            seq: r.seq,
+            hash,
+            size,
+            modified,
+            state,
+            attempts: before.as_ref().map_or(0, |b| b.attempts),
+            generation,
+            note: before.filter(|_| unchanged).and_then(|b| b.note),
+        };
+        out.push((key, entry));
+    }
+    Ok(())
+}
+
+/// Two rows of one person whose id is written in different Unicode normal forms:
+/// which spelling is meant is not clear, so the person is refused.
+pub(super) fn spelled_twice(rows: &[(PhotoKey, Row)]) -> Option<String> {
+    let (_, first) = rows.first()?;
+    let spelling = |r: &Row| r.written.clone().unwrap_or_else(|| r.person.clone());
+    let first_spelling = spelling(first);
+    let other = rows.iter().find(|(_, r)| spelling(r) != first_spelling)?;
+    Some(format!(
+        "person {:?} is written in two Unicode forms, at {} and at {} (a name typed on one \
+         system and copied from another); write it one way",
+        first.person, first.origin, other.1.origin
+    ))
+}
+
+/// A photo's state before the person-level checks.
+pub(super) enum Carry {
+    /// Decided: written as is.
+    Keep(PhotoState),
+    /// To be decided by the person-level checks: pending, duplicate or over the cap.
+    Open,
+}
+
+/// The state of a photo known from an earlier run, or `Open` when the plan decides.
+pub(super) fn carry(
+    before: Option<&PhotoEntry>,
+    hash: Option<ContentHash>,
+    options: &PlanOptions,
+) -> Carry {
+    let Some(before) = before else {
+        return Carry::Open;
+    };
+    let changed = matches!((before.hash, hash), (Some(a), Some(b)) if a != b);
+    if changed {
+        return Carry::Open;
+    }
+    match &before.state {
+        PhotoState::Enrolled { .. } | PhotoState::InDoubt => Carry::Keep(before.state.clone()),
+        PhotoState::Failed(Failure {
+            kind: FailureKind::Permanent,
+            ..
+        }) if !options.retry_failed => Carry::Keep(before.state.clone()),
+        PhotoState::Full { .. } if !options.recheck_full => Carry::Keep(before.state.clone()),
+        _ => Carry::Open,
+    }
+}
+
+pub(super) fn chunk_item(image: &ImageRef, size: Option<u64>, options: &PlanOptions) -> ChunkItem {
+    match image {
+        ImageRef::Url(u) => ChunkItem {
+            bytes: u.len() as u64,
+            is_url: true,
+        },
+        ImageRef::File(_) => {
+            let size = size.unwrap_or(0);
+            ChunkItem {
+                // A photo too large for a request is re-encoded to fit.
+                bytes: if options.normalize.enabled {
+                    size.min(options.image_budget())
+                } else {
+                    size
+                },
+                is_url: false,
+            }
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! The plan: which photos of which person are sent, which never can be, and how the
+//! work splits into calls — decided before the first call and written into the
+//! progress store.
+//!
+//! # One planning pass ([`build`])
+//!
+//! 1. **Gather.** The source's records are read in batches of [`BATCH`]. Each batch
+//!    is checked in parallel (rayon): ids by the service's rules, URLs, and for a
+//!    local file (unless `check_content` is off) that it exists, is not empty, is an
+//!    image by its content ([`ImageKind::sniff`]), fits one request when resizing is
+//!    off, and its content hash (streamed, never held in memory). The checked rows
+//!    are sorted by [`PhotoKey`] (person first) in runs of [`RUN_ROWS`]; full runs
+//!    are spilled to files in the state directory (`plan-sort/`, removed after the
+//!    pass). A manifest of millions of rows, a person's rows spread through it, is
+//!    so grouped by person without holding it in memory.
+//! 2. **Decide, person by person.** The runs are merged back in key order. For each
+//!    person, with its rows in source order and what the store knew of it from
+//!    earlier runs: the person's name, tag and groups are merged (a conflicting name
+//!    or tag fails the later line, naming both); every photo gets its state (below)
+//!    and is written once; one [`PersonEntry`] is written for a valid person; the
+//!    calls are counted with [`crate::chunk::chunks`].
+//!
+//! Memory is bounded by [`RUN_ROWS`], by the photos of one person, and by the
+//! store's cache. Writing each photo once, in key order, is what the store does
+//! fastest: on a large archive the plan's time is mostly the store's.
+//!
+//! # A photo's state after planning
+//!
+//! - Invalid input (missing, empty, not an image, too large with resizing off, bad
+//!   person or group id, conflicting name or tag, a URL that is not http(s)):
+//!   `Failed(Input)`, its message naming the file and, for a manifest, the line.
+//! - Not a photo by its name, a link not followed: `Skipped`.
+//! - Known from an earlier run with unchanged content: its state is kept (`Enrolled`,
+//!   even when its file is gone now, `InDoubt`, `Failed(Permanent)` unless
+//!   `retry_failed`); `Failed(RetriesExhausted)`
+//!   and the planner's own decisions (`Pending`, `Duplicate`, `Skipped`, an input
+//!   failure now fixed) are decided again below.
+//! - Changed content (another hash) or new: decided below.
+//! - Deciding, in source order: a photo whose content equals a photo of the same
+//!   person already kept (enrolled, in doubt, or planned earlier in source order) is
+//!   a `Duplicate` naming it; past [`MAX_FACES_PER_PERSON`] (counting faces already
+//!   enrolled and photos in doubt) it is `Skipped`; otherwise `Pending`.
+//!
+//! The same photo (same person, same path or URL) listed twice is recorded once; the
+//! second listing is reported as a duplicate in the summary.
+//!
+//! A person whose earlier run ended `PersonState::Failed` (no photo could seed it)
+//! and that has photos to send again goes back to `PersonState::New`; a person on the
+//! service whose groups, name or tag changed in the source becomes
+//! `PersonState::Stale` (the engine brings it in line); any other known person keeps
+//! its state.
+mod check;
+mod decide;
+mod sort;
+mod summary;
+
+pub use sort::{MAX_RUNS, RUN_ROWS};
+pub use summary::{not_taken_words, CallCount, PlanProblem, PlanSummary, MAX_LISTED_PROBLEMS};
+
+use crate::limits::{MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
+use crate::model::check_id;
+use crate::normalize::NormalizeOptions;
+use crate::source::{Problem, ProblemKind, SourceItem, SourceSpec};
+use crate::store::{NotTaken, PhotoKey, Store, StoreError};
+use check::{check, Previous, Row};
+use rayon::prelude::*;
+use sort::{spill, write_run, SortLimits, Sorted, SORT_DIR};
+use std::path::Path;
+
+/// Records checked together (in parallel) and written to the store in one go.
+pub const BATCH: usize = 4096;
+/// How to plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// How photos that do not fit are re-encoded before they are sent. With it
+    /// disabled (`--no-resize`), a photo too large for one request on its own is
+    /// invalid input; with it enabled, the plan counts the photos that will be
+    /// re-encoded (from their headers) so the dry run can say so.
+    pub normalize: NormalizeOptions,
+    /// Read local files (existence, size, image kind, content hash). Off records only
+    /// the paths, for very large archives already known to be sound.
+    pub check_content: bool,
+    /// Plan again photos the service refused for good in an earlier run.
+    pub retry_failed: bool,
+    /// Plan again photos an earlier run left because the service said their person
+    /// was full; the engine reads the person's face count before it sends them.
+    pub recheck_full: bool,
+    /// The request body limit the chunks are cut to.
+    pub max_request_bytes: u64,
+    /// A directory tree without a photo is a plan with nothing to do, not an error.
+    pub allow_empty: bool,
+    /// A source that shares no photo with the job's earlier sources joins the job
+    /// anyway (without it, such a source is refused as a probable mistake).
+    pub new_source: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            normalize: NormalizeOptions::default(),
+            check_content: true,
+            retry_failed: false,
+            recheck_full: false,
+            max_request_bytes: MAX_REQUEST_BYTES,
+            allow_empty: false,
+            new_source: false,
+        }
+    }
+}
+
+impl PlanOptions {
+    /// The most image bytes one request can carry.
+    pub fn image_budget(&self) -> u64 {
+        self.max_request_bytes
+            .saturating_sub(REQUEST_ENVELOPE_BYTES)
+    }
+}
+
+/// Why a plan could not be made at all.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("--group {group:?} {error}")]
+    Group {
+        group: String,
+        error: crate::model::IdError,
+    },
+    #[error("cannot sort the source's rows in the state directory: {0}")]
+    Scratch(String),
+    #[error("{0}; nothing was sent")]
+    Refused(String),
+    #[error(
+        "{root}: no photo found ({found}); an unmounted share or a wrong path? Pass \
+         --allow-empty if an empty source is expected"
+    )]
+    Empty { root: String, found: String },
+    #[error(
+        "{given}: shares no photo with this job's sources ({known}); a wrong --state? \
+         Pass --new-source if it is meant to join the job; nothing was sent"
+    )]
+    Unrelated { given: String, known: String },
+    #[error(
+        "--max-request-bytes {given} leaves no room for a photo (the request envelope \
+         takes {REQUEST_ENVELOPE_BYTES} bytes)"
+    )]
+    RequestLimit { given: u64 },
+}
+/// One planning pass over `source` into `store`. See the module documentation.
+pub fn build(
+    store: &Store,
+    source: &SourceSpec,
+    options: &PlanOptions,
+) -> Result<PlanSummary, PlanError> {
+    if options.image_budget() == 0 {
+        return Err(PlanError::RequestLimit {
+            given: options.max_request_bytes,
+        });
+    }
+    if let SourceSpec::Tree { groups, .. } = source {
+        for group in groups {
+            check_id(group).map_err(|error| PlanError::Group {
+                group: group.clone(),
+                error,
+            })?;
+        }
+    }
+    let items = source.open()?;
+    // Count calls with the request limit earlier runs learned, as the engine cuts them.
+    let learned = PlanOptions {
+        max_request_bytes: store.request_limit()?.budget(options.max_request_bytes),
+        ..options.clone()
+    };
+    let options = &learned;
+
+    let id = source.id();
+    let mut meta = store.meta()?;
+    meta.generation += 1;
+    meta.source = Some(source.describe());
+    store.put_meta(&meta)?;
+    let generation = meta.generation;
+    // A source the job has not seen must share a photo with it, unless it is meant.
+    let check_shared =
+        !options.new_source && !meta.sources.is_empty() && !meta.sources.contains_key(&id);
+    let mut summary = PlanSummary {
+        source: source.describe(),
+        generation,
+        ..PlanSummary::default()
+    };
+
+    store.clear_not_taken(&id)?;
+    let sort_dir = store.dir().join(SORT_DIR);
+    let _ = std::fs::remove_dir_all(&sort_dir);
+    let result = (|| {
+        let started = std::time::Instant::now();
+        let previous = |key: &PhotoKey| store.photo(key).ok().flatten();
+        let pass = Pass {
+            source: &id,
+            generation,
+            check_shared,
+        };
+        let sorted = gather(
+            store,
+            &pass,
+            &sort_dir,
+            items,
+            options,
+            &previous,
+            SortLimits::default(),
+            &mut summary,
+        )?;
+        if check_shared && summary.listed > 0 && summary.known == 0 {
+            {
+                return Err(PlanError::Unrelated {
+                    given: source.describe(),
+                    known: meta.sources.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let mut meta = store.meta()?;
+        meta.sources.insert(id.clone(), generation);
+        store.put_meta(&meta)?;
+        tracing::debug!("plan: rows gathered and sorted in {:?}", started.elapsed());
+        let started = std::time::Instant::now();
+        decide::decide(store, sorted, &pass, options, &mut summary)?;
+        tracing::debug!("plan: persons decided in {:?}", started.elapsed());
+        Ok::<_, PlanError>(())
+    })();
+    let _ = std::fs::remove_dir_all(&sort_dir);
+    result?;
+    store.flush()?;
+    if let SourceSpec::Tree { root, .. } = source {
+        if summary.photos == 0 && summary.not_taken_failed == 0 && !options.allow_empty {
+            let found = if summary.not_taken.is_empty() {
+                "the folder is empty".to_owned()
+            } else {
+                format!("only {}", not_taken_words(&summary.not_taken))
+            };
+            return Err(PlanError::Empty {
+                root: root.display().to_string(),
+                found,
+            });
+        }
+    }
+    Ok(summary)
+}
+
+struct Pass<'a> {
+    /// The source's id ([`SourceSpec::id`]).
+    source: &'a str,
+    generation: u64,
+    /// Count the listed photos the job already knows ([`PlanSummary::known`]).
+    check_shared: bool,
+}
+
+/// Phase 1: checks the source's records in parallel batches and sorts them by
+/// photo key (person first) in runs of [`RUN_ROWS`], spilled to files.
+#[allow(clippy::too_many_arguments)]
+fn gather(
+    store: &Store,
+    pass: &Pass<'_>,
+    sort_dir: &Path,
+    mut items: Box<dyn Iterator<Item = SourceItem> + Send>,
+    options: &PlanOptions,
+    previous: &Previous<'_>,
+    limits: SortLimits,
+    summary: &mut PlanSummary,
+) -> Result<Sorted, PlanError> {
+    let mut runs = Vec::new();
+    let mut written = 0;
+    let mut run: Vec<(PhotoKey, Row)> = Vec::new();
+    let mut batch: Vec<SourceItem> = Vec::with_capacity(BATCH);
+    loop {
+        batch.clear();
+        batch.extend(items.by_ref().take(BATCH));
+        if batch.is_empty() {
+            break;
+        }
+        let checked: Vec<Result<(PhotoKey, Row), Box<Problem>>> = batch
+            .par_drain(..)
+            .map(|item| {
+                let row = check(item, options, previous)?;
+                Ok((row.key(), row))
+            })
+            .collect();
+        for c in checked {
+            match c {
+                Ok(row) => {
+                    summary.listed += 1;
+                    if pass.check_shared && summary.known == 0 && store.photo(&row.0)?.is_some() {
+                        summary.known += 1;
+                    }
+                    run.push(row)
+                }
+                Err(problem) => not_taken(store, pass, *problem, summary)?,
+            }
+        }
+        if run.len() >= limits.run_rows {
+            written += 1;
+            runs.push(spill(sort_dir, written, &mut run)?);
+        }
+        if runs.len() >= limits.max_runs {
+            // Merge the runs into one, so the final merge never opens more files
+            // than the system allows.
+            written += 1;
+            let inputs = std::mem::take(&mut runs);
+            let merged = Sorted::new(inputs.clone(), Vec::new())?;
+            runs.push(write_run(sort_dir, written, merged)?);
+            for path in inputs {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    run.par_sort_unstable_by(|a, b| (&a.0, a.1.seq).cmp(&(&b.0, b.1.seq)));
+    Sorted::new(runs, run)
+}
+
+/// Records an entry of the source that is no photo to plan: in the store (the report
+/// lists it), in the summary by reason, and in the log. A problem that refuses the
+/// whole source ends the plan.
+fn not_taken(
+    store: &Store,
+    pass: &Pass<'_>,
+    problem: Problem,
+    summary: &mut PlanSummary,
+) -> Result<(), PlanError> {
+    let failed = match problem.kind {
+        ProblemKind::Refused => return Err(PlanError::Refused(problem.message)),
+        ProblemKind::Skip => false,
+        ProblemKind::Invalid | ProblemKind::InvalidPerson => true,
+    };
+    if failed {
+        tracing::warn!("{}", problem.message);
+        summary.not_taken_failed += 1;
+    } else {
+        tracing::info!("not taken: {}", problem.message);
+    }
+    *summary.not_taken.entry(problem.class).or_default() += 1;
+    summary.problem(
+        if failed { "invalid" } else { "ignored" },
+        problem.message.clone(),
+    );
+    store.put_not_taken(&NotTaken {
+        origin: problem.origin,
+        failed,
+        class: problem.class.to_owned(),
+        message: problem.message,
+        cells: problem.cells,
+        generation: pass.generation,
+        source: Some(pass.source.to_owned()),
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_sorted_through_many_spilled_runs_come_back_in_key_then_line_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("person_id,image,group_ids\n");
+        // 60 rows: persons p0..p6 interleaved, and p3/x.jpg listed at two lines.
+        for i in 0..60 {
+            text.push_str(&format!("p{},https://h/{}.jpg,g\n", i % 7, i % 11));
+        }
+        let manifest = dir.path().join("m.csv");
+        std::fs::write(&manifest, &text).unwrap();
+        let source = SourceSpec::Manifest { path: manifest };
+        let sort_dir = dir.path().join("sort");
+        let limits = SortLimits {
+            run_rows: 4,
+            max_runs: 3,
+        };
+        let mut summary = PlanSummary::default();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let pass = Pass {
+            source: "m.csv",
+            generation: 1,
+            check_shared: false,
+        };
+        let sorted = gather(
+            &store,
+            &pass,
+            &sort_dir,
+            source.open().unwrap(),
+            &PlanOptions::default(),
+            &|_| None,
+            limits,
+            &mut summary,
+        )
+        .unwrap();
+        let rows: Vec<(PhotoKey, u64)> = sorted
+            .map(|r| r.map(|(k, row)| (k, row.seq)).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 60);
+        let mut expected = rows.clone();
+        expected.sort();
+        assert_eq!(rows, expected);
+        let lines: std::collections::HashSet<u64> = rows.iter().map(|(_, l)| *l).collect();
+        assert_eq!(lines, (2..62).collect());
+        // Merging kept the files open at once below the limit.
+        let files = std::fs::read_dir(&sort_dir).unwrap().count();
+        assert!(files <= limits.max_runs, "{files} run files left");
+    }
+}

@@ -1,0 +1,94 @@
+//! What a planning pass found and decided, as the operator is told.
+
+use std::collections::BTreeMap;
+
+/// Problems kept in a [`PlanSummary`] to show the operator; the store holds all.
+pub const MAX_LISTED_PROBLEMS: usize = 1000;
+/// A problem shown to the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanProblem {
+    /// `"invalid"`, `"skipped"` or `"duplicate"`.
+    pub status: &'static str,
+    /// What is wrong, starting with the place (file, and line of a manifest).
+    pub message: String,
+}
+
+/// Calls the plan will take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCount {
+    pub newperson: usize,
+    pub addface: usize,
+}
+
+impl CallCount {
+    pub fn total(&self) -> usize {
+        self.newperson + self.addface
+    }
+}
+
+/// What a planning pass found and decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanSummary {
+    /// The source as named by the operator.
+    pub source: String,
+    pub generation: u64,
+    /// Valid persons in the source.
+    pub persons: usize,
+    /// Persons this job has not created yet and will create.
+    pub new_persons: usize,
+    /// Persons (new or known) with photos to send.
+    pub persons_with_work: usize,
+    /// Known persons whose groups, name or tag changed in the source: the run brings
+    /// them in line on the service (getinfo, then addgroupids and setinfo as needed).
+    pub persons_to_update: usize,
+    /// Input photos recorded in the store (each once).
+    pub photos: usize,
+    /// Photos to send (`Pending`).
+    pub pending: usize,
+    /// Photos to send that will be re-encoded to fit first (read from their headers).
+    pub to_normalize: usize,
+    /// Photos sent before whose outcome is unknown; they are sent again.
+    pub in_doubt: usize,
+    pub enrolled: usize,
+    pub duplicate: usize,
+    pub skipped: usize,
+    /// `Failed(Input)`.
+    pub invalid: usize,
+    /// Failed in an earlier run and not retried.
+    pub failed_before: usize,
+    /// Listings of a photo already listed (same person, same path or URL).
+    pub relisted: usize,
+    /// Entries of the source not taken as photos (hidden or stray files, links,
+    /// empty person folders, unusable manifest rows), by reason in a few words.
+    pub not_taken: BTreeMap<&'static str, usize>,
+    /// Of those, the ones that are unusable input (they fail the run).
+    pub not_taken_failed: usize,
+    /// Photos listed by the source, before listings of the same photo are merged.
+    pub listed: usize,
+    /// Whether a listed photo was known to the job already (counted, up to one, only
+    /// for a source the job has not planned before).
+    pub known: usize,
+    pub calls: CallCount,
+    /// The first [`MAX_LISTED_PROBLEMS`] problems, in the order found.
+    pub problems: Vec<PlanProblem>,
+    /// All problems, listed or not.
+    pub problems_total: usize,
+}
+
+impl PlanSummary {
+    pub(super) fn problem(&mut self, status: &'static str, message: String) {
+        self.problems_total += 1;
+        if self.problems.len() < MAX_LISTED_PROBLEMS {
+            self.problems.push(PlanProblem { status, message });
+        }
+    }
+}
+
+/// Entries not taken, by reason: "3 hidden, 1 empty person folder".
+pub fn not_taken_words(by_class: &BTreeMap<&'static str, usize>) -> String {
+    by_class
+        .iter()
+        .map(|(class, n)| format!("{n} {class}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
