@@ -86,8 +86,40 @@ pub(super) fn plan_person(
     summary: &mut PlanSummary,
     out: &mut Vec<(PhotoKey, PhotoEntry)>,
 ) -> Result<(), PlanError> {
-    let generation = pass.generation;
-    // The same photo listed again: keep the first listing.
+    drop_relisted(rows, summary);
+    rows.sort_by_key(|(_, r)| r.seq);
+    let person = rows[0].1.person.clone();
+    let mut old: HashMap<PhotoKey, PhotoEntry> = HashMap::new();
+    if !fresh {
+        for item in store.photos_of(&person) {
+            let (k, e) = item?;
+            old.insert(k, e);
+        }
+    }
+    let merged = merge_fields(&person, rows);
+    let carries = first_states(&person, rows, &merged, &old, options);
+    let mut held = Held::count(rows, &carries, &old);
+    let states = dedupe_and_cap(store, &person, rows, carries, &mut held)?;
+    if merged.person_error.is_none() && !merged.no_group() {
+        write_person(
+            store,
+            fresh,
+            &person,
+            merged.fields,
+            rows,
+            &states,
+            &held,
+            pass,
+            options,
+            summary,
+        )?;
+    }
+    record_photos(rows, states, old, pass, summary, out);
+    Ok(())
+}
+
+/// The same photo listed again: keeps the first listing and tells the operator.
+fn drop_relisted(rows: &mut Vec<(PhotoKey, Row)>, summary: &mut PlanSummary) {
     rows.dedup_by(|later, first| {
         let again = later.0 == first.0;
         if again {
@@ -102,18 +134,26 @@ pub(super) fn plan_person(
         }
         again
     });
-    rows.sort_by_key(|(_, r)| r.seq);
-    let person = rows[0].1.person.clone();
-    let mut old: HashMap<PhotoKey, PhotoEntry> = HashMap::new();
-    if !fresh {
-        for item in store.photos_of(&person) {
-            let (k, e) = item?;
-            old.insert(k, e);
-        }
-    }
+}
 
-    // The person: its groups, name and tag, merged in source order. A name or tag
-    // that differs from the one given first fails its line.
+/// A person's fields merged from its rows, and what stops the person or a line.
+struct Merged {
+    /// The person cannot be planned at all.
+    person_error: Option<String>,
+    fields: PersonFields,
+    /// Per row: its name or tag conflicts with the one given first.
+    conflicts: Vec<Option<String>>,
+}
+
+impl Merged {
+    fn no_group(&self) -> bool {
+        self.person_error.is_none() && self.fields.groups.is_empty()
+    }
+}
+
+/// The person: its groups, name and tag, merged in source order. A name or tag
+/// that differs from the one given first fails its line.
+fn merge_fields(person: &str, rows: &[(PhotoKey, Row)]) -> Merged {
     let person_error = rows
         .iter()
         .find_map(|(_, r)| r.person_error.clone())
@@ -162,9 +202,21 @@ pub(super) fn plan_person(
             }
         }
     }
-    let no_group = person_error.is_none() && fields.groups.is_empty();
+    Merged {
+        person_error,
+        fields,
+        conflicts,
+    }
+}
 
-    // Each photo's state before the dedupe and the cap.
+/// Each photo's state before the dedupe and the cap.
+fn first_states(
+    person: &str,
+    rows: &[(PhotoKey, Row)],
+    merged: &Merged,
+    old: &HashMap<PhotoKey, PhotoEntry>,
+    options: &PlanOptions,
+) -> Vec<Carry> {
     let invalid = |message: String| {
         Carry::Keep(PhotoState::Failed(Failure {
             kind: FailureKind::Input,
@@ -172,9 +224,9 @@ pub(super) fn plan_person(
             message,
         }))
     };
-    let carries: Vec<Carry> = rows
-        .iter()
-        .zip(&conflicts)
+    let no_group = merged.no_group();
+    rows.iter()
+        .zip(&merged.conflicts)
         .map(|((key, r), conflict)| {
             let before = old.get(key);
             if let Some(enrolled @ PhotoState::Enrolled { .. }) = before.map(|b| &b.state) {
@@ -186,7 +238,7 @@ pub(super) fn plan_person(
             }
             if let Some(e) = &r.person_error {
                 invalid(e.clone())
-            } else if let Some(e) = &person_error {
+            } else if let Some(e) = &merged.person_error {
                 invalid(format!(
                     "{}: person {person:?} cannot be planned: {e}",
                     r.origin
@@ -207,50 +259,79 @@ pub(super) fn plan_person(
                 }
             }
         })
-        .collect();
+        .collect()
+}
 
-    // Faces the person holds or may hold, and whose content they are.
-    let mut holders: HashMap<ContentHash, String> = HashMap::new();
-    let mut enrolled = 0;
-    let mut in_doubt = 0;
-    let listed: std::collections::HashSet<&PhotoKey> = rows.iter().map(|(k, _)| k).collect();
-    for (k, e) in &old {
-        if listed.contains(k) {
-            continue;
-        }
-        if let PhotoState::Enrolled { .. } = e.state {
-            enrolled += 1;
-            if let Some(h) = e.hash {
-                holders
-                    .entry(h)
-                    .or_insert_with(|| format!("{} (enrolled)", e.origin));
-            }
-        }
-    }
-    for ((_, r), c) in rows.iter().zip(&carries) {
-        let what = match c {
-            Carry::Keep(PhotoState::Enrolled { .. }) => {
-                enrolled += 1;
-                "enrolled"
-            }
-            Carry::Keep(PhotoState::InDoubt) => {
-                in_doubt += 1;
-                "in doubt"
-            }
-            _ => continue,
+/// Faces the person holds or may hold, and whose content they are.
+struct Held {
+    /// Content → the photo that holds it, as the operator is told.
+    holders: HashMap<ContentHash, String>,
+    enrolled: usize,
+    in_doubt: usize,
+}
+
+impl Held {
+    fn count(
+        rows: &[(PhotoKey, Row)],
+        carries: &[Carry],
+        old: &HashMap<PhotoKey, PhotoEntry>,
+    ) -> Held {
+        let mut held = Held {
+            holders: HashMap::new(),
+            enrolled: 0,
+            in_doubt: 0,
         };
-        if let Some(h) = r.hash {
-            holders
-                .entry(h)
-                .or_insert_with(|| format!("{} ({what})", r.origin));
+        let listed: std::collections::HashSet<&PhotoKey> = rows.iter().map(|(k, _)| k).collect();
+        for (k, e) in old {
+            if listed.contains(k) {
+                continue;
+            }
+            if let PhotoState::Enrolled { .. } = e.state {
+                held.enrolled += 1;
+                if let Some(h) = e.hash {
+                    held.holders
+                        .entry(h)
+                        .or_insert_with(|| format!("{} (enrolled)", e.origin));
+                }
+            }
         }
+        for ((_, r), c) in rows.iter().zip(carries) {
+            let what = match c {
+                Carry::Keep(PhotoState::Enrolled { .. }) => {
+                    held.enrolled += 1;
+                    "enrolled"
+                }
+                Carry::Keep(PhotoState::InDoubt) => {
+                    held.in_doubt += 1;
+                    "in doubt"
+                }
+                _ => continue,
+            };
+            if let Some(h) = r.hash {
+                held.holders
+                    .entry(h)
+                    .or_insert_with(|| format!("{} ({what})", r.origin));
+            }
+        }
+        held
     }
+}
 
-    // Dedupe and cap, in source order.
+/// Decides the photos still open, in source order: a duplicate of a photo held,
+/// skipped past the cap, or pending. Records in the store which photo holds each
+/// content kept.
+fn dedupe_and_cap(
+    store: &Store,
+    person: &str,
+    rows: &[(PhotoKey, Row)],
+    carries: Vec<Carry>,
+    held: &mut Held,
+) -> Result<Vec<PhotoState>, PlanError> {
     let order = match rows[0].1.origin {
         Origin::Tree { .. } => "sorted file name order",
         Origin::Manifest { .. } => "manifest line order",
     };
+    let (enrolled, in_doubt) = (held.enrolled, held.in_doubt);
     let mut slots = MAX_FACES_PER_PERSON.saturating_sub(enrolled + in_doubt);
     let mut planned = 0;
     let mut states = Vec::with_capacity(rows.len());
@@ -258,7 +339,7 @@ pub(super) fn plan_person(
         let state = match c {
             Carry::Keep(s) => s,
             Carry::Open => {
-                if let Some(holder) = r.hash.and_then(|h| holders.get(&h)) {
+                if let Some(holder) = r.hash.and_then(|h| held.holders.get(&h)) {
                     PhotoState::Duplicate {
                         reason: format!("{}: same content as {holder}, which is kept", r.origin),
                     }
@@ -275,7 +356,7 @@ pub(super) fn plan_person(
                     slots -= 1;
                     planned += 1;
                     if let Some(h) = r.hash {
-                        holders.insert(h, r.origin.to_string());
+                        held.holders.insert(h, r.origin.to_string());
                     }
                     PhotoState::Pending
                 }
@@ -284,62 +365,86 @@ pub(super) fn plan_person(
         if let (PhotoState::Pending | PhotoState::InDoubt | PhotoState::Enrolled { .. }, Some(h)) =
             (&state, r.hash)
         {
-            if store.photo_with_hash(&person, &h)?.as_ref() != Some(key) {
-                store.put_photo_hash(&person, &h, key)?;
+            if store.photo_with_hash(person, &h)?.as_ref() != Some(key) {
+                store.put_photo_hash(person, &h, key)?;
             }
         }
         states.push(state);
     }
+    Ok(states)
+}
 
-    // The person's entry, and the calls it will take.
+/// Writes the person's entry and counts the calls it will take.
+#[allow(clippy::too_many_arguments)]
+fn write_person(
+    store: &Store,
+    fresh: bool,
+    person: &str,
+    fields: PersonFields,
+    rows: &[(PhotoKey, Row)],
+    states: &[PhotoState],
+    held: &Held,
+    pass: &Pass<'_>,
+    options: &PlanOptions,
+    summary: &mut PlanSummary,
+) -> Result<(), PlanError> {
     let work: Vec<ChunkItem> = rows
         .iter()
-        .zip(&states)
+        .zip(states)
         .filter(|(_, s)| matches!(s, PhotoState::Pending | PhotoState::InDoubt))
         .map(|((_, r), _)| chunk_item(&r.image, r.size, options))
         .collect();
-    if person_error.is_none() && !no_group {
-        let id = PersonId::new(person.as_str()).expect("person id checked");
-        let state = match if fresh { None } else { store.person(&person)? } {
-            Some(PersonEntry {
-                state: PersonState::Failed { .. },
-                ..
-            }) if !work.is_empty() => PersonState::New,
-            Some(PersonEntry {
-                state: PersonState::Ready { .. },
-                fields: before,
-                ..
-            }) if before != fields => PersonState::Stale,
-            Some(existing) => existing.state,
-            None => PersonState::New,
-        };
-        summary.persons += 1;
-        summary.persons_to_update += usize::from(state == PersonState::Stale);
-        if !work.is_empty() {
-            summary.persons_with_work += 1;
-            let room = MAX_FACES_PER_PERSON.saturating_sub(enrolled);
-            if state == PersonState::New {
-                summary.new_persons += 1;
-                summary.calls.newperson += 1;
-                summary.calls.addface += chunks(
-                    &work[1..],
-                    room.saturating_sub(1),
-                    options.max_request_bytes,
-                )
-                .len();
-            } else {
-                summary.calls.addface += chunks(&work, room, options.max_request_bytes).len();
-            }
+    let id = PersonId::new(person).expect("person id checked");
+    let state = match if fresh { None } else { store.person(person)? } {
+        Some(PersonEntry {
+            state: PersonState::Failed { .. },
+            ..
+        }) if !work.is_empty() => PersonState::New,
+        Some(PersonEntry {
+            state: PersonState::Ready { .. },
+            fields: before,
+            ..
+        }) if before != fields => PersonState::Stale,
+        Some(existing) => existing.state,
+        None => PersonState::New,
+    };
+    summary.persons += 1;
+    summary.persons_to_update += usize::from(state == PersonState::Stale);
+    if !work.is_empty() {
+        summary.persons_with_work += 1;
+        let room = MAX_FACES_PER_PERSON.saturating_sub(held.enrolled);
+        if state == PersonState::New {
+            summary.new_persons += 1;
+            summary.calls.newperson += 1;
+            summary.calls.addface += chunks(
+                &work[1..],
+                room.saturating_sub(1),
+                options.max_request_bytes,
+            )
+            .len();
+        } else {
+            summary.calls.addface += chunks(&work, room, options.max_request_bytes).len();
         }
-        store.put_person(&PersonEntry {
-            person: id,
-            fields,
-            state,
-            generation,
-        })?;
     }
+    store.put_person(&PersonEntry {
+        person: id,
+        fields,
+        state,
+        generation: pass.generation,
+    })?;
+    Ok(())
+}
 
-    // The photos, and what the operator is told of them.
+/// The photos (drained from `rows`) as written to the store, and what the operator
+/// is told of them.
+fn record_photos(
+    rows: &mut Vec<(PhotoKey, Row)>,
+    states: Vec<PhotoState>,
+    mut old: HashMap<PhotoKey, PhotoEntry>,
+    pass: &Pass<'_>,
+    summary: &mut PlanSummary,
+    out: &mut Vec<(PhotoKey, PhotoEntry)>,
+) {
     for ((key, r), state) in rows.drain(..).zip(states) {
         summary.photos += 1;
         match &state {
@@ -391,12 +496,11 @@ pub(super) fn plan_person(
             modified,
             state,
             attempts: before.as_ref().map_or(0, |b| b.attempts),
-            generation,
+            generation: pass.generation,
             note: before.filter(|_| unchanged).and_then(|b| b.note),
         };
         out.push((key, entry));
     }
-    Ok(())
 }
 
 /// Two rows of one person whose id is written in different Unicode normal forms:
