@@ -32,18 +32,33 @@ pub(super) struct Row {
     /// The photo will be re-encoded to fit before it is sent.
     #[serde(default)]
     pub(super) normalize: bool,
-    /// The person cannot be planned (bad id, folder name not UTF-8).
-    pub(super) person_error: Option<String>,
-    /// A group, name or tag of this line is unusable.
-    pub(super) field_error: Option<String>,
     pub(super) verdict: Verdict,
 }
 
+/// What the checks of one row found; the gravest problem wins, in the order below
+/// from the last.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) enum Verdict {
     Ok,
+    /// Not a photo to send (not a photo by its name, a link not followed).
     Skip(String),
+    /// The photo itself is unusable (its file, content or URL).
     Invalid(String),
+    /// A group, name or tag of this line is unusable: the line fails and gives the
+    /// person nothing.
+    Field(String),
+    /// The person cannot be planned (bad id, folder name not UTF-8): every photo of
+    /// the person fails.
+    Person(String),
+}
+
+impl Verdict {
+    pub(super) fn person_error(&self) -> Option<&str> {
+        match self {
+            Verdict::Person(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl Row {
@@ -129,8 +144,6 @@ pub(super) fn check(
         size: None,
         modified: None,
         normalize: false,
-        person_error,
-        field_error,
         verdict,
     };
     if options.check_content && matches!(row.verdict, Verdict::Ok) {
@@ -158,6 +171,11 @@ pub(super) fn check(
                 }
             }
         }
+    }
+    if let Some(e) = person_error {
+        row.verdict = Verdict::Person(e);
+    } else if let Some(e) = field_error {
+        row.verdict = Verdict::Field(e);
     }
     Ok(row)
 }

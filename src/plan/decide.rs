@@ -4,7 +4,7 @@
 
 use super::check::{Row, Verdict};
 use super::sort::Sorted;
-use super::{Pass, PlanError, PlanOptions, PlanSummary, BATCH};
+use super::{Pass, PlanError, PlanOptions, PlanSummary, ProblemStatus, BATCH};
 use crate::chunk::{chunks, ChunkItem};
 use crate::limits::MAX_FACES_PER_PERSON;
 use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
@@ -125,7 +125,7 @@ fn drop_relisted(rows: &mut Vec<(PhotoKey, Row)>, summary: &mut PlanSummary) {
         if again {
             summary.relisted += 1;
             summary.problem(
-                "duplicate",
+                ProblemStatus::Duplicate,
                 format!(
                     "{}: {} is listed again for person {:?}; first listed at {}",
                     later.1.origin, later.1.image, later.1.person, first.1.origin
@@ -156,7 +156,7 @@ impl Merged {
 fn merge_fields(person: &str, rows: &[(PhotoKey, Row)]) -> Merged {
     let person_error = rows
         .iter()
-        .find_map(|(_, r)| r.person_error.clone())
+        .find_map(|(_, r)| r.verdict.person_error().map(str::to_owned))
         .or_else(|| spelled_twice(rows));
     let mut fields = PersonFields::default();
     let mut name_from: Option<&Origin> = None;
@@ -164,7 +164,7 @@ fn merge_fields(person: &str, rows: &[(PhotoKey, Row)]) -> Merged {
     let mut conflicts: Vec<Option<String>> = vec![None; rows.len()];
     if person_error.is_none() {
         for (i, (_, r)) in rows.iter().enumerate() {
-            if r.field_error.is_some() {
+            if matches!(r.verdict, Verdict::Field(_)) {
                 continue;
             }
             let mut conflict = None;
@@ -236,27 +236,22 @@ fn first_states(
                     return Carry::Keep(enrolled.clone());
                 }
             }
-            if let Some(e) = &r.person_error {
-                invalid(e.clone())
-            } else if let Some(e) = &merged.person_error {
-                invalid(format!(
+            match (&r.verdict, &merged.person_error, conflict) {
+                (Verdict::Person(e), _, _) => invalid(e.clone()),
+                (_, Some(e), _) => invalid(format!(
                     "{}: person {person:?} cannot be planned: {e}",
                     r.origin
-                ))
-            } else if let Some(e) = r.field_error.as_ref().or(conflict.as_ref()) {
-                invalid(e.clone())
-            } else {
-                match &r.verdict {
-                    Verdict::Invalid(e) => invalid(e.clone()),
-                    Verdict::Skip(reason) => Carry::Keep(PhotoState::Skipped {
-                        reason: reason.clone(),
-                    }),
-                    Verdict::Ok if no_group => invalid(format!(
-                        "{}: person {person:?} has no group (group_ids is empty on every line)",
-                        r.origin
-                    )),
-                    Verdict::Ok => carry(before, r.hash, options),
-                }
+                )),
+                (Verdict::Field(e), _, _) | (_, _, Some(e)) => invalid(e.clone()),
+                (Verdict::Invalid(e), _, _) => invalid(e.clone()),
+                (Verdict::Skip(reason), _, _) => Carry::Keep(PhotoState::Skipped {
+                    reason: reason.clone(),
+                }),
+                (Verdict::Ok, _, _) if no_group => invalid(format!(
+                    "{}: person {person:?} has no group (group_ids is empty on every line)",
+                    r.origin
+                )),
+                (Verdict::Ok, _, _) => carry(before, r.hash, options),
             }
         })
         .collect()
@@ -456,16 +451,16 @@ fn record_photos(
             PhotoState::Enrolled { .. } => summary.enrolled += 1,
             PhotoState::Duplicate { reason } => {
                 summary.duplicate += 1;
-                summary.problem("duplicate", reason.clone());
+                summary.problem(ProblemStatus::Duplicate, reason.clone());
             }
             PhotoState::Skipped { reason } | PhotoState::Full { reason } => {
                 summary.skipped += 1;
-                summary.problem("skipped", reason.clone());
+                summary.problem(ProblemStatus::Skipped, reason.clone());
             }
             PhotoState::Failed(f) if f.kind == FailureKind::Input => {
                 summary.invalid += 1;
                 tracing::warn!("{}", f.message);
-                summary.problem("invalid", f.message.clone());
+                summary.problem(ProblemStatus::Invalid, f.message.clone());
             }
             PhotoState::Failed(_) => summary.failed_before += 1,
         }

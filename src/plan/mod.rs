@@ -55,7 +55,9 @@ mod sort;
 mod summary;
 
 pub use sort::{MAX_RUNS, RUN_ROWS};
-pub use summary::{not_taken_words, CallCount, PlanProblem, PlanSummary, MAX_LISTED_PROBLEMS};
+pub use summary::{
+    not_taken_words, CallCount, PlanProblem, PlanSummary, ProblemStatus, MAX_LISTED_PROBLEMS,
+};
 
 use crate::limits::{MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use crate::model::check_id;
@@ -339,7 +341,11 @@ fn not_taken(
     }
     *summary.not_taken.entry(problem.class).or_default() += 1;
     summary.problem(
-        if failed { "invalid" } else { "ignored" },
+        if failed {
+            ProblemStatus::Invalid
+        } else {
+            ProblemStatus::Ignored
+        },
         problem.message.clone(),
     );
     store.put_not_taken(&NotTaken {

@@ -4,11 +4,40 @@ use std::collections::BTreeMap;
 
 /// Problems kept in a [`PlanSummary`] to show the operator; the store holds all.
 pub const MAX_LISTED_PROBLEMS: usize = 1000;
+/// What a problem shown to the operator is, as the plan lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemStatus {
+    /// Unusable input: the photo (or entry) fails the run.
+    Invalid,
+    /// An entry of the source that is no photo (hidden, stray, a link not followed).
+    Ignored,
+    /// A photo not sent: not a photo by its name, or over the faces per person.
+    Skipped,
+    /// A photo not sent because its content or its listing is there already.
+    Duplicate,
+}
+
+impl ProblemStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemStatus::Invalid => "invalid",
+            ProblemStatus::Ignored => "ignored",
+            ProblemStatus::Skipped => "skipped",
+            ProblemStatus::Duplicate => "duplicate",
+        }
+    }
+}
+
+impl std::fmt::Display for ProblemStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A problem shown to the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanProblem {
-    /// `"invalid"`, `"skipped"` or `"duplicate"`.
-    pub status: &'static str,
+    pub status: ProblemStatus,
     /// What is wrong, starting with the place (file, and line of a manifest).
     pub message: String,
 }
@@ -76,7 +105,7 @@ pub struct PlanSummary {
 }
 
 impl PlanSummary {
-    pub(super) fn problem(&mut self, status: &'static str, message: String) {
+    pub(super) fn problem(&mut self, status: ProblemStatus, message: String) {
         self.problems_total += 1;
         if self.problems.len() < MAX_LISTED_PROBLEMS {
             self.problems.push(PlanProblem { status, message });
