@@ -11,7 +11,6 @@ use super::retry::Backoff;
 use super::Shared;
 use crate::service::client::{CallError, Client};
 use crate::service::codes::{self, Class, Outcome};
-use std::sync::atomic::Ordering::Relaxed;
 
 /// What a call left behind besides its result.
 #[derive(Debug, Default, Clone, Copy)]
@@ -37,7 +36,7 @@ pub(super) fn call<T>(
         // hold their room, so one is ready at every slot.
         let permit = shared.flow.begin();
         shared.pacer.acquire();
-        shared.tally.calls.fetch_add(1, Relaxed);
+        shared.tally.call_sent();
         let at = std::time::Instant::now();
         let result = f(shared.client);
         let ending = Ending::of(&result);
@@ -55,12 +54,12 @@ pub(super) fn call<T>(
         match action(Step::Attempt, err.class(), err.code()) {
             Action::Slow => {
                 // The total wait still bounds the attempts at the slower rate.
-                shared.tally.rate_limited.fetch_add(1, Relaxed);
+                shared.tally.rate_limited();
                 shared.pacer.on_rate_limited();
                 if started.elapsed() < shared.options.retry.max_total_wait
                     && !shared.stop.requested()
                 {
-                    shared.tally.retries.fetch_add(1, Relaxed);
+                    shared.tally.retried();
                     continue;
                 }
                 return result;
@@ -79,7 +78,7 @@ pub(super) fn call<T>(
                 if let Err(err) = &result {
                     tracing::debug!("retrying in {delay:?}: {err}");
                 }
-                shared.tally.retries.fetch_add(1, Relaxed);
+                shared.tally.retried();
                 std::thread::sleep(delay);
             }
             None => return result,

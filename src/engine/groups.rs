@@ -21,7 +21,6 @@ use crate::service::client::CallError;
 use crate::service::codes::code;
 use crate::store::{Failure, FailureKind, PersonState, PhotoState, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering::Relaxed;
 
 /// The group limits the job plans with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +174,7 @@ pub(super) fn fit(shared: &Shared<'_>, limits: &GroupLimits) -> Result<Fit, Stor
             reason: reason.clone(),
         };
         store.put_person(&person)?;
-        tally.persons_failed.fetch_add(1, Relaxed);
+        tally.person_failed();
         refused.push(reason);
     }
     store.flush()?;

@@ -36,7 +36,6 @@ use crate::store::{
 };
 use rayon::prelude::*;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -207,7 +206,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         // A person the job stopped in the middle of is not done: the next run
         // takes it up again.
         if !stopped {
-            self.shared.tally.persons_done.fetch_add(1, Relaxed);
+            self.shared.tally.person_done();
         }
     }
 
@@ -224,7 +223,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         *room = Some(self.reconcile(person)?);
         person.state = PersonState::Ready { created: false };
         self.put_person(person)?;
-        self.shared.tally.persons_reconciled.fetch_add(1, Relaxed);
+        self.shared.tally.person_reconciled();
         Ok(())
     }
 
@@ -259,11 +258,7 @@ impl<'s, 'a> Worker<'s, 'a> {
              photos recorded as enrolled on it",
             back.len()
         );
-        self.shared.tally.persons_vanished.fetch_add(1, Relaxed);
-        self.shared
-            .tally
-            .photos_resent
-            .fetch_add(back.len() as u64, Relaxed);
+        self.shared.tally.person_vanished(back.len() as u64);
         queue.extend(back);
         queue.make_contiguous().sort_by_key(|i| i.entry.seq);
         person.state = PersonState::New;
@@ -334,7 +329,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                         .mark_created(person.person.as_str())
                         .map_err(|e| self.store_failed(e))?;
                     self.put_person(person)?;
-                    self.shared.tally.persons_created.fetch_add(1, Relaxed);
+                    self.shared.tally.person_created();
                     put_back(queue, deferred);
                     return Ok(());
                 }
@@ -355,7 +350,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                         *room = Some(self.reconcile(person)?);
                         person.state = PersonState::Ready { created: false };
                         self.put_person(person)?;
-                        self.shared.tally.persons_reconciled.fetch_add(1, Relaxed);
+                        self.shared.tally.person_reconciled();
                         return Ok(());
                     }
                     Action::StopJob => {
@@ -411,7 +406,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                             reason: err.to_string(),
                         };
                         self.put_person(person)?;
-                        self.shared.tally.persons_failed.fetch_add(1, Relaxed);
+                        self.shared.tally.person_failed();
                         return Err(Halt::Person);
                     }
                 },
@@ -433,7 +428,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         tracing::warn!("{reason}");
         person.state = PersonState::Failed { reason };
         self.put_person(person)?;
-        self.shared.tally.persons_failed.fetch_add(1, Relaxed);
+        self.shared.tally.person_failed();
         Ok(())
     }
 
@@ -624,7 +619,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         size: u64,
         err: &CallError,
     ) -> Result<(), Halt> {
-        self.shared.tally.too_large.fetch_add(1, Relaxed);
+        self.shared.tally.too_large();
         self.learn_limit(|l| {
             l.refuse(size);
             true
@@ -792,7 +787,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         let count = self.image_retries.entry(item.key.clone()).or_default();
         *count += 1;
         if *count < self.shared.options.retry.max_attempts {
-            self.shared.tally.retries.fetch_add(1, Relaxed);
+            self.shared.tally.retried();
             tracing::debug!(photo = %item.entry.image, "image refused for now, will retry: {:?}", code.map(codes::Described));
             queue.push_back(item);
             return Ok(());
@@ -885,7 +880,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             PhotoState::Enrolled { .. } => {
                 if let Some(ready) = &item.ready {
                     let saved = ready.outcome.bytes_saved();
-                    self.shared.tally.bytes_saved.fetch_add(saved, Relaxed);
+                    self.shared.tally.bytes_saved(saved);
                 }
                 Counted::Enrolled
             }
