@@ -34,7 +34,6 @@ use faceenroll::source::{Layout, SourceSpec};
 use faceenroll::store::Store;
 use image::{ImageFormat, Rgb, RgbImage};
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 /// The service's cap, calls per second (`FACEENROLL_BENCH_CAP`, default 50).
@@ -121,7 +120,7 @@ fn scenario(root: &Path, latency_ms: u64, workers: Workers) {
     let cpu = proc_stats::cpu_seconds() - cpu0;
     let peak_mib = proc_stats::peak_rss_kib() as f64 / 1024.0;
     assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
-    let calls = tally.calls.load(Relaxed);
+    let calls = tally.snapshot().calls;
     let counters = emulator.counters();
     let rate = calls as f64 / elapsed;
     let workers = match workers {
@@ -135,10 +134,10 @@ fn scenario(root: &Path, latency_ms: u64, workers: Workers) {
         summary.calls.total(),
         100.0 * rate / f64::from(cap),
         counters.answered(code::RATE_LIMITED),
-        tally.peak_concurrency.load(Relaxed),
-        tally.workers.load(Relaxed),
-        tally.latency.describe(),
-        tally.enrolled.load(Relaxed),
+        tally.snapshot().peak_concurrency,
+        tally.snapshot().workers,
+        tally.latency().describe(),
+        tally.snapshot().enrolled,
     );
     emulator.shutdown().unwrap();
 }

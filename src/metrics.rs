@@ -13,7 +13,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// The figures of a run, as the metrics file shows them.
@@ -47,26 +46,23 @@ impl Figures {
         let to_send = (plan.pending + plan.in_doubt) as u64;
         Figures {
             photos: [
-                (
-                    "enrolled",
-                    plan.enrolled as u64 + tally.enrolled.load(Relaxed),
-                ),
+                ("enrolled", plan.enrolled as u64 + tally.snapshot().enrolled),
                 (
                     "duplicate",
-                    plan.duplicate as u64 + tally.duplicate.load(Relaxed),
+                    plan.duplicate as u64 + tally.snapshot().duplicate,
                 ),
-                ("skipped", plan.skipped as u64 + tally.skipped.load(Relaxed)),
+                ("skipped", plan.skipped as u64 + tally.snapshot().skipped),
                 (
                     "failed",
-                    (plan.invalid + plan.failed_before) as u64 + tally.failed.load(Relaxed),
+                    (plan.invalid + plan.failed_before) as u64 + tally.snapshot().failed,
                 ),
                 ("pending", to_send.saturating_sub(tally.photos_done())),
             ],
             persons: plan.persons as u64,
             persons_by_outcome: persons_by_outcome(tally, 0),
             calls,
-            retries: tally.retries.load(Relaxed),
-            rate_limited: tally.rate_limited.load(Relaxed),
+            retries: tally.snapshot().retries,
+            rate_limited: tally.snapshot().rate_limited,
             duration,
             last_finished,
         }
@@ -90,8 +86,8 @@ impl Figures {
             persons: c.persons,
             persons_by_outcome: persons_by_outcome(summary.tally, c.persons_failed),
             calls,
-            retries: summary.tally.retries.load(Relaxed),
-            rate_limited: summary.tally.rate_limited.load(Relaxed),
+            retries: summary.tally.snapshot().retries,
+            rate_limited: summary.tally.snapshot().rate_limited,
             duration: summary.elapsed,
             last_finished,
         }
@@ -100,8 +96,8 @@ impl Figures {
 
 fn persons_by_outcome(tally: &Tally, failed: u64) -> [(&'static str, u64); 3] {
     [
-        ("created", tally.persons_created.load(Relaxed)),
-        ("reconciled", tally.persons_reconciled.load(Relaxed)),
+        ("created", tally.snapshot().persons_created),
+        ("reconciled", tally.snapshot().persons_reconciled),
         ("failed", failed),
     ]
 }
@@ -246,12 +242,12 @@ pub struct CodeCount {
 impl SummaryJson {
     pub fn new(s: &Summary<'_>) -> SummaryJson {
         let c: &StoreCounts = s.counts;
-        let t = s.tally;
+        let t = s.tally.snapshot();
         SummaryJson {
             ending: s.ending.to_owned(),
             persons: c.persons,
-            persons_created: t.persons_created.load(Relaxed),
-            persons_reconciled: t.persons_reconciled.load(Relaxed),
+            persons_created: t.persons_created,
+            persons_reconciled: t.persons_reconciled,
             persons_failed: c.persons_failed,
             photos: c.photos,
             enrolled: c.enrolled,
@@ -267,11 +263,11 @@ impl SummaryJson {
                     count: *count,
                 })
                 .collect(),
-            photos_this_run: t.photos_done(),
-            calls: t.calls.load(Relaxed),
-            retries: t.retries.load(Relaxed),
-            rate_limited: t.rate_limited.load(Relaxed),
-            bytes_saved: t.bytes_saved.load(Relaxed),
+            photos_this_run: s.tally.photos_done(),
+            calls: t.calls,
+            retries: t.retries,
+            rate_limited: t.rate_limited,
+            bytes_saved: t.bytes_saved,
             elapsed_secs: s.elapsed.as_secs_f64(),
             state_dir: s.state_dir.display().to_string(),
             report: s.report.map(|p| p.display().to_string()),

@@ -13,42 +13,71 @@ use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-/// Running counts of one run, shared by all workers.
+/// Running counts of one run, shared by all workers: the workers report events to
+/// it, and the progress display and the summary read a [`TallySnapshot`].
 #[derive(Debug, Default)]
 pub struct Tally {
-    pub enrolled: AtomicU64,
-    pub duplicate: AtomicU64,
-    pub skipped: AtomicU64,
-    pub failed: AtomicU64,
-    pub persons_created: AtomicU64,
-    pub persons_reconciled: AtomicU64,
-    pub persons_failed: AtomicU64,
-    pub persons_done: AtomicU64,
-    pub calls: AtomicU64,
-    pub retries: AtomicU64,
-    pub rate_limited: AtomicU64,
-    pub bytes_saved: AtomicU64,
+    enrolled: AtomicU64,
+    duplicate: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+    persons_created: AtomicU64,
+    persons_reconciled: AtomicU64,
+    persons_failed: AtomicU64,
+    persons_done: AtomicU64,
+    calls: AtomicU64,
+    retries: AtomicU64,
+    rate_limited: AtomicU64,
+    bytes_saved: AtomicU64,
     /// Photos the job had settled before this run (counted in the figures above).
     settled: AtomicU64,
+    persons_vanished: AtomicU64,
+    photos_resent: AtomicU64,
+    too_large: AtomicU64,
+    limit_refused: AtomicU64,
+    limit_accepted: AtomicU64,
+    concurrency: AtomicU64,
+    peak_concurrency: AtomicU64,
+    workers: AtomicU64,
+    latency: Latencies,
+    failures: Mutex<BTreeMap<Option<i64>, u64>>,
+}
+
+/// The figures of a [`Tally`] at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TallySnapshot {
+    /// Photos of the job by status, those settled before this run included.
+    pub enrolled: u64,
+    pub duplicate: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub persons_created: u64,
+    pub persons_reconciled: u64,
+    pub persons_failed: u64,
+    pub persons_done: u64,
+    /// Attempts of calls sent, retries included.
+    pub calls: u64,
+    pub retries: u64,
+    /// Rate-limit answers.
+    pub rate_limited: u64,
+    /// Bytes the re-encoding of enrolled photos saved.
+    pub bytes_saved: u64,
     /// Persons the service no longer had, created again.
-    pub persons_vanished: AtomicU64,
+    pub persons_vanished: u64,
     /// Photos recorded as enrolled on a vanished person, sent again.
-    pub photos_resent: AtomicU64,
+    pub photos_resent: u64,
     /// Requests the service refused as too large in this run (23 or HTTP 413).
-    pub too_large: AtomicU64,
+    pub too_large: u64,
     /// The smallest request the service refused as too large, this run or earlier
     /// (0: none), and the largest it accepted, as the job learned them.
-    pub limit_refused: AtomicU64,
-    pub limit_accepted: AtomicU64,
+    pub limit_refused: u64,
+    pub limit_accepted: u64,
     /// Calls allowed in flight now.
-    pub concurrency: AtomicU64,
+    pub concurrency: u64,
     /// The most calls in flight at once in this run.
-    pub peak_concurrency: AtomicU64,
+    pub peak_concurrency: u64,
     /// Worker threads started.
-    pub workers: AtomicU64,
-    /// How long the service took to answer, over the whole run.
-    pub latency: Latencies,
-    failures: Mutex<BTreeMap<Option<i64>, u64>>,
+    pub workers: u64,
 }
 
 /// A histogram of call latencies: buckets 5% wide, from 1 ms to hours, so a
@@ -122,6 +151,110 @@ pub enum Counted {
 }
 
 impl Tally {
+    /// The figures now.
+    pub fn snapshot(&self) -> TallySnapshot {
+        let get = |n: &AtomicU64| n.load(Relaxed);
+        TallySnapshot {
+            enrolled: get(&self.enrolled),
+            duplicate: get(&self.duplicate),
+            skipped: get(&self.skipped),
+            failed: get(&self.failed),
+            persons_created: get(&self.persons_created),
+            persons_reconciled: get(&self.persons_reconciled),
+            persons_failed: get(&self.persons_failed),
+            persons_done: get(&self.persons_done),
+            calls: get(&self.calls),
+            retries: get(&self.retries),
+            rate_limited: get(&self.rate_limited),
+            bytes_saved: get(&self.bytes_saved),
+            persons_vanished: get(&self.persons_vanished),
+            photos_resent: get(&self.photos_resent),
+            too_large: get(&self.too_large),
+            limit_refused: get(&self.limit_refused),
+            limit_accepted: get(&self.limit_accepted),
+            concurrency: get(&self.concurrency),
+            peak_concurrency: get(&self.peak_concurrency),
+            workers: get(&self.workers),
+        }
+    }
+
+    /// How long the service took to answer, over the whole run.
+    pub fn latency(&self) -> &Latencies {
+        &self.latency
+    }
+
+    /// An attempt of a call is sent.
+    pub fn call_sent(&self) {
+        self.calls.fetch_add(1, Relaxed);
+    }
+
+    /// The service answered a call after `took`.
+    pub fn call_answered(&self, took: std::time::Duration) {
+        self.latency.record(took);
+    }
+
+    /// A call, or one image of it, is sent again.
+    pub fn retried(&self) {
+        self.retries.fetch_add(1, Relaxed);
+    }
+
+    /// The service answered a call with a rate-limit code.
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Relaxed);
+    }
+
+    /// The service refused a request as too large.
+    pub fn too_large(&self) {
+        self.too_large.fetch_add(1, Relaxed);
+    }
+
+    /// The request limit the job learned: the smallest request refused as too
+    /// large and the largest accepted.
+    pub fn limit_learned(&self, refused: u64, accepted: u64) {
+        self.limit_refused.store(refused, Relaxed);
+        self.limit_accepted.store(accepted, Relaxed);
+    }
+
+    /// Calls allowed in flight now, and the most in flight at once in this run.
+    pub fn concurrency(&self, limit: u64, peak: u64) {
+        self.concurrency.store(limit, Relaxed);
+        self.peak_concurrency.store(peak, Relaxed);
+    }
+
+    /// Worker threads started so far.
+    pub fn workers_started(&self, workers: u64) {
+        self.workers.store(workers, Relaxed);
+    }
+
+    pub fn person_created(&self) {
+        self.persons_created.fetch_add(1, Relaxed);
+    }
+
+    pub fn person_reconciled(&self) {
+        self.persons_reconciled.fetch_add(1, Relaxed);
+    }
+
+    pub fn person_failed(&self) {
+        self.persons_failed.fetch_add(1, Relaxed);
+    }
+
+    /// The job went through a person's queue (its photos may have failed).
+    pub fn person_done(&self) {
+        self.persons_done.fetch_add(1, Relaxed);
+    }
+
+    /// The service no longer had a person; `resent` photos recorded as enrolled on
+    /// it go again.
+    pub fn person_vanished(&self, resent: u64) {
+        self.persons_vanished.fetch_add(1, Relaxed);
+        self.photos_resent.fetch_add(resent, Relaxed);
+    }
+
+    /// An enrolled photo was re-encoded, saving `bytes`.
+    pub fn bytes_saved(&self, bytes: u64) {
+        self.bytes_saved.fetch_add(bytes, Relaxed);
+    }
+
     pub fn photo(&self, outcome: Counted) {
         match outcome {
             Counted::Enrolled => self.enrolled.fetch_add(1, Relaxed),
@@ -603,19 +736,15 @@ pub struct Summary<'a> {
 
 impl std::fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::sync::atomic::Ordering::Relaxed;
         let c = self.counts;
-        let t = self.tally;
+        let t = self.tally.snapshot();
         let secs = self.elapsed.as_secs_f64();
-        let done = t.photos_this_run();
+        let done = self.tally.photos_this_run();
         writeln!(f, "faceenroll: {}", self.ending)?;
         writeln!(
             f,
             "  persons: {} in the plan, {} created and {} reconciled this run, {} failed",
-            c.persons,
-            t.persons_created.load(Relaxed),
-            t.persons_reconciled.load(Relaxed),
-            c.persons_failed,
+            c.persons, t.persons_created, t.persons_reconciled, c.persons_failed,
         )?;
         writeln!(
             f,
@@ -647,39 +776,39 @@ impl std::fmt::Display for Summary<'_> {
             "  this run: {done} {} in {secs:.1} s ({:.1} photos/s), {} calls, {} retries, {} rate-limit answers",
             plural(done, "photo", "photos"),
             if secs > 0.0 { done as f64 / secs } else { 0.0 },
-            t.calls.load(Relaxed),
-            t.retries.load(Relaxed),
-            t.rate_limited.load(Relaxed),
+            t.calls,
+            t.retries,
+            t.rate_limited,
         )?;
-        let refused = t.limit_refused.load(Relaxed);
+        let refused = t.limit_refused;
         if refused > 0 {
-            let accepted = t.limit_accepted.load(Relaxed);
+            let accepted = t.limit_accepted;
             writeln!(
                 f,
                 "  the service refused bodies over ~{} (it accepted {accepted} bytes and \
                  refused {refused}; {} refusals this run); chunks were cut to fit, and later \
                  runs start from this limit",
                 indicatif::HumanBytes(accepted),
-                t.too_large.load(Relaxed),
+                t.too_large,
             )?;
         }
-        let vanished = t.persons_vanished.load(Relaxed);
+        let vanished = t.persons_vanished;
         if vanished > 0 {
             writeln!(
                 f,
                 "  {vanished} persons were gone from the service and were created again; \
                  {} photos recorded as enrolled on them were sent again",
-                t.photos_resent.load(Relaxed)
+                t.photos_resent
             )?;
         }
         writeln!(
             f,
             "  calls in flight: up to {} at once ({} workers); service latency {}",
-            t.peak_concurrency.load(Relaxed),
-            t.workers.load(Relaxed),
-            t.latency.describe(),
+            t.peak_concurrency,
+            t.workers,
+            self.tally.latency().describe(),
         )?;
-        let saved = t.bytes_saved.load(Relaxed);
+        let saved = t.bytes_saved;
         if saved > 0 {
             writeln!(f, "  normalizing photos saved {saved} bytes of upload")?;
         }

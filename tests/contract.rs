@@ -98,7 +98,7 @@ fn a_person_with_faces_the_job_did_not_add_takes_only_what_fits() {
         );
         assert!(held(&emulator, &archive, "pre", "0.png"), "{full:?}");
         assert!(held(&emulator, &archive, "pre", "1.png"), "{full:?}");
-        assert_eq!(tally.enrolled.load(Relaxed), 2, "{full:?}");
+        assert_eq!(tally.snapshot().enrolled, 2, "{full:?}");
         // It read the count first, so it never sent more than fits.
         assert_eq!(emulator.counters().answered(-1309), 0, "{full:?}");
         let states = states(&archive);
@@ -114,7 +114,7 @@ fn a_person_with_faces_the_job_did_not_add_takes_only_what_fits() {
 
         let before = emulator.counters().requests;
         let (_, tally) = run(&archive, &client, &options());
-        assert_eq!(tally.calls.load(Relaxed), 0, "{full:?}");
+        assert_eq!(tally.snapshot().calls, 0, "{full:?}");
         assert_eq!(emulator.counters().requests, before, "{full:?}");
     }
 }
@@ -134,11 +134,7 @@ fn faces_deleted_on_the_service_give_room_back_only_when_asked() {
 
         let before = emulator.counters().requests;
         let (_, tally) = run(&archive, &client, &options());
-        assert_eq!(
-            tally.calls.load(Relaxed),
-            0,
-            "{full:?}: skipped-full is final"
-        );
+        assert_eq!(tally.snapshot().calls, 0, "{full:?}: skipped-full is final");
         assert_eq!(emulator.counters().requests, before);
         assert_eq!(emulator.snapshot().persons["pre"].faces.len(), 17);
 
@@ -147,7 +143,7 @@ fn faces_deleted_on_the_service_give_room_back_only_when_asked() {
             ..PlanOptions::default()
         };
         let (_, tally) = run_with(&archive, &client, &options(), &recheck);
-        assert_eq!(tally.enrolled.load(Relaxed), 3, "{full:?}");
+        assert_eq!(tally.snapshot().enrolled, 3, "{full:?}");
         assert_eq!(emulator.snapshot().persons["pre"].faces.len(), 20);
         for i in 0..5 {
             assert!(
@@ -386,7 +382,7 @@ fn what_a_run_leaves_for_the_next_run_is_what_the_next_run_sends() {
         let (outcome, tally) = run(&archive, &client, &options());
         assert!(matches!(outcome, RunOutcome::Finished));
         assert_eq!(tally.photos_done(), left.pending, "{full:?}");
-        assert_eq!(tally.enrolled.load(Relaxed), left.pending, "{full:?}");
+        assert_eq!(tally.snapshot().enrolled, left.pending, "{full:?}");
         assert_eq!(
             held_faces(&emulator.snapshot()),
             archive_faces(&archive, &[])
@@ -395,7 +391,7 @@ fn what_a_run_leaves_for_the_next_run_is_what_the_next_run_sends() {
         // Nothing left: the next run makes no call.
         let before = emulator.counters().requests;
         let (_, tally) = run(&archive, &client, &options());
-        assert_eq!(tally.calls.load(Relaxed), 0);
+        assert_eq!(tally.snapshot().calls, 0);
         assert_eq!(emulator.counters().requests, before);
     }
 }
@@ -415,7 +411,7 @@ fn a_person_deleted_on_the_service_comes_back_with_all_its_photos() {
 
         let (outcome, tally) = run(&archive, &client, &options());
         assert!(matches!(outcome, RunOutcome::Finished));
-        assert_eq!(tally.persons_vanished.load(Relaxed), 1, "{full:?}");
+        assert_eq!(tally.snapshot().persons_vanished, 1, "{full:?}");
         let snapshot = emulator.snapshot();
         assert_eq!(
             held_faces(&snapshot),
@@ -551,7 +547,7 @@ fn persons_that_would_pass_a_group_limit_are_named_before_any_call_and_the_rest_
             "{full:?}"
         );
         assert_eq!(snapshot.persons["person000"].faces.len(), 2);
-        assert_eq!(tally.persons_failed.load(Relaxed), 2);
+        assert_eq!(tally.snapshot().persons_failed, 2);
         let store = Store::open(&archive.state()).unwrap();
         for item in store.photos() {
             let (_, entry) = item.unwrap();

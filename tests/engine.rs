@@ -16,7 +16,6 @@ use faceenroll::service::client::ImageBody;
 use faceenroll::source::SourceSpec;
 use faceenroll::store::{FaceRef, PhotoState, Store};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// Every photo's state in the store, by file name relative to the archive root.
 fn states(archive: &Archive) -> BTreeMap<String, PhotoState> {
@@ -81,11 +80,11 @@ fn a_clean_run_enrolls_every_photo_once_and_records_its_face_id() {
             &emulator,
             &["person000", "person001", "person002"],
         );
-        assert_eq!(tally.enrolled.load(Relaxed), 12);
-        assert_eq!(tally.persons_created.load(Relaxed), 3);
+        assert_eq!(tally.snapshot().enrolled, 12);
+        assert_eq!(tally.snapshot().persons_created, 3);
         // getgroupids (the group limits, before any person is created; the group
         // is new, so no getpersonids), 3 newperson + 3 addface.
-        assert_eq!(tally.calls.load(Relaxed), 7);
+        assert_eq!(tally.snapshot().calls, 7);
 
         let snapshot = emulator.snapshot();
         let store = Store::open(&archive.state()).unwrap();
@@ -124,7 +123,7 @@ fn a_rerun_of_a_finished_job_makes_no_call() {
         let before = emulator.counters().requests;
         let (outcome, tally) = run(&archive, &client, &options());
         assert!(matches!(outcome, RunOutcome::Finished));
-        assert_eq!(tally.calls.load(Relaxed), 0);
+        assert_eq!(tally.snapshot().calls, 0);
         assert_eq!(emulator.counters().requests, before);
     });
 }
@@ -143,11 +142,11 @@ fn a_nightly_rerun_enrolls_only_new_persons_and_photos() {
         archive.add("person009", "b.png", &photo(9002));
         let (outcome, tally) = run(&archive, &client, &options());
         assert!(matches!(outcome, RunOutcome::Finished));
-        assert_eq!(tally.enrolled.load(Relaxed), 3);
+        assert_eq!(tally.snapshot().enrolled, 3);
         // For person000, known from the first run, its face count is read (getfaceids)
         // before one addface; for the new person009, the group limits are read
         // (getgroupids, getpersonids of staff), then one newperson + one addface.
-        assert_eq!(tally.calls.load(Relaxed), 6);
+        assert_eq!(tally.snapshot().calls, 6);
         assert_eq!(emulator.counters().received("getfaceids"), 1);
         assert_service_holds_each_photo_once(
             &archive,
@@ -171,7 +170,7 @@ fn transient_per_image_refusals_are_retried_until_every_photo_is_in() {
         });
         let (outcome, tally) = run(&archive, &client(&emulator), &options());
         assert!(matches!(outcome, RunOutcome::Finished));
-        assert!(tally.retries.load(Relaxed) > 0, "some images were refused");
+        assert!(tally.snapshot().retries > 0, "some images were refused");
         assert_service_holds_each_photo_once(
             &archive,
             &emulator,
@@ -236,7 +235,7 @@ fn the_pacer_slows_down_when_the_service_rate_limits() {
     let counters = emulator.counters();
     let limited = counters.answered(15);
     assert!(limited > 0, "the cap was hit: {counters:?}");
-    assert_eq!(tally.rate_limited.load(Relaxed), limited);
+    assert_eq!(tally.snapshot().rate_limited, limited);
     // The job asked for 50 calls/s; having heard 15 it sent at most a few times the
     // service's cap, and got fewer 15s than three per call done. (Measured: about
     // 9 calls/s and 27 answers 15; a pacer deaf to 15 sends about 46 calls/s and
@@ -284,7 +283,7 @@ fn an_unpaced_job_slows_down_to_the_rate_the_service_allows() {
         calls as f64 <= 4.0 * f64::from(LIMIT) * secs.max(1.0),
         "{calls} calls ({refused} answered 15) in {secs:.1} s"
     );
-    assert_eq!(tally.rate_limited.load(Relaxed), refused);
+    assert_eq!(tally.snapshot().rate_limited, refused);
 }
 
 #[test]
@@ -406,7 +405,7 @@ fn an_existing_person_is_reconciled_not_failed() {
             .unwrap();
         let (outcome, tally) = run(&archive, &client, &options());
         assert!(matches!(outcome, RunOutcome::Finished));
-        assert_eq!(tally.persons_reconciled.load(Relaxed), 1);
+        assert_eq!(tally.snapshot().persons_reconciled, 1);
         let alice = &emulator.snapshot().persons["alice"];
         assert_eq!(alice.groups, ["legacy", "staff"]);
         assert_service_holds_each_photo_once(&archive, &emulator, &["alice"]);
@@ -440,7 +439,7 @@ fn a_refused_seed_hands_over_to_the_next_photo() {
         assert!(matches!(states["bob/2.png"], PhotoState::Enrolled { .. }));
         assert!(matches!(states["bob/3.png"], PhotoState::Enrolled { .. }));
         assert!(matches!(states["carol/0.png"], PhotoState::Failed(_)));
-        assert_eq!(tally.persons_failed.load(Relaxed), 1);
+        assert_eq!(tally.snapshot().persons_failed, 1);
         let snapshot = emulator.snapshot();
         assert_eq!(snapshot.persons["bob"].faces.len(), 2);
         assert!(!snapshot.persons.contains_key("carol"));
@@ -528,9 +527,9 @@ fn a_person_whose_groups_or_name_changed_is_brought_in_line_on_the_next_run() {
         let (summary, outcome, tally) = run_source(&archive, &spec, &client, &options(), &plan);
         assert_eq!(summary.persons_to_update, 2);
         assert!(matches!(outcome, RunOutcome::Finished));
-        assert_eq!(tally.persons_reconciled.load(Relaxed), 2);
+        assert_eq!(tally.snapshot().persons_reconciled, 2);
         // getinfo and addgroupids for each person; no photo sent again.
-        assert_eq!(tally.calls.load(Relaxed), 4);
+        assert_eq!(tally.snapshot().calls, 4);
         let snapshot = emulator.snapshot();
         for person in ["person000", "person001"] {
             assert_eq!(
@@ -544,7 +543,7 @@ fn a_person_whose_groups_or_name_changed_is_brought_in_line_on_the_next_run() {
         // Brought in line: a third run has nothing to do.
         let (summary, _, tally) = run_source(&archive, &spec, &client, &options(), &plan);
         assert_eq!(summary.persons_to_update, 0);
-        assert_eq!(tally.calls.load(Relaxed), 0);
+        assert_eq!(tally.snapshot().calls, 0);
     });
 }
 

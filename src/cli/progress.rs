@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use std::io::IsTerminal as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -65,18 +64,24 @@ impl ProgressFile {
             photos_total: photos,
             photos_done: tally.photos_done(),
             persons_total: persons,
-            persons_done: tally.persons_done.load(Relaxed),
-            enrolled: tally.enrolled.load(Relaxed),
-            duplicate: tally.duplicate.load(Relaxed),
-            skipped: tally.skipped.load(Relaxed),
-            failed: tally.failed.load(Relaxed),
-            retries: tally.retries.load(Relaxed),
-            rate_limited: tally.rate_limited.load(Relaxed),
-            calls: tally.calls.load(Relaxed),
+            persons_done: tally.snapshot().persons_done,
+            enrolled: tally.snapshot().enrolled,
+            duplicate: tally.snapshot().duplicate,
+            skipped: tally.snapshot().skipped,
+            failed: tally.snapshot().failed,
+            retries: tally.snapshot().retries,
+            rate_limited: tally.snapshot().rate_limited,
+            calls: tally.snapshot().calls,
             elapsed_secs: elapsed.as_secs(),
-            concurrency: tally.concurrency.load(Relaxed),
-            latency_p50_ms: tally.latency.percentile(0.5).map(|d| d.as_millis() as u64),
-            latency_p95_ms: tally.latency.percentile(0.95).map(|d| d.as_millis() as u64),
+            concurrency: tally.snapshot().concurrency,
+            latency_p50_ms: tally
+                .latency()
+                .percentile(0.5)
+                .map(|d| d.as_millis() as u64),
+            latency_p95_ms: tally
+                .latency()
+                .percentile(0.95)
+                .map(|d| d.as_millis() as u64),
         }
     }
 

@@ -6,6 +6,27 @@
 //! read and thrown away (up to [`DISCARD_CAP`] bytes, so the client, which sends its
 //! whole body before reading, still receives the answer); past that cap the
 //! connection is closed after the answer.
+//!
+//! # Why not a server crate
+//!
+//! The request head is parsed by `httparse`; what is written here is the framing
+//! around it. A server crate such as `tiny_http` was weighed and
+//! left, because the emulator's faults need the socket itself:
+//! - a dropped call closes the connection after reading the request and a lost
+//!   answer closes it after the work, with no byte written; `tiny_http` answers a
+//!   request dropped without a response with a 500 of its own;
+//! - a held call ([`super::probe::CallHook`]) stops between reading and answering
+//!   for as long as a test wants, on the connection's own thread;
+//! - an over-limit body is read and thrown away up to [`DISCARD_CAP`] and answered
+//!   with code 23 or HTTP 413 as the contract in use says, and `Expect:
+//!   100-continue` is answered (or not) by the same rules, where a crate decides
+//!   both itself;
+//! - HTTPS runs the same code over a `rustls` stream built from the emulator's own
+//!   `rustls::ServerConfig` ([`super::tls_config`]), where `tiny_http` brings TLS
+//!   through a feature of its own with its own `rustls` version.
+//!
+//! Any of these could be forced through a crate only by reaching around it, which
+//! would leave more code here, not less.
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};

@@ -4,6 +4,15 @@
 //! matter, because the service's official SDK sends every field, text included, as
 //! a part with a filename. The parser borrows part contents from the body, so a
 //! 6 MB upload is not copied while it is split.
+//!
+//! # Why not a multipart crate
+//!
+//! The well-kept parser, `multer`, reads an async stream and needs an async
+//! runtime; the emulator serves each connection on a thread of its own with the
+//! whole body already in memory, and its strict probes ([`super::probe`]) check
+//! every part as sent (its name, `images[0]` included, and whether it has a
+//! filename). Splitting a body in memory at its boundary is the short part kept
+//! here, and it borrows where a crate would copy.
 
 use thiserror::Error;
 

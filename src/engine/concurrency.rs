@@ -381,7 +381,7 @@ impl Flow {
     ) {
         drop(permit);
         if ending == Ending::Answered {
-            tally.latency.record(took);
+            tally.call_answered(took);
         }
         if let Some(ticking) = &self.adaptive {
             let mut t = ticking.lock().expect("flow lock");
@@ -443,12 +443,7 @@ impl Flow {
     }
 
     fn report(&self, tally: &Tally) {
-        tally
-            .concurrency
-            .store(self.permits.limit() as u64, Relaxed);
-        tally
-            .peak_concurrency
-            .store(self.peak.load(Relaxed), Relaxed);
+        tally.concurrency(self.permits.limit() as u64, self.peak.load(Relaxed));
     }
 
     /// How many worker threads the engine should have now: the permits and a few

@@ -12,15 +12,15 @@
 //! When the counts cannot be read, the check is left out with a warning: the
 //! service's own -1310 / -1311 then fails the person that passes the limit.
 
-use super::{caller, Shared};
+use super::caller::{self, Action, Step};
+use super::Shared;
 use crate::limits::{MAX_GROUPS_PER_APPID, MAX_PERSONS_PER_GROUP};
 use crate::model::GroupId;
 use crate::report::Counted;
 use crate::service::client::CallError;
-use crate::service::codes::{code, Class};
+use crate::service::codes::code;
 use crate::store::{Failure, FailureKind, PersonState, PhotoState, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering::Relaxed;
 
 /// The group limits the job plans with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub(super) fn fit(shared: &Shared<'_>, limits: &GroupLimits) -> Result<Fit, Stor
         return Ok(Fit::Checked(Vec::new()));
     }
     let unchecked = |err: CallError| {
-        if err.class() == Class::Fatal {
+        if caller::action(Step::Read, err.class(), err.code()) == Action::StopJob {
             return Fit::Fatal(err);
         }
         tracing::warn!(
@@ -174,7 +174,7 @@ pub(super) fn fit(shared: &Shared<'_>, limits: &GroupLimits) -> Result<Fit, Stor
             reason: reason.clone(),
         };
         store.put_person(&person)?;
-        tally.persons_failed.fetch_add(1, Relaxed);
+        tally.person_failed();
         refused.push(reason);
     }
     store.flush()?;

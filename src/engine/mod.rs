@@ -288,9 +288,7 @@ pub fn run(
                     })
                     .expect("spawn worker thread");
             }
-            tally
-                .workers
-                .store(started.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
+            tally.workers_started(started.load(Ordering::Relaxed) as u64);
         };
         for work in queue::pending_persons(store) {
             if stop.requested() {
@@ -318,12 +316,7 @@ pub fn run(
     dispatched?;
     let learned = *shared.limit.lock().expect("limit lock");
     if let Some(refused) = learned.refused {
-        tally
-            .limit_refused
-            .store(refused, std::sync::atomic::Ordering::Relaxed);
-        tally
-            .limit_accepted
-            .store(learned.accepted, std::sync::atomic::Ordering::Relaxed);
+        tally.limit_learned(refused, learned.accepted);
     }
     store.flush()?;
     if let Some(err) = shared.store_error.into_inner().expect("store error lock") {

@@ -19,7 +19,7 @@
 //! the service no longer has (-1303) has the photos recorded as enrolled on it sent
 //! again to a re-created person.
 
-use super::caller;
+use super::caller::{self, Action, Step};
 use super::queue::PersonWork;
 use super::Shared;
 use crate::chunk::{self, ChunkItem};
@@ -30,14 +30,13 @@ use crate::model::{GroupId, ImageRef};
 use crate::normalize;
 use crate::report::Counted;
 use crate::service::client::{CallError, ImageBody};
-use crate::service::codes::{self, Class, Outcome};
+use crate::service::codes;
 use crate::store::{
     FaceRef, Failure, FailureKind, PersonEntry, PersonState, PhotoEntry, PhotoKey, PhotoState,
     StoreError,
 };
 use rayon::prelude::*;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -133,12 +132,6 @@ enum Halt {
     PersonGone,
 }
 
-impl From<StoreError> for Halt {
-    fn from(_: StoreError) -> Halt {
-        Halt::Stop
-    }
-}
-
 /// A worker thread's own state.
 pub(super) struct Worker<'s, 'a> {
     shared: &'s Shared<'a>,
@@ -214,7 +207,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         // A person the job stopped in the middle of is not done: the next run
         // takes it up again.
         if !stopped {
-            self.shared.tally.persons_done.fetch_add(1, Relaxed);
+            self.shared.tally.person_done();
         }
     }
 
@@ -231,7 +224,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         *room = Some(self.reconcile(person)?);
         person.state = PersonState::Ready { created: false };
         self.put_person(person)?;
-        self.shared.tally.persons_reconciled.fetch_add(1, Relaxed);
+        self.shared.tally.person_reconciled();
         Ok(())
     }
 
@@ -266,11 +259,7 @@ impl<'s, 'a> Worker<'s, 'a> {
              photos recorded as enrolled on it",
             back.len()
         );
-        self.shared.tally.persons_vanished.fetch_add(1, Relaxed);
-        self.shared
-            .tally
-            .photos_resent
-            .fetch_add(back.len() as u64, Relaxed);
+        self.shared.tally.person_vanished(back.len() as u64);
         queue.extend(back);
         queue.make_contiguous().sort_by_key(|i| i.entry.seq);
         person.state = PersonState::New;
@@ -341,12 +330,12 @@ impl<'s, 'a> Worker<'s, 'a> {
                         .mark_created(person.person.as_str())
                         .map_err(|e| self.store_failed(e))?;
                     self.put_person(person)?;
-                    self.shared.tally.persons_created.fetch_add(1, Relaxed);
+                    self.shared.tally.person_created();
                     put_back(queue, deferred);
                     return Ok(());
                 }
-                Err(err) => match err.class() {
-                    Class::Outcome(Outcome::PersonExists) => {
+                Err(err) => match caller::action(Step::Seed, err.class(), err.code()) {
+                    Action::Reconcile => {
                         let seed_in_doubt = self.last_call_in_doubt;
                         tracing::info!("person already exists on the service; reconciling");
                         // This call added nothing (unless an earlier attempt of it lost
@@ -362,23 +351,21 @@ impl<'s, 'a> Worker<'s, 'a> {
                         *room = Some(self.reconcile(person)?);
                         person.state = PersonState::Ready { created: false };
                         self.put_person(person)?;
-                        self.shared.tally.persons_reconciled.fetch_add(1, Relaxed);
+                        self.shared.tally.person_reconciled();
                         return Ok(());
                     }
-                    Class::Fatal => {
+                    Action::StopJob => {
                         self.shared.record_fatal(err);
                         queue.push_front(item);
                         put_back(queue, deferred);
                         return Err(Halt::Stop);
                     }
-                    Class::Outcome(Outcome::TooLarge) => {
+                    Action::TooLarge => {
                         // The seed alone is over the limit: the next photo seeds.
                         last_reason = Some(err.to_string());
                         self.too_large(queue, vec![item], size, &err)?;
                     }
-                    Class::Transient | Class::RateLimited
-                        if err.code().is_some_and(codes::about_the_image) =>
-                    {
+                    Action::DeferSeed => {
                         if self.shared.stop.requested() {
                             self.leave_pending(&mut item)?;
                             queue.push_front(item);
@@ -389,7 +376,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                         self.leave_pending(&mut item)?;
                         deferred.push(item);
                     }
-                    Class::Transient | Class::RateLimited => {
+                    Action::HaltPerson => {
                         if !self.shared.stop.requested() {
                             tracing::warn!(photo = %item.entry.image, "cannot create the person now; its photos are left for the next run: {err}");
                         }
@@ -402,14 +389,13 @@ impl<'s, 'a> Worker<'s, 'a> {
                             Halt::Person
                         });
                     }
-                    Class::Permanent | Class::Unknown
-                        if err.code().is_none_or(codes::about_the_image) =>
-                    {
+                    Action::FailPhoto => {
                         tracing::warn!(photo = %item.entry.image, "seed photo refused: {err}");
                         last_reason = Some(err.to_string());
                         self.fail(&mut item, FailureKind::Permanent, &err)?;
                     }
                     _ => {
+                        // Action::FailPerson.
                         // Refused for the person, not the photo (a group full, a bad
                         // parameter): every photo of the person would be refused so.
                         tracing::warn!("person refused: {err}");
@@ -421,7 +407,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                             reason: err.to_string(),
                         };
                         self.put_person(person)?;
-                        self.shared.tally.persons_failed.fetch_add(1, Relaxed);
+                        self.shared.tally.person_failed();
                         return Err(Halt::Person);
                     }
                 },
@@ -443,7 +429,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         tracing::warn!("{reason}");
         person.state = PersonState::Failed { reason };
         self.put_person(person)?;
-        self.shared.tally.persons_failed.fetch_add(1, Relaxed);
+        self.shared.tally.person_failed();
         Ok(())
     }
 
@@ -535,8 +521,12 @@ impl<'s, 'a> Worker<'s, 'a> {
                     let mut refused_full = Vec::new();
                     for (i, mut item) in chunk.into_iter().enumerate() {
                         let code = data.ret_codes.get(i).copied();
-                        match code.map(codes::class) {
-                            Some(Class::Ok) => match face_ids.next() {
+                        // An image the answer does not account for is refused for now.
+                        let action = code.map_or(Action::Requeue, |code| {
+                            caller::action(Step::Image, codes::class(code), Some(code))
+                        });
+                        match action {
+                            Action::Enroll => match face_ids.next() {
                                 Some(face_id) => {
                                     room.added += 1;
                                     self.finish(
@@ -548,15 +538,16 @@ impl<'s, 'a> Worker<'s, 'a> {
                                 }
                                 None => self.requeue_or_leave(queue, item, None)?,
                             },
-                            Some(Class::Outcome(Outcome::DuplicateFace)) => {
+                            Action::Duplicate => {
                                 self.duplicate_on_service(&mut item)?;
                             }
-                            Some(Class::Outcome(Outcome::PersonFull)) => refused_full.push(item),
-                            Some(Class::Transient | Class::RateLimited) | None => {
+                            Action::PersonFull => refused_full.push(item),
+                            Action::Requeue => {
                                 self.requeue_or_leave(queue, item, code)?;
                             }
-                            Some(_) => {
-                                let code = code.expect("matched Some");
+                            _ => {
+                                // Action::FailPhoto; an image without a code is requeued.
+                                let code = code.expect("requeued without a code");
                                 tracing::warn!(photo = %item.entry.image, "refused: {}", codes::Described(code));
                                 let failure = Failure {
                                     kind: FailureKind::Permanent,
@@ -575,24 +566,24 @@ impl<'s, 'a> Worker<'s, 'a> {
                         self.person_full(person, queue, room, refused_full)?;
                     }
                 }
-                Err(err) => match err.class() {
-                    Class::Outcome(Outcome::PersonMissing) => {
+                Err(err) => match caller::action(Step::AddFaces, err.class(), err.code()) {
+                    Action::PersonGone => {
                         for item in chunk.into_iter().rev() {
                             queue.push_front(item);
                         }
                         return Err(Halt::PersonGone);
                     }
-                    Class::Outcome(Outcome::PersonFull) => {
+                    Action::PersonFull => {
                         self.person_full(person, queue, room, chunk)?;
                     }
-                    Class::Outcome(Outcome::TooLarge) => {
+                    Action::TooLarge => {
                         self.too_large(queue, chunk, size, &err)?;
                     }
-                    Class::Fatal => {
+                    Action::StopJob => {
                         self.shared.record_fatal(err);
                         return Err(Halt::Stop);
                     }
-                    Class::Transient | Class::RateLimited => {
+                    Action::LeavePending => {
                         if !self.shared.stop.requested() {
                             tracing::warn!(
                                 "addface failed after retries; its photos are left for the next run: {err}"
@@ -606,6 +597,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                         }
                     }
                     _ => {
+                        // Action::FailPhoto, for every photo of the call.
                         tracing::warn!("addface refused: {err}");
                         for mut item in chunk {
                             self.fail(&mut item, FailureKind::Permanent, &err)?;
@@ -628,7 +620,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         size: u64,
         err: &CallError,
     ) -> Result<(), Halt> {
-        self.shared.tally.too_large.fetch_add(1, Relaxed);
+        self.shared.tally.too_large();
         self.learn_limit(|l| {
             l.refuse(size);
             true
@@ -796,7 +788,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         let count = self.image_retries.entry(item.key.clone()).or_default();
         *count += 1;
         if *count < self.shared.options.retry.max_attempts {
-            self.shared.tally.retries.fetch_add(1, Relaxed);
+            self.shared.tally.retried();
             tracing::debug!(photo = %item.entry.image, "image refused for now, will retry: {:?}", code.map(codes::Described));
             queue.push_back(item);
             return Ok(());
@@ -889,7 +881,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             PhotoState::Enrolled { .. } => {
                 if let Some(ready) = &item.ready {
                     let saved = ready.outcome.bytes_saved();
-                    self.shared.tally.bytes_saved.fetch_add(saved, Relaxed);
+                    self.shared.tally.bytes_saved(saved);
                 }
                 Counted::Enrolled
             }
@@ -932,17 +924,20 @@ impl<'s, 'a> Worker<'s, 'a> {
         &mut self,
         f: impl FnMut(&crate::service::client::Client) -> Result<T, CallError>,
     ) -> Result<T, Halt> {
-        self.call(f).map_err(|err| match err.class() {
-            Class::Fatal => {
-                self.shared.record_fatal(err);
-                Halt::Stop
-            }
-            Class::Outcome(Outcome::PersonMissing) => Halt::PersonGone,
-            _ => {
-                tracing::warn!("cannot go on with the person now: {err}");
-                Halt::Person
-            }
-        })
+        self.call(f).map_err(
+            |err| match caller::action(Step::Read, err.class(), err.code()) {
+                Action::StopJob => {
+                    self.shared.record_fatal(err);
+                    Halt::Stop
+                }
+                Action::PersonGone => Halt::PersonGone,
+                _ => {
+                    // Action::HaltPerson.
+                    tracing::warn!("cannot go on with the person now: {err}");
+                    Halt::Person
+                }
+            },
+        )
     }
 
     /// Sends a call through the pacer, retrying transient errors with backoff.
