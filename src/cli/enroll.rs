@@ -8,7 +8,7 @@ use super::plan::{PlanArgs, PlanSettings};
 use super::progress::ViewOptions;
 use super::settings::{self, EnrollSection, Layers};
 use super::Exit;
-use crate::config::{NetworkSettings, ServiceArgs, ServiceOptions};
+use crate::config::{self, NetworkSettings, ServiceArgs};
 use crate::emulator::EmulatorConfig;
 use crate::engine::{
     retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFAULT_MAX_WORKERS, MAX_WORKERS,
@@ -376,8 +376,11 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         config.state_file = settings.emulator_state.clone();
         Target::Emulator(config)
     } else {
-        let options = ServiceOptions::resolve(&args.service, &service_env, file.as_ref())?;
-        Target::Service(options.client_config())
+        Target::Service(config::client_config(
+            &args.service,
+            &service_env,
+            file.as_ref(),
+        )?)
     };
     let engine = settings.engine();
     let job = EnrollJob {
