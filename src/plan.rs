@@ -467,7 +467,7 @@ pub fn build(
     };
 
     store.clear_not_taken(&id)?;
-    let sort_dir = store.dir().join(SORT_DIR);
+    let sort_dir = crate::state_dir::StateDir::new(store.dir()).plan_sort();
     let _ = std::fs::remove_dir_all(&sort_dir);
     let result = (|| {
         let started = std::time::Instant::now();
@@ -645,9 +645,6 @@ const WRITERS: usize = 1;
 
 /// Rows a pass sorts in memory before spilling them to a file.
 pub const RUN_ROWS: usize = 50_000;
-
-/// The folder of the state directory that holds a pass's sorted runs.
-const SORT_DIR: &str = "plan-sort";
 
 fn sort_error(path: &Path, e: impl std::fmt::Display) -> PlanError {
     PlanError::Scratch(format!("{}: {e}", path.display()))
