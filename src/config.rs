@@ -43,7 +43,7 @@ use crate::service::client::{ConfigError, Endpoint};
 use crate::service::network::{self, ProxyChoice, SSL_CERT_FILE_ENV};
 use crate::service::sign::Credentials;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -119,21 +119,35 @@ pub struct ServiceArgs {
     pub ca_cert: Option<PathBuf>,
 }
 
-/// The `[service]` table of the config file.
-#[derive(Clone, Default, Deserialize)]
+/// The `[service]` table of the config file; also the form `--print-config` prints
+/// the resolved service settings in ([`resolved_section`]), without the credentials.
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// A string, or a number as AppIDs are often written.
-    #[serde(default, deserialize_with = "string_or_number")]
+    #[serde(
+        default,
+        deserialize_with = "string_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub appid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
+    #[serde(skip_serializing)]
     pub secret_id: Option<String>,
+    #[serde(skip_serializing)]
     pub secret_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub read_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub signature_validity_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_insecure_http: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
 }
 
@@ -382,13 +396,14 @@ pub fn client_config_from_args(args: &ServiceArgs) -> Result<ClientConfig, Resol
     client_config(args, &env, file.as_ref())
 }
 
-/// Resolves the client configuration from given sources: flags > environment > file >
-/// defaults. The settings are the fields of [`ClientConfig`]; nothing is kept twice.
-pub fn client_config(
+/// The service settings resolved from given sources, flags > environment > file >
+/// defaults, every key filled except the AppID when none is given. The credentials
+/// are left out: this is what `--print-config` prints as the `[service]` table.
+pub fn resolved_section(
     args: &ServiceArgs,
     env: &dyn Fn(&str) -> Option<String>,
     file: Option<&ConfigFile>,
-) -> Result<ClientConfig, ResolveError> {
+) -> Result<ServiceSection, ResolveError> {
     let empty = ServiceSection::default();
     let section = file.map_or(&empty, |f| &f.service);
     let pick = |flag: &Option<String>, var: &str, from_file: &Option<String>| {
@@ -397,37 +412,65 @@ pub fn client_config(
             .or_else(|| from_file.clone())
     };
     let network = NetworkSettings::resolve(args, env, file)?;
-    let appid = pick(&args.appid, APPID_ENV, &section.appid)
-        .filter(|a| !a.is_empty())
-        .ok_or(ResolveError::NoAppid)?;
-    let bucket = pick(&args.bucket, BUCKET_ENV, &section.bucket).unwrap_or_default();
-    let credentials = resolve_credentials(env, section)?;
     let secs = |flag: Option<u64>, from_file: Option<u64>, default: Duration| {
-        flag.or(from_file).map_or(default, Duration::from_secs)
+        Some(flag.or(from_file).unwrap_or(default.as_secs()))
     };
-    Ok(ClientConfig {
-        endpoint: network.endpoint,
-        appid,
-        bucket,
-        credentials,
-        connect_timeout: secs(
+    Ok(ServiceSection {
+        endpoint: Some(network.endpoint),
+        appid: pick(&args.appid, APPID_ENV, &section.appid).filter(|a| !a.is_empty()),
+        bucket: Some(pick(&args.bucket, BUCKET_ENV, &section.bucket).unwrap_or_default()),
+        secret_id: None,
+        secret_key: None,
+        connect_timeout_secs: secs(
             args.connect_timeout,
             section.connect_timeout_secs,
             DEFAULT_CONNECT_TIMEOUT,
         ),
-        read_timeout: secs(
+        read_timeout_secs: secs(
             args.read_timeout,
             section.read_timeout_secs,
             DEFAULT_READ_TIMEOUT,
         ),
-        signature_validity: secs(
+        signature_validity_secs: secs(
             args.signature_validity,
             section.signature_validity_secs,
             DEFAULT_SIGNATURE_VALIDITY,
         ),
-        allow_insecure_http: args.insecure_http || section.allow_insecure_http.unwrap_or(false),
+        allow_insecure_http: Some(
+            args.insecure_http || section.allow_insecure_http.unwrap_or(false),
+        ),
         ca_cert: network.ca_cert,
-        proxy: network.proxy.map(|p| p.url),
+    })
+}
+
+/// Resolves the client configuration from given sources: the settings of
+/// [`resolved_section`], an AppID, and the credentials from the environment or the
+/// file. The settings are the fields of [`ClientConfig`]; nothing is kept twice.
+pub fn client_config(
+    args: &ServiceArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&ConfigFile>,
+) -> Result<ClientConfig, ResolveError> {
+    let resolved = resolved_section(args, env, file)?;
+    let appid = resolved.appid.ok_or(ResolveError::NoAppid)?;
+    let empty = ServiceSection::default();
+    let credentials = resolve_credentials(env, file.map_or(&empty, |f| &f.service))?;
+    let proxy = NetworkSettings::resolve(args, env, file)?.proxy;
+    // Every value is filled by `resolved_section`; the defaults are not reached.
+    let secs = |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_secs);
+    Ok(ClientConfig {
+        endpoint: resolved
+            .endpoint
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned()),
+        appid,
+        bucket: resolved.bucket.unwrap_or_default(),
+        credentials,
+        connect_timeout: secs(resolved.connect_timeout_secs, DEFAULT_CONNECT_TIMEOUT),
+        read_timeout: secs(resolved.read_timeout_secs, DEFAULT_READ_TIMEOUT),
+        signature_validity: secs(resolved.signature_validity_secs, DEFAULT_SIGNATURE_VALIDITY),
+        allow_insecure_http: resolved.allow_insecure_http.unwrap_or(false),
+        ca_cert: resolved.ca_cert,
+        proxy: proxy.map(|p| p.url),
     })
 }
 

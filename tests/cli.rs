@@ -603,6 +603,56 @@ fn settings_come_from_flags_then_environment_then_file() {
     assert_eq!(enroll["retry_attempts"].as_integer(), Some(6), "default");
 }
 
+#[cfg(unix)]
+#[test]
+fn print_config_shows_the_service_table_without_credentials() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faceenroll.toml");
+    std::fs::write(
+        &config,
+        "[service]\nappid = \"1250000000\"\nread_timeout_secs = 5\n\
+         secret_id = \"AKIDfilesecret\"\nsecret_key = \"filekeysecret\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = output(
+        faceenroll()
+            .args([
+                "enroll",
+                "samples/tree",
+                "--config",
+                s(&config),
+                "--connect-timeout",
+                "3",
+                "--print-config",
+            ])
+            .env("FACEENROLL_ENDPOINT", "https://env.example")
+            .env("TENCENTCLOUD_SECRET_KEY", "envkeysecret"),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    for secret in ["AKIDfilesecret", "filekeysecret", "envkeysecret", "secret_"] {
+        assert!(!r.stdout.contains(secret), "{secret}: {}", r.stdout);
+    }
+    let printed: toml::Table = r.stdout.parse().unwrap();
+    let service = printed["service"].as_table().unwrap();
+    assert_eq!(service["endpoint"].as_str(), Some("https://env.example"));
+    assert_eq!(service["appid"].as_str(), Some("1250000000"));
+    assert_eq!(service["read_timeout_secs"].as_integer(), Some(5), "file");
+    assert_eq!(
+        service["connect_timeout_secs"].as_integer(),
+        Some(3),
+        "flag"
+    );
+    assert_eq!(
+        service["signature_validity_secs"].as_integer(),
+        Some(14400),
+        "default"
+    );
+    assert_eq!(service["allow_insecure_http"].as_bool(), Some(false));
+    assert!(printed["enroll"].as_table().is_some());
+}
+
 #[test]
 fn plan_and_a_dry_run_print_the_same_plan_from_flags_environment_or_file() {
     let dir = tempfile::tempdir().unwrap();

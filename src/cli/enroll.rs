@@ -353,11 +353,26 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             "# faceenroll enroll {}: settings from flags, environment, config file and defaults",
             settings.plan.source.display()
         );
-        if !settings.emulator {
+        let service = if settings.emulator {
+            None
+        } else {
             let network = NetworkSettings::resolve(&args.service, &service_env, file.as_ref())?;
             print!("{}", network.comment());
-        }
+            Some(config::resolved_section(
+                &args.service,
+                &service_env,
+                file.as_ref(),
+            )?)
+        };
         print!("{}", settings.to_toml()?);
+        if let Some(service) = service {
+            // The credentials are never serialized.
+            #[derive(Serialize)]
+            struct File {
+                service: config::ServiceSection,
+            }
+            print!("\n{}", toml::to_string(&File { service })?);
+        }
         return Ok(Exit::Ok);
     }
 
