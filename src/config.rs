@@ -1,4 +1,5 @@
-//! Where the service settings come from, resolved once into [`ServiceOptions`].
+//! Where the service settings come from, resolved once into the client's
+//! [`ClientConfig`].
 //!
 //! Each setting is taken from the first source that has it:
 //!
@@ -42,7 +43,7 @@ use crate::service::client::{ConfigError, Endpoint};
 use crate::service::network::{self, ProxyChoice, SSL_CERT_FILE_ENV};
 use crate::service::sign::Credentials;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -118,21 +119,35 @@ pub struct ServiceArgs {
     pub ca_cert: Option<PathBuf>,
 }
 
-/// The `[service]` table of the config file.
-#[derive(Clone, Default, Deserialize)]
+/// The `[service]` table of the config file; also the form `--print-config` prints
+/// the resolved service settings in ([`resolved_section`]), without the credentials.
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// A string, or a number as AppIDs are often written.
-    #[serde(default, deserialize_with = "string_or_number")]
+    #[serde(
+        default,
+        deserialize_with = "string_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub appid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
+    #[serde(skip_serializing)]
     pub secret_id: Option<String>,
+    #[serde(skip_serializing)]
     pub secret_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub read_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub signature_validity_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_insecure_http: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
 }
 
@@ -310,21 +325,6 @@ fn check_private(_path: &Path) -> Result<(), ResolveError> {
     Ok(())
 }
 
-/// The resolved service settings.
-#[derive(Debug, Clone)]
-pub struct ServiceOptions {
-    pub endpoint: String,
-    pub appid: String,
-    pub bucket: String,
-    pub credentials: Credentials,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-    pub signature_validity: Duration,
-    pub allow_insecure_http: bool,
-    pub ca_cert: Option<PathBuf>,
-    pub proxy: Option<ProxyChoice>,
-}
-
 /// The way to the service: the endpoint, the CA file and the proxy in effect. They
 /// need no account, so `--print-config` can show them.
 #[derive(Debug, Clone)]
@@ -387,79 +387,91 @@ impl NetworkSettings {
     }
 }
 
-impl ServiceOptions {
-    /// Resolves the settings from the flags, the process environment and the config
-    /// file the flags name.
-    pub fn from_args(args: &ServiceArgs) -> Result<ServiceOptions, ResolveError> {
-        let file = args.config.as_deref().map(ConfigFile::load).transpose()?;
-        // An empty variable counts as unset.
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        ServiceOptions::resolve(args, &env, file.as_ref())
-    }
+/// Resolves the client configuration from the flags, the process environment and
+/// the config file the flags name.
+pub fn client_config_from_args(args: &ServiceArgs) -> Result<ClientConfig, ResolveError> {
+    let file = args.config.as_deref().map(ConfigFile::load).transpose()?;
+    // An empty variable counts as unset.
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    client_config(args, &env, file.as_ref())
+}
 
-    /// Resolves the settings from given sources: flags > environment > file > defaults.
-    pub fn resolve(
-        args: &ServiceArgs,
-        env: &dyn Fn(&str) -> Option<String>,
-        file: Option<&ConfigFile>,
-    ) -> Result<ServiceOptions, ResolveError> {
-        let empty = ServiceSection::default();
-        let section = file.map_or(&empty, |f| &f.service);
-        let pick = |flag: &Option<String>, var: &str, from_file: &Option<String>| {
-            flag.clone()
-                .or_else(|| env(var))
-                .or_else(|| from_file.clone())
-        };
-        let network = NetworkSettings::resolve(args, env, file)?;
-        let appid = pick(&args.appid, APPID_ENV, &section.appid)
-            .filter(|a| !a.is_empty())
-            .ok_or(ResolveError::NoAppid)?;
-        let bucket = pick(&args.bucket, BUCKET_ENV, &section.bucket).unwrap_or_default();
-        let credentials = resolve_credentials(env, section)?;
-        let secs = |flag: Option<u64>, from_file: Option<u64>, default: Duration| {
-            flag.or(from_file).map_or(default, Duration::from_secs)
-        };
-        Ok(ServiceOptions {
-            endpoint: network.endpoint,
-            appid,
-            bucket,
-            credentials,
-            connect_timeout: secs(
-                args.connect_timeout,
-                section.connect_timeout_secs,
-                DEFAULT_CONNECT_TIMEOUT,
-            ),
-            read_timeout: secs(
-                args.read_timeout,
-                section.read_timeout_secs,
-                DEFAULT_READ_TIMEOUT,
-            ),
-            signature_validity: secs(
-                args.signature_validity,
-                section.signature_validity_secs,
-                DEFAULT_SIGNATURE_VALIDITY,
-            ),
-            allow_insecure_http: args.insecure_http || section.allow_insecure_http.unwrap_or(false),
-            ca_cert: network.ca_cert,
-            proxy: network.proxy,
-        })
-    }
+/// The service settings resolved from given sources, flags > environment > file >
+/// defaults, every key filled except the AppID when none is given. The credentials
+/// are left out: this is what `--print-config` prints as the `[service]` table.
+pub fn resolved_section(
+    args: &ServiceArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&ConfigFile>,
+) -> Result<ServiceSection, ResolveError> {
+    let empty = ServiceSection::default();
+    let section = file.map_or(&empty, |f| &f.service);
+    let pick = |flag: &Option<String>, var: &str, from_file: &Option<String>| {
+        flag.clone()
+            .or_else(|| env(var))
+            .or_else(|| from_file.clone())
+    };
+    let network = NetworkSettings::resolve(args, env, file)?;
+    let secs = |flag: Option<u64>, from_file: Option<u64>, default: Duration| {
+        Some(flag.or(from_file).unwrap_or(default.as_secs()))
+    };
+    Ok(ServiceSection {
+        endpoint: Some(network.endpoint),
+        appid: pick(&args.appid, APPID_ENV, &section.appid).filter(|a| !a.is_empty()),
+        bucket: Some(pick(&args.bucket, BUCKET_ENV, &section.bucket).unwrap_or_default()),
+        secret_id: None,
+        secret_key: None,
+        connect_timeout_secs: secs(
+            args.connect_timeout,
+            section.connect_timeout_secs,
+            DEFAULT_CONNECT_TIMEOUT,
+        ),
+        read_timeout_secs: secs(
+            args.read_timeout,
+            section.read_timeout_secs,
+            DEFAULT_READ_TIMEOUT,
+        ),
+        signature_validity_secs: secs(
+            args.signature_validity,
+            section.signature_validity_secs,
+            DEFAULT_SIGNATURE_VALIDITY,
+        ),
+        allow_insecure_http: Some(
+            args.insecure_http || section.allow_insecure_http.unwrap_or(false),
+        ),
+        ca_cert: network.ca_cert,
+    })
+}
 
-    /// The client configuration these settings describe.
-    pub fn client_config(&self) -> ClientConfig {
-        ClientConfig {
-            endpoint: self.endpoint.clone(),
-            appid: self.appid.clone(),
-            bucket: self.bucket.clone(),
-            credentials: self.credentials.clone(),
-            signature_validity: self.signature_validity,
-            connect_timeout: self.connect_timeout,
-            read_timeout: self.read_timeout,
-            allow_insecure_http: self.allow_insecure_http,
-            ca_cert: self.ca_cert.clone(),
-            proxy: self.proxy.as_ref().map(|p| p.url.clone()),
-        }
-    }
+/// Resolves the client configuration from given sources: the settings of
+/// [`resolved_section`], an AppID, and the credentials from the environment or the
+/// file. The settings are the fields of [`ClientConfig`]; nothing is kept twice.
+pub fn client_config(
+    args: &ServiceArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&ConfigFile>,
+) -> Result<ClientConfig, ResolveError> {
+    let resolved = resolved_section(args, env, file)?;
+    let appid = resolved.appid.ok_or(ResolveError::NoAppid)?;
+    let empty = ServiceSection::default();
+    let credentials = resolve_credentials(env, file.map_or(&empty, |f| &f.service))?;
+    let proxy = NetworkSettings::resolve(args, env, file)?.proxy;
+    // Every value is filled by `resolved_section`; the defaults are not reached.
+    let secs = |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_secs);
+    Ok(ClientConfig {
+        endpoint: resolved
+            .endpoint
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned()),
+        appid,
+        bucket: resolved.bucket.unwrap_or_default(),
+        credentials,
+        connect_timeout: secs(resolved.connect_timeout_secs, DEFAULT_CONNECT_TIMEOUT),
+        read_timeout: secs(resolved.read_timeout_secs, DEFAULT_READ_TIMEOUT),
+        signature_validity: secs(resolved.signature_validity_secs, DEFAULT_SIGNATURE_VALIDITY),
+        allow_insecure_http: resolved.allow_insecure_http.unwrap_or(false),
+        ca_cert: resolved.ca_cert,
+        proxy: proxy.map(|p| p.url),
+    })
 }
 
 /// Credentials from the environment (both variables) or else the file (both keys).
@@ -530,7 +542,7 @@ mod tests {
         );
         let mut e = CREDS.to_vec();
         // File only.
-        let o = ServiceOptions::resolve(&ServiceArgs::default(), &env(&e), Some(&f)).unwrap();
+        let o = client_config(&ServiceArgs::default(), &env(&e), Some(&f)).unwrap();
         assert_eq!(o.endpoint, "https://file.example");
         assert_eq!(o.appid, "file-app");
         assert_eq!(o.bucket, "file-bucket");
@@ -539,7 +551,7 @@ mod tests {
         // Environment over file.
         e.push((ENDPOINT_ENV, "https://env.example"));
         e.push((APPID_ENV, "env-app"));
-        let o = ServiceOptions::resolve(&ServiceArgs::default(), &env(&e), Some(&f)).unwrap();
+        let o = client_config(&ServiceArgs::default(), &env(&e), Some(&f)).unwrap();
         assert_eq!(o.endpoint, "https://env.example");
         assert_eq!(o.appid, "env-app");
         assert_eq!(o.bucket, "file-bucket");
@@ -550,7 +562,7 @@ mod tests {
             read_timeout: Some(7),
             ..ServiceArgs::default()
         };
-        let o = ServiceOptions::resolve(&args, &env(&e), Some(&f)).unwrap();
+        let o = client_config(&args, &env(&e), Some(&f)).unwrap();
         assert_eq!(o.endpoint, "https://flag.example");
         assert_eq!(o.appid, "env-app");
         assert_eq!(o.bucket, "flag-bucket");
@@ -560,7 +572,7 @@ mod tests {
             appid: Some("a".into()),
             ..ServiceArgs::default()
         };
-        let o = ServiceOptions::resolve(&args, &env(CREDS), None).unwrap();
+        let o = client_config(&args, &env(CREDS), None).unwrap();
         assert_eq!(o.endpoint, DEFAULT_ENDPOINT);
         assert_eq!(o.bucket, "");
         assert_eq!(o.signature_validity, DEFAULT_SIGNATURE_VALIDITY);
@@ -571,10 +583,10 @@ mod tests {
     fn credentials_come_from_the_environment_first_then_the_file() {
         let f =
             file("[service]\nappid = \"a\"\nsecret_id = \"AKIDfile\"\nsecret_key = \"keyfile\"\n");
-        let o = ServiceOptions::resolve(&ServiceArgs::default(), &env(CREDS), Some(&f)).unwrap();
+        let o = client_config(&ServiceArgs::default(), &env(CREDS), Some(&f)).unwrap();
         assert_eq!(o.credentials.secret_id(), "AKIDenv");
         assert_eq!(o.credentials.secret_key(), "keyenv");
-        let o = ServiceOptions::resolve(&ServiceArgs::default(), &env(&[]), Some(&f)).unwrap();
+        let o = client_config(&ServiceArgs::default(), &env(&[]), Some(&f)).unwrap();
         assert_eq!(o.credentials.secret_id(), "AKIDfile");
         assert_eq!(o.credentials.secret_key(), "keyfile");
     }
@@ -585,16 +597,16 @@ mod tests {
             appid: Some("a".into()),
             ..ServiceArgs::default()
         };
-        let err = ServiceOptions::resolve(&args, &env(&[]), None).unwrap_err();
+        let err = client_config(&args, &env(&[]), None).unwrap_err();
         assert!(matches!(err, ResolveError::NoCredentials));
         assert!(err.to_string().contains(SECRET_ID_ENV));
-        let err = ServiceOptions::resolve(&args, &env(&[(SECRET_ID_ENV, "x")]), None).unwrap_err();
+        let err = client_config(&args, &env(&[(SECRET_ID_ENV, "x")]), None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "TENCENTCLOUD_SECRET_ID is set but TENCENTCLOUD_SECRET_KEY is not; set both"
         );
         let f = file("[service]\nsecret_key = \"k\"\n");
-        let err = ServiceOptions::resolve(&args, &env(&[]), Some(&f)).unwrap_err();
+        let err = client_config(&args, &env(&[]), Some(&f)).unwrap_err();
         assert!(
             matches!(err, ResolveError::HalfFileCredentials { .. }),
             "{err}"
@@ -638,11 +650,8 @@ mod tests {
         assert_eq!(ca(&none, &[], None), None);
         let mut pairs = CREDS.to_vec();
         pairs.push(all[0]);
-        let o = ServiceOptions::resolve(&none, &env(&pairs), Some(&f)).unwrap();
-        assert_eq!(
-            o.client_config().ca_cert.as_deref(),
-            Some(Path::new("/env/ca.pem"))
-        );
+        let o = client_config(&none, &env(&pairs), Some(&f)).unwrap();
+        assert_eq!(o.ca_cert.as_deref(), Some(Path::new("/env/ca.pem")));
     }
 
     #[test]
@@ -682,7 +691,7 @@ mod tests {
 
     #[test]
     fn an_appid_is_required() {
-        let err = ServiceOptions::resolve(&ServiceArgs::default(), &env(CREDS), None).unwrap_err();
+        let err = client_config(&ServiceArgs::default(), &env(CREDS), None).unwrap_err();
         assert!(matches!(err, ResolveError::NoAppid));
         assert!(err.to_string().contains("--appid"));
     }
@@ -695,12 +704,12 @@ mod tests {
             ..ServiceArgs::default()
         };
         assert!(
-            ServiceOptions::resolve(&args, &env(CREDS), None)
+            client_config(&args, &env(CREDS), None)
                 .unwrap()
                 .allow_insecure_http
         );
         let f = file("[service]\nappid = \"a\"\nallow_insecure_http = true\n");
-        let o = ServiceOptions::resolve(&ServiceArgs::default(), &env(CREDS), Some(&f)).unwrap();
+        let o = client_config(&ServiceArgs::default(), &env(CREDS), Some(&f)).unwrap();
         assert!(o.allow_insecure_http);
     }
 

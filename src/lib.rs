@@ -40,4 +40,5 @@ pub mod plan;
 pub mod report;
 pub mod service;
 pub mod source;
+pub mod state_dir;
 pub mod store;

@@ -42,8 +42,8 @@ use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The state directory used when none is given: `./faceenroll-state`.
-pub const DEFAULT_STATE_DIR: &str = "faceenroll-state";
+use crate::state_dir::StateDir;
+pub use crate::state_dir::DEFAULT_STATE_DIR;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -807,7 +807,7 @@ fn open_db(dir: &Path) -> Result<sled::Db> {
     let mut waited = false;
     loop {
         let opened = sled::Config::new()
-            .path(dir.join("db"))
+            .path(StateDir::new(dir).db())
             .cache_capacity(CACHE_BYTES)
             .open();
         match opened {
@@ -844,7 +844,7 @@ fn is_sled_lock_busy(error: &sled::Error) -> bool {
 /// Takes the job lock of `dir`, writing our pid into the lock file for the message a
 /// second job prints.
 fn take_lock(dir: &Path) -> Result<File> {
-    let path = dir.join("lock");
+    let path = StateDir::new(dir).lock();
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -879,7 +879,7 @@ fn take_lock(dir: &Path) -> Result<File> {
 
 /// Whether a job holds the lock of `dir` now, and its pid. Reads without locking.
 pub fn running_job(dir: &Path) -> Option<u32> {
-    let mut file = File::open(dir.join("lock")).ok()?;
+    let mut file = File::open(StateDir::new(dir).lock()).ok()?;
     match file.try_lock_shared() {
         Ok(()) => None,
         Err(_) => {

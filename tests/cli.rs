@@ -603,6 +603,117 @@ fn settings_come_from_flags_then_environment_then_file() {
     assert_eq!(enroll["retry_attempts"].as_integer(), Some(6), "default");
 }
 
+#[cfg(unix)]
+#[test]
+fn print_config_shows_the_service_table_without_credentials() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faceenroll.toml");
+    std::fs::write(
+        &config,
+        "[service]\nappid = \"1250000000\"\nread_timeout_secs = 5\n\
+         secret_id = \"AKIDfilesecret\"\nsecret_key = \"filekeysecret\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = output(
+        faceenroll()
+            .args([
+                "enroll",
+                "samples/tree",
+                "--config",
+                s(&config),
+                "--connect-timeout",
+                "3",
+                "--print-config",
+            ])
+            .env("FACEENROLL_ENDPOINT", "https://env.example")
+            .env("TENCENTCLOUD_SECRET_KEY", "envkeysecret"),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    for secret in ["AKIDfilesecret", "filekeysecret", "envkeysecret", "secret_"] {
+        assert!(!r.stdout.contains(secret), "{secret}: {}", r.stdout);
+    }
+    let printed: toml::Table = r.stdout.parse().unwrap();
+    let service = printed["service"].as_table().unwrap();
+    assert_eq!(service["endpoint"].as_str(), Some("https://env.example"));
+    assert_eq!(service["appid"].as_str(), Some("1250000000"));
+    assert_eq!(service["read_timeout_secs"].as_integer(), Some(5), "file");
+    assert_eq!(
+        service["connect_timeout_secs"].as_integer(),
+        Some(3),
+        "flag"
+    );
+    assert_eq!(
+        service["signature_validity_secs"].as_integer(),
+        Some(14400),
+        "default"
+    );
+    assert_eq!(service["allow_insecure_http"].as_bool(), Some(false));
+    assert!(printed["enroll"].as_table().is_some());
+}
+
+#[test]
+fn plan_and_a_dry_run_print_the_same_plan_from_flags_environment_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faceenroll.toml");
+    std::fs::write(
+        &config,
+        "[enroll]\ngroups = [\"staff\"]\nmax_photo_bytes = 2000\n",
+    )
+    .unwrap();
+    type Way<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let ways: [Way; 3] = [
+        (
+            "flags",
+            vec!["--group", "staff", "--max-photo-bytes", "2000"],
+            vec![],
+        ),
+        (
+            "environment",
+            vec![],
+            vec![
+                ("FACEENROLL_GROUPS", "staff"),
+                ("FACEENROLL_MAX_PHOTO_BYTES", "2000"),
+            ],
+        ),
+        ("config file", vec!["--config", s(&config)], vec![]),
+    ];
+    let mut plans = Vec::new();
+    for (i, (way, flags, vars)) in ways.iter().enumerate() {
+        let state = dir.path().join(format!("state-{i}"));
+        let mut plan = faceenroll();
+        plan.args(["plan", "samples/tree"])
+            .args(flags)
+            .envs(vars.iter().copied());
+        let plan = output(&mut plan);
+        let mut dry = faceenroll();
+        dry.args(["enroll", "samples/tree", "--dry-run", "--state", s(&state)])
+            .args(flags)
+            .envs(vars.iter().copied());
+        let dry = output(&mut dry);
+        assert_eq!(plan.code, 0, "plan, settings from {way}: {plan:?}");
+        assert_eq!(dry.code, 0, "dry run, settings from {way}: {dry:?}");
+        assert_eq!(plan.stdout, dry.stdout, "settings from {way}");
+        // The group and the photo budget were both taken.
+        assert!(
+            plan.stdout.contains("4 to create"),
+            "{way}: {}",
+            plan.stdout
+        );
+        assert!(
+            plan.stdout.contains("re-encoded to fit 3"),
+            "{way}: {}",
+            plan.stdout
+        );
+        plans.push(plan.stdout);
+    }
+    assert!(plans.iter().all(|p| *p == plans[0]), "{plans:#?}");
+    // Without a group the tree is refused, by both.
+    let r = run(&["plan", "samples/tree"]);
+    assert_eq!(r.code, 2, "{r:?}");
+}
+
 /// `faceenroll emulator` as a separate process, accepting `id`/`key`.
 struct EmulatorProcess {
     child: Child,

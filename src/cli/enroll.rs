@@ -6,20 +6,19 @@
 use super::emulator::{ContractArgs, FaultArgs};
 use super::plan::{PlanArgs, PlanSettings};
 use super::progress::ViewOptions;
+use super::settings::{self, EnrollSection, Layers};
 use super::Exit;
-use crate::config::{ConfigFile, NetworkSettings, ServiceArgs, ServiceOptions};
+use crate::config::{self, NetworkSettings, ServiceArgs};
 use crate::emulator::EmulatorConfig;
 use crate::engine::{
     retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFAULT_MAX_WORKERS, MAX_WORKERS,
 };
-use crate::limits::{DEFAULT_QPS, MAX_REQUEST_BYTES};
-use crate::normalize::NormalizeOptions;
+use crate::limits::DEFAULT_QPS;
 use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Outputs, Target};
-use crate::plan::PlanOptions;
 use crate::source::Layout;
 use crate::store::DEFAULT_STATE_DIR;
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,20 +110,6 @@ pub struct EnrollArgs {
         hide_env_values = true
     )]
     retry_max_wait: Option<u64>,
-    /// Largest photo sent as is, in bytes; larger ones are re-encoded [default:
-    /// 300000, so that four photos fit one request at the documented 1.5 MB].
-    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES", hide_env_values = true,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    max_photo_bytes: Option<u64>,
-    /// Longest edge in pixels of a photo sent; larger ones are scaled down
-    /// [default: 2048].
-    #[arg(long, value_name = "PX", env = "FACEENROLL_MAX_EDGE", hide_env_values = true,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    max_edge: Option<u32>,
-    /// JPEG quality of re-encoded photos, 1-100 [default: 85].
-    #[arg(long, value_name = "Q", env = "FACEENROLL_JPEG_QUALITY", hide_env_values = true,
-          value_parser = clap::value_parser!(u8).range(1..=100))]
-    jpeg_quality: Option<u8>,
     /// Write the report here [default: report.csv in the state directory].
     #[arg(
         long,
@@ -153,62 +138,6 @@ pub struct EnrollArgs {
     contract: ContractArgs,
 }
 
-/// The `[enroll]` table of the config file: the same settings as the flags, under
-/// their flag names with `_` for `-` (`groups` for the repeatable `--group`). It is
-/// also the form `--print-config` prints the resolved settings in.
-#[derive(Debug, Default, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollSection {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub layout: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub follow_symlinks: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub no_content_check: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub no_resize: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_request_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_failed: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_empty: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub emulator: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub emulator_state: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub workers: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_workers: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub qps: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_attempts: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_max_wait: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_photo_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_edge: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jpeg_quality: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metrics_file: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub summary_json: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub no_progress: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub progress_interval: Option<u64>,
-}
-
 /// Every setting of `enroll`, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnrollSettings {
@@ -220,25 +149,11 @@ pub struct EnrollSettings {
     pub qps: u32,
     pub retry_attempts: u32,
     pub retry_max_wait: u64,
-    pub normalize: NormalizeOptions,
     pub report: Option<PathBuf>,
     pub metrics_file: Option<PathBuf>,
     pub summary_json: Option<PathBuf>,
     pub no_progress: bool,
     pub progress_interval: u64,
-}
-
-/// A boolean setting from the environment: `true`/`1`/`yes`/`on` or
-/// `false`/`0`/`no`/`off`; empty counts as unset.
-fn env_bool(env: &dyn Fn(&str) -> Option<String>, name: &str) -> anyhow::Result<Option<bool>> {
-    let Some(value) = env(name).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    match value.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(Some(true)),
-        "0" | "false" | "no" | "off" => Ok(Some(false)),
-        _ => anyhow::bail!("{name}={value:?}: expected true or false"),
-    }
 }
 
 impl EnrollSettings {
@@ -251,88 +166,7 @@ impl EnrollSettings {
         env: &dyn Fn(&str) -> Option<String>,
         file: &EnrollSection,
     ) -> anyhow::Result<EnrollSettings> {
-        let switch = |flag: bool, var: &str, from_file: Option<bool>| -> anyhow::Result<bool> {
-            Ok(if flag {
-                true
-            } else {
-                env_bool(env, var)?.or(from_file).unwrap_or(false)
-            })
-        };
-        let groups = if !args.plan.groups.is_empty() {
-            args.plan.groups.clone()
-        } else if let Some(list) = env("FACEENROLL_GROUPS").filter(|v| !v.is_empty()) {
-            list.split(',')
-                .map(|g| g.trim().to_owned())
-                .filter(|g| !g.is_empty())
-                .collect()
-        } else {
-            file.groups.clone().unwrap_or_default()
-        };
-        let layout = match (args.plan.layout, &file.layout) {
-            (Some(layout), _) => layout,
-            (None, Some(name)) => {
-                <Layout as clap::ValueEnum>::from_str(name, false).map_err(|_| {
-                    anyhow::anyhow!(
-                        "[enroll] layout = {name:?}: expected \"person\" or \"group/person\""
-                    )
-                })?
-            }
-            (None, None) => Layout::default(),
-        };
-        let plan = PlanSettings {
-            source: args.plan.source.clone(),
-            groups,
-            layout,
-            follow_symlinks: switch(
-                args.plan.follow_symlinks,
-                "FACEENROLL_FOLLOW_SYMLINKS",
-                file.follow_symlinks,
-            )?,
-            content_check: !switch(
-                args.plan.no_content_check,
-                "FACEENROLL_NO_CONTENT_CHECK",
-                file.no_content_check,
-            )?,
-            resize: !switch(args.plan.no_resize, "FACEENROLL_NO_RESIZE", file.no_resize)?,
-            max_request_bytes: args
-                .plan
-                .max_request_bytes
-                .or(file.max_request_bytes)
-                .unwrap_or(MAX_REQUEST_BYTES),
-            retry_failed: switch(
-                args.plan.retry_failed,
-                "FACEENROLL_RETRY_FAILED",
-                file.retry_failed,
-            )?,
-            allow_empty: switch(
-                args.plan.allow_empty,
-                "FACEENROLL_ALLOW_EMPTY",
-                file.allow_empty,
-            )?,
-            // Meant for one run, never a standing setting.
-            new_source: args.plan.new_source,
-            // A one-off request of the operator, never a standing setting.
-            recheck_full: args.plan.recheck_full,
-        };
-        let defaults = NormalizeOptions::default();
-        let normalize = NormalizeOptions {
-            enabled: plan.resize,
-            max_bytes: args
-                .max_photo_bytes
-                .or(file.max_photo_bytes)
-                .unwrap_or(defaults.max_bytes)
-                .max(1),
-            max_edge: args.max_edge.or(file.max_edge).unwrap_or(defaults.max_edge),
-            jpeg_quality: args
-                .jpeg_quality
-                .or(file.jpeg_quality)
-                .unwrap_or(defaults.jpeg_quality),
-        };
-        anyhow::ensure!(
-            (1..=100).contains(&normalize.jpeg_quality),
-            "[enroll] jpeg_quality = {}: must be between 1 and 100 (--jpeg-quality)",
-            normalize.jpeg_quality
-        );
+        let layers = Layers { env, file };
         // Flags and the environment are checked by clap; the file's values here.
         for (key, value) in [
             ("workers", file.workers.map(|v| v as u64)),
@@ -347,6 +181,7 @@ impl EnrollSettings {
                 key.replace('_', "-")
             );
         }
+        let plan = PlanSettings::resolve(&args.plan, &layers)?;
         let retry = RetryPolicy::default();
         let settings = EnrollSettings {
             plan,
@@ -355,7 +190,7 @@ impl EnrollSettings {
                 .clone()
                 .or_else(|| file.state.clone())
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-            emulator: switch(args.emulator, "FACEENROLL_EMULATOR", file.emulator)?,
+            emulator: layers.switch(args.emulator, "FACEENROLL_EMULATOR", file.emulator)?,
             emulator_state: args
                 .emulator_state
                 .clone()
@@ -374,7 +209,6 @@ impl EnrollSettings {
                 .retry_max_wait
                 .or(file.retry_max_wait)
                 .unwrap_or(retry.max_total_wait.as_secs()),
-            normalize,
             report: args.report.clone().or_else(|| file.report.clone()),
             metrics_file: args
                 .metrics_file
@@ -384,7 +218,11 @@ impl EnrollSettings {
                 .summary_json
                 .clone()
                 .or_else(|| file.summary_json.clone()),
-            no_progress: switch(args.no_progress, "FACEENROLL_NO_PROGRESS", file.no_progress)?,
+            no_progress: layers.switch(
+                args.no_progress,
+                "FACEENROLL_NO_PROGRESS",
+                file.no_progress,
+            )?,
             progress_interval: args
                 .progress_interval
                 .or(file.progress_interval)
@@ -416,7 +254,7 @@ impl EnrollSettings {
             layout,
             follow_symlinks: Some(self.plan.follow_symlinks),
             no_content_check: Some(!self.plan.content_check),
-            no_resize: Some(!self.plan.resize),
+            no_resize: Some(!self.plan.normalize.enabled),
             max_request_bytes: Some(self.plan.max_request_bytes),
             retry_failed: Some(self.plan.retry_failed),
             allow_empty: Some(self.plan.allow_empty),
@@ -433,9 +271,9 @@ impl EnrollSettings {
             qps: Some(self.qps),
             retry_attempts: Some(self.retry_attempts),
             retry_max_wait: Some(self.retry_max_wait),
-            max_photo_bytes: Some(self.normalize.max_bytes),
-            max_edge: Some(self.normalize.max_edge),
-            jpeg_quality: Some(self.normalize.jpeg_quality),
+            max_photo_bytes: Some(self.plan.normalize.max_bytes),
+            max_edge: Some(self.plan.normalize.max_edge),
+            jpeg_quality: Some(self.plan.normalize.jpeg_quality),
             report: self.report.clone(),
             metrics_file: self.metrics_file.clone(),
             summary_json: self.summary_json.clone(),
@@ -465,7 +303,7 @@ impl EnrollSettings {
                 max_total_wait: Duration::from_secs(self.retry_max_wait),
                 ..RetryPolicy::default()
             },
-            normalize: self.normalize,
+            normalize: self.plan.normalize,
             max_request_bytes: self.plan.max_request_bytes,
             seed: None,
             group_limits: Default::default(),
@@ -507,16 +345,7 @@ fn resolve_workers(fixed: Option<usize>, max: Option<usize>) -> anyhow::Result<W
 }
 
 pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
-    let file = args
-        .service
-        .config
-        .as_deref()
-        .map(ConfigFile::load)
-        .transpose()?;
-    let section: EnrollSection = match &file {
-        Some(f) => f.section("enroll")?.unwrap_or_default(),
-        None => EnrollSection::default(),
-    };
+    let (file, section) = settings::load(args.service.config.as_deref())?;
     let env = |name: &str| std::env::var(name).ok();
     let settings = EnrollSettings::resolve(&args, &env, &section)?;
     if args.print_config {
@@ -524,11 +353,26 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             "# faceenroll enroll {}: settings from flags, environment, config file and defaults",
             settings.plan.source.display()
         );
-        if !settings.emulator {
+        let service = if settings.emulator {
+            None
+        } else {
             let network = NetworkSettings::resolve(&args.service, &service_env, file.as_ref())?;
             print!("{}", network.comment());
-        }
+            Some(config::resolved_section(
+                &args.service,
+                &service_env,
+                file.as_ref(),
+            )?)
+        };
         print!("{}", settings.to_toml()?);
+        if let Some(service) = service {
+            // The credentials are never serialized.
+            #[derive(Serialize)]
+            struct File {
+                service: config::ServiceSection,
+            }
+            print!("\n{}", toml::to_string(&File { service })?);
+        }
         return Ok(Exit::Ok);
     }
 
@@ -547,17 +391,17 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         config.state_file = settings.emulator_state.clone();
         Target::Emulator(config)
     } else {
-        let options = ServiceOptions::resolve(&args.service, &service_env, file.as_ref())?;
-        Target::Service(options.client_config())
+        Target::Service(config::client_config(
+            &args.service,
+            &service_env,
+            file.as_ref(),
+        )?)
     };
     let engine = settings.engine();
     let job = EnrollJob {
         source: settings.plan.source_spec(),
         state_dir: settings.state.clone(),
-        plan: PlanOptions {
-            normalize: engine.normalize,
-            ..settings.plan.options()
-        },
+        plan: settings.plan.options(),
         engine,
         dry_run: args.dry_run,
         report: settings.report.clone(),
@@ -631,6 +475,9 @@ fn install_signal_handlers(stop: Arc<StopSignal>) -> anyhow::Result<std::thread:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ConfigFile;
+    use crate::limits::MAX_REQUEST_BYTES;
+    use crate::normalize::NormalizeOptions;
     use clap::Parser as _;
 
     fn args(extra: &[&str]) -> EnrollArgs {
@@ -674,8 +521,8 @@ mod tests {
         assert_eq!(s.qps, DEFAULT_QPS);
         assert_eq!(s.plan.layout, Layout::Person);
         assert!(s.plan.groups.is_empty());
-        assert!(s.plan.resize && s.plan.content_check && !s.plan.retry_failed);
-        assert_eq!(s.normalize, NormalizeOptions::default());
+        assert!(s.plan.normalize.enabled && s.plan.content_check && !s.plan.retry_failed);
+        assert_eq!(s.plan.normalize, NormalizeOptions::default());
         assert_eq!(s.plan.max_request_bytes, MAX_REQUEST_BYTES);
         assert!(!s.emulator && !s.no_progress);
         assert_eq!(s.progress_interval, 60);
@@ -687,10 +534,10 @@ mod tests {
         assert_eq!(s.state, PathBuf::from("/file/state"));
         assert_eq!(s.plan.groups, ["file-group"]);
         assert_eq!(s.plan.layout, Layout::GroupPerson);
-        assert!(!s.plan.resize && !s.normalize.enabled);
+        assert!(!s.plan.normalize.enabled);
         assert!(s.plan.retry_failed);
         assert_eq!(
-            (s.workers, s.qps, s.normalize.max_edge),
+            (s.workers, s.qps, s.plan.normalize.max_edge),
             (Workers::Fixed(3), 20, 1000)
         );
         assert_eq!(s.progress_interval, 300);
@@ -709,7 +556,7 @@ mod tests {
         let s = EnrollSettings::resolve(&args(&[]), &env(ENV), &section(FILE)).unwrap();
         assert_eq!(s.plan.groups, ["env-a", "env-b"]);
         assert!(
-            s.plan.resize,
+            s.plan.normalize.enabled,
             "FACEENROLL_NO_RESIZE=false beats the file's true"
         );
         assert!(!s.plan.retry_failed);
@@ -732,10 +579,10 @@ mod tests {
         let s = EnrollSettings::resolve(&flags, &env(ENV), &section(FILE)).unwrap();
         assert_eq!(s.plan.groups, ["flag-group"]);
         assert_eq!(s.plan.layout, Layout::Person);
-        assert!(!s.plan.resize && s.plan.retry_failed);
+        assert!(!s.plan.normalize.enabled && s.plan.retry_failed);
         assert_eq!(s.state, PathBuf::from("/flag/state"));
         assert_eq!(
-            (s.workers, s.qps, s.normalize.max_edge),
+            (s.workers, s.qps, s.plan.normalize.max_edge),
             (Workers::Fixed(5), 20, 640)
         );
     }

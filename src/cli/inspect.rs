@@ -7,7 +7,7 @@
 //! terminal unless `--yes` is given, and refuses when there is no terminal to ask on.
 
 use super::Exit;
-use crate::config::{ServiceArgs, ServiceOptions};
+use crate::config::{self, ServiceArgs};
 use crate::model::{GroupId, PersonId};
 use crate::service::api::{FaceInfo, GetInfoData};
 use crate::service::client::{CallError, Client};
@@ -103,8 +103,9 @@ pub struct DeleteFacesArgs {
 }
 
 fn connect(common: &CommonArgs) -> anyhow::Result<Client> {
-    let options = ServiceOptions::from_args(&common.service)?;
-    Ok(Client::new(options.client_config())?)
+    Ok(Client::new(config::client_config_from_args(
+        &common.service,
+    )?)?)
 }
 
 fn person_id(arg: &str) -> anyhow::Result<PersonId> {

@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod plan;
 pub mod progress;
 mod rollback;
+pub mod settings;
 mod sign;
 mod status;
 mod verify;

@@ -5,8 +5,10 @@
 //! [`PlanArgs`] are the planning flags `enroll` shares (`#[command(flatten)]`), and
 //! [`render`] the text both commands print for a plan.
 
+use super::settings::{self, Layers};
 use super::Exit;
 use crate::limits::MAX_REQUEST_BYTES;
+use crate::normalize::NormalizeOptions;
 use crate::plan::{self, PlanOptions, PlanSummary};
 use crate::source::{Layout, SourceSpec};
 use crate::store::Store;
@@ -16,8 +18,8 @@ use std::path::PathBuf;
 
 /// What to plan and how: the flags shared by `plan` and `enroll`.
 ///
-/// Values left unset here are taken by `enroll` from the environment or its config
-/// file ([`PlanSettings`] is the resolved form); `plan` uses the defaults.
+/// Values left unset here are taken from the environment or the config file
+/// ([`PlanSettings`] is the resolved form), by `plan` and `enroll` alike.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlanArgs {
     /// The photos: a directory tree (ROOT/PERSON_ID/PHOTO) or a CSV manifest
@@ -73,6 +75,20 @@ pub struct PlanArgs {
     /// is read from the service before they are sent.
     #[arg(long)]
     pub recheck_full: bool,
+    /// Largest photo sent as is, in bytes; larger ones are re-encoded [default:
+    /// 300000, so that four photos fit one request at the documented 1.5 MB].
+    #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES", hide_env_values = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_photo_bytes: Option<u64>,
+    /// Longest edge in pixels of a photo sent; larger ones are scaled down
+    /// [default: 2048].
+    #[arg(long, value_name = "PX", env = "FACEENROLL_MAX_EDGE", hide_env_values = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_edge: Option<u32>,
+    /// JPEG quality of re-encoded photos, 1-100 [default: 85].
+    #[arg(long, value_name = "Q", env = "FACEENROLL_JPEG_QUALITY", hide_env_values = true,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub jpeg_quality: Option<u8>,
 }
 
 /// The planning settings once flags, environment, file and defaults are resolved.
@@ -83,7 +99,9 @@ pub struct PlanSettings {
     pub layout: Layout,
     pub follow_symlinks: bool,
     pub content_check: bool,
-    pub resize: bool,
+    /// How photos too large for a request are re-encoded; `enabled` is false with
+    /// `--no-resize`.
+    pub normalize: NormalizeOptions,
     pub max_request_bytes: u64,
     pub retry_failed: bool,
     pub allow_empty: bool,
@@ -92,21 +110,75 @@ pub struct PlanSettings {
 }
 
 impl PlanSettings {
-    /// The flags alone, with the defaults for what they leave unset.
-    pub fn from_flags(args: &PlanArgs) -> PlanSettings {
-        PlanSettings {
+    /// Resolves the planning settings: flag > environment > the file's `[enroll]`
+    /// table > default ([`super::settings`]). `plan` and `enroll` both call this, so
+    /// `plan` prints the plan `enroll --dry-run` would.
+    pub fn resolve(args: &PlanArgs, layers: &Layers) -> anyhow::Result<PlanSettings> {
+        let file = layers.file;
+        let layout = match (args.layout, &file.layout) {
+            (Some(layout), _) => layout,
+            (None, Some(name)) => {
+                <Layout as clap::ValueEnum>::from_str(name, false).map_err(|_| {
+                    anyhow::anyhow!(
+                        "[enroll] layout = {name:?}: expected \"person\" or \"group/person\""
+                    )
+                })?
+            }
+            (None, None) => Layout::default(),
+        };
+        let defaults = NormalizeOptions::default();
+        let normalize = NormalizeOptions {
+            enabled: !layers.switch(args.no_resize, "FACEENROLL_NO_RESIZE", file.no_resize)?,
+            max_bytes: layers
+                .value(
+                    args.max_photo_bytes,
+                    file.max_photo_bytes,
+                    defaults.max_bytes,
+                )
+                .max(1),
+            max_edge: layers.value(args.max_edge, file.max_edge, defaults.max_edge),
+            jpeg_quality: layers.value(args.jpeg_quality, file.jpeg_quality, defaults.jpeg_quality),
+        };
+        anyhow::ensure!(
+            (1..=100).contains(&normalize.jpeg_quality),
+            "[enroll] jpeg_quality = {}: must be between 1 and 100 (--jpeg-quality)",
+            normalize.jpeg_quality
+        );
+        Ok(PlanSettings {
             source: args.source.clone(),
-            groups: args.groups.clone(),
-            layout: args.layout.unwrap_or_default(),
-            follow_symlinks: args.follow_symlinks,
-            content_check: !args.no_content_check,
-            resize: !args.no_resize,
-            max_request_bytes: args.max_request_bytes.unwrap_or(MAX_REQUEST_BYTES),
-            retry_failed: args.retry_failed,
-            allow_empty: args.allow_empty,
+            groups: layers.list(&args.groups, "FACEENROLL_GROUPS", file.groups.as_ref()),
+            layout,
+            follow_symlinks: layers.switch(
+                args.follow_symlinks,
+                "FACEENROLL_FOLLOW_SYMLINKS",
+                file.follow_symlinks,
+            )?,
+            content_check: !layers.switch(
+                args.no_content_check,
+                "FACEENROLL_NO_CONTENT_CHECK",
+                file.no_content_check,
+            )?,
+            normalize,
+            max_request_bytes: layers.value(
+                args.max_request_bytes,
+                file.max_request_bytes,
+                MAX_REQUEST_BYTES,
+            ),
+            retry_failed: layers.switch(
+                args.retry_failed,
+                "FACEENROLL_RETRY_FAILED",
+                file.retry_failed,
+            )?,
+            allow_empty: layers.switch(
+                args.allow_empty,
+                "FACEENROLL_ALLOW_EMPTY",
+                file.allow_empty,
+            )?,
+            // Meant for one run, never a standing setting.
             new_source: args.new_source,
+            // A one-off request of the operator, never a standing setting.
             recheck_full: args.recheck_full,
-        }
+        })
     }
 
     /// The source the settings name.
@@ -122,10 +194,7 @@ impl PlanSettings {
     /// The planning options the settings give.
     pub fn options(&self) -> PlanOptions {
         PlanOptions {
-            normalize: crate::normalize::NormalizeOptions {
-                enabled: self.resize,
-                ..Default::default()
-            },
+            normalize: self.normalize,
             check_content: self.content_check,
             retry_failed: self.retry_failed,
             recheck_full: self.recheck_full,
@@ -145,16 +214,31 @@ pub struct PlanCommand {
     /// afterwards, so a dry run never touches a job's state.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// A TOML config file whose [enroll] table holds planning settings, read as
+    /// `enroll` reads it.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "FACEENROLL_CONFIG",
+        hide_env_values = true
+    )]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
+    let (_, section) = settings::load(args.config.as_deref())?;
+    let env = |name: &str| std::env::var(name).ok();
+    let layers = Layers {
+        env: &env,
+        file: &section,
+    };
+    let settings = PlanSettings::resolve(&args.plan, &layers)?;
     let (dir, temporary) = match &args.state {
         Some(dir) => (dir.clone(), false),
         None => (temp_state_dir(), true),
     };
     let result = (|| {
         let store = Store::open(&dir)?;
-        let settings = PlanSettings::from_flags(&args.plan);
         let summary = plan::build(&store, &settings.source_spec(), &settings.options())?;
         anyhow::Ok(summary)
     })();

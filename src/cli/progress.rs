@@ -10,6 +10,7 @@
 //! never garble each other.
 
 use crate::report::Tally;
+use crate::state_dir::StateDir;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal as _;
@@ -47,8 +48,6 @@ pub struct ProgressFile {
     #[serde(default)]
     pub latency_p95_ms: Option<u64>,
 }
-
-pub const PROGRESS_FILE: &str = "progress.json";
 
 impl ProgressFile {
     fn from_tally(
@@ -96,14 +95,15 @@ impl ProgressFile {
     }
 
     pub fn read(state_dir: &Path) -> Option<ProgressFile> {
-        let text = std::fs::read(state_dir.join(PROGRESS_FILE)).ok()?;
+        let text = std::fs::read(StateDir::new(state_dir).progress()).ok()?;
         serde_json::from_slice(&text).ok()
     }
 
     fn write(&self, state_dir: &Path) {
-        let tmp = state_dir.join(format!("{PROGRESS_FILE}.tmp"));
+        let dir = StateDir::new(state_dir);
+        let tmp = dir.progress_draft();
         if std::fs::write(&tmp, serde_json::to_vec(self).expect("serializes")).is_ok() {
-            let _ = std::fs::rename(tmp, state_dir.join(PROGRESS_FILE));
+            let _ = std::fs::rename(tmp, dir.progress());
         }
     }
 }

@@ -32,7 +32,7 @@ struct Status {
 /// Refuses a directory that holds no job, rather than creating one there.
 fn ensure_job(state: &std::path::Path) -> anyhow::Result<()> {
     anyhow::ensure!(
-        state.join("db").exists(),
+        crate::state_dir::StateDir::new(state).db().exists(),
         "{} holds no faceenroll job (no progress database); pass the --state DIR of the job",
         state.display()
     );

@@ -1,7 +1,7 @@
 //! `faceenroll verify`: audits the service against the job ([`crate::ops::verify`]).
 
 use super::Exit;
-use crate::config::{ServiceArgs, ServiceOptions};
+use crate::config::{self, ServiceArgs};
 use crate::engine::retry::RetryPolicy;
 use crate::limits::DEFAULT_QPS;
 use crate::ops::paced::PaceOptions;
@@ -48,8 +48,9 @@ impl AfterArgs {
     }
 
     pub fn client(&self) -> anyhow::Result<Client> {
-        let options = ServiceOptions::from_args(&self.service)?;
-        Ok(Client::new(options.client_config())?)
+        Ok(Client::new(config::client_config_from_args(
+            &self.service,
+        )?)?)
     }
 }
 

@@ -11,6 +11,7 @@ use crate::plan::{self, PlanOptions, PlanSummary};
 use crate::report::{self, Format, StoreCounts, Summary, Tally};
 use crate::service::client::{Client, ClientConfig};
 use crate::source::SourceSpec;
+use crate::state_dir::StateDir;
 use crate::store::Store;
 use anyhow::Context as _;
 use std::path::PathBuf;
@@ -138,7 +139,7 @@ pub fn enroll(
     let report_path = job
         .report
         .clone()
-        .unwrap_or_else(|| job.state_dir.join("report.csv"));
+        .unwrap_or_else(|| StateDir::new(&job.state_dir).report());
     let summary = plan::build(&store, &job.source, &job.plan)
         .with_context(|| format!("cannot plan {}", job.source.describe()))
         .map_err(setup)?;

@@ -18,6 +18,7 @@ use crate::report::Format;
 use crate::service::api::GetInfoData;
 use crate::service::client::{CallError, Client};
 use crate::service::codes::{Class, Outcome};
+use crate::state_dir::StateDir;
 use crate::store::{
     Difference, FaceRef, PersonEntry, PersonState, PhotoKey, PhotoState, Store, VerifiedEntry,
 };
@@ -176,9 +177,9 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
     let mut done = Verified {
         resumed: store.open_verify()?,
         report: job.report.clone().unwrap_or_else(|| {
-            job.state_dir.join(match job.format {
-                Format::Csv => "drift.csv",
-                Format::Jsonl => "drift.jsonl",
+            StateDir::new(&job.state_dir).drift_report(match job.format {
+                Format::Csv => "csv",
+                Format::Jsonl => "jsonl",
             })
         }),
         ..Verified::default()

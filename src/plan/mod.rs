@@ -66,7 +66,7 @@ use crate::source::{Problem, ProblemKind, SourceItem, SourceSpec};
 use crate::store::{NotTaken, PhotoKey, Store, StoreError};
 use check::{check, Previous, Row};
 use rayon::prelude::*;
-use sort::{spill, write_run, SortLimits, Sorted, SORT_DIR};
+use sort::{spill, write_run, SortLimits, Sorted};
 use std::path::Path;
 
 /// Records checked together (in parallel) and written to the store in one go.
@@ -193,7 +193,7 @@ pub fn build(
     };
 
     store.clear_not_taken(&id)?;
-    let sort_dir = store.dir().join(SORT_DIR);
+    let sort_dir = crate::state_dir::StateDir::new(store.dir()).plan_sort();
     let _ = std::fs::remove_dir_all(&sort_dir);
     let result = (|| {
         let started = std::time::Instant::now();

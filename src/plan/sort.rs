@@ -15,9 +15,6 @@ use std::path::{Path, PathBuf};
 /// Rows a pass sorts in memory before spilling them to a file.
 pub const RUN_ROWS: usize = 50_000;
 
-/// The folder of the state directory that holds a pass's sorted runs.
-pub(super) const SORT_DIR: &str = "plan-sort";
-
 pub(super) fn sort_error(path: &Path, e: impl std::fmt::Display) -> PlanError {
     PlanError::Scratch(format!("{}: {e}", path.display()))
 }
