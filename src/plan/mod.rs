@@ -7,7 +7,7 @@
 //! 1. **Gather.** The source's records are read in batches of [`BATCH`]. Each batch
 //!    is checked in parallel (rayon): ids by the service's rules, URLs, and for a
 //!    local file (unless `check_content` is off) that it exists, is not empty, is an
-//!    image by its content ([`ImageKind::sniff`]), fits one request when resizing is
+//!    image by its content ([`ImageKind::sniff`](crate::model::ImageKind::sniff)), fits one request when resizing is
 //!    off, and its content hash (streamed, never held in memory). The checked rows
 //!    are sorted by [`PhotoKey`] (person first) in runs of [`RUN_ROWS`]; full runs
 //!    are spilled to files in the state directory (`plan-sort/`, removed after the
@@ -17,7 +17,7 @@
 //!    person, with its rows in source order and what the store knew of it from
 //!    earlier runs: the person's name, tag and groups are merged (a conflicting name
 //!    or tag fails the later line, naming both); every photo gets its state (below)
-//!    and is written once; one [`PersonEntry`] is written for a valid person; the
+//!    and is written once; one [`PersonEntry`](crate::store::PersonEntry) is written for a valid person; the
 //!    calls are counted with [`crate::chunk::chunks`].
 //!
 //! Memory is bounded by [`RUN_ROWS`], by the photos of one person, and by the
@@ -38,7 +38,7 @@
 //! - Changed content (another hash) or new: decided below.
 //! - Deciding, in source order: a photo whose content equals a photo of the same
 //!   person already kept (enrolled, in doubt, or planned earlier in source order) is
-//!   a `Duplicate` naming it; past [`MAX_FACES_PER_PERSON`] (counting faces already
+//!   a `Duplicate` naming it; past [`MAX_FACES_PER_PERSON`](crate::limits::MAX_FACES_PER_PERSON) (counting faces already
 //!   enrolled and photos in doubt) it is `Skipped`; otherwise `Pending`.
 //!
 //! The same photo (same person, same path or URL) listed twice is recorded once; the

@@ -1,0 +1,355 @@
+//! The records the store's trees hold. Each state is an enum whose variants carry
+//! exactly the data that state has.
+
+use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where an input photo was listed, so every message and report row can name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    /// Found by walking a directory tree.
+    Tree { path: PathBuf },
+    /// Line `line` (1-based, counting the header) of a CSV manifest.
+    Manifest { file: PathBuf, line: u64 },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Tree { path } => write!(f, "{}", path.display()),
+            Origin::Manifest { file, line } => write!(f, "{}:{}", file.display(), line),
+        }
+    }
+}
+
+/// The identity of an input photo in the store: its person and its locator (path or
+/// URL as given). Keys sort by person first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhotoKey(Vec<u8>);
+
+impl PhotoKey {
+    pub fn new(person: &str, image: &ImageRef) -> PhotoKey {
+        let mut key = Vec::with_capacity(person.len() + 64);
+        key.extend_from_slice(person.as_bytes());
+        key.push(0);
+        match image {
+            ImageRef::File(p) => {
+                key.push(b'f');
+                key.extend_from_slice(p.as_os_str().as_encoded_bytes());
+            }
+            ImageRef::Url(u) => {
+                key.push(b'u');
+                key.extend_from_slice(u.as_bytes());
+            }
+        }
+        PhotoKey(key)
+    }
+
+    /// The prefix shared by every key of one person.
+    pub fn person_prefix(person: &str) -> Vec<u8> {
+        let mut key = person.as_bytes().to_vec();
+        key.push(0);
+        key
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> PhotoKey {
+        PhotoKey(bytes.to_vec())
+    }
+}
+
+/// How a photo's face ended up on the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaceRef {
+    /// The service answered with this face id.
+    Id(String),
+    /// The photo was sent, its answer was lost, and a later send was answered
+    /// "duplicate face": the service holds it, under a face id it did not repeat.
+    Confirmed,
+}
+
+/// Why a failed photo failed, which decides whether a later run retries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// The input is unusable as it is (missing, empty, not an image, too large, bad id).
+    Input,
+    /// The service refused the photo for good (no face, undecodable, ...). Retried
+    /// only with `--retry-failed`.
+    Permanent,
+    /// Transient errors outlasted the retry budget; the next run tries again.
+    RetriesExhausted,
+}
+
+/// A failed photo's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// The service's code, when the service gave one.
+    pub code: Option<i64>,
+    /// What went wrong, naming the photo or field.
+    pub message: String,
+}
+
+/// Where a photo stands. Each state carries exactly the data it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PhotoState {
+    /// Planned, not yet on the service.
+    Pending,
+    /// Sent in a call whose answer has not been recorded: after a crash, the service
+    /// may or may not hold it. A "duplicate face" answer on re-sending confirms it.
+    InDoubt,
+    /// On the service as a face of its person.
+    Enrolled { face: FaceRef },
+    /// Not sent because the same content is already accounted for: another input
+    /// photo of the same person, or a face the service already held.
+    Duplicate { reason: String },
+    /// Deliberately not sent (over 20 photos, a name that is not a photo, ...).
+    Skipped { reason: String },
+    /// Not added because the service said the person is full: its reason quotes the
+    /// face count read from the service. Final: a later run sends it again only when
+    /// the photo changes or the operator asks (`--recheck-full`).
+    Full { reason: String },
+    /// Could not be enrolled.
+    Failed(Failure),
+}
+
+impl PhotoState {
+    /// The one-word status the report and the summary use.
+    pub fn status(&self) -> &'static str {
+        match self {
+            PhotoState::Pending | PhotoState::InDoubt => "pending",
+            PhotoState::Enrolled { .. } => "enrolled",
+            PhotoState::Duplicate { .. } => "duplicate",
+            PhotoState::Skipped { .. } | PhotoState::Full { .. } => "skipped",
+            PhotoState::Failed(_) => "failed",
+        }
+    }
+
+    /// Whether this run has nothing more to do for the photo.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, PhotoState::Pending | PhotoState::InDoubt)
+    }
+}
+
+/// A manifest row's columns as written (a cell that is not UTF-8 decoded lossily),
+/// kept for an entry the planner could not take as a photo, so the report gives the
+/// row back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cells {
+    pub person_id: String,
+    pub image: String,
+    pub group_ids: String,
+    pub person_name: String,
+    pub tag: String,
+}
+
+/// The groups, name and tag the source gave with one photo, as written: the report
+/// writes them back, whether or not the person could be planned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GivenFields {
+    pub groups: Vec<String>,
+    pub name: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// What became of an entry of the source that is not a photo the job can take: a
+/// file the tree walker leaves (hidden, not a photo, outside a person folder, a link,
+/// a special file), an empty person folder, or a manifest row that names no usable
+/// photo. Listed in the report so every file and row given is accounted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotTaken {
+    pub origin: Origin,
+    /// Left deliberately (`ignored`), or unusable input the operator must fix
+    /// (`failed`).
+    pub failed: bool,
+    /// The reason in a few words, the same for every entry left for it.
+    pub class: String,
+    /// What is wrong, starting with the place.
+    pub message: String,
+    /// The manifest row as written.
+    pub cells: Option<Cells>,
+    /// The plan generation that found it.
+    pub generation: u64,
+    /// The source that listed it ([`crate::source::SourceSpec::id`]).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl NotTaken {
+    /// The one-word status the report and the counts use.
+    pub fn status(&self) -> &'static str {
+        if self.failed {
+            "failed"
+        } else {
+            "ignored"
+        }
+    }
+}
+
+/// The manifest columns of a photo, kept so a failed photo can be written back out as
+/// a manifest row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonFields {
+    pub groups: Vec<GroupId>,
+    pub name: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// One input photo and what has become of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotoEntry {
+    /// The person as written in the input (it may be an invalid id, reported as such).
+    pub person: String,
+    pub image: ImageRef,
+    pub origin: Origin,
+    /// Position of the photo in its source, which orders a person's photos.
+    pub seq: u64,
+    /// Content hash of a local file (none for URLs or unreadable files).
+    pub hash: Option<ContentHash>,
+    /// Size in bytes of a local file.
+    pub size: Option<u64>,
+    /// The file's modification time (nanoseconds since the epoch) when `hash` was
+    /// taken, if the file had settled by then: a later plan that finds the same size
+    /// and time trusts the hash without reading the file again.
+    #[serde(default)]
+    pub modified: Option<u64>,
+    pub state: PhotoState,
+    /// Calls that carried this photo, across runs.
+    pub attempts: u32,
+    /// The plan generation that last saw this photo in the input.
+    pub generation: u64,
+    /// How the photo was sent when it was re-encoded to fit ("normalized from ...").
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The groups, name and tag listed with this photo.
+    #[serde(default)]
+    pub given: Option<GivenFields>,
+    /// The source that listed it last ([`crate::source::SourceSpec::id`]).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// Where a person stands on the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PersonState {
+    /// Not yet created by this job.
+    New,
+    /// On the service with its groups, name and tag as planned.
+    Ready { created: bool },
+    /// On the service, but its groups, name or tag in the source changed since it was
+    /// brought in line: the next run reconciles it (adds the missing groups, sets the
+    /// name and tag) even when it has no photo to send.
+    Stale,
+    /// No photo of the person could seed it.
+    Failed { reason: String },
+}
+
+/// One person of the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonEntry {
+    pub person: PersonId,
+    pub fields: PersonFields,
+    pub state: PersonState,
+    pub generation: u64,
+}
+
+/// The job's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMeta {
+    /// The source given on the command line.
+    pub source: Option<String>,
+    /// The current plan generation: incremented by every planning pass.
+    pub generation: u64,
+    /// Unix seconds.
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    /// How the last run ended, in words.
+    pub last_outcome: Option<String>,
+    /// Every source planned into the job, with the generation of its latest plan. A
+    /// photo belongs to the job while it is in its source's latest plan: feeding a
+    /// report back updates the photos it names and leaves the others in the job.
+    #[serde(default)]
+    pub sources: BTreeMap<String, u64>,
+}
+
+impl JobMeta {
+    /// Whether an entry last planned in `generation` from `source` is in the job now.
+    pub fn is_current(&self, source: Option<&str>, generation: u64) -> bool {
+        match source.and_then(|s| self.sources.get(s)) {
+            Some(latest) => *latest == generation,
+            None => generation == self.generation,
+        }
+    }
+
+    /// Whether a person last planned in `generation` is in the job now.
+    pub fn person_is_current(&self, generation: u64) -> bool {
+        generation == self.generation || self.sources.values().any(|g| *g == generation)
+    }
+}
+
+/// How the job found a person that already existed on the service, read with
+/// `getinfo` before the job's first change to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeforeEntry {
+    pub name: String,
+    pub tag: String,
+    pub groups: Vec<String>,
+    pub face_ids: Vec<String>,
+}
+
+/// A way the service differs from what the job recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Difference {
+    /// The person is not on the service.
+    PersonMissing,
+    /// The person is not in a group of the job.
+    GroupMissing {
+        group: String,
+    },
+    NameDiffers {
+        expected: String,
+        found: String,
+    },
+    TagDiffers {
+        expected: String,
+        found: String,
+    },
+    /// A face the job enrolled is not on the person; `photo` is its photo's key.
+    FaceMissing {
+        face_id: String,
+        photo: Vec<u8>,
+    },
+    /// The service refused to show the person (the code and message given).
+    Unreadable {
+        reason: String,
+    },
+}
+
+/// A person checked by `verify`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedEntry {
+    pub differences: Vec<Difference>,
+    /// Faces of the job checked by id.
+    pub faces_checked: u64,
+    /// Faces on the person that the job did not add (or whose id it never learned).
+    pub other_faces: u64,
+    /// Whether `--repair` marked the differences for the next enroll.
+    pub repaired: bool,
+}
+
+/// What `rollback` did to a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RollbackEntry {
+    /// The job created it: deleted.
+    Deleted,
+    /// It existed before the job: the job's faces and groups taken off, name and tag
+    /// set back.
+    Restored,
+    /// Left as it is, for the reason given.
+    Left { reason: String },
+}
