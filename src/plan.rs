@@ -51,8 +51,8 @@
 //! its state.
 
 use crate::limits::{
-    MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, MAX_NAME_BYTES, MAX_REQUEST_BYTES, MAX_TAG_BYTES,
-    REQUEST_ENVELOPE_BYTES,
+    RequestBudget, MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, MAX_NAME_BYTES, MAX_REQUEST_BYTES,
+    MAX_TAG_BYTES, REQUEST_ENVELOPE_BYTES,
 };
 use crate::model::{check_id, ContentHash, GroupId, ImageKind, ImageRef, PersonId};
 use crate::normalize::{self, NormalizeOptions};
@@ -117,8 +117,7 @@ impl Default for PlanOptions {
 impl PlanOptions {
     /// The most image bytes one request can carry.
     pub fn image_budget(&self) -> u64 {
-        self.max_request_bytes
-            .saturating_sub(REQUEST_ENVELOPE_BYTES)
+        RequestBudget::configured(self.max_request_bytes).configured_image_bytes()
     }
 }
 
