@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench --bench emulator` (prints figures; asserts nothing).
 
-#[path = "../tests/emulator_support/mod.rs"]
+#[path = "../tests/support/emulator.rs"]
 mod emulator_support;
 
 use emulator_support::*;

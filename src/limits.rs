@@ -137,9 +137,89 @@ impl RequestLimit {
     }
 }
 
+/// What one request may carry: the request limit (configured, or learned from the
+/// service's refusals, see [`RequestLimit`]) and what is left of it for images once
+/// the multipart envelope ([`REQUEST_ENVELOPE_BYTES`]) is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestBudget {
+    /// The configured limit, the starting point.
+    configured: u64,
+    /// The request size to cut chunks to.
+    chunk: u64,
+    /// The largest request that may be sent at all.
+    ceiling: u64,
+}
+
+impl RequestBudget {
+    /// The budget before anything is learned: the configured limit.
+    pub const fn configured(limit: u64) -> RequestBudget {
+        RequestBudget {
+            configured: limit,
+            chunk: limit,
+            ceiling: limit,
+        }
+    }
+
+    /// The budget with what the job learned of the limit.
+    pub fn learned(configured: u64, limit: &RequestLimit) -> RequestBudget {
+        RequestBudget {
+            configured,
+            chunk: limit.budget(configured),
+            ceiling: limit.ceiling(configured),
+        }
+    }
+
+    /// The size of a request carrying `image_bytes` of images, as the chunker
+    /// counts it.
+    pub const fn request_size(image_bytes: u64) -> u64 {
+        REQUEST_ENVELOPE_BYTES + image_bytes
+    }
+
+    /// The request size chunks are cut to, envelope included.
+    pub const fn chunk_request_bytes(&self) -> u64 {
+        self.chunk
+    }
+
+    /// The most image bytes a request under the configured limit carries.
+    pub const fn configured_image_bytes(&self) -> u64 {
+        self.configured.saturating_sub(REQUEST_ENVELOPE_BYTES)
+    }
+
+    /// The largest photo that may be sent alone, under the limit learned.
+    pub const fn photo_bytes(&self) -> u64 {
+        self.ceiling.saturating_sub(REQUEST_ENVELOPE_BYTES)
+    }
+
+    /// Whether the service's refusals lowered the limit under the configured one.
+    pub const fn is_learned(&self) -> bool {
+        self.ceiling < self.configured
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_counts_the_envelope_and_what_was_learned() {
+        let start = RequestBudget::configured(1_000_000);
+        assert_eq!(start.chunk_request_bytes(), 1_000_000);
+        assert_eq!(start.photo_bytes(), 1_000_000 - REQUEST_ENVELOPE_BYTES);
+        assert_eq!(start.configured_image_bytes(), start.photo_bytes());
+        assert!(!start.is_learned());
+        let limit = RequestLimit {
+            accepted: 300_000,
+            refused: Some(500_000),
+            probing: false,
+        };
+        let learned = RequestBudget::learned(1_000_000, &limit);
+        assert_eq!(learned.chunk_request_bytes(), 300_000);
+        assert_eq!(learned.photo_bytes(), 499_999 - REQUEST_ENVELOPE_BYTES);
+        assert_eq!(learned.configured_image_bytes(), start.photo_bytes());
+        assert!(learned.is_learned());
+        assert_eq!(RequestBudget::configured(100).photo_bytes(), 0);
+        assert_eq!(RequestBudget::request_size(10), REQUEST_ENVELOPE_BYTES + 10);
+    }
 
     /// Sends requests as a job would, against a service whose limit is `real`, and
     /// answers the refusals it took to settle and the budget it settled at.

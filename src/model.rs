@@ -168,6 +168,9 @@ mod tests {
 }
 
 /// The image formats the service accepts, recognised from a file's first bytes.
+///
+/// [`ImageKind::sniff`] is the one place that reads magic bytes of these formats:
+/// the planner, the multipart writer, the normalizer and the emulator ask it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ImageKind {
     Jpeg,
@@ -188,6 +191,16 @@ impl ImageKind {
             [b'B', b'M', ..] => Some(ImageKind::Bmp),
             [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some(ImageKind::Gif),
             _ => None,
+        }
+    }
+
+    /// The `image` crate's name for the format.
+    pub fn format(self) -> image::ImageFormat {
+        match self {
+            ImageKind::Jpeg => image::ImageFormat::Jpeg,
+            ImageKind::Png => image::ImageFormat::Png,
+            ImageKind::Bmp => image::ImageFormat::Bmp,
+            ImageKind::Gif => image::ImageFormat::Gif,
         }
     }
 

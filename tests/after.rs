@@ -1,9 +1,8 @@
 //! After the job: the metrics file and the JSON summary of `enroll`, `verify` and
 //! `rollback`, against the in-process emulator.
 
-mod common;
+mod support;
 
-use common::{blank, client, emulator, faceenroll, held_faces, options, photo, run, spec, Archive};
 use faceenroll::emulator::rehearsal_credentials;
 use faceenroll::emulator::{Emulator, REHEARSAL_APPID};
 use faceenroll::engine::StopSignal;
@@ -15,6 +14,9 @@ use faceenroll::service::client::ImageBody;
 use faceenroll::source::SourceSpec;
 use std::path::Path;
 use std::time::Duration;
+use support::{
+    blank, client, emulator, faceenroll, held_faces, options, photo, run, spec, Archive,
+};
 
 fn service(emulator: &Emulator) -> Target {
     Target::Service(ClientConfig::new(
@@ -434,11 +436,11 @@ fn rollback_leaves_the_account_as_the_job_found_it() {
     let found = emulator.snapshot();
     assert_eq!(found.persons["person000"].faces.len(), 18);
     let source = manifest(&archive, "New");
-    common::run_source(&archive, &source, &client, &options(), &Default::default());
+    support::run_source(&archive, &source, &client, &options(), &Default::default());
     // A later run renames them all: the persons the job created are brought in line,
     // and the person it found keeps its first record.
     let source = manifest(&archive, "Renamed");
-    common::run_source(&archive, &source, &client, &options(), &Default::default());
+    support::run_source(&archive, &source, &client, &options(), &Default::default());
     let changed = emulator.snapshot();
     assert_eq!(changed.persons["person000"].faces.len(), 20);
     assert_eq!(changed.persons["person000"].tag, "job-tag");

@@ -9,13 +9,13 @@
 //! names it (its path, and for a manifest its line). A manifest row that names no
 //! photo at all (no readable image field) is named by its line in the summary.
 
-mod common;
+mod support;
 
-use common::{blank, faceenroll, photo, report_rows, write};
 use faceenroll::report::Row;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
+use support::{blank, faceenroll, photo, report_rows, write};
 
 /// What a run of the binary left.
 struct Run {

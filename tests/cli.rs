@@ -3,7 +3,7 @@
 //! `faceenroll emulator`. Each test checks what an operator would look at: the
 //! summary, the report, `status`, the exit code, and that no secret is left behind.
 
-mod common;
+mod support;
 
 use faceenroll::report::Row;
 use std::collections::BTreeMap;
@@ -29,7 +29,7 @@ fn faceenroll() -> Command {
             cmd.env_remove(name);
         }
     }
-    for name in common::NETWORK_VARIABLES {
+    for name in support::NETWORK_VARIABLES {
         cmd.env_remove(name);
     }
     cmd
@@ -259,7 +259,7 @@ fn a_manifest_run_names_the_manifest_line_of_each_photo() {
     let rows = read_report(&std::fs::read_to_string(state.join("report.csv")).unwrap());
     assert_sample_outcomes(&rows);
     // The service holds each person with the manifest's groups, name and tag.
-    let held = common::account(&account);
+    let held = support::account(&account);
     let person = |id: &str| {
         let p = &held.persons[id];
         (p.groups.join(";"), p.name.as_str(), p.tag.as_str())
@@ -340,7 +340,7 @@ fn failed_photos_fixed_and_fed_back_as_a_manifest_are_enrolled() {
         // The operator replaces each photo the report names with a good one.
         for (n, row) in rows.iter().enumerate() {
             assert!(Path::new(&row.image).is_file(), "{row:?}");
-            std::fs::write(&row.image, common::photo(9000 + n as u32)).unwrap();
+            std::fs::write(&row.image, support::photo(9000 + n as u32)).unwrap();
         }
 
         let new_state = dir.path().join("state2");
@@ -369,14 +369,14 @@ fn failed_photos_fixed_and_fed_back_as_a_manifest_are_enrolled() {
         let all = read_report(&std::fs::read_to_string(again.join("report.csv")).unwrap());
         assert_eq!(all.len(), total);
         // The service holds each fixed photo, under the face id the report gives.
-        let held = common::account(&account);
+        let held = support::account(&account);
         for fixed in &rows {
             let row = all.iter().find(|r| r.image == fixed.image).unwrap();
             let person = &held.persons[&row.person_id];
             let face = person.faces.iter().find(|f| f.face_id == row.face_id);
             assert_eq!(
                 face.map(|f| f.content_hash.clone()),
-                Some(common::hash_of(Path::new(&row.image))),
+                Some(support::hash_of(Path::new(&row.image))),
                 "{row:?}"
             );
             assert_eq!(row.status, "enrolled", "{row:?}");
@@ -405,7 +405,7 @@ fn a_rehearsal_run_again_against_the_same_account_makes_no_call() {
         &[&account_flag[..], &["--lose-answer", "0.2", "--seed", "7"]].concat(),
     );
     assert_eq!(first.code, 1, "{first:?}");
-    let held = common::account(&account);
+    let held = support::account(&account);
     let faces: usize = held.persons.values().map(|p| p.faces.len()).sum();
     assert_eq!(faces, 26, "every enrolled photo is held once");
     let second = rehearse("samples/tree", &state, &account_flag);
@@ -417,18 +417,18 @@ fn a_rehearsal_run_again_against_the_same_account_makes_no_call() {
         second.stdout
     );
     assert!(second.stdout.contains("26 enrolled"), "{}", second.stdout);
-    assert_eq!(common::account(&account), held, "the account is as it was");
+    assert_eq!(support::account(&account), held, "the account is as it was");
 }
 
 #[test]
 fn a_second_run_against_the_same_service_makes_no_call() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let emulator = common::EmulatorProcess::start(&["--qps", "0"], &dir.path().join("emu.log"));
+    let emulator = support::EmulatorProcess::start(&["--qps", "0"], &dir.path().join("emu.log"));
     let source = Path::new(REPO).join("samples/tree");
     let enroll = || {
         output(
-            common::enroll_command(&source, &emulator.endpoint, &state)
+            support::enroll_command(&source, &emulator.endpoint, &state)
                 .args(["--group", "staff"])
                 .current_dir(REPO),
         )

@@ -3,9 +3,8 @@
 //! 23 or HTTP 413, persons and faces the job did not make. Each test checks what the
 //! emulator holds, under both readings of -1309.
 
-mod common;
+mod support;
 
-use common::*;
 use faceenroll::emulator::{Contract, Emulator, FullReading, Prepared, TooLarge};
 use faceenroll::engine::groups::GroupLimits;
 use faceenroll::engine::RunOutcome;
@@ -18,6 +17,7 @@ use faceenroll::store::{PhotoState, Store};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use support::*;
 
 /// Both readings of -1309 on addface.
 const READINGS: [FullReading; 2] = [FullReading::PerImage, FullReading::WholeCall];

@@ -2,9 +2,9 @@
 //! either in the report or in its "not taken" rows with a reason, and a run that did
 //! not do what was asked does not exit 0.
 
-mod common;
+mod support;
 
-use common::{faceenroll, photo, report_rows, write};
+use support::{faceenroll, photo, report_rows, write};
 
 use faceenroll::report::Row;
 use std::ffi::OsStr;
@@ -534,14 +534,14 @@ fn the_emulator_fails_loudly_when_it_cannot_keep_its_state() {
     let state_file = folder.join("account.json");
     let log = tmp.path().join("emulator.log");
     let emulator =
-        common::EmulatorProcess::start(&["--state-file", state_file.to_str().unwrap()], &log);
+        support::EmulatorProcess::start(&["--state-file", state_file.to_str().unwrap()], &log);
     // Its folder gone once it runs (an unmounted disk): the state cannot be written.
     std::fs::remove_dir_all(&folder).unwrap();
     write(&folder, b"");
     // A person to keep.
     let photos = tmp.path().join("photos");
     write(&photos.join("ann/a.png"), &photo(1));
-    let enrolled = common::enroll_command(&photos, &emulator.endpoint, &tmp.path().join("state"))
+    let enrolled = support::enroll_command(&photos, &emulator.endpoint, &tmp.path().join("state"))
         .args(["--group", "staff"])
         .output()
         .unwrap();
@@ -564,7 +564,7 @@ fn the_emulator_fails_loudly_when_it_cannot_keep_its_state() {
 fn a_decoder_error_is_one_line_of_text_and_one_photo_is_not_photos() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("photos");
-    let jpeg = common::jpeg_bytes(&common::picture(400, 300, 40, 7), 90);
+    let jpeg = support::jpeg_bytes(&support::picture(400, 300, 40, 7), 90);
     let truncated = root.join("ann/cut.jpg");
     write(&truncated, &jpeg[..300]);
     let state = tmp.path().join("state");

@@ -2,15 +2,15 @@
 //! of the service and their error codes, checked against the answers and the state
 //! read back through introspection.
 
-mod emulator_support;
+mod support;
 
-use emulator_support::*;
 use faceenroll::limits::{MAX_FACES_PER_PERSON, MAX_REQUEST_BYTES};
 use faceenroll::model::ContentHash;
 use faceenroll::service::api::{
     AddFaceData, Call, Envelope, FaceInfoData, GetInfoData, NewPersonData,
 };
 use serde_json::{json, Value};
+use support::emulator::*;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Encoding {

@@ -2,9 +2,8 @@
 //! HTTP keep-alive and chunked bodies, many connections at once, introspection over
 //! HTTP, the state file and shutdown.
 
-mod emulator_support;
+mod support;
 
-use emulator_support::*;
 use faceenroll::emulator::{
     self, Counters, Emulator, EmulatorConfig, Faults, StateSnapshot, REHEARSAL_SECRET_ID,
     REHEARSAL_SECRET_KEY,
@@ -14,6 +13,7 @@ use faceenroll::service::api::Call;
 use faceenroll::service::sign::Credentials;
 use serde_json::{json, Value};
 use std::net::TcpStream;
+use support::emulator::*;
 
 fn new_person(person_id: &str) -> RequestBody {
     new_person_body(person_id, &["g"], &face_png(person_id.len() as u8))

@@ -2,15 +2,15 @@
 //! environment, the API and introspection over the network, and a clean stop on
 //! SIGTERM that leaves the state file behind.
 
-mod emulator_support;
+mod support;
 
-use emulator_support::*;
 use faceenroll::emulator::StateSnapshot;
 use faceenroll::service::api::Call;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use support::emulator::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_faceenroll");
 

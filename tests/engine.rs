@@ -2,12 +2,8 @@
 //! final state of the service (read through the emulator's introspection) and the
 //! store's record of every photo, each under both readings of -1309 on addface.
 
-mod common;
+mod support;
 
-use common::{
-    blank, client, emulator, emulator_with, for_each_reading, hash_of, options, photo, run,
-    run_source, tree_spec, Archive,
-};
 use faceenroll::emulator::{Emulator, Faults};
 use faceenroll::engine::{self, RunOutcome, StopSignal};
 use faceenroll::model::{GroupId, ImageRef, PersonId};
@@ -16,6 +12,10 @@ use faceenroll::service::client::ImageBody;
 use faceenroll::source::SourceSpec;
 use faceenroll::store::{FaceRef, PhotoState, Store};
 use std::collections::BTreeMap;
+use support::{
+    blank, client, emulator, emulator_with, for_each_reading, hash_of, options, photo, run,
+    run_source, tree_spec, Archive,
+};
 
 /// Every photo's state in the store, by file name relative to the archive root.
 fn states(archive: &Archive) -> BTreeMap<String, PhotoState> {

@@ -31,11 +31,8 @@
 //! cargo test --test kill -- --ignored --nocapture
 //! ```
 
-mod common;
+mod support;
 
-use common::{
-    archive_faces, blank, enroll_command, held_faces, picture, report_rows, write_png, Archive,
-};
 use faceenroll::emulator::{CallHook, FullReading, Moment};
 use faceenroll::limits::REQUEST_ENVELOPE_BYTES;
 use faceenroll::service::api::Call;
@@ -45,6 +42,9 @@ use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use support::{
+    archive_faces, blank, enroll_command, held_faces, picture, report_rows, write_png, Archive,
+};
 
 /// The job's rate: its calls are at least 1/QPS apart.
 const QPS: u32 = 15;
@@ -232,7 +232,7 @@ fn kill_until_done(persons: u32, photos: u32, kills: u32, reading: Reading) {
     }
 
     let trap = Arc::new(Trap::default());
-    let emulator = common::emulator_with(|c| {
+    let emulator = support::emulator_with(|c| {
         c.faults.latency_ms = 5;
         c.probes.hook = Some(trap.hook());
         c.contract.full = reading.full;

@@ -7,9 +7,8 @@
 //! The CA and certificates are generated for each test; the proxy is written here
 //! and counts the tunnels it opens. All traffic stays on 127.0.0.1.
 
-mod common;
+mod support;
 
-use common::{archive_faces, enroll_command, held_faces, report_rows, Archive};
 use faceenroll::emulator::{self, rehearsal_credentials, Emulator, EmulatorConfig};
 use faceenroll::service::client::{
     Client, ClientConfig, TransportKind, Unreachable, HANDSHAKE_FAILURES_UNREACHABLE,
@@ -22,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::{archive_faces, enroll_command, held_faces, report_rows, Archive};
 
 // ---------------------------------------------------------------------------------
 // A test CA and an emulator serving HTTPS with a certificate it signed
@@ -544,7 +544,7 @@ fn the_job_goes_through_https_proxy_unless_no_proxy_names_the_host() {
 fn an_inspection_command_names_the_certificate_problem_and_the_fix() {
     let ca = TestCa::new();
     let emu = ca.emulator(&["127.0.0.1"]);
-    let mut cmd = common::faceenroll(&[
+    let mut cmd = support::faceenroll(&[
         "groups".as_ref(),
         "--endpoint".as_ref(),
         emu.endpoint().as_ref(),

@@ -1,8 +1,7 @@
 //! End-to-end checks of photo normalization on files generated in a temporary folder.
 
-mod common;
+mod support;
 
-use common::{jpeg_bytes, picture, with_orientation, write_png};
 use faceenroll::model::ContentHash;
 use faceenroll::normalize::{
     decide, prepare, prepare_chunk, read_header, thread_pool, Decision, NormalizeError,
@@ -13,6 +12,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
 use image::{ImageEncoder, Rgb, RgbImage};
 use std::path::{Path, PathBuf};
+use support::{jpeg_bytes, picture, with_orientation, write_png};
 
 fn file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);

@@ -1,17 +1,17 @@
 //! Photos that do not fit as they are, end to end: what the service receives after
 //! the engine normalizes them (read through the emulator's record of each face).
 
-mod common;
+mod support;
 
-use common::{
-    client, emulator, hash_of, jpeg_bytes, options, picture, run, run_with, with_orientation,
-    write_png, Archive,
-};
 use faceenroll::engine::RunOutcome;
 use faceenroll::limits::MAX_REQUEST_BYTES;
 use faceenroll::normalize::NormalizeOptions;
 use faceenroll::plan::PlanOptions;
 use faceenroll::store::{PhotoState, Store};
+use support::{
+    client, emulator, hash_of, jpeg_bytes, options, picture, run, run_with, with_orientation,
+    write_png, Archive,
+};
 
 fn only_photo_state(archive: &Archive) -> (PhotoState, Option<String>) {
     let store = Store::open(&archive.state()).unwrap();
@@ -127,7 +127,7 @@ fn the_plan_counts_the_photos_that_will_be_reencoded() {
     archive.add("a", "small.jpg", &jpeg_bytes(&picture(320, 240, 20, 7), 85));
     let store = Store::open(&archive.state()).unwrap();
     let summary =
-        faceenroll::plan::build(&store, &common::spec(&archive), &PlanOptions::default()).unwrap();
+        faceenroll::plan::build(&store, &support::spec(&archive), &PlanOptions::default()).unwrap();
     assert_eq!((summary.pending, summary.to_normalize), (3, 2));
     let text = faceenroll::cli::plan::render(&summary);
     assert!(text.contains("re-encoded to fit"), "{text}");

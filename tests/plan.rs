@@ -2,9 +2,8 @@
 //! into a progress store in temporary directories, and re-planned as a later run
 //! would.
 
-mod common;
+mod support;
 
-use common::{jpeg, tree, write};
 use faceenroll::engine::queue::pending_persons;
 use faceenroll::model::ImageRef;
 use faceenroll::normalize::NormalizeOptions;
@@ -16,6 +15,7 @@ use faceenroll::store::{
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use support::{jpeg, tree, write};
 
 fn manifest(dir: &Path, text: &str) -> SourceSpec {
     let path = dir.join("manifest.csv");

@@ -11,13 +11,13 @@
 //! cargo test --test soak -- --ignored --nocapture
 //! ```
 
-mod common;
+mod support;
 
-use common::{archive_faces, client, emulator_with, for_each_reading, held_faces, run, Archive};
 use faceenroll::emulator::Faults;
 use faceenroll::engine::{retry::RetryPolicy, EngineOptions, RunOutcome};
 use faceenroll::store::{PhotoState, Store};
 use std::time::Duration;
+use support::{archive_faces, client, emulator_with, for_each_reading, held_faces, run, Archive};
 
 /// One call in five faulted: 5% + 4% + 5% + 6% of calls, plus 10% of the images.
 fn faults() -> Faults {

@@ -1,14 +1,14 @@
 //! The sources on their own: what a directory tree and a manifest yield, in order,
 //! and how they name the place of each problem.
 
-mod common;
+mod support;
 
-use common::{jpeg, tree, write};
 use faceenroll::model::ImageRef;
 use faceenroll::source::{Layout, ProblemKind, SourceError, SourceItem, SourceSpec};
 use faceenroll::store::Origin;
 use std::fs;
 use std::path::Path;
+use support::{jpeg, tree, write};
 
 fn items(spec: &SourceSpec) -> Vec<SourceItem> {
     spec.open().expect("source opens").collect()

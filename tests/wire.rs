@@ -6,10 +6,8 @@
 //! Then the same calls against the emulator's strict reading, which refuses what
 //! the contract does not allow.
 
-mod common;
-mod emulator_support;
+mod support;
 
-use common::capture::{CaptureServer, Captured, CapturedPart};
 use faceenroll::emulator::{rehearsal_credentials, REHEARSAL_APPID};
 use faceenroll::model::{GroupId, PersonId};
 use faceenroll::service::api::Call;
@@ -17,6 +15,7 @@ use faceenroll::service::client::{Client, ClientConfig, ImageBody};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
+use support::capture::{CaptureServer, Captured, CapturedPart};
 
 fn client_of(endpoint: &str) -> Client {
     Client::new(ClientConfig::new(
@@ -77,8 +76,8 @@ fn photos() -> Photos {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("face 1.png");
     let second = dir.path().join("face2.png");
-    std::fs::write(&first, common::photo(1)).unwrap();
-    std::fs::write(&second, common::photo(2)).unwrap();
+    std::fs::write(&first, support::photo(1)).unwrap();
+    std::fs::write(&second, support::photo(2)).unwrap();
     Photos {
         _dir: dir,
         first,
@@ -337,8 +336,8 @@ fn calls_without_images_on_the_wire_as_the_contract_spells_them() {
 
 #[test]
 fn the_strict_emulator_takes_every_call_the_client_makes() {
-    let emulator = common::emulator_with(|c| c.probes.strict = true);
-    let client = common::client(&emulator);
+    let emulator = support::emulator_with(|c| c.probes.strict = true);
+    let client = support::client(&emulator);
     let photos = photos();
     let person = pid("p1");
     let created = client
@@ -379,11 +378,12 @@ fn the_strict_emulator_takes_every_call_the_client_makes() {
 
 #[test]
 fn the_strict_emulator_refuses_a_text_where_the_contract_says_array() {
-    use emulator_support::{json_body, multipart_body, Connection, Field};
-    let strict = common::emulator_with(|c| c.probes.strict = true);
-    let lenient = common::emulator_with(|c| c.probes.strict = false);
-    let face = common::photo(3);
-    let bare = |body: &emulator_support::RequestBody, emulator: &faceenroll::emulator::Emulator| {
+    use support::emulator::{json_body, multipart_body, Connection, Field};
+    let strict = support::emulator_with(|c| c.probes.strict = true);
+    let lenient = support::emulator_with(|c| c.probes.strict = false);
+    let face = support::photo(3);
+    let bare = |body: &support::emulator::RequestBody,
+                emulator: &faceenroll::emulator::Emulator| {
         let mut conn = Connection::open(emulator.addr());
         conn.call(Call::NewPerson, body).unwrap().json()["code"].clone()
     };

@@ -12,7 +12,7 @@
 //! A photo that passes is known by the BLAKE3 hash of the exact bytes received and
 //! the width and height of the decoded picture.
 
-use crate::model::ContentHash;
+use crate::model::{ContentHash, ImageKind};
 use crate::service::codes::code;
 use image::{AnimationDecoder, ImageFormat};
 use serde::{Deserialize, Serialize};
@@ -32,17 +32,7 @@ pub struct FaceImage {
 
 /// The image format named by the first bytes, if it is one the service accepts.
 pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some(ImageFormat::Jpeg)
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some(ImageFormat::Png)
-    } else if bytes.starts_with(b"BM") {
-        Some(ImageFormat::Bmp)
-    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
-        Some(ImageFormat::Gif)
-    } else {
-        None
-    }
+    ImageKind::sniff(bytes).map(ImageKind::format)
 }
 
 /// Runs the checks of the module doc on `bytes`: the face, or the code refusing it.

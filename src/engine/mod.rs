@@ -33,7 +33,7 @@ mod person;
 pub mod queue;
 pub mod retry;
 
-use crate::limits::RequestLimit;
+use crate::limits::{RequestBudget, RequestLimit};
 use crate::normalize::NormalizeOptions;
 use crate::report::Tally;
 use crate::service::client::{CallError, Client};
@@ -192,11 +192,10 @@ impl Shared<'_> {
         self.stop.fatal();
     }
 
-    /// The request size to cut chunks to, and the largest that may be sent at all.
-    fn request_budget(&self) -> (u64, u64) {
+    /// The request budget with what the job has learned of the limit so far.
+    fn request_budget(&self) -> RequestBudget {
         let limit = self.limit.lock().expect("limit lock");
-        let start = self.options.max_request_bytes;
-        (limit.budget(start), limit.ceiling(start))
+        RequestBudget::learned(self.options.max_request_bytes, &limit)
     }
 
     /// Records what an answer taught of the request limit, in the store too.

@@ -23,9 +23,7 @@ use super::caller::{self, Action, Step};
 use super::queue::PersonWork;
 use super::Shared;
 use crate::chunk::{self, ChunkItem};
-use crate::limits::{
-    RequestLimit, MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE, REQUEST_ENVELOPE_BYTES,
-};
+use crate::limits::{RequestBudget, RequestLimit, MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE};
 use crate::model::{GroupId, ImageRef};
 use crate::normalize;
 use crate::report::Counted;
@@ -724,7 +722,7 @@ impl<'s, 'a> Worker<'s, 'a> {
         // chunk starts at the front, unless the photo there is over the budget being
         // probed (yet under the smallest refused): it then goes alone. The photos
         // past the chunk go back to the queue.
-        let (budget, _) = self.shared.request_budget();
+        let budget = self.shared.request_budget().chunk_request_bytes();
         let first = chunk::chunks(&items, room, budget)
             .into_iter()
             .next()
@@ -745,8 +743,8 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         match prepare(&item.entry, &self.shared.options.normalize) {
             Ok(ready) => {
-                let (_, ceiling) = self.shared.request_budget();
-                let limit = ceiling.saturating_sub(REQUEST_ENVELOPE_BYTES);
+                let budget = self.shared.request_budget();
+                let limit = budget.photo_bytes();
                 if ready.bytes > limit {
                     let failure = Failure {
                         kind: FailureKind::Input,
@@ -756,7 +754,7 @@ impl<'s, 'a> Worker<'s, 'a> {
                             item.entry.image,
                             ready.bytes,
                             limit,
-                            if ceiling < self.shared.options.max_request_bytes {
+                            if budget.is_learned() {
                                 " (as learned from the service's refusals)"
                             } else {
                                 ""
@@ -954,11 +952,12 @@ impl<'s, 'a> Worker<'s, 'a> {
 
 /// The size of a request carrying `items`, as the chunker counts it.
 fn request_size(items: &[Item]) -> u64 {
-    REQUEST_ENVELOPE_BYTES
-        + items
+    RequestBudget::request_size(
+        items
             .iter()
             .map(|i| i.ready.as_ref().map_or(0, |r| r.bytes))
-            .sum::<u64>()
+            .sum::<u64>(),
+    )
 }
 
 /// Reads (and if needed re-encodes) a photo into what the client sends.

@@ -8,6 +8,7 @@
 
 use super::decode::heif_dims;
 use super::{decode_failure, Failure};
+use crate::model::ImageKind;
 use image::metadata::Orientation;
 use image::{ImageDecoder, ImageFormat, ImageReader};
 use std::io::{self, BufRead, Seek};
@@ -53,6 +54,14 @@ fn sniff_kind(reader: &mut (impl BufRead + Seek)) -> Result<Kind, Failure> {
     }
     if is_heif(start) {
         return Ok(Kind::Heif);
+    }
+    // The formats the service takes are recognised where the rest of the program
+    // recognises them; the image crate names the others.
+    match ImageKind::sniff(start) {
+        Some(ImageKind::Jpeg) => return Ok(Kind::Jpeg),
+        Some(ImageKind::Gif) => return Ok(Kind::Gif),
+        Some(kind @ (ImageKind::Png | ImageKind::Bmp)) => return Ok(Kind::Other(kind.format())),
+        None => {}
     }
     match image::guess_format(start) {
         Ok(ImageFormat::Jpeg) => Ok(Kind::Jpeg),

@@ -48,7 +48,7 @@ mod decode;
 mod header;
 mod picture;
 
-use crate::limits::{MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
+use crate::limits::{RequestBudget, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use budget::Budget;
 use decode::{decode, jpeg_scale, Decoded};
 use header::{header_of, Kind, Shape};
@@ -63,7 +63,7 @@ use std::path::{Path, PathBuf};
 
 /// The largest photo that can travel alone in one request: the request limit less the
 /// multipart envelope. With normalization off, a larger original cannot be sent.
-pub const MAX_SINGLE_PHOTO_BYTES: u64 = MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYTES;
+pub const MAX_SINGLE_PHOTO_BYTES: u64 = RequestBudget::configured(MAX_REQUEST_BYTES).photo_bytes();
 
 /// The default per-photo budget: 300 000 bytes, a JPEG of about 1.2 megapixels at
 /// quality 85 (see [`DEFAULT_MAX_EDGE`]). At the 1.5 MB request limit a full

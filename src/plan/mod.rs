@@ -59,7 +59,7 @@ pub use summary::{
     not_taken_words, CallCount, PlanProblem, PlanSummary, ProblemStatus, MAX_LISTED_PROBLEMS,
 };
 
-use crate::limits::{MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
+use crate::limits::{RequestBudget, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use crate::model::check_id;
 use crate::normalize::NormalizeOptions;
 use crate::source::{Problem, ProblemKind, SourceItem, SourceSpec};
@@ -113,8 +113,7 @@ impl Default for PlanOptions {
 impl PlanOptions {
     /// The most image bytes one request can carry.
     pub fn image_budget(&self) -> u64 {
-        self.max_request_bytes
-            .saturating_sub(REQUEST_ENVELOPE_BYTES)
+        RequestBudget::configured(self.max_request_bytes).configured_image_bytes()
     }
 }
 

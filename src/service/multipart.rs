@@ -15,25 +15,16 @@
 //! Text fields are plain form fields; image parts carry a URL-quoted file name and a
 //! content type sniffed from their first bytes ([`sniff_content_type`]).
 
+use crate::model::ImageKind;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// The content type of an image, from its magic bytes.
+/// The content type of an image, from its magic bytes ([`ImageKind::sniff`]).
 pub fn sniff_content_type(head: &[u8]) -> &'static str {
-    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        "image/jpeg"
-    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
-        "image/png"
-    } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
-        "image/gif"
-    } else if head.starts_with(b"BM") {
-        "image/bmp"
-    } else {
-        "application/octet-stream"
-    }
+    ImageKind::sniff(head).map_or("application/octet-stream", ImageKind::mime)
 }
 
 /// Percent-encodes everything but ASCII letters, digits and `-._~`, as a URL path

@@ -1,8 +1,10 @@
 //! Helpers the end-to-end tests share: generated photos, archives in temporary
-//! directories, an in-process emulator and a client for it.
+//! directories, an in-process emulator and a client for it; [`emulator`] holds the
+//! byte-level HTTP client and request builders of the emulator's own tests.
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod emulator;
 
 use faceenroll::emulator::{rehearsal_credentials, Emulator, EmulatorConfig, REHEARSAL_APPID};
 use faceenroll::engine::{
