@@ -214,13 +214,13 @@ pub struct PlanCommand {
     /// afterwards, so a dry run never touches a job's state.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
-    /// A TOML config file whose [enroll] table holds planning settings, read as
-    /// `enroll` reads it.
     #[arg(
         long,
         value_name = "PATH",
         env = "FACEENROLL_CONFIG",
-        hide_env_values = true
+        hide_env_values = true,
+        help = "A TOML config file whose [enroll] table holds planning settings, read as \
+                enroll reads it"
     )]
     pub config: Option<PathBuf>,
 }
