@@ -38,5 +38,6 @@ pub mod ops;
 pub mod plan;
 pub mod report;
 pub mod service;
+pub mod shard;
 pub mod source;
 pub mod store;

@@ -56,6 +56,7 @@ use crate::limits::{
 };
 use crate::model::{check_id, ContentHash, GroupId, ImageKind, ImageRef, PersonId};
 use crate::normalize::{self, NormalizeOptions};
+use crate::shard::Shard;
 use crate::source::{PhotoRecord, Problem, ProblemKind, SourceItem, SourceSpec};
 use crate::store::{
     Failure, FailureKind, GivenFields, NotTaken, Origin, PersonEntry, PersonFields, PersonState,
@@ -98,6 +99,8 @@ pub struct PlanOptions {
     /// A source that shares no photo with the job's earlier sources joins the job
     /// anyway (without it, such a source is refused as a probable mistake).
     pub new_source: bool,
+    /// The part of the source this job takes (`--shard I/N`); the whole by default.
+    pub shard: Shard,
 }
 
 impl Default for PlanOptions {
@@ -110,6 +113,7 @@ impl Default for PlanOptions {
             max_request_bytes: MAX_REQUEST_BYTES,
             allow_empty: false,
             new_source: false,
+            shard: Shard::WHOLE,
         }
     }
 }
@@ -224,6 +228,16 @@ pub struct PlanSummary {
     pub problems: Vec<PlanProblem>,
     /// All problems, listed or not.
     pub problems_total: usize,
+    /// The shard planned, and what the source holds for the other shards.
+    pub other_shards: Option<OtherShardsCount>,
+}
+
+/// What a shard's plan left to the other shards of the job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtherShardsCount {
+    pub shard: Shard,
+    pub persons: usize,
+    pub photos: usize,
 }
 
 impl PlanSummary {
@@ -443,7 +457,7 @@ pub fn build(
             })?;
         }
     }
-    let items = source.open()?;
+    let (items, others) = options.shard.split(source.open()?);
     // Count calls with the request limit earlier runs learned, as the engine cuts them.
     let learned = PlanOptions {
         max_request_bytes: store.request_limit()?.budget(options.max_request_bytes),
@@ -507,8 +521,21 @@ pub fn build(
     let _ = std::fs::remove_dir_all(&sort_dir);
     result?;
     store.flush()?;
+    if options.shard.is_split() {
+        let others = others.lock().unwrap_or_else(|e| e.into_inner());
+        summary.other_shards = Some(OtherShardsCount {
+            shard: options.shard,
+            persons: others.persons.len(),
+            photos: others.photos,
+        });
+    }
+    let others_photos = summary.other_shards.map_or(0, |o| o.photos);
     if let SourceSpec::Tree { root, .. } = source {
-        if summary.photos == 0 && summary.not_taken_failed == 0 && !options.allow_empty {
+        if summary.photos == 0
+            && summary.not_taken_failed == 0
+            && others_photos == 0
+            && !options.allow_empty
+        {
             let found = if summary.not_taken.is_empty() {
                 "the folder is empty".to_owned()
             } else {

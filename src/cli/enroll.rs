@@ -16,6 +16,7 @@ use crate::limits::{DEFAULT_QPS, MAX_REQUEST_BYTES};
 use crate::normalize::NormalizeOptions;
 use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Outputs, Target};
 use crate::plan::PlanOptions;
+use crate::shard::Shard;
 use crate::source::Layout;
 use crate::store::DEFAULT_STATE_DIR;
 use anyhow::Context as _;
@@ -96,6 +97,9 @@ pub struct EnrollArgs {
     #[arg(long, value_name = "N", env = "FACEENROLL_MAX_WORKERS")]
     max_workers: Option<usize>,
     /// Calls per second in all, the service's cap [default: 50]; 0 is unlimited.
+    /// With --shard I/N and no --qps, each shard paces at 50 / N (at least 1), so N
+    /// shards together keep to the account's cap; a finished shard's share is not
+    /// lent to the others. For more shards than that serves well, give --qps.
     #[arg(long, value_name = "N", env = "FACEENROLL_QPS", hide_env_values = true)]
     qps: Option<u32>,
     /// Attempts of one call before its photos count as failed for this run
@@ -187,6 +191,9 @@ pub struct EnrollSection {
     pub max_workers: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qps: Option<u32>,
+    /// `"I/N"`, as `--shard`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -313,6 +320,13 @@ impl EnrollSettings {
             new_source: args.plan.new_source,
             // A one-off request of the operator, never a standing setting.
             recheck_full: args.plan.recheck_full,
+            shard: match (args.plan.shard, &file.shard) {
+                (Some(shard), _) => shard,
+                (None, Some(given)) => given
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("[enroll] shard = {given:?}: {e}"))?,
+                (None, None) => Shard::WHOLE,
+            },
         };
         let defaults = NormalizeOptions::default();
         let normalize = NormalizeOptions {
@@ -347,6 +361,12 @@ impl EnrollSettings {
                 key.replace('_', "-")
             );
         }
+        // The account's rate is one budget: each shard paces at its share, unless the
+        // rate is given (a finished shard's share is not lent to the others).
+        let qps = args
+            .qps
+            .or(file.qps)
+            .unwrap_or_else(|| plan.shard.share_of(DEFAULT_QPS));
         let retry = RetryPolicy::default();
         let settings = EnrollSettings {
             plan,
@@ -364,7 +384,7 @@ impl EnrollSettings {
                 args.workers.or(file.workers),
                 args.max_workers.or(file.max_workers),
             )?,
-            qps: args.qps.or(file.qps).unwrap_or(DEFAULT_QPS),
+            qps,
             retry_attempts: args
                 .retry_attempts
                 .or(file.retry_attempts)
@@ -431,6 +451,7 @@ impl EnrollSettings {
                 Workers::Adaptive { max } => Some(max),
             },
             qps: Some(self.qps),
+            shard: Some(self.plan.shard.to_string()),
             retry_attempts: Some(self.retry_attempts),
             retry_max_wait: Some(self.retry_max_wait),
             max_photo_bytes: Some(self.normalize.max_bytes),

@@ -8,6 +8,7 @@
 use super::Exit;
 use crate::limits::MAX_REQUEST_BYTES;
 use crate::plan::{self, PlanOptions, PlanSummary};
+use crate::shard::Shard;
 use crate::source::{Layout, SourceSpec};
 use crate::store::Store;
 use anyhow::Context as _;
@@ -73,6 +74,18 @@ pub struct PlanArgs {
     /// is read from the service before they are sent.
     #[arg(long)]
     pub recheck_full: bool,
+    /// Take only shard I of N of the persons (0 <= I < N), to split one job over N
+    /// machines or processes, each with its own --state: a person's shard is a
+    /// stable hash of its id, so all its calls are made by one shard, run after run.
+    /// The account's rate is shared: each shard paces at --qps / N unless --qps is
+    /// given.
+    #[arg(
+        long,
+        value_name = "I/N",
+        env = "FACEENROLL_SHARD",
+        hide_env_values = true
+    )]
+    pub shard: Option<Shard>,
 }
 
 /// The planning settings once flags, environment, file and defaults are resolved.
@@ -89,6 +102,7 @@ pub struct PlanSettings {
     pub allow_empty: bool,
     pub new_source: bool,
     pub recheck_full: bool,
+    pub shard: Shard,
 }
 
 impl PlanSettings {
@@ -106,6 +120,7 @@ impl PlanSettings {
             allow_empty: args.allow_empty,
             new_source: args.new_source,
             recheck_full: args.recheck_full,
+            shard: args.shard.unwrap_or_default(),
         }
     }
 
@@ -132,6 +147,7 @@ impl PlanSettings {
             max_request_bytes: self.max_request_bytes,
             allow_empty: self.allow_empty,
             new_source: self.new_source,
+            shard: self.shard,
         }
     }
 }
@@ -178,6 +194,17 @@ pub fn render(s: &PlanSummary) -> String {
     let mut out = String::new();
     let known = s.persons_with_work - s.new_persons;
     let _ = writeln!(out, "Plan for {} (plan #{})", s.source, s.generation);
+    if let Some(o) = s.other_shards {
+        let _ = writeln!(
+            out,
+            "  shard:      {} (the other shards take {} {} with {} {})",
+            o.shard,
+            o.persons,
+            crate::report::plural(o.persons as u64, "person", "persons"),
+            o.photos,
+            crate::report::plural(o.photos as u64, "photo", "photos"),
+        );
+    }
     let _ = writeln!(
         out,
         "  persons:    {} ({} to create, {} to add photos to, {} with nothing to do)",

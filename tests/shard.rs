@@ -1,0 +1,152 @@
+//! `--shard I/N` at the planner: the shards of a source, planned each into its own
+//! state directory, together hold exactly the plan of the whole source, and no photo,
+//! person or not-taken entry is held by two shards.
+
+mod common;
+
+use common::photo;
+use faceenroll::plan::{self, PlanOptions, PlanSummary};
+use faceenroll::shard::Shard;
+use faceenroll::source::SourceSpec;
+use faceenroll::store::Store;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+/// A manifest of 40 persons, with bad input of every kind among them: a missing file,
+/// a person id the service refuses, a person written in NFD, a row without a person,
+/// a photo listed twice, a bad group.
+fn source(dir: &Path) -> SourceSpec {
+    let photos = dir.join("photos");
+    fs::create_dir_all(&photos).unwrap();
+    let mut text = String::from("person_id,image,group_ids\n");
+    for p in 0..40 {
+        for i in 0..(1 + p % 4) {
+            let path = photos.join(format!("{p}-{i}.png"));
+            fs::write(&path, photo(p * 100 + i)).unwrap();
+            text += &format!("person{p:02},{},staff\n", path.display());
+        }
+    }
+    let one = photos.join("0-0.png").display().to_string();
+    text += &format!("person03,{},staff\n", photos.join("missing.png").display());
+    text += &format!("bad id,{one},staff\n");
+    text += &format!("jose\u{301},{one},staff\n");
+    text += &format!(",{one},staff\n");
+    text += &format!("person05,{one},staff\n");
+    text += &format!("person05,{one},staff\n");
+    text += &format!("person07,{one},bad group\n");
+    text += "person09,,staff\n";
+    text += ",,staff\n";
+    let path = dir.join("manifest.csv");
+    fs::write(&path, text).unwrap();
+    SourceSpec::Manifest { path }
+}
+
+/// What one state directory holds after planning: its photos, persons and not-taken
+/// entries, each as text.
+#[derive(Default)]
+struct Held {
+    photos: Vec<String>,
+    persons: Vec<String>,
+    not_taken: Vec<String>,
+}
+
+fn plan_into(state: &Path, spec: &SourceSpec, shard: Shard) -> (Held, PlanSummary) {
+    let store = Store::open(state).unwrap();
+    let options = PlanOptions {
+        shard,
+        ..PlanOptions::default()
+    };
+    let summary = plan::build(&store, spec, &options).expect("plan");
+    let held = Held {
+        photos: store
+            .photos()
+            .map(|r| format!("{:?}", r.unwrap().1))
+            .collect(),
+        persons: store
+            .persons()
+            .map(|r| format!("{:?}", r.unwrap()))
+            .collect(),
+        not_taken: store
+            .not_taken()
+            .map(|r| format!("{:?}", r.unwrap()))
+            .collect(),
+    };
+    (held, summary)
+}
+
+fn union_once(parts: &[Vec<String>], what: &str) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for part in parts {
+        for item in part {
+            assert!(
+                all.insert(item.clone()),
+                "{what} held by two shards: {item}"
+            );
+        }
+    }
+    all
+}
+
+fn same(union: BTreeSet<String>, whole: &[String], n: u32) {
+    let whole: BTreeSet<String> = whole.iter().cloned().collect();
+    let missing: Vec<_> = whole.difference(&union).collect();
+    let extra: Vec<_> = union.difference(&whole).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "N={n}: the shards miss {missing:#?}\nand hold what the whole does not: {extra:#?}"
+    );
+}
+
+#[test]
+fn the_shards_together_hold_the_whole_plan_each_part_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = source(dir.path());
+    let (whole, whole_summary) = plan_into(&dir.path().join("whole"), &spec, Shard::WHOLE);
+    assert!(whole.photos.len() > 100, "{}", whole.photos.len());
+    assert!(!whole.not_taken.is_empty());
+    for n in [1, 3, 7] {
+        let mut parts: Vec<(Held, PlanSummary)> = Vec::new();
+        for i in 0..n {
+            let state = dir.path().join(format!("{n}-{i}"));
+            parts.push(plan_into(&state, &spec, Shard::new(i, n).unwrap()));
+        }
+        let photos: Vec<_> = parts.iter().map(|(h, _)| h.photos.clone()).collect();
+        let persons: Vec<_> = parts.iter().map(|(h, _)| h.persons.clone()).collect();
+        let not_taken: Vec<_> = parts.iter().map(|(h, _)| h.not_taken.clone()).collect();
+        same(union_once(&photos, "a photo"), &whole.photos, n);
+        same(union_once(&persons, "a person"), &whole.persons, n);
+        same(union_once(&not_taken, "an entry"), &whole.not_taken, n);
+        let calls: usize = parts.iter().map(|(_, s)| s.calls.total()).sum();
+        assert_eq!(calls, whole_summary.calls.total(), "N={n}");
+        for (i, (held, summary)) in parts.iter().enumerate() {
+            if n == 1 {
+                assert_eq!(summary.other_shards, None);
+                continue;
+            }
+            let others = summary.other_shards.expect("a split plan says so");
+            assert_eq!(others.shard, Shard::new(i as u32, n).unwrap());
+            assert_eq!(
+                others.photos + summary.listed,
+                whole_summary.listed,
+                "N={n} shard {i}: this shard's photos and the others' make the source's"
+            );
+            assert_eq!(held.photos.len(), summary.photos);
+        }
+    }
+}
+
+#[test]
+fn a_shard_without_a_person_of_its_own_is_no_empty_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    fs::create_dir_all(root.join("alice")).unwrap();
+    fs::write(root.join("alice/1.png"), photo(1)).unwrap();
+    let spec = common::tree(&root, &["staff"]);
+    let alice = faceenroll::shard::bucket("alice", 2);
+    let other = Shard::new(1 - alice, 2).unwrap();
+    let (held, summary) = plan_into(&dir.path().join("state"), &spec, other);
+    assert!(held.photos.is_empty());
+    let others = summary.other_shards.unwrap();
+    assert_eq!((others.persons, others.photos), (1, 1));
+}
