@@ -150,3 +150,128 @@ fn a_shard_without_a_person_of_its_own_is_no_empty_source() {
     let others = summary.other_shards.unwrap();
     assert_eq!((others.persons, others.photos), (1, 1));
 }
+
+/// Waits for a shard process and asserts it finished with everything accounted for.
+fn finished(child: std::process::Child, what: &str) {
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn shard_command(
+    archive: &common::Archive,
+    endpoint: &str,
+    i: u32,
+    n: u32,
+) -> std::process::Command {
+    let state = archive.dir.path().join(format!("state-{i}"));
+    let mut cmd = common::enroll_command(&archive.root(), endpoint, &state);
+    cmd.args(["--group", "staff", "--shard", &format!("{i}/{n}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// The account holds exactly what one job over the whole archive leaves: each photo
+/// once under its person, every person in the group and in no other.
+fn assert_one_jobs_state(emulator: &common::EmulatorProcess, archive: &common::Archive) {
+    let state = emulator.state();
+    assert_eq!(
+        common::held_faces(&state),
+        common::archive_faces(archive, &[])
+    );
+    let persons: Vec<String> = state.persons.keys().cloned().collect();
+    assert_eq!(state.groups.get("staff"), Some(&persons));
+    assert_eq!(state.groups.len(), 1);
+    for (id, person) in &state.persons {
+        assert_eq!(person.groups, ["staff"], "{id}");
+    }
+}
+
+#[test]
+fn four_shards_at_once_share_one_account_and_one_rate() {
+    let archive = common::Archive::new();
+    archive.fill(24, 3, 1);
+    let log = archive.dir.path().join("emulator.log");
+    let emulator = common::EmulatorProcess::start(&["--qps", "50"], &log);
+
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            shard_command(&archive, &emulator.endpoint, i, 4)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        finished(child, &format!("shard {i}/4"));
+    }
+    assert_one_jobs_state(&emulator, &archive);
+    let counters = emulator.counters();
+    let limited = counters.answered(15);
+    assert!(limited <= 5, "{limited} calls answered 15: {counters:?}");
+
+    // Each person is in exactly one shard's report, and every photo in one.
+    let mut seen = BTreeSet::new();
+    let mut photos = 0;
+    for i in 0..4 {
+        let rows = common::report_rows(&archive.dir.path().join(format!("state-{i}")));
+        let persons: BTreeSet<String> = rows.iter().map(|r| r.person_id.clone()).collect();
+        for person in persons {
+            assert!(
+                seen.insert(person.clone()),
+                "{person} in two shards' reports"
+            );
+        }
+        assert!(rows.iter().all(|r| r.status == "enrolled"), "{rows:#?}");
+        photos += rows.len();
+    }
+    assert_eq!((seen.len(), photos), (24, 72));
+
+    // A re-run of every shard has nothing to do and makes no call.
+    let before = counters.requests;
+    for i in 0..4 {
+        let child = shard_command(&archive, &emulator.endpoint, i, 4)
+            .spawn()
+            .unwrap();
+        finished(child, &format!("re-run of shard {i}/4"));
+    }
+    assert_eq!(emulator.counters().requests, before);
+}
+
+#[test]
+fn a_shard_killed_mid_run_and_run_again_leaves_the_exact_state() {
+    let archive = common::Archive::new();
+    archive.fill(24, 3, 1);
+    let log = archive.dir.path().join("emulator.log");
+    let emulator = common::EmulatorProcess::start(&["--qps", "50"], &log);
+
+    // Shard 1 alone, slowed down, killed once it has made some of its calls.
+    let mut slow = shard_command(&archive, &emulator.endpoint, 1, 4);
+    slow.args(["--qps", "4"]);
+    let mut child = slow.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while emulator.counters().received("newperson") < 2 {
+        assert!(started.elapsed().as_secs() < 60, "shard 1 made no call");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let held = common::held_faces(&emulator.state());
+    assert!(
+        !held.is_empty() && held.len() < 24,
+        "killed mid-run: {held:?}"
+    );
+
+    for i in 0..4 {
+        let child = shard_command(&archive, &emulator.endpoint, i, 4)
+            .spawn()
+            .unwrap();
+        finished(child, &format!("shard {i}/4"));
+    }
+    assert_one_jobs_state(&emulator, &archive);
+}
