@@ -152,7 +152,7 @@ fn a_shard_without_a_person_of_its_own_is_no_empty_source() {
 }
 
 /// Waits for a shard process and asserts it finished with everything accounted for.
-fn finished(child: std::process::Child, what: &str) {
+fn finished(child: std::process::Child, what: &str) -> String {
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -161,6 +161,7 @@ fn finished(child: std::process::Child, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn shard_command(
@@ -208,7 +209,13 @@ fn four_shards_at_once_share_one_account_and_one_rate() {
         })
         .collect();
     for (i, child) in children.into_iter().enumerate() {
-        finished(child, &format!("shard {i}/4"));
+        let stdout = finished(child, &format!("shard {i}/4"));
+        assert!(
+            stdout.contains(&format!(
+                "Shard {i}/4: paced at 12 calls/s (the account's 50"
+            )),
+            "{stdout}"
+        );
     }
     assert_one_jobs_state(&emulator, &archive);
     let counters = emulator.counters();
@@ -238,7 +245,7 @@ fn four_shards_at_once_share_one_account_and_one_rate() {
         let child = shard_command(&archive, &emulator.endpoint, i, 4)
             .spawn()
             .unwrap();
-        finished(child, &format!("re-run of shard {i}/4"));
+        let _ = finished(child, &format!("re-run of shard {i}/4"));
     }
     assert_eq!(emulator.counters().requests, before);
 }
@@ -271,7 +278,67 @@ fn a_shard_killed_mid_run_and_run_again_leaves_the_exact_state() {
         let child = shard_command(&archive, &emulator.endpoint, i, 4)
             .spawn()
             .unwrap();
-        finished(child, &format!("shard {i}/4"));
+        let _ = finished(child, &format!("shard {i}/4"));
     }
     assert_one_jobs_state(&emulator, &archive);
+}
+
+/// The Kubernetes sample: the manifest is an Indexed Job whose arguments, with each
+/// pod's `JOB_COMPLETION_INDEX` put in, are accepted by the binary and name that
+/// pod's shard and state directory; its credentials come from a Secret.
+#[test]
+fn the_kubernetes_sample_is_an_indexed_job_the_binary_accepts() {
+    use faceenroll::config::{SECRET_ID_ENV, SECRET_KEY_ENV};
+    use serde_yaml::Value;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/kubernetes/job.yaml");
+    let job: Value = serde_yaml::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(job["kind"].as_str(), Some("Job"));
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"].as_str(), Some("Indexed"));
+    assert!(spec["backoffLimitPerIndex"].as_u64().is_some());
+    let count = spec["completions"].as_u64().unwrap() as u32;
+    let container = &spec["template"]["spec"]["containers"][0];
+    let secrets: BTreeSet<&str> = container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|e| !e["valueFrom"]["secretKeyRef"].is_null())
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(secrets, BTreeSet::from([SECRET_ID_ENV, SECRET_KEY_ENV]));
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.join(" ").contains("--shard $(JOB_COMPLETION_INDEX)/"));
+    let mut states = BTreeSet::new();
+    for index in 0..count {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("$(JOB_COMPLETION_INDEX)", &index.to_string()))
+            .collect();
+        let mut argv: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        argv.push("--print-config".as_ref());
+        let out = common::faceenroll(&argv).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config: toml::Value = toml::from_str(&stdout).unwrap();
+        let enroll = &config["enroll"];
+        assert_eq!(
+            enroll["shard"].as_str(),
+            Some(format!("{index}/{count}").as_str())
+        );
+        assert_eq!(
+            enroll["qps"].as_integer(),
+            Some(i64::from(50 / count).max(1))
+        );
+        states.insert(enroll["state"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(states.len(), count as usize, "each pod has its own state");
 }

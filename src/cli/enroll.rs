@@ -614,6 +614,23 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     // A reader gone from standard output must not turn a finished job into a panic:
     // the summary is also in the state directory's report and `faceenroll status`.
     let _ = write!(std::io::stdout().lock(), "{}", finished.summary());
+    let shard = settings.plan.shard;
+    if shard.is_split() {
+        let share = if settings.qps == shard.share_of(DEFAULT_QPS) {
+            format!(
+                " (the account's {DEFAULT_QPS} split between {} shards; a finished shard's \
+                 share is not lent to the others: --qps sets it)",
+                shard.count()
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "Shard {shard}: paced at {} calls/s{share}",
+            settings.qps
+        );
+    }
     Ok(match finished.ending {
         Ending::Completed {
             failed: 0,
