@@ -239,6 +239,32 @@ fn four_shards_at_once_share_one_account_and_one_rate() {
     }
     assert_eq!((seen.len(), photos), (24, 72));
 
+    // One view of the four: the report with a shard column, the totals in status.
+    let pattern = archive.dir.path().join("state-*");
+    let merged = common::report_rows(&pattern);
+    assert_eq!(merged.len(), 72);
+    for row in &merged {
+        let shard = row.shard.as_deref().expect("a shard column");
+        let i = faceenroll::shard::bucket(&row.person_id, 4);
+        assert!(shard.ends_with(&format!("state-{i}")), "{row:?}");
+    }
+    let states: Vec<std::path::PathBuf> = (0..4)
+        .map(|i| archive.dir.path().join(format!("state-{i}")))
+        .collect();
+    let mut args: Vec<&std::ffi::OsStr> = vec!["status".as_ref()];
+    for state in &states {
+        args.extend(["--state".as_ref(), state.as_os_str()]);
+    }
+    let out = common::faceenroll(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("photos:  72 in the plans: 72 enrolled")
+            && stdout.contains("persons: 24 (0 failed)")
+            && stdout.matches(" done, 0 failed, 0 left").count() == 4,
+        "{stdout}"
+    );
+
     // A re-run of every shard has nothing to do and makes no call.
     let before = counters.requests;
     for i in 0..4 {
