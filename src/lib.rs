@@ -39,6 +39,7 @@ pub mod ops;
 pub mod plan;
 pub mod report;
 pub mod service;
+pub mod shard;
 pub mod source;
 pub mod state_dir;
 pub mod store;

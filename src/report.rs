@@ -383,6 +383,10 @@ pub struct Row {
     /// Where the photo was listed: a path, or `manifest.csv:LINE`.
     pub source: String,
     pub line: Option<u64>,
+    /// The state directory the row comes from, in a report of several shards of a
+    /// job (`report --state A --state B`); no column otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 impl Row {
@@ -464,6 +468,7 @@ impl Row {
             attempts: entry.attempts,
             source,
             line,
+            shard: None,
         }
     }
 }
@@ -495,6 +500,7 @@ impl Row {
             attempts: 0,
             source,
             line,
+            shard: None,
         }
     }
 }
@@ -541,10 +547,42 @@ pub fn write_report(
     format: Format,
     out: impl std::io::Write,
 ) -> anyhow::Result<u64> {
+    let mut writer = RowWriter::new(format, out, false)?;
+    let rows = write_rows(store, only, None, &mut writer)?;
+    writer.finish()?;
+    Ok(rows)
+}
+
+/// One report of several state directories of a job (its shards), each row with a
+/// last `shard` column naming the directory it comes from.
+pub fn write_merged_report(
+    stores: &[(String, Store)],
+    only: Option<Only>,
+    format: Format,
+    out: impl std::io::Write,
+) -> anyhow::Result<u64> {
+    let mut writer = RowWriter::new(format, out, true)?;
+    let mut rows = 0;
+    for (shard, store) in stores {
+        rows += write_rows(store, only, Some(shard), &mut writer)?;
+    }
+    writer.finish()?;
+    Ok(rows)
+}
+
+fn write_rows<W: std::io::Write>(
+    store: &Store,
+    only: Option<Only>,
+    shard: Option<&str>,
+    writer: &mut RowWriter<W>,
+) -> anyhow::Result<u64> {
     let meta = store.meta()?;
-    let mut writer = RowWriter::new(format, out)?;
     let mut rows = 0;
     let mut person: Option<PersonEntry> = None;
+    let with_shard = |mut row: Row| {
+        row.shard = shard.map(str::to_owned);
+        row
+    };
     for item in store.photos() {
         let (_, entry) = item?;
         if !meta.is_current(entry.source.as_deref(), entry.generation)
@@ -555,7 +593,7 @@ pub fn write_report(
         if person.as_ref().map(|p| p.person.as_str()) != Some(entry.person.as_str()) {
             person = store.person(&entry.person)?;
         }
-        writer.write(&Row::new(&entry, person.as_ref()))?;
+        writer.write(&with_shard(Row::new(&entry, person.as_ref())))?;
         rows += 1;
     }
     for entry in store.not_taken() {
@@ -565,10 +603,9 @@ pub fn write_report(
         {
             continue;
         }
-        writer.write(&Row::not_taken(&entry))?;
+        writer.write(&with_shard(Row::not_taken(&entry)))?;
         rows += 1;
     }
-    writer.finish()?;
     Ok(rows)
 }
 
@@ -580,13 +617,17 @@ enum RowWriter<W: std::io::Write> {
 impl<W: std::io::Write> RowWriter<W> {
     /// A CSV report starts with its header, even when no row follows: an empty
     /// selection is still a manifest, with nothing to do.
-    fn new(format: Format, out: W) -> anyhow::Result<Self> {
+    fn new(format: Format, out: W, shard_column: bool) -> anyhow::Result<Self> {
         Ok(match format {
             Format::Csv => {
                 let mut w = csv::WriterBuilder::new()
                     .has_headers(false)
                     .from_writer(out);
-                w.write_record(COLUMNS)?;
+                if shard_column {
+                    w.write_record(COLUMNS.iter().chain(&["shard"]))?;
+                } else {
+                    w.write_record(COLUMNS)?;
+                }
                 RowWriter::Csv(Box::new(w))
             }
             Format::Jsonl => RowWriter::Jsonl(std::io::BufWriter::new(out)),

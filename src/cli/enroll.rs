@@ -95,6 +95,9 @@ pub struct EnrollArgs {
     #[arg(long, value_name = "N", env = "FACEENROLL_MAX_WORKERS")]
     max_workers: Option<usize>,
     /// Calls per second in all, the service's cap [default: 50]; 0 is unlimited.
+    /// With --shard I/N and no --qps, each shard paces at 50 / N (at least 1), so N
+    /// shards together keep to the account's cap; a finished shard's share is not
+    /// lent to the others. For more shards than that serves well, give --qps.
     #[arg(long, value_name = "N", env = "FACEENROLL_QPS", hide_env_values = true)]
     qps: Option<u32>,
     /// Attempts of one call before its photos count as failed for this run
@@ -182,6 +185,7 @@ impl EnrollSettings {
             );
         }
         let plan = PlanSettings::resolve(&args.plan, &layers)?;
+        let shard = plan.shard;
         let retry = RetryPolicy::default();
         let settings = EnrollSettings {
             plan,
@@ -199,7 +203,12 @@ impl EnrollSettings {
                 args.workers.or(file.workers),
                 args.max_workers.or(file.max_workers),
             )?,
-            qps: args.qps.or(file.qps).unwrap_or(DEFAULT_QPS),
+            // The account's rate is one budget: each shard paces at its share, unless
+            // the rate is given (a finished shard's share is not lent to the others).
+            qps: args
+                .qps
+                .or(file.qps)
+                .unwrap_or_else(|| shard.share_of(DEFAULT_QPS)),
             retry_attempts: args
                 .retry_attempts
                 .or(file.retry_attempts)
@@ -269,6 +278,7 @@ impl EnrollSettings {
                 Workers::Adaptive { max } => Some(max),
             },
             qps: Some(self.qps),
+            shard: Some(self.plan.shard.to_string()),
             retry_attempts: Some(self.retry_attempts),
             retry_max_wait: Some(self.retry_max_wait),
             max_photo_bytes: Some(self.plan.normalize.max_bytes),
@@ -437,6 +447,23 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     // A reader gone from standard output must not turn a finished job into a panic:
     // the summary is also in the state directory's report and `faceenroll status`.
     let _ = write!(std::io::stdout().lock(), "{}", finished.summary());
+    let shard = settings.plan.shard;
+    if shard.is_split() {
+        let share = if settings.qps == shard.share_of(DEFAULT_QPS) {
+            format!(
+                " (the account's {DEFAULT_QPS} split between {} shards; a finished shard's \
+                 share is not lent to the others: --qps sets it)",
+                shard.count()
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "Shard {shard}: paced at {} calls/s{share}",
+            settings.qps
+        );
+    }
     Ok(match finished.ending {
         Ending::Completed {
             failed: 0,

@@ -10,6 +10,7 @@ use super::Exit;
 use crate::limits::MAX_REQUEST_BYTES;
 use crate::normalize::NormalizeOptions;
 use crate::plan::{self, PlanOptions, PlanSummary};
+use crate::shard::Shard;
 use crate::source::{Layout, SourceSpec};
 use crate::store::Store;
 use anyhow::Context as _;
@@ -75,6 +76,18 @@ pub struct PlanArgs {
     /// is read from the service before they are sent.
     #[arg(long)]
     pub recheck_full: bool,
+    /// Take only shard I of N of the persons (0 <= I < N), to split one job over N
+    /// machines or processes, each with its own --state: a person's shard is a
+    /// stable hash of its id, so all its calls are made by one shard, run after run.
+    /// The account's rate is shared: each shard paces at --qps / N unless --qps is
+    /// given.
+    #[arg(
+        long,
+        value_name = "I/N",
+        env = "FACEENROLL_SHARD",
+        hide_env_values = true
+    )]
+    pub shard: Option<Shard>,
     /// Largest photo sent as is, in bytes; larger ones are re-encoded [default:
     /// 300000, so that four photos fit one request at the documented 1.5 MB].
     #[arg(long, value_name = "BYTES", env = "FACEENROLL_MAX_PHOTO_BYTES", hide_env_values = true,
@@ -107,6 +120,7 @@ pub struct PlanSettings {
     pub allow_empty: bool,
     pub new_source: bool,
     pub recheck_full: bool,
+    pub shard: Shard,
 }
 
 impl PlanSettings {
@@ -178,6 +192,13 @@ impl PlanSettings {
             new_source: args.new_source,
             // A one-off request of the operator, never a standing setting.
             recheck_full: args.recheck_full,
+            shard: match (args.shard, &file.shard) {
+                (Some(shard), _) => shard,
+                (None, Some(given)) => given
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("[enroll] shard = {given:?}: {e}"))?,
+                (None, None) => Shard::WHOLE,
+            },
         })
     }
 
@@ -201,6 +222,7 @@ impl PlanSettings {
             max_request_bytes: self.max_request_bytes,
             allow_empty: self.allow_empty,
             new_source: self.new_source,
+            shard: self.shard,
         }
     }
 }
@@ -262,6 +284,17 @@ pub fn render(s: &PlanSummary) -> String {
     let mut out = String::new();
     let known = s.persons_with_work - s.new_persons;
     let _ = writeln!(out, "Plan for {} (plan #{})", s.source, s.generation);
+    if let Some(o) = s.other_shards {
+        let _ = writeln!(
+            out,
+            "  shard:      {} (the other shards take {} {} with {} {})",
+            o.shard,
+            o.persons,
+            crate::report::plural(o.persons as u64, "person", "persons"),
+            o.photos,
+            crate::report::plural(o.photos as u64, "photo", "photos"),
+        );
+    }
     let _ = writeln!(
         out,
         "  persons:    {} ({} to create, {} to add photos to, {} with nothing to do)",

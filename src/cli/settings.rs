@@ -55,6 +55,9 @@ pub struct EnrollSection {
     pub max_workers: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qps: Option<u32>,
+    /// `"I/N"`, as `--shard`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -7,13 +7,15 @@ use crate::report::{self, Format, Only, StoreCounts};
 use crate::store::{self, Store, DEFAULT_STATE_DIR};
 use anyhow::Context as _;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The job's state directory.
+    /// The job's state directory. Repeat it, or give a pattern with `*` in its last
+    /// part (quoted, e.g. 'state/shard-*'), for one view of the shards of a job
+    /// (`enroll --shard I/N`): totals and each shard's progress.
     #[arg(long, default_value = DEFAULT_STATE_DIR, env = "FACEENROLL_STATE", hide_env_values = true)]
-    state: PathBuf,
+    state: Vec<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -39,22 +41,23 @@ fn ensure_job(state: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
-    ensure_job(&args.state)?;
-    let status = match store::running_job(&args.state) {
+/// What one state directory says of its job.
+fn status_of(state: &Path) -> anyhow::Result<Status> {
+    ensure_job(state)?;
+    Ok(match store::running_job(state) {
         Some(pid) => Status {
-            state: args.state.clone(),
+            state: state.to_owned(),
             running: Some(pid),
             source: None,
             last_outcome: None,
             counts: None,
-            progress: ProgressFile::read(&args.state),
+            progress: ProgressFile::read(state),
         },
         None => {
-            let store = Store::open(&args.state)?;
+            let store = Store::open(state)?;
             let meta = store.meta()?;
             Status {
-                state: args.state.clone(),
+                state: state.to_owned(),
                 running: None,
                 source: meta.source,
                 last_outcome: meta.last_outcome,
@@ -62,9 +65,139 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
                 progress: None,
             }
         }
-    };
+    })
+}
+
+/// The state directories named: each `--state`, a pattern with `*` or `?` in its last
+/// part expanded to the directories it matches, in name order.
+fn expand(states: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for state in states {
+        let name = state.file_name().map(|n| n.to_string_lossy().into_owned());
+        let Some(pattern) = name.filter(|n| n.contains(['*', '?'])) else {
+            out.push(state.clone());
+            continue;
+        };
+        let parent = match state.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&parent)
+            .with_context(|| {
+                format!(
+                    "--state {}: cannot list {}",
+                    state.display(),
+                    parent.display()
+                )
+            })?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir() && wildcard(&pattern, &e.file_name().to_string_lossy()))
+            .map(|e| e.path())
+            .collect();
+        anyhow::ensure!(
+            !found.is_empty(),
+            "--state {}: matches no directory",
+            state.display()
+        );
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters and
+/// `?` for one.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
+    let states = expand(&args.state)?;
+    if let [state] = states.as_slice() {
+        return show_status(&status_of(state)?, args.json);
+    }
+    let all: Vec<Status> = states
+        .iter()
+        .map(|s| status_of(s))
+        .collect::<anyhow::Result<_>>()?;
+    let mut total = StoreCounts::default();
+    for c in all.iter().filter_map(|s| s.counts.as_ref()) {
+        total.photos += c.photos;
+        total.enrolled += c.enrolled;
+        total.duplicate += c.duplicate;
+        total.skipped += c.skipped;
+        total.failed += c.failed;
+        total.pending += c.pending;
+        total.persons += c.persons;
+        total.persons_failed += c.persons_failed;
+    }
+    let running = all.iter().filter(|s| s.running.is_some()).count();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        #[derive(Serialize)]
+        struct Merged<'a> {
+            running: usize,
+            totals: &'a StoreCounts,
+            shards: &'a [Status],
+        }
+        let merged = Merged {
+            running,
+            totals: &total,
+            shards: &all,
+        };
+        println!("{}", serde_json::to_string_pretty(&merged)?);
+        return Ok(Exit::Ok);
+    }
+    println!("states:  {} ({running} running)", all.len());
+    println!(
+        "photos:  {} in the plans: {} enrolled, {} duplicate, {} skipped, {} failed, {} left to do{}",
+        total.photos, total.enrolled, total.duplicate, total.skipped, total.failed, total.pending,
+        if running > 0 { " (running shards not counted)" } else { "" }
+    );
+    println!(
+        "persons: {} ({} failed)",
+        total.persons, total.persons_failed
+    );
+    for s in &all {
+        let line = match (&s.counts, &s.progress) {
+            (Some(c), _) => format!(
+                "{}/{} done, {} failed, {} left",
+                c.photos - c.pending,
+                c.photos,
+                c.failed,
+                c.pending
+            ),
+            (None, Some(p)) => format!(
+                "running: {}/{} done, {} failed",
+                p.photos_done, p.photos_total, p.failed
+            ),
+            (None, None) => "running".to_owned(),
+        };
+        println!("  {}: {line}", s.state.display());
+    }
+    Ok(Exit::Ok)
+}
+
+fn show_status(status: &Status, json: bool) -> anyhow::Result<Exit> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(status)?);
         return Ok(Exit::Ok);
     }
     println!("state:   {}", status.state.display());
@@ -116,9 +249,10 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// The job's state directory.
+    /// The job's state directory. Repeat it, or give a pattern with `*` in its last
+    /// part, for one report of the shards of a job, with a last `shard` column.
     #[arg(long, default_value = DEFAULT_STATE_DIR, env = "FACEENROLL_STATE", hide_env_values = true)]
-    state: PathBuf,
+    state: Vec<PathBuf>,
     /// Only the photos with this status.
     #[arg(long, value_enum)]
     only: Option<Only>,
@@ -131,29 +265,36 @@ pub struct ReportArgs {
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
-    ensure_job(&args.state)?;
-    let store = Store::open(&args.state).map_err(|err| match err {
-        store::StoreError::Busy { .. } => anyhow::anyhow!(
-            "{err}. The report is written when the job ends; `faceenroll status --state {}` \
-             shows its progress now",
-            args.state.display()
-        ),
-        other => other.into(),
-    })?;
+    let states = expand(&args.state)?;
+    let mut stores = Vec::new();
+    for state in &states {
+        ensure_job(state)?;
+        let store = Store::open(state).map_err(|err| match err {
+            store::StoreError::Busy { .. } => anyhow::anyhow!(
+                "{err}. The report is written when the job ends; `faceenroll status --state {}` \
+                 shows its progress now",
+                state.display()
+            ),
+            other => other.into(),
+        })?;
+        stores.push((state.display().to_string(), store));
+    }
+    let write = |out: &mut dyn std::io::Write| match stores.as_slice() {
+        [(_, store)] => report::write_report(store, args.only, args.format, out),
+        _ => report::write_merged_report(&stores, args.only, args.format, out),
+    };
     let rows = match &args.output {
         Some(path) => {
-            let file = std::fs::File::create(path)
+            let mut file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
-            report::write_report(&store, args.only, args.format, file)?
+            write(&mut file)?
         }
-        None => {
-            match report::write_report(&store, args.only, args.format, std::io::stdout().lock()) {
-                Ok(rows) => rows,
-                // The reader had enough (`| head`): not an error of the report.
-                Err(err) if is_broken_pipe(&err) => return Ok(Exit::Ok),
-                Err(err) => return Err(err),
-            }
-        }
+        None => match write(&mut std::io::stdout().lock()) {
+            Ok(rows) => rows,
+            // The reader had enough (`| head`): not an error of the report.
+            Err(err) if is_broken_pipe(&err) => return Ok(Exit::Ok),
+            Err(err) => return Err(err),
+        },
     };
     tracing::debug!("{rows} rows written");
     Ok(Exit::Ok)
@@ -168,4 +309,20 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
                 |e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
             )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard;
+
+    #[test]
+    fn patterns_match_state_directory_names() {
+        assert!(wildcard("shard-*", "shard-0"));
+        assert!(wildcard("shard-*", "shard-"));
+        assert!(wildcard("*-?", "shard-7"));
+        assert!(wildcard("a*b*c", "axxbyyc"));
+        assert!(!wildcard("shard-*", "state"));
+        assert!(!wildcard("shard-?", "shard-10"));
+        assert!(!wildcard("a*b", "ab-c"));
+    }
 }

@@ -56,12 +56,14 @@ mod summary;
 
 pub use sort::{MAX_RUNS, RUN_ROWS};
 pub use summary::{
-    not_taken_words, CallCount, PlanProblem, PlanSummary, ProblemStatus, MAX_LISTED_PROBLEMS,
+    not_taken_words, CallCount, OtherShardsCount, PlanProblem, PlanSummary, ProblemStatus,
+    MAX_LISTED_PROBLEMS,
 };
 
 use crate::limits::{RequestBudget, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use crate::model::check_id;
 use crate::normalize::NormalizeOptions;
+use crate::shard::Shard;
 use crate::source::{Problem, ProblemKind, SourceItem, SourceSpec};
 use crate::store::{NotTaken, PhotoKey, Store, StoreError};
 use check::{check, Previous, Row};
@@ -94,6 +96,8 @@ pub struct PlanOptions {
     /// A source that shares no photo with the job's earlier sources joins the job
     /// anyway (without it, such a source is refused as a probable mistake).
     pub new_source: bool,
+    /// The part of the source this job takes (`--shard I/N`); the whole by default.
+    pub shard: Shard,
 }
 
 impl Default for PlanOptions {
@@ -106,6 +110,7 @@ impl Default for PlanOptions {
             max_request_bytes: MAX_REQUEST_BYTES,
             allow_empty: false,
             new_source: false,
+            shard: Shard::WHOLE,
         }
     }
 }
@@ -168,7 +173,7 @@ pub fn build(
             })?;
         }
     }
-    let items = source.open()?;
+    let (items, others) = options.shard.split(source.open()?);
     // Count calls with the request limit earlier runs learned, as the engine cuts them.
     let learned = PlanOptions {
         max_request_bytes: store.request_limit()?.budget(options.max_request_bytes),
@@ -232,8 +237,21 @@ pub fn build(
     let _ = std::fs::remove_dir_all(&sort_dir);
     result?;
     store.flush()?;
+    if options.shard.is_split() {
+        let others = others.lock().unwrap_or_else(|e| e.into_inner());
+        summary.other_shards = Some(OtherShardsCount {
+            shard: options.shard,
+            persons: others.persons.len(),
+            photos: others.photos,
+        });
+    }
+    let others_photos = summary.other_shards.map_or(0, |o| o.photos);
     if let SourceSpec::Tree { root, .. } = source {
-        if summary.photos == 0 && summary.not_taken_failed == 0 && !options.allow_empty {
+        if summary.photos == 0
+            && summary.not_taken_failed == 0
+            && others_photos == 0
+            && !options.allow_empty
+        {
             let found = if summary.not_taken.is_empty() {
                 "the folder is empty".to_owned()
             } else {

@@ -102,6 +102,16 @@ pub struct PlanSummary {
     pub problems: Vec<PlanProblem>,
     /// All problems, listed or not.
     pub problems_total: usize,
+    /// The shard planned, and what the source holds for the other shards.
+    pub other_shards: Option<OtherShardsCount>,
+}
+
+/// What a shard's plan left to the other shards of the job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtherShardsCount {
+    pub shard: crate::shard::Shard,
+    pub persons: usize,
+    pub photos: usize,
 }
 
 impl PlanSummary {
