@@ -94,7 +94,7 @@ pub struct PlanArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_photo_bytes: Option<u64>,
     /// Longest edge in pixels of a photo sent; larger ones are scaled down
-    /// [default: 2048].
+    /// [default: 1264, what the default --max-photo-bytes holds as a JPEG].
     #[arg(long, value_name = "PX", env = "FACEENROLL_MAX_EDGE", hide_env_values = true,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_edge: Option<u32>,

@@ -768,6 +768,8 @@ mod tests {
         assert_eq!(edge_for_bytes(1_000), MIN_EDGE);
         assert_eq!(edge_for_bytes(u64::MAX / 64), 2048);
         assert_eq!(DEFAULT_MAX_EDGE, edge_for_bytes(DEFAULT_MAX_BYTES));
+        // The figure the README and `--help` give.
+        assert_eq!(DEFAULT_MAX_EDGE, 1264);
     }
 
     #[test]
