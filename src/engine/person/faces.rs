@@ -1,0 +1,238 @@
+//! The `addface` step: sending the queued photos in chunks and reading each
+//! image's answer.
+
+use super::prepare::request_size;
+use super::room::Room;
+use super::{Halt, Item, Worker};
+use crate::engine::caller::{self, Action, Step};
+use crate::limits::RequestLimit;
+use crate::service::client::{CallError, ImageBody};
+use crate::service::codes;
+use crate::store::{FaceRef, Failure, FailureKind, PersonEntry, PersonState, PhotoState};
+use std::collections::VecDeque;
+
+impl Worker<'_, '_> {
+    /// Adds the queued photos in chunks until the queue is empty or the person full.
+    pub(super) fn add_faces(
+        &mut self,
+        person: &PersonEntry,
+        queue: &mut VecDeque<Item>,
+        room: &mut Option<Room>,
+    ) -> Result<(), Halt> {
+        if !matches!(person.state, PersonState::Ready { .. }) || queue.is_empty() {
+            return Ok(());
+        }
+        let room = match room {
+            Some(room) => room,
+            None => room.insert(self.read_room(person)?),
+        };
+        let id = &person.person;
+        while !queue.is_empty() {
+            if self.shared.stop.requested() {
+                return Err(Halt::Stop);
+            }
+            if room.left() == 0 {
+                return self.skip_full(queue, std::iter::empty(), &room.full_reason());
+            }
+            let mut chunk = self.next_chunk(queue, room.left())?;
+            if chunk.is_empty() {
+                continue;
+            }
+            self.mark_sent(&mut chunk)?;
+            let bodies: Vec<ImageBody> = chunk
+                .iter()
+                .map(|i| i.ready.as_ref().expect("made ready").body.clone())
+                .collect();
+            let size = request_size(&chunk);
+            let tag = person.fields.tag.as_deref();
+            let answer = self.call(|client| client.add_faces(id, &bodies, tag));
+            match answer {
+                Ok(data) => {
+                    self.learn_limit(|l| l.accept(size))?;
+                    let mut face_ids = data.face_ids.into_iter();
+                    let mut refused_full = Vec::new();
+                    for (i, mut item) in chunk.into_iter().enumerate() {
+                        let code = data.ret_codes.get(i).copied();
+                        // An image the answer does not account for is refused for now.
+                        let action = code.map_or(Action::Requeue, |code| {
+                            caller::action(Step::Image, codes::class(code), Some(code))
+                        });
+                        match action {
+                            Action::Enroll => match face_ids.next() {
+                                Some(face_id) => {
+                                    room.added += 1;
+                                    self.finish(
+                                        &mut item,
+                                        PhotoState::Enrolled {
+                                            face: FaceRef::Id(face_id),
+                                        },
+                                    )?;
+                                }
+                                None => self.requeue_or_leave(queue, item, None)?,
+                            },
+                            Action::Duplicate => {
+                                self.duplicate_on_service(&mut item)?;
+                            }
+                            Action::PersonFull => refused_full.push(item),
+                            Action::Requeue => {
+                                self.requeue_or_leave(queue, item, code)?;
+                            }
+                            _ => {
+                                // Action::FailPhoto; an image without a code is requeued.
+                                let code = code.expect("requeued without a code");
+                                tracing::warn!(photo = %item.entry.image, "refused: {}", codes::Described(code));
+                                let failure = Failure {
+                                    kind: FailureKind::Permanent,
+                                    code: Some(code),
+                                    message: format!(
+                                        "{}: addface refused the image: {}",
+                                        item.entry.image,
+                                        codes::Described(code)
+                                    ),
+                                };
+                                self.finish(&mut item, PhotoState::Failed(failure))?;
+                            }
+                        }
+                    }
+                    if !refused_full.is_empty() {
+                        self.person_full(person, queue, room, refused_full)?;
+                    }
+                }
+                Err(err) => match caller::action(Step::AddFaces, err.class(), err.code()) {
+                    Action::PersonGone => {
+                        for item in chunk.into_iter().rev() {
+                            queue.push_front(item);
+                        }
+                        return Err(Halt::PersonGone);
+                    }
+                    Action::PersonFull => {
+                        self.person_full(person, queue, room, chunk)?;
+                    }
+                    Action::TooLarge => {
+                        self.too_large(queue, chunk, size, &err)?;
+                    }
+                    Action::StopJob => {
+                        self.shared.record_fatal(err);
+                        return Err(Halt::Stop);
+                    }
+                    Action::LeavePending => {
+                        if !self.shared.stop.requested() {
+                            tracing::warn!(
+                                "addface failed after retries; its photos are left for the next run: {err}"
+                            );
+                        }
+                        for mut item in chunk {
+                            self.leave_pending(&mut item)?;
+                        }
+                        if self.shared.stop.requested() {
+                            return Err(Halt::Stop);
+                        }
+                    }
+                    _ => {
+                        // Action::FailPhoto, for every photo of the call.
+                        tracing::warn!("addface refused: {err}");
+                        for mut item in chunk {
+                            self.fail(&mut item, FailureKind::Permanent, &err)?;
+                        }
+                    }
+                },
+            }
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The service refused a request of `size` bytes carrying `items` as too large:
+    /// the limit learned is lowered, and the photos go back to the queue to be cut
+    /// into smaller chunks, or, alone in the request, are failed with the reason.
+    pub(super) fn too_large(
+        &mut self,
+        queue: &mut VecDeque<Item>,
+        mut items: Vec<Item>,
+        size: u64,
+        err: &CallError,
+    ) -> Result<(), Halt> {
+        self.shared.tally.too_large();
+        self.learn_limit(|l| {
+            l.refuse(size);
+            true
+        })?;
+        tracing::info!(
+            "the service refused a request of {size} bytes as too large; cutting smaller requests"
+        );
+        if let [item] = &mut items[..] {
+            let failure = Failure {
+                kind: FailureKind::Permanent,
+                code: err.code(),
+                message: format!(
+                    "{}: the service refused a request of {size} bytes carrying this photo \
+                     alone as too large ({err}); send a smaller copy (without --no-resize, \
+                     lower --max-photo-bytes)",
+                    item.entry.image
+                ),
+            };
+            return self.finish(item, PhotoState::Failed(failure));
+        }
+        for mut item in items.into_iter().rev() {
+            self.leave_pending(&mut item)?;
+            queue.push_front(item);
+        }
+        Ok(())
+    }
+
+    pub(super) fn learn_limit(
+        &self,
+        learn: impl FnOnce(&mut RequestLimit) -> bool,
+    ) -> Result<(), Halt> {
+        self.shared
+            .learn_limit(learn)
+            .map_err(|e| self.store_failed(e))
+    }
+
+    /// A photo refused with a transient per-image code goes to the back of the queue,
+    /// until its retries in this run run out; then it is left pending for the next run.
+    pub(super) fn requeue_or_leave(
+        &mut self,
+        queue: &mut VecDeque<Item>,
+        mut item: Item,
+        code: Option<i64>,
+    ) -> Result<(), Halt> {
+        let count = self.image_retries.entry(item.key.clone()).or_default();
+        *count += 1;
+        if *count < self.shared.options.retry.max_attempts {
+            self.shared.tally.retried();
+            tracing::debug!(photo = %item.entry.image, "image refused for now, will retry: {:?}", code.map(codes::Described));
+            queue.push_back(item);
+            return Ok(());
+        }
+        match code {
+            Some(code) => tracing::warn!(
+                photo = %item.entry.image,
+                "refused {count} times in this run, last with {}; left for the next run",
+                codes::Described(code)
+            ),
+            None => tracing::warn!(
+                photo = %item.entry.image,
+                "the service's answer did not account for this image; left for the next run"
+            ),
+        }
+        self.leave_pending(&mut item)
+    }
+
+    /// The service already holds this face for the person.
+    pub(super) fn duplicate_on_service(&mut self, item: &mut Item) -> Result<(), Halt> {
+        // Sent before this call (the photo was in doubt, or an earlier attempt of this
+        // call lost its answer): the face is ours, from an answer that was lost.
+        let ours = item.entry.attempts > 1 || self.last_call_in_doubt;
+        let state = if ours {
+            PhotoState::Enrolled {
+                face: FaceRef::Confirmed,
+            }
+        } else {
+            PhotoState::Duplicate {
+                reason: "the service already holds this face for the person".into(),
+            }
+        };
+        self.finish(item, state)
+    }
+}

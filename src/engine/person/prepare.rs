@@ -1,0 +1,171 @@
+//! Readying photos for sending (read, re-encoded if needed) and cutting the queue
+//! into the next chunk.
+
+use super::{Halt, Item, Ready, Worker};
+use crate::chunk::{self, ChunkItem};
+use crate::limits::{RequestBudget, MAX_IMAGES_PER_ADDFACE};
+use crate::model::ImageRef;
+use crate::normalize;
+use crate::service::client::ImageBody;
+use crate::store::{Failure, FailureKind, PhotoEntry, PhotoState};
+use rayon::prelude::*;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+impl Worker<'_, '_> {
+    /// Takes the next chunk off the front of the queue: at most 20 photos, within the
+    /// request size limit and the person's room, all files or all URLs.
+    pub(super) fn next_chunk(
+        &mut self,
+        queue: &mut VecDeque<Item>,
+        room: usize,
+    ) -> Result<Vec<Item>, Halt> {
+        let mut candidates: Vec<Item> = Vec::with_capacity(MAX_IMAGES_PER_ADDFACE);
+        while candidates.len() < MAX_IMAGES_PER_ADDFACE.min(room) {
+            match queue.pop_front() {
+                Some(item) => candidates.push(item),
+                None => break,
+            }
+        }
+        // Prepare (read, re-encode if needed) in parallel on the normalizing pool;
+        // a photo that fails is failed with its reason by make_ready below.
+        let options = &self.shared.options.normalize;
+        self.shared.normalize_pool.install(|| {
+            candidates
+                .par_iter_mut()
+                .filter(|i| i.ready.is_none())
+                .for_each(|item| {
+                    if let Ok(ready) = prepare(&item.entry, options) {
+                        item.ready = Some(ready);
+                    }
+                })
+        });
+        let mut usable = Vec::with_capacity(candidates.len());
+        for mut item in candidates {
+            if self.make_ready(&mut item)? {
+                usable.push(item);
+            }
+        }
+        let items: Vec<ChunkItem> = usable
+            .iter()
+            .map(|i| {
+                let ready = i.ready.as_ref().expect("made ready");
+                ChunkItem {
+                    bytes: ready.bytes,
+                    is_url: matches!(ready.body, ImageBody::Url(_)),
+                }
+            })
+            .collect();
+        // Every usable photo fits a request on its own (see make_ready), so the first
+        // chunk starts at the front, unless the photo there is over the budget being
+        // probed (yet under the smallest refused): it then goes alone. The photos
+        // past the chunk go back to the queue.
+        let budget = self.shared.request_budget().chunk_request_bytes();
+        let first = chunk::chunks(&items, room, budget)
+            .into_iter()
+            .next()
+            .filter(|r| r.start == 0)
+            .unwrap_or(0..usable.len().min(1));
+        let rest = usable.split_off(first.end);
+        for item in rest.into_iter().rev() {
+            queue.push_front(item);
+        }
+        Ok(usable)
+    }
+
+    /// Prepares a photo for sending, failing it (and answering `false`) when it cannot
+    /// be sent at all.
+    pub(super) fn make_ready(&mut self, item: &mut Item) -> Result<bool, Halt> {
+        if item.ready.is_some() {
+            return Ok(true);
+        }
+        match prepare(&item.entry, &self.shared.options.normalize) {
+            Ok(ready) => {
+                let budget = self.shared.request_budget();
+                let limit = budget.photo_bytes();
+                if ready.bytes > limit {
+                    let failure = Failure {
+                        kind: FailureKind::Input,
+                        code: None,
+                        message: format!(
+                            "{}: {} bytes, over the request limit of {} bytes on its own{}",
+                            item.entry.image,
+                            ready.bytes,
+                            limit,
+                            if budget.is_learned() {
+                                " (as learned from the service's refusals)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    };
+                    self.finish(item, PhotoState::Failed(failure))?;
+                    return Ok(false);
+                }
+                item.ready = Some(ready);
+                Ok(true)
+            }
+            Err(failure) => {
+                tracing::warn!(photo = %item.entry.image, "{}", failure.message);
+                self.finish(item, PhotoState::Failed(failure))?;
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The size of a request carrying `items`, as the chunker counts it.
+pub(super) fn request_size(items: &[Item]) -> u64 {
+    RequestBudget::request_size(
+        items
+            .iter()
+            .map(|i| i.ready.as_ref().map_or(0, |r| r.bytes))
+            .sum::<u64>(),
+    )
+}
+
+/// Reads (and if needed re-encodes) a photo into what the client sends.
+fn prepare(entry: &PhotoEntry, options: &normalize::NormalizeOptions) -> Result<Ready, Failure> {
+    let input_failure = |message: String| Failure {
+        kind: FailureKind::Input,
+        code: None,
+        message,
+    };
+    match &entry.image {
+        ImageRef::Url(url) => Ok(Ready {
+            body: ImageBody::Url(url.clone()),
+            bytes: url.len() as u64,
+            outcome: normalize::Outcome::AsIs,
+        }),
+        ImageRef::File(path) => {
+            match normalize::prepare(path, options).map_err(|e| input_failure(e.to_string()))? {
+                normalize::Prepared::AsIs => {
+                    let bytes = std::fs::metadata(path)
+                        .map_err(|e| {
+                            input_failure(format!("{}: cannot read: {e}", path.display()))
+                        })?
+                        .len();
+                    Ok(Ready {
+                        body: ImageBody::File(path.clone()),
+                        bytes,
+                        outcome: normalize::Outcome::AsIs,
+                    })
+                }
+                normalize::Prepared::Normalized { bytes, normalized } => {
+                    let filename = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "photo.jpg".into());
+                    Ok(Ready {
+                        bytes: bytes.len() as u64,
+                        body: ImageBody::Bytes {
+                            filename,
+                            bytes: Arc::from(bytes),
+                        },
+                        outcome: normalize::Outcome::Normalized(normalized),
+                    })
+                }
+            }
+        }
+    }
+}

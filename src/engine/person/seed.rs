@@ -1,0 +1,218 @@
+//! The `newperson` step: creating the person with the first photo the service
+//! accepts as its seed, or reconciling a person the service already has.
+
+use super::prepare::request_size;
+use super::room::Room;
+use super::{Halt, Item, Worker};
+use crate::engine::caller::{self, Action, Step};
+use crate::model::GroupId;
+use crate::store::{FaceRef, FailureKind, PersonEntry, PersonState, PhotoState};
+use std::collections::VecDeque;
+
+impl Worker<'_, '_> {
+    /// Creates a new person with the first photo the service accepts as its seed.
+    ///
+    /// A seed refused for its image hands over to the next photo: for good (no face,
+    /// undecodable: failed), or for now (the service could not download it: left for
+    /// `addface` once the person exists, or for the next run).
+    pub(super) fn create_if_new(
+        &mut self,
+        person: &mut PersonEntry,
+        queue: &mut VecDeque<Item>,
+        room: &mut Option<Room>,
+    ) -> Result<(), Halt> {
+        if person.state != PersonState::New {
+            return Ok(());
+        }
+        let mut last_reason = None;
+        let mut deferred: Vec<Item> = Vec::new();
+        let put_back = |queue: &mut VecDeque<Item>, deferred: Vec<Item>| {
+            for item in deferred.into_iter().rev() {
+                queue.push_front(item);
+            }
+        };
+        while let Some(mut item) = queue.pop_front() {
+            if self.shared.stop.requested() {
+                queue.push_front(item);
+                put_back(queue, deferred);
+                return Err(Halt::Stop);
+            }
+            if !self.make_ready(&mut item)? {
+                continue;
+            }
+            let before = (item.entry.state.clone(), item.entry.attempts);
+            self.mark_sent(std::slice::from_mut(&mut item))?;
+            let size = request_size(std::slice::from_ref(&item));
+            let ready = item.ready.as_ref().expect("made ready");
+            let fields = &person.fields;
+            let answer = self.call(|client| {
+                client.new_person(
+                    &person.person,
+                    &fields.groups,
+                    &ready.body,
+                    fields.name.as_deref(),
+                    fields.tag.as_deref(),
+                )
+            });
+            match answer {
+                Ok(data) => {
+                    self.learn_limit(|l| l.accept(size))?;
+                    tracing::info!(photo = %item.entry.image, face_id = %data.face_id, "person created");
+                    self.finish(
+                        &mut item,
+                        PhotoState::Enrolled {
+                            face: FaceRef::Id(data.face_id),
+                        },
+                    )?;
+                    *room = Some(Room::created());
+                    person.state = PersonState::Ready { created: true };
+                    // Kept apart from the person's state, which a later change of
+                    // its fields replaces: `rollback` deletes only what the job made.
+                    self.shared
+                        .store
+                        .mark_created(person.person.as_str())
+                        .map_err(|e| self.store_failed(e))?;
+                    self.put_person(person)?;
+                    self.shared.tally.person_created();
+                    put_back(queue, deferred);
+                    return Ok(());
+                }
+                Err(err) => match caller::action(Step::Seed, err.class(), err.code()) {
+                    Action::Reconcile => {
+                        let seed_in_doubt = self.last_call_in_doubt;
+                        tracing::info!("person already exists on the service; reconciling");
+                        // This call added nothing (unless an earlier attempt of it lost
+                        // its answer), so the seed is as it was before it. It goes in
+                        // with the other photos: if an earlier run's lost answer put it
+                        // on the service, the service will say so.
+                        if !seed_in_doubt {
+                            (item.entry.state, item.entry.attempts) = before;
+                            self.put_photo(&item)?;
+                        }
+                        queue.push_front(item);
+                        put_back(queue, deferred);
+                        *room = Some(self.reconcile(person)?);
+                        person.state = PersonState::Ready { created: false };
+                        self.put_person(person)?;
+                        self.shared.tally.person_reconciled();
+                        return Ok(());
+                    }
+                    Action::StopJob => {
+                        self.shared.record_fatal(err);
+                        queue.push_front(item);
+                        put_back(queue, deferred);
+                        return Err(Halt::Stop);
+                    }
+                    Action::TooLarge => {
+                        // The seed alone is over the limit: the next photo seeds.
+                        last_reason = Some(err.to_string());
+                        self.too_large(queue, vec![item], size, &err)?;
+                    }
+                    Action::DeferSeed => {
+                        if self.shared.stop.requested() {
+                            self.leave_pending(&mut item)?;
+                            queue.push_front(item);
+                            put_back(queue, deferred);
+                            return Err(Halt::Stop);
+                        }
+                        tracing::warn!(photo = %item.entry.image, "seed photo refused for now, the next photo seeds the person: {err}");
+                        self.leave_pending(&mut item)?;
+                        deferred.push(item);
+                    }
+                    Action::HaltPerson => {
+                        if !self.shared.stop.requested() {
+                            tracing::warn!(photo = %item.entry.image, "cannot create the person now; its photos are left for the next run: {err}");
+                        }
+                        self.leave_pending(&mut item)?;
+                        queue.push_front(item);
+                        put_back(queue, deferred);
+                        return Err(if self.shared.stop.requested() {
+                            Halt::Stop
+                        } else {
+                            Halt::Person
+                        });
+                    }
+                    Action::FailPhoto => {
+                        tracing::warn!(photo = %item.entry.image, "seed photo refused: {err}");
+                        last_reason = Some(err.to_string());
+                        self.fail(&mut item, FailureKind::Permanent, &err)?;
+                    }
+                    _ => {
+                        // Action::FailPerson.
+                        // Refused for the person, not the photo (a group full, a bad
+                        // parameter): every photo of the person would be refused so.
+                        tracing::warn!("person refused: {err}");
+                        self.fail(&mut item, FailureKind::Permanent, &err)?;
+                        for mut other in deferred.into_iter().chain(queue.drain(..)) {
+                            self.fail(&mut other, FailureKind::Permanent, &err)?;
+                        }
+                        person.state = PersonState::Failed {
+                            reason: err.to_string(),
+                        };
+                        self.put_person(person)?;
+                        self.shared.tally.person_failed();
+                        return Err(Halt::Person);
+                    }
+                },
+            }
+        }
+        if !deferred.is_empty() {
+            // Only photos refused for now are left: the next run seeds with them.
+            tracing::warn!(
+                "no photo could seed the person in this run; {} photos refused for now are left for the next run",
+                deferred.len()
+            );
+            put_back(queue, deferred);
+            return Err(Halt::Person);
+        }
+        let reason = match last_reason {
+            Some(r) => format!("no photo could seed the person (last refusal: {r})"),
+            None => "no photo could seed the person".to_owned(),
+        };
+        tracing::warn!("{reason}");
+        person.state = PersonState::Failed { reason };
+        self.put_person(person)?;
+        self.shared.tally.person_failed();
+        Ok(())
+    }
+
+    /// Brings an existing person in line with the plan: its groups, name and tag.
+    /// Answers the person's face count as `getinfo` read it.
+    pub(super) fn reconcile(&mut self, person: &PersonEntry) -> Result<Room, Halt> {
+        let id = &person.person;
+        let info = self.call_or_halt(|c| c.get_info(id))?;
+        if person.state == PersonState::New {
+            // Found on the service, not created by the job: how it was found is what
+            // `rollback` restores, so it is made durable before the first change.
+            let found = crate::store::BeforeEntry {
+                name: info.person_name.clone(),
+                tag: info.tag.clone(),
+                groups: info.group_ids.clone(),
+                face_ids: info.face_ids.clone(),
+            };
+            self.shared
+                .store
+                .put_before_once(id.as_str(), &found)
+                .map_err(|e| self.store_failed(e))?;
+            self.flush()?;
+        }
+        let missing: Vec<GroupId> = person
+            .fields
+            .groups
+            .iter()
+            .filter(|g| !info.group_ids.iter().any(|have| have == g.as_str()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            self.call_or_halt(|c| c.add_group_ids(id, &missing))?;
+        }
+        let name = person.fields.name.as_deref();
+        let tag = person.fields.tag.as_deref();
+        let differs =
+            name.is_some_and(|n| n != info.person_name) || tag.is_some_and(|t| t != info.tag);
+        if differs {
+            self.call_or_halt(|c| c.set_info(id, name, tag))?;
+        }
+        Ok(Room::read(info.face_ids.len(), "getinfo"))
+    }
+}
