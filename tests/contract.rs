@@ -567,3 +567,43 @@ fn persons_that_would_pass_a_group_limit_are_named_before_any_call_and_the_rest_
         }
     }
 }
+
+#[test]
+fn a_photo_over_a_learned_limit_is_failed_without_another_call() {
+    let seed = photo(1);
+    let big = jpeg_bytes(&picture(300, 300, 255, 2), 95);
+    let bigger = jpeg_bytes(&picture(360, 360, 255, 3), 95);
+    assert!(bigger.len() > big.len() && big.len() > 4 * seed.len());
+    let emulator = emulator_under(Contract {
+        max_request_bytes: faceenroll::limits::REQUEST_ENVELOPE_BYTES + big.len() as u64 / 2,
+        ..Contract::default()
+    });
+    let archive = Archive::new();
+    archive.add("p", "1.png", &seed);
+    archive.add("p", "2.jpg", &big);
+    archive.add("p", "3.jpg", &bigger);
+    // Sent as they are (`--no-resize`), so the photos keep their sizes.
+    let mut options = options();
+    options.normalize.enabled = false;
+    let (outcome, _) = run(&archive, &client(&emulator), &options);
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    assert_eq!(emulator.snapshot().persons["p"].faces.len(), 1);
+    // The two photos together, then 2.jpg alone, are refused: the limit learned is
+    // then under 3.jpg, which is failed with it rather than sent.
+    assert_eq!(emulator.counters().received("addface"), 2);
+    let states = states(&archive);
+    let PhotoState::Failed(alone) = &states["2.jpg"] else {
+        panic!("{:?}", states["2.jpg"])
+    };
+    assert!(alone.message.contains("alone as too large"), "{alone:?}");
+    let PhotoState::Failed(learned) = &states["3.jpg"] else {
+        panic!("{:?}", states["3.jpg"])
+    };
+    assert!(
+        learned.message.contains("over the request limit of")
+            && learned
+                .message
+                .contains("learned from the service's refusals"),
+        "{learned:?}"
+    );
+}

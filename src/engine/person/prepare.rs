@@ -5,11 +5,11 @@ use super::{Halt, Item, Ready, Worker};
 use crate::chunk::{self, ChunkItem};
 use crate::limits::{RequestBudget, MAX_IMAGES_PER_ADDFACE};
 use crate::model::ImageRef;
-use crate::normalize;
+use crate::normalize::{self, NormalizeError};
 use crate::service::client::ImageBody;
 use crate::store::{Failure, FailureKind, PhotoEntry, PhotoState};
-use rayon::prelude::*;
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Arc;
 
 impl Worker<'_, '_> {
@@ -27,22 +27,24 @@ impl Worker<'_, '_> {
                 None => break,
             }
         }
-        // Prepare (read, re-encode if needed) in parallel on the normalizing pool;
-        // a photo that fails is failed with its reason by make_ready below.
-        let options = &self.shared.options.normalize;
-        self.shared.normalize_pool.install(|| {
-            candidates
-                .par_iter_mut()
-                .filter(|i| i.ready.is_none())
-                .for_each(|item| {
-                    if let Ok(ready) = prepare(&item.entry, options) {
-                        item.ready = Some(ready);
-                    }
-                })
-        });
+        // Prepare (read, re-encode if needed) in parallel on the normalizing pool; a
+        // photo that fails is failed with its reason, and the others go on.
+        let waiting: Vec<&PhotoEntry> = candidates
+            .iter()
+            .filter(|i| i.ready.is_none())
+            .map(|i| &i.entry)
+            .collect();
+        let mut prepared = self.prepare(&waiting).into_iter();
         let mut usable = Vec::with_capacity(candidates.len());
         for mut item in candidates {
-            if self.make_ready(&mut item)? {
+            if item.ready.is_none() {
+                let result = prepared.next().expect("one result per photo");
+                if !self.accept(&mut item, result)? {
+                    continue;
+                }
+            }
+            // The limit may have been learned lower since the photo was prepared.
+            if self.fits_alone(&mut item)? {
                 usable.push(item);
             }
         }
@@ -56,7 +58,7 @@ impl Worker<'_, '_> {
                 }
             })
             .collect();
-        // Every usable photo fits a request on its own (see make_ready), so the first
+        // Every usable photo fits a request on its own (see fits_alone), so the first
         // chunk starts at the front, unless the photo there is over the budget being
         // probed (yet under the smallest refused): it then goes alone. The photos
         // past the chunk go back to the queue.
@@ -76,32 +78,53 @@ impl Worker<'_, '_> {
     /// Prepares a photo for sending, failing it (and answering `false`) when it cannot
     /// be sent at all.
     pub(super) fn make_ready(&mut self, item: &mut Item) -> Result<bool, Halt> {
-        if item.ready.is_some() {
-            return Ok(true);
+        if item.ready.is_none() {
+            let result = self
+                .prepare(&[&item.entry])
+                .pop()
+                .expect("one result per photo");
+            if !self.accept(item, result)? {
+                return Ok(false);
+            }
         }
-        match prepare(&item.entry, &self.shared.options.normalize) {
+        self.fits_alone(item)
+    }
+
+    /// Reads (and if needed re-encodes) photos into what the client sends, one result
+    /// per entry in its place: the files through [`normalize::prepare_chunk`] on the
+    /// normalizing pool, the URLs as they are.
+    fn prepare(&self, entries: &[&PhotoEntry]) -> Vec<Result<Ready, Failure>> {
+        let files: Vec<&Path> = entries
+            .iter()
+            .filter_map(|e| match &e.image {
+                ImageRef::File(path) => Some(path.as_path()),
+                ImageRef::Url(_) => None,
+            })
+            .collect();
+        let mut prepared = normalize::prepare_chunk(
+            &self.shared.normalize_pool,
+            &files,
+            &self.shared.options.normalize,
+        )
+        .into_iter();
+        entries
+            .iter()
+            .map(|e| match &e.image {
+                ImageRef::Url(url) => Ok(Ready {
+                    body: ImageBody::Url(url.clone()),
+                    bytes: url.len() as u64,
+                    outcome: normalize::Outcome::AsIs,
+                }),
+                ImageRef::File(path) => ready(path, prepared.next().expect("one result per file")),
+            })
+            .collect()
+    }
+
+    /// Takes a prepared photo, or fails it with its reason (and answers `false`) when
+    /// it could not be prepared.
+    fn accept(&mut self, item: &mut Item, result: Result<Ready, Failure>) -> Result<bool, Halt> {
+        match result {
             Ok(ready) => {
-                let budget = self.shared.request_budget();
-                let limit = budget.photo_bytes();
-                if ready.bytes > limit {
-                    let failure = Failure {
-                        kind: FailureKind::Input,
-                        code: None,
-                        message: format!(
-                            "{}: {} bytes, over the request limit of {} bytes on its own{}",
-                            item.entry.image,
-                            ready.bytes,
-                            limit,
-                            if budget.is_learned() {
-                                " (as learned from the service's refusals)"
-                            } else {
-                                ""
-                            }
-                        ),
-                    };
-                    self.finish(item, PhotoState::Failed(failure))?;
-                    return Ok(false);
-                }
                 item.ready = Some(ready);
                 Ok(true)
             }
@@ -111,6 +134,34 @@ impl Worker<'_, '_> {
                 Ok(false)
             }
         }
+    }
+
+    /// Whether a prepared photo fits a request on its own under the limit in effect;
+    /// a photo that does not is failed with the limit (and answers `false`).
+    fn fits_alone(&mut self, item: &mut Item) -> Result<bool, Halt> {
+        let bytes = item.ready.as_ref().expect("prepared").bytes;
+        let budget = self.shared.request_budget();
+        let limit = budget.photo_bytes();
+        if bytes <= limit {
+            return Ok(true);
+        }
+        let failure = Failure {
+            kind: FailureKind::Input,
+            code: None,
+            message: format!(
+                "{}: {} bytes, over the request limit of {} bytes on its own{}",
+                item.entry.image,
+                bytes,
+                limit,
+                if budget.is_learned() {
+                    " (as learned from the service's refusals)"
+                } else {
+                    ""
+                }
+            ),
+        };
+        self.finish(item, PhotoState::Failed(failure))?;
+        Ok(false)
     }
 }
 
@@ -124,48 +175,40 @@ pub(super) fn request_size(items: &[Item]) -> u64 {
     )
 }
 
-/// Reads (and if needed re-encodes) a photo into what the client sends.
-fn prepare(entry: &PhotoEntry, options: &normalize::NormalizeOptions) -> Result<Ready, Failure> {
+/// What the client sends for a file, from what the normalizer made of it.
+fn ready(
+    path: &Path,
+    prepared: Result<normalize::Prepared, NormalizeError>,
+) -> Result<Ready, Failure> {
     let input_failure = |message: String| Failure {
         kind: FailureKind::Input,
         code: None,
         message,
     };
-    match &entry.image {
-        ImageRef::Url(url) => Ok(Ready {
-            body: ImageBody::Url(url.clone()),
-            bytes: url.len() as u64,
-            outcome: normalize::Outcome::AsIs,
-        }),
-        ImageRef::File(path) => {
-            match normalize::prepare(path, options).map_err(|e| input_failure(e.to_string()))? {
-                normalize::Prepared::AsIs => {
-                    let bytes = std::fs::metadata(path)
-                        .map_err(|e| {
-                            input_failure(format!("{}: cannot read: {e}", path.display()))
-                        })?
-                        .len();
-                    Ok(Ready {
-                        body: ImageBody::File(path.clone()),
-                        bytes,
-                        outcome: normalize::Outcome::AsIs,
-                    })
-                }
-                normalize::Prepared::Normalized { bytes, normalized } => {
-                    let filename = path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "photo.jpg".into());
-                    Ok(Ready {
-                        bytes: bytes.len() as u64,
-                        body: ImageBody::Bytes {
-                            filename,
-                            bytes: Arc::from(bytes),
-                        },
-                        outcome: normalize::Outcome::Normalized(normalized),
-                    })
-                }
-            }
+    match prepared.map_err(|e| input_failure(e.to_string()))? {
+        normalize::Prepared::AsIs => {
+            let bytes = std::fs::metadata(path)
+                .map_err(|e| input_failure(format!("{}: cannot read: {e}", path.display())))?
+                .len();
+            Ok(Ready {
+                body: ImageBody::File(path.to_path_buf()),
+                bytes,
+                outcome: normalize::Outcome::AsIs,
+            })
+        }
+        normalize::Prepared::Normalized { bytes, normalized } => {
+            let filename = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "photo.jpg".into());
+            Ok(Ready {
+                bytes: bytes.len() as u64,
+                body: ImageBody::Bytes {
+                    filename,
+                    bytes: Arc::from(bytes),
+                },
+                outcome: normalize::Outcome::Normalized(normalized),
+            })
         }
     }
 }
