@@ -1,7 +1,7 @@
 //! Chunks: how one person's photos split into `addface` calls. Pure; the planner
 //! counts calls with it and the engine cuts the calls it makes with it.
 
-use crate::limits::{MAX_IMAGES_PER_ADDFACE, REQUEST_ENVELOPE_BYTES};
+use crate::limits::{RequestBudget, MAX_IMAGES_PER_ADDFACE};
 use std::ops::Range;
 
 /// A photo's size as [`chunks`] sees it.
@@ -15,12 +15,12 @@ pub struct ChunkItem {
 /// Splits a person's photos (in order) into `addface` chunks.
 ///
 /// Each chunk is a run of consecutive items: at most [`MAX_IMAGES_PER_ADDFACE`]
-/// photos, at most `max_request_bytes − REQUEST_ENVELOPE_BYTES` bytes of images, all
+/// photos, at most the budget's [`RequestBudget::chunk_image_bytes`] of images, all
 /// files or all URLs. No more than `room` photos are put in chunks in all; items past
 /// that are in no chunk. An item over the byte budget on its own is in no chunk
 /// either: the caller fails it (or re-encodes it first). Chunks are in item order.
-pub fn chunks(items: &[ChunkItem], room: usize, max_request_bytes: u64) -> Vec<Range<usize>> {
-    let budget = max_request_bytes.saturating_sub(REQUEST_ENVELOPE_BYTES);
+pub fn chunks(items: &[ChunkItem], room: usize, budget: &RequestBudget) -> Vec<Range<usize>> {
+    let budget = budget.chunk_image_bytes();
     let mut out = Vec::new();
     let mut placed = 0;
     // The chunk being filled and its bytes.
@@ -71,47 +71,43 @@ mod tests {
     }
 
     const MB: u64 = 1024 * 1024;
+    /// The budget of the documented request limit.
+    const DOCUMENTED: RequestBudget = RequestBudget::configured(MAX_REQUEST_BYTES);
 
     #[test]
     fn twenty_photos_per_chunk() {
         let items = files(&[1000; 45]);
-        assert_eq!(
-            chunks(&items, 45, MAX_REQUEST_BYTES),
-            vec![0..20, 20..40, 40..45]
-        );
+        assert_eq!(chunks(&items, 45, &DOCUMENTED), vec![0..20, 20..40, 40..45]);
     }
 
     #[test]
     fn chunks_stop_at_the_room_left() {
         let items = files(&[1000; 45]);
-        assert_eq!(chunks(&items, 19, MAX_REQUEST_BYTES), vec![0..19]);
-        assert_eq!(
-            chunks(&items, 0, MAX_REQUEST_BYTES),
-            Vec::<Range<usize>>::new()
-        );
+        assert_eq!(chunks(&items, 19, &DOCUMENTED), vec![0..19]);
+        assert_eq!(chunks(&items, 0, &DOCUMENTED), Vec::<Range<usize>>::new());
     }
 
     #[test]
     fn chunks_stay_under_the_request_limit() {
         // At 6 MiB (budget 6 MiB - 16 KiB), two 3 MiB photos do not fit together.
         let items = files(&[3 * MB, 3 * MB, 2 * MB, MB]);
-        assert_eq!(chunks(&items, 20, 6 * MB), vec![0..1, 1..3, 3..4]);
+        assert_eq!(
+            chunks(&items, 20, &RequestBudget::configured(6 * MB)),
+            vec![0..1, 1..3, 3..4]
+        );
     }
 
     #[test]
     fn a_photo_too_large_alone_is_in_no_chunk() {
         let items = files(&[MB, 7 * MB, MB]);
-        assert_eq!(chunks(&items, 20, MAX_REQUEST_BYTES), vec![0..1, 2..3]);
+        assert_eq!(chunks(&items, 20, &DOCUMENTED), vec![0..1, 2..3]);
     }
 
     #[test]
     fn files_and_urls_are_never_mixed() {
         let mut items = files(&[10, 10, 10]);
         items[1].is_url = true;
-        assert_eq!(
-            chunks(&items, 20, MAX_REQUEST_BYTES),
-            vec![0..1, 1..2, 2..3]
-        );
+        assert_eq!(chunks(&items, 20, &DOCUMENTED), vec![0..1, 1..2, 2..3]);
     }
 
     proptest! {
@@ -123,8 +119,9 @@ mod tests {
         ) {
             let items: Vec<ChunkItem> =
                 items.into_iter().map(|(bytes, is_url)| ChunkItem { bytes, is_url }).collect();
-            let budget = limit - REQUEST_ENVELOPE_BYTES.min(limit);
-            let got = chunks(&items, room, limit);
+            let limit = RequestBudget::configured(limit);
+            let budget = limit.chunk_image_bytes();
+            let got = chunks(&items, room, &limit);
             let mut next = 0;
             let mut placed = 0;
             for r in &got {

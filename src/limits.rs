@@ -169,6 +169,17 @@ impl RequestBudget {
         }
     }
 
+    /// This budget's configured limit with what the job learned of the limit (kept
+    /// in the store, or learned in this run).
+    pub fn with_learned(self, limit: &RequestLimit) -> RequestBudget {
+        RequestBudget::learned(self.configured, limit)
+    }
+
+    /// The configured request limit, envelope included.
+    pub const fn configured_request_bytes(&self) -> u64 {
+        self.configured
+    }
+
     /// The size of a request carrying `image_bytes` of images, as the chunker
     /// counts it.
     pub const fn request_size(image_bytes: u64) -> u64 {
@@ -178,6 +189,11 @@ impl RequestBudget {
     /// The request size chunks are cut to, envelope included.
     pub const fn chunk_request_bytes(&self) -> u64 {
         self.chunk
+    }
+
+    /// The most image bytes a chunk carries: the chunk size less the envelope.
+    pub const fn chunk_image_bytes(&self) -> u64 {
+        self.chunk.saturating_sub(REQUEST_ENVELOPE_BYTES)
     }
 
     /// The most image bytes a request under the configured limit carries.
@@ -206,6 +222,7 @@ mod tests {
         assert_eq!(start.chunk_request_bytes(), 1_000_000);
         assert_eq!(start.photo_bytes(), 1_000_000 - REQUEST_ENVELOPE_BYTES);
         assert_eq!(start.configured_image_bytes(), start.photo_bytes());
+        assert_eq!(start.chunk_image_bytes(), start.photo_bytes());
         assert!(!start.is_learned());
         let limit = RequestLimit {
             accepted: 300_000,
@@ -214,6 +231,11 @@ mod tests {
         };
         let learned = RequestBudget::learned(1_000_000, &limit);
         assert_eq!(learned.chunk_request_bytes(), 300_000);
+        assert_eq!(
+            learned.chunk_image_bytes(),
+            300_000 - REQUEST_ENVELOPE_BYTES
+        );
+        assert_eq!(start.with_learned(&limit), learned);
         assert_eq!(learned.photo_bytes(), 499_999 - REQUEST_ENVELOPE_BYTES);
         assert_eq!(learned.configured_image_bytes(), start.photo_bytes());
         assert!(learned.is_learned());

@@ -607,3 +607,27 @@ fn a_photo_over_a_learned_limit_is_failed_without_another_call() {
         "{learned:?}"
     );
 }
+
+#[test]
+fn a_photo_over_the_configured_request_limit_is_re_encoded_to_fit_it() {
+    let big = jpeg_bytes(&picture(300, 300, 255, 4), 95);
+    let limit = faceenroll::limits::REQUEST_ENVELOPE_BYTES + big.len() as u64 / 2;
+    let emulator = emulator_under(Contract {
+        max_request_bytes: limit,
+        ..Contract::default()
+    });
+    let archive = Archive::new();
+    archive.add("p", "1.jpg", &big);
+    // `--max-request-bytes` at the service's limit: nothing to learn by refusals.
+    let mut options = options();
+    options.budget = faceenroll::limits::RequestBudget::configured(limit);
+    let (outcome, _) = run(&archive, &client(&emulator), &options);
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    assert_eq!(emulator.snapshot().persons["p"].faces.len(), 1);
+    assert_eq!(emulator.counters().received("newperson"), 1);
+    assert!(
+        matches!(states(&archive)["1.jpg"], PhotoState::Enrolled { .. }),
+        "{:?}",
+        states(&archive)
+    );
+}

@@ -261,7 +261,7 @@ fn a_photo_too_large_for_a_request_is_invalid_only_without_resizing() {
             enabled: false,
             ..NormalizeOptions::default()
         },
-        max_request_bytes: 16 * 1024 + 30_000,
+        budget: faceenroll::limits::RequestBudget::configured(16 * 1024 + 30_000),
         ..PlanOptions::default()
     };
     let store = Store::open(&dir.path().join("state")).unwrap();

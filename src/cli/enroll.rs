@@ -314,7 +314,7 @@ impl EnrollSettings {
                 ..RetryPolicy::default()
             },
             normalize: self.plan.normalize,
-            max_request_bytes: self.plan.max_request_bytes,
+            budget: self.plan.options().budget,
             seed: None,
             group_limits: Default::default(),
         }

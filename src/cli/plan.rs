@@ -219,7 +219,7 @@ impl PlanSettings {
             check_content: self.content_check,
             retry_failed: self.retry_failed,
             recheck_full: self.recheck_full,
-            max_request_bytes: self.max_request_bytes,
+            budget: crate::limits::RequestBudget::configured(self.max_request_bytes),
             allow_empty: self.allow_empty,
             new_source: self.new_source,
             shard: self.shard,

@@ -80,9 +80,9 @@ pub struct EngineOptions {
     pub qps: u32,
     pub retry: RetryPolicy,
     pub normalize: NormalizeOptions,
-    /// The request body limit to start from; the limit the service shows by its
-    /// refusals (23, HTTP 413) is learned and kept in the store.
-    pub max_request_bytes: u64,
+    /// The request budget to start from (the configured limit); the limit the
+    /// service shows by its refusals (23, HTTP 413) is learned and kept in the store.
+    pub budget: RequestBudget,
     /// Seed of the backoff jitter (random when `None`).
     pub seed: Option<u64>,
     /// The group and AppID limits new persons are checked against before any is
@@ -97,7 +97,7 @@ impl Default for EngineOptions {
             qps: crate::limits::DEFAULT_QPS,
             retry: RetryPolicy::default(),
             normalize: NormalizeOptions::default(),
-            max_request_bytes: crate::limits::MAX_REQUEST_BYTES,
+            budget: RequestBudget::configured(crate::limits::MAX_REQUEST_BYTES),
             seed: None,
             group_limits: groups::GroupLimits::default(),
         }
@@ -195,7 +195,7 @@ impl Shared<'_> {
     /// The request budget with what the job has learned of the limit so far.
     fn request_budget(&self) -> RequestBudget {
         let limit = self.limit.lock().expect("limit lock");
-        RequestBudget::learned(self.options.max_request_bytes, &limit)
+        self.options.budget.with_learned(&limit)
     }
 
     /// Records what an answer taught of the request limit, in the store too.

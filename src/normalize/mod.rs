@@ -158,6 +158,15 @@ impl NormalizeOptions {
     pub fn budget(&self) -> u64 {
         self.max_bytes.min(MAX_SINGLE_PHOTO_BYTES)
     }
+
+    /// These options for requests under `budget`: a photo takes no more than a
+    /// request under it carries with the photo alone.
+    pub fn within(self, budget: &RequestBudget) -> NormalizeOptions {
+        NormalizeOptions {
+            max_bytes: self.max_bytes.min(budget.photo_bytes()),
+            ..self
+        }
+    }
 }
 
 impl Default for NormalizeOptions {

@@ -411,14 +411,10 @@ fn write_person(
         if state == PersonState::New {
             summary.new_persons += 1;
             summary.calls.newperson += 1;
-            summary.calls.addface += chunks(
-                &work[1..],
-                room.saturating_sub(1),
-                options.max_request_bytes,
-            )
-            .len();
+            summary.calls.addface +=
+                chunks(&work[1..], room.saturating_sub(1), &options.budget).len();
         } else {
-            summary.calls.addface += chunks(&work, room, options.max_request_bytes).len();
+            summary.calls.addface += chunks(&work, room, &options.budget).len();
         }
     }
     store.put_person(&PersonEntry {

@@ -89,8 +89,9 @@ pub struct PlanOptions {
     /// Plan again photos an earlier run left because the service said their person
     /// was full; the engine reads the person's face count before it sends them.
     pub recheck_full: bool,
-    /// The request body limit the chunks are cut to.
-    pub max_request_bytes: u64,
+    /// The request budget chunks are cut to and photos are checked against: the
+    /// configured limit; [`build`] adds what earlier runs learned of it.
+    pub budget: RequestBudget,
     /// A directory tree without a photo is a plan with nothing to do, not an error.
     pub allow_empty: bool,
     /// A source that shares no photo with the job's earlier sources joins the job
@@ -107,7 +108,7 @@ impl Default for PlanOptions {
             check_content: true,
             retry_failed: false,
             recheck_full: false,
-            max_request_bytes: MAX_REQUEST_BYTES,
+            budget: RequestBudget::configured(MAX_REQUEST_BYTES),
             allow_empty: false,
             new_source: false,
             shard: Shard::WHOLE,
@@ -116,9 +117,9 @@ impl Default for PlanOptions {
 }
 
 impl PlanOptions {
-    /// The most image bytes one request can carry.
+    /// The most image bytes one request can carry with a photo alone.
     pub fn image_budget(&self) -> u64 {
-        RequestBudget::configured(self.max_request_bytes).configured_image_bytes()
+        self.budget.photo_bytes()
     }
 }
 
@@ -162,7 +163,7 @@ pub fn build(
 ) -> Result<PlanSummary, PlanError> {
     if options.image_budget() == 0 {
         return Err(PlanError::RequestLimit {
-            given: options.max_request_bytes,
+            given: options.budget.configured_request_bytes(),
         });
     }
     if let SourceSpec::Tree { groups, .. } = source {
@@ -176,7 +177,7 @@ pub fn build(
     let (items, others) = options.shard.split(source.open()?);
     // Count calls with the request limit earlier runs learned, as the engine cuts them.
     let learned = PlanOptions {
-        max_request_bytes: store.request_limit()?.budget(options.max_request_bytes),
+        budget: options.budget.with_learned(&store.request_limit()?),
         ..options.clone()
     };
     let options = &learned;

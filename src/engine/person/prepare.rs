@@ -62,8 +62,8 @@ impl Worker<'_, '_> {
         // chunk starts at the front, unless the photo there is over the budget being
         // probed (yet under the smallest refused): it then goes alone. The photos
         // past the chunk go back to the queue.
-        let budget = self.shared.request_budget().chunk_request_bytes();
-        let first = chunk::chunks(&items, room, budget)
+        let budget = self.shared.request_budget();
+        let first = chunk::chunks(&items, room, &budget)
             .into_iter()
             .next()
             .filter(|r| r.start == 0)
@@ -101,12 +101,13 @@ impl Worker<'_, '_> {
                 ImageRef::Url(_) => None,
             })
             .collect();
-        let mut prepared = normalize::prepare_chunk(
-            &self.shared.normalize_pool,
-            &files,
-            &self.shared.options.normalize,
-        )
-        .into_iter();
+        let options = self
+            .shared
+            .options
+            .normalize
+            .within(&self.shared.request_budget());
+        let mut prepared =
+            normalize::prepare_chunk(&self.shared.normalize_pool, &files, &options).into_iter();
         entries
             .iter()
             .map(|e| match &e.image {
