@@ -4,12 +4,15 @@
 //!
 //! Run: `cargo bench --bench emulator` (prints figures; asserts nothing).
 
-#[path = "../tests/support/emulator.rs"]
-mod emulator_support;
+#[path = "../tests/support/http.rs"]
+mod http;
+#[path = "../tests/support/photos.rs"]
+mod photos;
 
-use emulator_support::*;
-use faceenroll::emulator::Faults;
+use faceenroll::emulator::{Emulator, EmulatorConfig, Faults};
 use faceenroll::service::api::Call;
+use http::*;
+use photos::face_png;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +45,11 @@ fn measure(addr: std::net::SocketAddr, threads: usize, work: Work) -> f64 {
 }
 
 fn main() {
-    let emu = start();
+    let config = EmulatorConfig {
+        qps: None,
+        ..EmulatorConfig::rehearsal()
+    };
+    let emu = Emulator::start(config, "127.0.0.1:0".parse().unwrap()).expect("emulator starts");
     let addr = emu.addr();
     println!(
         "emulator benchmark ({} cores available)",

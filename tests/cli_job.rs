@@ -4,51 +4,10 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::bin::{in_repo as faceenroll, output, run, s, Run, BIN, REPO};
-
-/// `faceenroll emulator` as a separate process, accepting `id`/`key`.
-struct EmulatorProcess {
-    child: Child,
-    endpoint: String,
-}
-
-impl EmulatorProcess {
-    fn start(id: &str, key: &str, extra: &[&str]) -> EmulatorProcess {
-        let mut child = faceenroll()
-            .args(["emulator", "--bind", "127.0.0.1:0"])
-            .args(extra)
-            .env("TENCENTCLOUD_SECRET_ID", id)
-            .env("TENCENTCLOUD_SECRET_KEY", key)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let endpoint = first
-            .trim()
-            .rsplit(' ')
-            .next()
-            .expect("serving on URL")
-            .to_owned();
-        assert!(endpoint.starts_with("http://127.0.0.1:"), "{first}");
-        EmulatorProcess { child, endpoint }
-    }
-}
-
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::bin::{in_repo as faceenroll, output, run, s, EmulatorProcess, Run, BIN, REPO};
 
 const SECRET_ID: &str = "AKIDcliTestSecretId0123456789abcdef";
 const SECRET_KEY: &str = "cliTestSecretKey-9f8e7d6c5b4a";
@@ -76,7 +35,9 @@ fn enroll_against(emulator: &EmulatorProcess, id: &str, key: &str, state: &Path)
 
 #[test]
 fn refused_credentials_stop_the_job_with_exit_3_and_it_resumes() {
-    let emulator = EmulatorProcess::start(SECRET_ID, SECRET_KEY, &[]);
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("emulator.log");
+    let emulator = EmulatorProcess::with_credentials(SECRET_ID, SECRET_KEY, &[], &log);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     // An unknown SecretId (11), then a known one with the wrong key (14).
@@ -117,7 +78,11 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[test]
 fn no_secret_appears_in_any_output_or_file_a_run_leaves() {
-    let emulator = EmulatorProcess::start(SECRET_ID, SECRET_KEY, &["--lose-answer", "0.1"]);
+    // The emulator's log is kept apart from the files searched for secrets.
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("emulator.log");
+    let emulator =
+        EmulatorProcess::with_credentials(SECRET_ID, SECRET_KEY, &["--lose-answer", "0.1"], &log);
     let dir = tempfile::tempdir().unwrap();
     let mut outputs = Vec::new();
     // A run refused for its key, one that succeeds, and one whose credentials

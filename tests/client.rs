@@ -1,5 +1,7 @@
-//! The client and the inspection commands end to end, against the in-process
-//! emulator on 127.0.0.1.
+//! The client end to end, against the in-process emulator on 127.0.0.1 (the
+//! inspection commands that use it are in `inspect.rs`).
+
+mod support;
 
 use faceenroll::emulator::{Emulator, EmulatorConfig, Faults};
 use faceenroll::model::{ContentHash, GroupId, PersonId};
@@ -9,23 +11,16 @@ use faceenroll::service::client::{
 };
 use faceenroll::service::codes::{Class, Outcome};
 use faceenroll::service::sign::Credentials;
-use image::{ImageFormat, Rgba, RgbaImage};
+use image::ImageFormat;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use support::{blank, encode, face_picture};
 
 // ---------------------------------------------------------------------------------
 // Helpers
-
-fn start() -> Emulator {
-    let emu = Emulator::start(EmulatorConfig::rehearsal(), "127.0.0.1:0".parse().unwrap())
-        .expect("emulator starts");
-    // The tests are about the client, not the rate limit.
-    emu.set_qps(None);
-    emu
-}
 
 fn config_for(emu: &Emulator) -> ClientConfig {
     let rehearsal = EmulatorConfig::rehearsal();
@@ -47,36 +42,6 @@ fn pid(id: &str) -> PersonId {
 
 fn gid(id: &str) -> GroupId {
     GroupId::new(id).unwrap()
-}
-
-/// The bytes of a picture the emulator takes for a face: varied pixels, distinct by
-/// `seed`.
-fn picture(seed: u8, format: ImageFormat) -> Vec<u8> {
-    let img = RgbaImage::from_fn(48, 40, |x, y| {
-        Rgba([
-            (x as u8).wrapping_mul(5).wrapping_add(seed),
-            (y as u8).wrapping_mul(11).wrapping_add(seed / 3),
-            seed,
-            255,
-        ])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    match format {
-        ImageFormat::Jpeg => image::DynamicImage::ImageRgba8(img)
-            .into_rgb8()
-            .write_to(&mut out, format)
-            .unwrap(),
-        _ => img.write_to(&mut out, format).unwrap(),
-    }
-    out.into_inner()
-}
-
-/// A picture of one colour: the emulator finds no face in it (-1101).
-fn blank_picture() -> Vec<u8> {
-    let img = RgbaImage::from_pixel(16, 16, Rgba([200, 10, 10, 255]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, ImageFormat::Png).unwrap();
-    out.into_inner()
 }
 
 fn write_photo(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -177,13 +142,13 @@ fn closed_port_endpoint() -> String {
 
 #[test]
 fn every_call_works_with_local_photos_sent_as_multipart() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
     let dir = tempfile::tempdir().unwrap();
-    let first = picture(1, ImageFormat::Jpeg);
-    let second = picture(2, ImageFormat::Png);
-    let third = picture(3, ImageFormat::Bmp);
-    let fourth = picture(4, ImageFormat::Gif);
+    let first = encode(&face_picture(1, 48, 40), ImageFormat::Jpeg);
+    let second = encode(&face_picture(2, 48, 40), ImageFormat::Png);
+    let third = encode(&face_picture(3, 48, 40), ImageFormat::Bmp);
+    let fourth = encode(&face_picture(4, 48, 40), ImageFormat::Gif);
     let first_path = write_photo(dir.path(), "first photo (1).jpg", &first);
     let second_path = write_photo(dir.path(), "张三.png", &second);
     let third_path = write_photo(dir.path(), "third.bmp", &third);
@@ -284,11 +249,11 @@ fn every_call_works_with_local_photos_sent_as_multipart() {
 
 #[test]
 fn url_photos_travel_as_json_and_arrive_intact() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
-    let first = picture(21, ImageFormat::Jpeg);
-    let second = picture(22, ImageFormat::Png);
-    let third = picture(23, ImageFormat::Jpeg);
+    let first = encode(&face_picture(21, 48, 40), ImageFormat::Jpeg);
+    let second = encode(&face_picture(22, 48, 40), ImageFormat::Png);
+    let third = encode(&face_picture(23, 48, 40), ImageFormat::Jpeg);
     let base = photo_server(vec![
         ("a.jpg", first.clone()),
         ("b.png", second.clone()),
@@ -326,7 +291,7 @@ fn url_photos_travel_as_json_and_arrive_intact() {
 
 #[test]
 fn a_mixed_chunk_or_missing_photo_is_refused_before_anything_is_sent() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
     let err = client
         .add_faces(
@@ -335,7 +300,7 @@ fn a_mixed_chunk_or_missing_photo_is_refused_before_anything_is_sent() {
                 ImageBody::Url("http://127.0.0.1:1/a.jpg".into()),
                 ImageBody::Bytes {
                     filename: "b.jpg".into(),
-                    bytes: picture(1, ImageFormat::Jpeg).into(),
+                    bytes: encode(&face_picture(1, 48, 40), ImageFormat::Jpeg).into(),
                 },
             ],
             None,
@@ -377,11 +342,15 @@ fn a_mixed_chunk_or_missing_photo_is_refused_before_anything_is_sent() {
 
 #[test]
 fn service_answers_are_classed_by_the_code_table() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
     let dir = tempfile::tempdir().unwrap();
-    let face = write_photo(dir.path(), "face.png", &picture(31, ImageFormat::Png));
-    let blank = write_photo(dir.path(), "blank.png", &blank_picture());
+    let face = write_photo(
+        dir.path(),
+        "face.png",
+        &encode(&face_picture(31, 48, 40), ImageFormat::Png),
+    );
+    let blank = write_photo(dir.path(), "blank.png", &blank());
     let carol = pid("carol");
 
     // Outcome: the person does not exist.
@@ -439,7 +408,7 @@ fn service_answers_are_classed_by_the_code_table() {
 
 #[test]
 fn a_dropped_connection_is_lost_and_nothing_was_done() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
     emu.set_faults(Faults {
         drop_connection: 1.0,
@@ -451,7 +420,7 @@ fn a_dropped_connection_is_lost_and_nothing_was_done() {
             &[gid("g")],
             &ImageBody::Bytes {
                 filename: "d.jpg".into(),
-                bytes: picture(41, ImageFormat::Jpeg).into(),
+                bytes: encode(&face_picture(41, 48, 40), ImageFormat::Jpeg).into(),
             },
             None,
             None,
@@ -469,9 +438,9 @@ fn a_dropped_connection_is_lost_and_nothing_was_done() {
 
 #[test]
 fn a_lost_answer_leaves_the_work_done_and_the_outcome_unknown() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
-    let photo: Arc<[u8]> = picture(42, ImageFormat::Jpeg).into();
+    let photo: Arc<[u8]> = encode(&face_picture(42, 48, 40), ImageFormat::Jpeg).into();
     let image = ImageBody::Bytes {
         filename: "e.jpg".into(),
         bytes: photo.clone(),
@@ -503,7 +472,7 @@ fn a_lost_answer_leaves_the_work_done_and_the_outcome_unknown() {
 
 #[test]
 fn a_slow_answer_times_out_with_an_unknown_outcome() {
-    let emu = start();
+    let emu = support::emulator();
     let mut config = config_for(&emu);
     config.read_timeout = Duration::from_millis(200);
     let client = Client::new(config).unwrap();
@@ -606,7 +575,7 @@ fn http_errors_and_foreign_answers_are_transport_errors() {
 
 #[test]
 fn an_expired_or_replayed_signature_is_renewed_once() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
     for code in [9, 13] {
         let before = emu.counters().requests;
@@ -638,10 +607,10 @@ fn an_expired_or_replayed_signature_is_renewed_once() {
 
 #[test]
 fn a_resent_multipart_call_sends_its_photo_again() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
     let dir = tempfile::tempdir().unwrap();
-    let bytes = picture(51, ImageFormat::Jpeg);
+    let bytes = encode(&face_picture(51, 48, 40), ImageFormat::Jpeg);
     let path = write_photo(dir.path(), "f.jpg", &bytes);
     emu.inject_next(9, 1);
     client
@@ -658,7 +627,7 @@ fn a_resent_multipart_call_sends_its_photo_again() {
 
 #[test]
 fn errors_of_a_refused_signature_do_not_carry_secrets() {
-    let emu = start();
+    let emu = support::emulator();
     let rehearsal = EmulatorConfig::rehearsal();
     let secret_id = rehearsal.credentials[0].secret_id().to_owned();
     let wrong_key = "wrong-secret-key-0123456789abcdef";
@@ -674,7 +643,11 @@ fn errors_of_a_refused_signature_do_not_carry_secrets() {
     let client = Client::new(config).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let path = write_photo(dir.path(), "g.jpg", &picture(61, ImageFormat::Jpeg));
+    let path = write_photo(
+        dir.path(),
+        "g.jpg",
+        &encode(&face_picture(61, 48, 40), ImageFormat::Jpeg),
+    );
     let errors = [
         client.get_info(&pid("x")).unwrap_err(),
         client
@@ -706,7 +679,7 @@ fn errors_of_a_refused_signature_do_not_carry_secrets() {
 
 #[test]
 fn one_connection_serves_many_calls() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
     for _ in 0..50 {
         client.get_group_ids().unwrap();
@@ -718,7 +691,7 @@ fn one_connection_serves_many_calls() {
 
 #[test]
 fn threads_share_the_client_and_its_pool() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
     let dir = tempfile::tempdir().unwrap();
     std::thread::scope(|s| {
@@ -731,7 +704,7 @@ fn threads_share_the_client_and_its_pool() {
                     let path = write_photo(
                         dir,
                         &format!("{t}-{i}.png"),
-                        &picture(t * 16 + i, ImageFormat::Png),
+                        &encode(&face_picture(t * 16 + i, 48, 40), ImageFormat::Png),
                     );
                     client
                         .new_person(&id, &[gid("threads")], &ImageBody::File(path), None, None)
@@ -753,9 +726,9 @@ fn threads_share_the_client_and_its_pool() {
 
 #[test]
 fn a_body_over_the_service_limit_is_answered_23() {
-    let emu = start();
+    let emu = support::emulator();
     let client = client_for(&emu);
-    let mut big = picture(81, ImageFormat::Png);
+    let mut big = encode(&face_picture(81, 48, 40), ImageFormat::Png);
     big.resize(faceenroll::limits::MAX_REQUEST_BYTES as usize + 1024, 0);
     let err = client
         .add_faces(

@@ -13,7 +13,8 @@ use faceenroll::service::api::Call;
 use faceenroll::service::sign::Credentials;
 use serde_json::{json, Value};
 use std::net::TcpStream;
-use support::emulator::*;
+use support::http::*;
+use support::{face_jpeg, face_png, lenient_emulator};
 
 fn new_person(person_id: &str) -> RequestBody {
     new_person_body(person_id, &["g"], &face_png(person_id.len() as u8))
@@ -25,7 +26,7 @@ fn get_groups() -> RequestBody {
 
 #[test]
 fn signature_failures_have_their_codes() {
-    let emu = start_with(|c| {
+    let emu = lenient_emulator(|c| {
         c.credentials
             .push(Credentials::new("AKIDsecond", "second-key"));
     });
@@ -92,7 +93,7 @@ fn signature_failures_have_their_codes() {
 
 #[test]
 fn the_rate_limit_answers_15_and_refused_calls_do_no_work() {
-    let emu = start_with(|c| c.qps = Some(3));
+    let emu = lenient_emulator(|c| c.qps = Some(3));
     let mut conn = Connection::open(emu.addr());
     let codes: Vec<i64> = (0..6)
         .map(|i| {
@@ -121,7 +122,7 @@ fn the_rate_limit_answers_15_and_refused_calls_do_no_work() {
 
 #[test]
 fn injected_answers_do_no_work() {
-    let emu = start();
+    let emu = lenient_emulator(|_| {});
     let mut conn = Connection::open(emu.addr());
     emu.inject_next(9, 2);
     for _ in 0..2 {
@@ -149,7 +150,7 @@ fn injected_answers_do_no_work() {
 
 #[test]
 fn fault_213_and_15_answer_without_work() {
-    let emu = start_with(|c| {
+    let emu = lenient_emulator(|c| {
         c.faults.error_213 = 1.0;
     });
     let mut conn = Connection::open(emu.addr());
@@ -177,7 +178,7 @@ fn fault_213_and_15_answer_without_work() {
 
 #[test]
 fn dropped_connections_do_no_work_and_lost_answers_do() {
-    let emu = start_with(|c| c.faults.drop_connection = 1.0);
+    let emu = lenient_emulator(|c| c.faults.drop_connection = 1.0);
     let mut conn = Connection::open(emu.addr());
     assert!(conn.call(Call::NewPerson, &new_person("dropped")).is_err());
     assert!(emu.snapshot().persons.is_empty(), "dropped before the work");
@@ -207,7 +208,7 @@ fn dropped_connections_do_no_work_and_lost_answers_do() {
 
 #[test]
 fn transient_image_faults_refuse_addface_images_with_1200() {
-    let emu = start();
+    let emu = lenient_emulator(|_| {});
     let mut conn = Connection::open(emu.addr());
     assert_eq!(
         conn.call(Call::NewPerson, &new_person("p")).unwrap().json()["code"],
@@ -239,7 +240,7 @@ fn transient_image_faults_refuse_addface_images_with_1200() {
 
 #[test]
 fn latency_delays_the_answer_not_its_content() {
-    let emu = start_with(|c| {
+    let emu = lenient_emulator(|c| {
         c.faults.latency_ms = 20;
         c.faults.jitter_ms = 10;
     });
@@ -264,7 +265,7 @@ fn latency_delays_the_answer_not_its_content() {
 #[test]
 fn the_same_seed_replays_the_same_faults() {
     let run = |seed: u64| -> Vec<i64> {
-        let emu = start_with(|c| {
+        let emu = lenient_emulator(|c| {
             c.seed = seed;
             c.faults.error_213 = 0.4;
             c.faults.rate_limit_15 = 0.2;
@@ -286,7 +287,7 @@ fn the_same_seed_replays_the_same_faults() {
 
 #[test]
 fn keep_alive_with_content_length_and_chunked_bodies() {
-    let emu = start();
+    let emu = lenient_emulator(|_| {});
     let mut conn = Connection::open(emu.addr());
     assert_eq!(
         conn.call(Call::NewPerson, &new_person("p")).unwrap().json()["code"],
@@ -344,7 +345,7 @@ fn keep_alive_with_content_length_and_chunked_bodies() {
 
 #[test]
 fn sixty_four_connections_at_once_with_latency() {
-    let emu = start_with(|c| c.faults.latency_ms = 50);
+    let emu = lenient_emulator(|c| c.faults.latency_ms = 50);
     let mut conns: Vec<Connection> = (0..64).map(|_| Connection::open(emu.addr())).collect();
     // Every connection sends before any answer is read: all 64 calls are in flight.
     for (i, conn) in conns.iter_mut().enumerate() {
@@ -370,7 +371,7 @@ fn sixty_four_connections_at_once_with_latency() {
 
 #[test]
 fn introspection_over_http_matches_the_library() {
-    let emu = start();
+    let emu = lenient_emulator(|_| {});
     let mut conn = Connection::open(emu.addr());
     assert_eq!(
         conn.call(Call::NewPerson, &new_person("p")).unwrap().json()["code"],
@@ -488,7 +489,7 @@ fn the_state_file_survives_a_restart() {
 
 #[test]
 fn shutdown_stops_accepting_even_with_open_connections() {
-    let emu = start();
+    let emu = lenient_emulator(|_| {});
     let addr = emu.addr();
     let mut idle = Connection::open(addr);
     assert_eq!(
@@ -511,7 +512,7 @@ fn rehearsal_config_is_documented_and_rate_limited() {
 
 #[test]
 fn ureq_clients_share_one_keep_alive_connection_with_both_framings() {
-    let emu = start();
+    let emu = lenient_emulator(|_| {});
     let agent = ureq::AgentBuilder::new().build();
     let url = |call: Call| format!("{}{}", emu.endpoint(), call.path());
     let photo = face_jpeg(9);

@@ -10,7 +10,8 @@ use serde_json::json;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use support::emulator::*;
+use support::face_png;
+use support::http::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_faceenroll");
 

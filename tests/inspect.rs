@@ -6,7 +6,7 @@ mod support;
 use faceenroll::emulator::{Emulator, EmulatorConfig};
 use faceenroll::model::{GroupId, PersonId};
 use faceenroll::service::client::ImageBody;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 fn pid(id: &str) -> PersonId {
     PersonId::new(id).unwrap()
@@ -16,22 +16,10 @@ fn gid(id: &str) -> GroupId {
     GroupId::new(id).unwrap()
 }
 
-/// The binary, with no proxy or CA file inherited from the machine running the tests.
-fn binary() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faceenroll"));
-    for (name, _) in std::env::vars_os() {
-        let lower = name.to_string_lossy().to_ascii_lowercase();
-        if lower.ends_with("_proxy") || lower == "ssl_cert_file" {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd
-}
-
 fn faceenroll(emu: &Emulator, args: &[&str]) -> (i32, String, String) {
     let rehearsal = EmulatorConfig::rehearsal();
     let creds = &rehearsal.credentials[0];
-    let output = binary()
+    let output = support::faceenroll(&[])
         .args(args)
         .args(["--endpoint", &emu.endpoint(), "--appid", &rehearsal.appid])
         .env("TENCENTCLOUD_SECRET_ID", creds.secret_id())
@@ -65,7 +53,7 @@ fn inspection_commands_show_and_delete_what_the_service_holds() {
 
     let photo = |seed| ImageBody::Bytes {
         filename: "x.jpg".into(),
-        bytes: support::emulator::face_jpeg(seed).into(),
+        bytes: support::face_jpeg(seed).into(),
     };
     let made = client
         .new_person(
@@ -167,7 +155,7 @@ fn inspection_commands_show_and_delete_what_the_service_holds() {
 #[test]
 fn inspection_commands_refuse_bad_configuration_with_exit_2() {
     let emu = support::emulator();
-    let output = binary()
+    let output = support::faceenroll(&[])
         .args([
             "groups",
             "--endpoint",
@@ -183,7 +171,7 @@ fn inspection_commands_refuse_bad_configuration_with_exit_2() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("--insecure-http"), "{err}");
 
-    let output = binary()
+    let output = support::faceenroll(&[])
         .args(["groups", "--endpoint", &emu.endpoint(), "--appid", "1"])
         .env_remove("TENCENTCLOUD_SECRET_ID")
         .env_remove("TENCENTCLOUD_SECRET_KEY")
@@ -215,7 +203,7 @@ fn inspection_commands_read_credentials_from_a_private_config_file() {
     )
     .unwrap();
     let run = || {
-        binary()
+        support::faceenroll(&[])
             .args(["groups", "--config"])
             .arg(&path)
             .env_remove("TENCENTCLOUD_SECRET_ID")

@@ -378,12 +378,11 @@ fn the_strict_emulator_takes_every_call_the_client_makes() {
 
 #[test]
 fn the_strict_emulator_refuses_a_text_where_the_contract_says_array() {
-    use support::emulator::{json_body, multipart_body, Connection, Field};
+    use support::http::{json_body, multipart_body, Connection, Field};
     let strict = support::emulator_with(|c| c.probes.strict = true);
     let lenient = support::emulator_with(|c| c.probes.strict = false);
     let face = support::photo(3);
-    let bare = |body: &support::emulator::RequestBody,
-                emulator: &faceenroll::emulator::Emulator| {
+    let bare = |body: &support::http::RequestBody, emulator: &faceenroll::emulator::Emulator| {
         let mut conn = Connection::open(emulator.addr());
         conn.call(Call::NewPerson, body).unwrap().json()["code"].clone()
     };

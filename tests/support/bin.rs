@@ -17,19 +17,39 @@ pub struct EmulatorProcess {
 }
 
 impl EmulatorProcess {
-    /// Starts `faceenroll emulator --bind 127.0.0.1:0 ARGS...` with the rehearsal
-    /// credentials, its log in `log`, and waits for the address it announces.
+    /// Starts `faceenroll emulator --bind 127.0.0.1:0 --strict ARGS...` with the
+    /// rehearsal credentials, its log in `log`, and waits for the address it announces.
     pub fn start(args: &[&str], log: &Path) -> EmulatorProcess {
+        EmulatorProcess::spawn(None, args, log)
+    }
+
+    /// Starts it as [`EmulatorProcess::start`] does, accepting only `secret_id` with
+    /// `secret_key`.
+    pub fn with_credentials(
+        secret_id: &str,
+        secret_key: &str,
+        args: &[&str],
+        log: &Path,
+    ) -> EmulatorProcess {
+        EmulatorProcess::spawn(Some((secret_id, secret_key)), args, log)
+    }
+
+    fn spawn(credentials: Option<(&str, &str)>, args: &[&str], log: &Path) -> EmulatorProcess {
         use std::io::BufRead as _;
-        let mut child = std::process::Command::new(BIN)
-            .args(["emulator", "--bind", "127.0.0.1:0", "--strict"])
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["emulator", "--bind", "127.0.0.1:0", "--strict"])
             .args(args)
-            .env_remove("TENCENTCLOUD_SECRET_ID")
-            .env_remove("TENCENTCLOUD_SECRET_KEY")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
+            .stderr(std::fs::File::create(log).unwrap());
+        match credentials {
+            Some((id, key)) => cmd
+                .env("TENCENTCLOUD_SECRET_ID", id)
+                .env("TENCENTCLOUD_SECRET_KEY", key),
+            None => cmd
+                .env_remove("TENCENTCLOUD_SECRET_ID")
+                .env_remove("TENCENTCLOUD_SECRET_KEY"),
+        };
+        let mut child = cmd.spawn().unwrap();
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();

@@ -1,14 +1,19 @@
-//! Helpers the end-to-end tests share: generated photos, archives in temporary
-//! directories, an in-process emulator and a client for it; [`emulator`] holds the
-//! byte-level HTTP client and request builders of the emulator's own tests.
+//! Helpers the end-to-end tests share: archives in temporary directories, the
+//! in-process emulator ([`emulator`], [`emulator_with`]) and a client for it, and
+//! running the job. [`photos`] draws the photos, [`bin`] runs the binary (and the
+//! emulator as a process), [`http`] is the byte-level HTTP client and request
+//! builders of the emulator's own tests, [`capture`] records what the client sends.
 #![allow(dead_code)]
 
 pub mod bin;
 pub mod capture;
-pub mod emulator;
+pub mod http;
+pub mod photos;
 
 #[allow(unused_imports)]
 pub use bin::{enroll_command, faceenroll, report_rows, EmulatorProcess, BIN, NETWORK_VARIABLES};
+#[allow(unused_imports)]
+pub use photos::*;
 
 use faceenroll::emulator::{rehearsal_credentials, Emulator, EmulatorConfig, REHEARSAL_APPID};
 use faceenroll::engine::{
@@ -20,40 +25,8 @@ use faceenroll::report::Tally;
 use faceenroll::service::client::{Client, ClientConfig};
 use faceenroll::source::{Layout, SourceSpec};
 use faceenroll::store::Store;
-use image::codecs::jpeg::JpegEncoder;
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-use image::{ImageEncoder, Rgb, RgbImage};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// A small PNG whose pixels depend on `seed`: a "face" by the emulator's rule, and a
-/// different one for every seed.
-pub fn photo(seed: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(24, 24, |x, y| {
-        let v = seed.wrapping_mul(2_654_435_761) ^ (x * 31 + y * 17);
-        image::Rgb([
-            (v & 0xff) as u8,
-            ((v >> 8) & 0xff) as u8,
-            (x * 10 + y) as u8,
-        ])
-    });
-    encode_png(&img)
-}
-
-/// A PNG of one colour: no face by the emulator's rule.
-pub fn blank() -> Vec<u8> {
-    encode_png(&image::RgbImage::from_pixel(
-        24,
-        24,
-        image::Rgb([200, 200, 200]),
-    ))
-}
-
-fn encode_png(img: &image::RgbImage) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
 
 /// A photo archive laid out as `root/<person>/<photo>` in a temporary directory.
 pub struct Archive {
@@ -170,6 +143,15 @@ pub fn emulator_with(configure: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
     Emulator::start(config, "127.0.0.1:0".parse().unwrap()).unwrap()
 }
 
+/// An emulator that reads bodies as the service does, leniently (see
+/// [`emulator_with`] for the rest): for the emulator's own tests of that reading.
+pub fn lenient_emulator(configure: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
+    emulator_with(|config| {
+        config.probes.strict = false;
+        configure(config);
+    })
+}
+
 thread_local! {
     /// The reading of -1309 the emulators of this test thread play.
     static READING: std::cell::Cell<faceenroll::emulator::FullReading> =
@@ -198,67 +180,6 @@ pub fn client(emulator: &Emulator) -> Client {
     );
     config.read_timeout = std::time::Duration::from_secs(5);
     Client::new(config).unwrap()
-}
-
-/// A picture of smooth gradients with per-pixel noise of the given amplitude.
-pub fn picture(width: u32, height: u32, noise: u8, seed: u64) -> RgbImage {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    RgbImage::from_fn(width, height, |x, y| {
-        let mut n = || if noise == 0 { 0 } else { rng.u8(..noise) };
-        Rgb([
-            ((x * 255 / width) as u8).wrapping_add(n()),
-            ((y * 255 / height) as u8).wrapping_add(n()),
-            (((x + y) * 127 / (width + height)) as u8).wrapping_add(n()),
-        ])
-    })
-}
-
-pub fn jpeg_bytes(image: &RgbImage, quality: u8) -> Vec<u8> {
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(image)
-        .unwrap();
-    out
-}
-
-pub fn write_png(path: &Path, image: &RgbImage) {
-    let mut out = Vec::new();
-    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::NoFilter)
-        .write_image(
-            image,
-            image.width(),
-            image.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-        .unwrap();
-    std::fs::write(path, out).unwrap();
-}
-
-/// A minimal EXIF APP1 segment holding only an Orientation entry.
-pub fn exif_app1(orientation: u16) -> Vec<u8> {
-    let mut tiff = Vec::new();
-    tiff.extend_from_slice(b"II*\0"); // little-endian TIFF header
-    tiff.extend_from_slice(&8u32.to_le_bytes()); // first IFD right after the header
-    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
-    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
-    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
-    tiff.extend_from_slice(&1u32.to_le_bytes()); // one value
-    tiff.extend_from_slice(&orientation.to_le_bytes());
-    tiff.extend_from_slice(&[0, 0]); // value padding
-    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-    let mut segment = vec![0xFF, 0xE1];
-    segment.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
-    segment.extend_from_slice(b"Exif\0\0");
-    segment.extend_from_slice(&tiff);
-    segment
-}
-
-/// A JPEG whose EXIF says how its stored pixels must be turned.
-pub fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&exif_app1(orientation));
-    out.extend_from_slice(&jpeg[2..]);
-    out
 }
 
 /// The account an emulator kept in its state file (`--emulator-state`,
@@ -329,14 +250,6 @@ pub fn archive_faces(
         hashes.sort();
     }
     expected
-}
-
-/// Bytes that start like a JPEG (enough for the planner's content check), distinct
-/// for every `tag`; not a decodable picture.
-pub fn jpeg(tag: &str) -> Vec<u8> {
-    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0];
-    b.extend_from_slice(tag.as_bytes());
-    b
 }
 
 /// Writes a file, creating its folders.

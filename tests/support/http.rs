@@ -1,13 +1,11 @@
-//! Helpers shared by the emulator's integration tests: a small HTTP/1.1 client of
-//! their own (so tests control keep-alive, framing and signatures byte for byte),
-//! request builders in both body encodings, test photos and a loopback file server
-//! for URL images.
+//! The emulator's integration tests' own small HTTP/1.1 client (so tests control
+//! keep-alive, framing and signatures byte for byte), request builders in both body
+//! encodings and a loopback file server for URL images.
 #![allow(dead_code)]
 
-use faceenroll::emulator::{self, Emulator, EmulatorConfig};
+use faceenroll::emulator;
 use faceenroll::service::api::Call;
 use faceenroll::service::sign::{sign, SignatureFields};
-use image::{ImageFormat, Rgba, RgbaImage};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -16,18 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const APPID: &str = emulator::REHEARSAL_APPID;
-
-/// An emulator on an ephemeral loopback port, rehearsal credentials, no rate limit.
-pub fn start() -> Emulator {
-    start_with(|_| {})
-}
-
-pub fn start_with(adjust: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
-    let mut config = EmulatorConfig::rehearsal();
-    config.qps = None;
-    adjust(&mut config);
-    Emulator::start(config, "127.0.0.1:0".parse().unwrap()).expect("emulator starts")
-}
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -259,68 +245,6 @@ pub fn new_person_body(person_id: &str, groups: &[&str], image: &[u8]) -> Reques
         Field::List("group_ids", groups),
         Field::File("image", image),
     ])
-}
-
-/// A picture with varied pixels ("a face"), different for each seed.
-pub fn face_picture(seed: u8, width: u32, height: u32) -> RgbaImage {
-    RgbaImage::from_fn(width, height, |x, y| {
-        Rgba([
-            (x as u8).wrapping_mul(5).wrapping_add(seed),
-            (y as u8)
-                .wrapping_mul(3)
-                .wrapping_add(seed.wrapping_mul(31)),
-            seed,
-            255,
-        ])
-    })
-}
-
-pub fn encode(picture: &RgbaImage, format: ImageFormat) -> Vec<u8> {
-    let mut out = io::Cursor::new(Vec::new());
-    if format == ImageFormat::Jpeg {
-        image::DynamicImage::ImageRgba8(picture.clone())
-            .into_rgb8()
-            .write_to(&mut out, format)
-            .unwrap();
-    } else {
-        picture.write_to(&mut out, format).unwrap();
-    }
-    out.into_inner()
-}
-
-/// A PNG face photo of 48×32 pixels.
-pub fn face_png(seed: u8) -> Vec<u8> {
-    encode(&face_picture(seed, 48, 32), ImageFormat::Png)
-}
-
-/// A JPEG face photo of 40×30 pixels.
-pub fn face_jpeg(seed: u8) -> Vec<u8> {
-    encode(&face_picture(seed, 40, 30), ImageFormat::Jpeg)
-}
-
-/// A PNG of one colour: no face.
-pub fn blank_png() -> Vec<u8> {
-    encode(
-        &RgbaImage::from_pixel(24, 24, Rgba([90, 90, 90, 255])),
-        ImageFormat::Png,
-    )
-}
-
-/// A two-frame GIF.
-pub fn animated_gif() -> Vec<u8> {
-    use image::codecs::gif::GifEncoder;
-    use image::Frame;
-    let mut out = Vec::new();
-    {
-        let mut encoder = GifEncoder::new(&mut out);
-        encoder
-            .encode_frames([
-                Frame::new(face_picture(1, 8, 8)),
-                Frame::new(face_picture(2, 8, 8)),
-            ])
-            .unwrap();
-    }
-    out
 }
 
 /// A loopback HTTP server of fixed files, for URL images (answers 404 otherwise).
