@@ -10,6 +10,12 @@ use image::{ImageEncoder, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use std::io;
 use std::path::Path;
 
+/// The EXIF orientation writer the benchmarks use too.
+#[path = "../../benches/support/exif.rs"]
+mod exif;
+#[allow(unused_imports)]
+pub use exif::with_orientation;
+
 /// A small PNG whose pixels depend on `seed`: a "face" by the emulator's rule, and a
 /// different one for every seed.
 pub fn photo(seed: u32) -> Vec<u8> {
@@ -71,33 +77,6 @@ pub fn write_png(path: &Path, image: &RgbImage) {
         )
         .unwrap();
     std::fs::write(path, out).unwrap();
-}
-
-/// A minimal EXIF APP1 segment holding only an Orientation entry.
-pub fn exif_app1(orientation: u16) -> Vec<u8> {
-    let mut tiff = Vec::new();
-    tiff.extend_from_slice(b"II*\0"); // little-endian TIFF header
-    tiff.extend_from_slice(&8u32.to_le_bytes()); // first IFD right after the header
-    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
-    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
-    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
-    tiff.extend_from_slice(&1u32.to_le_bytes()); // one value
-    tiff.extend_from_slice(&orientation.to_le_bytes());
-    tiff.extend_from_slice(&[0, 0]); // value padding
-    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-    let mut segment = vec![0xFF, 0xE1];
-    segment.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
-    segment.extend_from_slice(b"Exif\0\0");
-    segment.extend_from_slice(&tiff);
-    segment
-}
-
-/// A JPEG whose EXIF says how its stored pixels must be turned.
-pub fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&exif_app1(orientation));
-    out.extend_from_slice(&jpeg[2..]);
-    out
 }
 
 /// Bytes that start like a JPEG (enough for the planner's content check), distinct
