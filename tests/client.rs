@@ -4,7 +4,7 @@
 mod support;
 
 use faceenroll::emulator::{Emulator, EmulatorConfig, Faults};
-use faceenroll::model::{ContentHash, GroupId, PersonId};
+use faceenroll::model::ContentHash;
 use faceenroll::service::api::Call;
 use faceenroll::service::client::{
     CallError, Client, ClientConfig, ImageBody, TransportKind, Unreachable,
@@ -17,7 +17,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{blank, encode, face_picture};
+use support::{blank, encode, face_picture, gid, pid};
 
 // ---------------------------------------------------------------------------------
 // Helpers
@@ -34,14 +34,6 @@ fn config_for(emu: &Emulator) -> ClientConfig {
 
 fn client_for(emu: &Emulator) -> Client {
     Client::new(config_for(emu)).expect("client for the emulator")
-}
-
-fn pid(id: &str) -> PersonId {
-    PersonId::new(id).unwrap()
-}
-
-fn gid(id: &str) -> GroupId {
-    GroupId::new(id).unwrap()
 }
 
 fn write_photo(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

@@ -4,17 +4,9 @@
 mod support;
 
 use faceenroll::emulator::{Emulator, EmulatorConfig};
-use faceenroll::model::{GroupId, PersonId};
 use faceenroll::service::client::ImageBody;
 use std::process::Stdio;
-
-fn pid(id: &str) -> PersonId {
-    PersonId::new(id).unwrap()
-}
-
-fn gid(id: &str) -> GroupId {
-    GroupId::new(id).unwrap()
-}
+use support::{gid, pid};
 
 fn faceenroll(emu: &Emulator, args: &[&str]) -> (i32, String, String) {
     let rehearsal = EmulatorConfig::rehearsal();

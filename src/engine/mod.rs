@@ -6,7 +6,7 @@
 //! One dispatcher thread reads the persons with work left from the store (in id
 //! order, person by person, so memory stays flat however large the job) and hands
 //! them through a bounded crossbeam channel to worker threads. Persons run in
-//! parallel; one person's calls run in order on one worker (see `engine/person.rs`). All
+//! parallel; one person's calls run in order on one worker (see `engine/person/`). All
 //! workers share one [`Pacer`], so the job as a whole stays under the service's rate,
 //! and one [`Flow`], which sizes the calls in flight from the measured latency (see
 //! `engine/concurrency.rs`). Worker threads are started as the flow asks for them, up

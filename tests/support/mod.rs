@@ -127,6 +127,16 @@ pub fn run_source(
     (summary, outcome, tally)
 }
 
+/// A person id, for tests that write it out.
+pub fn pid(id: &str) -> faceenroll::model::PersonId {
+    faceenroll::model::PersonId::new(id).unwrap()
+}
+
+/// A group id, for tests that write it out.
+pub fn gid(id: &str) -> faceenroll::model::GroupId {
+    faceenroll::model::GroupId::new(id).unwrap()
+}
+
 /// An emulator on an ephemeral loopback port, with the rehearsal account, no rate
 /// limit unless the test sets one, and the strict reading of bodies: a request the
 /// contract does not allow is refused with 21, not read leniently.
