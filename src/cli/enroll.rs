@@ -7,7 +7,7 @@ use super::emulator::{ContractArgs, FaultArgs};
 use super::progress::ViewOptions;
 use super::settings::{self, EnrollSection, JobArgs, JobSettings, PlanArgs, PlanSettings};
 use super::Exit;
-use crate::config::{self, NetworkSettings, ServiceArgs};
+use crate::config::{self, NetworkSettings, ServiceArgs, ServiceSettings};
 use crate::emulator::EmulatorConfig;
 use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFAULT_MAX_WORKERS};
 use crate::limits::DEFAULT_QPS;
@@ -181,13 +181,11 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         let service = if settings.job.emulator {
             None
         } else {
-            let network = NetworkSettings::resolve(&args.service, &service_env, file.as_ref())?;
+            let service =
+                ServiceSettings::from_sources(&args.service, &service_env, file.as_ref())?;
+            let network = NetworkSettings::resolve(&service, &service_env)?;
             print!("{}", network.comment());
-            Some(config::resolved_section(
-                &args.service,
-                &service_env,
-                file.as_ref(),
-            )?)
+            Some(config::printed_section(&service, &network))
         };
         print!("{}", settings.to_toml()?);
         if let Some(service) = service {
@@ -216,8 +214,9 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         config.state_file = settings.job.emulator_state.clone();
         Target::Emulator(config)
     } else {
+        let service = ServiceSettings::from_sources(&args.service, &service_env, file.as_ref())?;
         Target::Service(config::client_config(
-            &args.service,
+            &service,
             &service_env,
             file.as_ref(),
         )?)

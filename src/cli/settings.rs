@@ -41,11 +41,14 @@
 //! setting (`--new-source`) goes in the group's `flag_only` block: it is neither
 //! read from the environment nor from the file.
 
-use crate::config::ConfigFile;
+use crate::config::{ConfigFile, Secret, APPID_ENV};
 use crate::engine::retry::RetryPolicy;
 use crate::engine::MAX_WORKERS;
 use crate::limits::MAX_REQUEST_BYTES;
 use crate::normalize::{DEFAULT_JPEG_QUALITY, DEFAULT_MAX_BYTES, DEFAULT_MAX_EDGE};
+use crate::service::client::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_ENDPOINT, DEFAULT_READ_TIMEOUT, DEFAULT_SIGNATURE_VALIDITY,
+};
 use crate::shard::Shard;
 use crate::source::Layout;
 use crate::store::DEFAULT_STATE_DIR;
@@ -90,7 +93,7 @@ macro_rules! plain_values {
         impl SettingValue for $t {
             type File = $t;
             fn parse(text: &str) -> Result<Self, String> {
-                text.trim().parse().map_err(|e| format!("{e}"))
+                text.parse().map_err(|e| format!("{e}"))
             }
             fn from_file(file: $t) -> Result<Self, String> {
                 Ok(file)
@@ -102,6 +105,32 @@ macro_rules! plain_values {
     )*};
 }
 plain_values!(u8, u32, u64, usize, PathBuf);
+
+/// Text; the file may write it as a number, as AppIDs often are (`appid =
+/// 1250000000`).
+impl SettingValue for String {
+    type File = TextOrNumber;
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(text.to_owned())
+    }
+    fn from_file(file: TextOrNumber) -> Result<Self, String> {
+        Ok(match file {
+            TextOrNumber::Text(text) => text,
+            TextOrNumber::Number(n) => n.to_string(),
+        })
+    }
+    fn to_file(&self) -> TextOrNumber {
+        TextOrNumber::Text(self.clone())
+    }
+}
+
+/// How the file writes a text setting: a string, or a number.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum TextOrNumber {
+    Text(String),
+    Number(u64),
+}
 
 impl SettingValue for Layout {
     type File = String;
@@ -212,11 +241,13 @@ impl Layered for Vec<String> {
     }
 }
 
-/// One setting's names: its key in the file (also the field of the flags struct
-/// `F`, whose long flag is looked up from clap) and its variable.
+/// One setting's names: its field in the flags struct `F` (whose long flag is looked
+/// up from clap), its table and key in the file, and its variable if it has one.
 pub struct Names<F> {
+    pub field: &'static str,
+    pub table: &'static str,
     pub key: &'static str,
-    pub env: &'static str,
+    pub env: Option<&'static str>,
     pub flags: std::marker::PhantomData<F>,
 }
 
@@ -226,10 +257,10 @@ impl<F: clap::Args> Names<F> {
         let command = F::augment_args(clap::Command::new("faceenroll"));
         let long = command
             .get_arguments()
-            .find(|a| a.get_id() == self.key)
+            .find(|a| a.get_id() == self.field)
             .and_then(|a| a.get_long())
             .map(str::to_owned);
-        format!("--{}", long.unwrap_or_else(|| self.key.replace('_', "-")))
+        format!("--{}", long.unwrap_or_else(|| self.field.replace('_', "-")))
     }
 
     /// The first layer that gives the setting: the flag, the variable, the file.
@@ -247,15 +278,15 @@ impl<F: clap::Args> Names<F> {
             })?;
             return Ok(Some(value));
         }
-        if let Some(text) = env(self.env).filter(|t| !t.is_empty()) {
-            let value =
-                L::parse(&text).map_err(|why| anyhow::anyhow!("{}={text:?}: {why}", self.env))?;
+        let var = self.env.and_then(|name| Some((name, env(name)?)));
+        if let Some((name, text)) = var.filter(|(_, text)| !text.is_empty()) {
+            let value = L::parse(&text).map_err(|why| anyhow::anyhow!("{name}={text:?}: {why}"))?;
             check(&value)
-                .map_err(|why| anyhow::anyhow!("{}={text}: {why} ({})", self.env, self.flag()))?;
+                .map_err(|why| anyhow::anyhow!("{name}={text}: {why} ({})", self.flag()))?;
             return Ok(Some(value));
         }
         if let Some(given) = file {
-            let at = format!("[{TABLE}] {} = {}", self.key, shown(given));
+            let at = format!("[{}] {} = {}", self.table, self.key, shown(given));
             let value =
                 L::from_file(given.clone()).map_err(|why| anyhow::anyhow!("{at}: {why}"))?;
             check(&value).map_err(|why| anyhow::anyhow!("{at}: {why} ({})", self.flag()))?;
@@ -286,8 +317,8 @@ pub fn in_range<T: PartialOrd + Display>(
     })
 }
 
-/// A flag's help: its documentation, then its variable.
-pub fn help(doc: &[&str], env: &str) -> String {
+/// A flag's help: its documentation, then its variable, if it has one.
+pub fn help(doc: &[&str], env: Option<&str>, hint: &str) -> String {
     let mut text = String::new();
     for line in doc.iter().map(|l| l.trim()) {
         if line.is_empty() {
@@ -300,7 +331,10 @@ pub fn help(doc: &[&str], env: &str) -> String {
         }
     }
     let text = text.strip_suffix('.').unwrap_or(&text);
-    format!("{text} {env}")
+    match env {
+        Some(name) => format!("{text} [env: {name}{hint}]"),
+        None => text.to_owned(),
+    }
 }
 
 /// The resolved type of a setting: the value's type with a default, else an
@@ -340,16 +374,36 @@ macro_rules! range_check {
     };
 }
 
-/// How `--help` names a setting's variable, by the flag's type.
-macro_rules! env_help {
-    (bool, $env:literal) => {
-        concat!("[env: ", $env, "=true]")
+/// What `--help` adds after a setting's variable, by the flag's type.
+macro_rules! env_hint {
+    (bool) => {
+        "=true"
     };
-    (Vec, $env:literal) => {
-        concat!("[env: ", $env, ", comma separated]")
+    (Vec) => {
+        ", comma separated"
     };
-    ($other:ident, $env:literal) => {
-        concat!("[env: ", $env, "]")
+    ($other:ident) => {
+        ""
+    };
+}
+
+/// A setting's variable, if it has one.
+macro_rules! variable {
+    () => {
+        None
+    };
+    ($env:expr) => {
+        Some($env)
+    };
+}
+
+/// A setting's key in the file: given, else its name.
+macro_rules! key_name {
+    ($name:ident) => {
+        stringify!($name)
+    };
+    ($name:ident, $key:literal) => {
+        $key
     };
 }
 
@@ -358,7 +412,9 @@ macro_rules! env_help {
 macro_rules! settings {
     (
         $(#[$section_attr:meta])*
-        section $section:ident;
+        section $section:ident in $table:literal {
+            $( $(#[$file_attr:meta])* $file_only:ident: $file_ty:ty, )*
+        }
         $(
             $(#[$flags_attr:meta])*
             flags $flags:ident;
@@ -367,8 +423,9 @@ macro_rules! settings {
                 $(
                     $(#[doc = $doc:literal])*
                     #[arg($($arg:tt)*)]
-                    $name:ident: $fty:ident $(<$inner:ty>)?, env $env:literal
-                        $(, default $default:expr)? $(, range $range:expr)?;
+                    $name:ident: $fty:ident $(<$inner:ty>)? $(, key $key:literal)?
+                        $(, env $env:expr)? $(, default $default:expr)?
+                        $(, range $range:expr)?;
                 )*
                 flag_only {
                     $( $(#[$once_attr:meta])* $once:ident: $once_ty:ty, )*
@@ -382,16 +439,18 @@ macro_rules! settings {
         pub struct $section {
             $($(
                 #[serde(default, skip_serializing_if = "Option::is_none")]
+                $(#[serde(rename = $key)])?
                 pub $name: Option<<$fty $(<$inner>)? as Layered>::File>,
             )*)*
+            $( $(#[$file_attr])* pub $file_only: $file_ty, )*
         }
 
         $(
             $(#[$flags_attr])*
-            #[derive(Debug, Clone, clap::Args)]
+            #[derive(Debug, Clone, Default, clap::Args)]
             pub struct $flags {
                 $(
-                    #[arg($($arg)*, help = help(&[$($doc),*], env_help!($fty, $env)))]
+                    #[arg($($arg)*, help = help(&[$($doc),*], variable!($($env)?), env_hint!($fty)))]
                     pub $name: $fty $(<$inner>)?,
                 )*
                 $( $(#[$once_attr])* pub $once: $once_ty, )*
@@ -419,8 +478,10 @@ macro_rules! settings {
                         $(
                             $name: {
                                 let names = Names::<$flags> {
-                                    key: stringify!($name),
-                                    env: $env,
+                                    field: stringify!($name),
+                                    table: $table,
+                                    key: key_name!($name $(, $key)?),
+                                    env: variable!($($env)?),
                                     flags: std::marker::PhantomData,
                                 };
                                 let found = names.layer(
@@ -452,7 +513,7 @@ settings! {
     /// The `[enroll]` table of the config file: the same settings as the flags, under
     /// their flag names with `_` for `-` (`groups` for the repeatable `--group`). It is
     /// also the form `--print-config` prints the resolved settings in.
-    section EnrollSection;
+    section EnrollSection in "enroll" {}
 
     /// What to plan and how: the flags shared by `plan` and `enroll`. Values left
     /// unset here are taken from the environment or the config file
@@ -592,6 +653,80 @@ settings! {
     }
 }
 
+settings! {
+    /// The `[service]` table of the config file: the service settings under their
+    /// keys, and the credentials. It is also the form `--print-config` prints the
+    /// resolved service settings in, never with the credentials.
+    section ServiceSection in "service" {
+        /// Read from the file only, never printed.
+        #[serde(default, skip_serializing)]
+        secret_id: Option<Secret>,
+        /// Read from the file only, never printed.
+        #[serde(default, skip_serializing)]
+        secret_key: Option<Secret>,
+    }
+
+    /// The flags every command that calls the service takes.
+    flags ServiceArgs;
+    /// The service settings once flags, environment, file and defaults are resolved;
+    /// the credentials and the proxy are read apart ([`crate::config`]).
+    resolved ServiceSettings {
+        /// The service endpoint [default: https://recognition.image.myqcloud.com].
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>, env "FACEENROLL_ENDPOINT", default DEFAULT_ENDPOINT.to_owned();
+        /// The AppID.
+        #[arg(long)]
+        appid: Option<String>, env APPID_ENV;
+        /// The bucket (legacy, usually empty).
+        #[arg(long)]
+        bucket: Option<String>, env "FACEENROLL_BUCKET", default String::new();
+        /// Accept a plain http:// endpoint that is not on this machine (the signature
+        /// then travels in clear text).
+        #[arg(long)]
+        insecure_http: bool, key "allow_insecure_http", default false;
+        /// Seconds to wait for a connection [default: 10].
+        #[arg(long, value_name = "SECS")]
+        connect_timeout: Option<u64>, key "connect_timeout_secs",
+            env "FACEENROLL_CONNECT_TIMEOUT", default DEFAULT_CONNECT_TIMEOUT.as_secs();
+        /// Seconds to wait for an answer [default: 60].
+        #[arg(long, value_name = "SECS")]
+        read_timeout: Option<u64>, key "read_timeout_secs",
+            env "FACEENROLL_READ_TIMEOUT", default DEFAULT_READ_TIMEOUT.as_secs();
+        /// Seconds each signature is valid, at most three months [default: 14400].
+        #[arg(long, value_name = "SECS")]
+        signature_validity: Option<u64>, key "signature_validity_secs",
+            env "FACEENROLL_SIGNATURE_VALIDITY", default DEFAULT_SIGNATURE_VALIDITY.as_secs();
+        /// A PEM file of CA certificates to trust besides the bundled Mozilla roots,
+        /// e.g. a company CA [default: the file SSL_CERT_FILE names, if set].
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>, env "FACEENROLL_CA_CERT";
+        flag_only {
+            #[arg(
+                long,
+                value_name = "PATH",
+                env = "FACEENROLL_CONFIG",
+                hide_env_values = true,
+                help = "A TOML config file; its [service] table may hold the settings above and \
+                        the credentials (then it must be readable by its owner only)"
+            )]
+            config: Option<PathBuf>,
+        }
+    }
+}
+
+impl ServiceSettings {
+    /// Resolves the service settings from the flags, `env` and the `[service]` table
+    /// of `file`, if there is one.
+    pub fn from_sources(
+        args: &ServiceArgs,
+        env: Env,
+        file: Option<&ConfigFile>,
+    ) -> anyhow::Result<ServiceSettings> {
+        let empty = ServiceSection::default();
+        ServiceSettings::resolve(args, env, file.map_or(&empty, |f| &f.service))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,8 +734,10 @@ mod tests {
 
     fn names(key: &'static str, env: &'static str) -> Names<PlanArgs> {
         Names {
+            field: key,
+            table: TABLE,
             key,
-            env,
+            env: Some(env),
             flags: std::marker::PhantomData,
         }
     }
