@@ -2,7 +2,7 @@
 //! [`ClientConfig`], and the config file they and the other settings are read from.
 //!
 //! Each setting is taken from the first source that has it: a command-line flag
-//! ([`ServiceArgs`], flattened into every command that calls the service), the
+//! (`ServiceArgs`, flattened into every command that calls the service), the
 //! environment (`FACEENROLL_ENDPOINT`, `FACEENROLL_APPID`, ...), the config file
 //! given with `--config`, table `[service]`, then the default (the public endpoint,
 //! an empty bucket, the client's timeouts). The settings are declared, with their
@@ -35,7 +35,7 @@
 //! ca_cert = "/etc/ssl/company-ca.pem"
 //! ```
 
-pub use crate::cli::settings::{ServiceArgs, ServiceSection, ServiceSettings};
+use crate::cli::settings::{ServiceArgs, ServiceSection, ServiceSettings};
 use crate::service::client::ClientConfig;
 use crate::service::client::{ConfigError, Endpoint};
 use crate::service::network::{self, ProxyChoice, SSL_CERT_FILE_ENV};
@@ -163,7 +163,7 @@ impl ConfigFile {
             service: ServiceSection::default(),
             raw,
         };
-        file.service = file.section("service")?.unwrap_or_default();
+        file.service = file.section(ServiceSection::TABLE)?.unwrap_or_default();
         Ok(file)
     }
 

@@ -5,9 +5,11 @@
 
 use super::emulator::{ContractArgs, FaultArgs};
 use super::progress::ViewOptions;
-use super::settings::{self, EnrollSection, JobArgs, JobSettings, PlanArgs, PlanSettings};
+use super::settings::{
+    self, EnrollSection, JobArgs, JobSettings, PlanArgs, PlanSettings, ServiceArgs, ServiceSettings,
+};
 use super::Exit;
-use crate::config::{self, NetworkSettings, ServiceArgs, ServiceSettings};
+use crate::config::{self, NetworkSettings};
 use crate::emulator::EmulatorConfig;
 use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFAULT_MAX_WORKERS};
 use crate::limits::DEFAULT_QPS;
@@ -192,7 +194,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             // The credentials are never serialized.
             #[derive(Serialize)]
             struct File {
-                service: config::ServiceSection,
+                service: settings::ServiceSection,
             }
             print!("\n{}", toml::to_string(&File { service })?);
         }
@@ -443,6 +445,16 @@ mod tests {
         assert!(err.to_string().contains("FACEENROLL_NO_RESIZE"), "{err}");
         let err = EnrollSettings::resolve(
             &args(&[]),
+            &env(&[("FACEENROLL_RETRY_ATTEMPTS", "0")]),
+            &EnrollSection::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "FACEENROLL_RETRY_ATTEMPTS=0: must be at least 1 (--retry-attempts)"
+        );
+        let err = EnrollSettings::resolve(
+            &args(&[]),
             &env(&[]),
             &section("[enroll]\nlayout = \"flat\"\n"),
         )
@@ -494,6 +506,30 @@ mod tests {
             let again = resolve(&[], &s.to_toml().unwrap()).unwrap();
             assert_eq!(again.workers, s.workers);
         }
+    }
+
+    #[test]
+    fn help_names_each_variable_once_and_never_an_unset_value() {
+        use clap::CommandFactory as _;
+        let mut cli = crate::cli::Cli::command();
+        let help = cli
+            .find_subcommand_mut("enroll")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        // As one line: clap wraps the help at the terminal's width.
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for var in [
+            "[env: FACEENROLL_WORKERS]",
+            "[env: FACEENROLL_MAX_WORKERS]",
+            "[env: FACEENROLL_METRICS_FILE]",
+            "[env: FACEENROLL_NO_RESIZE=true]",
+            "[env: FACEENROLL_GROUPS, comma separated]",
+            "[env: FACEENROLL_CONNECT_TIMEOUT]",
+        ] {
+            assert_eq!(help.matches(var).count(), 1, "{var}: {help}");
+        }
+        assert!(!help.contains("=]"), "{help}");
     }
 
     #[test]

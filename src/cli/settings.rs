@@ -1,18 +1,27 @@
-//! The settings of `enroll` and `plan`: each is declared once, in the table at the
-//! end of this file, and layered by one mechanism: a flag wins over the environment,
-//! which wins over the `[enroll]` table of the config file, which wins over the
-//! default.
+//! Every setting of the program, declared once, in the tables at the end of this
+//! file, and layered by one mechanism: a flag wins over the environment, which wins
+//! over the config file, which wins over the default. The settings of `enroll` and
+//! `plan` live in the file's `[enroll]` table, those of the service in `[service]`.
 //!
-//! One line of the table gives a setting's documentation and clap attributes, its
-//! name, its flag type, its variable, its default and the range its values must
-//! lie in. From the table `settings!` makes:
+//! One entry of a table gives a setting's help and clap attributes, its name, its
+//! flag type, its key in the file when that differs from its name, its variable,
+//! its default and the range its values must lie in:
 //!
-//! - the flags (`PlanArgs`, `JobArgs`: clap structs that the commands flatten);
-//! - [`EnrollSection`], the file's table under the same names, which is also the
+//! ```text
+//! /// Longest edge in pixels of a photo sent [default: 1264].
+//! #[arg(long, value_name = "PX")]
+//! max_edge: Option<u32>, env "FACEENROLL_MAX_EDGE", default DEFAULT_MAX_EDGE, range 1..;
+//! ```
+//!
+//! From the tables `settings!` makes:
+//!
+//! - the flags (`PlanArgs`, `JobArgs`, `ServiceArgs`: clap structs that the
+//!   commands flatten; clap types stay in `cli/`);
+//! - the file's tables ([`EnrollSection`], [`ServiceSection`]), which are also the
 //!   form `--print-config` prints the resolved settings in, so that what is printed
 //!   reads back as a config file;
-//! - the resolved settings (`PlanSettings`, `JobSettings`), their `resolve`, and
-//!   their `write_to` that fills an [`EnrollSection`].
+//! - the resolved settings (`PlanSettings`, `JobSettings`, `ServiceSettings`), their
+//!   `resolve`, and their `write_to` that fills the file's table.
 //!
 //! The flag type says how a setting layers ([`Layered`]): `Option<T>` is a valued
 //! setting (`--workers 4`, `FACEENROLL_WORKERS=4`, `workers = 4`), `bool` a switch
@@ -22,24 +31,30 @@
 //! unset. A value out of its range is refused naming where it came from: the flag
 //! (`--max-edge 0`), the variable (`FACEENROLL_MAX_EDGE=0`) or the file's key
 //! (`[enroll] max_edge = 0`). With a default the resolved field has the value's type;
-//! without one it is an `Option`.
+//! without one it is an `Option`. What follows from several settings (the worker
+//! count from `--workers` and `--max-workers`, the rate from `--qps` and `--shard`,
+//! the credentials, the CA file's fallback on `SSL_CERT_FILE`) is worked out where
+//! it is used, from the resolved settings.
 //!
 //! The environment is read here rather than by clap (`env = ...`), so that a bad
-//! value names its variable and `--help` shows the variable without the `[env: X=]`
-//! of an unset one; the table adds `[env: ...]` to each flag's help.
+//! value names its variable, and `--help` shows the variable without the `[env: X=]`
+//! of an unset one: the table adds `[env: ...]` to each flag's help.
 //!
 //! Why a table and not `figment` (serde providers for flags, environment and file):
 //! switches and lists take forms in the environment that a serde provider does not
-//! (`yes`/`on`, comma-separated), the messages here name the exact flag, variable or
-//! key, as scripts and tests rely on, and the file keeps `deny_unknown_fields`; a
-//! macro of about a hundred lines does this without a new dependency.
+//! read (`yes`/`on`, comma-separated), the messages here name the exact flag,
+//! variable or key, as scripts and tests rely on, the file keeps
+//! `deny_unknown_fields` and its own key names, and clap keeps parsing and
+//! documenting the flags; a macro of about a hundred lines does this without a new
+//! dependency.
 //!
-//! Adding a setting: one entry in the table (documentation with `[default: ...]`,
-//! `#[arg(long, ...)]`, `name: Option<T>` / `bool` / `Vec<String>`, its variable, its
-//! default, its range), then read it where it is used. A new type of value
-//! implements [`SettingValue`]. A flag that is meant for one run and never a standing
-//! setting (`--new-source`) goes in the group's `flag_only` block: it is neither
-//! read from the environment nor from the file.
+//! Adding a setting: one entry in its table (documentation ending with `[default:
+//! ...]` when the default is worth saying, `#[arg(long, ...)]`, `name: Option<T>` /
+//! `bool` / `Vec<String>`, then `key`, `env`, `default`, `range` as it needs), then
+//! read the resolved field where it is used. A new type of value implements
+//! [`SettingValue`]. A flag that is meant for one run and never a standing setting
+//! (`--new-source`) goes in the group's `flag_only` block: it is read neither from
+//! the environment nor from the file.
 
 use crate::config::{ConfigFile, Secret, APPID_ENV};
 use crate::engine::retry::RetryPolicy;
@@ -58,15 +73,12 @@ use std::fmt::{Debug, Display};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 
-/// The table of the config file that holds these settings.
-pub const TABLE: &str = "enroll";
-
 /// The config file `--config` names, if any, and its `[enroll]` table (empty when
 /// there is no file or no table).
 pub fn load(config: Option<&Path>) -> anyhow::Result<(Option<ConfigFile>, EnrollSection)> {
     let file = config.map(ConfigFile::load).transpose()?;
     let section = match &file {
-        Some(f) => f.section(TABLE)?.unwrap_or_default(),
+        Some(f) => f.section(EnrollSection::TABLE)?.unwrap_or_default(),
         None => EnrollSection::default(),
     };
     Ok((file, section))
@@ -445,6 +457,11 @@ macro_rules! settings {
             $( $(#[$file_attr])* pub $file_only: $file_ty, )*
         }
 
+        impl $section {
+            /// The name of the table in the config file.
+            pub const TABLE: &'static str = $table;
+        }
+
         $(
             $(#[$flags_attr])*
             #[derive(Debug, Clone, Default, clap::Args)]
@@ -735,7 +752,7 @@ mod tests {
     fn names(key: &'static str, env: &'static str) -> Names<PlanArgs> {
         Names {
             field: key,
-            table: TABLE,
+            table: EnrollSection::TABLE,
             key,
             env: Some(env),
             flags: std::marker::PhantomData,
@@ -812,7 +829,7 @@ mod tests {
         let text = "[enroll]\nlayout = \"group/person\"\nshard = \"1/3\"\nworkers = 2\n\
                     groups = [\"a\"]\nno_resize = true\n";
         let file = ConfigFile::parse(Path::new("/etc/fe.toml"), text).unwrap();
-        let section: EnrollSection = file.section(TABLE).unwrap().unwrap();
+        let section: EnrollSection = file.section(EnrollSection::TABLE).unwrap().unwrap();
         let mut printed = EnrollSection::default();
         let args = <PlanArgs as clap::FromArgMatches>::from_arg_matches(
             &<PlanArgs as clap::Args>::augment_args(clap::Command::new("t"))

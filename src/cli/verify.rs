@@ -1,7 +1,8 @@
 //! `faceenroll verify`: audits the service against the job ([`crate::ops::verify`]).
 
+use super::settings::ServiceArgs;
 use super::Exit;
-use crate::config::{self, ServiceArgs};
+use crate::config;
 use crate::engine::retry::RetryPolicy;
 use crate::limits::DEFAULT_QPS;
 use crate::ops::paced::PaceOptions;
