@@ -6,7 +6,8 @@
 use super::emulator::{ContractArgs, FaultArgs};
 use super::progress::ViewOptions;
 use super::settings::{
-    self, EnrollSection, JobArgs, JobSettings, PlanArgs, PlanSettings, ServiceArgs, ServiceSettings,
+    self, EnrollSection, JobArgs, JobSettings, PlanArgs, PlanSettings, RunArgs, RunSettings,
+    ServiceArgs, ServiceSettings,
 };
 use super::Exit;
 use crate::config::{self, NetworkSettings};
@@ -57,17 +58,20 @@ pub struct EnrollArgs {
     #[command(flatten)]
     job: JobArgs,
     #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
     faults: FaultArgs,
     #[command(flatten)]
     contract: ContractArgs,
 }
 
-/// Every setting of `enroll`, resolved: the planning settings, the job's, and what
-/// follows from them.
+/// Every setting of `enroll`, resolved: the planning settings, the job's, how it
+/// runs, and what follows from them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnrollSettings {
     pub plan: PlanSettings,
     pub job: JobSettings,
+    pub run: RunSettings,
     /// A fixed number of workers (`--workers`) or a ceiling for an adaptive one
     /// (`--max-workers`).
     pub workers: Workers,
@@ -85,25 +89,27 @@ impl EnrollSettings {
     ) -> anyhow::Result<EnrollSettings> {
         let plan = PlanSettings::resolve(&args.plan, env, file)?;
         let job = JobSettings::resolve(&args.job, env, file)?;
-        let workers = resolve_workers(job.workers, job.max_workers)?;
+        let run = RunSettings::resolve(&args.run, env, file)?;
+        let workers = resolve_workers(run.workers, run.max_workers)?;
         // The account's rate is one budget: each shard paces at its share, unless
         // the rate is given (a finished shard's share is not lent to the others).
         let qps = job.qps.unwrap_or_else(|| plan.shard.share_of(DEFAULT_QPS));
         anyhow::ensure!(
-            job.emulator || job.emulator_state.is_none(),
+            run.emulator || run.emulator_state.is_none(),
             "--emulator-state needs --emulator"
         );
         anyhow::ensure!(
-            job.emulator || !args.faults.any(),
+            run.emulator || !args.faults.any(),
             "the rehearsal fault options (--latency-ms, --lose-answer, ...) need --emulator"
         );
         anyhow::ensure!(
-            job.emulator || !args.contract.any(),
+            run.emulator || !args.contract.any(),
             "the contract reading options (--full-reading, --body-limit, ...) need --emulator"
         );
         Ok(EnrollSettings {
             plan,
             job,
+            run,
             workers,
             qps,
         })
@@ -114,6 +120,7 @@ impl EnrollSettings {
         let mut section = EnrollSection::default();
         self.plan.write_to(&mut section);
         self.job.write_to(&mut section);
+        self.run.write_to(&mut section);
         section.qps = Some(self.qps);
         if let Workers::Adaptive { max } = self.workers {
             section.max_workers = Some(max);
@@ -138,8 +145,8 @@ impl EnrollSettings {
             workers: self.workers,
             qps: self.qps,
             retry: RetryPolicy {
-                max_attempts: self.job.retry_attempts,
-                max_total_wait: Duration::from_secs(self.job.retry_max_wait),
+                max_attempts: self.run.retry_attempts,
+                max_total_wait: Duration::from_secs(self.run.retry_max_wait),
                 ..RetryPolicy::default()
             },
             normalize: self.plan.normalize(),
@@ -180,7 +187,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             "# faceenroll enroll {}: settings from flags, environment, config file and defaults",
             settings.plan.source.display()
         );
-        let service = if settings.job.emulator {
+        let service = if settings.run.emulator {
             None
         } else {
             let service =
@@ -202,18 +209,18 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     }
 
     let view = ViewOptions {
-        bars: ViewOptions::bars_if_terminal(settings.job.no_progress),
-        interval: Duration::from_secs(settings.job.progress_interval),
+        bars: ViewOptions::bars_if_terminal(settings.run.no_progress),
+        interval: Duration::from_secs(settings.run.progress_interval),
         state_dir: settings.job.state.clone(),
         source: settings.plan.source.display().to_string(),
     };
-    let target = if settings.job.emulator || args.dry_run {
+    let target = if settings.run.emulator || args.dry_run {
         // A dry run makes no call: it needs no account.
         let mut config = EmulatorConfig::rehearsal();
         config.faults = args.faults.faults();
         config.seed = args.faults.seed;
         config.contract = args.contract.contract();
-        config.state_file = settings.job.emulator_state.clone();
+        config.state_file = settings.run.emulator_state.clone();
         Target::Emulator(config)
     } else {
         let service = ServiceSettings::from_sources(&args.service, &service_env, file.as_ref())?;
@@ -230,11 +237,11 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         plan: settings.plan.options(),
         engine,
         dry_run: args.dry_run,
-        report: settings.job.report.clone(),
+        report: settings.run.report.clone(),
         outputs: Outputs {
-            metrics_file: settings.job.metrics_file.clone(),
-            metrics_interval: Duration::from_secs(settings.job.progress_interval),
-            summary_json: settings.job.summary_json.clone(),
+            metrics_file: settings.run.metrics_file.clone(),
+            metrics_interval: Duration::from_secs(settings.run.progress_interval),
+            summary_json: settings.run.summary_json.clone(),
         },
     };
 
@@ -371,8 +378,8 @@ mod tests {
         assert!(s.plan.normalize().enabled && !s.plan.no_content_check && !s.plan.retry_failed);
         assert_eq!(s.plan.normalize(), NormalizeOptions::default());
         assert_eq!(s.plan.max_request_bytes, MAX_REQUEST_BYTES);
-        assert!(!s.job.emulator && !s.job.no_progress);
-        assert_eq!(s.job.progress_interval, 60);
+        assert!(!s.run.emulator && !s.run.no_progress);
+        assert_eq!(s.run.progress_interval, 60);
     }
 
     #[test]
@@ -387,9 +394,9 @@ mod tests {
             (s.workers, s.qps, s.plan.normalize().max_edge),
             (Workers::Fixed(3), 20, 1000)
         );
-        assert_eq!(s.job.progress_interval, 300);
-        assert!(s.job.emulator);
-        assert_eq!(s.job.metrics_file, Some(PathBuf::from("/file/fe.prom")));
+        assert_eq!(s.run.progress_interval, 300);
+        assert!(s.run.emulator);
+        assert_eq!(s.run.metrics_file, Some(PathBuf::from("/file/fe.prom")));
     }
 
     #[test]
@@ -407,7 +414,7 @@ mod tests {
             "FACEENROLL_NO_RESIZE=false beats the file's true"
         );
         assert!(!s.plan.retry_failed);
-        assert!(s.job.no_progress);
+        assert!(s.run.no_progress);
 
         let flags = args(&[
             "--group",

@@ -15,12 +15,13 @@
 //!
 //! From the tables `settings!` makes:
 //!
-//! - the flags (`PlanArgs`, `JobArgs`, `ServiceArgs`: clap structs that the
+//! - the flags (`PlanArgs`, `JobArgs`, `RunArgs`, `ServiceArgs`: clap structs that the
 //!   commands flatten; clap types stay in `cli/`);
 //! - the file's tables ([`EnrollSection`], [`ServiceSection`]), which are also the
 //!   form `--print-config` prints the resolved settings in, so that what is printed
 //!   reads back as a config file;
-//! - the resolved settings (`PlanSettings`, `JobSettings`, `ServiceSettings`), their
+//! - the resolved settings (`PlanSettings`, `JobSettings`, `RunSettings`,
+//!   `ServiceSettings`), their
 //!   `resolve`, and their `write_to` that fills the file's table.
 //!
 //! The flag type says how a setting layers ([`Layered`]): `Option<T>` is a valued
@@ -608,14 +609,29 @@ settings! {
         }
     }
 
-    /// The flags of `enroll` that `plan` does not take.
+    /// The job a command works on and its pace against the service: the flags of
+    /// `enroll`, `verify` and `rollback`.
     flags JobArgs;
-    /// The settings of `enroll` beyond planning, resolved.
+    /// The job's state directory and pace, resolved.
     resolved JobSettings {
         /// The job's state directory: progress database, report, lock [default:
         /// ./faceenroll-state].
         #[arg(long, value_name = "DIR")]
         state: Option<PathBuf>, env "FACEENROLL_STATE", default PathBuf::from(DEFAULT_STATE_DIR);
+        /// Calls per second in all, the service's cap [default: 50]; 0 is unlimited.
+        /// With `enroll --shard I/N` and no --qps, each shard paces at 50 / N (at least
+        /// 1), so N shards together keep to the account's cap; a finished shard's share
+        /// is not lent to the others. For more shards than that serves well, give
+        /// --qps.
+        #[arg(long, value_name = "N")]
+        qps: Option<u32>, env "FACEENROLL_QPS";
+        flag_only {}
+    }
+
+    /// How `enroll` runs: its flags that neither `plan` nor `verify` take.
+    flags RunArgs;
+    /// How `enroll` runs, resolved.
+    resolved RunSettings {
         /// Rehearse against an emulator started in this process (no account needed).
         #[arg(long)]
         emulator: bool, env "FACEENROLL_EMULATOR", default false;
@@ -632,12 +648,6 @@ settings! {
         /// service's latency [default: 128, enough for 50 calls/s at 2 s per call].
         #[arg(long, value_name = "N")]
         max_workers: Option<usize>, env "FACEENROLL_MAX_WORKERS", range 1..=MAX_WORKERS;
-        /// Calls per second in all, the service's cap [default: 50]; 0 is unlimited.
-        /// With --shard I/N and no --qps, each shard paces at 50 / N (at least 1), so
-        /// N shards together keep to the account's cap; a finished shard's share is
-        /// not lent to the others. For more shards than that serves well, give --qps.
-        #[arg(long, value_name = "N")]
-        qps: Option<u32>, env "FACEENROLL_QPS";
         /// Attempts of one call before its photos count as failed for this run
         /// [default: 6].
         #[arg(long, value_name = "N")]
