@@ -284,28 +284,85 @@ impl<F: clap::Args> Names<F> {
         env: Env,
         file: Option<&L::File>,
         check: impl Fn(&L::Value) -> Result<(), String>,
-    ) -> anyhow::Result<Option<L::Value>> {
+    ) -> Result<Option<L::Value>, SettingError> {
+        let refused = |origin: Origin, why: String, range: bool| SettingError {
+            origin,
+            why,
+            flag: range.then(|| self.flag()),
+        };
         if let Some(value) = flag.given() {
-            check(&value).map_err(|why| {
-                anyhow::anyhow!("{} {}: {why}", self.flag(), shown(&L::to_file(&value)))
-            })?;
+            let origin = || Origin::Flag {
+                flag: self.flag(),
+                value: shown(&L::to_file(&value)),
+            };
+            check(&value).map_err(|why| refused(origin(), why, false))?;
             return Ok(Some(value));
         }
         let var = self.env.and_then(|name| Some((name, env(name)?)));
         if let Some((name, text)) = var.filter(|(_, text)| !text.is_empty()) {
-            let value = L::parse(&text).map_err(|why| anyhow::anyhow!("{name}={text:?}: {why}"))?;
-            check(&value)
-                .map_err(|why| anyhow::anyhow!("{name}={text}: {why} ({})", self.flag()))?;
+            let origin = || Origin::Variable {
+                name,
+                text: text.clone(),
+            };
+            let value = L::parse(&text).map_err(|why| refused(origin(), why, false))?;
+            check(&value).map_err(|why| refused(origin(), why, true))?;
             return Ok(Some(value));
         }
         if let Some(given) = file {
-            let at = format!("[{}] {} = {}", self.table, self.key, shown(given));
-            let value =
-                L::from_file(given.clone()).map_err(|why| anyhow::anyhow!("{at}: {why}"))?;
-            check(&value).map_err(|why| anyhow::anyhow!("{at}: {why} ({})", self.flag()))?;
+            let origin = || Origin::File {
+                table: self.table,
+                key: self.key,
+                value: shown(given),
+            };
+            let value = L::from_file(given.clone()).map_err(|why| refused(origin(), why, false))?;
+            check(&value).map_err(|why| refused(origin(), why, true))?;
             return Ok(Some(value));
         }
         Ok(None)
+    }
+}
+
+/// A setting's value refused: where it came from, why, and the flag it sets when
+/// the value came from elsewhere and was out of its range.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {why}{}", flag.as_ref().map(|f| format!(" ({f})")).unwrap_or_default())]
+pub struct SettingError {
+    pub origin: Origin,
+    pub why: String,
+    pub flag: Option<String>,
+}
+
+/// Where a setting's value came from, as the user wrote it.
+#[derive(Debug)]
+pub enum Origin {
+    /// `--max-edge 0`
+    Flag { flag: String, value: String },
+    /// `FACEENROLL_MAX_EDGE=0`; text with a space or a quote in it is quoted.
+    Variable { name: &'static str, text: String },
+    /// `[enroll] max_edge = 0`
+    File {
+        table: &'static str,
+        key: &'static str,
+        value: String,
+    },
+}
+
+impl Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Flag { flag, value } => write!(f, "{flag} {value}"),
+            // As a shell would take it back: quoted only when it has to be.
+            Origin::Variable { name, text }
+                if !text.is_empty()
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._/:,@+-".contains(c)) =>
+            {
+                write!(f, "{name}={text}")
+            }
+            Origin::Variable { name, text } => write!(f, "{name}={text:?}"),
+            Origin::File { table, key, value } => write!(f, "[{table}] {key} = {value}"),
+        }
     }
 }
 
@@ -817,7 +874,9 @@ mod tests {
             "[enroll] max_edge = 0: must be at least 1 (--max-edge)"
         );
         let junk = test_env(&[("FACEENROLL_MAX_EDGE", "big")]);
-        assert!(err(None, &junk, None).starts_with("FACEENROLL_MAX_EDGE=\"big\": "));
+        assert!(err(None, &junk, None).starts_with("FACEENROLL_MAX_EDGE=big: "));
+        let junk = test_env(&[("FACEENROLL_MAX_EDGE", "1 2")]);
+        assert!(err(None, &junk, None).starts_with("FACEENROLL_MAX_EDGE=\"1 2\": "));
         assert_eq!(
             in_range(&101u8, 1..=100).unwrap_err(),
             "must be between 1 and 100"
