@@ -1,21 +1,21 @@
 //! Where the service settings come from, resolved once into the client's
-//! [`ClientConfig`].
+//! [`ClientConfig`], and the config file they and the other settings are read from.
 //!
-//! Each setting is taken from the first source that has it:
+//! Each setting is taken from the first source that has it: a command-line flag
+//! (`ServiceArgs`, flattened into every command that calls the service), the
+//! environment (`FACEENROLL_ENDPOINT`, `FACEENROLL_APPID`, ...), the config file
+//! given with `--config`, table `[service]`, then the default (the public endpoint,
+//! an empty bucket, the client's timeouts). The settings are declared, with their
+//! flags, variables, keys and defaults, in the table of [`crate::cli::settings`],
+//! which also layers them ([`ServiceSettings`]); this module adds what is not a
+//! setting of the table:
 //!
-//! 1. command-line flags ([`ServiceArgs`], flattened into every command that calls
-//!    the service);
-//! 2. the environment (`FACEENROLL_ENDPOINT`, `FACEENROLL_APPID`, `FACEENROLL_BUCKET`);
-//! 3. the config file given with `--config`, table `[service]`;
-//! 4. the defaults (the public endpoint, an empty bucket, the client's timeouts).
-//!
-//! The CA file falls back on `SSL_CERT_FILE` after these, as OpenSSL and curl read
-//! it; the proxy comes only from the environment's proxy variables, read as curl
-//! reads them ([`crate::service::network`]).
-//!
-//! Credentials are the exception: they never come from a flag, only from
-//! `TENCENTCLOUD_SECRET_ID` / `TENCENTCLOUD_SECRET_KEY` or from the config file, and a
-//! config file that holds a secret is refused unless only its owner can read it.
+//! - the CA file falls back on `SSL_CERT_FILE` after these, as OpenSSL and curl read
+//!   it; the proxy comes only from the environment's proxy variables, read as curl
+//!   reads them ([`crate::service::network`]);
+//! - credentials never come from a flag, only from `TENCENTCLOUD_SECRET_ID` /
+//!   `TENCENTCLOUD_SECRET_KEY` or from the config file, and a config file that holds
+//!   a secret is refused unless only its owner can read it.
 //!
 //! The file is TOML. Other tables (`[enroll]`, ...) belong to other parts of the
 //! program, which read them from the same [`ConfigFile`] with
@@ -35,15 +35,13 @@
 //! ca_cert = "/etc/ssl/company-ca.pem"
 //! ```
 
-use crate::service::client::{
-    ClientConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_ENDPOINT, DEFAULT_READ_TIMEOUT,
-    DEFAULT_SIGNATURE_VALIDITY,
-};
+use crate::cli::settings::{ServiceArgs, ServiceSection, ServiceSettings};
+use crate::service::client::ClientConfig;
 use crate::service::client::{ConfigError, Endpoint};
 use crate::service::network::{self, ProxyChoice, SSL_CERT_FILE_ENV};
 use crate::service::sign::Credentials;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -51,139 +49,25 @@ use std::time::Duration;
 pub const SECRET_ID_ENV: &str = "TENCENTCLOUD_SECRET_ID";
 /// The environment variable that holds the SecretKey.
 pub const SECRET_KEY_ENV: &str = "TENCENTCLOUD_SECRET_KEY";
-/// The environment variable that names the endpoint.
-pub const ENDPOINT_ENV: &str = "FACEENROLL_ENDPOINT";
 /// The environment variable that names the AppID.
 pub const APPID_ENV: &str = "FACEENROLL_APPID";
-/// The environment variable that names the bucket.
-pub const BUCKET_ENV: &str = "FACEENROLL_BUCKET";
-/// The environment variable that names a PEM file of CA certificates to trust.
-pub const CA_CERT_ENV: &str = "FACEENROLL_CA_CERT";
 
-/// The flags every command that calls the service takes.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ServiceArgs {
-    #[arg(
-        long,
-        value_name = "URL",
-        help = "The service endpoint [env: FACEENROLL_ENDPOINT] [default: \
-                https://recognition.image.myqcloud.com]"
-    )]
-    pub endpoint: Option<String>,
-    /// The AppID [env: FACEENROLL_APPID].
-    #[arg(long)]
-    pub appid: Option<String>,
-    /// The bucket (legacy, usually empty) [env: FACEENROLL_BUCKET].
-    #[arg(long)]
-    pub bucket: Option<String>,
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "FACEENROLL_CONFIG",
-        hide_env_values = true,
-        help = "A TOML config file; its [service] table may hold the settings above and the \
-                credentials (then it must be readable by its owner only)"
-    )]
-    pub config: Option<PathBuf>,
-    /// Accept a plain http:// endpoint that is not on this machine (the signature
-    /// then travels in clear text).
-    #[arg(long)]
-    pub insecure_http: bool,
-    /// Seconds to wait for a connection [default: 10].
-    #[arg(
-        long,
-        value_name = "SECS",
-        env = "FACEENROLL_CONNECT_TIMEOUT",
-        hide_env_values = true
-    )]
-    pub connect_timeout: Option<u64>,
-    /// Seconds to wait for an answer [default: 60].
-    #[arg(
-        long,
-        value_name = "SECS",
-        env = "FACEENROLL_READ_TIMEOUT",
-        hide_env_values = true
-    )]
-    pub read_timeout: Option<u64>,
-    /// Seconds each signature is valid, at most three months [default: 14400].
-    #[arg(
-        long,
-        value_name = "SECS",
-        env = "FACEENROLL_SIGNATURE_VALIDITY",
-        hide_env_values = true
-    )]
-    pub signature_validity: Option<u64>,
-    /// A PEM file of CA certificates to trust besides the bundled Mozilla roots, e.g.
-    /// a company CA [env: FACEENROLL_CA_CERT, then SSL_CERT_FILE].
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-}
+/// A credential read from the config file: never shown by `Debug`, never written
+/// back.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
 
-/// The `[service]` table of the config file; also the form `--print-config` prints
-/// the resolved service settings in ([`resolved_section`]), without the credentials.
-#[derive(Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceSection {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// A string, or a number as AppIDs are often written.
-    #[serde(
-        default,
-        deserialize_with = "string_or_number",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub appid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bucket: Option<String>,
-    #[serde(skip_serializing)]
-    pub secret_id: Option<String>,
-    #[serde(skip_serializing)]
-    pub secret_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connect_timeout_secs: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub read_timeout_secs: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signature_validity_secs: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_insecure_http: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_cert: Option<PathBuf>,
-}
-
-fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Text(String),
-        Number(u64),
+impl Secret {
+    /// The credential itself, for signing.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
-    Ok(Option::<Either>::deserialize(d)?.map(|v| match v {
-        Either::Text(t) => t,
-        Either::Number(n) => n.to_string(),
-    }))
 }
 
-impl std::fmt::Debug for ServiceSection {
+impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceSection")
-            .field("endpoint", &self.endpoint)
-            .field("appid", &self.appid)
-            .field("bucket", &self.bucket)
-            .field("secret_id", &self.secret_id.as_ref().map(|_| ".."))
-            .field("secret_key", &self.secret_key.as_ref().map(|_| ".."))
-            .field("connect_timeout_secs", &self.connect_timeout_secs)
-            .field("read_timeout_secs", &self.read_timeout_secs)
-            .field("signature_validity_secs", &self.signature_validity_secs)
-            .field("allow_insecure_http", &self.allow_insecure_http)
-            .field("ca_cert", &self.ca_cert)
-            .finish()
-    }
-}
-
-impl ServiceSection {
-    fn holds_secret(&self) -> bool {
-        self.secret_id.is_some() || self.secret_key.is_some()
+        f.write_str("..")
     }
 }
 
@@ -260,7 +144,7 @@ impl ConfigFile {
             source,
         })?;
         let file = ConfigFile::parse(path, &text)?;
-        if file.service.holds_secret() {
+        if file.service.secret_id.is_some() || file.service.secret_key.is_some() {
             check_private(path)?;
         }
         Ok(file)
@@ -279,7 +163,7 @@ impl ConfigFile {
             service: ServiceSection::default(),
             raw,
         };
-        file.service = file.section("service")?.unwrap_or_default();
+        file.service = file.section(ServiceSection::TABLE)?.unwrap_or_default();
         Ok(file)
     }
 
@@ -335,25 +219,17 @@ pub struct NetworkSettings {
 }
 
 impl NetworkSettings {
-    /// Resolves them: flags > environment > file > defaults; the CA file then
-    /// `SSL_CERT_FILE`; the proxy from the proxy variables for this endpoint.
+    /// Takes the endpoint and the CA file from the resolved settings, the CA file
+    /// then from `SSL_CERT_FILE`, and the proxy from the proxy variables for this
+    /// endpoint.
     pub fn resolve(
-        args: &ServiceArgs,
+        settings: &ServiceSettings,
         env: &dyn Fn(&str) -> Option<String>,
-        file: Option<&ConfigFile>,
     ) -> Result<NetworkSettings, ResolveError> {
-        let section = file.map(|f| &f.service);
-        let endpoint = args
-            .endpoint
-            .clone()
-            .or_else(|| env(ENDPOINT_ENV))
-            .or_else(|| section.and_then(|s| s.endpoint.clone()))
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
-        let ca_cert = args
+        let endpoint = settings.endpoint.clone();
+        let ca_cert = settings
             .ca_cert
             .clone()
-            .or_else(|| env(CA_CERT_ENV).map(PathBuf::from))
-            .or_else(|| section.and_then(|s| s.ca_cert.clone()))
             .or_else(|| env(SSL_CERT_FILE_ENV).map(PathBuf::from));
         // A malformed endpoint is reported by the client, with its reason.
         let proxy = match Endpoint::parse(&endpoint) {
@@ -389,88 +265,54 @@ impl NetworkSettings {
 
 /// Resolves the client configuration from the flags, the process environment and
 /// the config file the flags name.
-pub fn client_config_from_args(args: &ServiceArgs) -> Result<ClientConfig, ResolveError> {
+pub fn client_config_from_args(args: &ServiceArgs) -> anyhow::Result<ClientConfig> {
     let file = args.config.as_deref().map(ConfigFile::load).transpose()?;
     // An empty variable counts as unset.
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    client_config(args, &env, file.as_ref())
+    let settings = ServiceSettings::from_sources(args, &env, file.as_ref())?;
+    Ok(client_config(&settings, &env, file.as_ref())?)
 }
 
-/// The service settings resolved from given sources, flags > environment > file >
-/// defaults, every key filled except the AppID when none is given. The credentials
-/// are left out: this is what `--print-config` prints as the `[service]` table.
-pub fn resolved_section(
-    args: &ServiceArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-    file: Option<&ConfigFile>,
-) -> Result<ServiceSection, ResolveError> {
-    let empty = ServiceSection::default();
-    let section = file.map_or(&empty, |f| &f.service);
-    let pick = |flag: &Option<String>, var: &str, from_file: &Option<String>| {
-        flag.clone()
-            .or_else(|| env(var))
-            .or_else(|| from_file.clone())
-    };
-    let network = NetworkSettings::resolve(args, env, file)?;
-    let secs = |flag: Option<u64>, from_file: Option<u64>, default: Duration| {
-        Some(flag.or(from_file).unwrap_or(default.as_secs()))
-    };
-    Ok(ServiceSection {
-        endpoint: Some(network.endpoint),
-        appid: pick(&args.appid, APPID_ENV, &section.appid).filter(|a| !a.is_empty()),
-        bucket: Some(pick(&args.bucket, BUCKET_ENV, &section.bucket).unwrap_or_default()),
-        secret_id: None,
-        secret_key: None,
-        connect_timeout_secs: secs(
-            args.connect_timeout,
-            section.connect_timeout_secs,
-            DEFAULT_CONNECT_TIMEOUT,
-        ),
-        read_timeout_secs: secs(
-            args.read_timeout,
-            section.read_timeout_secs,
-            DEFAULT_READ_TIMEOUT,
-        ),
-        signature_validity_secs: secs(
-            args.signature_validity,
-            section.signature_validity_secs,
-            DEFAULT_SIGNATURE_VALIDITY,
-        ),
-        allow_insecure_http: Some(
-            args.insecure_http || section.allow_insecure_http.unwrap_or(false),
-        ),
-        ca_cert: network.ca_cert,
-    })
+/// The resolved service settings as a `[service]` table, as `--print-config` prints
+/// them: every key filled except the AppID when none is given, the CA file as the
+/// client will read it, and never the credentials.
+pub fn printed_section(settings: &ServiceSettings, network: &NetworkSettings) -> ServiceSection {
+    let mut section = ServiceSection::default();
+    settings.write_to(&mut section);
+    if settings.appid.as_deref() == Some("") {
+        section.appid = None;
+    }
+    section.ca_cert = network.ca_cert.clone();
+    section
 }
 
-/// Resolves the client configuration from given sources: the settings of
-/// [`resolved_section`], an AppID, and the credentials from the environment or the
+/// The client configuration: the resolved settings, an AppID, the CA file and the
+/// proxy ([`NetworkSettings`]), and the credentials from the environment or the
 /// file. The settings are the fields of [`ClientConfig`]; nothing is kept twice.
 pub fn client_config(
-    args: &ServiceArgs,
+    settings: &ServiceSettings,
     env: &dyn Fn(&str) -> Option<String>,
     file: Option<&ConfigFile>,
 ) -> Result<ClientConfig, ResolveError> {
-    let resolved = resolved_section(args, env, file)?;
-    let appid = resolved.appid.ok_or(ResolveError::NoAppid)?;
+    let appid = settings
+        .appid
+        .clone()
+        .filter(|a| !a.is_empty())
+        .ok_or(ResolveError::NoAppid)?;
     let empty = ServiceSection::default();
     let credentials = resolve_credentials(env, file.map_or(&empty, |f| &f.service))?;
-    let proxy = NetworkSettings::resolve(args, env, file)?.proxy;
-    // Every value is filled by `resolved_section`; the defaults are not reached.
-    let secs = |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_secs);
+    let network = NetworkSettings::resolve(settings, env)?;
     Ok(ClientConfig {
-        endpoint: resolved
-            .endpoint
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned()),
+        endpoint: network.endpoint,
         appid,
-        bucket: resolved.bucket.unwrap_or_default(),
+        bucket: settings.bucket.clone(),
         credentials,
-        connect_timeout: secs(resolved.connect_timeout_secs, DEFAULT_CONNECT_TIMEOUT),
-        read_timeout: secs(resolved.read_timeout_secs, DEFAULT_READ_TIMEOUT),
-        signature_validity: secs(resolved.signature_validity_secs, DEFAULT_SIGNATURE_VALIDITY),
-        allow_insecure_http: resolved.allow_insecure_http.unwrap_or(false),
-        ca_cert: resolved.ca_cert,
-        proxy: proxy.map(|p| p.url),
+        connect_timeout: Duration::from_secs(settings.connect_timeout),
+        read_timeout: Duration::from_secs(settings.read_timeout),
+        signature_validity: Duration::from_secs(settings.signature_validity),
+        allow_insecure_http: settings.insecure_http,
+        ca_cert: network.ca_cert,
+        proxy: network.proxy.map(|p| p.url),
     })
 }
 
@@ -498,8 +340,8 @@ fn resolve_credentials(
         (None, None) => {}
     }
     match (&section.secret_id, &section.secret_key) {
-        (Some(id), Some(key)) if !id.is_empty() && !key.is_empty() => {
-            Ok(Credentials::new(id.clone(), key.clone()))
+        (Some(id), Some(key)) if !id.0.is_empty() && !key.0.is_empty() => {
+            Ok(Credentials::new(id.0.clone(), key.0.clone()))
         }
         (Some(_), None) => Err(ResolveError::HalfFileCredentials {
             set: "secret_id",
@@ -529,6 +371,37 @@ mod tests {
     use super::*;
 
     const CREDS: &[(&str, &str)] = &[(SECRET_ID_ENV, "AKIDenv"), (SECRET_KEY_ENV, "keyenv")];
+    use crate::service::client::{
+        DEFAULT_CONNECT_TIMEOUT, DEFAULT_ENDPOINT, DEFAULT_SIGNATURE_VALIDITY,
+    };
+    const ENDPOINT_ENV: &str = "FACEENROLL_ENDPOINT";
+    const CA_CERT_ENV: &str = "FACEENROLL_CA_CERT";
+
+    /// The client configuration from flags, environment and file, as a command
+    /// resolves it.
+    fn client_config(
+        args: &ServiceArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: Option<&ConfigFile>,
+    ) -> Result<ClientConfig, ResolveError> {
+        let settings = ServiceSettings::from_sources(args, env, file).unwrap();
+        super::client_config(&settings, env, file)
+    }
+
+    fn network(
+        args: &ServiceArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: Option<&ConfigFile>,
+    ) -> Result<NetworkSettings, ResolveError> {
+        let settings = ServiceSettings::from_sources(args, env, file).unwrap();
+        NetworkSettings::resolve(&settings, env)
+    }
+
+    fn appid(file: &ConfigFile) -> Option<String> {
+        ServiceSettings::from_sources(&ServiceArgs::default(), &env(&[]), Some(file))
+            .unwrap()
+            .appid
+    }
 
     fn file(text: &str) -> ConfigFile {
         ConfigFile::parse(Path::new("/etc/faceenroll.toml"), text).unwrap()
@@ -616,7 +489,7 @@ mod tests {
     #[test]
     fn an_appid_may_be_written_as_a_number() {
         let f = file("[service]\nappid = 1250000000\n");
-        assert_eq!(f.service.appid.as_deref(), Some("1250000000"));
+        assert_eq!(appid(&f).as_deref(), Some("1250000000"));
         let err =
             ConfigFile::parse(Path::new("/x/c.toml"), "[service]\nappid = true\n").unwrap_err();
         assert!(err.to_string().contains("/x/c.toml"), "{err}");
@@ -634,7 +507,7 @@ mod tests {
             (SSL_CERT_FILE_ENV, "/ssl/ca.pem"),
         ];
         let ca = |args: &ServiceArgs, pairs: &[(&str, &str)], f: Option<&ConfigFile>| {
-            NetworkSettings::resolve(args, &env(pairs), f)
+            network(args, &env(pairs), f)
                 .unwrap()
                 .ca_cert
                 .map(|p| p.display().to_string())
@@ -664,8 +537,7 @@ mod tests {
             endpoint: Some(endpoint.into()),
             ..ServiceArgs::default()
         };
-        let n = NetworkSettings::resolve(&args("https://api.example.com"), &env(&proxied), None)
-            .unwrap();
+        let n = network(&args("https://api.example.com"), &env(&proxied), None).unwrap();
         let comment = n.comment();
         assert!(
             comment
@@ -676,11 +548,10 @@ mod tests {
             !comment.contains("hunter2") && !comment.contains("bob"),
             "{comment}"
         );
-        let n =
-            NetworkSettings::resolve(&args("https://svc.internal"), &env(&proxied), None).unwrap();
+        let n = network(&args("https://svc.internal"), &env(&proxied), None).unwrap();
         assert!(n.proxy.is_none());
         assert!(n.comment().contains("# proxy: none (direct)"));
-        let err = NetworkSettings::resolve(
+        let err = network(
             &args("https://api.example.com"),
             &env(&[("HTTPS_PROXY", "socks5://p:1080")]),
             None,
@@ -743,7 +614,7 @@ mod tests {
             workers: u32,
         }
         let f = file("[service]\nappid = \"a\"\n\n[enroll]\nworkers = 8\n");
-        assert_eq!(f.service.appid.as_deref(), Some("a"));
+        assert_eq!(appid(&f).as_deref(), Some("a"));
         let enroll: Enroll = f.section("enroll").unwrap().unwrap();
         assert_eq!(enroll.workers, 8);
         assert!(f.section::<Enroll>("absent").unwrap().is_none());
@@ -771,7 +642,10 @@ mod tests {
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let f = ConfigFile::load(&path).unwrap();
-        assert_eq!(f.service.secret_key.as_deref(), Some("keyfile"));
+        assert_eq!(
+            f.service.secret_key.as_ref().map(Secret::expose),
+            Some("keyfile")
+        );
 
         // Without secrets, a readable file is fine.
         std::fs::write(&path, "[service]\nappid = \"a\"\n").unwrap();

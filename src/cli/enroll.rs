@@ -4,23 +4,20 @@
 //! code.
 
 use super::emulator::{ContractArgs, FaultArgs};
-use super::plan::{PlanArgs, PlanSettings};
 use super::progress::ViewOptions;
-use super::settings::{self, EnrollSection, Layers};
-use super::Exit;
-use crate::config::{self, NetworkSettings, ServiceArgs};
-use crate::emulator::EmulatorConfig;
-use crate::engine::{
-    retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFAULT_MAX_WORKERS, MAX_WORKERS,
+use super::settings::{
+    self, EnrollSection, JobArgs, JobSettings, PlanArgs, PlanSettings, RunArgs, RunSettings,
+    ServiceArgs, ServiceSettings,
 };
+use super::Exit;
+use crate::config::{self, NetworkSettings};
+use crate::emulator::EmulatorConfig;
+use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFAULT_MAX_WORKERS};
 use crate::limits::DEFAULT_QPS;
 use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Outputs, Target};
-use crate::source::Layout;
-use crate::store::DEFAULT_STATE_DIR;
 use anyhow::Context as _;
 use serde::Serialize;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,15 +48,6 @@ pub struct EnrollArgs {
     plan: PlanArgs,
     #[command(flatten)]
     service: ServiceArgs,
-    /// The job's state directory: progress database, report, lock [default:
-    /// ./faceenroll-state].
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "FACEENROLL_STATE",
-        hide_env_values = true
-    )]
-    state: Option<PathBuf>,
     /// Plan and print what would be done; make no call.
     #[arg(long)]
     dry_run: bool,
@@ -67,229 +55,77 @@ pub struct EnrollArgs {
     /// (as a config file's [enroll] table) and exit.
     #[arg(long)]
     print_config: bool,
-    /// Rehearse against an emulator started in this process (no account needed)
-    /// [env: FACEENROLL_EMULATOR=true].
-    #[arg(long)]
-    emulator: bool,
-    /// With --emulator: keep the emulated account in this JSON file, so a rehearsal
-    /// can be run again against the same account (e.g. to watch a resume).
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "FACEENROLL_EMULATOR_STATE",
-        hide_env_values = true
-    )]
-    emulator_state: Option<PathBuf>,
-    /// A fixed number of workers, each enrolling one person at a time with one call
-    /// in flight [default: as many as the service's latency and the rate need, up to
-    /// --max-workers].
-    #[arg(
-        long,
-        value_name = "N",
-        env = "FACEENROLL_WORKERS",
-        hide_env_values = true
-    )]
-    workers: Option<usize>,
-    /// The most workers (calls in flight) the job starts as it measures the
-    /// service's latency [default: 128, enough for 50 calls/s at 2 s per call].
-    #[arg(long, value_name = "N", env = "FACEENROLL_MAX_WORKERS")]
-    max_workers: Option<usize>,
-    /// Calls per second in all, the service's cap [default: 50]; 0 is unlimited.
-    /// With --shard I/N and no --qps, each shard paces at 50 / N (at least 1), so N
-    /// shards together keep to the account's cap; a finished shard's share is not
-    /// lent to the others. For more shards than that serves well, give --qps.
-    #[arg(long, value_name = "N", env = "FACEENROLL_QPS", hide_env_values = true)]
-    qps: Option<u32>,
-    /// Attempts of one call before its photos count as failed for this run
-    /// [default: 6].
-    #[arg(long, value_name = "N", env = "FACEENROLL_RETRY_ATTEMPTS", hide_env_values = true,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    retry_attempts: Option<u32>,
-    /// Seconds one call may spend waiting between its attempts [default: 60].
-    #[arg(
-        long,
-        value_name = "SECS",
-        env = "FACEENROLL_RETRY_MAX_WAIT",
-        hide_env_values = true
-    )]
-    retry_max_wait: Option<u64>,
-    /// Write the report here [default: report.csv in the state directory].
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "FACEENROLL_REPORT",
-        hide_env_values = true
-    )]
-    report: Option<PathBuf>,
-    /// Write the run's figures here in the Prometheus text format (for
-    /// node_exporter's textfile collector), at every progress interval and at the end.
-    #[arg(long, value_name = "PATH", env = "FACEENROLL_METRICS_FILE")]
-    metrics_file: Option<PathBuf>,
-    /// Write the summary here as JSON at the end of the run.
-    #[arg(long, value_name = "PATH", env = "FACEENROLL_SUMMARY_JSON")]
-    summary_json: Option<PathBuf>,
-    /// No progress bars, even at a terminal [env: FACEENROLL_NO_PROGRESS=true].
-    #[arg(long)]
-    no_progress: bool,
-    /// Seconds between progress log lines when stderr is not a terminal [default: 60].
-    #[arg(long, value_name = "SECS", env = "FACEENROLL_PROGRESS_INTERVAL", hide_env_values = true,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    progress_interval: Option<u64>,
+    #[command(flatten)]
+    job: JobArgs,
+    #[command(flatten)]
+    run: RunArgs,
     #[command(flatten)]
     faults: FaultArgs,
     #[command(flatten)]
     contract: ContractArgs,
 }
 
-/// Every setting of `enroll`, resolved.
+/// Every setting of `enroll`, resolved: the planning settings, the job's, how it
+/// runs, and what follows from them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnrollSettings {
     pub plan: PlanSettings,
-    pub state: PathBuf,
-    pub emulator: bool,
-    pub emulator_state: Option<PathBuf>,
+    pub job: JobSettings,
+    pub run: RunSettings,
+    /// A fixed number of workers (`--workers`) or a ceiling for an adaptive one
+    /// (`--max-workers`).
     pub workers: Workers,
+    /// `--qps`, else the shard's share of the account's rate.
     pub qps: u32,
-    pub retry_attempts: u32,
-    pub retry_max_wait: u64,
-    pub report: Option<PathBuf>,
-    pub metrics_file: Option<PathBuf>,
-    pub summary_json: Option<PathBuf>,
-    pub no_progress: bool,
-    pub progress_interval: u64,
 }
 
 impl EnrollSettings {
-    /// Resolves the settings: a flag wins over the environment, which wins over the
-    /// file's `[enroll]` table, which wins over the defaults. Valued flags read their
-    /// environment variable through clap; `env` supplies the boolean switches and
-    /// `FACEENROLL_GROUPS`, which a flag cannot express.
+    /// Resolves the settings ([`super::settings`]): a flag wins over the environment,
+    /// which wins over the file's `[enroll]` table, which wins over the defaults.
     pub fn resolve(
         args: &EnrollArgs,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: settings::Env,
         file: &EnrollSection,
     ) -> anyhow::Result<EnrollSettings> {
-        let layers = Layers { env, file };
-        // Flags and the environment are checked by clap; the file's values here.
-        for (key, value) in [
-            ("workers", file.workers.map(|v| v as u64)),
-            ("retry_attempts", file.retry_attempts.map(u64::from)),
-            ("max_photo_bytes", file.max_photo_bytes),
-            ("max_edge", file.max_edge.map(u64::from)),
-            ("progress_interval", file.progress_interval),
-        ] {
-            anyhow::ensure!(
-                value != Some(0),
-                "[enroll] {key} = 0: must be at least 1 (--{})",
-                key.replace('_', "-")
-            );
-        }
-        let plan = PlanSettings::resolve(&args.plan, &layers)?;
-        let shard = plan.shard;
-        let retry = RetryPolicy::default();
-        let settings = EnrollSettings {
-            plan,
-            state: args
-                .state
-                .clone()
-                .or_else(|| file.state.clone())
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-            emulator: layers.switch(args.emulator, "FACEENROLL_EMULATOR", file.emulator)?,
-            emulator_state: args
-                .emulator_state
-                .clone()
-                .or_else(|| file.emulator_state.clone()),
-            workers: resolve_workers(
-                args.workers.or(file.workers),
-                args.max_workers.or(file.max_workers),
-            )?,
-            // The account's rate is one budget: each shard paces at its share, unless
-            // the rate is given (a finished shard's share is not lent to the others).
-            qps: args
-                .qps
-                .or(file.qps)
-                .unwrap_or_else(|| shard.share_of(DEFAULT_QPS)),
-            retry_attempts: args
-                .retry_attempts
-                .or(file.retry_attempts)
-                .unwrap_or(retry.max_attempts)
-                .max(1),
-            retry_max_wait: args
-                .retry_max_wait
-                .or(file.retry_max_wait)
-                .unwrap_or(retry.max_total_wait.as_secs()),
-            report: args.report.clone().or_else(|| file.report.clone()),
-            metrics_file: args
-                .metrics_file
-                .clone()
-                .or_else(|| file.metrics_file.clone()),
-            summary_json: args
-                .summary_json
-                .clone()
-                .or_else(|| file.summary_json.clone()),
-            no_progress: layers.switch(
-                args.no_progress,
-                "FACEENROLL_NO_PROGRESS",
-                file.no_progress,
-            )?,
-            progress_interval: args
-                .progress_interval
-                .or(file.progress_interval)
-                .unwrap_or(60)
-                .max(1),
-        };
+        let plan = PlanSettings::resolve(&args.plan, env, file)?;
+        let job = JobSettings::resolve(&args.job, env, file)?;
+        let run = RunSettings::resolve(&args.run, env, file)?;
+        let workers = resolve_workers(run.workers, run.max_workers)?;
+        // The account's rate is one budget: each shard paces at its share, unless
+        // the rate is given (a finished shard's share is not lent to the others).
+        let qps = job.qps.unwrap_or_else(|| plan.shard.share_of(DEFAULT_QPS));
         anyhow::ensure!(
-            settings.emulator || settings.emulator_state.is_none(),
+            run.emulator || run.emulator_state.is_none(),
             "--emulator-state needs --emulator"
         );
         anyhow::ensure!(
-            settings.emulator || !args.faults.any(),
+            run.emulator || !args.faults.any(),
             "the rehearsal fault options (--latency-ms, --lose-answer, ...) need --emulator"
         );
         anyhow::ensure!(
-            settings.emulator || !args.contract.any(),
+            run.emulator || !args.contract.any(),
             "the contract reading options (--full-reading, --body-limit, ...) need --emulator"
         );
-        Ok(settings)
+        Ok(EnrollSettings {
+            plan,
+            job,
+            run,
+            workers,
+            qps,
+        })
     }
 
     /// The settings as a config file's `[enroll]` table, every key filled.
     pub fn to_section(&self) -> EnrollSection {
-        let layout = <Layout as clap::ValueEnum>::to_possible_value(&self.plan.layout)
-            .map(|v| v.get_name().to_owned());
-        EnrollSection {
-            state: Some(self.state.clone()),
-            groups: Some(self.plan.groups.clone()),
-            layout,
-            follow_symlinks: Some(self.plan.follow_symlinks),
-            no_content_check: Some(!self.plan.content_check),
-            no_resize: Some(!self.plan.normalize.enabled),
-            max_request_bytes: Some(self.plan.max_request_bytes),
-            retry_failed: Some(self.plan.retry_failed),
-            allow_empty: Some(self.plan.allow_empty),
-            emulator: Some(self.emulator),
-            emulator_state: self.emulator_state.clone(),
-            workers: match self.workers {
-                Workers::Fixed(n) => Some(n),
-                Workers::Adaptive { .. } => None,
-            },
-            max_workers: match self.workers {
-                Workers::Fixed(_) => None,
-                Workers::Adaptive { max } => Some(max),
-            },
-            qps: Some(self.qps),
-            shard: Some(self.plan.shard.to_string()),
-            retry_attempts: Some(self.retry_attempts),
-            retry_max_wait: Some(self.retry_max_wait),
-            max_photo_bytes: Some(self.plan.normalize.max_bytes),
-            max_edge: Some(self.plan.normalize.max_edge),
-            jpeg_quality: Some(self.plan.normalize.jpeg_quality),
-            report: self.report.clone(),
-            metrics_file: self.metrics_file.clone(),
-            summary_json: self.summary_json.clone(),
-            no_progress: Some(self.no_progress),
-            progress_interval: Some(self.progress_interval),
+        let mut section = EnrollSection::default();
+        self.plan.write_to(&mut section);
+        self.job.write_to(&mut section);
+        self.run.write_to(&mut section);
+        section.qps = Some(self.qps);
+        if let Workers::Adaptive { max } = self.workers {
+            section.max_workers = Some(max);
         }
+        section
     }
 
     /// The settings as a config file's text: an `[enroll]` table with every key. Fails
@@ -309,11 +145,11 @@ impl EnrollSettings {
             workers: self.workers,
             qps: self.qps,
             retry: RetryPolicy {
-                max_attempts: self.retry_attempts,
-                max_total_wait: Duration::from_secs(self.retry_max_wait),
+                max_attempts: self.run.retry_attempts,
+                max_total_wait: Duration::from_secs(self.run.retry_max_wait),
                 ..RetryPolicy::default()
             },
-            normalize: self.plan.normalize,
+            normalize: self.plan.normalize(),
             budget: self.plan.options().budget,
             seed: None,
             group_limits: Default::default(),
@@ -326,31 +162,19 @@ fn service_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// A fixed number of workers, or a ceiling for the adaptive number; each between 1
-/// and [`MAX_WORKERS`].
+/// A fixed number of workers, or a ceiling for the adaptive number (each already
+/// checked to lie between 1 and [`crate::engine::MAX_WORKERS`]), not both.
 fn resolve_workers(fixed: Option<usize>, max: Option<usize>) -> anyhow::Result<Workers> {
-    let check = |name: &str, n: usize| {
-        anyhow::ensure!(
-            (1..=MAX_WORKERS).contains(&n),
-            "{name} {n}: expected 1 to {MAX_WORKERS} (each worker is a thread)"
-        );
-        Ok(())
-    };
     match (fixed, max) {
         (Some(n), Some(max)) => anyhow::bail!(
             "--workers {n} and --max-workers {max} are both set (by flag, environment or \
              config file): --workers fixes the number, --max-workers bounds an adaptive one; \
              set one"
         ),
-        (Some(n), None) => {
-            check("--workers", n)?;
-            Ok(Workers::Fixed(n))
-        }
-        (None, max) => {
-            let max = max.unwrap_or(DEFAULT_MAX_WORKERS);
-            check("--max-workers", max)?;
-            Ok(Workers::Adaptive { max })
-        }
+        (Some(n), None) => Ok(Workers::Fixed(n)),
+        (None, max) => Ok(Workers::Adaptive {
+            max: max.unwrap_or(DEFAULT_MAX_WORKERS),
+        }),
     }
 }
 
@@ -363,23 +187,21 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             "# faceenroll enroll {}: settings from flags, environment, config file and defaults",
             settings.plan.source.display()
         );
-        let service = if settings.emulator {
+        let service = if settings.run.emulator {
             None
         } else {
-            let network = NetworkSettings::resolve(&args.service, &service_env, file.as_ref())?;
+            let service =
+                ServiceSettings::from_sources(&args.service, &service_env, file.as_ref())?;
+            let network = NetworkSettings::resolve(&service, &service_env)?;
             print!("{}", network.comment());
-            Some(config::resolved_section(
-                &args.service,
-                &service_env,
-                file.as_ref(),
-            )?)
+            Some(config::printed_section(&service, &network))
         };
         print!("{}", settings.to_toml()?);
         if let Some(service) = service {
             // The credentials are never serialized.
             #[derive(Serialize)]
             struct File {
-                service: config::ServiceSection,
+                service: settings::ServiceSection,
             }
             print!("\n{}", toml::to_string(&File { service })?);
         }
@@ -387,22 +209,23 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     }
 
     let view = ViewOptions {
-        bars: ViewOptions::bars_if_terminal(settings.no_progress),
-        interval: Duration::from_secs(settings.progress_interval),
-        state_dir: settings.state.clone(),
+        bars: ViewOptions::bars_if_terminal(settings.run.no_progress),
+        interval: Duration::from_secs(settings.run.progress_interval),
+        state_dir: settings.job.state.clone(),
         source: settings.plan.source.display().to_string(),
     };
-    let target = if settings.emulator || args.dry_run {
+    let target = if settings.run.emulator || args.dry_run {
         // A dry run makes no call: it needs no account.
         let mut config = EmulatorConfig::rehearsal();
         config.faults = args.faults.faults();
         config.seed = args.faults.seed;
         config.contract = args.contract.contract();
-        config.state_file = settings.emulator_state.clone();
+        config.state_file = settings.run.emulator_state.clone();
         Target::Emulator(config)
     } else {
+        let service = ServiceSettings::from_sources(&args.service, &service_env, file.as_ref())?;
         Target::Service(config::client_config(
-            &args.service,
+            &service,
             &service_env,
             file.as_ref(),
         )?)
@@ -410,15 +233,15 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     let engine = settings.engine();
     let job = EnrollJob {
         source: settings.plan.source_spec(),
-        state_dir: settings.state.clone(),
+        state_dir: settings.job.state.clone(),
         plan: settings.plan.options(),
         engine,
         dry_run: args.dry_run,
-        report: settings.report.clone(),
+        report: settings.run.report.clone(),
         outputs: Outputs {
-            metrics_file: settings.metrics_file.clone(),
-            metrics_interval: Duration::from_secs(settings.progress_interval),
-            summary_json: settings.summary_json.clone(),
+            metrics_file: settings.run.metrics_file.clone(),
+            metrics_interval: Duration::from_secs(settings.run.progress_interval),
+            summary_json: settings.run.summary_json.clone(),
         },
     };
 
@@ -503,9 +326,13 @@ fn install_signal_handlers(stop: Arc<StopSignal>) -> anyhow::Result<std::thread:
 mod tests {
     use super::*;
     use crate::config::ConfigFile;
+    use crate::engine::MAX_WORKERS;
     use crate::limits::MAX_REQUEST_BYTES;
     use crate::normalize::NormalizeOptions;
+    use crate::source::Layout;
+    use crate::store::DEFAULT_STATE_DIR;
     use clap::Parser as _;
+    use std::path::PathBuf;
 
     fn args(extra: &[&str]) -> EnrollArgs {
         let mut argv = vec!["faceenroll", "enroll", "photos"];
@@ -538,7 +365,7 @@ mod tests {
     #[test]
     fn defaults_when_nothing_is_set() {
         let s = EnrollSettings::resolve(&args(&[]), &env(&[]), &EnrollSection::default()).unwrap();
-        assert_eq!(s.state, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(s.job.state, PathBuf::from(DEFAULT_STATE_DIR));
         assert_eq!(
             s.workers,
             Workers::Adaptive {
@@ -548,28 +375,28 @@ mod tests {
         assert_eq!(s.qps, DEFAULT_QPS);
         assert_eq!(s.plan.layout, Layout::Person);
         assert!(s.plan.groups.is_empty());
-        assert!(s.plan.normalize.enabled && s.plan.content_check && !s.plan.retry_failed);
-        assert_eq!(s.plan.normalize, NormalizeOptions::default());
+        assert!(s.plan.normalize().enabled && !s.plan.no_content_check && !s.plan.retry_failed);
+        assert_eq!(s.plan.normalize(), NormalizeOptions::default());
         assert_eq!(s.plan.max_request_bytes, MAX_REQUEST_BYTES);
-        assert!(!s.emulator && !s.no_progress);
-        assert_eq!(s.progress_interval, 60);
+        assert!(!s.run.emulator && !s.run.no_progress);
+        assert_eq!(s.run.progress_interval, 60);
     }
 
     #[test]
     fn the_file_fills_what_flags_and_environment_leave() {
         let s = EnrollSettings::resolve(&args(&[]), &env(&[]), &section(FILE)).unwrap();
-        assert_eq!(s.state, PathBuf::from("/file/state"));
+        assert_eq!(s.job.state, PathBuf::from("/file/state"));
         assert_eq!(s.plan.groups, ["file-group"]);
         assert_eq!(s.plan.layout, Layout::GroupPerson);
-        assert!(!s.plan.normalize.enabled);
+        assert!(!s.plan.normalize().enabled);
         assert!(s.plan.retry_failed);
         assert_eq!(
-            (s.workers, s.qps, s.plan.normalize.max_edge),
+            (s.workers, s.qps, s.plan.normalize().max_edge),
             (Workers::Fixed(3), 20, 1000)
         );
-        assert_eq!(s.progress_interval, 300);
-        assert!(s.emulator);
-        assert_eq!(s.metrics_file, Some(PathBuf::from("/file/fe.prom")));
+        assert_eq!(s.run.progress_interval, 300);
+        assert!(s.run.emulator);
+        assert_eq!(s.run.metrics_file, Some(PathBuf::from("/file/fe.prom")));
     }
 
     #[test]
@@ -583,11 +410,11 @@ mod tests {
         let s = EnrollSettings::resolve(&args(&[]), &env(ENV), &section(FILE)).unwrap();
         assert_eq!(s.plan.groups, ["env-a", "env-b"]);
         assert!(
-            s.plan.normalize.enabled,
+            s.plan.normalize().enabled,
             "FACEENROLL_NO_RESIZE=false beats the file's true"
         );
         assert!(!s.plan.retry_failed);
-        assert!(s.no_progress);
+        assert!(s.run.no_progress);
 
         let flags = args(&[
             "--group",
@@ -606,10 +433,10 @@ mod tests {
         let s = EnrollSettings::resolve(&flags, &env(ENV), &section(FILE)).unwrap();
         assert_eq!(s.plan.groups, ["flag-group"]);
         assert_eq!(s.plan.layout, Layout::Person);
-        assert!(!s.plan.normalize.enabled && s.plan.retry_failed);
-        assert_eq!(s.state, PathBuf::from("/flag/state"));
+        assert!(!s.plan.normalize().enabled && s.plan.retry_failed);
+        assert_eq!(s.job.state, PathBuf::from("/flag/state"));
         assert_eq!(
-            (s.workers, s.qps, s.plan.normalize.max_edge),
+            (s.workers, s.qps, s.plan.normalize().max_edge),
             (Workers::Fixed(5), 20, 640)
         );
     }
@@ -623,6 +450,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("FACEENROLL_NO_RESIZE"), "{err}");
+        let err = EnrollSettings::resolve(
+            &args(&[]),
+            &env(&[("FACEENROLL_RETRY_ATTEMPTS", "0")]),
+            &EnrollSection::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "FACEENROLL_RETRY_ATTEMPTS=0: must be at least 1 (--retry-attempts)"
+        );
         let err = EnrollSettings::resolve(
             &args(&[]),
             &env(&[]),
@@ -676,6 +513,30 @@ mod tests {
             let again = resolve(&[], &s.to_toml().unwrap()).unwrap();
             assert_eq!(again.workers, s.workers);
         }
+    }
+
+    #[test]
+    fn help_names_each_variable_once_and_never_an_unset_value() {
+        use clap::CommandFactory as _;
+        let mut cli = crate::cli::Cli::command();
+        let help = cli
+            .find_subcommand_mut("enroll")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        // As one line: clap wraps the help at the terminal's width.
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for var in [
+            "[env: FACEENROLL_WORKERS]",
+            "[env: FACEENROLL_MAX_WORKERS]",
+            "[env: FACEENROLL_METRICS_FILE]",
+            "[env: FACEENROLL_NO_RESIZE=true]",
+            "[env: FACEENROLL_GROUPS, comma separated]",
+            "[env: FACEENROLL_CONNECT_TIMEOUT]",
+        ] {
+            assert_eq!(help.matches(var).count(), 1, "{var}: {help}");
+        }
+        assert!(!help.contains("=]"), "{help}");
     }
 
     #[test]

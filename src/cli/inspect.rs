@@ -6,8 +6,9 @@
 //! people by default and JSON with `--json`. A delete asks for confirmation on the
 //! terminal unless `--yes` is given, and refuses when there is no terminal to ask on.
 
+use super::settings::ServiceArgs;
 use super::Exit;
-use crate::config::{self, ServiceArgs};
+use crate::config;
 use crate::model::{GroupId, PersonId};
 use crate::service::api::{FaceInfo, GetInfoData};
 use crate::service::client::{CallError, Client};

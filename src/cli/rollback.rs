@@ -31,10 +31,11 @@ pub struct RollbackArgs {
 
 pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
     let client = args.after.client()?;
+    let (state_dir, pace) = args.after.job()?;
     let job = RollbackJob {
-        state_dir: args.after.state_dir(),
+        state_dir,
         dry_run: args.dry_run,
-        pace: args.after.pace(),
+        pace,
     };
     let yes = args.yes;
     let done = rollback(&job, &client, |plan| {

@@ -1,14 +1,14 @@
 //! `faceenroll verify`: audits the service against the job ([`crate::ops::verify`]).
 
+use super::settings::{self, JobArgs, JobSettings, ServiceArgs};
 use super::Exit;
-use crate::config::{self, ServiceArgs};
+use crate::config;
 use crate::engine::retry::RetryPolicy;
 use crate::limits::DEFAULT_QPS;
 use crate::ops::paced::PaceOptions;
 use crate::ops::verify::{verify, VerifyJob};
 use crate::report::Format;
 use crate::service::client::Client;
-use crate::store::DEFAULT_STATE_DIR;
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -25,26 +25,25 @@ Exit codes:
 pub struct AfterArgs {
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// The job's state directory [default: ./faceenroll-state].
-    #[arg(long, value_name = "DIR", env = "FACEENROLL_STATE")]
-    pub state: Option<PathBuf>,
-    /// Calls per second in all [default: 50]; 0 is unlimited.
-    #[arg(long, value_name = "N", env = "FACEENROLL_QPS")]
-    pub qps: Option<u32>,
+    #[command(flatten)]
+    pub job: JobArgs,
 }
 
 impl AfterArgs {
-    pub fn state_dir(&self) -> PathBuf {
-        self.state
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+    /// The job's state directory and pace, resolved as `enroll` resolves them (flag >
+    /// environment > the config file's `[enroll]` table > default).
+    pub fn job(&self) -> anyhow::Result<(PathBuf, PaceOptions)> {
+        self.job_with(&|name| std::env::var(name).ok())
     }
 
-    pub fn pace(&self) -> PaceOptions {
-        PaceOptions {
-            qps: self.qps.unwrap_or(DEFAULT_QPS),
+    fn job_with(&self, env: settings::Env) -> anyhow::Result<(PathBuf, PaceOptions)> {
+        let (_, section) = settings::load(self.service.config.as_deref())?;
+        let job = JobSettings::resolve(&self.job, env, &section)?;
+        let pace = PaceOptions {
+            qps: job.qps.unwrap_or(DEFAULT_QPS),
             retry: RetryPolicy::default(),
-        }
+        };
+        Ok((job.state, pace))
     }
 
     pub fn client(&self) -> anyhow::Result<Client> {
@@ -74,12 +73,13 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let client = args.after.client()?;
+    let (state_dir, pace) = args.after.job()?;
     let job = VerifyJob {
-        state_dir: args.after.state_dir(),
+        state_dir,
         repair: args.repair,
         report: args.report,
         format: args.format,
-        pace: args.after.pace(),
+        pace,
     };
     let verified = verify(&job, &client)?;
     let _ = write!(std::io::stdout().lock(), "{verified}");
@@ -90,4 +90,40 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Ok
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn after(argv: &[&str]) -> AfterArgs {
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Verify(args) => args.after,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_job_and_its_pace_are_read_as_enroll_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("fe.toml");
+        std::fs::write(&config, "[enroll]\nstate = \"/file/state\"\nqps = 7\n").unwrap();
+        let config = config.to_str().unwrap();
+        let no_env = |_: &str| None;
+        let (state, pace) = after(&["faceenroll", "verify", "--config", config])
+            .job_with(&no_env)
+            .unwrap();
+        assert_eq!((state, pace.qps), (PathBuf::from("/file/state"), 7));
+        let env = |name: &str| (name == "FACEENROLL_QPS").then(|| "9".to_owned());
+        let (state, pace) = after(&["faceenroll", "verify", "--config", config, "--state", "s"])
+            .job_with(&env)
+            .unwrap();
+        assert_eq!((state, pace.qps), (PathBuf::from("s"), 9));
+        let (state, pace) = after(&["faceenroll", "verify"]).job_with(&no_env).unwrap();
+        assert_eq!(
+            (state, pace.qps),
+            (PathBuf::from(crate::store::DEFAULT_STATE_DIR), DEFAULT_QPS)
+        );
+    }
 }
