@@ -27,6 +27,7 @@
 
 mod caller;
 pub mod concurrency;
+mod doubt;
 pub mod groups;
 pub mod pacer;
 mod person;

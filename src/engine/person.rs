@@ -20,6 +20,7 @@
 //! again to a re-created person.
 
 use super::caller::{self, Action, Step};
+use super::doubt;
 use super::queue::PersonWork;
 use super::Shared;
 use crate::chunk::{self, ChunkItem};
@@ -473,9 +474,17 @@ impl<'s, 'a> Worker<'s, 'a> {
 
     /// Reads the person's face count from the service.
     fn read_room(&mut self, person: &PersonEntry) -> Result<Room, Halt> {
+        Ok(self.read_faces(person)?.0)
+    }
+
+    /// Reads the person's faces from the service: the count and the face ids.
+    fn read_faces(&mut self, person: &PersonEntry) -> Result<(Room, Vec<String>), Halt> {
         let id = &person.person;
         let faces = self.call_or_halt(|c| c.get_face_ids(id))?;
-        Ok(Room::read(faces.face_ids.len(), "getfaceids"))
+        Ok((
+            Room::read(faces.face_ids.len(), "getfaceids"),
+            faces.face_ids,
+        ))
     }
 
     /// Adds the queued photos in chunks until the queue is empty or the person full.
@@ -498,7 +507,14 @@ impl<'s, 'a> Worker<'s, 'a> {
                 return Err(Halt::Stop);
             }
             if room.left() == 0 {
-                return self.skip_full(queue, std::iter::empty(), &room.full_reason());
+                // Photos an earlier run may have put on the service are settled
+                // against the faces it holds before the rest is skipped.
+                let doubtful = take_in_doubt(queue);
+                if doubtful.is_empty() {
+                    return self.skip_full(queue, std::iter::empty(), &room.full_reason());
+                }
+                self.person_full(person, queue, room, Vec::new(), doubtful)?;
+                continue;
             }
             let mut chunk = self.next_chunk(queue, room.left())?;
             if chunk.is_empty() {
@@ -561,7 +577,8 @@ impl<'s, 'a> Worker<'s, 'a> {
                         }
                     }
                     if !refused_full.is_empty() {
-                        self.person_full(person, queue, room, refused_full)?;
+                        let (doubtful, refused) = self.split_in_doubt(refused_full);
+                        self.person_full(person, queue, room, refused, doubtful)?;
                     }
                 }
                 Err(err) => match caller::action(Step::AddFaces, err.class(), err.code()) {
@@ -572,7 +589,8 @@ impl<'s, 'a> Worker<'s, 'a> {
                         return Err(Halt::PersonGone);
                     }
                     Action::PersonFull => {
-                        self.person_full(person, queue, room, chunk)?;
+                        let (doubtful, refused) = self.split_in_doubt(chunk);
+                        self.person_full(person, queue, room, refused, doubtful)?;
                     }
                     Action::TooLarge => {
                         self.too_large(queue, chunk, size, &err)?;
@@ -652,31 +670,66 @@ impl<'s, 'a> Worker<'s, 'a> {
             .map_err(|e| self.store_failed(e))
     }
 
-    /// The service answered -1309 for `refused` (for the whole call or image by
-    /// image): reads the face count again, queues again what now fits, and records
-    /// the rest `Full` with the count read.
+    /// The service answered -1309 for `refused` and `doubtful` (for the whole call
+    /// or image by image), or the person is full with `doubtful` photos that an
+    /// earlier send may have put on it: reads the faces again, queues again what now
+    /// fits, settles the photos in doubt against the faces read ([`doubt`]), and
+    /// records the rest `Full` with the count read.
     fn person_full(
         &mut self,
         person: &PersonEntry,
         queue: &mut VecDeque<Item>,
         room: &mut Room,
-        refused: Vec<Item>,
+        mut refused: Vec<Item>,
+        doubtful: Vec<Item>,
     ) -> Result<(), Halt> {
         self.full_rereads += 1;
-        *room = self.read_room(person)?;
+        let held;
+        (*room, held) = self.read_faces(person)?;
         tracing::info!(
             "the service says the person is full; it holds {} faces",
             room.held
         );
         if room.left() > 0 && self.full_rereads <= MAX_FULL_REREADS {
             // What fits goes again, in order, with the chunk cut to the room read.
+            refused.extend(doubtful);
+            refused.sort_by_key(|i| i.entry.seq);
             for item in refused.into_iter().rev() {
                 queue.push_front(item);
             }
             return Ok(());
         }
+        if !doubtful.is_empty() {
+            let known = doubt::Known::read(self.shared.store, person.person.as_str())
+                .map_err(|e| self.store_failed(e))?;
+            let (on_service, not_there) =
+                doubt::settle(doubtful, known.unaccounted(&held), |i| i.entry.seq);
+            if !on_service.is_empty() {
+                tracing::info!(
+                    "the person is full and holds faces the job cannot account for otherwise: \
+                     {} photos in doubt are recorded as those faces",
+                    on_service.len()
+                );
+            }
+            for mut item in on_service {
+                let state = PhotoState::Enrolled {
+                    face: FaceRef::Confirmed,
+                };
+                self.finish(&mut item, state)?;
+            }
+            refused.extend(not_there);
+        }
         let reason = room.full_reason();
         self.skip_full(queue, refused, &reason)
+    }
+
+    /// Splits photos refused by the last call into those an earlier send may have
+    /// put on the service (as [`Self::duplicate_on_service`] judges) and the others.
+    fn split_in_doubt(&self, items: Vec<Item>) -> (Vec<Item>, Vec<Item>) {
+        let in_doubt = self.last_call_in_doubt;
+        items
+            .into_iter()
+            .partition(|i| in_doubt || i.entry.attempts > 1)
     }
 
     /// Takes the next chunk off the front of the queue: at most 20 photos, within the
@@ -948,6 +1001,15 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.last_call_in_doubt = sent.in_doubt;
         result
     }
+}
+
+/// Takes the photos an earlier run sent without recording the answer off the queue.
+fn take_in_doubt(queue: &mut VecDeque<Item>) -> Vec<Item> {
+    let (doubtful, rest): (Vec<Item>, Vec<Item>) = queue
+        .drain(..)
+        .partition(|i| i.entry.state == PhotoState::InDoubt);
+    queue.extend(rest);
+    doubtful
 }
 
 /// The size of a request carrying `items`, as the chunker counts it.
