@@ -33,6 +33,7 @@ pub mod pacer;
 mod person;
 pub mod queue;
 pub mod retry;
+pub mod shrink;
 
 use crate::limits::{RequestBudget, RequestLimit};
 use crate::normalize::NormalizeOptions;

@@ -22,6 +22,7 @@
 use super::caller::{self, Action, Step};
 use super::doubt;
 use super::queue::PersonWork;
+use super::shrink;
 use super::Shared;
 use crate::chunk::{self, ChunkItem};
 use crate::limits::{RequestBudget, RequestLimit, MAX_FACES_PER_PERSON, MAX_IMAGES_PER_ADDFACE};
@@ -628,7 +629,8 @@ impl<'s, 'a> Worker<'s, 'a> {
 
     /// The service refused a request of `size` bytes carrying `items` as too large:
     /// the limit learned is lowered, and the photos go back to the queue to be cut
-    /// into smaller chunks, or, alone in the request, are failed with the reason.
+    /// into smaller chunks; a photo alone in the request goes back too, to be sent as
+    /// a smaller copy ([`shrink`]), unless it is a URL, which is failed with the reason.
     fn too_large(
         &mut self,
         queue: &mut VecDeque<Item>,
@@ -645,6 +647,13 @@ impl<'s, 'a> Worker<'s, 'a> {
             "the service refused a request of {size} bytes as too large; cutting smaller requests"
         );
         if let [item] = &mut items[..] {
+            if matches!(item.entry.image, ImageRef::File(_)) {
+                // Alone and still too large: made ready again under the limit now
+                // learned, as a smaller copy, or failed with the sizes.
+                self.leave_pending(item)?;
+                queue.push_front(items.pop().expect("one photo"));
+                return Ok(());
+            }
             let failure = Failure {
                 kind: FailureKind::Permanent,
                 code: err.code(),
@@ -789,38 +798,61 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 
     /// Prepares a photo for sending, failing it (and answering `false`) when it cannot
-    /// be sent at all.
+    /// be sent at all. A photo over the request limit on its own (as learned from
+    /// the service's refusals) is sent as a smaller copy ([`shrink`]).
     fn make_ready(&mut self, item: &mut Item) -> Result<bool, Halt> {
-        if item.ready.is_some() {
-            return Ok(true);
-        }
-        match prepare(&item.entry, &self.shared.options.normalize) {
-            Ok(ready) => {
-                let budget = self.shared.request_budget();
-                let limit = budget.photo_bytes();
-                if ready.bytes > limit {
-                    let failure = Failure {
-                        kind: FailureKind::Input,
-                        code: None,
-                        message: format!(
-                            "{}: {} bytes, over the request limit of {} bytes on its own{}",
-                            item.entry.image,
-                            ready.bytes,
-                            limit,
-                            if budget.is_learned() {
-                                " (as learned from the service's refusals)"
-                            } else {
-                                ""
-                            }
-                        ),
-                    };
+        let ready = match item.ready.take() {
+            Some(ready) => ready,
+            None => match prepare(&item.entry, &self.shared.options.normalize) {
+                Ok(ready) => ready,
+                Err(failure) => {
+                    tracing::warn!(photo = %item.entry.image, "{}", failure.message);
                     self.finish(item, PhotoState::Failed(failure))?;
                     return Ok(false);
                 }
-                item.ready = Some(ready);
+            },
+        };
+        let budget = self.shared.request_budget();
+        let limit = budget.photo_bytes();
+        if ready.bytes <= limit {
+            item.ready = Some(ready);
+            return Ok(true);
+        }
+        let copy = match &item.entry.image {
+            ImageRef::File(path) => {
+                shrink::smaller_copy(path, &self.shared.options.normalize, limit)
+            }
+            ImageRef::Url(_) => Err("a URL is sent as it is".to_owned()),
+        };
+        match copy {
+            Ok((bytes, normalized)) => {
+                tracing::info!(photo = %item.entry.image, "over the request limit of {limit} bytes on its own; sending a smaller copy ({normalized})");
+                item.ready = Some(Ready {
+                    bytes: bytes.len() as u64,
+                    body: ImageBody::Bytes {
+                        filename: file_name(&item.entry.image),
+                        bytes: Arc::from(bytes),
+                    },
+                    outcome: normalize::Outcome::Normalized(normalized),
+                });
                 Ok(true)
             }
-            Err(failure) => {
+            Err(why) => {
+                let failure = Failure {
+                    kind: FailureKind::Input,
+                    code: None,
+                    message: format!(
+                        "{}: {} bytes, over the request limit of {} bytes on its own{}; {why}",
+                        item.entry.image,
+                        ready.bytes,
+                        limit,
+                        if budget.is_learned() {
+                            " (as learned from the service's refusals)"
+                        } else {
+                            ""
+                        }
+                    ),
+                };
                 tracing::warn!(photo = %item.entry.image, "{}", failure.message);
                 self.finish(item, PhotoState::Failed(failure))?;
                 Ok(false)
@@ -1022,6 +1054,15 @@ fn request_size(items: &[Item]) -> u64 {
     )
 }
 
+/// The file name a re-encoded copy of `image` is sent under.
+fn file_name(image: &ImageRef) -> String {
+    match image {
+        ImageRef::File(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        ImageRef::Url(_) => None,
+    }
+    .unwrap_or_else(|| "photo.jpg".into())
+}
+
 /// Reads (and if needed re-encodes) a photo into what the client sends.
 fn prepare(entry: &PhotoEntry, options: &normalize::NormalizeOptions) -> Result<Ready, Failure> {
     let input_failure = |message: String| Failure {
@@ -1049,20 +1090,14 @@ fn prepare(entry: &PhotoEntry, options: &normalize::NormalizeOptions) -> Result<
                         outcome: normalize::Outcome::AsIs,
                     })
                 }
-                normalize::Prepared::Normalized { bytes, normalized } => {
-                    let filename = path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "photo.jpg".into());
-                    Ok(Ready {
-                        bytes: bytes.len() as u64,
-                        body: ImageBody::Bytes {
-                            filename,
-                            bytes: Arc::from(bytes),
-                        },
-                        outcome: normalize::Outcome::Normalized(normalized),
-                    })
-                }
+                normalize::Prepared::Normalized { bytes, normalized } => Ok(Ready {
+                    bytes: bytes.len() as u64,
+                    body: ImageBody::Bytes {
+                        filename: file_name(&entry.image),
+                        bytes: Arc::from(bytes),
+                    },
+                    outcome: normalize::Outcome::Normalized(normalized),
+                }),
             }
         }
     }
