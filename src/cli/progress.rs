@@ -157,6 +157,9 @@ impl ControlEcho {
     /// Turns off the echo of control keys on stderr's terminal, if it echoes them.
     fn quiet() -> Option<ControlEcho> {
         let fd = libc::STDERR_FILENO;
+        if !in_foreground() {
+            return None;
+        }
         let mut saved = std::mem::MaybeUninit::<libc::termios>::zeroed();
         // SAFETY: tcgetattr writes a termios into the buffer it is given, which is
         // sized for one; it is read only when the call succeeded.
@@ -178,11 +181,21 @@ impl ControlEcho {
 
 impl Drop for ControlEcho {
     fn drop(&mut self) {
+        if !in_foreground() {
+            return;
+        }
         // SAFETY: the termios read from this descriptor before it was changed.
         unsafe {
             libc::tcsetattr(libc::STDERR_FILENO, libc::TCSANOW, &self.0);
         }
     }
+}
+
+/// Whether this process is in the foreground of stderr's terminal: a job in the
+/// background (`&`) that changed the terminal's settings would be stopped (SIGTTOU).
+fn in_foreground() -> bool {
+    // SAFETY: both calls only read the process's and the terminal's groups.
+    unsafe { libc::tcgetpgrp(libc::STDERR_FILENO) == libc::getpgrp() }
 }
 
 fn set_bars(bars: Option<MultiProgress>) {

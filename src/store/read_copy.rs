@@ -38,7 +38,7 @@ impl Reading {
 }
 
 /// Opens the store of `dir` to read it, as a copy when `dir` cannot be written
-/// ([`cannot_write`]).
+/// (permission denied, read-only file system).
 pub fn open_for_reading(dir: &Path) -> Result<Reading> {
     match Store::open(dir) {
         Ok(store) => Ok(Reading { store, copy: None }),
@@ -49,7 +49,7 @@ pub fn open_for_reading(dir: &Path) -> Result<Reading> {
 
 /// Whether opening a store failed only because its directory cannot be written
 /// (permission denied, read-only file system).
-pub fn cannot_write(err: &StoreError) -> bool {
+fn cannot_write(err: &StoreError) -> bool {
     let io = match err {
         StoreError::Dir { source, .. } => Some(source),
         StoreError::Open {
@@ -67,7 +67,7 @@ pub fn cannot_write(err: &StoreError) -> bool {
 }
 
 /// Copies the progress database of `dir` into a temporary directory and opens it.
-pub fn open_copy(dir: &Path) -> Result<Reading> {
+fn open_copy(dir: &Path) -> Result<Reading> {
     if let Some(pid) = running_job(dir) {
         return Err(StoreError::Busy {
             dir: dir.to_owned(),
