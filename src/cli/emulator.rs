@@ -306,3 +306,31 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn contract(argv: &[&str]) -> Contract {
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Emulator(args) => args.config().unwrap().contract,
+            _ => panic!("parsed another command"),
+        }
+    }
+
+    #[test]
+    fn the_duplicate_when_full_reading_reaches_the_emulator() {
+        let default = contract(&["faceenroll", "emulator"]);
+        assert_eq!(default.duplicate_when_full, DuplicateWhenFull::Duplicate);
+        let full = contract(&["faceenroll", "emulator", "--duplicate-when-full", "full"]);
+        assert_eq!(full.duplicate_when_full, DuplicateWhenFull::Full);
+        assert!(crate::cli::Cli::try_parse_from([
+            "faceenroll",
+            "emulator",
+            "--duplicate-when-full",
+            "maybe"
+        ])
+        .is_err());
+    }
+}
