@@ -8,7 +8,8 @@ mod support;
 use faceenroll::report::Row;
 use std::collections::BTreeMap;
 use std::path::Path;
-use support::bin::{in_repo as faceenroll, output, run, s, Run, REPO};
+use std::process::Command;
+use support::bin::{in_repo as faceenroll, output, run, s, Run, BIN, REPO};
 
 /// `enroll SOURCE --group staff --emulator --state STATE EXTRA...`, the rehearsal of
 /// the README's first command.
@@ -663,4 +664,97 @@ fn plan_and_a_dry_run_print_the_same_plan_from_flags_environment_or_file() {
     // Without a group the tree is refused, by both.
     let r = run(&["plan", "samples/tree"]);
     assert_eq!(r.code, 2, "{r:?}");
+}
+
+/// Runs the shell `command` (`$BIN` is faceenroll) with `dir` mounted read-only
+/// over itself, in a mount namespace of its own (`unshare`, util-linux), so nothing
+/// can be written there whoever runs the test.
+fn on_read_only(dir: &Path, command: &str, tmpdir: &Path) -> Run {
+    assert!(
+        Command::new("unshare").arg("--version").output().is_ok(),
+        "this test needs `unshare` (util-linux)"
+    );
+    let script = format!(
+        "mount --bind -o ro '{d}' '{d}' && {command}",
+        d = dir.display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-rm", "sh", "-c", &script])
+        .current_dir(REPO)
+        .env("TMPDIR", tmpdir)
+        .env("BIN", BIN);
+    output(&mut cmd)
+}
+
+#[test]
+fn status_and_report_read_a_state_directory_that_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let r = rehearse("samples/tree", &state, &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let expected = read_report(&run(&["report", "--state", s(&state)]).stdout);
+    let listing = || {
+        let mut out: Vec<_> = walkdir::WalkDir::new(&state)
+            .sort_by_file_name()
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                (e.path().to_owned(), m.len(), m.modified().unwrap())
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let before = listing();
+
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let probe = on_read_only(&state, &format!("touch '{}/x'", s(&state)), &tmp);
+    assert!(
+        probe.stderr.contains("Read-only file system"),
+        "the mount is read-only: {probe:?}"
+    );
+
+    let r = on_read_only(
+        &state,
+        &format!("exec \"$BIN\" status --state '{}'", s(&state)),
+        &tmp,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("26 enrolled"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("cannot be written here; reading a copy"),
+        "{}",
+        r.stderr
+    );
+    let r = on_read_only(
+        &state,
+        &format!("exec \"$BIN\" report --state '{}'", s(&state)),
+        &tmp,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(read_report(&r.stdout), expected);
+    assert_eq!(listing(), before, "the state directory is left as it was");
+
+    // With nowhere to copy it to either, a clear error.
+    let r = on_read_only(
+        &state,
+        &format!("exec \"$BIN\" status --state '{}'", s(&state)),
+        &state,
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains(&format!("{}: it cannot be written, and copying", s(&state)))
+            || r.stderr
+                .contains("it cannot be written, and copying its progress database"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "no copy is left"
+    );
 }

@@ -362,3 +362,125 @@ fn log_lines_follow_v_q_and_rust_log_and_always_name_their_person() {
     let debug = stderr_with(&[], Some("faceenroll=debug"));
     assert!(debug.contains("DEBUG"), "{debug}");
 }
+
+/// The text a terminal of `width` columns shows after `bytes`: printable
+/// characters (wrapping at the right edge as xterm does, once the next one comes),
+/// CR, LF, cursor up and down, erase line and erase below; colours and other
+/// controls change nothing on screen.
+fn screen_after(bytes: &[u8], width: usize) -> Vec<String> {
+    let mut rows: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col, mut pending_wrap) = (0usize, 0usize, false);
+    let mut chars = String::from_utf8_lossy(bytes)
+        .chars()
+        .collect::<Vec<_>>()
+        .into_iter();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => (col, pending_wrap) = (0, false),
+            '\n' => (row, pending_wrap) = (row + 1, false),
+            '\x1b' => {
+                if chars.next() != Some('[') {
+                    continue;
+                }
+                let mut params = String::new();
+                let command = loop {
+                    match chars.next() {
+                        Some(p) if p.is_ascii_digit() || p == ';' || p == '?' => params.push(p),
+                        other => break other,
+                    }
+                };
+                let n = params.parse::<usize>().unwrap_or(1).max(1);
+                pending_wrap = false;
+                match command {
+                    Some('A') => row = row.saturating_sub(n),
+                    Some('B') => row += n,
+                    Some('K') if params == "2" => rows[row].clear(),
+                    Some('K') => rows[row].truncate(col),
+                    Some('J') => {
+                        rows[row].truncate(col);
+                        rows.truncate(row + 1);
+                    }
+                    _ => {}
+                }
+            }
+            c if c.is_control() => {}
+            c => {
+                if pending_wrap {
+                    (row, col, pending_wrap) = (row + 1, 0, false);
+                }
+                while rows.len() <= row {
+                    rows.push(Vec::new());
+                }
+                let line = &mut rows[row];
+                if line.len() <= col {
+                    line.resize(col + 1, ' ');
+                }
+                line[col] = c;
+                if col + 1 == width {
+                    pending_wrap = true;
+                } else {
+                    col += 1;
+                }
+            }
+        }
+        while rows.len() <= row {
+            rows.push(Vec::new());
+        }
+    }
+    rows.into_iter()
+        .map(|r| r.into_iter().collect::<String>().trim_end().to_owned())
+        .collect()
+}
+
+#[test]
+fn ctrl_c_at_a_terminal_leaves_no_stale_bar_line() {
+    assert!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "this test needs `script` (util-linux; Debian: bsdutils), which .ci/run installs"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // A terminal of 100 columns; calls of a second each, so the run is going when
+    // Ctrl-C is typed.
+    let command = format!(
+        "stty cols 100 rows 40; exec {BIN} enroll samples/tree --group staff --emulator \
+         --state {} --latency-ms 1000 --workers 1",
+        state.display()
+    );
+    let mut job = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(REPO)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut keyboard = job.stdin.take().unwrap();
+    let mut screen = job.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut screen, &mut bytes).unwrap();
+        bytes
+    });
+    wait_for("a photo done", || {
+        std::fs::read(state.join("progress.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .is_some_and(|p| p["photos_done"].as_u64() >= Some(1))
+    });
+    // Past a redraw or two, then Ctrl-C as typed at the keyboard.
+    std::thread::sleep(Duration::from_millis(600));
+    std::io::Write::write_all(&mut keyboard, b"\x03").unwrap();
+    let status = job.wait().unwrap();
+    drop(keyboard);
+    let bytes = reader.join().unwrap();
+    let shown = screen_after(&bytes, 100);
+    let text = shown.join("\n");
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(text.contains("faceenroll: interrupted"), "{text}");
+    assert!(text.contains("stopping: finishing the calls"), "{text}");
+    for bar in ["photos [", "persons ["] {
+        let lines = shown.iter().filter(|l| l.contains(bar)).count();
+        assert_eq!(lines, 1, "{bar:?} on {lines} lines:\n{text}");
+    }
+}

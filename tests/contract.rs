@@ -5,7 +5,10 @@
 
 mod support;
 
-use faceenroll::emulator::{Contract, Emulator, FullReading, Prepared, TooLarge};
+use faceenroll::emulator::{
+    CallHook, Contract, DuplicateWhenFull, Emulator, Faults, FullReading, Moment, Prepared,
+    TooLarge,
+};
 use faceenroll::engine::groups::GroupLimits;
 use faceenroll::engine::RunOutcome;
 use faceenroll::model::{GroupId, PersonId};
@@ -15,8 +18,9 @@ use faceenroll::service::client::{Client, ImageBody};
 use faceenroll::service::codes::{Class, Outcome};
 use faceenroll::store::{PhotoState, Store};
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use support::*;
 
 /// Both readings of -1309 on addface.
@@ -71,13 +75,19 @@ fn held(emulator: &Emulator, archive: &Archive, person: &str, name: &str) -> boo
         .any(|f| f.content_hash == hash)
 }
 
-/// An emulator under `full` where `pre` already holds `faces` faces the job did not
-/// add, a client of it, and an archive with five new photos for `pre`.
-fn pre_holding(full: FullReading, faces: u32) -> (Archive, Emulator, Client) {
+/// An archive with five photos for `pre`, `0.png` to `4.png`.
+fn five_for_pre() -> Archive {
     let archive = Archive::new();
     for i in 0..5 {
         archive.add("pre", &format!("{i}.png"), &photo(100 + i));
     }
+    archive
+}
+
+/// An emulator under `full` where `pre` already holds `faces` faces the job did not
+/// add, a client of it, and an archive with five new photos for `pre`.
+fn pre_holding(full: FullReading, faces: u32) -> (Archive, Emulator, Client) {
+    let archive = five_for_pre();
     let emulator = emulator_under(reading(full));
     let client = client(&emulator);
     create_beforehand(&client, "pre", faces);
@@ -178,6 +188,160 @@ fn a_person_that_fills_up_while_the_job_runs_gets_what_still_fits() {
             );
         }
         assert!(matches!(states(&archive)["4.png"], PhotoState::Full { .. }));
+    }
+}
+
+/// Both readings of a duplicate sent to a full person (-1312 or -1309), under both
+/// readings of -1309 on addface.
+fn full_person_readings() -> Vec<Contract> {
+    let mut out = Vec::new();
+    for full in READINGS {
+        for duplicate_when_full in [DuplicateWhenFull::Duplicate, DuplicateWhenFull::Full] {
+            out.push(Contract {
+                full,
+                duplicate_when_full,
+                ..Contract::default()
+            });
+        }
+    }
+    out
+}
+
+/// How many faces of `person` on the service are the archive photo `name`.
+fn times_held(emulator: &Emulator, archive: &Archive, person: &str, name: &str) -> usize {
+    let hash = hash_of(&archive.root().join(person).join(name));
+    emulator.snapshot().persons[person]
+        .faces
+        .iter()
+        .filter(|f| f.content_hash == hash)
+        .count()
+}
+
+/// Sets the photos `names` back to in doubt, as a job killed between the service's
+/// answer and its record leaves them.
+fn leave_in_doubt(archive: &Archive, names: &[&str]) {
+    let store = Store::open(&archive.state()).unwrap();
+    let photos: Vec<_> = store.photos().map(|p| p.unwrap()).collect();
+    for (key, mut entry) in photos {
+        let name = entry.image.to_string();
+        if names.iter().any(|n| name.ends_with(&format!("/{n}"))) {
+            entry.state = PhotoState::InDoubt;
+            store.put_photo(&key, &entry).unwrap();
+        }
+    }
+    store.flush().unwrap();
+}
+
+/// Each of `names` is held once by `pre` on the service and recorded enrolled.
+fn held_once_and_enrolled(
+    emulator: &Emulator,
+    archive: &Archive,
+    states: &BTreeMap<String, PhotoState>,
+    names: &[&str],
+) {
+    for name in names {
+        assert_eq!(times_held(emulator, archive, "pre", name), 1, "{name}");
+        assert!(
+            matches!(states[*name], PhotoState::Enrolled { .. }),
+            "{name} is {:?}",
+            states[*name]
+        );
+    }
+}
+
+/// A run of the same job makes no call at all.
+fn rerun_makes_no_call(archive: &Archive, emulator: &Emulator, client: &Client) {
+    let before = emulator.counters().requests;
+    let (_, tally) = run(archive, client, &options());
+    assert_eq!(tally.snapshot().calls, 0);
+    assert_eq!(emulator.counters().requests, before);
+}
+
+#[test]
+fn photos_in_doubt_on_a_person_that_became_full_are_enrolled_not_full() {
+    // The person holds 18 faces; the job's addface of 0.png and 1.png fills it, but
+    // its answer is lost, so the retry meets a full person that already holds both.
+    for contract in full_person_readings() {
+        let archive = five_for_pre();
+        // The hook asks the test's thread to lose the answer of the armed addface
+        // when it arrives, and to serve as usual again once its work is done.
+        let armed = Arc::new(AtomicBool::new(false));
+        let hook_armed = armed.clone();
+        let (ask, asked) = mpsc::channel::<bool>();
+        let (done, wait_done) = mpsc::channel::<()>();
+        let (ask, wait_done) = (Mutex::new(ask), Mutex::new(wait_done));
+        let emulator = emulator_with(|c| {
+            c.contract = contract.clone();
+            c.probes.hook = Some(CallHook::new(move |call, moment| {
+                if call != Call::AddFace || !hook_armed.load(Relaxed) {
+                    return;
+                }
+                let lose = match moment {
+                    Moment::Received => true,
+                    Moment::Done { .. } => {
+                        hook_armed.store(false, Relaxed);
+                        false
+                    }
+                    Moment::Answered => return,
+                };
+                ask.lock().unwrap().send(lose).unwrap();
+                wait_done.lock().unwrap().recv().unwrap();
+            }));
+        });
+        let client = client(&emulator);
+        create_beforehand(&client, "pre", 18);
+        armed.store(true, Relaxed);
+
+        let outcome = std::thread::scope(|scope| {
+            let emulator = &emulator;
+            scope.spawn(move || {
+                for lose in asked.iter().take(2) {
+                    let lose_answer = if lose { 1.0 } else { 0.0 };
+                    emulator.set_faults(Faults {
+                        lose_answer,
+                        ..Faults::default()
+                    });
+                    done.send(()).unwrap();
+                }
+            });
+            run(&archive, &client, &options()).0
+        });
+        assert!(matches!(outcome, RunOutcome::Finished), "{contract:?}");
+        assert_eq!(emulator.counters().faults.lose_answer, 1, "{contract:?}");
+        assert_eq!(emulator.snapshot().persons["pre"].faces.len(), 20);
+        let states = states(&archive);
+        held_once_and_enrolled(&emulator, &archive, &states, &["0.png", "1.png"]);
+        for name in ["2.png", "3.png", "4.png"] {
+            assert_eq!(times_held(&emulator, &archive, "pre", name), 0, "{name}");
+            assert!(matches!(states[name], PhotoState::Full { .. }), "{name}");
+        }
+        rerun_makes_no_call(&archive, &emulator, &client);
+    }
+}
+
+#[test]
+fn photos_left_in_doubt_by_a_killed_run_are_settled_on_a_full_person() {
+    for contract in full_person_readings() {
+        let archive = five_for_pre();
+        let emulator = emulator_under(contract.clone());
+        let client = client(&emulator);
+        create_beforehand(&client, "pre", 18);
+        run(&archive, &client, &options());
+        // Killed after the service added 0.png and 1.png, before the job recorded
+        // it; 2.png was being sent to a person that was already full.
+        leave_in_doubt(&archive, &["0.png", "1.png", "2.png"]);
+
+        let (outcome, _) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished), "{contract:?}");
+        assert_eq!(emulator.snapshot().persons["pre"].faces.len(), 20);
+        let states = states(&archive);
+        held_once_and_enrolled(&emulator, &archive, &states, &["0.png", "1.png"]);
+        assert_eq!(times_held(&emulator, &archive, "pre", "2.png"), 0);
+        match &states["2.png"] {
+            PhotoState::Full { reason } => assert!(reason.contains("held 20 faces"), "{reason}"),
+            other => panic!("{contract:?}: 2.png is {other:?}"),
+        }
+        rerun_makes_no_call(&archive, &emulator, &client);
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+use faceenroll::emulator::TooLarge;
 use faceenroll::engine::RunOutcome;
 use faceenroll::limits::MAX_REQUEST_BYTES;
 use faceenroll::normalize::NormalizeOptions;
@@ -230,4 +231,103 @@ fn without_heic_support_a_heic_photo_fails_with_its_reason() {
     );
     assert!(failure.message.contains("heic"), "{}", failure.message);
     assert_eq!(emulator.counters().requests, 0);
+}
+
+/// An archive of `persons` persons with `photos` noisy photos each, whose
+/// normalized copies take more than 100 KB.
+fn heavy_photos(persons: u32, photos: u32) -> Archive {
+    let archive = Archive::new();
+    for p in 0..persons {
+        for i in 0..photos {
+            let path = archive.add(&format!("p{p}"), &format!("{i}.png"), b"");
+            write_png(&path, &picture(900, 700, 120, u64::from(p * 10 + i)));
+        }
+    }
+    archive
+}
+
+fn emulator_with_body_limit(limit: u64, too_large: TooLarge) -> faceenroll::emulator::Emulator {
+    support::emulator_with(|c| {
+        c.contract.max_request_bytes = limit;
+        c.contract.too_large = too_large;
+    })
+}
+
+#[test]
+fn a_photo_refused_alone_as_too_large_is_sent_again_as_a_smaller_copy() {
+    const LIMIT: u64 = 100_000;
+    for too_large in [TooLarge::Code23, TooLarge::Http413] {
+        let archive = heavy_photos(2, 2);
+        let emulator = emulator_with_body_limit(LIMIT, too_large);
+        let client = client(&emulator);
+        let (outcome, _) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+
+        let store = Store::open(&archive.state()).unwrap();
+        let snapshot = emulator.snapshot();
+        for found in store.photos() {
+            let (_, entry) = found.unwrap();
+            assert!(
+                matches!(entry.state, PhotoState::Enrolled { .. }),
+                "{too_large:?}: {} is {:?}",
+                entry.image,
+                entry.state
+            );
+            let note = entry.note.unwrap_or_default();
+            assert!(note.starts_with("normalized from"), "{note}");
+            let faceenroll::model::ImageRef::File(path) = &entry.image else {
+                panic!("a file")
+            };
+            let person = path
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap();
+            // The service holds a copy (not the original), once.
+            assert_eq!(snapshot.persons[person].faces.len(), 2, "{person}");
+            assert!(snapshot.persons[person]
+                .faces
+                .iter()
+                .all(|f| f.content_hash != hash_of(path)));
+        }
+        drop(store);
+        assert!(emulator.counters().answered(23) + emulator.counters().http_413 > 0);
+
+        let before = emulator.counters().requests;
+        let (_, tally) = run(&archive, &client, &options());
+        assert_eq!(tally.snapshot().calls, 0, "{too_large:?}");
+        assert_eq!(emulator.counters().requests, before);
+    }
+}
+
+#[test]
+fn a_photo_refused_even_as_the_smallest_copy_is_failed_with_the_sizes() {
+    for too_large in [TooLarge::Code23, TooLarge::Http413] {
+        let archive = heavy_photos(1, 1);
+        let emulator = emulator_with_body_limit(12_000, too_large);
+        let client = client(&emulator);
+        let (outcome, _) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+        assert!(emulator.snapshot().persons.is_empty());
+        // Refused as it was prepared, then as smaller copies, before it failed.
+        let refused = emulator.counters().answered(23) + emulator.counters().http_413;
+        assert!(refused >= 3, "{too_large:?}: {refused} refusals");
+        let store = Store::open(&archive.state()).unwrap();
+        for found in store.photos() {
+            let (_, entry) = found.unwrap();
+            match &entry.state {
+                PhotoState::Failed(f) => {
+                    assert!(
+                        f.message.contains("bytes, over the request limit of")
+                            && f.message.contains("bytes on its own"),
+                        "{too_large:?}: {}",
+                        f.message
+                    );
+                }
+                other => panic!("{too_large:?}: {} is {other:?}", entry.image),
+            }
+        }
+    }
 }

@@ -4,8 +4,8 @@
 use super::Exit;
 use crate::config::{SECRET_ID_ENV, SECRET_KEY_ENV};
 use crate::emulator::{
-    self, Contract, EmptyAnswer, Emulator, EmulatorConfig, Faults, FullReading, Prepared, TooLarge,
-    REHEARSAL_APPID, REHEARSAL_SECRET_ID,
+    self, Contract, DuplicateWhenFull, EmptyAnswer, Emulator, EmulatorConfig, Faults, FullReading,
+    Prepared, TooLarge, REHEARSAL_APPID, REHEARSAL_SECRET_ID,
 };
 use crate::limits::{DEFAULT_QPS, MAX_GROUPS_PER_APPID, MAX_PERSONS_PER_GROUP, MAX_REQUEST_BYTES};
 use crate::service::sign::Credentials;
@@ -130,6 +130,10 @@ pub struct ContractArgs {
     /// first image's refusal code, ret_codes filled).
     #[arg(long, default_value = "ok", value_name = "HOW")]
     pub empty_answer: EmptyAnswer,
+    /// How an image whose face a full person already holds is refused: duplicate
+    /// (-1312, the duplicate checked first) or full (-1309, the face limit first).
+    #[arg(long, default_value = "duplicate", value_name = "READING")]
+    pub duplicate_when_full: DuplicateWhenFull,
     /// Persons a group holds at most (-1310 past it).
     #[arg(long, default_value_t = MAX_PERSONS_PER_GROUP, value_name = "N")]
     pub max_persons_per_group: usize,
@@ -150,6 +154,7 @@ impl ContractArgs {
             max_request_bytes: self.body_limit,
             too_large: self.too_large,
             empty_answer: self.empty_answer,
+            duplicate_when_full: self.duplicate_when_full,
             max_persons_per_group: self.max_persons_per_group,
             max_groups: self.max_groups,
             prepared: self.prepare.clone(),
@@ -299,5 +304,33 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
             eprintln!("error: {message}; the emulated account was not kept");
             Ok(Exit::Fatal)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn contract(argv: &[&str]) -> Contract {
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Emulator(args) => args.config().unwrap().contract,
+            _ => panic!("parsed another command"),
+        }
+    }
+
+    #[test]
+    fn the_duplicate_when_full_reading_reaches_the_emulator() {
+        let default = contract(&["faceenroll", "emulator"]);
+        assert_eq!(default.duplicate_when_full, DuplicateWhenFull::Duplicate);
+        let full = contract(&["faceenroll", "emulator", "--duplicate-when-full", "full"]);
+        assert_eq!(full.duplicate_when_full, DuplicateWhenFull::Full);
+        assert!(crate::cli::Cli::try_parse_from([
+            "faceenroll",
+            "emulator",
+            "--duplicate-when-full",
+            "maybe"
+        ])
+        .is_err());
     }
 }

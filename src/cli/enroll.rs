@@ -312,6 +312,7 @@ fn install_signal_handlers(stop: Arc<StopSignal>) -> anyhow::Result<std::thread:
     }
     Ok(std::thread::spawn(move || loop {
         if asked.load(Ordering::SeqCst) {
+            super::progress::interrupted();
             tracing::warn!(
                 "stopping: finishing the calls in flight (press Ctrl-C again to stop at once)"
             );

@@ -8,6 +8,13 @@
 //! Log lines and bars share stderr: while bars are shown, every log line goes through
 //! [`LogWriter`], which clears the bars, writes the line and redraws them, so the two
 //! never garble each other.
+//!
+//! While bars are drawn the terminal does not echo control keys. indicatif leaves the
+//! cursor at the right edge of the last bar, so the `^C` a terminal echoes for
+//! Ctrl-C would wrap onto a new line, and the next redraw, counting from the wrong
+//! line, would leave a stale bar line on screen above the final lines. The echo
+//! setting is put back as soon as the job is interrupted ([`interrupted`]), when the
+//! bars end, and when the view is dropped.
 
 use crate::report::Tally;
 use crate::state_dir::StateDir;
@@ -129,6 +136,68 @@ impl ViewOptions {
 /// The bars on screen now, if any: log lines are written around them.
 static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
 
+/// The terminal's settings before control keys stopped echoing, while bars are drawn.
+static ECHO: Mutex<Option<ControlEcho>> = Mutex::new(None);
+
+/// The job was asked to stop: the terminal echoes control keys again, so a second
+/// Ctrl-C, which ends the process at once, leaves the terminal as it was.
+pub fn interrupted() {
+    restore_control_echo();
+}
+
+fn restore_control_echo() {
+    drop(ECHO.lock().unwrap_or_else(|e| e.into_inner()).take());
+}
+
+/// The settings of the terminal on stderr, saved when its echo of control keys was
+/// turned off, put back when dropped.
+struct ControlEcho(libc::termios);
+
+impl ControlEcho {
+    /// Turns off the echo of control keys on stderr's terminal, if it echoes them.
+    fn quiet() -> Option<ControlEcho> {
+        let fd = libc::STDERR_FILENO;
+        if !in_foreground() {
+            return None;
+        }
+        let mut saved = std::mem::MaybeUninit::<libc::termios>::zeroed();
+        // SAFETY: tcgetattr writes a termios into the buffer it is given, which is
+        // sized for one; it is read only when the call succeeded.
+        let saved = unsafe {
+            if libc::tcgetattr(fd, saved.as_mut_ptr()) != 0 {
+                return None;
+            }
+            saved.assume_init()
+        };
+        if saved.c_lflag & libc::ECHOCTL == 0 {
+            return None;
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHOCTL;
+        // SAFETY: a termios read from this descriptor, with one flag cleared.
+        (unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } == 0).then_some(ControlEcho(saved))
+    }
+}
+
+impl Drop for ControlEcho {
+    fn drop(&mut self) {
+        if !in_foreground() {
+            return;
+        }
+        // SAFETY: the termios read from this descriptor before it was changed.
+        unsafe {
+            libc::tcsetattr(libc::STDERR_FILENO, libc::TCSANOW, &self.0);
+        }
+    }
+}
+
+/// Whether this process is in the foreground of stderr's terminal: a job in the
+/// background (`&`) that changed the terminal's settings would be stopped (SIGTTOU).
+fn in_foreground() -> bool {
+    // SAFETY: both calls only read the process's and the terminal's groups.
+    unsafe { libc::tcgetpgrp(libc::STDERR_FILENO) == libc::getpgrp() }
+}
+
 fn set_bars(bars: Option<MultiProgress>) {
     *BARS.lock().unwrap_or_else(|e| e.into_inner()) = bars;
 }
@@ -202,6 +271,7 @@ pub fn show(
         let person_bar = multi.add(ProgressBar::new(persons).with_style(style));
         person_bar.set_prefix("persons");
         set_bars(Some(multi.clone()));
+        *ECHO.lock().unwrap_or_else(|e| e.into_inner()) = ControlEcho::quiet();
         (multi, photo_bar, person_bar)
     });
     // The figures of `progress.json` are at most a second old, whatever the interval
@@ -250,6 +320,7 @@ pub fn show(
                     photo_bar.abandon();
                     person_bar.abandon();
                     set_bars(None);
+                    restore_control_echo();
                 }
             }
             None => {

@@ -4,7 +4,7 @@
 use super::progress::ProgressFile;
 use super::Exit;
 use crate::report::{self, Format, Only, StoreCounts};
-use crate::store::{self, Store, DEFAULT_STATE_DIR};
+use crate::store::{self, DEFAULT_STATE_DIR};
 use anyhow::Context as _;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,20 @@ fn ensure_job(state: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens a job's store to read it. A state directory this process cannot write
+/// (another account's job, a read-only mount) is read from a copy of its database,
+/// with a note on stderr.
+fn open_to_read(state: &Path) -> Result<store::Reading, store::StoreError> {
+    let reading = store::open_for_reading(state)?;
+    if reading.is_copy() {
+        eprintln!(
+            "note: {} cannot be written here; reading a copy of its progress database",
+            state.display()
+        );
+    }
+    Ok(reading)
+}
+
 /// What one state directory says of its job.
 fn status_of(state: &Path) -> anyhow::Result<Status> {
     ensure_job(state)?;
@@ -54,14 +68,15 @@ fn status_of(state: &Path) -> anyhow::Result<Status> {
             progress: ProgressFile::read(state),
         },
         None => {
-            let store = Store::open(state)?;
+            let reading = open_to_read(state)?;
+            let store = reading.store();
             let meta = store.meta()?;
             Status {
                 state: state.to_owned(),
                 running: None,
                 source: meta.source,
                 last_outcome: meta.last_outcome,
-                counts: Some(StoreCounts::read(&store)?),
+                counts: Some(StoreCounts::read(store)?),
                 progress: None,
             }
         }
@@ -266,10 +281,12 @@ pub struct ReportArgs {
 
 pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
     let states = expand(&args.state)?;
+    // Declared before the stores, so the copies outlive them.
+    let mut copies = Vec::new();
     let mut stores = Vec::new();
     for state in &states {
         ensure_job(state)?;
-        let store = Store::open(state).map_err(|err| match err {
+        let reading = open_to_read(state).map_err(|err| match err {
             store::StoreError::Busy { .. } => anyhow::anyhow!(
                 "{err}. The report is written when the job ends; `faceenroll status --state {}` \
                  shows its progress now",
@@ -277,6 +294,8 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
             ),
             other => other.into(),
         })?;
+        let (store, copy) = reading.into_parts();
+        copies.push(copy);
         stores.push((state.display().to_string(), store));
     }
     let write = |out: &mut dyn std::io::Write| match stores.as_slice() {

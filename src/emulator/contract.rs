@@ -17,6 +17,9 @@
 //! - **An `addface` that added nothing** ([`EmptyAnswer`]): uncertain whether the
 //!   answer's code is 0 with every image's code in `ret_codes`, or the code of a
 //!   refused image (with `ret_codes` still filled).
+//! - **A duplicate sent to a full person** ([`DuplicateWhenFull`]): uncertain whether
+//!   the service checks the duplicate (-1312) or the face limit (-1309) first for an
+//!   image whose face the person already holds once it holds 20 faces.
 //! - **Persons per group, groups per AppID**: documented (20 000 and 5 000); tests
 //!   lower them to reach them.
 //!
@@ -96,6 +99,31 @@ impl FromStr for EmptyAnswer {
     }
 }
 
+/// How an `addface` image is answered when its face is already the person's and
+/// the person already holds the limit of faces: both refusals apply, and the
+/// contract does not say which is checked first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DuplicateWhenFull {
+    /// -1312: the duplicate check comes first.
+    #[default]
+    Duplicate,
+    /// -1309: the face limit is checked first, so the answer does not tell that the
+    /// person already holds the face.
+    Full,
+}
+
+impl FromStr for DuplicateWhenFull {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "duplicate" | "-1312" => Ok(DuplicateWhenFull::Duplicate),
+            "full" | "-1309" => Ok(DuplicateWhenFull::Full),
+            other => Err(format!("{other:?} is not duplicate or full")),
+        }
+    }
+}
+
 /// A person the account holds before the emulator serves: `faces` distinct faces
 /// (generated pictures, none equal to a photo of a job), in `group`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +160,9 @@ pub struct Contract {
     pub max_request_bytes: u64,
     pub too_large: TooLarge,
     pub empty_answer: EmptyAnswer,
+    /// A duplicate sent to a full person: -1312 or -1309.
+    #[serde(default)]
+    pub duplicate_when_full: DuplicateWhenFull,
     /// A group holds at most this many persons (-1310 past it).
     pub max_persons_per_group: usize,
     /// The account holds at most this many groups (-1311 past it).
@@ -147,6 +178,7 @@ impl Default for Contract {
             max_request_bytes: MAX_REQUEST_BYTES,
             too_large: TooLarge::default(),
             empty_answer: EmptyAnswer::default(),
+            duplicate_when_full: DuplicateWhenFull::default(),
             max_persons_per_group: MAX_PERSONS_PER_GROUP,
             max_groups: MAX_GROUPS_PER_APPID,
             prepared: Vec::new(),
@@ -165,6 +197,9 @@ mod tests {
         assert!("both".parse::<FullReading>().is_err());
         assert_eq!("413".parse(), Ok(TooLarge::Http413));
         assert_eq!("first-code".parse(), Ok(EmptyAnswer::FirstCode));
+        assert_eq!("full".parse(), Ok(DuplicateWhenFull::Full));
+        assert_eq!("duplicate".parse(), Ok(DuplicateWhenFull::Duplicate));
+        assert!("either".parse::<DuplicateWhenFull>().is_err());
         assert_eq!(
             "pre:staff:18".parse(),
             Ok(Prepared {

@@ -28,12 +28,14 @@
 //!   over [`MAX_TAG_BYTES`](crate::limits::MAX_TAG_BYTES): -1304.
 //! - The points the contract leaves open (-1309 for the whole call or image by image,
 //!   the request body limit and how it is refused, the answer of an `addface` that
-//!   added nothing, the group and AppID limits) are played as [`Contract`] says;
+//!   added nothing, a duplicate sent to a full person, the group and AppID limits)
+//!   are played as [`Contract`] says;
 //!   see [`contract`]. By default: image by image, bodies over
 //!   [`MAX_REQUEST_BYTES`](crate::limits::MAX_REQUEST_BYTES) answered 23.
 //! - Faces: a picture whose pixels are all one colour has no face (-1101); a face
 //!   is "the same" as one the person has when its bytes hash the same (-1312),
-//!   checked before the person limit (-1309). See [`images`] and [`rules`].
+//!   checked before the person limit (-1309) unless
+//!   [`Contract::duplicate_when_full`] says otherwise. See [`images`] and [`rules`].
 //! - Rate: a sliding one-second window of admitted calls ([`rate`]); refused calls
 //!   answer 15 and do no work.
 //! - Signatures: a validity over three months is malformed (5); see [`auth`].
@@ -61,7 +63,7 @@ pub mod rules;
 mod server;
 pub mod state;
 
-pub use contract::{Contract, EmptyAnswer, FullReading, Prepared, TooLarge};
+pub use contract::{Contract, DuplicateWhenFull, EmptyAnswer, FullReading, Prepared, TooLarge};
 pub use faults::{FaultCounters, Faults};
 pub use introspect::Counters;
 pub use probe::{CallHook, Moment, Probes};

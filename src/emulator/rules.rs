@@ -20,8 +20,10 @@
 //!   (including an injected -1200); -1312 if the person already has a face with the
 //!   same content hash (including one added earlier in the same call); -1309 if
 //!   the person already holds [`MAX_FACES_PER_PERSON`] faces; else 0 and the face
-//!   is added. The duplicate check comes before the full check, so a duplicate sent
-//!   to a full person is reported as a duplicate. The call answers 0 whenever the
+//!   is added. By default the duplicate check comes before the full check, so a
+//!   duplicate sent to a full person is reported as a duplicate; under
+//!   [`DuplicateWhenFull::Full`] the full check comes first and it is answered
+//!   -1309. The call answers 0 whenever the
 //!   person exists and the request is well formed, even if no image was added: the
 //!   outcome of each image is in `ret_codes`. `tag` is validated and not stored.
 //!   Under the whole-call reading of -1309 ([`FullReading::WholeCall`]), a call whose
@@ -45,7 +47,7 @@
 //!
 //! Every answer has `code`, `message` and `data`; an error's `data` is `{}`.
 
-use super::contract::{Contract, EmptyAnswer, FullReading};
+use super::contract::{Contract, DuplicateWhenFull, EmptyAnswer, FullReading};
 use super::images::FaceImage;
 use super::params::Params;
 use super::state::State;
@@ -301,9 +303,12 @@ fn add_face(
             Ok(image) => {
                 let person = existing(state, &person_id)?;
                 let held = person.faces.iter().any(|f| f.image.hash == image.hash);
-                if held && duplicates == Duplicates::Refuse {
+                let full = person.faces.len() >= MAX_FACES_PER_PERSON;
+                if full && contract.duplicate_when_full == DuplicateWhenFull::Full {
+                    code::PERSON_FULL
+                } else if held && duplicates == Duplicates::Refuse {
                     code::DUPLICATE_FACE
-                } else if person.faces.len() >= MAX_FACES_PER_PERSON {
+                } else if full {
                     code::PERSON_FULL
                 } else {
                     face_ids.push(state.add_face(&person_id, *image));
@@ -685,6 +690,36 @@ mod tests {
         assert_eq!(v["code"], -1303);
         let v = call(&mut s, Call::AddFace, json!({"person_id": "p"}), None);
         assert_eq!(v["code"], -1301);
+    }
+
+    #[test]
+    fn a_duplicate_sent_to_a_full_person_is_answered_by_the_reading() {
+        let mut s = State::default();
+        new_person(&mut s, "p", &["g"]);
+        let images: Vec<Verdict> = (1..20).map(face).collect();
+        call(
+            &mut s,
+            Call::AddFace,
+            json!({"person_id": "p"}),
+            Some(images),
+        );
+        assert_eq!(s.person("p").unwrap().faces.len(), MAX_FACES_PER_PERSON);
+        let again = || Some(vec![face(0), face(5), face(30)]);
+        let v = call(&mut s, Call::AddFace, json!({"person_id": "p"}), again());
+        assert_eq!(v["data"]["ret_codes"], json!([-1312, -1312, -1309]));
+        let full_first = Contract {
+            duplicate_when_full: DuplicateWhenFull::Full,
+            ..Contract::default()
+        };
+        let v = call_under(
+            &mut s,
+            &full_first,
+            Call::AddFace,
+            json!({"person_id": "p"}),
+            again(),
+        );
+        assert_eq!(v["data"]["ret_codes"], json!([-1309, -1309, -1309]));
+        assert_eq!(s.person("p").unwrap().faces.len(), MAX_FACES_PER_PERSON);
     }
 
     fn call_under(

@@ -27,11 +27,13 @@
 
 mod caller;
 pub mod concurrency;
+mod doubt;
 pub mod groups;
 pub mod pacer;
 mod person;
 pub mod queue;
 pub mod retry;
+pub mod shrink;
 
 use crate::limits::{RequestBudget, RequestLimit};
 use crate::normalize::NormalizeOptions;

@@ -33,8 +33,10 @@
 //! The state directory holds a `lock` file locked for the life of a [`Store`]; a
 //! second job on the same directory fails at once with [`StoreError::Busy`].
 
+mod read_copy;
 mod record;
 
+pub use read_copy::{open_for_reading, Reading};
 pub use record::*;
 
 use crate::limits::RequestLimit;

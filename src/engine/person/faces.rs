@@ -6,6 +6,7 @@ use super::room::Room;
 use super::{Halt, Item, Worker};
 use crate::engine::caller::{self, Action, Step};
 use crate::limits::RequestLimit;
+use crate::model::ImageRef;
 use crate::service::client::{CallError, ImageBody};
 use crate::service::codes;
 use crate::store::{FaceRef, Failure, FailureKind, PersonEntry, PersonState, PhotoState};
@@ -32,7 +33,14 @@ impl Worker<'_, '_> {
                 return Err(Halt::Stop);
             }
             if room.left() == 0 {
-                return self.skip_full(queue, std::iter::empty(), &room.full_reason());
+                // Photos an earlier run may have put on the service are settled
+                // against the faces it holds before the rest is skipped.
+                let doubtful = take_in_doubt(queue);
+                if doubtful.is_empty() {
+                    return self.skip_full(queue, std::iter::empty(), &room.full_reason());
+                }
+                self.person_full(person, queue, room, Vec::new(), doubtful)?;
+                continue;
             }
             let mut chunk = self.next_chunk(queue, room.left())?;
             if chunk.is_empty() {
@@ -95,7 +103,8 @@ impl Worker<'_, '_> {
                         }
                     }
                     if !refused_full.is_empty() {
-                        self.person_full(person, queue, room, refused_full)?;
+                        let (doubtful, refused) = self.split_in_doubt(refused_full);
+                        self.person_full(person, queue, room, refused, doubtful)?;
                     }
                 }
                 Err(err) => match caller::action(Step::AddFaces, err.class(), err.code()) {
@@ -106,7 +115,8 @@ impl Worker<'_, '_> {
                         return Err(Halt::PersonGone);
                     }
                     Action::PersonFull => {
-                        self.person_full(person, queue, room, chunk)?;
+                        let (doubtful, refused) = self.split_in_doubt(chunk);
+                        self.person_full(person, queue, room, refused, doubtful)?;
                     }
                     Action::TooLarge => {
                         self.too_large(queue, chunk, size, &err)?;
@@ -144,7 +154,9 @@ impl Worker<'_, '_> {
 
     /// The service refused a request of `size` bytes carrying `items` as too large:
     /// the limit learned is lowered, and the photos go back to the queue to be cut
-    /// into smaller chunks, or, alone in the request, are failed with the reason.
+    /// into smaller chunks; a photo alone in the request goes back too, to be sent as
+    /// a smaller copy ([`shrink`](crate::engine::shrink)), unless it is a URL or
+    /// re-encoding is off (`--no-resize`): it is then failed with the reason.
     pub(super) fn too_large(
         &mut self,
         queue: &mut VecDeque<Item>,
@@ -161,6 +173,15 @@ impl Worker<'_, '_> {
             "the service refused a request of {size} bytes as too large; cutting smaller requests"
         );
         if let [item] = &mut items[..] {
+            if matches!(item.entry.image, ImageRef::File(_))
+                && self.shared.options.normalize.enabled
+            {
+                // Alone and still too large: made ready again under the limit now
+                // learned, as a smaller copy, or failed with the sizes.
+                self.leave_pending(item)?;
+                queue.push_front(items.pop().expect("one photo"));
+                return Ok(());
+            }
             let failure = Failure {
                 kind: FailureKind::Permanent,
                 code: err.code(),
@@ -235,4 +256,13 @@ impl Worker<'_, '_> {
         };
         self.finish(item, state)
     }
+}
+
+/// Takes the photos an earlier run sent without recording the answer off the queue.
+fn take_in_doubt(queue: &mut VecDeque<Item>) -> Vec<Item> {
+    let (doubtful, rest): (Vec<Item>, Vec<Item>) = queue
+        .drain(..)
+        .partition(|i| i.entry.state == PhotoState::InDoubt);
+    queue.extend(rest);
+    doubtful
 }

@@ -3,6 +3,7 @@
 
 use super::{Halt, Item, Ready, Worker};
 use crate::chunk::{self, ChunkItem};
+use crate::engine::shrink;
 use crate::limits::{RequestBudget, MAX_IMAGES_PER_ADDFACE};
 use crate::model::ImageRef;
 use crate::normalize::{self, NormalizeError};
@@ -138,7 +139,8 @@ impl Worker<'_, '_> {
     }
 
     /// Whether a prepared photo fits a request on its own under the limit in effect;
-    /// a photo that does not is failed with the limit (and answers `false`).
+    /// a file that does not is made ready again as a smaller copy ([`shrink`]), and
+    /// one that cannot be is failed with the limit (and answers `false`).
     fn fits_alone(&mut self, item: &mut Item) -> Result<bool, Halt> {
         let bytes = item.ready.as_ref().expect("prepared").bytes;
         let budget = self.shared.request_budget();
@@ -146,11 +148,33 @@ impl Worker<'_, '_> {
         if bytes <= limit {
             return Ok(true);
         }
+        let copy = match &item.entry.image {
+            ImageRef::File(path) => {
+                shrink::smaller_copy(path, &self.shared.options.normalize, limit)
+                    .map(|(bytes, normalized)| (path, bytes, normalized))
+            }
+            ImageRef::Url(_) => Err("a URL is sent as it is".to_owned()),
+        };
+        let why = match copy {
+            Ok((path, bytes, normalized)) => {
+                tracing::info!(photo = %item.entry.image, "over the request limit of {limit} bytes on its own; sending a smaller copy ({normalized})");
+                item.ready = Some(Ready {
+                    bytes: bytes.len() as u64,
+                    body: ImageBody::Bytes {
+                        filename: file_name(path),
+                        bytes: Arc::from(bytes),
+                    },
+                    outcome: normalize::Outcome::Normalized(normalized),
+                });
+                return Ok(true);
+            }
+            Err(why) => why,
+        };
         let failure = Failure {
             kind: FailureKind::Input,
             code: None,
             message: format!(
-                "{}: {} bytes, over the request limit of {} bytes on its own{}",
+                "{}: {} bytes, over the request limit of {} bytes on its own{}; {why}",
                 item.entry.image,
                 bytes,
                 limit,
@@ -161,6 +185,7 @@ impl Worker<'_, '_> {
                 }
             ),
         };
+        tracing::warn!(photo = %item.entry.image, "{}", failure.message);
         self.finish(item, PhotoState::Failed(failure))?;
         Ok(false)
     }
@@ -197,19 +222,20 @@ fn ready(
                 outcome: normalize::Outcome::AsIs,
             })
         }
-        normalize::Prepared::Normalized { bytes, normalized } => {
-            let filename = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "photo.jpg".into());
-            Ok(Ready {
-                bytes: bytes.len() as u64,
-                body: ImageBody::Bytes {
-                    filename,
-                    bytes: Arc::from(bytes),
-                },
-                outcome: normalize::Outcome::Normalized(normalized),
-            })
-        }
+        normalize::Prepared::Normalized { bytes, normalized } => Ok(Ready {
+            bytes: bytes.len() as u64,
+            body: ImageBody::Bytes {
+                filename: file_name(path),
+                bytes: Arc::from(bytes),
+            },
+            outcome: normalize::Outcome::Normalized(normalized),
+        }),
     }
+}
+
+/// The file name a re-encoded copy of the photo at `path` is sent under.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "photo.jpg".into())
 }

@@ -1,8 +1,9 @@
 //! Reading a person's face count, and what the job does when the person is full.
 
 use super::{Halt, Item, Worker};
+use crate::engine::doubt;
 use crate::limits::MAX_FACES_PER_PERSON;
-use crate::store::{PersonEntry, PhotoState};
+use crate::store::{FaceRef, PersonEntry, PhotoState};
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -76,36 +77,79 @@ const MAX_FULL_REREADS: u32 = 3;
 impl Worker<'_, '_> {
     /// Reads the person's face count from the service.
     pub(super) fn read_room(&mut self, person: &PersonEntry) -> Result<Room, Halt> {
-        let id = &person.person;
-        let faces = self.call_or_halt(|c| c.get_face_ids(id))?;
-        Ok(Room::read(faces.face_ids.len(), "getfaceids"))
+        Ok(self.read_faces(person)?.0)
     }
 
-    /// The service answered -1309 for `refused` (for the whole call or image by
-    /// image): reads the face count again, queues again what now fits, and records
-    /// the rest `Full` with the count read.
+    /// Reads the person's faces from the service: the count and the face ids.
+    fn read_faces(&mut self, person: &PersonEntry) -> Result<(Room, Vec<String>), Halt> {
+        let id = &person.person;
+        let faces = self.call_or_halt(|c| c.get_face_ids(id))?;
+        Ok((
+            Room::read(faces.face_ids.len(), "getfaceids"),
+            faces.face_ids,
+        ))
+    }
+
+    /// The service answered -1309 for `refused` and `doubtful` (for the whole call
+    /// or image by image), or the person is full with `doubtful` photos that an
+    /// earlier send may have put on it: reads the faces again, queues again what now
+    /// fits, settles the photos in doubt against the faces read ([`doubt`]), and
+    /// records the rest `Full` with the count read.
     pub(super) fn person_full(
         &mut self,
         person: &PersonEntry,
         queue: &mut VecDeque<Item>,
         room: &mut Room,
-        refused: Vec<Item>,
+        mut refused: Vec<Item>,
+        doubtful: Vec<Item>,
     ) -> Result<(), Halt> {
         self.full_rereads += 1;
-        *room = self.read_room(person)?;
+        let held;
+        (*room, held) = self.read_faces(person)?;
         tracing::info!(
             "the service says the person is full; it holds {} faces",
             room.held
         );
         if room.left() > 0 && self.full_rereads <= MAX_FULL_REREADS {
             // What fits goes again, in order, with the chunk cut to the room read.
+            refused.extend(doubtful);
+            refused.sort_by_key(|i| i.entry.seq);
             for item in refused.into_iter().rev() {
                 queue.push_front(item);
             }
             return Ok(());
         }
+        if !doubtful.is_empty() {
+            let known = doubt::Known::read(self.shared.store, person.person.as_str())
+                .map_err(|e| self.store_failed(e))?;
+            let (on_service, not_there) =
+                doubt::settle(doubtful, known.unaccounted(&held), |i| i.entry.seq);
+            if !on_service.is_empty() {
+                tracing::info!(
+                    "the person is full and holds faces the job cannot account for otherwise: \
+                     {} photos in doubt are recorded as those faces",
+                    on_service.len()
+                );
+            }
+            for mut item in on_service {
+                let state = PhotoState::Enrolled {
+                    face: FaceRef::Confirmed,
+                };
+                self.finish(&mut item, state)?;
+            }
+            refused.extend(not_there);
+        }
         let reason = room.full_reason();
         self.skip_full(queue, refused, &reason)
+    }
+
+    /// Splits photos refused by the last call into those an earlier send may have
+    /// put on the service (as [`Self::duplicate_on_service`] judges) and the others.
+    pub(super) fn split_in_doubt(&self, items: Vec<Item>) -> (Vec<Item>, Vec<Item>) {
+        let in_doubt = self.last_call_in_doubt;
+        items
+            .into_iter()
+            .partition(|i| in_doubt || i.entry.attempts > 1)
     }
 
     /// Records `refused` and the rest of the queue `Full` with `reason`.
