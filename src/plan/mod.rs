@@ -205,6 +205,7 @@ pub fn build(
         let pass = Pass {
             source: &id,
             generation,
+            previous: meta.sources.get(&id).copied().unwrap_or(0),
             check_shared,
         };
         let sorted = gather(
@@ -231,7 +232,11 @@ pub fn build(
         tracing::debug!("plan: rows gathered and sorted in {:?}", started.elapsed());
         let started = std::time::Instant::now();
         decide::decide(store, sorted, &pass, options, &mut summary)?;
-        tracing::debug!("plan: persons decided in {:?}", started.elapsed());
+        tracing::debug!(
+            "plan: persons decided in {:?}, {} photo entries written",
+            started.elapsed(),
+            store.photo_writes()
+        );
         Ok::<_, PlanError>(())
     })();
     let _ = std::fs::remove_dir_all(&sort_dir);
@@ -270,6 +275,9 @@ struct Pass<'a> {
     /// The source's id ([`SourceSpec::id`]).
     source: &'a str,
     generation: u64,
+    /// The generation of the source's previous plan (0 for a source new to the job):
+    /// the last that saw an entry this pass retires.
+    previous: u64,
     /// Count the listed photos the job already knows ([`PlanSummary::known`]).
     check_shared: bool,
 }
@@ -402,6 +410,7 @@ mod tests {
         let pass = Pass {
             source: "m.csv",
             generation: 1,
+            previous: 0,
             check_shared: false,
         };
         let sorted = gather(
