@@ -51,6 +51,49 @@ fn a_replan_of_an_unchanged_archive_writes_no_photo_entry() {
 }
 
 #[test]
+fn a_replan_of_a_manifest_larger_than_a_write_batch_writes_nothing() {
+    // More rows than one batch of writes (plan::BATCH), so the pass writes while it
+    // still reads the store.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifest.csv");
+    let mut text = String::from("person_id,image,group_ids\n");
+    for p in 0..300 {
+        for i in 0..20 {
+            text += &format!("p{p:03},https://photos.example/p{p:03}/{i}.jpg,staff\n");
+        }
+    }
+    // A person that sorts after every other, added by the second plan only.
+    let grown = format!("{text}zed,https://photos.example/zed/0.jpg,staff\n");
+    std::fs::write(&path, &text).unwrap();
+    let source = faceenroll::source::SourceSpec::Manifest { path: path.clone() };
+    let state = dir.path().join("state");
+    {
+        let store = Store::open(&state).unwrap();
+        plan::build(&store, &source, &PlanOptions::default()).unwrap();
+        assert_eq!(store.photo_writes(), 6000);
+        assert_eq!(
+            store
+                .photos()
+                .filter(|r| r.as_ref().unwrap().1.retired)
+                .count(),
+            0
+        );
+    }
+    std::fs::write(&path, &grown).unwrap();
+    let store = Store::open(&state).unwrap();
+    let summary = plan::build(&store, &source, &PlanOptions::default()).unwrap();
+    assert_eq!(summary.photos, 6001);
+    assert_eq!(store.photo_writes(), 1, "only the new photo is written");
+    assert_eq!(
+        store
+            .photos()
+            .filter(|r| r.as_ref().unwrap().1.retired)
+            .count(),
+        0
+    );
+}
+
+#[test]
 fn photos_that_left_the_source_are_retired_and_neither_sent_nor_reported() {
     let archive = Archive::new();
     for person in ["alice", "bob", "carol", "dave"] {

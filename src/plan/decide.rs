@@ -47,7 +47,7 @@ pub(super) fn decide(
             .collect();
         drop(receive);
         let result = (|| {
-            let mut known = Known::new(store, pass)?;
+            let mut known = Known::new(store, pass, fresh)?;
             let mut out = Vec::with_capacity(BATCH);
             let mut rows: Vec<(PhotoKey, Row)> = Vec::new();
             for item in sorted.by_ref() {
@@ -86,13 +86,19 @@ pub(super) fn decide(
     })
 }
 
-type Entries<'s> = Box<dyn Iterator<Item = Result<(PhotoKey, PhotoEntry), StoreError>> + 's>;
+type Entries<'s> =
+    std::iter::Fuse<Box<dyn Iterator<Item = Result<(PhotoKey, PhotoEntry), StoreError>> + 's>>;
 
 /// The photos the store holds, read once in key order beside the sorted rows (both
 /// go person by person): each person's earlier entries, and the entries of persons
 /// the pass does not list. An entry the pass does not list is retired when the
 /// pass's source is the one that listed it last, or when no other source of the job
 /// did; an entry listed last by another source stays as it is.
+///
+/// The pass writes the entries of a person once the cursor is past them, so the
+/// cursor never reads an entry the pass wrote: it is fused (an iterator of the tree
+/// that reached its end would go on with the entries written since), and on a fresh
+/// store it reads nothing.
 pub(super) struct Known<'s> {
     photos: Peekable<Entries<'s>>,
     /// The job's sources with their latest plan, this pass's included.
@@ -105,9 +111,18 @@ pub(super) struct Known<'s> {
 }
 
 impl<'s> Known<'s> {
-    pub(super) fn new(store: &'s Store, pass: &Pass<'_>) -> Result<Known<'s>, StoreError> {
+    pub(super) fn new(
+        store: &'s Store,
+        pass: &Pass<'_>,
+        fresh: bool,
+    ) -> Result<Known<'s>, StoreError> {
+        let photos: Box<dyn Iterator<Item = _>> = if fresh {
+            Box::new(std::iter::empty())
+        } else {
+            Box::new(store.photos())
+        };
         Ok(Known {
-            photos: (Box::new(store.photos()) as Entries<'s>).peekable(),
+            photos: photos.fuse().peekable(),
             sources: store.meta()?.sources,
             source: pass.source.to_owned(),
             previous: pass.previous,
