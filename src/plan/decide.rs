@@ -214,7 +214,7 @@ pub(super) fn plan_person(
     let merged = merge_fields(&person, rows);
     let carries = first_states(&person, rows, &merged, &old, options);
     let mut held = Held::count(rows, &carries, &old);
-    let states = dedupe_and_cap(store, &person, rows, carries, &mut held)?;
+    let states = dedupe_and_cap(store, &person, rows, carries, &mut held, &old)?;
     if merged.person_error.is_none() && !merged.no_group() {
         write_person(
             store,
@@ -439,6 +439,7 @@ fn dedupe_and_cap(
     rows: &[(PhotoKey, Row)],
     carries: Vec<Carry>,
     held: &mut Held,
+    old: &HashMap<PhotoKey, PhotoEntry>,
 ) -> Result<Vec<PhotoState>, PlanError> {
     let order = match rows[0].1.origin {
         Origin::Tree { .. } => "sorted file name order",
@@ -475,10 +476,18 @@ fn dedupe_and_cap(
                 }
             }
         };
-        if let (PhotoState::Pending | PhotoState::InDoubt | PhotoState::Enrolled { .. }, Some(h)) =
-            (&state, r.hash)
-        {
-            if store.photo_with_hash(person, &h)?.as_ref() != Some(key) {
+        let kept = |s: &PhotoState| {
+            matches!(
+                s,
+                PhotoState::Pending | PhotoState::InDoubt | PhotoState::Enrolled { .. }
+            )
+        };
+        if let (true, Some(h)) = (kept(&state), r.hash) {
+            // The pass that first kept this content under this key recorded it.
+            let recorded = old
+                .get(key)
+                .is_some_and(|b| b.hash == Some(h) && kept(&b.state));
+            if !recorded && store.photo_with_hash(person, &h)?.as_ref() != Some(key) {
                 store.put_photo_hash(person, &h, key)?;
             }
         }
