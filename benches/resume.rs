@@ -4,7 +4,8 @@
 //! Run: `cargo bench --bench resume` (photos: `FACEENROLL_BENCH_PHOTOS=N`, default
 //! 100,000, 20 per person).
 //!
-//! The photos are tiny files (a PNG signature and 8 distinct bytes): planning reads
+//! The photos are tiny files (a PNG signature and 8 distinct bytes) dated an hour
+//! before the run, as a nightly run finds its archive: planning reads
 //! and hashes each, as it does real photos, but they are not pictures the emulator
 //! could take. The finished job is therefore made by planning the archive and
 //! recording every photo as enrolled and every person as created, which is the store

@@ -17,8 +17,12 @@
 //!    person, with its rows in source order and what the store knew of it from
 //!    earlier runs: the person's name, tag and groups are merged (a conflicting name
 //!    or tag fails the later line, naming both); every photo gets its state (below)
-//!    and is written once; one [`PersonEntry`](crate::store::PersonEntry) is written for a valid person; the
-//!    calls are counted with [`crate::chunk::chunks`].
+//!    and is written once if it is new or its entry changed (an unchanged entry is
+//!    left as it is); one [`PersonEntry`](crate::store::PersonEntry) is written for a valid person; the
+//!    calls are counted with [`crate::chunk::chunks`]. The store is read once in key
+//!    order beside the merged runs; an entry of this source the pass does not list
+//!    (a photo or a whole person gone from the source) is retired
+//!    ([`PhotoEntry::retired`](crate::store::PhotoEntry::retired)), one write each.
 //!
 //! Memory is bounded by [`RUN_ROWS`], by the photos of one person, and by the
 //! store's cache. Writing each photo once, in key order, is what the store does

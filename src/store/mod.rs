@@ -5,7 +5,10 @@
 //!
 //! - `photos`: one [`PhotoEntry`] per input photo, keyed by [`PhotoKey`]
 //!   (`person_id \0 locator`). Keys sort by person, so reading the tree in order reads
-//!   the job person by person without holding the archive in memory.
+//!   the job person by person without holding the archive in memory. An entry
+//!   whose source's latest plan did not list it is retired, not removed; an entry
+//!   not retired is read with its source's latest generation, so a plan writes only
+//!   the entries it changes.
 //! - `persons`: one [`PersonEntry`] per person, keyed by person id.
 //! - `hashes`: `person_id \0 content hash` → photo key of the photo that holds that
 //!   content for that person, so a renamed or copied photo is known as a duplicate.
