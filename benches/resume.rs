@@ -4,7 +4,8 @@
 //! Run: `cargo bench --bench resume` (photos: `FACEENROLL_BENCH_PHOTOS=N`, default
 //! 100,000, 20 per person).
 //!
-//! The photos are tiny files (a PNG signature and 8 distinct bytes): planning reads
+//! The photos are tiny files (a PNG signature and 8 distinct bytes) dated an hour
+//! before the run, as a nightly run finds its archive: planning reads
 //! and hashes each, as it does real photos, but they are not pictures the emulator
 //! could take. The finished job is therefore made by planning the archive and
 //! recording every photo as enrolled and every person as created, which is the store
@@ -36,13 +37,22 @@ fn peak_rss_mib() -> u64 {
 }
 
 fn archive(root: &Path, photos: u64) {
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
     for p in 0..photos.div_ceil(PER_PERSON) {
         let dir = root.join(format!("p{p:06}"));
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..PER_PERSON.min(photos - p * PER_PERSON) {
             let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
             bytes.extend_from_slice(&(p * PER_PERSON + i).to_le_bytes());
-            std::fs::write(dir.join(format!("{i:02}.png")), bytes).unwrap();
+            let path = dir.join(format!("{i:02}.png"));
+            std::fs::write(&path, bytes).unwrap();
+            // An archive older than the run, as a nightly run finds it: a file
+            // written moments ago has not settled and is read again.
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(an_hour_ago))
+                .unwrap();
         }
     }
 }

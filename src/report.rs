@@ -548,9 +548,23 @@ pub fn write_report(
     out: impl std::io::Write,
 ) -> anyhow::Result<u64> {
     let mut writer = RowWriter::new(format, out, false)?;
-    let rows = write_rows(store, only, None, &mut writer)?;
+    let rows = write_rows(store, only, None, &mut writer, None)?;
     writer.finish()?;
     Ok(rows)
+}
+
+/// Writes the whole report as CSV and counts the job as [`StoreCounts::read`] does,
+/// in one reading of the store.
+pub fn write_report_counted(
+    store: &Store,
+    out: impl std::io::Write,
+) -> anyhow::Result<StoreCounts> {
+    let mut writer = RowWriter::new(Format::Csv, out, false)?;
+    let mut counts = StoreCounts::default();
+    write_rows(store, None, None, &mut writer, Some(&mut counts))?;
+    writer.finish()?;
+    counts.count_persons(store)?;
+    Ok(counts)
 }
 
 /// One report of several state directories of a job (its shards), each row with a
@@ -564,17 +578,20 @@ pub fn write_merged_report(
     let mut writer = RowWriter::new(format, out, true)?;
     let mut rows = 0;
     for (shard, store) in stores {
-        rows += write_rows(store, only, Some(shard), &mut writer)?;
+        rows += write_rows(store, only, Some(shard), &mut writer, None)?;
     }
     writer.finish()?;
     Ok(rows)
 }
 
+/// Writes the rows `only` selects, counting every entry of the job in `counts` (its
+/// persons excepted) when given.
 fn write_rows<W: std::io::Write>(
     store: &Store,
     only: Option<Only>,
     shard: Option<&str>,
     writer: &mut RowWriter<W>,
+    mut counts: Option<&mut StoreCounts>,
 ) -> anyhow::Result<u64> {
     let meta = store.meta()?;
     let mut rows = 0;
@@ -585,9 +602,13 @@ fn write_rows<W: std::io::Write>(
     };
     for item in store.photos() {
         let (_, entry) = item?;
-        if !meta.is_current(entry.source.as_deref(), entry.generation)
-            || only.is_some_and(|o| !o.matches(entry.state.status()))
-        {
+        if !meta.is_current(entry.source.as_deref(), entry.generation) {
+            continue;
+        }
+        if let Some(counts) = counts.as_deref_mut() {
+            counts.count_photo(&entry);
+        }
+        if only.is_some_and(|o| !o.matches(entry.state.status())) {
             continue;
         }
         if person.as_ref().map(|p| p.person.as_str()) != Some(entry.person.as_str()) {
@@ -598,9 +619,13 @@ fn write_rows<W: std::io::Write>(
     }
     for entry in store.not_taken() {
         let entry = entry?;
-        if !meta.is_current(entry.source.as_deref(), entry.generation)
-            || only.is_some_and(|o| !o.matches(entry.status()))
-        {
+        if !meta.is_current(entry.source.as_deref(), entry.generation) {
+            continue;
+        }
+        if let Some(counts) = counts.as_deref_mut() {
+            counts.count_not_taken(&entry);
+        }
+        if only.is_some_and(|o| !o.matches(entry.status())) {
             continue;
         }
         writer.write(&with_shard(Row::not_taken(&entry)))?;
@@ -680,45 +705,60 @@ impl StoreCounts {
         let mut counts = StoreCounts::default();
         for item in store.photos() {
             let (_, entry) = item?;
-            if !meta.is_current(entry.source.as_deref(), entry.generation) {
-                continue;
-            }
-            counts.photos += 1;
-            match &entry.state {
-                PhotoState::Pending | PhotoState::InDoubt => counts.pending += 1,
-                PhotoState::Enrolled { .. } => counts.enrolled += 1,
-                PhotoState::Duplicate { .. } => counts.duplicate += 1,
-                PhotoState::Skipped { .. } | PhotoState::Full { .. } => counts.skipped += 1,
-                PhotoState::Failed(f) => {
-                    counts.failed += 1;
-                    *counts.failures_by_code.entry(f.code).or_default() += 1;
-                }
+            if meta.is_current(entry.source.as_deref(), entry.generation) {
+                counts.count_photo(&entry);
             }
         }
         for entry in store.not_taken() {
             let entry = entry?;
-            if !meta.is_current(entry.source.as_deref(), entry.generation) {
-                continue;
-            }
-            if entry.failed {
-                counts.photos += 1;
-                counts.failed += 1;
-                *counts.failures_by_code.entry(None).or_default() += 1;
-            } else {
-                *counts.ignored.entry(entry.class).or_default() += 1;
+            if meta.is_current(entry.source.as_deref(), entry.generation) {
+                counts.count_not_taken(&entry);
             }
         }
+        counts.count_persons(store)?;
+        Ok(counts)
+    }
+
+    /// Counts a photo of the job.
+    fn count_photo(&mut self, entry: &PhotoEntry) {
+        self.photos += 1;
+        match &entry.state {
+            PhotoState::Pending | PhotoState::InDoubt => self.pending += 1,
+            PhotoState::Enrolled { .. } => self.enrolled += 1,
+            PhotoState::Duplicate { .. } => self.duplicate += 1,
+            PhotoState::Skipped { .. } | PhotoState::Full { .. } => self.skipped += 1,
+            PhotoState::Failed(f) => {
+                self.failed += 1;
+                *self.failures_by_code.entry(f.code).or_default() += 1;
+            }
+        }
+    }
+
+    /// Counts an entry of the job's sources not taken as a photo.
+    fn count_not_taken(&mut self, entry: &NotTaken) {
+        if entry.failed {
+            self.photos += 1;
+            self.failed += 1;
+            *self.failures_by_code.entry(None).or_default() += 1;
+        } else {
+            *self.ignored.entry(entry.class.clone()).or_default() += 1;
+        }
+    }
+
+    /// Counts the persons of the job.
+    fn count_persons(&mut self, store: &Store) -> crate::store::Result<()> {
+        let meta = store.meta()?;
         for person in store.persons() {
             let person = person?;
             if !meta.person_is_current(person.generation) {
                 continue;
             }
-            counts.persons += 1;
+            self.persons += 1;
             if matches!(person.state, crate::store::PersonState::Failed { .. }) {
-                counts.persons_failed += 1;
+                self.persons_failed += 1;
             }
         }
-        Ok(counts)
+        Ok(())
     }
 }
 

@@ -422,6 +422,7 @@ proptest! {
                 note: None,
                 given: Some(given),
                 source: None,
+                retired: false,
             }).unwrap();
         }
         let report = dir.path().join("report.csv");

@@ -8,7 +8,7 @@ use crate::emulator::{rehearsal_credentials, Emulator, EmulatorConfig};
 use crate::engine::{self, EngineOptions, RunOutcome, StopSignal};
 use crate::metrics::{self, Figures, SummaryJson};
 use crate::plan::{self, PlanOptions, PlanSummary};
-use crate::report::{self, Format, StoreCounts, Summary, Tally};
+use crate::report::{self, StoreCounts, Summary, Tally};
 use crate::service::client::{Client, ClientConfig};
 use crate::source::SourceSpec;
 use crate::state_dir::StateDir;
@@ -228,7 +228,16 @@ pub fn enroll(
             tracing::error!("{message}; the emulated account was not kept");
         }
     }
-    let counts = StoreCounts::read(&store).map_err(during_run)?;
+    // The report and the counts of the summary in one reading of the store. A report
+    // that cannot be written still leaves the job's ending recorded.
+    let cannot_write = || format!("cannot write the report {}", report_path.display());
+    let (counts, report_written) = match std::fs::File::create(&report_path)
+        .with_context(cannot_write)
+        .and_then(|file| report::write_report_counted(&store, file).with_context(cannot_write))
+    {
+        Ok(counts) => (counts, Ok(())),
+        Err(e) => (StoreCounts::read(&store).map_err(during_run)?, Err(e)),
+    };
     let ending = match outcome {
         RunOutcome::Finished => Ending::Completed {
             failed: counts.failed,
@@ -261,13 +270,7 @@ pub fn enroll(
         store.put_last_finished(now).map_err(during_run)?;
     }
     store.flush().map_err(during_run)?;
-
-    let file = std::fs::File::create(&report_path)
-        .with_context(|| format!("cannot write the report {}", report_path.display()))
-        .map_err(during_run)?;
-    report::write_report(&store, None, Format::Csv, file)
-        .with_context(|| format!("cannot write the report {}", report_path.display()))
-        .map_err(during_run)?;
+    report_written.map_err(during_run)?;
     let finished = Finished {
         ending,
         words,

@@ -12,7 +12,8 @@ use crate::store::{
     Failure, FailureKind, GivenFields, Origin, PersonEntry, PersonFields, PersonState, PhotoEntry,
     PhotoKey, PhotoState, Store, StoreError,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::iter::Peekable;
 
 /// Threads writing a pass's photos into the store.
 const WRITERS: usize = 1;
@@ -46,12 +47,15 @@ pub(super) fn decide(
             .collect();
         drop(receive);
         let result = (|| {
+            let mut known = Known::new(store, pass, fresh)?;
             let mut out = Vec::with_capacity(BATCH);
             let mut rows: Vec<(PhotoKey, Row)> = Vec::new();
             for item in sorted.by_ref() {
                 let (key, row) = item?;
                 if rows.first().is_some_and(|(_, r)| r.person != row.person) {
-                    plan_person(store, fresh, &mut rows, pass, options, summary, &mut out)?;
+                    plan_person(
+                        store, fresh, &mut known, &mut rows, pass, options, summary, &mut out,
+                    )?;
                     if out.len() >= BATCH && send.send(std::mem::take(&mut out)).is_err() {
                         break;
                     }
@@ -59,8 +63,15 @@ pub(super) fn decide(
                 rows.push((key, row));
             }
             if !rows.is_empty() {
-                plan_person(store, fresh, &mut rows, pass, options, summary, &mut out)?;
+                plan_person(
+                    store, fresh, &mut known, &mut rows, pass, options, summary, &mut out,
+                )?;
             }
+            known.retire_rest(&mut out)?;
+            tracing::debug!(
+                "plan: {} photo entries left the source and were retired",
+                known.retired
+            );
             let _ = send.send(out);
             Ok::<_, PlanError>(())
         })();
@@ -75,11 +86,117 @@ pub(super) fn decide(
     })
 }
 
+type Entries<'s> =
+    std::iter::Fuse<Box<dyn Iterator<Item = Result<(PhotoKey, PhotoEntry), StoreError>> + 's>>;
+
+/// The photos the store holds, read once in key order beside the sorted rows (both
+/// go person by person): each person's earlier entries, and the entries of persons
+/// the pass does not list. An entry the pass does not list is retired when the
+/// pass's source is the one that listed it last, or when no other source of the job
+/// did; an entry listed last by another source stays as it is.
+///
+/// The pass writes the entries of a person once the cursor is past them, so the
+/// cursor never reads an entry the pass wrote: it is fused (an iterator of the tree
+/// that reached its end would go on with the entries written since), and on a fresh
+/// store it reads nothing.
+pub(super) struct Known<'s> {
+    photos: Peekable<Entries<'s>>,
+    /// The job's sources with their latest plan, this pass's included.
+    sources: BTreeMap<String, u64>,
+    source: String,
+    /// The generation of the source's previous plan.
+    previous: u64,
+    /// Entries retired by this pass.
+    retired: usize,
+}
+
+impl<'s> Known<'s> {
+    pub(super) fn new(
+        store: &'s Store,
+        pass: &Pass<'_>,
+        fresh: bool,
+    ) -> Result<Known<'s>, StoreError> {
+        let photos: Box<dyn Iterator<Item = _>> = if fresh {
+            Box::new(std::iter::empty())
+        } else {
+            Box::new(store.photos())
+        };
+        Ok(Known {
+            photos: photos.fuse().peekable(),
+            sources: store.meta()?.sources,
+            source: pass.source.to_owned(),
+            previous: pass.previous,
+            retired: 0,
+        })
+    }
+
+    /// The earlier entries of `person`. Entries of the persons before it in key
+    /// order, which the pass does not list, are retired (queued in `out`).
+    fn take(
+        &mut self,
+        person: &str,
+        out: &mut Vec<(PhotoKey, PhotoEntry)>,
+    ) -> Result<HashMap<PhotoKey, PhotoEntry>, StoreError> {
+        let prefix = PhotoKey::person_prefix(person);
+        let mut old = HashMap::new();
+        loop {
+            let before = match self.photos.peek() {
+                None => break,
+                Some(Err(_)) => return Err(self.photos.next().expect("peeked").unwrap_err()),
+                Some(Ok((key, _))) if key.as_bytes().starts_with(&prefix) => false,
+                Some(Ok((key, _))) if key.as_bytes() < prefix.as_slice() => true,
+                Some(Ok(_)) => break,
+            };
+            let (key, entry) = self.photos.next().expect("peeked")?;
+            if before {
+                self.retire(key, entry, out);
+            } else {
+                old.insert(key, entry);
+            }
+        }
+        Ok(old)
+    }
+
+    /// Retires `entry`, which the pass does not list, if it belongs to the pass.
+    fn retire(
+        &mut self,
+        key: PhotoKey,
+        mut entry: PhotoEntry,
+        out: &mut Vec<(PhotoKey, PhotoEntry)>,
+    ) {
+        let ours = entry
+            .source
+            .as_deref()
+            .is_none_or(|s| s == self.source || !self.sources.contains_key(s));
+        if ours && !entry.retired {
+            entry.retired = true;
+            if entry.source.as_deref() == Some(self.source.as_str()) {
+                // Read as seen by this pass; last seen by the source's previous one.
+                entry.generation = self.previous;
+            }
+            self.retired += 1;
+            out.push((key, entry));
+        }
+    }
+
+    /// Retires the entries after the last person the pass lists.
+    fn retire_rest(&mut self, out: &mut Vec<(PhotoKey, PhotoEntry)>) -> Result<(), StoreError> {
+        while let Some(item) = self.photos.next() {
+            let (key, entry) = item?;
+            self.retire(key, entry, out);
+        }
+        Ok(())
+    }
+}
+
 /// Decides one person from its rows (drained from `rows`, sorted by key then source
-/// order) and what the store knew of it, and queues its photos in `out`.
+/// order) and what the store knew of it, and queues in `out` its photos that are new
+/// or changed and those of its earlier entries the pass retires.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn plan_person(
     store: &Store,
     fresh: bool,
+    known: &mut Known<'_>,
     rows: &mut Vec<(PhotoKey, Row)>,
     pass: &Pass<'_>,
     options: &PlanOptions,
@@ -89,17 +206,15 @@ pub(super) fn plan_person(
     drop_relisted(rows, summary);
     rows.sort_by_key(|(_, r)| r.seq);
     let person = rows[0].1.person.clone();
-    let mut old: HashMap<PhotoKey, PhotoEntry> = HashMap::new();
-    if !fresh {
-        for item in store.photos_of(&person) {
-            let (k, e) = item?;
-            old.insert(k, e);
-        }
-    }
+    let mut old = if fresh {
+        HashMap::new()
+    } else {
+        known.take(&person, out)?
+    };
     let merged = merge_fields(&person, rows);
     let carries = first_states(&person, rows, &merged, &old, options);
     let mut held = Held::count(rows, &carries, &old);
-    let states = dedupe_and_cap(store, &person, rows, carries, &mut held)?;
+    let states = dedupe_and_cap(store, &person, rows, carries, &mut held, &old)?;
     if merged.person_error.is_none() && !merged.no_group() {
         write_person(
             store,
@@ -114,7 +229,10 @@ pub(super) fn plan_person(
             summary,
         )?;
     }
-    record_photos(rows, states, old, pass, summary, out);
+    record_photos(rows, states, &mut old, pass, summary, out);
+    for (key, entry) in old {
+        known.retire(key, entry, out);
+    }
     Ok(())
 }
 
@@ -321,6 +439,7 @@ fn dedupe_and_cap(
     rows: &[(PhotoKey, Row)],
     carries: Vec<Carry>,
     held: &mut Held,
+    old: &HashMap<PhotoKey, PhotoEntry>,
 ) -> Result<Vec<PhotoState>, PlanError> {
     let order = match rows[0].1.origin {
         Origin::Tree { .. } => "sorted file name order",
@@ -357,10 +476,18 @@ fn dedupe_and_cap(
                 }
             }
         };
-        if let (PhotoState::Pending | PhotoState::InDoubt | PhotoState::Enrolled { .. }, Some(h)) =
-            (&state, r.hash)
-        {
-            if store.photo_with_hash(person, &h)?.as_ref() != Some(key) {
+        let kept = |s: &PhotoState| {
+            matches!(
+                s,
+                PhotoState::Pending | PhotoState::InDoubt | PhotoState::Enrolled { .. }
+            )
+        };
+        if let (true, Some(h)) = (kept(&state), r.hash) {
+            // The pass that first kept this content under this key recorded it.
+            let recorded = old
+                .get(key)
+                .is_some_and(|b| b.hash == Some(h) && kept(&b.state));
+            if !recorded && store.photo_with_hash(person, &h)?.as_ref() != Some(key) {
                 store.put_photo_hash(person, &h, key)?;
             }
         }
@@ -426,17 +553,18 @@ fn write_person(
     Ok(())
 }
 
-/// The photos (drained from `rows`) as written to the store, and what the operator
-/// is told of them.
+/// The photos (drained from `rows`, taken out of `old`) as written to the store, and
+/// what the operator is told of them. An entry the same as the store's is not
+/// written again.
 fn record_photos(
     rows: &mut Vec<(PhotoKey, Row)>,
     states: Vec<PhotoState>,
-    mut old: HashMap<PhotoKey, PhotoEntry>,
+    old: &mut HashMap<PhotoKey, PhotoEntry>,
     pass: &Pass<'_>,
     summary: &mut PlanSummary,
     out: &mut Vec<(PhotoKey, PhotoEntry)>,
 ) {
-    for ((key, r), state) in rows.drain(..).zip(states) {
+    for (rank, ((key, r), state)) in rows.drain(..).zip(states).enumerate() {
         summary.photos += 1;
         match &state {
             PhotoState::Pending => {
@@ -481,16 +609,22 @@ fn record_photos(
             person: r.person,
             image: r.image,
             origin: r.origin,
-            seq: r.seq,
+            seq: rank as u64,
             hash,
             size,
             modified,
             state,
             attempts: before.as_ref().map_or(0, |b| b.attempts),
             generation: pass.generation,
-            note: before.filter(|_| unchanged).and_then(|b| b.note),
+            note: before
+                .as_ref()
+                .filter(|_| unchanged)
+                .and_then(|b| b.note.clone()),
+            retired: false,
         };
-        out.push((key, entry));
+        if before.as_ref() != Some(&entry) {
+            out.push((key, entry));
+        }
     }
 }
 

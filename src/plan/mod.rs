@@ -17,8 +17,12 @@
 //!    person, with its rows in source order and what the store knew of it from
 //!    earlier runs: the person's name, tag and groups are merged (a conflicting name
 //!    or tag fails the later line, naming both); every photo gets its state (below)
-//!    and is written once; one [`PersonEntry`](crate::store::PersonEntry) is written for a valid person; the
-//!    calls are counted with [`crate::chunk::chunks`].
+//!    and is written once if it is new or its entry changed (an unchanged entry is
+//!    left as it is); one [`PersonEntry`](crate::store::PersonEntry) is written for a valid person; the
+//!    calls are counted with [`crate::chunk::chunks`]. The store is read once in key
+//!    order beside the merged runs; an entry of this source the pass does not list
+//!    (a photo or a whole person gone from the source) is retired
+//!    ([`PhotoEntry::retired`](crate::store::PhotoEntry::retired)), one write each.
 //!
 //! Memory is bounded by [`RUN_ROWS`], by the photos of one person, and by the
 //! store's cache. Writing each photo once, in key order, is what the store does
@@ -206,6 +210,7 @@ pub fn build(
         let pass = Pass {
             source: &id,
             generation,
+            previous: meta.sources.get(&id).copied().unwrap_or(0),
             check_shared,
         };
         let sorted = gather(
@@ -232,7 +237,11 @@ pub fn build(
         tracing::debug!("plan: rows gathered and sorted in {:?}", started.elapsed());
         let started = std::time::Instant::now();
         decide::decide(store, sorted, &pass, options, &mut summary)?;
-        tracing::debug!("plan: persons decided in {:?}", started.elapsed());
+        tracing::debug!(
+            "plan: persons decided in {:?}, {} photo entries written",
+            started.elapsed(),
+            store.photo_writes()
+        );
         Ok::<_, PlanError>(())
     })();
     let _ = std::fs::remove_dir_all(&sort_dir);
@@ -271,6 +280,9 @@ struct Pass<'a> {
     /// The source's id ([`SourceSpec::id`]).
     source: &'a str,
     generation: u64,
+    /// The generation of the source's previous plan (0 for a source new to the job):
+    /// the last that saw an entry this pass retires.
+    previous: u64,
     /// Count the listed photos the job already knows ([`PlanSummary::known`]).
     check_shared: bool,
 }
@@ -403,6 +415,7 @@ mod tests {
         let pass = Pass {
             source: "m.csv",
             generation: 1,
+            previous: 0,
             check_shared: false,
         };
         let sorted = gather(

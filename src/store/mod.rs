@@ -5,7 +5,10 @@
 //!
 //! - `photos`: one [`PhotoEntry`] per input photo, keyed by [`PhotoKey`]
 //!   (`person_id \0 locator`). Keys sort by person, so reading the tree in order reads
-//!   the job person by person without holding the archive in memory.
+//!   the job person by person without holding the archive in memory. An entry
+//!   whose source's latest plan did not list it is retired, not removed; an entry
+//!   not retired is read with its source's latest generation, so a plan writes only
+//!   the entries it changes.
 //! - `persons`: one [`PersonEntry`] per person, keyed by person id.
 //! - `hashes`: `person_id \0 content hash` → photo key of the photo that holds that
 //!   content for that person, so a renamed or copied photo is known as a duplicate.
@@ -42,9 +45,12 @@ pub use record::*;
 use crate::limits::RequestLimit;
 use crate::model::ContentHash;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use crate::state_dir::StateDir;
@@ -88,6 +94,12 @@ pub struct Store {
     created: sled::Tree,
     verify: sled::Tree,
     rollback: sled::Tree,
+    /// Each source's latest plan generation ([`JobMeta::sources`]), kept with every
+    /// write of the metadata: a photo entry not retired was seen by its source's
+    /// latest plan, which is the generation it is read with.
+    sources: RwLock<BTreeMap<String, u64>>,
+    /// Photo entries written since the store was opened.
+    photo_writes: AtomicU64,
     _lock: File,
 }
 
@@ -96,7 +108,7 @@ const META_KEY: &[u8] = b"job";
 const LAST_FINISHED_KEY: &[u8] = b"last_finished";
 /// The metadata key present while a `verify` has not finished.
 const VERIFY_OPEN_KEY: &[u8] = b"verify_open";
-/// The metadata key that records the encoding of every record: see [`FORMAT_POSTCARD_1`].
+/// The metadata key that records the encoding of every record: see [`STORE_FORMAT`].
 const FORMAT_KEY: &[u8] = b"format";
 const REQUEST_LIMIT_KEY: &[u8] = b"request_limit";
 
@@ -126,22 +138,29 @@ impl Store {
             created: db.open_tree("created")?,
             verify: db.open_tree("verify")?,
             rollback: db.open_tree("rollback")?,
+            sources: RwLock::default(),
+            photo_writes: AtomicU64::new(0),
             db,
             _lock: lock,
         };
         store.migrate()?;
+        *store.sources.write().unwrap_or_else(|e| e.into_inner()) = store.meta()?.sources;
         Ok(store)
     }
 
     /// Brings a store written by an earlier version to this version's record
     /// encoding, once: the format is recorded in the metadata when done, so a store
     /// killed in the middle of a migration finishes it on the next open.
+    ///
+    /// Photo entries of the first postcard version and of JSON stores carry the
+    /// generation each was last planned in, and are in the job when it is their
+    /// source's latest ([`JobMeta::is_current`]); they are rewritten with the
+    /// retired flag set for those that are not.
     fn migrate(&self) -> Result<()> {
-        if self.meta.get(FORMAT_KEY)?.as_deref() == Some(&[FORMAT_POSTCARD_1][..]) {
+        if self.meta.get(FORMAT_KEY)?.as_deref() == Some(&[STORE_FORMAT][..]) {
             return Ok(());
         }
-        let mut rewritten = migrate_tree::<PhotoEntry>(&self.photos, "photo")?;
-        rewritten += migrate_tree::<PersonEntry>(&self.persons, "person")?;
+        let mut rewritten = migrate_tree::<PersonEntry>(&self.persons, "person")?;
         if let Some(value) = self.meta.get(META_KEY)? {
             if value.first() != Some(&FORMAT_POSTCARD_1) {
                 let meta: JobMeta = decode(&value, "job metadata")?;
@@ -149,7 +168,17 @@ impl Store {
                 rewritten += 1;
             }
         }
-        self.meta.insert(FORMAT_KEY, &[FORMAT_POSTCARD_1])?;
+        let meta = self.meta()?;
+        for item in self.photos.iter() {
+            let (key, value) = item?;
+            if value.first() != Some(&FORMAT_PHOTO_2) {
+                let mut entry = decode_photo(&value)?;
+                entry.retired = !meta.is_current(entry.source.as_deref(), entry.generation);
+                self.photos.insert(key, encode_photo(&entry))?;
+                rewritten += 1;
+            }
+        }
+        self.meta.insert(FORMAT_KEY, &[STORE_FORMAT])?;
         self.db.flush()?;
         if rewritten > 0 {
             tracing::info!(
@@ -179,6 +208,7 @@ impl Store {
 
     pub fn put_meta(&self, meta: &JobMeta) -> Result<()> {
         self.meta.insert(META_KEY, encode(meta))?;
+        *self.sources.write().unwrap_or_else(|e| e.into_inner()) = meta.sources.clone();
         Ok(())
     }
 
@@ -198,18 +228,25 @@ impl Store {
     pub fn photo(&self, key: &PhotoKey) -> Result<Option<PhotoEntry>> {
         self.photos
             .get(key.as_bytes())?
-            .map(|v| decode(&v, "photo"))
+            .map(|v| self.read_photo(&v))
             .transpose()
     }
 
     pub fn put_photo(&self, key: &PhotoKey, entry: &PhotoEntry) -> Result<()> {
-        self.photos.insert(key.as_bytes(), encode(entry))?;
+        self.photos.insert(key.as_bytes(), encode_photo(entry))?;
+        self.photo_writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Photo entries written since the store was opened: what a plan or a run cost
+    /// the store.
+    pub fn photo_writes(&self) -> u64 {
+        self.photo_writes.load(Ordering::Relaxed)
     }
 
     /// Every photo, in key order (grouped by person).
     pub fn photos(&self) -> impl Iterator<Item = Result<(PhotoKey, PhotoEntry)>> + '_ {
-        self.photos.iter().map(decode_photo)
+        self.photos.iter().map(|item| self.read_item(item))
     }
 
     /// The photos of one person, in key order.
@@ -219,7 +256,28 @@ impl Store {
     ) -> impl Iterator<Item = Result<(PhotoKey, PhotoEntry)>> + '_ {
         self.photos
             .scan_prefix(PhotoKey::person_prefix(person))
-            .map(decode_photo)
+            .map(|item| self.read_item(item))
+    }
+
+    fn read_item(
+        &self,
+        item: sled::Result<(sled::IVec, sled::IVec)>,
+    ) -> Result<(PhotoKey, PhotoEntry)> {
+        let (k, v) = item?;
+        Ok((PhotoKey::from_bytes(&k), self.read_photo(&v)?))
+    }
+
+    /// A photo entry as stored, with the generation that last saw it: the latest plan
+    /// of its source, unless it is retired.
+    fn read_photo(&self, bytes: &[u8]) -> Result<PhotoEntry> {
+        let mut entry = decode_photo(bytes)?;
+        if !entry.retired {
+            let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(latest) = entry.source.as_deref().and_then(|s| sources.get(s)) {
+                entry.generation = entry.generation.max(*latest);
+            }
+        }
+        Ok(entry)
     }
 
     pub fn photo_count(&self) -> usize {
@@ -395,11 +453,6 @@ fn hash_key(person: &str, hash: &ContentHash) -> Vec<u8> {
     key
 }
 
-fn decode_photo(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(PhotoKey, PhotoEntry)> {
-    let (k, v) = item?;
-    Ok((PhotoKey::from_bytes(&k), decode(&v, "photo")?))
-}
-
 /// The first byte of every record this version writes: the encoding that follows.
 ///
 /// Records are postcard (a compact binary serde format): a finished 100k-photo job
@@ -410,6 +463,39 @@ fn decode_photo(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(PhotoKe
 /// whose first byte is `{`.
 const FORMAT_POSTCARD_1: u8 = 1;
 const FORMAT_JSON: u8 = b'{';
+/// The first byte of a photo entry this version writes: a flags byte
+/// ([`FLAG_RETIRED`]) follows, then the entry in postcard. A photo written with
+/// [`FORMAT_POSTCARD_1`] or JSON had no flags; [`Store::migrate`] rewrites it.
+const FORMAT_PHOTO_2: u8 = 2;
+/// The flag of a retired photo entry ([`PhotoEntry::retired`]).
+const FLAG_RETIRED: u8 = 1;
+/// The format of the whole store, recorded under [`FORMAT_KEY`] once every record
+/// is in this version's encoding.
+const STORE_FORMAT: u8 = FORMAT_PHOTO_2;
+
+fn encode_photo(entry: &PhotoEntry) -> Vec<u8> {
+    let flags = if entry.retired { FLAG_RETIRED } else { 0 };
+    let mut bytes = vec![FORMAT_PHOTO_2, flags];
+    postcard::to_io(entry, &mut bytes).expect("store records serialize");
+    bytes
+}
+
+/// A photo entry in any format this version reads (the retired flag unset in those
+/// without flags).
+fn decode_photo(bytes: &[u8]) -> Result<PhotoEntry> {
+    match bytes {
+        [FORMAT_PHOTO_2, flags, record @ ..] => {
+            let mut entry: PhotoEntry =
+                postcard::from_bytes(record).map_err(|e| StoreError::Corrupt {
+                    what: "photo".to_owned(),
+                    detail: e.to_string(),
+                })?;
+            entry.retired = flags & FLAG_RETIRED != 0;
+            Ok(entry)
+        }
+        _ => decode(bytes, "photo"),
+    }
+}
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut bytes = vec![FORMAT_POSTCARD_1];
@@ -567,6 +653,7 @@ mod tests {
             note: None,
             given: None,
             source: None,
+            retired: false,
         }
     }
 
@@ -643,16 +730,26 @@ mod tests {
         assert!(started.elapsed() >= SLED_LOCK_WAIT);
     }
 
-    #[test]
-    fn a_store_written_with_json_records_is_read_and_migrated() {
-        let dir = tempfile::tempdir().unwrap();
-        let photo = PhotoEntry {
-            state: PhotoState::Enrolled {
-                face: FaceRef::Id("1840".into()),
-            },
-            ..entry("bob", "bob/1.jpg")
+    /// A store as an earlier version left it, its records written by `encode`: photos
+    /// of two sources, one of them no longer in its source's latest plan.
+    fn earlier_store(dir: &Path, encode: impl Fn(&dyn erased::Json) -> Vec<u8>) -> Written {
+        let from = |source: Option<&str>, generation: u64, path: &str| PhotoEntry {
+            source: source.map(str::to_owned),
+            generation,
+            ..entry("bob", path)
         };
-        let key = PhotoKey::new("bob", &photo.image);
+        let photos = vec![
+            PhotoEntry {
+                state: PhotoState::Enrolled {
+                    face: FaceRef::Id("1840".into()),
+                },
+                ..from(Some("b"), 3, "bob/1.jpg")
+            },
+            from(Some("b"), 2, "bob/2.jpg"),
+            from(Some("a"), 1, "bob/3.jpg"),
+            from(None, 3, "bob/4.jpg"),
+            from(None, 2, "bob/5.jpg"),
+        ];
         let person = PersonEntry {
             person: PersonId::new("bob").unwrap(),
             fields: PersonFields {
@@ -666,33 +763,86 @@ mod tests {
         let meta = JobMeta {
             source: Some("tree".into()),
             generation: 3,
+            sources: [("a".to_owned(), 1), ("b".to_owned(), 3)].into(),
             ..JobMeta::default()
         };
-        {
-            // The layout and encoding of the version before the format byte.
-            let db = sled::open(dir.path().join("db")).unwrap();
-            let json = |v: &dyn erased::Json| v.json();
+        let db = sled::open(dir.join("db")).unwrap();
+        for photo in &photos {
             db.open_tree("photos")
                 .unwrap()
-                .insert(key.as_bytes(), json(&photo))
+                .insert(PhotoKey::new("bob", &photo.image).as_bytes(), encode(photo))
                 .unwrap();
-            db.open_tree("persons")
-                .unwrap()
-                .insert("bob", json(&person))
-                .unwrap();
-            db.open_tree("meta")
-                .unwrap()
-                .insert(META_KEY, json(&meta))
-                .unwrap();
+        }
+        db.open_tree("persons")
+            .unwrap()
+            .insert("bob", encode(&person))
+            .unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert(META_KEY, encode(&meta))
+            .unwrap();
+        db.flush().unwrap();
+        Written {
+            photos,
+            person,
+            meta,
+        }
+    }
+
+    struct Written {
+        photos: Vec<PhotoEntry>,
+        person: PersonEntry,
+        meta: JobMeta,
+    }
+
+    /// Opens the store `earlier_store` wrote and checks every record reads as written,
+    /// with the photos that had left their source's latest plan retired.
+    fn assert_migrated(dir: &Path, written: Written) {
+        let store = Store::open(dir).unwrap();
+        let photo = &written.photos[0];
+        let key = PhotoKey::new("bob", &photo.image);
+        assert_eq!(store.photo(&key).unwrap().as_ref(), Some(photo));
+        assert_eq!(store.person("bob").unwrap(), Some(written.person));
+        assert_eq!(store.meta().unwrap(), written.meta);
+        let read: Vec<PhotoEntry> = store.photos().map(|r| r.unwrap().1).collect();
+        let retired: Vec<bool> = read.iter().map(|e| e.retired).collect();
+        assert_eq!(retired, [false, true, false, false, true]);
+        for (read, written) in read.iter().zip(&written.photos) {
+            let as_written = PhotoEntry {
+                retired: read.retired,
+                ..written.clone()
+            };
+            assert_eq!(read, &as_written);
+        }
+        let raw = store.photos.get(key.as_bytes()).unwrap().unwrap();
+        assert_eq!(raw[0], FORMAT_PHOTO_2, "the record was rewritten");
+        assert!(raw.len() < serde_json::to_vec(&photo).unwrap().len());
+        drop(store);
+        // Opened again: nothing left to migrate, the same records.
+        let store = Store::open(dir).unwrap();
+        assert_eq!(store.photos().count(), 5);
+        assert_eq!(store.photo_writes(), 0);
+    }
+
+    #[test]
+    fn a_store_written_with_json_records_is_read_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        // The layout and encoding of the version before the format byte.
+        let written = earlier_store(dir.path(), |v| v.json());
+        assert_migrated(dir.path(), written);
+    }
+
+    #[test]
+    fn a_store_of_the_first_postcard_format_is_read_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = earlier_store(dir.path(), |v| v.postcard_1());
+        {
+            let db = sled::open(dir.path().join("db")).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert(FORMAT_KEY, &[FORMAT_POSTCARD_1]).unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.photo(&key).unwrap(), Some(photo.clone()));
-        assert_eq!(store.person("bob").unwrap(), Some(person));
-        assert_eq!(store.meta().unwrap(), meta);
-        let raw = store.photos.get(key.as_bytes()).unwrap().unwrap();
-        assert_eq!(raw[0], FORMAT_POSTCARD_1, "the record was rewritten");
-        assert!(raw.len() < serde_json::to_vec(&photo).unwrap().len());
+        assert_migrated(dir.path(), written);
     }
 
     #[test]
@@ -709,14 +859,21 @@ mod tests {
         }
     }
 
-    /// JSON of any record type, as the version before the format byte wrote it.
+    /// Any record type as earlier versions wrote it: JSON before the format byte,
+    /// then postcard after format byte 1, photos included.
     mod erased {
         pub trait Json {
             fn json(&self) -> Vec<u8>;
+            fn postcard_1(&self) -> Vec<u8>;
         }
         impl<T: serde::Serialize> Json for T {
             fn json(&self) -> Vec<u8> {
                 serde_json::to_vec(self).unwrap()
+            }
+            fn postcard_1(&self) -> Vec<u8> {
+                let mut bytes = vec![super::FORMAT_POSTCARD_1];
+                postcard::to_io(self, &mut bytes).unwrap();
+                bytes
             }
         }
     }

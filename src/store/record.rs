@@ -207,7 +207,9 @@ pub struct PhotoEntry {
     pub person: String,
     pub image: ImageRef,
     pub origin: Origin,
-    /// Position of the photo in its source, which orders a person's photos.
+    /// Position of the photo among its person's photos in its source (0 for the
+    /// first), which orders them. Counted per person, so photos added to or removed
+    /// from other persons leave the entry unchanged.
     pub seq: u64,
     /// Content hash of a local file (none for URLs or unreadable files).
     pub hash: Option<ContentHash>,
@@ -221,7 +223,9 @@ pub struct PhotoEntry {
     pub state: PhotoState,
     /// Calls that carried this photo, across runs.
     pub attempts: u32,
-    /// The plan generation that last saw this photo in the input.
+    /// The plan generation that last saw this photo in the input. A plan writes only
+    /// the entries it changes, so the store reads this as the latest plan of the
+    /// entry's source unless the entry is retired.
     pub generation: u64,
     /// How the photo was sent when it was re-encoded to fit ("normalized from ...").
     #[serde(default)]
@@ -232,6 +236,11 @@ pub struct PhotoEntry {
     /// The source that listed it last ([`crate::source::SourceSpec::id`]).
     #[serde(default)]
     pub source: Option<String>,
+    /// The latest plan of its source did not list it: the photo has left the job (its
+    /// record stays, so a face on the service is still known if it comes back). Kept
+    /// by the store beside the encoded record, so retiring an entry rewrites one byte.
+    #[serde(skip)]
+    pub retired: bool,
 }
 
 /// Where a person stands on the service.
