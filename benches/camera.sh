@@ -8,7 +8,9 @@
 # into a temporary folder, then prints for each pipeline the CPU per photo, photos/s
 # with 2 cores, peak RSS (the largest process) and the ratios to faceenroll's.
 # Pillow (`pip install pillow`) and vipsthumbnail (`apt-get install libvips-tools`)
-# are run only when installed; nothing here is needed by CI.
+# are run only when installed; nothing here is needed by CI. Writing the corpus takes
+# a few minutes: FACEENROLL_BENCH_CORPUS=DIR keeps it in DIR, and a later run given
+# the same DIR uses the photos already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 persons=${1:-10}
@@ -18,9 +20,12 @@ trap 'kill ${emulator:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 
 cargo build --release --quiet
 bench() { cargo bench --quiet --bench camera -- "$@"; }
-bench generate "$work/corpus" "$persons" "$per"
+corpus=${FACEENROLL_BENCH_CORPUS:-$work/corpus}
+if [ -z "$(find "$corpus" -name '*.jpg' -print -quit 2>/dev/null)" ]; then
+    bench generate "$corpus" "$persons" "$per"
+fi
 edge=$(bench edge)
-n=$((persons * per))
+n=$(find "$corpus" -name '*.jpg' | wc -l)
 echo "target: long edge $edge px, JPEG quality 85; $n photos; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
 
 # One line per pipeline from /usr/bin/time: user+sys CPU, wall, peak RSS (KiB).
@@ -40,7 +45,7 @@ measure() {
 bin=target/release/faceenroll
 mkdir -p "$work/ours"
 measure "faceenroll normalize (2 thr)" \
-    bash -c "cargo bench --quiet --bench camera -- normalize '$work/corpus' 2"
+    bash -c "cargo bench --quiet --bench camera -- normalize '$corpus' 2"
 
 if python3 -c 'import PIL' 2>/dev/null; then
     mkdir -p "$work/pillow"
@@ -59,14 +64,14 @@ files = [os.path.join(d, f) for d, _, fs in os.walk(src) for f in fs if f.endswi
 with Pool(2) as pool:
     pool.map(one, files, chunksize=4)
 PY
-    measure "Pillow draft+LANCZOS (2 proc)" python3 "$work/pillow.py" "$work/corpus" "$work/pillow" "$edge"
+    measure "Pillow draft+LANCZOS (2 proc)" python3 "$work/pillow.py" "$corpus" "$work/pillow" "$edge"
 else
     echo "Pillow: not installed (pip install pillow)"
 fi
 
 if command -v vipsthumbnail >/dev/null; then
     mkdir -p "$work/vips"
-    find "$work/corpus" -name '*.jpg' | sort >"$work/files"
+    find "$corpus" -name '*.jpg' | sort >"$work/files"
     split -n l/2 "$work/files" "$work/half."
     measure "vipsthumbnail (2 proc)" bash -c "
         for half in '$work'/half.*; do
@@ -84,7 +89,7 @@ export TENCENTCLOUD_SECRET_KEY=faceenroll-rehearsal-key-not-secret
 emulator=$!
 sleep 1
 measure "faceenroll enroll (8 workers)" \
-    "$bin" enroll "$work/corpus" --group bench --state "$work/state" --workers 8 --qps 0 \
+    "$bin" enroll "$corpus" --group bench --state "$work/state" --workers 8 --qps 0 \
     --no-progress
 
 awk 'NR == 1 { cpu = $(NF-8); rate = $(NF-5); rss = $(NF-3) }

@@ -211,6 +211,188 @@ fn a_heic_photo_from_a_phone_is_enrolled_as_a_jpeg_copy() {
     assert_eq!(enrolled_copy("IMG_0001.HEIC", &bytes), (320, 240));
 }
 
+#[cfg(feature = "heic")]
+#[test]
+fn a_heic_photo_stored_sideways_is_enrolled_upright() {
+    // Stored 320 wide and 240 high; its container says: turn it a quarter clockwise
+    // (three quarters anticlockwise) to view it, as a phone held upright writes it.
+    let bytes = with_irot(&heic(320, 240), 3);
+    assert_eq!(enrolled_copy("IMG_0002.HEIC", &bytes), (240, 320));
+}
+
+/// One ISO-BMFF box: its type, its body and the whole box as stored.
+#[cfg(feature = "heic")]
+struct Bmff<'a> {
+    kind: [u8; 4],
+    body: &'a [u8],
+    raw: &'a [u8],
+}
+
+/// The boxes of `data`, in order (32-bit sizes; a size of 0 runs to the end).
+#[cfg(feature = "heic")]
+fn boxes(mut data: &[u8]) -> Vec<Bmff<'_>> {
+    let mut out = Vec::new();
+    while data.len() >= 8 {
+        let size = match u32::from_be_bytes(data[..4].try_into().unwrap()) as usize {
+            0 => data.len(),
+            size => size,
+        };
+        assert!((8..=data.len()).contains(&size), "a box of {size} bytes");
+        out.push(Bmff {
+            kind: data[4..8].try_into().unwrap(),
+            body: &data[8..size],
+            raw: &data[..size],
+        });
+        data = &data[size..];
+    }
+    out
+}
+
+#[cfg(feature = "heic")]
+fn bmff_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(body);
+    out
+}
+
+/// `heic` with an `irot` property (`quarter_turns` × 90° anticlockwise) on its primary
+/// image, as a phone writes a photo taken held upright. libheif 1.15's encoder writes
+/// no transform, so it is added to the container: an `irot` box at the end of `ipco`,
+/// an essential association to it in `ipma`, and the `iloc` offsets into `mdat` moved
+/// by the bytes the `meta` box grew.
+#[cfg(feature = "heic")]
+fn with_irot(heic: &[u8], quarter_turns: u8) -> Vec<u8> {
+    let top = boxes(heic);
+    let meta = top.iter().find(|b| &b.kind == b"meta").expect("a meta box");
+    let meta_start = meta.raw.as_ptr() as usize - heic.as_ptr() as usize;
+    let meta_end = meta_start + meta.raw.len();
+    assert!(
+        top.iter()
+            .any(|b| &b.kind == b"mdat" && b.raw.as_ptr() as usize > meta.raw.as_ptr() as usize),
+        "the pixels follow the meta box"
+    );
+    let (full_box, children) = meta.body.split_at(4);
+    let children = boxes(children);
+    let child = |kind: &[u8; 4]| children.iter().find(|b| &b.kind == kind).unwrap();
+    let pitm = child(b"pitm").body;
+    let primary = match pitm[0] {
+        0 => u32::from(u16::from_be_bytes([pitm[4], pitm[5]])),
+        _ => u32::from_be_bytes(pitm[4..8].try_into().unwrap()),
+    };
+    let properties = boxes(child(b"iprp").body);
+    let ipco = properties.iter().find(|b| &b.kind == b"ipco").unwrap();
+    let ipma = properties.iter().find(|b| &b.kind == b"ipma").unwrap();
+    let irot = bmff_box(b"irot", &[quarter_turns & 3]);
+    let wide_indices = ipma.body[3] & 1 != 0;
+    let grown = irot.len() + if wide_indices { 2 } else { 1 };
+
+    let mut body = full_box.to_vec();
+    for part in &children {
+        match &part.kind {
+            b"iprp" => {
+                let mut iprp = Vec::new();
+                for property in &properties {
+                    match &property.kind {
+                        b"ipco" => iprp.extend(bmff_box(b"ipco", &[ipco.body, &irot].concat())),
+                        b"ipma" => {
+                            let index = boxes(ipco.body).len() + 1;
+                            iprp.extend(bmff_box(
+                                b"ipma",
+                                &with_association(ipma.body, primary, index),
+                            ))
+                        }
+                        _ => iprp.extend_from_slice(property.raw),
+                    }
+                }
+                body.extend(bmff_box(b"iprp", &iprp));
+            }
+            b"iloc" => body.extend(bmff_box(b"iloc", &shifted(part.body, grown as u64))),
+            _ => body.extend_from_slice(part.raw),
+        }
+    }
+    let mut out = heic[..meta_start].to_vec();
+    out.extend(bmff_box(b"meta", &body));
+    assert_eq!(out.len(), meta_end + grown);
+    out.extend_from_slice(&heic[meta_end..]);
+    out
+}
+
+/// An `ipma` body with an essential association of `item` to the 1-based `property`.
+#[cfg(feature = "heic")]
+fn with_association(ipma: &[u8], item: u32, property: usize) -> Vec<u8> {
+    let (version, wide) = (ipma[0], ipma[3] & 1 != 0);
+    let (id_len, index_len) = (if version < 1 { 2 } else { 4 }, if wide { 2 } else { 1 });
+    let entries = u32::from_be_bytes(ipma[4..8].try_into().unwrap());
+    let mut out = ipma[..8].to_vec();
+    let (mut at, mut found) = (8, false);
+    for _ in 0..entries {
+        let id = ipma[at..at + id_len]
+            .iter()
+            .fold(0u32, |n, b| n << 8 | u32::from(*b));
+        let count = usize::from(ipma[at + id_len]);
+        let end = at + id_len + 1 + count * index_len;
+        out.extend_from_slice(&ipma[at..at + id_len]);
+        if id == item {
+            found = true;
+            out.push(count as u8 + 1);
+            out.extend_from_slice(&ipma[at + id_len + 1..end]);
+            match wide {
+                true => out.extend_from_slice(&(0x8000 | property as u16).to_be_bytes()),
+                false => out.push(0x80 | property as u8),
+            }
+        } else {
+            out.extend_from_slice(&ipma[at + id_len..end]);
+        }
+        at = end;
+    }
+    assert!(found, "the primary image has properties");
+    out
+}
+
+/// An `iloc` body with every offset into the file moved `delta` bytes on.
+#[cfg(feature = "heic")]
+fn shifted(iloc: &[u8], delta: u64) -> Vec<u8> {
+    let mut out = iloc.to_vec();
+    let version = iloc[0];
+    let (offset_len, length_len) = (usize::from(iloc[4] >> 4), usize::from(iloc[4] & 15));
+    let base_len = usize::from(iloc[5] >> 4);
+    let index_len = if version >= 1 {
+        usize::from(iloc[5] & 15)
+    } else {
+        0
+    };
+    let (items, mut at) = match version {
+        0 | 1 => (u32::from(u16::from_be_bytes([iloc[6], iloc[7]])), 8),
+        _ => (u32::from_be_bytes(iloc[6..10].try_into().unwrap()), 10),
+    };
+    let mut add = |at: usize, len: usize| {
+        let field = &mut out[at..at + len];
+        let n = field.iter().fold(0u64, |n, b| n << 8 | u64::from(*b)) + delta;
+        field.copy_from_slice(&n.to_be_bytes()[8 - len..]);
+    };
+    for _ in 0..items {
+        at += if version < 2 { 2 } else { 4 };
+        // Construction method 0: offsets into the file; 1 and 2 point elsewhere.
+        let in_file = version == 0 || iloc[at + 1] & 15 == 0;
+        at += if version >= 1 { 2 } else { 0 } + 2;
+        if in_file && base_len > 0 {
+            add(at, base_len);
+        }
+        at += base_len;
+        let extents = u16::from_be_bytes([iloc[at], iloc[at + 1]]);
+        at += 2;
+        for _ in 0..extents {
+            at += index_len;
+            if in_file && base_len == 0 && offset_len > 0 {
+                add(at, offset_len);
+            }
+            at += offset_len + length_len;
+        }
+    }
+    out
+}
+
 #[cfg(not(feature = "heic"))]
 #[test]
 fn without_heic_support_a_heic_photo_fails_with_its_reason() {

@@ -781,6 +781,30 @@ mod tests {
         assert_eq!(DEFAULT_MAX_EDGE, 1264);
     }
 
+    /// A build without libheif still knows a HEIC photo by its content and fails it
+    /// with the reason, both when the job is planned and when the photo is sent:
+    /// never skipped, never sent as it is. `.ci/run` runs this without the feature.
+    #[cfg(not(feature = "heic"))]
+    #[test]
+    fn without_heic_support_a_heic_photo_fails_naming_the_file_and_the_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("IMG_0001.HEIC");
+        let mut bytes = vec![0, 0, 0, 24];
+        bytes.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(foreign_format(&bytes), Some("HEIC/HEIF"));
+        let opts = NormalizeOptions::default();
+        for err in [
+            decide(&path, &opts).unwrap_err(),
+            prepare(&path, &opts).unwrap_err(),
+        ] {
+            assert!(matches!(err, NormalizeError::Decode { .. }), "{err:?}");
+            let message = err.to_string();
+            assert!(message.contains("IMG_0001.HEIC"), "{message}");
+            assert!(message.contains("the `heic` feature"), "{message}");
+        }
+    }
+
     #[test]
     fn the_outcome_reads_as_the_report_says_it() {
         let outcome = Outcome::Normalized(Normalized {
