@@ -586,7 +586,27 @@ fn is_sled_lock_busy(error: &sled::Error) -> bool {
 
 /// Takes the job lock of `dir`, writing our pid into the lock file for the message a
 /// second job prints.
+///
+/// A lock that names this very process was held by a store it has just closed: a
+/// child being spawned at that moment by another thread holds a copy of every open
+/// file until it runs its program, and with it the lock. That is waited out, up to
+/// [`SLED_LOCK_WAIT`]; a lock of another process is refused at once.
 fn take_lock(dir: &Path) -> Result<File> {
+    let started = Instant::now();
+    loop {
+        match try_take_lock(dir) {
+            Err(StoreError::Busy { pid: Some(pid), .. })
+                if pid == std::process::id() && started.elapsed() < SLED_LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            taken => return taken,
+        }
+    }
+}
+
+/// One attempt at the job lock of `dir`.
+fn try_take_lock(dir: &Path) -> Result<File> {
     let path = StateDir::new(dir).lock();
     let mut file = OpenOptions::new()
         .read(true)
@@ -687,6 +707,25 @@ mod tests {
             Err(other) => panic!("expected Busy, got {other}"),
             Ok(_) => panic!("expected Busy, got a second store"),
         }
+    }
+
+    #[test]
+    fn a_lock_of_this_process_held_a_moment_longer_is_waited_for() {
+        // As a child spawned while a store closes holds the lock until it runs its
+        // program: another open file, locked, naming this process.
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let copy = File::options()
+            .write(true)
+            .open(StateDir::new(dir.path()).lock())
+            .unwrap();
+        copy.try_lock().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(copy);
+        });
+        Store::open(dir.path()).unwrap();
+        release.join().unwrap();
     }
 
     #[test]
