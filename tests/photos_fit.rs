@@ -513,3 +513,93 @@ fn a_photo_refused_even_as_the_smallest_copy_is_failed_with_the_sizes() {
         }
     }
 }
+
+/// The request limit of the tests below: 383 616 bytes of images a request, so at
+/// most three of the heavy photos' copies (each over 100 KB) fit one `addface`.
+const SMALL_LIMIT: u64 = 400_000;
+
+fn small_limit_options() -> faceenroll::engine::EngineOptions {
+    faceenroll::engine::EngineOptions {
+        budget: faceenroll::limits::RequestBudget::configured(SMALL_LIMIT),
+        ..options()
+    }
+}
+
+#[test]
+fn a_worker_reads_only_about_the_photos_of_its_next_call() {
+    use faceenroll::emulator::probe::{CallHook, Moment};
+    use faceenroll::service::api::Call;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    let archive = heavy_photos(1, 12);
+    let person = archive.root().join("p0");
+    // When the first addface arrives, the person's photos are taken away: those the
+    // job has not read by then cannot be sent.
+    let first = Arc::new(AtomicBool::new(true));
+    let emulator = support::emulator_with(|c| {
+        c.contract.max_request_bytes = SMALL_LIMIT;
+        let person = person.clone();
+        c.probes.hook = Some(CallHook::new(move |call, moment| {
+            if call == Call::AddFace && moment == Moment::Received && first.swap(false, SeqCst) {
+                std::fs::remove_dir_all(&person).unwrap();
+            }
+        }));
+    });
+    let client = client(&emulator);
+    let options = faceenroll::engine::EngineOptions {
+        workers: faceenroll::engine::Workers::Fixed(1),
+        ..small_limit_options()
+    };
+    let (outcome, _) = run(&archive, &client, &options);
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+
+    let store = Store::open(&archive.state()).unwrap();
+    let (mut enrolled, mut failed) = (0, 0);
+    for found in store.photos() {
+        let (_, entry) = found.unwrap();
+        match entry.state {
+            PhotoState::Enrolled { .. } => enrolled += 1,
+            PhotoState::Failed(failure) => {
+                assert!(failure.message.contains("p0"), "{}", failure.message);
+                failed += 1;
+            }
+            other => panic!("{}: {other:?}", entry.image),
+        }
+    }
+    assert_eq!(enrolled + failed, 12);
+    assert_eq!(emulator.snapshot().persons["p0"].faces.len(), enrolled);
+    // Read before the first addface: the seed photo, the first call's (at most
+    // three) and the few prepared to find where that call ends; not all 12.
+    assert!((2..=7).contains(&enrolled), "{enrolled} photos read ahead");
+}
+
+#[test]
+fn under_a_small_request_limit_every_photo_is_enrolled_once() {
+    let archive = heavy_photos(2, 10);
+    let emulator = emulator_with_body_limit(SMALL_LIMIT, TooLarge::Code23);
+    let client = client(&emulator);
+    let options = faceenroll::engine::EngineOptions {
+        workers: faceenroll::engine::Workers::Fixed(8),
+        ..small_limit_options()
+    };
+    let (outcome, _) = run(&archive, &client, &options);
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    let snapshot = emulator.snapshot();
+    for p in 0..2 {
+        let faces = &snapshot.persons[&format!("p{p}")].faces;
+        let mut hashes: Vec<_> = faces.iter().map(|f| f.content_hash.clone()).collect();
+        hashes.sort();
+        hashes.dedup();
+        assert_eq!((faces.len(), hashes.len()), (10, 10), "p{p}");
+    }
+    // Every call fitted the limit: none was refused as too large.
+    assert_eq!(emulator.counters().answered(23), 0);
+    // One newperson and, with at most three copies a call, at least three addface
+    // calls a person.
+    assert!(
+        emulator.counters().requests >= 2 * 4,
+        "{:?}",
+        emulator.counters()
+    );
+}

@@ -10,34 +10,65 @@ use crate::normalize::{self, NormalizeError};
 use crate::service::client::ImageBody;
 use crate::store::{Failure, FailureKind, PhotoEntry, PhotoState};
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
 impl Worker<'_, '_> {
     /// Takes the next chunk off the front of the queue: at most 20 photos, within the
     /// request size limit and the person's room, all files or all URLs.
+    ///
+    /// Photos are prepared (read, re-encoded if needed) a few at a time, about as many
+    /// as the bytes left in the chunk are expected to hold ([`photos_to_prepare`]),
+    /// until the chunk is cut; so a worker holds the prepared copies of about one
+    /// request, not of 20 photos, and a job that stops has read little it will not
+    /// send. The few prepared past the chunk go back to the front of the queue as
+    /// they are, for the next chunk.
     pub(super) fn next_chunk(
         &mut self,
         queue: &mut VecDeque<Item>,
         room: usize,
     ) -> Result<Vec<Item>, Halt> {
-        let mut candidates: Vec<Item> = Vec::with_capacity(MAX_IMAGES_PER_ADDFACE);
-        while candidates.len() < MAX_IMAGES_PER_ADDFACE.min(room) {
-            match queue.pop_front() {
-                Some(item) => candidates.push(item),
-                None => break,
+        let most = MAX_IMAGES_PER_ADDFACE.min(room);
+        let mut usable: Vec<Item> = Vec::with_capacity(most);
+        let first = loop {
+            let budget = self.shared.request_budget();
+            let first = first_chunk(&usable, room, &budget);
+            if first.end < usable.len() || usable.len() >= most || queue.is_empty() {
+                break first;
             }
+            let bytes: u64 = usable.iter().map(ready_bytes).sum();
+            let expected = if usable.is_empty() {
+                self.shared.options.normalize.within(&budget).max_bytes
+            } else {
+                bytes / usable.len() as u64
+            };
+            let count = photos_to_prepare(
+                budget.chunk_image_bytes().saturating_sub(bytes),
+                expected,
+                most - usable.len(),
+            );
+            let batch: Vec<Item> = (0..count).map_while(|_| queue.pop_front()).collect();
+            self.make_usable(batch, &mut usable)?;
+        };
+        let rest = usable.split_off(first.end);
+        for item in rest.into_iter().rev() {
+            queue.push_front(item);
         }
-        // Prepare (read, re-encode if needed) in parallel on the normalizing pool; a
-        // photo that fails is failed with its reason, and the others go on.
-        let waiting: Vec<&PhotoEntry> = candidates
+        Ok(usable)
+    }
+
+    /// Prepares the photos of `batch` not prepared yet, in parallel on the normalizing
+    /// pool, and appends those that can be sent to `usable`, in order; a photo that
+    /// fails is failed with its reason, and the others go on.
+    fn make_usable(&mut self, batch: Vec<Item>, usable: &mut Vec<Item>) -> Result<(), Halt> {
+        let waiting: Vec<&PhotoEntry> = batch
             .iter()
             .filter(|i| i.ready.is_none())
             .map(|i| &i.entry)
             .collect();
         let mut prepared = self.prepare(&waiting).into_iter();
-        let mut usable = Vec::with_capacity(candidates.len());
-        for mut item in candidates {
+        for mut item in batch {
             if item.ready.is_none() {
                 let result = prepared.next().expect("one result per photo");
                 if !self.accept(&mut item, result)? {
@@ -49,31 +80,7 @@ impl Worker<'_, '_> {
                 usable.push(item);
             }
         }
-        let items: Vec<ChunkItem> = usable
-            .iter()
-            .map(|i| {
-                let ready = i.ready.as_ref().expect("made ready");
-                ChunkItem {
-                    bytes: ready.bytes,
-                    is_url: matches!(ready.body, ImageBody::Url(_)),
-                }
-            })
-            .collect();
-        // Every usable photo fits a request on its own (see fits_alone), so the first
-        // chunk starts at the front, unless the photo there is over the budget being
-        // probed (yet under the smallest refused): it then goes alone. The photos
-        // past the chunk go back to the queue.
-        let budget = self.shared.request_budget();
-        let first = chunk::chunks(&items, room, &budget)
-            .into_iter()
-            .next()
-            .filter(|r| r.start == 0)
-            .unwrap_or(0..usable.len().min(1));
-        let rest = usable.split_off(first.end);
-        for item in rest.into_iter().rev() {
-            queue.push_front(item);
-        }
-        Ok(usable)
+        Ok(())
     }
 
     /// Prepares a photo for sending, failing it (and answering `false`) when it cannot
@@ -191,14 +198,43 @@ impl Worker<'_, '_> {
     }
 }
 
+/// The first chunk of `usable` (prepared photos, each fitting a request on its own):
+/// the chunker's first chunk when it starts at the front, else the photo at the
+/// front alone (it is over the budget being probed, yet under the smallest refused).
+fn first_chunk(usable: &[Item], room: usize, budget: &RequestBudget) -> Range<usize> {
+    let items: Vec<ChunkItem> = usable
+        .iter()
+        .map(|i| ChunkItem {
+            bytes: ready_bytes(i),
+            is_url: matches!(i.ready.as_ref().map(|r| &r.body), Some(ImageBody::Url(_))),
+        })
+        .collect();
+    chunk::chunks(&items, room, budget)
+        .into_iter()
+        .next()
+        .filter(|r| r.start == 0)
+        .unwrap_or(0..usable.len().min(1))
+}
+
+/// How many photos to prepare next for a chunk with `left` image bytes still free,
+/// when a prepared photo is expected to take `expected` bytes: enough to fill what
+/// is left (rounded up, so the chunk is cut by a photo that does not fit rather than
+/// by a guess), at least one and at most `slots`, the places left in the chunk.
+fn photos_to_prepare(left: u64, expected: u64, slots: usize) -> usize {
+    let fill = left.div_ceil(expected.max(1));
+    usize::try_from(fill)
+        .unwrap_or(usize::MAX)
+        .clamp(1, slots.max(1))
+}
+
+/// The bytes a prepared photo adds to a request.
+fn ready_bytes(item: &Item) -> u64 {
+    item.ready.as_ref().map_or(0, |r| r.bytes)
+}
+
 /// The size of a request carrying `items`, as the chunker counts it.
 pub(super) fn request_size(items: &[Item]) -> u64 {
-    RequestBudget::request_size(
-        items
-            .iter()
-            .map(|i| i.ready.as_ref().map_or(0, |r| r.bytes))
-            .sum::<u64>(),
-    )
+    RequestBudget::request_size(items.iter().map(ready_bytes).sum::<u64>())
 }
 
 /// What the client sends for a file, from what the normalizer made of it.
@@ -238,4 +274,27 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "photo.jpg".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::photos_to_prepare;
+
+    #[test]
+    fn prepares_about_what_the_chunk_has_room_for() {
+        // 1.5 MB less the envelope, 300 000-byte copies: five, the fifth to find
+        // out whether it fits.
+        assert_eq!(photos_to_prepare(1_483_616, 300_000, 20), 5);
+        // Small photos: no more than the places left.
+        assert_eq!(photos_to_prepare(1_483_616, 10_000, 20), 20);
+        assert_eq!(photos_to_prepare(1_483_616, 10_000, 3), 3);
+    }
+
+    #[test]
+    fn prepares_at_least_one_photo() {
+        assert_eq!(photos_to_prepare(0, 300_000, 20), 1);
+        assert_eq!(photos_to_prepare(50_000, 300_000, 20), 1);
+        assert_eq!(photos_to_prepare(1_000, 0, 20), 20);
+        assert_eq!(photos_to_prepare(1_000, 10, 0), 1);
+    }
 }
