@@ -15,6 +15,22 @@ pub struct PersonWork {
     pub enrolled: usize,
 }
 
+/// Whether the engine has nothing to do after a plan that left `to_send` photos
+/// (pending or in doubt) to send: no photo to send and no person whose fields
+/// changed since it was brought in line, whichever source listed it. Reads the
+/// person entries, not the photos.
+pub fn nothing_to_do(store: &Store, to_send: usize) -> Result<bool, StoreError> {
+    if to_send > 0 {
+        return Ok(false);
+    }
+    for person in store.persons() {
+        if person?.state == PersonState::Stale {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The persons with something to do in the current plan, in person id order, read
 /// from the store one person at a time.
 pub fn pending_persons(store: &Store) -> impl Iterator<Item = Result<PersonWork, StoreError>> + '_ {
@@ -99,5 +115,36 @@ impl Iterator for PendingPersons<'_> {
                 Err(e) => return Some(Err(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PersonId;
+    use crate::store::PersonFields;
+
+    fn person(store: &Store, id: &str, state: PersonState) {
+        store
+            .put_person(&PersonEntry {
+                person: PersonId::new(id).unwrap(),
+                fields: PersonFields::default(),
+                state,
+                generation: 1,
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn nothing_to_do_only_without_photos_to_send_and_without_a_stale_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        person(&store, "a", PersonState::Ready { created: true });
+        person(&store, "b", PersonState::New);
+        assert!(nothing_to_do(&store, 0).unwrap());
+        assert!(!nothing_to_do(&store, 1).unwrap());
+        // A person whose fields changed is brought in line whichever plan made it so.
+        person(&store, "c", PersonState::Stale);
+        assert!(!nothing_to_do(&store, 0).unwrap());
     }
 }

@@ -188,7 +188,18 @@ pub fn enroll(
 
     // The live figures start from what the job has settled: one count for the bars,
     // the progress lines, the summary and `faceenroll status`.
-    let before = StoreCounts::read(&store).map_err(setup)?;
+    //
+    // A plan that leaves nothing to send and no person to bring in line leaves the
+    // engine nothing to do: the store stays as it is, so one reading of it gives the
+    // report and the counts, before the run and after.
+    let idle =
+        engine::queue::nothing_to_do(&store, summary.pending + summary.in_doubt).map_err(setup)?;
+    let (before, report_written) = if idle {
+        let (counts, written) = report_and_counts(&store, &report_path)?;
+        (counts, Some(written))
+    } else {
+        (StoreCounts::read(&store).map_err(setup)?, None)
+    };
     let tally = Tally::default();
     tally.settle(&before);
     let last_finished = store.last_finished().map_err(setup)?;
@@ -216,7 +227,13 @@ pub fn enroll(
                 }
             });
         }
-        let outcome = engine::run(&store, &client, &job.engine, stop, tally);
+        let outcome = if !idle {
+            engine::run(&store, &client, &job.engine, stop, tally)
+        } else if stop.interrupted() {
+            Ok(RunOutcome::Interrupted)
+        } else {
+            Ok(RunOutcome::Finished)
+        };
         let _ = done_tx.send(());
         let _ = metrics_done_tx.send(());
         outcome
@@ -228,15 +245,9 @@ pub fn enroll(
             tracing::error!("{message}; the emulated account was not kept");
         }
     }
-    // The report and the counts of the summary in one reading of the store. A report
-    // that cannot be written still leaves the job's ending recorded.
-    let cannot_write = || format!("cannot write the report {}", report_path.display());
-    let (counts, report_written) = match std::fs::File::create(&report_path)
-        .with_context(cannot_write)
-        .and_then(|file| report::write_report_counted(&store, file).with_context(cannot_write))
-    {
-        Ok(counts) => (counts, Ok(())),
-        Err(e) => (StoreCounts::read(&store).map_err(during_run)?, Err(e)),
+    let (counts, report_written) = match report_written {
+        Some(written) => (before, written),
+        None => report_and_counts(&store, &report_path)?,
     };
     let ending = match outcome {
         RunOutcome::Finished => Ending::Completed {
@@ -293,6 +304,25 @@ pub fn enroll(
             .map_err(during_run)?;
     }
     Ok(Done::Ran(finished))
+}
+
+/// Writes the report and counts the job in one reading of the store. A report that
+/// cannot be written still leaves the counts (read again), so the job's ending is
+/// recorded; its error is handed back beside them.
+fn report_and_counts(
+    store: &Store,
+    path: &std::path::Path,
+) -> Result<(StoreCounts, anyhow::Result<()>), EnrollError> {
+    let cannot_write = || format!("cannot write the report {}", path.display());
+    Ok(
+        match std::fs::File::create(path)
+            .with_context(cannot_write)
+            .and_then(|file| report::write_report_counted(store, file).with_context(cannot_write))
+        {
+            Ok(counts) => (counts, Ok(())),
+            Err(e) => (StoreCounts::read(store).map_err(during_run)?, Err(e)),
+        },
+    )
 }
 
 /// Writes the metrics file; a failure is logged, not fatal: monitoring must not stop
