@@ -241,11 +241,15 @@ impl Worker<'_, '_> {
     }
 
     /// The service already holds this face for the person.
+    /// Whether `item` may have reached the service before the last call: it was in
+    /// doubt, or an earlier attempt of that call lost its answer. A face the service
+    /// holds for it is then ours, from an answer that was lost.
+    pub(super) fn sent_before(&self, item: &Item) -> bool {
+        item.entry.attempts > 1 || self.last_call_in_doubt
+    }
+
     pub(super) fn duplicate_on_service(&mut self, item: &mut Item) -> Result<(), Halt> {
-        // Sent before this call (the photo was in doubt, or an earlier attempt of this
-        // call lost its answer): the face is ours, from an answer that was lost.
-        let ours = item.entry.attempts > 1 || self.last_call_in_doubt;
-        let state = if ours {
+        let state = if self.sent_before(item) {
             PhotoState::Enrolled {
                 face: FaceRef::Confirmed,
             }

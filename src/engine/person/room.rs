@@ -144,12 +144,9 @@ impl Worker<'_, '_> {
     }
 
     /// Splits photos refused by the last call into those an earlier send may have
-    /// put on the service (as [`Self::duplicate_on_service`] judges) and the others.
+    /// put on the service ([`Self::sent_before`]) and the others.
     pub(super) fn split_in_doubt(&self, items: Vec<Item>) -> (Vec<Item>, Vec<Item>) {
-        let in_doubt = self.last_call_in_doubt;
-        items
-            .into_iter()
-            .partition(|i| in_doubt || i.entry.attempts > 1)
+        items.into_iter().partition(|i| self.sent_before(i))
     }
 
     /// Records `refused` and the rest of the queue `Full` with `reason`.

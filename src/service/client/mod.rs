@@ -178,7 +178,7 @@ impl Client {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::service::sign::Credentials;
     use crate::service::signer::ValidityError;
@@ -190,7 +190,8 @@ mod tests {
         send_sync::<Client>();
     }
 
-    fn config() -> ClientConfig {
+    /// A configuration for the client's unit tests: a loopback port nothing answers.
+    pub(crate) fn config() -> ClientConfig {
         ClientConfig::new(
             "http://127.0.0.1:9",
             "1250000000",

@@ -187,18 +187,9 @@ impl Client {
 mod tests {
     use super::*;
     use crate::model::{GroupId, PersonId};
-    use crate::service::client::ClientConfig;
     use crate::service::codes::Class;
-    use crate::service::sign::Credentials;
 
-    fn config() -> ClientConfig {
-        ClientConfig::new(
-            "http://127.0.0.1:9",
-            "1250000000",
-            "",
-            Credentials::new("AKIDexample", "secretkey"),
-        )
-    }
+    use crate::service::client::tests::config;
 
     #[test]
     fn mixed_chunks_are_refused_before_sending() {
