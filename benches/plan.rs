@@ -32,6 +32,7 @@ fn cpu_seconds() -> Option<f64> {
 }
 
 fn main() {
+    faceenroll::memory::configure();
     faceenroll::cli::init_logging(0, false);
     let rows: u64 = std::env::var("FACEENROLL_BENCH_ROWS")
         .ok()

@@ -121,6 +121,7 @@ fn resume(
 }
 
 fn main() {
+    faceenroll::memory::configure();
     faceenroll::cli::init_logging(0, true);
     let photos: u64 = std::env::var("FACEENROLL_BENCH_PHOTOS")
         .ok()

@@ -143,6 +143,7 @@ fn scenario(root: &Path, latency_ms: u64, workers: Workers) {
 }
 
 fn main() {
+    faceenroll::memory::configure();
     faceenroll::cli::init_logging(0, true);
     let persons: u32 = std::env::var("FACEENROLL_BENCH_PERSONS")
         .ok()

@@ -24,6 +24,7 @@
 //! - [`config`] resolves the service settings from flags, environment and file.
 //! - [`metrics`] writes a run's figures for monitoring (Prometheus text) and its
 //!   summary as JSON.
+//! - [`memory`] sets the allocator up (mimalloc; why is there).
 //! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
 
 pub mod chunk;
@@ -32,6 +33,7 @@ pub mod config;
 pub mod emulator;
 pub mod engine;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
