@@ -232,34 +232,20 @@ pub(super) fn inspect(
             "not a regular file (a pipe, socket or device); not opened".into()
         });
     }
+    check_size(meta.len(), options)?;
+    // An unchanged file its permissions let us read is not opened: one `stat`.
+    if let Some(reused) = reuse(before, &meta).filter(|_| readable_by_mode(&meta)) {
+        return Ok(reused);
+    }
     let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
     let size = meta.len();
-    if size == 0 {
-        return Err("the file is empty".into());
-    }
-    if !options.normalize.enabled && size > options.image_budget() {
-        return Err(format!(
-            "{size} bytes, over the {} bytes one request can carry (resizing is off)",
-            options.image_budget()
-        ));
+    check_size(size, options)?;
+    if let Some(reused) = reuse(before, &meta) {
+        return Ok(reused);
     }
     let modified = meta.modified().ok();
-    let modified_nanos = modified
-        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-        .and_then(|d| u64::try_from(d.as_nanos()).ok());
-    if let Some(before) = before {
-        if let (Some(hash), Some(_)) = (before.hash, before.modified) {
-            if before.size == Some(size) && before.modified == modified_nanos {
-                return Ok(Inspected {
-                    size,
-                    hash,
-                    modified: modified_nanos,
-                    reused: true,
-                });
-            }
-        }
-    }
+    let modified_nanos = nanos(modified);
     let mut head = [0u8; normalize::SNIFF_BYTES];
     let mut got = 0;
     while got < head.len() {
@@ -302,4 +288,90 @@ pub(super) fn inspect(
         modified: modified_nanos.filter(|_| settled),
         reused: false,
     })
+}
+
+/// Refuses an empty file, and one too large for a request when resizing is off.
+fn check_size(size: u64, options: &PlanOptions) -> Result<(), String> {
+    if size == 0 {
+        return Err("the file is empty".into());
+    }
+    if !options.normalize.enabled && size > options.image_budget() {
+        return Err(format!(
+            "{size} bytes, over the {} bytes one request can carry (resizing is off)",
+            options.image_budget()
+        ));
+    }
+    Ok(())
+}
+
+/// A modification time as the store records it: nanoseconds since the epoch.
+fn nanos(time: Option<std::time::SystemTime>) -> Option<u64> {
+    time.and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
+}
+
+/// The earlier run's hash of the file, when its size and modification time are
+/// those recorded with it.
+fn reuse(before: Option<&PhotoEntry>, meta: &std::fs::Metadata) -> Option<Inspected> {
+    let before = before?;
+    let (hash, recorded) = (before.hash?, before.modified?);
+    let modified = nanos(meta.modified().ok())?;
+    (before.size == Some(meta.len()) && recorded == modified).then_some(Inspected {
+        size: meta.len(),
+        hash,
+        modified: Some(modified),
+        reused: true,
+    })
+}
+
+/// Whether the file's permission bits let this process read it, so an unchanged
+/// photo need not be opened to tell. Errs on the side of `false` (the file is then
+/// opened, and an unreadable one reported by the plan): a file of another owner
+/// counts only when both its group and everyone may read it, since a group this
+/// process is in may be denied what others are allowed. Access control lists and
+/// security modules are not read; a photo they make unreadable fails when it is
+/// sent, with the reason.
+fn readable_by_mode(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let mode = meta.mode();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        if euid == 0 {
+            return true;
+        }
+        if meta.uid() == euid {
+            return mode & 0o400 != 0;
+        }
+        mode & 0o044 == 0o044
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn a_file_counted_readable_by_its_permission_bits_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.jpg");
+        std::fs::write(&path, b"\xff\xd8\xff").unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        for (mode, owner_reads) in [(0o644, true), (0o400, true), (0o244, false), (0o000, false)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let readable = readable_by_mode(&std::fs::metadata(&path).unwrap());
+            assert_eq!(readable, root || owner_reads, "mode {mode:o}");
+            if readable {
+                std::fs::File::open(&path).unwrap();
+            }
+        }
+    }
 }

@@ -27,7 +27,7 @@ pub(super) fn decide(
     summary: &mut PlanSummary,
 ) -> Result<(), PlanError> {
     // A store without photos has no earlier entries to look up.
-    let fresh = store.photo_count() == 0;
+    let fresh = store.has_no_photos();
     let (send, receive) = crossbeam_channel::bounded::<Vec<(PhotoKey, PhotoEntry)>>(2);
     std::thread::scope(|scope| {
         // Batches hold neighbouring keys, so writers on different batches mostly

@@ -9,7 +9,7 @@ use crate::store::PhotoKey;
 use rayon::prelude::*;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::io::{BufRead as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 /// Rows a pass sorts in memory before spilling them to a file.
@@ -49,21 +49,28 @@ impl Default for SortLimits {
     }
 }
 
-/// Writes sorted rows to a run file, one JSON row a line.
+/// Writes sorted rows to a run file: each row as its length (4 bytes, little-endian)
+/// and its postcard encoding, which is several times quicker to write and read
+/// back than a text encoding, and the run files never outlive the pass.
 pub(super) fn write_run(
     dir: &Path,
     index: usize,
     rows: impl Iterator<Item = Result<(PhotoKey, Row), PlanError>>,
 ) -> Result<PathBuf, PlanError> {
     std::fs::create_dir_all(dir).map_err(|e| sort_error(dir, e))?;
-    let path = dir.join(format!("run-{index:06}.jsonl"));
+    let path = dir.join(format!("run-{index:06}.rows"));
     let tmp = path.with_extension("tmp");
     let file = std::fs::File::create(&tmp).map_err(|e| sort_error(&tmp, e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut bytes = Vec::new();
     for row in rows {
         let (_, row) = row?;
-        serde_json::to_writer(&mut out, &row).map_err(|e| sort_error(&tmp, e))?;
-        out.write_all(b"\n").map_err(|e| sort_error(&tmp, e))?;
+        bytes.clear();
+        bytes = postcard::to_extend(&row, bytes).map_err(|e| sort_error(&tmp, e))?;
+        let len = u32::try_from(bytes.len()).map_err(|e| sort_error(&tmp, e))?;
+        out.write_all(&len.to_le_bytes())
+            .and_then(|()| out.write_all(&bytes))
+            .map_err(|e| sort_error(&tmp, e))?;
     }
     out.flush().map_err(|e| sort_error(&tmp, e))?;
     drop(out);
@@ -73,7 +80,7 @@ pub(super) fn write_run(
 
 /// The rows of all runs, merged in (key, source order).
 pub(super) struct Sorted {
-    readers: Vec<(PathBuf, std::io::Lines<std::io::BufReader<std::fs::File>>)>,
+    readers: Vec<RunReader>,
     memory: std::vec::IntoIter<(PhotoKey, Row)>,
     /// The next row of each source (files, then memory), smallest on top.
     heap: BinaryHeap<Reverse<Head>>,
@@ -111,10 +118,11 @@ impl Sorted {
         let mut readers = Vec::with_capacity(runs.len());
         for path in runs {
             let file = std::fs::File::open(&path).map_err(|e| sort_error(&path, e))?;
-            readers.push((
+            readers.push(RunReader {
                 path,
-                std::io::BufReader::with_capacity(64 * 1024, file).lines(),
-            ));
+                file: std::io::BufReader::with_capacity(64 * 1024, file),
+                bytes: Vec::new(),
+            });
         }
         let mut sorted = Sorted {
             readers,
@@ -129,14 +137,7 @@ impl Sorted {
 
     fn refill(&mut self, source: usize) -> Result<(), PlanError> {
         let next = match self.readers.get_mut(source) {
-            Some((path, lines)) => match lines.next() {
-                None => None,
-                Some(line) => {
-                    let line = line.map_err(|e| sort_error(path, e))?;
-                    let row: Row = serde_json::from_str(&line).map_err(|e| sort_error(path, e))?;
-                    Some((row.key(), row))
-                }
-            },
+            Some(reader) => reader.next_row()?.map(|row| (row.key(), row)),
             None => self.memory.next(),
         };
         if let Some((key, row)) = next {
@@ -148,6 +149,32 @@ impl Sorted {
             }));
         }
         Ok(())
+    }
+}
+
+/// One run file read back row by row.
+struct RunReader {
+    path: PathBuf,
+    file: std::io::BufReader<std::fs::File>,
+    bytes: Vec<u8>,
+}
+
+impl RunReader {
+    /// The next row, or `None` at the end of the file.
+    fn next_row(&mut self) -> Result<Option<Row>, PlanError> {
+        let mut len = [0u8; 4];
+        match self.file.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(sort_error(&self.path, e)),
+        }
+        self.bytes.resize(u32::from_le_bytes(len) as usize, 0);
+        self.file
+            .read_exact(&mut self.bytes)
+            .map_err(|e| sort_error(&self.path, e))?;
+        postcard::from_bytes(&self.bytes)
+            .map(Some)
+            .map_err(|e| sort_error(&self.path, e))
     }
 }
 

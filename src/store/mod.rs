@@ -280,8 +280,16 @@ impl Store {
         Ok(entry)
     }
 
+    /// Photo entries in the store, retired ones included. Reads every entry: for
+    /// tests and tools, not for a job's path.
     pub fn photo_count(&self) -> usize {
         self.photos.len()
+    }
+
+    /// Whether the store holds no photo entry yet (a first plan), without reading
+    /// them all.
+    pub fn has_no_photos(&self) -> bool {
+        self.photos.is_empty()
     }
 
     pub fn person(&self, person: &str) -> Result<Option<PersonEntry>> {
