@@ -6,10 +6,11 @@
 //! Planning and resuming are bound by the progress store, and sled allocates and
 //! frees small nodes at every insert and read: with glibc malloc, a third of a
 //! 1,000,000-row plan's CPU was malloc and free, and its threads waited on the arena
-//! locks. mimalloc's per-thread free lists took the same plan from 17.9 s to about
-//! 10 s (BENCHMARKS.md, "Planning a 1,000,000-row manifest").
+//! locks. mimalloc's per-thread free lists took the same plan from 17.9 s to 9.8 s
+//! (BENCHMARKS.md, "Planning a 1,000,000-row manifest").
 //!
-//! Three options keep its memory near glibc's (BENCHMARKS.md, "Memory allocator"):
+//! Three options keep its memory near glibc's (BENCHMARKS.md, the plan and "Camera
+//! originals"):
 //! arenas committed as they are used, not eagerly ([`ARENA_EAGER_COMMIT`]), and
 //! freed memory given back to the system after 1 ms ([`PURGE_DELAY`], 10 ms by
 //! default; [`ARENA_PURGE_MULT`], 10 times that for arenas by default). With
