@@ -249,7 +249,11 @@ fn ready(
     };
     match prepared.map_err(|e| input_failure(e.to_string()))? {
         normalize::Prepared::AsIs => {
-            let bytes = std::fs::metadata(path)
+            // Opened, not only looked at: a photo that cannot be read fails alone here,
+            // rather than the call that would carry it (the plan does not open an
+            // unchanged file whose permission bits allow reading it).
+            let bytes = std::fs::File::open(path)
+                .and_then(|file| file.metadata())
                 .map_err(|e| input_failure(format!("{}: cannot read: {e}", path.display())))?
                 .len();
             Ok(Ready {
