@@ -11,9 +11,9 @@
 //!
 //! Three options keep its memory near glibc's (BENCHMARKS.md, the plan and "Camera
 //! originals"):
-//! arenas committed as they are used, not eagerly ([`ARENA_EAGER_COMMIT`]), and
-//! freed memory given back to the system after 1 ms ([`PURGE_DELAY`], 10 ms by
-//! default; [`ARENA_PURGE_MULT`], 10 times that for arenas by default). With
+//! arenas committed as they are used, not eagerly (`ARENA_EAGER_COMMIT`), and
+//! freed memory given back to the system after 1 ms (`PURGE_DELAY`, 10 ms by
+//! default; `ARENA_PURGE_MULT`, 10 times that for arenas by default). With
 //! mimalloc's defaults a whole `enroll` of 200 camera originals peaked at 147 MiB,
 //! against 126 MiB with these, for 2% more CPU a photo.
 
