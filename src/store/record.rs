@@ -73,6 +73,18 @@ pub enum FaceRef {
     Confirmed,
 }
 
+impl FaceRef {
+    /// The face the service answered with: its id, or `Confirmed` when the answer
+    /// said the face was added but left its id empty.
+    pub fn given(id: String) -> FaceRef {
+        if id.trim().is_empty() {
+            FaceRef::Confirmed
+        } else {
+            FaceRef::Id(id)
+        }
+    }
+}
+
 /// Why a failed photo failed, which decides whether a later run retries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FailureKind {
@@ -361,4 +373,16 @@ pub enum RollbackEntry {
     Restored,
     /// Left as it is, for the reason given.
     Left { reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_face_given_without_an_id_is_confirmed_not_an_empty_id() {
+        assert_eq!(FaceRef::given("184".into()), FaceRef::Id("184".into()));
+        assert_eq!(FaceRef::given(String::new()), FaceRef::Confirmed);
+        assert_eq!(FaceRef::given(" ".into()), FaceRef::Confirmed);
+    }
 }

@@ -72,7 +72,7 @@ impl Worker<'_, '_> {
                                     self.finish(
                                         &mut item,
                                         PhotoState::Enrolled {
-                                            face: FaceRef::Id(face_id),
+                                            face: FaceRef::given(face_id),
                                         },
                                     )?;
                                 }

@@ -61,7 +61,7 @@ impl Worker<'_, '_> {
                     self.finish(
                         &mut item,
                         PhotoState::Enrolled {
-                            face: FaceRef::Id(data.face_id),
+                            face: FaceRef::given(data.face_id),
                         },
                     )?;
                     *room = Some(Room::created());

@@ -9,13 +9,14 @@ use serde::Deserialize;
 /// The part of an answer every answer has.
 #[derive(Deserialize)]
 struct Head {
+    #[serde(deserialize_with = "crate::service::api::lenient::int")]
     code: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::service::api::lenient::string")]
     message: String,
 }
 
 /// The call's data from an answer's body, or the error the answer carries.
-pub(super) fn decode<T: DeserializeOwned>(
+pub(super) fn decode<T: DeserializeOwned + Default>(
     call: Call,
     status: u16,
     bytes: &[u8],
@@ -61,7 +62,7 @@ pub(super) fn decode<T: DeserializeOwned>(
 }
 
 /// The data of an answer whose `ret_codes` lists at least one image's outcome.
-fn carries_ret_codes<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+fn carries_ret_codes<T: DeserializeOwned + Default>(bytes: &[u8]) -> Option<T> {
     let envelope: Envelope<serde_json::Value> = serde_json::from_slice(bytes).ok()?;
     let filled = envelope
         .data

@@ -18,7 +18,10 @@ const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Client {
     /// Sends a request, counting it by the class of its answer.
-    pub(super) fn send<T: DeserializeOwned>(&self, req: Request<'_>) -> Result<T, CallError> {
+    pub(super) fn send<T: DeserializeOwned + Default>(
+        &self,
+        req: Request<'_>,
+    ) -> Result<T, CallError> {
         let call = req.call;
         let result = self.send_signed(req);
         let class = match &result {
@@ -37,7 +40,7 @@ impl Client {
     }
 
     /// Sends a request, re-signing once on 9 or 13.
-    fn send_signed<T: DeserializeOwned>(&self, req: Request<'_>) -> Result<T, CallError> {
+    fn send_signed<T: DeserializeOwned + Default>(&self, req: Request<'_>) -> Result<T, CallError> {
         let auth = self.inner.signer.authorization();
         match self.attempt(&req, &auth) {
             Err(CallError::Service { code: c, .. })
@@ -51,7 +54,7 @@ impl Client {
         }
     }
 
-    fn attempt<T: DeserializeOwned>(
+    fn attempt<T: DeserializeOwned + Default>(
         &self,
         req: &Request<'_>,
         auth: &Authorization,
