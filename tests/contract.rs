@@ -7,7 +7,7 @@ mod support;
 
 use faceenroll::emulator::{
     CallHook, Contract, DuplicateWhenFull, Emulator, Faults, FullReading, Moment, Prepared,
-    TooLarge,
+    Spelling, TooLarge,
 };
 use faceenroll::engine::groups::GroupLimits;
 use faceenroll::engine::RunOutcome;
@@ -16,7 +16,7 @@ use faceenroll::plan::PlanOptions;
 use faceenroll::service::api::Call;
 use faceenroll::service::client::{Client, ImageBody};
 use faceenroll::service::codes::{Class, Outcome};
-use faceenroll::store::{PhotoState, Store};
+use faceenroll::store::{FaceRef, PhotoState, Store};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
@@ -794,4 +794,61 @@ fn a_photo_over_the_configured_request_limit_is_re_encoded_to_fit_it() {
         "{:?}",
         states(&archive)
     );
+}
+
+/// A service that writes its answers sparsely (fields left out or `null`, numbers
+/// as strings, face ids as numbers), under both readings of -1309: the job reads
+/// the person it did not create, fills it, creates a new one, records the face ids
+/// the service holds, and a second run makes no call.
+#[test]
+fn answers_spelled_sparsely_are_read_as_meant() {
+    for full in READINGS {
+        let archive = five_for_pre();
+        for i in 0..3 {
+            archive.add("new1", &format!("n{i}.png"), &photo(200 + i));
+        }
+        let emulator = emulator_under(Contract {
+            full,
+            spelling: Spelling::Sparse,
+            ..Contract::default()
+        });
+        let client = client(&emulator);
+        create_beforehand(&client, "pre", 18);
+
+        let (outcome, tally) = run(&archive, &client, &options());
+        assert!(matches!(outcome, RunOutcome::Finished), "{full:?}");
+        assert_eq!(tally.snapshot().enrolled, 5, "{full:?}");
+        let persons = emulator.snapshot().persons;
+        assert_eq!(persons["pre"].faces.len(), 20, "{full:?}");
+        assert_eq!(persons["new1"].faces.len(), 3, "{full:?}");
+        let states = states(&archive);
+        for (person, name) in [
+            ("pre", "0.png"),
+            ("pre", "1.png"),
+            ("new1", "n0.png"),
+            ("new1", "n2.png"),
+        ] {
+            let hash = hash_of(&archive.root().join(person).join(name));
+            let face = persons[person]
+                .faces
+                .iter()
+                .find(|f| f.content_hash == hash)
+                .unwrap_or_else(|| panic!("{full:?}: {person}/{name} not held"));
+            assert_eq!(
+                states[name],
+                PhotoState::Enrolled {
+                    face: FaceRef::Id(face.face_id.clone())
+                },
+                "{full:?}: {person}/{name}"
+            );
+        }
+        for name in ["2.png", "3.png", "4.png"] {
+            assert!(
+                matches!(&states[name], PhotoState::Full { .. }),
+                "{full:?}: {name} is {:?}",
+                states[name]
+            );
+        }
+        rerun_makes_no_call(&archive, &emulator, &client);
+    }
 }

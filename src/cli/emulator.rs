@@ -5,7 +5,7 @@ use super::Exit;
 use crate::config::{SECRET_ID_ENV, SECRET_KEY_ENV};
 use crate::emulator::{
     self, Contract, DuplicateWhenFull, EmptyAnswer, Emulator, EmulatorConfig, Faults, FullReading,
-    Prepared, TooLarge, REHEARSAL_APPID, REHEARSAL_SECRET_ID,
+    Prepared, Spelling, TooLarge, REHEARSAL_APPID, REHEARSAL_SECRET_ID,
 };
 use crate::limits::{DEFAULT_QPS, MAX_GROUPS_PER_APPID, MAX_PERSONS_PER_GROUP, MAX_REQUEST_BYTES};
 use crate::service::sign::Credentials;
@@ -134,6 +134,11 @@ pub struct ContractArgs {
     /// (-1312, the duplicate checked first) or full (-1309, the face limit first).
     #[arg(long, default_value = "duplicate", value_name = "READING")]
     pub duplicate_when_full: DuplicateWhenFull,
+    /// How answers are written: full (every field of the contract's table, typed as
+    /// there) or sparse (empty fields left out or null, numbers as strings, face
+    /// ids as numbers).
+    #[arg(long, default_value = "full", value_name = "HOW")]
+    pub spelling: Spelling,
     /// Persons a group holds at most (-1310 past it).
     #[arg(long, default_value_t = MAX_PERSONS_PER_GROUP, value_name = "N")]
     pub max_persons_per_group: usize,
@@ -155,6 +160,7 @@ impl ContractArgs {
             too_large: self.too_large,
             empty_answer: self.empty_answer,
             duplicate_when_full: self.duplicate_when_full,
+            spelling: self.spelling,
             max_persons_per_group: self.max_persons_per_group,
             max_groups: self.max_groups,
             prepared: self.prepare.clone(),

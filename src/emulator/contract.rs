@@ -20,6 +20,10 @@
 //! - **A duplicate sent to a full person** ([`DuplicateWhenFull`]): uncertain whether
 //!   the service checks the duplicate (-1312) or the face limit (-1309) first for an
 //!   image whose face the person already holds once it holds 20 faces.
+//! - **How answers are spelled** ([`Spelling`]): the contract's table names every
+//!   field of every answer; it does not say that a service writes each one, nor
+//!   that numbers are JSON numbers. The sparse spelling leaves out what is empty and
+//!   writes numbers as strings and face ids as numbers.
 //! - **Persons per group, groups per AppID**: documented (20 000 and 5 000); tests
 //!   lower them to reach them.
 //!
@@ -124,6 +128,90 @@ impl FromStr for DuplicateWhenFull {
     }
 }
 
+/// How the emulator writes its answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Spelling {
+    /// Every field the contract's table names, with its type.
+    #[default]
+    Full,
+    /// As a service may write them: `code` and counts as strings, face ids as
+    /// numbers, `message` "OK" and `session_id` left out, empty strings and lists
+    /// written `null`, and no `data` in an answer refusing the call.
+    Sparse,
+}
+
+impl FromStr for Spelling {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(Spelling::Full),
+            "sparse" => Ok(Spelling::Sparse),
+            other => Err(format!("{other:?} is not full or sparse")),
+        }
+    }
+}
+
+impl Spelling {
+    /// An answer as the contract spells it (`body`), spelled this way.
+    pub fn spell(self, body: String) -> String {
+        match self {
+            Spelling::Full => body,
+            Spelling::Sparse => match serde_json::from_str::<serde_json::Value>(&body) {
+                Ok(mut answer) => {
+                    sparse(&mut answer);
+                    answer.to_string()
+                }
+                Err(_) => body,
+            },
+        }
+    }
+}
+
+/// Rewrites a contract answer in the sparse spelling, in place.
+fn sparse(answer: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(top) = answer else { return };
+    let refused = top
+        .get("code")
+        .and_then(Value::as_i64)
+        .is_some_and(|c| c != 0);
+    if let Some(code) = top.get_mut("code") {
+        *code = Value::String(code.to_string());
+    }
+    if top.get("message").and_then(Value::as_str) == Some("OK") {
+        top.remove("message");
+    }
+    let empty = top
+        .get("data")
+        .and_then(Value::as_object)
+        .is_some_and(|d| d.is_empty());
+    if refused && empty {
+        top.remove("data");
+    }
+    let Some(Value::Object(data)) = top.get_mut("data") else {
+        return;
+    };
+    data.remove("session_id");
+    for (name, value) in data.iter_mut() {
+        let face_id = |id: &Value| match id.as_str().map(str::parse::<u64>) {
+            Some(Ok(n)) => Value::from(n),
+            _ => id.clone(),
+        };
+        *value = match &*value {
+            Value::String(s) if s.is_empty() => Value::Null,
+            Value::Array(a) if a.is_empty() => Value::Null,
+            Value::Number(n) => Value::String(n.to_string()),
+            Value::String(_) if name == "face_id" => face_id(value),
+            Value::Array(items) if name == "face_ids" => items.iter().map(face_id).collect(),
+            Value::Array(items) if name == "ret_codes" => {
+                items.iter().map(|c| Value::String(c.to_string())).collect()
+            }
+            other => other.clone(),
+        };
+    }
+}
+
 /// A person the account holds before the emulator serves: `faces` distinct faces
 /// (generated pictures, none equal to a photo of a job), in `group`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +251,9 @@ pub struct Contract {
     /// A duplicate sent to a full person: -1312 or -1309.
     #[serde(default)]
     pub duplicate_when_full: DuplicateWhenFull,
+    /// How answers are written.
+    #[serde(default)]
+    pub spelling: Spelling,
     /// A group holds at most this many persons (-1310 past it).
     pub max_persons_per_group: usize,
     /// The account holds at most this many groups (-1311 past it).
@@ -179,6 +270,7 @@ impl Default for Contract {
             too_large: TooLarge::default(),
             empty_answer: EmptyAnswer::default(),
             duplicate_when_full: DuplicateWhenFull::default(),
+            spelling: Spelling::default(),
             max_persons_per_group: MAX_PERSONS_PER_GROUP,
             max_groups: MAX_GROUPS_PER_APPID,
             prepared: Vec::new(),
@@ -198,6 +290,7 @@ mod tests {
         assert_eq!("413".parse(), Ok(TooLarge::Http413));
         assert_eq!("first-code".parse(), Ok(EmptyAnswer::FirstCode));
         assert_eq!("full".parse(), Ok(DuplicateWhenFull::Full));
+        assert_eq!("sparse".parse(), Ok(Spelling::Sparse));
         assert_eq!("duplicate".parse(), Ok(DuplicateWhenFull::Duplicate));
         assert!("either".parse::<DuplicateWhenFull>().is_err());
         assert_eq!(
@@ -210,5 +303,31 @@ mod tests {
         );
         assert!("pre:18".parse::<Prepared>().is_err());
         assert!("pre:g:x".parse::<Prepared>().is_err());
+    }
+
+    #[test]
+    fn the_sparse_spelling_leaves_out_the_empty_and_writes_numbers_otherwise() {
+        let addface = r#"{"code":0,"message":"OK","data":{"added":1,"face_ids":["1840000000000000001"],"ret_codes":[0,-1312],"session_id":""}}"#;
+        let spelled: serde_json::Value =
+            serde_json::from_str(&Spelling::Sparse.spell(addface.to_owned())).unwrap();
+        assert_eq!(
+            spelled,
+            serde_json::json!({"code": "0", "data": {"added": "1",
+                "face_ids": [1840000000000000001u64], "ret_codes": ["0", "-1312"]}})
+        );
+        let getinfo = r#"{"code":0,"message":"OK","data":{"person_id":"p1","person_name":"","face_ids":[],"group_ids":["g"],"tag":"","session_id":""}}"#;
+        let spelled: serde_json::Value =
+            serde_json::from_str(&Spelling::Sparse.spell(getinfo.to_owned())).unwrap();
+        assert_eq!(
+            spelled,
+            serde_json::json!({"code": "0", "data": {"person_id": "p1", "person_name": null,
+                "face_ids": null, "group_ids": ["g"], "tag": null}})
+        );
+        let refused = r#"{"code":-1303,"message":"person does not exist","data":{}}"#;
+        assert_eq!(
+            Spelling::Sparse.spell(refused.to_owned()),
+            r#"{"code":"-1303","message":"person does not exist"}"#
+        );
+        assert_eq!(Spelling::Full.spell(refused.to_owned()), refused);
     }
 }

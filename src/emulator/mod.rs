@@ -63,7 +63,9 @@ pub mod rules;
 mod server;
 pub mod state;
 
-pub use contract::{Contract, DuplicateWhenFull, EmptyAnswer, FullReading, Prepared, TooLarge};
+pub use contract::{
+    Contract, DuplicateWhenFull, EmptyAnswer, FullReading, Prepared, Spelling, TooLarge,
+};
 pub use faults::{FaultCounters, Faults};
 pub use introspect::Counters;
 pub use probe::{CallHook, Moment, Probes};

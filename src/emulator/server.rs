@@ -439,7 +439,7 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
     let answer = |a: Answer| {
         tracing::debug!("{} answered {}", call.name(), a.code);
         *lock(&shared.counters).codes.entry(a.code).or_default() += 1;
-        Reply::ok(a.body)
+        Reply::ok(shared.contract.spelling.spell(a.body))
     };
     if !lock(&shared.rate).admit(Instant::now()) {
         return answer(Answer::error(code::RATE_LIMITED));
