@@ -174,6 +174,12 @@ impl CallError {
                 kind: TransportKind::HttpStatus(413),
                 ..
             } => Class::Outcome(codes::Outcome::TooLarge),
+            // A front proxy's "too many requests", in place of code 15: the pacer
+            // slows down for it as for 15.
+            CallError::Transport {
+                kind: TransportKind::HttpStatus(429),
+                ..
+            } => codes::class(codes::code::RATE_LIMITED),
             CallError::Transport { .. } => Class::Transient,
             CallError::Image { .. } => Class::Permanent,
             CallError::Request { .. } => Class::Request,
@@ -336,5 +342,16 @@ mod tests {
         };
         assert!(!refused.outcome_unknown());
         assert_eq!(refused.code(), None);
+        let status = |status| CallError::Transport {
+            call: Call::AddFace,
+            kind: TransportKind::HttpStatus(status),
+            detail: String::new(),
+        };
+        assert_eq!(status(429).class(), Class::RateLimited);
+        assert_eq!(
+            status(413).class(),
+            Class::Outcome(codes::Outcome::TooLarge)
+        );
+        assert_eq!(status(502).class(), Class::Transient);
     }
 }
