@@ -20,7 +20,8 @@
 //! seeded RNG; the seed is printed with the count of kills per phase, and
 //! `FACEENROLL_KILL_SEED=N` replays a run.
 //!
-//! The same runs under the whole-call reading of -1309, and with the chunks cut not
+//! The same runs under the whole-call reading of -1309 (with answers spelled
+//! sparsely: fields left out, numbers as strings), and with the chunks cut not
 //! by `--max-request-bytes` but by a body limit of the emulator that the job learns
 //! (and is killed while learning: while chunks are being refused and split).
 //!
@@ -33,7 +34,7 @@
 
 mod support;
 
-use faceenroll::emulator::{CallHook, FullReading, Moment};
+use faceenroll::emulator::{CallHook, FullReading, Moment, Spelling};
 use faceenroll::limits::REQUEST_ENVELOPE_BYTES;
 use faceenroll::service::api::Call;
 use faceenroll::store::{PhotoState, Store};
@@ -180,11 +181,14 @@ struct Reading {
     /// The emulator refuses bodies over two photos and the job learns that limit,
     /// rather than being told with `--max-request-bytes`.
     learn_limit: bool,
+    /// How the emulator writes its answers.
+    spelling: Spelling,
 }
 
 const PER_IMAGE: Reading = Reading {
     full: FullReading::PerImage,
     learn_limit: false,
+    spelling: Spelling::Full,
 };
 
 fn kill_until_done(persons: u32, photos: u32, kills: u32, reading: Reading) {
@@ -236,6 +240,7 @@ fn kill_until_done(persons: u32, photos: u32, kills: u32, reading: Reading) {
         c.faults.latency_ms = 5;
         c.probes.hook = Some(trap.hook());
         c.contract.full = reading.full;
+        c.contract.spelling = reading.spelling;
         if reading.learn_limit {
             // Two photos and their multipart envelope fit the limit; three do not.
             c.contract.max_request_bytes = budget + 4096;
@@ -413,7 +418,7 @@ fn a_job_killed_twenty_times_enrolls_every_photo_exactly_once() {
 }
 
 #[test]
-fn under_the_whole_call_reading_a_killed_job_enrolls_every_photo_exactly_once() {
+fn under_the_whole_call_reading_and_sparse_answers_a_killed_job_enrolls_every_photo_exactly_once() {
     kill_until_done(
         40,
         4,
@@ -421,6 +426,7 @@ fn under_the_whole_call_reading_a_killed_job_enrolls_every_photo_exactly_once() 
         Reading {
             full: FullReading::WholeCall,
             learn_limit: false,
+            spelling: Spelling::Sparse,
         },
     );
 }
@@ -434,6 +440,7 @@ fn a_job_killed_while_it_learns_the_request_limit_enrolls_every_photo_exactly_on
         Reading {
             full: FullReading::WholeCall,
             learn_limit: true,
+            spelling: Spelling::Full,
         },
     );
 }

@@ -2,7 +2,8 @@
 //! every way it can (internal errors 213, rate-limit answers 15, connections dropped
 //! before the work, answers lost after the work was done, transient per-image
 //! refusals), with latency and jitter on every call. The job must finish with every
-//! photo enrolled exactly once, under each reading of -1309 on addface.
+//! photo enrolled exactly once, under each reading of -1309 on addface; under the
+//! whole-call reading the answers are also spelled sparsely (`Spelling::Sparse`).
 //!
 //! Fast version (in `cargo test`): 100 persons × 3 photos, in process. Long version,
 //! 400 persons × 7 photos:
@@ -13,7 +14,7 @@
 
 mod support;
 
-use faceenroll::emulator::Faults;
+use faceenroll::emulator::{Faults, FullReading, Spelling};
 use faceenroll::engine::{retry::RetryPolicy, EngineOptions, RunOutcome};
 use faceenroll::store::{PhotoState, Store};
 use std::time::Duration;
@@ -38,6 +39,9 @@ fn soak(persons: u32, photos: u32, seed: u64) {
     let emulator = emulator_with(|c| {
         c.faults = faults();
         c.seed = seed;
+        if c.contract.full == FullReading::WholeCall {
+            c.contract.spelling = Spelling::Sparse;
+        }
     });
     let options = EngineOptions {
         workers: faceenroll::engine::Workers::Fixed(8),
