@@ -29,6 +29,23 @@ pub const MAX_PERSONS_PER_GROUP: usize = 20_000;
 /// An AppID holds at most this many groups (the service answers -1311 past it).
 pub const MAX_GROUPS_PER_APPID: usize = 5_000;
 
+/// The group limits a job plans with: [`MAX_PERSONS_PER_GROUP`] and
+/// [`MAX_GROUPS_PER_APPID`] unless a test lowers them to reach them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLimits {
+    pub persons_per_group: usize,
+    pub groups: usize,
+}
+
+impl Default for GroupLimits {
+    fn default() -> Self {
+        GroupLimits {
+            persons_per_group: MAX_PERSONS_PER_GROUP,
+            groups: MAX_GROUPS_PER_APPID,
+        }
+    }
+}
+
 /// Bytes the planner reserves in every request for the multipart envelope: the
 /// text fields, the part headers and boundaries around each image.
 pub const REQUEST_ENVELOPE_BYTES: u64 = 16 * 1024;

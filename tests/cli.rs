@@ -758,3 +758,26 @@ fn status_and_report_read_a_state_directory_that_cannot_be_written() {
         "no copy is left"
     );
 }
+
+#[test]
+fn a_plan_with_more_persons_than_a_group_holds_says_so_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("big.csv");
+    let mut text = String::from("person_id,image,group_ids\n");
+    let persons = faceenroll::limits::MAX_PERSONS_PER_GROUP + 1;
+    for i in 0..persons {
+        let also = if i < 10 { ";few" } else { "" };
+        text.push_str(&format!("p{i:05},https://127.0.0.1/{i}.jpg,big{also}\n"));
+    }
+    std::fs::write(&manifest, text).unwrap();
+    let r = run(&["plan", s(&manifest)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let expected = format!(
+        "group \"big\": {persons} persons in this plan: a group holds at most {} persons \
+         (-1310 past it), so at least 1 of them will fail",
+        faceenroll::limits::MAX_PERSONS_PER_GROUP
+    );
+    assert!(r.stdout.contains("Group limits:"), "{}", r.stdout);
+    assert!(r.stdout.contains(&expected), "{}", r.stdout);
+    assert!(!r.stdout.contains("group \"few\""), "{}", r.stdout);
+}

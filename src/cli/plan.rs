@@ -166,6 +166,13 @@ pub fn render(s: &PlanSummary) -> String {
         s.calls.newperson,
         s.calls.addface
     );
+    let warnings = s.group_warnings(&crate::limits::GroupLimits::default());
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "Group limits:");
+        for w in warnings {
+            let _ = writeln!(out, "  {w}");
+        }
+    }
     if s.problems_total > 0 {
         let _ = writeln!(out, "Problems ({}):", s.problems_total);
         for p in &s.problems {

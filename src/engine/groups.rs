@@ -1,7 +1,8 @@
 //! Before the first `newperson`: will the new persons fit their groups?
 //!
-//! A group holds at most [`MAX_PERSONS_PER_GROUP`] persons and an AppID at most
-//! [`MAX_GROUPS_PER_APPID`] groups; past them the service answers -1310 / -1311. The
+//! A group holds at most [`MAX_PERSONS_PER_GROUP`](crate::limits::MAX_PERSONS_PER_GROUP)
+//! persons and an AppID at most
+//! [`MAX_GROUPS_PER_APPID`](crate::limits::MAX_GROUPS_PER_APPID) groups; past them the service answers -1310 / -1311. The
 //! persons and groups already on the service count, whoever made them, so the job
 //! reads them once per run (`getgroupids`, then `getpersonids` of each group a new
 //! person goes in) and fails the persons that would pass a limit, naming the group
@@ -14,7 +15,6 @@
 
 use super::caller::{self, Action, Step};
 use super::Shared;
-use crate::limits::{MAX_GROUPS_PER_APPID, MAX_PERSONS_PER_GROUP};
 use crate::model::GroupId;
 use crate::report::Counted;
 use crate::service::client::CallError;
@@ -22,21 +22,7 @@ use crate::service::codes::code;
 use crate::store::{Failure, FailureKind, PersonState, PhotoState, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The group limits the job plans with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupLimits {
-    pub persons_per_group: usize,
-    pub groups: usize,
-}
-
-impl Default for GroupLimits {
-    fn default() -> Self {
-        GroupLimits {
-            persons_per_group: MAX_PERSONS_PER_GROUP,
-            groups: MAX_GROUPS_PER_APPID,
-        }
-    }
-}
+pub use crate::limits::GroupLimits;
 
 /// What the check found.
 #[derive(Debug)]

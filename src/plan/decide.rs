@@ -532,6 +532,12 @@ fn write_person(
     };
     summary.persons += 1;
     summary.persons_to_update += usize::from(state == PersonState::Stale);
+    for group in &fields.groups {
+        *summary
+            .persons_per_group
+            .entry(group.as_str().to_owned())
+            .or_default() += 1;
+    }
     if !work.is_empty() {
         summary.persons_with_work += 1;
         let room = MAX_FACES_PER_PERSON.saturating_sub(held.enrolled);

@@ -255,6 +255,9 @@ pub fn build(
             photos: others.photos,
         });
     }
+    for warning in summary.group_warnings(&crate::limits::GroupLimits::default()) {
+        tracing::warn!("{warning}");
+    }
     let others_photos = summary.other_shards.map_or(0, |o| o.photos);
     if let SourceSpec::Tree { root, .. } = source {
         if summary.photos == 0

@@ -1,5 +1,6 @@
 //! What a planning pass found and decided, as the operator is told.
 
+use crate::limits::GroupLimits;
 use std::collections::BTreeMap;
 
 /// Problems kept in a [`PlanSummary`] to show the operator; the store holds all.
@@ -104,6 +105,8 @@ pub struct PlanSummary {
     pub problems_total: usize,
     /// The shard planned, and what the source holds for the other shards.
     pub other_shards: Option<OtherShardsCount>,
+    /// Valid persons of the plan in each group.
+    pub persons_per_group: BTreeMap<String, usize>,
 }
 
 /// What a shard's plan left to the other shards of the job.
@@ -115,6 +118,37 @@ pub struct OtherShardsCount {
 }
 
 impl PlanSummary {
+    /// What the plan would put past the service's group limits, one sentence each.
+    ///
+    /// Only this plan's persons are counted: persons other tools put in a group
+    /// count too, so the run checks again against the service's own counts before
+    /// its first `newperson` (`engine::groups`) and fails the persons that do not
+    /// fit. A plan that passes a limit on its own is told here, before any call.
+    pub fn group_warnings(&self, limits: &GroupLimits) -> Vec<String> {
+        let mut out = Vec::new();
+        let groups = self.persons_per_group.len();
+        if groups > limits.groups {
+            out.push(format!(
+                "{groups} groups in this plan: an AppID holds at most {} groups (-1311 \
+                 past it), so the persons of at least {} of them will fail",
+                limits.groups,
+                groups - limits.groups
+            ));
+        }
+        for (group, persons) in &self.persons_per_group {
+            if *persons > limits.persons_per_group {
+                out.push(format!(
+                    "group {group:?}: {persons} persons in this plan: a group holds at most \
+                     {} persons (-1310 past it), so at least {} of them will fail (the \
+                     persons are created in person id order)",
+                    limits.persons_per_group,
+                    persons - limits.persons_per_group
+                ));
+            }
+        }
+        out
+    }
+
     pub(super) fn problem(&mut self, status: ProblemStatus, message: String) {
         self.problems_total += 1;
         if self.problems.len() < MAX_LISTED_PROBLEMS {
@@ -130,4 +164,46 @@ pub fn not_taken_words(by_class: &BTreeMap<&'static str, usize>) -> String {
         .map(|(class, n)| format!("{n} {class}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_past_a_group_limit_says_by_how_much() {
+        let limits = GroupLimits {
+            persons_per_group: 3,
+            groups: 2,
+        };
+        let mut summary = PlanSummary {
+            persons_per_group: [("a".to_owned(), 3), ("b".to_owned(), 1)].into(),
+            ..PlanSummary::default()
+        };
+        assert!(summary.group_warnings(&limits).is_empty());
+        summary.persons_per_group.insert("b".to_owned(), 5);
+        summary.persons_per_group.insert("c".to_owned(), 1);
+        let warnings = summary.group_warnings(&limits);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("3 groups in this plan"),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[0].contains("at least 1 of them"),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[1].starts_with("group \"b\": 5 persons"),
+            "{}",
+            warnings[1]
+        );
+        assert!(
+            warnings[1].contains("at least 2 of them will fail"),
+            "{}",
+            warnings[1]
+        );
+    }
 }
