@@ -336,8 +336,10 @@ fn readable_by_mode(meta: &std::fs::Metadata) -> bool {
     {
         use std::os::unix::fs::MetadataExt as _;
         let mode = meta.mode();
+        // Asked once, not once a photo.
+        static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
         // SAFETY: geteuid has no preconditions and cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = *EUID.get_or_init(|| unsafe { libc::geteuid() });
         if euid == 0 {
             return true;
         }

@@ -261,9 +261,10 @@ pub mod lenient {
         match Value::deserialize(d)? {
             Value::Null => Ok(0.0),
             Value::Number(n) => n.as_f64().ok_or_else(|| D::Error::custom("not a number")),
-            Value::String(s) if s.trim().parse::<f64>().is_ok() => {
-                Ok(s.trim().parse().expect("checked"))
-            }
+            Value::String(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| D::Error::custom(format!("expected a number, found {s:?}"))),
             other => Err(D::Error::custom(format!(
                 "expected a number, found {other}"
             ))),

@@ -240,7 +240,6 @@ impl Worker<'_, '_> {
         self.leave_pending(&mut item)
     }
 
-    /// The service already holds this face for the person.
     /// Whether `item` may have reached the service before the last call: it was in
     /// doubt, or an earlier attempt of that call lost its answer. A face the service
     /// holds for it is then ours, from an answer that was lost.
@@ -248,6 +247,7 @@ impl Worker<'_, '_> {
         item.entry.attempts > 1 || self.last_call_in_doubt
     }
 
+    /// The service already holds this face for the person.
     pub(super) fn duplicate_on_service(&mut self, item: &mut Item) -> Result<(), Halt> {
         let state = if self.sent_before(item) {
             PhotoState::Enrolled {
