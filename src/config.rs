@@ -51,6 +51,8 @@ pub const SECRET_ID_ENV: &str = "TENCENTCLOUD_SECRET_ID";
 pub const SECRET_KEY_ENV: &str = "TENCENTCLOUD_SECRET_KEY";
 /// The environment variable that names the AppID.
 pub const APPID_ENV: &str = "FACEENROLL_APPID";
+/// The variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "FACEENROLL_CONFIG";
 
 /// A credential read from the config file: never shown by `Debug`, never written
 /// back.
@@ -263,12 +265,22 @@ impl NetworkSettings {
     }
 }
 
+/// The config file to read: the one `--config` names, else the one [`CONFIG_ENV`]
+/// names (an empty variable counts as unset).
+pub fn config_path(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    flag.map(Path::to_path_buf)
+        .or_else(|| env(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+}
+
 /// Resolves the client configuration from the flags, the process environment and
 /// the config file the flags name.
 pub fn client_config_from_args(args: &ServiceArgs) -> anyhow::Result<ClientConfig> {
-    let file = args.config.as_deref().map(ConfigFile::load).transpose()?;
     // An empty variable counts as unset.
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let file = config_path(args.config.as_deref(), &env)
+        .as_deref()
+        .map(ConfigFile::load)
+        .transpose()?;
     let settings = ServiceSettings::from_sources(args, &env, file.as_ref())?;
     Ok(client_config(&settings, &env, file.as_ref())?)
 }

@@ -1,9 +1,8 @@
-use clap::Parser;
-use faceenroll::cli::{self, Cli, Command};
+use faceenroll::cli::{self, Command};
 
 fn main() {
     faceenroll::memory::configure();
-    let cli = Cli::parse();
+    let cli = cli::parse();
     if !matches!(cli.command, Command::Enroll(_) | Command::Emulator(_)) {
         end_quietly_on_a_closed_pipe();
     }

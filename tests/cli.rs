@@ -678,7 +678,7 @@ fn on_read_only(dir: &Path, command: &str, tmpdir: &Path) -> Run {
         "mount --bind -o ro '{d}' '{d}' && {command}",
         d = dir.display()
     );
-    let mut cmd = Command::new("unshare");
+    let mut cmd = support::bin::command("unshare");
     cmd.args(["-rm", "sh", "-c", &script])
         .current_dir(REPO)
         .env("TMPDIR", tmpdir)

@@ -269,7 +269,7 @@ fn at_a_terminal_the_job_draws_bars_and_ends_with_the_summary() {
         "{BIN} enroll samples/tree --group staff --emulator --state {} --latency-ms 200 -v",
         dir.path().join("state").display()
     );
-    let out = Command::new("script")
+    let out = support::bin::command("script")
         .args(["-qec", &command, "/dev/null"])
         .current_dir(REPO)
         .env_remove("RUST_LOG")
@@ -447,7 +447,7 @@ fn ctrl_c_at_a_terminal_leaves_no_stale_bar_line() {
          --state {} --latency-ms 1000 --workers 1",
         state.display()
     );
-    let mut job = Command::new("script")
+    let mut job = support::bin::command("script")
         .args(["-qec", &command, "/dev/null"])
         .current_dir(REPO)
         .env_remove("RUST_LOG")

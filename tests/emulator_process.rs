@@ -17,7 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_faceenroll");
 
 #[test]
 fn help_documents_every_option() {
-    let out = Command::new(BIN)
+    let out = support::bin::command(BIN)
         .args(["emulator", "--help"])
         .output()
         .unwrap();
@@ -49,13 +49,13 @@ fn help_documents_every_option() {
 
 #[test]
 fn bad_flags_are_refused_with_usage() {
-    let out = Command::new(BIN)
+    let out = support::bin::command(BIN)
         .args(["emulator", "--error-213", "1.5"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("1.5"));
-    let out = Command::new(BIN)
+    let out = support::bin::command(BIN)
         .args([
             "emulator",
             "--bind",
@@ -75,7 +75,7 @@ fn bad_flags_are_refused_with_usage() {
 fn serves_as_a_process_with_credentials_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let state_file = dir.path().join("state.json");
-    let mut child = Command::new(BIN)
+    let mut child = support::bin::command(BIN)
         .args([
             "emulator",
             "--bind",
@@ -162,7 +162,7 @@ fn serves_as_a_process_with_credentials_from_the_environment() {
 
 #[test]
 fn rehearsal_credentials_are_announced_without_the_key() {
-    let mut child = Command::new(BIN)
+    let mut child = support::bin::command(BIN)
         .args(["emulator", "--bind", "127.0.0.1:0"])
         .env_remove("TENCENTCLOUD_SECRET_ID")
         .env_remove("TENCENTCLOUD_SECRET_KEY")

@@ -600,7 +600,7 @@ fn the_emulator_command_serves_https_with_a_given_certificate() {
     let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_file, cert).unwrap();
     std::fs::write(&key_file, key).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faceenroll"))
+    let mut child = support::bin::command(support::BIN)
         .args(["emulator", "--bind", "127.0.0.1:0", "--tls-cert"])
         .arg(&cert_file)
         .arg("--tls-key")

@@ -3,6 +3,7 @@
 
 mod support;
 
+use faceenroll::cli::LIBHEIF_ENV;
 use faceenroll::emulator::TooLarge;
 use faceenroll::engine::RunOutcome;
 use faceenroll::limits::MAX_REQUEST_BYTES;
@@ -10,8 +11,8 @@ use faceenroll::normalize::NormalizeOptions;
 use faceenroll::plan::PlanOptions;
 use faceenroll::store::{PhotoState, Store};
 use support::{
-    client, emulator, hash_of, jpeg_bytes, options, picture, run, run_with, with_orientation,
-    write_png, Archive,
+    client, emulator, hash_of, jpeg_bytes, options, picture, report_rows, run, run_with,
+    with_orientation, write_png, Archive, EmulatorProcess,
 };
 
 fn only_photo_state(archive: &Archive) -> (PhotoState, Option<String>) {
@@ -175,53 +176,39 @@ fn webp_and_tiff_photos_are_enrolled_as_jpeg_copies() {
     assert_eq!(enrolled_copy("scan.tiff", tiff.get_ref()), (300, 200));
 }
 
-/// A HEIC photo of `w` × `h` pixels, encoded by libheif (x265).
-#[cfg(feature = "heic")]
-fn heic(w: u32, h: u32) -> Vec<u8> {
-    use libheif_rs::{
-        Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, Image, LibHeif,
-        RgbChroma,
-    };
+/// A HEIC photo of `w` × `h` pixels, encoded by the system's libheif (x265), or `None`
+/// where libheif cannot be loaded here (see [`support::heic_library`]).
+fn heic(test: &str, w: u32, h: u32) -> Option<Vec<u8>> {
+    let lib = support::heic_library(test)?;
     let stored = picture(w, h, 30, 9);
-    let mut image = Image::new(w, h, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
-    image.create_plane(Channel::Interleaved, w, h, 8).unwrap();
-    let plane = image.planes_mut().interleaved.unwrap();
-    let row = w as usize * 3;
-    for (y, line) in plane
-        .data
-        .chunks_mut(plane.stride)
-        .take(h as usize)
-        .enumerate()
-    {
-        line[..row].copy_from_slice(&stored.as_raw()[y * row..(y + 1) * row]);
-    }
-    let lib = LibHeif::new();
-    let mut encoder = lib.encoder_for_format(CompressionFormat::Hevc).unwrap();
-    encoder.set_quality(EncoderQuality::Lossy(80)).unwrap();
-    let mut context = HeifContext::new().unwrap();
-    context.encode_image(&image, &mut encoder, None).unwrap();
-    context.write_to_bytes().unwrap()
+    Some(lib.encode_heic(stored.as_raw(), w, h, 80).unwrap())
 }
 
-#[cfg(feature = "heic")]
 #[test]
 fn a_heic_photo_from_a_phone_is_enrolled_as_a_jpeg_copy() {
-    let bytes = heic(320, 240);
+    let Some(bytes) = heic(
+        "a_heic_photo_from_a_phone_is_enrolled_as_a_jpeg_copy",
+        320,
+        240,
+    ) else {
+        return;
+    };
     assert_eq!(&bytes[4..8], b"ftyp");
     assert_eq!(enrolled_copy("IMG_0001.HEIC", &bytes), (320, 240));
 }
 
-#[cfg(feature = "heic")]
 #[test]
 fn a_heic_photo_stored_sideways_is_enrolled_upright() {
+    let Some(stored) = heic("a_heic_photo_stored_sideways_is_enrolled_upright", 320, 240) else {
+        return;
+    };
     // Stored 320 wide and 240 high; its container says: turn it a quarter clockwise
     // (three quarters anticlockwise) to view it, as a phone held upright writes it.
-    let bytes = with_irot(&heic(320, 240), 3);
+    let bytes = with_irot(&stored, 3);
     assert_eq!(enrolled_copy("IMG_0002.HEIC", &bytes), (240, 320));
 }
 
 /// One ISO-BMFF box: its type, its body and the whole box as stored.
-#[cfg(feature = "heic")]
 struct Bmff<'a> {
     kind: [u8; 4],
     body: &'a [u8],
@@ -229,7 +216,6 @@ struct Bmff<'a> {
 }
 
 /// The boxes of `data`, in order (32-bit sizes; a size of 0 runs to the end).
-#[cfg(feature = "heic")]
 fn boxes(mut data: &[u8]) -> Vec<Bmff<'_>> {
     let mut out = Vec::new();
     while data.len() >= 8 {
@@ -248,7 +234,6 @@ fn boxes(mut data: &[u8]) -> Vec<Bmff<'_>> {
     out
 }
 
-#[cfg(feature = "heic")]
 fn bmff_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
     let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
     out.extend_from_slice(kind);
@@ -261,7 +246,6 @@ fn bmff_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
 /// no transform, so it is added to the container: an `irot` box at the end of `ipco`,
 /// an essential association to it in `ipma`, and the `iloc` offsets into `mdat` moved
 /// by the bytes the `meta` box grew.
-#[cfg(feature = "heic")]
 fn with_irot(heic: &[u8], quarter_turns: u8) -> Vec<u8> {
     let top = boxes(heic);
     let meta = top.iter().find(|b| &b.kind == b"meta").expect("a meta box");
@@ -319,7 +303,6 @@ fn with_irot(heic: &[u8], quarter_turns: u8) -> Vec<u8> {
 }
 
 /// An `ipma` body with an essential association of `item` to the 1-based `property`.
-#[cfg(feature = "heic")]
 fn with_association(ipma: &[u8], item: u32, property: usize) -> Vec<u8> {
     let (version, wide) = (ipma[0], ipma[3] & 1 != 0);
     let (id_len, index_len) = (if version < 1 { 2 } else { 4 }, if wide { 2 } else { 1 });
@@ -351,7 +334,6 @@ fn with_association(ipma: &[u8], item: u32, property: usize) -> Vec<u8> {
 }
 
 /// An `iloc` body with every offset into the file moved `delta` bytes on.
-#[cfg(feature = "heic")]
 fn shifted(iloc: &[u8], delta: u64) -> Vec<u8> {
     let mut out = iloc.to_vec();
     let version = iloc[0];
@@ -393,26 +375,43 @@ fn shifted(iloc: &[u8], delta: u64) -> Vec<u8> {
     out
 }
 
-#[cfg(not(feature = "heic"))]
+/// Where libheif is not installed, a job with a HEIC photo among JPEGs enrolls the
+/// JPEGs and fails the HEIC photo with what to install: the binary, pointed at a library
+/// that is not there, against the emulator as a process.
 #[test]
-fn without_heic_support_a_heic_photo_fails_with_its_reason() {
-    let archive = Archive::new();
-    let mut bytes = vec![0, 0, 0, 24];
-    bytes.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
-    archive.add("p", "IMG_0001.HEIC", &bytes);
-    let emulator = emulator();
-    run(&archive, &client(&emulator), &options());
-    let (state, _) = only_photo_state(&archive);
-    let PhotoState::Failed(failure) = state else {
-        panic!("{state:?}")
-    };
-    assert!(
-        failure.message.contains("IMG_0001.HEIC"),
-        "{}",
-        failure.message
+fn without_libheif_a_heic_photo_fails_with_what_to_install_and_the_rest_is_enrolled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    std::fs::create_dir_all(root.join("ann")).unwrap();
+    let mut container = vec![0, 0, 0, 24];
+    container.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+    std::fs::write(root.join("ann/IMG_0001.HEIC"), &container).unwrap();
+    std::fs::write(root.join("ann/IMG_0002.jpg"), support::face_jpeg(1)).unwrap();
+    std::fs::write(root.join("ann/IMG_0003.jpg"), support::face_jpeg(2)).unwrap();
+    let emulator = EmulatorProcess::start(&[], &tmp.path().join("emulator.log"));
+    let state = tmp.path().join("state");
+    let out = support::bin::output(
+        support::enroll_command(&root, &emulator.endpoint, &state)
+            .args(["--group", "staff"])
+            .env(LIBHEIF_ENV, "/nonexistent/libheif.so.1"),
     );
-    assert!(failure.message.contains("heic"), "{}", failure.message);
-    assert_eq!(emulator.counters().requests, 0);
+    assert_eq!(out.code, 1, "one photo failed: {out:?}");
+    let held = emulator.state();
+    assert_eq!(held.persons["ann"].faces.len(), 2, "{held:?}");
+    let rows = report_rows(&state);
+    let heic = rows
+        .iter()
+        .find(|r| r.image.ends_with("IMG_0001.HEIC"))
+        .expect("the HEIC photo has its row");
+    assert_eq!(heic.status, "failed", "{heic:?}");
+    assert!(heic.reason.contains("IMG_0001.HEIC"), "{heic:?}");
+    assert!(heic.reason.contains("apt-get install libheif1"), "{heic:?}");
+    assert!(
+        heic.reason.contains("/nonexistent/libheif.so.1"),
+        "{heic:?}"
+    );
+    let enrolled = rows.iter().filter(|r| r.status == "enrolled").count();
+    assert_eq!(enrolled, 2, "{rows:?}");
 }
 
 /// An archive of `persons` persons with `photos` noisy photos each, whose

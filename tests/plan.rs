@@ -691,7 +691,7 @@ fn the_plan_command_prints_the_plan_and_leaves_no_state() {
     write(&root.join("alice/a.jpg"), &jpeg("a"));
     write(&root.join("alice/b.jpg"), &jpeg("b"));
     write(&root.join("bob/notes.txt"), b"x");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceenroll"))
+    let out = support::bin::command(support::BIN)
         .args(["plan", "--group", "staff"])
         .arg(&root)
         .current_dir(dir.path())
@@ -717,7 +717,7 @@ fn the_plan_command_prints_the_plan_and_leaves_no_state() {
     assert_eq!(entries.len(), 1, "only the photos folder: {entries:?}");
 
     // A tree without --group is a usage error naming the fix.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceenroll"))
+    let out = support::bin::command(support::BIN)
         .arg("plan")
         .arg(&root)
         .output()
@@ -843,7 +843,7 @@ fn the_plan_command_with_a_state_directory_plans_into_it() {
     write(&root.join("g1/alice/a.jpg"), &jpeg("a"));
     let state_dir = dir.path().join("state");
     for generation in 1..=2 {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceenroll"))
+        let out = support::bin::command(support::BIN)
             .args(["plan", "--layout", "group/person", "--state"])
             .arg(&state_dir)
             .arg(&root)

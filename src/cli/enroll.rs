@@ -179,13 +179,17 @@ fn resolve_workers(fixed: Option<usize>, max: Option<usize>) -> anyhow::Result<W
 }
 
 pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
-    let (file, section) = settings::load(args.service.config.as_deref())?;
     let env = |name: &str| std::env::var(name).ok();
+    let (file, section) = settings::load(args.service.config.as_deref(), &env)?;
     let settings = EnrollSettings::resolve(&args, &env, &section)?;
     if args.print_config {
         println!(
             "# faceenroll enroll {}: settings from flags, environment, config file and defaults",
             settings.plan.source.display()
+        );
+        println!(
+            "# HEIC/HEIF photos: {}",
+            crate::normalize::heif::availability()
         );
         let service = if settings.run.emulator {
             None

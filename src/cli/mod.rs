@@ -99,6 +99,33 @@ pub enum Command {
     Rollback(rollback::RollbackArgs),
 }
 
+/// The variable that names the libheif shared library to load for HEIC/HEIF photos,
+/// in place of looking for it under its usual names.
+pub const LIBHEIF_ENV: &str = "FACEENROLL_LIBHEIF";
+
+/// Parses the process's command line. The library for HEIC/HEIF photos is taken from
+/// [`LIBHEIF_ENV`] when set; `--version` also says whether such photos can be decoded
+/// here, and by which library (it is loaded only for that flag, or at the first HEIC
+/// photo).
+pub fn parse() -> Cli {
+    use crate::normalize::heif;
+    use clap::{CommandFactory, FromArgMatches};
+    if let Some(path) = std::env::var_os(LIBHEIF_ENV).filter(|p| !p.is_empty()) {
+        heif::use_library(path.into());
+    }
+    let mut command = Cli::command();
+    if std::env::args_os().skip(1).any(|a| a == "--version") {
+        let text = format!(
+            "{}\nHEIC/HEIF photos: {}",
+            env!("CARGO_PKG_VERSION"),
+            heif::availability()
+        );
+        command = command.long_version(text);
+    }
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {

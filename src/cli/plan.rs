@@ -66,17 +66,15 @@ pub struct PlanCommand {
     #[arg(
         long,
         value_name = "PATH",
-        env = "FACEENROLL_CONFIG",
-        hide_env_values = true,
         help = "A TOML config file whose [enroll] table holds planning settings, read as \
-                enroll reads it"
+                enroll reads it [env: FACEENROLL_CONFIG]"
     )]
     pub config: Option<PathBuf>,
 }
 
 pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
-    let (_, section) = settings::load(args.config.as_deref())?;
     let env = |name: &str| std::env::var(name).ok();
+    let (_, section) = settings::load(args.config.as_deref(), &env)?;
     let settings = PlanSettings::resolve(&args.plan, &env, &section)?;
     let (dir, temporary) = match &args.state {
         Some(dir) => (dir.clone(), false),

@@ -74,10 +74,16 @@ use std::fmt::{Debug, Display};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 
-/// The config file `--config` names, if any, and its `[enroll]` table (empty when
-/// there is no file or no table).
-pub fn load(config: Option<&Path>) -> anyhow::Result<(Option<ConfigFile>, EnrollSection)> {
-    let file = config.map(ConfigFile::load).transpose()?;
+/// The config file `--config` (or `FACEENROLL_CONFIG` in `env`) names, if any, and
+/// its `[enroll]` table (empty when there is no file or no table).
+pub fn load(
+    config: Option<&Path>,
+    env: Env,
+) -> anyhow::Result<(Option<ConfigFile>, EnrollSection)> {
+    let file = crate::config::config_path(config, env)
+        .as_deref()
+        .map(ConfigFile::load)
+        .transpose()?;
     let section = match &file {
         Some(f) => f.section(EnrollSection::TABLE)?.unwrap_or_default(),
         None => EnrollSection::default(),
@@ -788,10 +794,9 @@ settings! {
             #[arg(
                 long,
                 value_name = "PATH",
-                env = "FACEENROLL_CONFIG",
-                hide_env_values = true,
                 help = "A TOML config file; its [service] table may hold the settings above and \
-                        the credentials (then it must be readable by its owner only)"
+                        the credentials (then it must be readable by its owner only) \
+                        [env: FACEENROLL_CONFIG]"
             )]
             config: Option<PathBuf>,
         }

@@ -37,7 +37,7 @@ impl AfterArgs {
     }
 
     fn job_with(&self, env: settings::Env) -> anyhow::Result<(PathBuf, PaceOptions)> {
-        let (_, section) = settings::load(self.service.config.as_deref())?;
+        let (_, section) = settings::load(self.service.config.as_deref(), env)?;
         let job = JobSettings::resolve(&self.job, env, &section)?;
         let pace = PaceOptions {
             qps: job.qps.unwrap_or(DEFAULT_QPS),
@@ -120,6 +120,9 @@ mod tests {
             .job_with(&env)
             .unwrap();
         assert_eq!((state, pace.qps), (PathBuf::from("s"), 9));
+        let named = |name: &str| (name == "FACEENROLL_CONFIG").then(|| config.to_owned());
+        let (state, pace) = after(&["faceenroll", "verify"]).job_with(&named).unwrap();
+        assert_eq!((state, pace.qps), (PathBuf::from("/file/state"), 7));
         let (state, pace) = after(&["faceenroll", "verify"]).job_with(&no_env).unwrap();
         assert_eq!(
             (state, pace.qps),

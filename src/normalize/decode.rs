@@ -4,10 +4,11 @@
 //! still at least the size it is to be fitted into: the inverse DCT then does most of
 //! the scaling, at a fraction of the cost of a full decode and a resize. A 12-megapixel
 //! camera original bound for 1280 pixels decodes straight to 2016×1512. HEIC/HEIF
-//! photos are decoded by libheif (the `heic` feature); every other format by the image
-//! crate, at full size.
+//! photos are decoded by the system's libheif, loaded when the first one is met
+//! ([`heif`]); every other format by the image crate, at full size.
 
 use super::header::Kind;
+use super::heif;
 use super::picture::flatten;
 use super::{decode_failure, Failure, MAX_DECODED_BYTES};
 use image::{DynamicImage, ImageDecoder, ImageReader};
@@ -122,73 +123,32 @@ fn too_many_pixels(w: u32, h: u32, need: u64) -> Failure {
     ))
 }
 
-/// Why a HEIC/HEIF photo cannot be read by a build without libheif.
-#[cfg(not(feature = "heic"))]
-pub(super) const NO_HEIC: &str = "HEIC/HEIF photos need a faceenroll built with the `heic` \
-     feature, which links libheif (Debian: apt-get install libheif-dev, then rebuild); \
-     this build has no HEIC support";
-
 /// The upright dimensions of a HEIC/HEIF photo, from its container.
-#[cfg(feature = "heic")]
 pub(super) fn heif_dims(original: &[u8]) -> Result<(u32, u32), Failure> {
-    let context = libheif_rs::HeifContext::read_from_bytes(original).map_err(heif_failure)?;
-    let handle = context.primary_image_handle().map_err(heif_failure)?;
-    Ok((handle.width(), handle.height()))
-}
-
-#[cfg(not(feature = "heic"))]
-pub(super) fn heif_dims(_original: &[u8]) -> Result<(u32, u32), Failure> {
-    Err(Failure::Decode(NO_HEIC.into()))
+    let lib = heif::library().map_err(|why| Failure::Decode(why.to_string()))?;
+    Ok(lib.open(original).map_err(Failure::Decode)?.dims())
 }
 
 /// Decodes a HEIC/HEIF photo's primary image, upright: libheif applies the
 /// container's rotation and mirroring, which stand in for an EXIF orientation.
-#[cfg(feature = "heic")]
 fn decode_heif(original: &[u8]) -> Result<Decoded, Failure> {
-    use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
-    let context = HeifContext::read_from_bytes(original).map_err(heif_failure)?;
-    let handle = context.primary_image_handle().map_err(heif_failure)?;
-    let alpha = handle.has_alpha_channel();
-    let channels: usize = if alpha { 4 } else { 3 };
-    check_decoded_size(handle.width(), handle.height(), channels as u64)?;
-    let chroma = if alpha {
-        RgbChroma::Rgba
+    let lib = heif::library().map_err(|why| Failure::Decode(why.to_string()))?;
+    let primary = lib.open(original).map_err(Failure::Decode)?;
+    let (w, h) = primary.dims();
+    let channels = if primary.has_alpha() { 4 } else { 3 };
+    check_decoded_size(w, h, channels)?;
+    let pixels = primary.decode().map_err(Failure::Decode)?;
+    let (w, h) = (pixels.width, pixels.height);
+    let picture = if pixels.alpha {
+        image::RgbaImage::from_raw(w, h, pixels.data).map(DynamicImage::ImageRgba8)
     } else {
-        RgbChroma::Rgb
-    };
-    let image = LibHeif::new()
-        .decode(&handle, ColorSpace::Rgb(chroma), None)
-        .map_err(heif_failure)?;
-    let plane = image
-        .planes()
-        .interleaved
-        .ok_or_else(|| Failure::Decode("libheif gave no interleaved RGB plane".into()))?;
-    let (w, h) = (plane.width, plane.height);
-    let row = w as usize * channels;
-    let mut pixels = Vec::with_capacity(row * h as usize);
-    for line in plane.data.chunks(plane.stride).take(h as usize) {
-        pixels.extend_from_slice(&line[..row]);
-    }
-    let picture = if alpha {
-        image::RgbaImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgba8)
-    } else {
-        image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+        image::RgbImage::from_raw(w, h, pixels.data).map(DynamicImage::ImageRgb8)
     }
     .ok_or_else(|| Failure::Decode("libheif gave fewer pixels than it declares".into()))?;
     Ok(Decoded {
         picture: flatten(picture),
-        profile: handle.color_profile_raw().map(|p| p.data),
+        profile: primary.color_profile(),
     })
-}
-
-#[cfg(not(feature = "heic"))]
-fn decode_heif(_original: &[u8]) -> Result<Decoded, Failure> {
-    Err(Failure::Decode(NO_HEIC.into()))
-}
-
-#[cfg(feature = "heic")]
-fn heif_failure(e: libheif_rs::HeifError) -> Failure {
-    Failure::Decode(format!("HEIC/HEIF: {}", e.message))
 }
 
 #[cfg(test)]

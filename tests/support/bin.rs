@@ -36,19 +36,15 @@ impl EmulatorProcess {
 
     fn spawn(credentials: Option<(&str, &str)>, args: &[&str], log: &Path) -> EmulatorProcess {
         use std::io::BufRead as _;
-        let mut cmd = std::process::Command::new(BIN);
+        let mut cmd = command(BIN);
         cmd.args(["emulator", "--bind", "127.0.0.1:0", "--strict"])
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(log).unwrap());
-        match credentials {
-            Some((id, key)) => cmd
-                .env("TENCENTCLOUD_SECRET_ID", id)
-                .env("TENCENTCLOUD_SECRET_KEY", key),
-            None => cmd
-                .env_remove("TENCENTCLOUD_SECRET_ID")
-                .env_remove("TENCENTCLOUD_SECRET_KEY"),
-        };
+        if let Some((id, key)) = credentials {
+            cmd.env("TENCENTCLOUD_SECRET_ID", id)
+                .env("TENCENTCLOUD_SECRET_KEY", key);
+        }
         let mut child = cmd.spawn().unwrap();
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
@@ -115,13 +111,15 @@ pub const NETWORK_VARIABLES: &[&str] = &[
     "no_proxy",
     "NO_PROXY",
     "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
-/// `faceenroll ARGS...` with a clean environment: no configuration, credentials,
-/// proxy or CA file inherited from the machine running the tests, no progress bars.
-pub fn faceenroll(args: &[&std::ffi::OsStr]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(args);
+/// `program` with the environment a test means, whatever the shell running the tests
+/// exported: no `FACEENROLL_*` setting, no `TENCENTCLOUD_*` credentials, no proxy or
+/// CA file, no `RUST_LOG`. Every child process of the tests starts from this (a shell
+/// such as `script` passes it on to the binary it runs); a test sets what it needs.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
     for (name, _) in std::env::vars_os() {
         let name_text = name.to_string_lossy();
         if name_text.starts_with("FACEENROLL_") || name_text.starts_with("TENCENTCLOUD_") {
@@ -132,6 +130,13 @@ pub fn faceenroll(args: &[&std::ffi::OsStr]) -> std::process::Command {
         cmd.env_remove(name);
     }
     cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// `faceenroll ARGS...` with a clean environment ([`command`]).
+pub fn faceenroll(args: &[&std::ffi::OsStr]) -> std::process::Command {
+    let mut cmd = command(BIN);
+    cmd.args(args);
     cmd
 }
 

@@ -140,3 +140,26 @@ pub fn animated_gif() -> Vec<u8> {
     }
     out
 }
+
+/// The variable that turns a HEIC test's skip (libheif not loadable here) into a
+/// failure: `.ci/run`, which installs libheif, sets it, so CI proves HEIC decoding.
+pub const REQUIRE_HEIC_ENV: &str = "FACEENROLL_REQUIRE_HEIC";
+
+/// The system's libheif, able to encode HEVC, for a test that makes HEIC photos; `None`
+/// where it is not loadable here, with a notice naming `test` on standard error (which
+/// `cargo test` shows), or a failure when [`REQUIRE_HEIC_ENV`] is `1`.
+pub fn heic_library(test: &str) -> Option<&'static faceenroll::normalize::heif::Libheif> {
+    let usable = faceenroll::normalize::heif::library()
+        .map_err(|why| why.to_string())
+        .and_then(|lib| lib.encode_heic(&[0; 16 * 16 * 3], 16, 16, 50).map(|_| lib));
+    match usable {
+        Ok(lib) => Some(lib),
+        Err(why) if std::env::var(REQUIRE_HEIC_ENV).as_deref() == Ok("1") => {
+            panic!("{REQUIRE_HEIC_ENV}=1 and libheif cannot make a HEIC photo here: {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED {test}: libheif cannot make a HEIC photo here ({why})");
+            None
+        }
+    }
+}
