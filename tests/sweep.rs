@@ -1,0 +1,93 @@
+//! A second sweep of a job's edges, through the binary against the emulator: how a
+//! person's 20 places are filled when some photos are refused, duplicated rows and
+//! photos, what a tree walk takes, the job's own state directory inside its source,
+//! the report and exit code of a pending photo, and what the summary and the
+//! after-job commands print. Each test checks what the service holds where it can.
+
+mod support;
+
+use faceenroll::emulator::StateSnapshot;
+use faceenroll::report::Row;
+use std::path::{Path, PathBuf};
+use support::bin::{output, Run};
+use support::{faceenroll, hash_of, photo, report_rows, write};
+
+/// `faceenroll enroll SOURCE --emulator --emulator-state SERVICE --state STATE
+/// --no-progress EXTRA...`, to its end.
+fn enroll(source: &Path, state: &Path, service: &Path, extra: &[&str]) -> Run {
+    let mut cmd = faceenroll(&[]);
+    cmd.arg("enroll")
+        .arg(source)
+        .arg("--emulator")
+        .arg("--emulator-state")
+        .arg(service)
+        .arg("--state")
+        .arg(state)
+        .arg("--no-progress")
+        .args(extra);
+    let run = output(&mut cmd);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run
+}
+
+/// What the emulated account holds, from its state file.
+fn held(service: &Path) -> StateSnapshot {
+    serde_json::from_slice(&std::fs::read(service).unwrap()).unwrap()
+}
+
+/// The content hashes of the faces the service holds for `person`.
+fn faces_of(service: &Path, person: &str) -> Vec<String> {
+    held(service)
+        .persons
+        .get(person)
+        .map(|p| p.faces.iter().map(|f| f.content_hash.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The report's row of the file at `path`.
+fn row_of<'a>(rows: &'a [Row], path: &Path) -> &'a Row {
+    let path = std::path::absolute(path).unwrap();
+    let found: Vec<&Row> = rows
+        .iter()
+        .filter(|r| Path::new(&r.image) == path)
+        .collect();
+    assert_eq!(found.len(), 1, "{} in {rows:#?}", path.display());
+    found[0]
+}
+
+fn tmp() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let service = dir.path().join("service.json");
+    (dir, state, service)
+}
+
+#[test]
+fn a_gif_in_a_tree_is_a_photo_sent_as_it_is() {
+    let (dir, state, service) = tmp();
+    let root = dir.path().join("photos");
+    let still = support::encode(&support::face_picture(3, 24, 24), image::ImageFormat::Gif);
+    let gif = write(&root.join("ann/a.gif"), &still);
+    write(&root.join("ann/b.png"), &photo(1));
+    let run = enroll(&root, &state, &service, &["--group", "staff"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let rows = report_rows(&state);
+    assert_eq!(row_of(&rows, &gif).status, "enrolled", "{rows:#?}");
+    // The service holds the GIF's own bytes, as a manifest row would have sent them.
+    assert!(faces_of(&service, "ann").contains(&hash_of(&gif)));
+}
+
+#[test]
+fn the_readme_tree_table_names_every_extension_the_walker_takes() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("| a file ending in "))
+        .expect("the tree table's photo line");
+    for ext in faceenroll::source::IMAGE_EXTENSIONS {
+        assert!(line.contains(&format!("`.{ext}`")), ".{ext} in {line}");
+    }
+    let listed = line.matches("`.").count();
+    assert_eq!(listed, faceenroll::source::IMAGE_EXTENSIONS.len(), "{line}");
+}
