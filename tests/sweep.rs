@@ -91,3 +91,67 @@ fn the_readme_tree_table_names_every_extension_the_walker_takes() {
     let listed = line.matches("`.").count();
     assert_eq!(listed, faceenroll::source::IMAGE_EXTENSIONS.len(), "{line}");
 }
+
+#[test]
+fn the_jobs_state_directory_inside_its_source_is_never_walked() {
+    let (dir, _, service) = tmp();
+    let root = dir.path().join("photos");
+    write(&root.join("ann/a.png"), &photo(1));
+    write(&root.join("bob/b.png"), &photo(2));
+    // Run from the archive, as an operator might: the state goes to
+    // ./faceenroll-state, inside the tree.
+    let enroll_here = || {
+        output(
+            faceenroll(&[])
+                .current_dir(&root)
+                .args([
+                    "enroll",
+                    ".",
+                    "--group",
+                    "staff",
+                    "--emulator",
+                    "--no-progress",
+                ])
+                .arg("--emulator-state")
+                .arg(&service),
+        )
+    };
+    for _ in 0..2 {
+        let run = enroll_here();
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    }
+    let rows = report_rows(&root.join("faceenroll-state"));
+    let state_rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.image.contains("faceenroll-state") || r.person_id.contains("faceenroll"))
+        .collect();
+    assert_eq!(state_rows.len(), 1, "{rows:#?}");
+    assert_eq!(state_rows[0].status, "ignored");
+    assert!(
+        state_rows[0].reason.contains("state directory"),
+        "{rows:#?}"
+    );
+    assert_eq!(
+        held(&service).persons.keys().collect::<Vec<_>>(),
+        ["ann", "bob"]
+    );
+
+    // The job's own state directory is known by what it is, not by its name, and
+    // a dry run from the archive leaves the default one out too.
+    let custom = root.join("ann/job");
+    let run = enroll(&root, &custom, &service, &["--group", "staff"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let rows = report_rows(&custom);
+    assert!(
+        rows.iter().all(|r| r.status != "skipped"),
+        "no file of the state directory is a photo in a subfolder: {rows:#?}"
+    );
+    let plan = output(
+        faceenroll(&[])
+            .current_dir(&root)
+            .args(["plan", ".", "--group", "staff"]),
+    );
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(!plan.stdout.contains("/db/"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("persons:    2 "), "{}", plan.stdout);
+}
