@@ -409,7 +409,9 @@ impl Row {
             PhotoState::Duplicate { reason }
             | PhotoState::Skipped { reason }
             | PhotoState::Full { reason } => (String::new(), None, reason.clone()),
-            PhotoState::Failed(f) => (String::new(), f.code, f.message.clone()),
+            PhotoState::Failed(f) | PhotoState::Deferred(f) => {
+                (String::new(), f.code, f.message.clone())
+            }
             PhotoState::Pending => (String::new(), None, String::new()),
             PhotoState::InDoubt => (
                 String::new(),
@@ -723,7 +725,9 @@ impl StoreCounts {
     fn count_photo(&mut self, entry: &PhotoEntry) {
         self.photos += 1;
         match &entry.state {
-            PhotoState::Pending | PhotoState::InDoubt => self.pending += 1,
+            PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_) => {
+                self.pending += 1
+            }
             PhotoState::Enrolled { .. } => self.enrolled += 1,
             PhotoState::Duplicate { .. } => self.duplicate += 1,
             PhotoState::Skipped { .. } | PhotoState::Full { .. } => self.skipped += 1,

@@ -155,3 +155,43 @@ fn the_jobs_state_directory_inside_its_source_is_never_walked() {
     assert!(!plan.stdout.contains("/db/"), "{}", plan.stdout);
     assert!(plan.stdout.contains("persons:    2 "), "{}", plan.stdout);
 }
+
+#[test]
+fn a_pending_photo_gives_its_last_code_and_the_run_exits_as_the_help_says() {
+    let (dir, state, service) = tmp();
+    write(&dir.path().join("a.png"), &photo(1));
+    // A URL the service cannot download: -1308, refused for now on every try.
+    let files = support::http::FileServer::start(vec![]);
+    let url = files.url("gone.png");
+    let manifest = write(
+        &dir.path().join("m.csv"),
+        format!("person_id,image,group_ids\nann,a.png,staff\nann,{url},staff\n").as_bytes(),
+    );
+    let run = enroll(&manifest, &state, &service, &["--retry-attempts", "2"]);
+    assert!(
+        run.stdout
+            .contains("finished with 0 failed photos and 1 left for the next run"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let rows = report_rows(&state);
+    let row = rows.iter().find(|r| r.image == url).unwrap();
+    assert_eq!(row.status, "pending", "{row:#?}");
+    assert_eq!(row.code, Some(-1308), "{row:#?}");
+    assert!(row.reason.contains("-1308"), "{row:#?}");
+    assert!(!row.meaning.is_empty(), "{row:#?}");
+    assert_eq!(faces_of(&service, "ann").len(), 1);
+
+    // The exit code is the one the help gives for a run that left photos.
+    let help = output(faceenroll(&[]).args(["enroll", "--help"]));
+    let one = help
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("  1 "))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(one.contains("left for the next run"), "{}", help.stdout);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+}

@@ -72,7 +72,7 @@ impl Iterator for PendingPersons<'_> {
             let mut enrolled = 0;
             let mut take = |key: PhotoKey, entry: PhotoEntry, generation: u64| match entry.state {
                 PhotoState::Enrolled { .. } => enrolled += 1,
-                PhotoState::Pending | PhotoState::InDoubt if entry.generation == generation => {
+                ref state if state.is_to_send() && entry.generation == generation => {
                     photos.push((key, entry))
                 }
                 _ => {}

@@ -573,7 +573,7 @@ fn record_photos(
     for (rank, ((key, r), state)) in rows.drain(..).zip(states).enumerate() {
         summary.photos += 1;
         match &state {
-            PhotoState::Pending => {
+            PhotoState::Pending | PhotoState::Deferred(_) => {
                 summary.pending += 1;
                 summary.to_normalize += usize::from(r.normalize);
             }

@@ -93,7 +93,8 @@ pub enum FailureKind {
     /// The service refused the photo for good (no face, undecodable, ...). Retried
     /// only with `--retry-failed`.
     Permanent,
-    /// Transient errors outlasted the retry budget; the next run tries again.
+    /// Transient errors outlasted the retry budget; the next run tries again (the
+    /// failure of a [`PhotoState::Deferred`] photo).
     RetriesExhausted,
 }
 
@@ -128,13 +129,18 @@ pub enum PhotoState {
     Full { reason: String },
     /// Could not be enrolled.
     Failed(Failure),
+    /// Pending for the next run: this run's tries were refused for now (a transient
+    /// per-image code such as -1308, or a call that failed after its retries), the
+    /// last with this code and reason, which the report gives. Sent again like
+    /// `Pending`. (Appended last, so records written before it read unchanged.)
+    Deferred(Failure),
 }
 
 impl PhotoState {
     /// The one-word status the report and the summary use.
     pub fn status(&self) -> &'static str {
         match self {
-            PhotoState::Pending | PhotoState::InDoubt => "pending",
+            PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_) => "pending",
             PhotoState::Enrolled { .. } => "enrolled",
             PhotoState::Duplicate { .. } => "duplicate",
             PhotoState::Skipped { .. } | PhotoState::Full { .. } => "skipped",
@@ -144,7 +150,15 @@ impl PhotoState {
 
     /// Whether this run has nothing more to do for the photo.
     pub fn is_final(&self) -> bool {
-        !matches!(self, PhotoState::Pending | PhotoState::InDoubt)
+        !self.is_to_send()
+    }
+
+    /// Whether the photo is to be sent (pending, in doubt or deferred).
+    pub fn is_to_send(&self) -> bool {
+        matches!(
+            self,
+            PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_)
+        )
     }
 }
 

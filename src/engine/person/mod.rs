@@ -211,6 +211,21 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.put_photo(item)
     }
 
+    /// Leaves a photo the service refused for now for the next run, as
+    /// [`Self::leave_pending`] does, keeping the last refusal (`code`, `why`) for the
+    /// report; a stop the operator asked for is no refusal and keeps none.
+    fn leave_refused(&mut self, item: &mut Item, code: Option<i64>, why: &str) -> Result<(), Halt> {
+        if self.last_call_in_doubt || self.shared.stop.requested() {
+            return self.leave_pending(item);
+        }
+        item.entry.state = PhotoState::Deferred(Failure {
+            kind: FailureKind::RetriesExhausted,
+            code,
+            message: format!("{}: {why}; left for the next run", item.entry.image),
+        });
+        self.put_photo(item)
+    }
+
     /// Marks photos as sent (in doubt) and makes that durable before the call.
     fn mark_sent(&mut self, items: &mut [Item]) -> Result<(), Halt> {
         for item in items.iter_mut() {
@@ -248,7 +263,9 @@ impl<'s, 'a> Worker<'s, 'a> {
             PhotoState::Duplicate { .. } => Counted::Duplicate,
             PhotoState::Skipped { .. } | PhotoState::Full { .. } => Counted::Skipped,
             PhotoState::Failed(f) => Counted::Failed(f.code),
-            PhotoState::Pending | PhotoState::InDoubt => unreachable!("finish with a final state"),
+            PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_) => {
+                unreachable!("finish with a final state")
+            }
         };
         item.entry.state = state;
         self.put_photo(item)?;
