@@ -250,6 +250,14 @@ impl Tally {
         self.photos_resent.fetch_add(resent, Relaxed);
     }
 
+    /// A spare photo, counted skipped by the plan, takes the place of a refused one:
+    /// it is no longer settled, and this run settles it again.
+    pub fn spare_promoted(&self) {
+        for n in [&self.skipped, &self.settled] {
+            let _ = n.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+        }
+    }
+
     /// An enrolled photo was re-encoded, saving `bytes`.
     pub fn bytes_saved(&self, bytes: u64) {
         self.bytes_saved.fetch_add(bytes, Relaxed);
@@ -408,7 +416,8 @@ impl Row {
             ),
             PhotoState::Duplicate { reason }
             | PhotoState::Skipped { reason }
-            | PhotoState::Full { reason } => (String::new(), None, reason.clone()),
+            | PhotoState::Full { reason }
+            | PhotoState::Spare { reason } => (String::new(), None, reason.clone()),
             PhotoState::Failed(f) | PhotoState::Deferred(f) => {
                 (String::new(), f.code, f.message.clone())
             }
@@ -730,7 +739,9 @@ impl StoreCounts {
             }
             PhotoState::Enrolled { .. } => self.enrolled += 1,
             PhotoState::Duplicate { .. } => self.duplicate += 1,
-            PhotoState::Skipped { .. } | PhotoState::Full { .. } => self.skipped += 1,
+            PhotoState::Skipped { .. } | PhotoState::Full { .. } | PhotoState::Spare { .. } => {
+                self.skipped += 1
+            }
             PhotoState::Failed(f) => {
                 self.failed += 1;
                 *self.failures_by_code.entry(f.code).or_default() += 1;

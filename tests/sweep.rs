@@ -195,3 +195,102 @@ fn a_pending_photo_gives_its_last_code_and_the_run_exits_as_the_help_says() {
     assert!(one.contains("left for the next run"), "{}", help.stdout);
     assert_eq!(run.code, 1, "{}", run.stdout);
 }
+
+/// A PNG of one colour, `shade`: no face by the emulator's rule, and other bytes
+/// for every shade.
+fn faceless(shade: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(24, 24, image::Rgb([shade, shade, shade]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// The figure before `what` in the summary's "this run:" line ("0 calls").
+fn this_run(stdout: &str, what: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("this run:"))
+        .unwrap_or_else(|| panic!("no 'this run' line in {stdout}"));
+    let words: Vec<&str> = line.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    let at = words
+        .iter()
+        .position(|w| *w == what)
+        .unwrap_or_else(|| panic!("no {what} in {line}"));
+    words[at - 1].parse().unwrap()
+}
+
+#[test]
+fn a_persons_places_go_to_the_first_photos_the_service_accepts() {
+    let (dir, state, service) = tmp();
+    let root = dir.path().join("photos");
+    // ann: 25 photos, three of them faceless among the first 20, the seed included.
+    let mut ann = Vec::new();
+    for i in 0..25u8 {
+        let bytes = if [0, 7, 11].contains(&i) {
+            faceless(100 + i)
+        } else {
+            photo(u32::from(i) + 1)
+        };
+        ann.push(write(&root.join(format!("ann/{i:03}.png")), &bytes));
+    }
+    // bob: a faceless photo and two byte-identical copies of it.
+    write(&root.join("bob/0.png"), &photo(500));
+    let refused = write(&root.join("bob/1.png"), &faceless(7));
+    let copies = [
+        write(&root.join("bob/2.png"), &faceless(7)),
+        write(&root.join("bob/3.png"), &faceless(7)),
+    ];
+
+    let plan = output(
+        faceenroll(&[])
+            .arg("plan")
+            .arg(&root)
+            .args(["--group", "staff"]),
+    );
+    assert!(plan.stdout.contains("a spare"), "{}", plan.stdout);
+
+    let first = enroll(&root, &state, &service, &["--group", "staff"]);
+    assert_eq!(first.code, 1, "{}\n{}", first.stdout, first.stderr);
+    assert!(
+        first
+            .stdout
+            .contains("finished with 4 failed photos and 0 left for the next run"),
+        "{}",
+        first.stdout
+    );
+    // The service holds 20 faces of ann: the three refused handed their places on.
+    assert_eq!(faces_of(&service, "ann").len(), 20);
+    let rows = report_rows(&state);
+    let status = |path: &Path| row_of(&rows, path).status.clone();
+    let count = |s: &str| ann.iter().filter(|p| status(p) == s).count();
+    assert_eq!(
+        (count("enrolled"), count("failed"), count("skipped")),
+        (20, 3, 2)
+    );
+    for spare in &ann[23..] {
+        assert!(row_of(&rows, spare)
+            .reason
+            .contains("over the service's limit of 20"));
+    }
+    assert!(
+        ann[..23].iter().all(|p| status(p) != "skipped"),
+        "{rows:#?}"
+    );
+    // bob's copies of the refused photo are one photo with it: never sent.
+    assert_eq!(status(&refused), "failed");
+    for copy in &copies {
+        assert_eq!(status(copy), "duplicate", "{rows:#?}");
+    }
+
+    // "0 left" was true: the next run, nothing changed, makes no call.
+    let second = enroll(&root, &state, &service, &["--group", "staff"]);
+    assert_eq!(this_run(&second.stdout, "calls"), 0, "{}", second.stdout);
+    assert_eq!(faces_of(&service, "ann").len(), 20);
+    assert_eq!(faces_of(&service, "bob").len(), 1);
+    let rows = report_rows(&state);
+    for copy in &copies {
+        let row = row_of(&rows, copy);
+        assert_eq!(row.status, "duplicate", "{row:#?}");
+        assert!(row.reason.contains("1.png"), "{row:#?}");
+    }
+}

@@ -418,6 +418,12 @@ impl Held {
                     held.in_doubt += 1;
                     "in doubt"
                 }
+                // Refused for good and not sent again: a copy of it would be refused
+                // too, one run after another.
+                Carry::Keep(PhotoState::Failed(Failure {
+                    kind: FailureKind::Permanent,
+                    ..
+                })) => "refused by the service",
                 _ => continue,
             };
             if let Some(h) = r.hash {
@@ -455,14 +461,24 @@ fn dedupe_and_cap(
             Carry::Open => {
                 if let Some(holder) = r.hash.and_then(|h| held.holders.get(&h)) {
                     PhotoState::Duplicate {
-                        reason: format!("{}: same content as {holder}, which is kept", r.origin),
+                        reason: format!(
+                            "{}: same content as {holder}, which stands for it",
+                            r.origin
+                        ),
                     }
                 } else if slots == 0 {
-                    PhotoState::Skipped {
+                    if let Some(h) = r.hash {
+                        // Byte-identical spares are one photo too.
+                        held.holders
+                            .insert(h, format!("{} (a spare, over the limit)", r.origin));
+                    }
+                    PhotoState::Spare {
                         reason: format!(
                             "{}: over the service's limit of {MAX_FACES_PER_PERSON} faces per \
                              person: person {person:?} has {enrolled} enrolled, {in_doubt} in \
-                             doubt and {planned} planned before it (photos are taken in {order})",
+                             doubt and {planned} planned before it (photos are taken in \
+                             {order}); a spare, sent in the run only if one of those is \
+                             refused for good",
                             r.origin
                         ),
                     }
@@ -583,7 +599,9 @@ fn record_photos(
                 summary.duplicate += 1;
                 summary.problem(ProblemStatus::Duplicate, reason.clone());
             }
-            PhotoState::Skipped { reason } | PhotoState::Full { reason } => {
+            PhotoState::Skipped { reason }
+            | PhotoState::Full { reason }
+            | PhotoState::Spare { reason } => {
                 summary.skipped += 1;
                 summary.problem(ProblemStatus::Skipped, reason.clone());
             }

@@ -41,9 +41,13 @@
 //!   failure now fixed) are decided again below.
 //! - Changed content (another hash) or new: decided below.
 //! - Deciding, in source order: a photo whose content equals a photo of the same
-//!   person already kept (enrolled, in doubt, or planned earlier in source order) is
-//!   a `Duplicate` naming it; past [`MAX_FACES_PER_PERSON`](crate::limits::MAX_FACES_PER_PERSON) (counting faces already
-//!   enrolled and photos in doubt) it is `Skipped`; otherwise `Pending`.
+//!   person already accounted for (enrolled, in doubt, refused for good by the
+//!   service, or planned earlier in source order, spares included) is a `Duplicate`
+//!   naming it, so byte-identical copies are one photo; past
+//!   [`MAX_FACES_PER_PERSON`](crate::limits::MAX_FACES_PER_PERSON) (counting faces
+//!   already enrolled and photos in doubt) it is a `Spare`, which the engine sends
+//!   in the place of a photo the service refuses for good in the run; otherwise
+//!   `Pending`.
 //!
 //! The same photo (same person, same path or URL) listed twice is recorded once; the
 //! second listing is reported as a duplicate in the summary.

@@ -134,6 +134,10 @@ pub enum PhotoState {
     /// last with this code and reason, which the report gives. Sent again like
     /// `Pending`. (Appended last, so records written before it read unchanged.)
     Deferred(Failure),
+    /// Over the person's 20 places when planned (`reason` says so): not sent, unless
+    /// a photo planned before it is refused for good in the run, which hands it its
+    /// place. Counted and reported as skipped. (Appended last, as `Deferred`.)
+    Spare { reason: String },
 }
 
 impl PhotoState {
@@ -143,7 +147,9 @@ impl PhotoState {
             PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_) => "pending",
             PhotoState::Enrolled { .. } => "enrolled",
             PhotoState::Duplicate { .. } => "duplicate",
-            PhotoState::Skipped { .. } | PhotoState::Full { .. } => "skipped",
+            PhotoState::Skipped { .. } | PhotoState::Full { .. } | PhotoState::Spare { .. } => {
+                "skipped"
+            }
             PhotoState::Failed(_) => "failed",
         }
     }

@@ -28,7 +28,11 @@ impl Worker<'_, '_> {
             None => room.insert(self.read_room(person)?),
         };
         let id = &person.person;
-        while !queue.is_empty() {
+        loop {
+            self.promote_spares(queue);
+            if queue.is_empty() {
+                break;
+            }
             if self.shared.stop.requested() {
                 return Err(Halt::Stop);
             }

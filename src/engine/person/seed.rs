@@ -31,7 +31,11 @@ impl Worker<'_, '_> {
                 queue.push_front(item);
             }
         };
-        while let Some(mut item) = queue.pop_front() {
+        loop {
+            self.promote_spares(queue);
+            let Some(mut item) = queue.pop_front() else {
+                break;
+            };
             if self.shared.stop.requested() {
                 queue.push_front(item);
                 put_back(queue, deferred);
