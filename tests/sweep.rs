@@ -294,3 +294,41 @@ fn a_persons_places_go_to_the_first_photos_the_service_accepts() {
         assert!(row.reason.contains("1.png"), "{row:#?}");
     }
 }
+
+#[test]
+fn every_manifest_row_is_in_the_report_a_repeated_one_too() {
+    let (dir, state, service) = tmp();
+    write(&dir.path().join("a.png"), &photo(1));
+    write(&dir.path().join("b.png"), &photo(2));
+    let manifest = write(
+        &dir.path().join("m.csv"),
+        b"person_id,image,group_ids\n\
+          ann,a.png,staff\n\
+          bob,b.png,staff\n\
+          ann,a.png,staff\n\
+          ann,a.png,lab\n",
+    );
+    let run = enroll(&manifest, &state, &service, &[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let rows = report_rows(&state);
+    let mut lines: Vec<u64> = rows.iter().filter_map(|r| r.line).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [2, 3, 4, 5],
+        "one report row per data row: {rows:#?}"
+    );
+    let line = |n: u64| rows.iter().find(|r| r.line == Some(n)).unwrap();
+    assert_eq!(line(2).status, "enrolled");
+    // The same row again: ignored, naming the line it repeats.
+    assert_eq!(line(4).status, "ignored", "{:#?}", line(4));
+    assert!(line(4).reason.contains("m.csv:2"), "{:#?}", line(4));
+    // Again with another group: refused as a conflicting name is, and no group of
+    // it is made on the service.
+    assert_eq!(line(5).status, "failed", "{:#?}", line(5));
+    assert!(line(5).reason.contains("\"lab\""), "{:#?}", line(5));
+    assert_eq!(line(5).group_ids, "lab");
+    let held = held(&service);
+    assert_eq!(held.persons["ann"].groups, ["staff"]);
+    assert!(!held.groups.contains_key("lab"));
+}

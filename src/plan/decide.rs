@@ -8,6 +8,7 @@ use super::{Pass, PlanError, PlanOptions, PlanSummary, ProblemStatus, BATCH};
 use crate::chunk::{chunks, ChunkItem};
 use crate::limits::MAX_FACES_PER_PERSON;
 use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
+use crate::source::{Cells, Problem, ProblemKind};
 use crate::store::{
     Failure, FailureKind, GivenFields, Origin, PersonEntry, PersonFields, PersonState, PhotoEntry,
     PhotoKey, PhotoState, Store, StoreError,
@@ -203,7 +204,9 @@ pub(super) fn plan_person(
     summary: &mut PlanSummary,
     out: &mut Vec<(PhotoKey, PhotoEntry)>,
 ) -> Result<(), PlanError> {
-    drop_relisted(rows, summary);
+    for problem in drop_relisted(rows, summary) {
+        super::not_taken(store, pass, problem, summary)?;
+    }
     rows.sort_by_key(|(_, r)| r.seq);
     let person = rows[0].1.person.clone();
     let mut old = if fresh {
@@ -236,22 +239,85 @@ pub(super) fn plan_person(
     Ok(())
 }
 
-/// The same photo listed again: keeps the first listing and tells the operator.
-fn drop_relisted(rows: &mut Vec<(PhotoKey, Row)>, summary: &mut PlanSummary) {
+/// The same photo listed again (a manifest row repeated): keeps the first listing
+/// and answers each later one as an entry not taken, so the report has a row for it:
+/// `ignored`, naming the line it repeats, or `failed` when it gives the photo other
+/// groups, a name or a tag than the first (which is meant is not clear, as for a
+/// conflicting name).
+fn drop_relisted(rows: &mut Vec<(PhotoKey, Row)>, summary: &mut PlanSummary) -> Vec<Problem> {
+    let mut relisted = Vec::new();
     rows.dedup_by(|later, first| {
         let again = later.0 == first.0;
         if again {
             summary.relisted += 1;
-            summary.problem(
-                ProblemStatus::Duplicate,
-                format!(
-                    "{}: {} is listed again for person {:?}; first listed at {}",
-                    later.1.origin, later.1.image, later.1.person, first.1.origin
-                ),
+            let (later, first) = (&later.1, &first.1);
+            let listed = format!(
+                "{}: {} is listed again for person {:?}",
+                later.origin, later.image, later.person
             );
+            let (kind, class, message) = match relisted_conflict(first, later) {
+                None => (
+                    ProblemKind::Skip,
+                    "row repeated",
+                    format!("{listed}; first listed at {}", first.origin),
+                ),
+                Some(differs) => (
+                    ProblemKind::Invalid,
+                    "row repeated with other fields",
+                    format!(
+                        "{listed} with {differs} at {}; which is meant is not clear: keep \
+                         one row",
+                        first.origin
+                    ),
+                ),
+            };
+            relisted.push(Problem {
+                origin: later.origin.clone(),
+                photo: None,
+                kind,
+                class,
+                message,
+                cells: Some(Cells {
+                    person_id: later
+                        .written
+                        .clone()
+                        .unwrap_or_else(|| later.person.clone()),
+                    image: later.image.to_string(),
+                    group_ids: later.groups.join(";"),
+                    person_name: later.name.clone().unwrap_or_default(),
+                    tag: later.tag.clone().unwrap_or_default(),
+                }),
+            });
         }
         again
     });
+    relisted
+}
+
+/// How a repeated listing of a photo differs from its first listing: other groups,
+/// or a name or tag both give differently ("group_ids \"lab\" where it is \"staff\"").
+fn relisted_conflict(first: &Row, later: &Row) -> Option<String> {
+    let set = |groups: &[String]| -> std::collections::BTreeSet<String> {
+        groups.iter().cloned().collect()
+    };
+    if set(&first.groups) != set(&later.groups) {
+        return Some(format!(
+            "group_ids {:?} where it is {:?}",
+            later.groups.join(";"),
+            first.groups.join(";")
+        ));
+    }
+    for (field, a, b) in [
+        ("person_name", &first.name, &later.name),
+        ("tag", &first.tag, &later.tag),
+    ] {
+        if let (Some(a), Some(b)) = (a, b) {
+            if a != b {
+                return Some(format!("{field} {b:?} where it is {a:?}"));
+            }
+        }
+    }
+    None
 }
 
 /// A person's fields merged from its rows, and what stops the person or a line.
