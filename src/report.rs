@@ -605,6 +605,7 @@ fn write_rows<W: std::io::Write>(
     mut counts: Option<&mut StoreCounts>,
 ) -> anyhow::Result<u64> {
     let meta = store.meta()?;
+    let shared = shared_notes(store)?;
     let mut rows = 0;
     let mut person: Option<PersonEntry> = None;
     let with_shard = |mut row: Row| {
@@ -612,7 +613,7 @@ fn write_rows<W: std::io::Write>(
         row
     };
     for item in store.photos() {
-        let (_, entry) = item?;
+        let (key, entry) = item?;
         if !meta.is_current(entry.source.as_deref(), entry.generation) {
             continue;
         }
@@ -625,7 +626,15 @@ fn write_rows<W: std::io::Write>(
         if person.as_ref().map(|p| p.person.as_str()) != Some(entry.person.as_str()) {
             person = store.person(&entry.person)?;
         }
-        writer.write(&with_shard(Row::new(&entry, person.as_ref())))?;
+        let mut row = Row::new(&entry, person.as_ref());
+        if let Some(note) = shared.get(&key) {
+            row.reason = if row.reason.is_empty() {
+                note.clone()
+            } else {
+                format!("{}; {note}", row.reason)
+            };
+        }
+        writer.write(&with_shard(row))?;
         rows += 1;
     }
     for entry in store.not_taken() {
@@ -643,6 +652,33 @@ fn write_rows<W: std::io::Write>(
         rows += 1;
     }
     Ok(rows)
+}
+
+/// The warning each photo listed for two persons or more carries in its report row,
+/// naming the other listings: "the same photo is listed for person "bob" too (PATH)".
+fn shared_notes(
+    store: &Store,
+) -> crate::store::Result<std::collections::HashMap<crate::store::PhotoKey, String>> {
+    let mut notes = std::collections::HashMap::new();
+    for content in store.shared()? {
+        for (i, photo) in content.photos.iter().enumerate() {
+            let others: Vec<String> = content
+                .photos
+                .iter()
+                .enumerate()
+                .filter(|(j, other)| *j != i && other.person != photo.person)
+                .map(|(_, other)| format!("person {:?} too ({})", other.person, other.origin))
+                .collect();
+            notes.insert(
+                crate::store::PhotoKey::new(&photo.person, &photo.image),
+                format!(
+                    "the same photo is listed for {}: enrolled for each as listed, check it",
+                    others.join(", ")
+                ),
+            );
+        }
+    }
+    Ok(notes)
 }
 
 enum RowWriter<W: std::io::Write> {

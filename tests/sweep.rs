@@ -332,3 +332,55 @@ fn every_manifest_row_is_in_the_report_a_repeated_one_too() {
     assert_eq!(held.persons["ann"].groups, ["staff"]);
     assert!(!held.groups.contains_key("lab"));
 }
+
+#[test]
+fn the_same_photo_for_two_persons_is_enrolled_for_both_with_a_warning() {
+    let (dir, state, service) = tmp();
+    let root = dir.path().join("photos");
+    let ann = write(&root.join("ann/a.png"), &photo(1));
+    let bob = write(&root.join("bob/b.png"), &photo(1));
+    write(&root.join("bob/c.png"), &photo(2));
+    write(&root.join("carol/d.png"), &photo(3));
+
+    let plan = output(
+        faceenroll(&[])
+            .arg("plan")
+            .arg(&root)
+            .args(["--group", "staff"]),
+    );
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let warning = plan
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("warning "))
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    for named in [&ann, &bob] {
+        assert!(warning.contains(&named.display().to_string()), "{warning}");
+    }
+
+    let run = enroll(&root, &state, &service, &["--group", "staff"]);
+    assert_eq!(
+        run.code, 0,
+        "a warning fails nothing: {}\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("the same photo is listed for 2 persons"),
+        "{}",
+        run.stderr
+    );
+    // Enrolled for both, as listed.
+    let hash = hash_of(&ann);
+    assert!(faces_of(&service, "ann").contains(&hash));
+    assert!(faces_of(&service, "bob").contains(&hash));
+    let rows = report_rows(&state);
+    let (a, b) = (row_of(&rows, &ann), row_of(&rows, &bob));
+    assert_eq!(
+        (a.status.as_str(), b.status.as_str()),
+        ("enrolled", "enrolled")
+    );
+    assert!(a.reason.contains("person \"bob\" too"), "{a:#?}");
+    assert!(b.reason.contains("person \"ann\" too"), "{b:#?}");
+    assert!(row_of(&rows, &root.join("carol/d.png")).reason.is_empty());
+}

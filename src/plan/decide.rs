@@ -3,6 +3,7 @@
 //! pending), the calls counted, and the person and its photos written to the store.
 
 use super::check::{Row, Verdict};
+use super::shared::Contents;
 use super::sort::Sorted;
 use super::{Pass, PlanError, PlanOptions, PlanSummary, ProblemStatus, BATCH};
 use crate::chunk::{chunks, ChunkItem};
@@ -26,6 +27,7 @@ pub(super) fn decide(
     pass: &Pass<'_>,
     options: &PlanOptions,
     summary: &mut PlanSummary,
+    contents: &mut Contents,
 ) -> Result<(), PlanError> {
     // A store without photos has no earlier entries to look up.
     let fresh = store.has_no_photos();
@@ -55,7 +57,8 @@ pub(super) fn decide(
                 let (key, row) = item?;
                 if rows.first().is_some_and(|(_, r)| r.person != row.person) {
                     plan_person(
-                        store, fresh, &mut known, &mut rows, pass, options, summary, &mut out,
+                        store, fresh, &mut known, &mut rows, pass, options, summary, contents,
+                        &mut out,
                     )?;
                     if out.len() >= BATCH && send.send(std::mem::take(&mut out)).is_err() {
                         break;
@@ -65,7 +68,7 @@ pub(super) fn decide(
             }
             if !rows.is_empty() {
                 plan_person(
-                    store, fresh, &mut known, &mut rows, pass, options, summary, &mut out,
+                    store, fresh, &mut known, &mut rows, pass, options, summary, contents, &mut out,
                 )?;
             }
             known.retire_rest(&mut out)?;
@@ -202,6 +205,7 @@ pub(super) fn plan_person(
     pass: &Pass<'_>,
     options: &PlanOptions,
     summary: &mut PlanSummary,
+    contents: &mut Contents,
     out: &mut Vec<(PhotoKey, PhotoEntry)>,
 ) -> Result<(), PlanError> {
     for problem in drop_relisted(rows, summary) {
@@ -232,6 +236,7 @@ pub(super) fn plan_person(
             summary,
         )?;
     }
+    contents.add_person(rows.iter().map(|(_, r)| r.hash).zip(&states));
     record_photos(rows, states, &mut old, pass, summary, out);
     for (key, entry) in old {
         known.retire(key, entry, out);

@@ -50,7 +50,9 @@
 //!   `Pending`.
 //!
 //! The same photo (same person, same path or URL) listed twice is recorded once; the
-//! second listing is reported as a duplicate in the summary.
+//! second listing is an entry not taken (ignored, or failed when it gives other
+//! groups, name or tag). The same content listed for two persons is enrolled for
+//! each, with a warning (`plan/shared.rs`).
 //!
 //! A person whose earlier run ended `PersonState::Failed` (no photo could seed it)
 //! and that has photos to send again goes back to `PersonState::New`; a person on the
@@ -59,6 +61,7 @@
 //! its state.
 mod check;
 mod decide;
+mod shared;
 mod sort;
 mod summary;
 
@@ -240,12 +243,21 @@ pub fn build(
         store.put_meta(&meta)?;
         tracing::debug!("plan: rows gathered and sorted in {:?}", started.elapsed());
         let started = std::time::Instant::now();
-        decide::decide(store, sorted, &pass, options, &mut summary)?;
+        let mut contents = shared::Contents::default();
+        decide::decide(store, sorted, &pass, options, &mut summary, &mut contents)?;
         tracing::debug!(
             "plan: persons decided in {:?}, {} photo entries written",
             started.elapsed(),
             store.photo_writes()
         );
+        let shared = shared::find(store, &id, contents)?;
+        for content in &shared {
+            let warning = shared::warning(content);
+            tracing::warn!("{warning}");
+            summary.problem(ProblemStatus::Warning, warning);
+        }
+        summary.shared = shared.len();
+        store.put_shared(&id, &shared)?;
         Ok::<_, PlanError>(())
     })();
     let _ = std::fs::remove_dir_all(&sort_dir);

@@ -180,6 +180,22 @@ pub struct Cells {
     pub tag: String,
 }
 
+/// One content (a photo) the latest plan of a source found listed for two persons or
+/// more: enrolled for each, with a warning in the plan and in their report rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedContent {
+    /// Each listing of it, in key order (person first).
+    pub photos: Vec<SharedListing>,
+}
+
+/// A listing of a [`SharedContent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedListing {
+    pub person: String,
+    pub image: ImageRef,
+    pub origin: Origin,
+}
+
 /// The groups, name and tag the source gave with one photo, as written: the report
 /// writes them back, whether or not the person could be planned.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
