@@ -384,3 +384,158 @@ fn the_same_photo_for_two_persons_is_enrolled_for_both_with_a_warning() {
     assert!(b.reason.contains("person \"ann\" too"), "{b:#?}");
     assert!(row_of(&rows, &root.join("carol/d.png")).reason.is_empty());
 }
+
+#[test]
+fn the_summary_counts_this_runs_photos_and_calls_in_flight_as_the_json_does() {
+    let (dir, state, service) = tmp();
+    let root = dir.path().join("photos");
+    for (person, seed) in [("ann", 1), ("bob", 2), ("carol", 3)] {
+        write(&root.join(format!("{person}/a.png")), &photo(seed));
+    }
+    // Settled by the plan, before the run's calls: a copy and a file that is no photo.
+    write(&root.join("ann/copy.png"), &photo(1));
+    write(&root.join("ann/notes.txt"), b"notes");
+    let json = dir.path().join("summary.json");
+    let run = enroll(
+        &root,
+        &state,
+        &service,
+        &["--group", "staff", "--summary-json", json.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(this_run(&run.stdout, "photos"), 3, "{}", run.stdout);
+    assert_eq!(summary["photos_this_run"], 3, "{summary}");
+    // Three calls were made, so at least one was in flight.
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("calls in flight: up to "))
+        .unwrap();
+    let peak: u64 = line
+        .split("up to ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(peak >= 1, "{line}");
+}
+
+/// `faceenroll COMMAND --endpoint E --appid A --state S EXTRA...` with the rehearsal
+/// credentials.
+fn after_command(
+    command: &str,
+    endpoint: &str,
+    state: &Path,
+    extra: &[&str],
+) -> std::process::Command {
+    use faceenroll::emulator::{REHEARSAL_APPID, REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
+    let mut cmd = faceenroll(&[]);
+    cmd.args([
+        command,
+        "--endpoint",
+        endpoint,
+        "--appid",
+        REHEARSAL_APPID,
+        "--state",
+    ])
+    .arg(state)
+    .args(extra)
+    .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+    .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY);
+    cmd
+}
+
+#[test]
+fn a_rollback_stopped_by_ctrl_c_prints_what_it_did() {
+    let archive = support::Archive::new();
+    archive.fill(40, 1, 900);
+    let emulator = support::emulator();
+    let client = support::client(&emulator);
+    support::run(&archive, &client, &support::options());
+    assert_eq!(emulator.snapshot().persons.len(), 40);
+    let endpoint = emulator.endpoint();
+
+    // Paced, so it is still going when Ctrl-C comes after its fifth deletion.
+    let child = after_command(
+        "rollback",
+        &endpoint,
+        &archive.state(),
+        &["--yes", "--qps", "20"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let started = std::time::Instant::now();
+    while emulator.counters().received("delperson") < 5 {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the rollback never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: a signal to a child process this test owns and has not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    let deleted = 40 - emulator.snapshot().persons.len();
+    assert!(
+        (5..40).contains(&deleted),
+        "stopped in the middle: {deleted}"
+    );
+    assert!(
+        stdout.contains(&format!("faceenroll rollback: {deleted} persons deleted")),
+        "what it did, as the service holds it: {stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+
+    let again = output(&mut after_command(
+        "rollback",
+        &endpoint,
+        &archive.state(),
+        &["--yes", "--qps", "0"],
+    ));
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(emulator.snapshot().persons.is_empty());
+}
+
+#[test]
+fn a_stopped_verify_leaves_the_last_drift_report_as_it_was() {
+    let archive = support::Archive::new();
+    archive.fill(3, 2, 950);
+    let emulator = support::emulator();
+    let client = support::client(&emulator);
+    support::run(&archive, &client, &support::options());
+    let endpoint = emulator.endpoint();
+    let state = archive.state();
+    // Another tool deletes a person: the verify reports it.
+    client
+        .del_person(&faceenroll::model::PersonId::new("person001").unwrap())
+        .unwrap();
+    let first = output(&mut after_command("verify", &endpoint, &state, &[]));
+    assert_eq!(first.code, 1, "{}{}", first.stdout, first.stderr);
+    let drift = state.join("drift.csv");
+    let reported = std::fs::read_to_string(&drift).unwrap();
+    assert!(reported.contains("person_missing"), "{reported}");
+
+    // A verify stopped at its first call (credentials refused) writes no report.
+    let stopped = output(
+        after_command("verify", &endpoint, &state, &[])
+            .env("TENCENTCLOUD_SECRET_KEY", "not-the-key"),
+    );
+    assert_eq!(stopped.code, 3, "{}{}", stopped.stdout, stopped.stderr);
+    assert_eq!(std::fs::read_to_string(&drift).unwrap(), reported);
+    assert!(
+        stopped.stdout.contains("left as it was"),
+        "{}",
+        stopped.stdout
+    );
+}
