@@ -108,8 +108,8 @@ impl std::fmt::Display for Verified {
         if self.stopped.is_some() {
             writeln!(
                 f,
-                "  drift report: {} left as it was (it is written when a verify checks \
-                 every person)",
+                "  drift report: not written, as this verify stopped before checking every \
+                 person; {} is left as it was (the last complete one, if any)",
                 self.report.display()
             )
         } else {
