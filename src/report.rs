@@ -966,6 +966,25 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn a_promoted_spare_is_settled_again_by_the_run() {
+        let tally = Tally::default();
+        // A run whose tally was not started from the store: nothing to take back.
+        tally.spare_promoted();
+        assert_eq!((tally.snapshot().skipped, tally.photos_this_run()), (0, 0));
+        let counts = StoreCounts {
+            skipped: 3,
+            enrolled: 20,
+            ..StoreCounts::default()
+        };
+        tally.settle(&counts);
+        tally.spare_promoted();
+        tally.photo(Counted::Enrolled);
+        let t = tally.snapshot();
+        assert_eq!((t.skipped, t.enrolled), (2, 21));
+        assert_eq!(tally.photos_this_run(), 1);
+    }
+
+    #[test]
     fn utc_time_names_the_civil_date_and_time() {
         assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc_time(1_700_000_000), "2023-11-14 22:13:20 UTC");

@@ -29,7 +29,7 @@ impl Worker<'_, '_> {
         };
         let id = &person.person;
         loop {
-            self.promote_spares(queue);
+            self.promote_spares(queue)?;
             if queue.is_empty() {
                 break;
             }

@@ -270,17 +270,22 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 
     /// Hands the places freed by refused photos to the next spares, at the back of
-    /// the queue: the person's places go to the first photos the service accepts.
-    fn promote_spares(&mut self, queue: &mut VecDeque<Item>) {
+    /// the queue: the person's places go to the first photos the service accepts. A
+    /// spare promoted is recorded pending at once, so a run that stops before
+    /// sending it counts it among the photos left for the next run.
+    fn promote_spares(&mut self, queue: &mut VecDeque<Item>) -> Result<(), Halt> {
         while self.freed > 0 {
-            let Some(spare) = self.spares.pop_front() else {
+            let Some(mut spare) = self.spares.pop_front() else {
                 break;
             };
             self.freed -= 1;
             tracing::info!(photo = %spare.entry.image, "takes the place of a photo refused for good");
+            spare.entry.state = PhotoState::Pending;
+            self.put_photo(&spare)?;
             self.shared.tally.spare_promoted();
             queue.push_back(spare);
         }
+        Ok(())
     }
 
     /// Records a photo's final state for this run and counts it.

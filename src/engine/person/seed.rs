@@ -32,7 +32,7 @@ impl Worker<'_, '_> {
             }
         };
         loop {
-            self.promote_spares(queue);
+            self.promote_spares(queue)?;
             let Some(mut item) = queue.pop_front() else {
                 break;
             };
