@@ -222,7 +222,9 @@ pub struct SummaryJson {
     pub pending: u64,
     /// Failed photos by service code (`null`: no code).
     pub failures_by_code: Vec<CodeCount>,
-    /// Photos finished in this run.
+    /// Photos this run settled (enrolled, duplicate, skipped or failed by its calls),
+    /// as the summary's "this run: N photos"; those the plan settled before it are
+    /// in the counts by status above.
     pub photos_this_run: u64,
     pub calls: u64,
     pub retries: u64,
@@ -263,7 +265,7 @@ impl SummaryJson {
                     count: *count,
                 })
                 .collect(),
-            photos_this_run: s.tally.photos_done(),
+            photos_this_run: s.tally.photos_this_run(),
             calls: t.calls,
             retries: t.retries,
             rate_limited: t.rate_limited,

@@ -250,6 +250,14 @@ impl Tally {
         self.photos_resent.fetch_add(resent, Relaxed);
     }
 
+    /// A spare photo, counted skipped by the plan, takes the place of a refused one:
+    /// it is no longer settled, and this run settles it again.
+    pub fn spare_promoted(&self) {
+        for n in [&self.skipped, &self.settled] {
+            let _ = n.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+        }
+    }
+
     /// An enrolled photo was re-encoded, saving `bytes`.
     pub fn bytes_saved(&self, bytes: u64) {
         self.bytes_saved.fetch_add(bytes, Relaxed);
@@ -408,8 +416,11 @@ impl Row {
             ),
             PhotoState::Duplicate { reason }
             | PhotoState::Skipped { reason }
-            | PhotoState::Full { reason } => (String::new(), None, reason.clone()),
-            PhotoState::Failed(f) => (String::new(), f.code, f.message.clone()),
+            | PhotoState::Full { reason }
+            | PhotoState::Spare { reason } => (String::new(), None, reason.clone()),
+            PhotoState::Failed(f) | PhotoState::Deferred(f) => {
+                (String::new(), f.code, f.message.clone())
+            }
             PhotoState::Pending => (String::new(), None, String::new()),
             PhotoState::InDoubt => (
                 String::new(),
@@ -594,6 +605,7 @@ fn write_rows<W: std::io::Write>(
     mut counts: Option<&mut StoreCounts>,
 ) -> anyhow::Result<u64> {
     let meta = store.meta()?;
+    let shared = shared_notes(store)?;
     let mut rows = 0;
     let mut person: Option<PersonEntry> = None;
     let with_shard = |mut row: Row| {
@@ -601,7 +613,7 @@ fn write_rows<W: std::io::Write>(
         row
     };
     for item in store.photos() {
-        let (_, entry) = item?;
+        let (key, entry) = item?;
         if !meta.is_current(entry.source.as_deref(), entry.generation) {
             continue;
         }
@@ -614,7 +626,15 @@ fn write_rows<W: std::io::Write>(
         if person.as_ref().map(|p| p.person.as_str()) != Some(entry.person.as_str()) {
             person = store.person(&entry.person)?;
         }
-        writer.write(&with_shard(Row::new(&entry, person.as_ref())))?;
+        let mut row = Row::new(&entry, person.as_ref());
+        if let Some(note) = shared.get(&key) {
+            row.reason = if row.reason.is_empty() {
+                note.clone()
+            } else {
+                format!("{}; {note}", row.reason)
+            };
+        }
+        writer.write(&with_shard(row))?;
         rows += 1;
     }
     for entry in store.not_taken() {
@@ -632,6 +652,33 @@ fn write_rows<W: std::io::Write>(
         rows += 1;
     }
     Ok(rows)
+}
+
+/// The warning each photo listed for two persons or more carries in its report row,
+/// naming the other listings: "the same photo is listed for person "bob" too (PATH)".
+fn shared_notes(
+    store: &Store,
+) -> crate::store::Result<std::collections::HashMap<crate::store::PhotoKey, String>> {
+    let mut notes = std::collections::HashMap::new();
+    for content in store.shared()? {
+        for (i, photo) in content.photos.iter().enumerate() {
+            let others: Vec<String> = content
+                .photos
+                .iter()
+                .enumerate()
+                .filter(|(j, other)| *j != i && other.person != photo.person)
+                .map(|(_, other)| format!("person {:?} too ({})", other.person, other.origin))
+                .collect();
+            notes.insert(
+                crate::store::PhotoKey::new(&photo.person, &photo.image),
+                format!(
+                    "the same photo is listed for {}: enrolled for each as listed, check it",
+                    others.join(", ")
+                ),
+            );
+        }
+    }
+    Ok(notes)
 }
 
 enum RowWriter<W: std::io::Write> {
@@ -723,10 +770,14 @@ impl StoreCounts {
     fn count_photo(&mut self, entry: &PhotoEntry) {
         self.photos += 1;
         match &entry.state {
-            PhotoState::Pending | PhotoState::InDoubt => self.pending += 1,
+            PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_) => {
+                self.pending += 1
+            }
             PhotoState::Enrolled { .. } => self.enrolled += 1,
             PhotoState::Duplicate { .. } => self.duplicate += 1,
-            PhotoState::Skipped { .. } | PhotoState::Full { .. } => self.skipped += 1,
+            PhotoState::Skipped { .. } | PhotoState::Full { .. } | PhotoState::Spare { .. } => {
+                self.skipped += 1
+            }
             PhotoState::Failed(f) => {
                 self.failed += 1;
                 *self.failures_by_code.entry(f.code).or_default() += 1;
@@ -913,6 +964,25 @@ impl std::fmt::Display for Summary<'_> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_promoted_spare_is_settled_again_by_the_run() {
+        let tally = Tally::default();
+        // A run whose tally was not started from the store: nothing to take back.
+        tally.spare_promoted();
+        assert_eq!((tally.snapshot().skipped, tally.photos_this_run()), (0, 0));
+        let counts = StoreCounts {
+            skipped: 3,
+            enrolled: 20,
+            ..StoreCounts::default()
+        };
+        tally.settle(&counts);
+        tally.spare_promoted();
+        tally.photo(Counted::Enrolled);
+        let t = tally.snapshot();
+        assert_eq!((t.skipped, t.enrolled), (2, 21));
+        assert_eq!(tally.photos_this_run(), 1);
+    }
 
     #[test]
     fn utc_time_names_the_civil_date_and_time() {

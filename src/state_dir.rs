@@ -31,6 +31,13 @@ impl StateDir {
         &self.0
     }
 
+    /// Whether the directory holds a job (its progress database and lock), as a
+    /// directory tree that holds it must not be walked as photos: two `stat`s, the
+    /// second only when the first finds a `db` folder.
+    pub fn holds_job(&self) -> bool {
+        self.db().is_dir() && self.lock().is_file()
+    }
+
     /// The progress database (a sled directory).
     pub fn db(&self) -> PathBuf {
         self.0.join("db")

@@ -500,7 +500,12 @@ fn a_first_photo_the_service_cannot_download_hands_the_seed_over() {
             .unwrap()
             .pending;
         assert_eq!(left, 1, "{full:?}");
-        assert_eq!(states(&archive)[&host.url("u0.png")], PhotoState::Pending);
+        let u0 = &states(&archive)[&host.url("u0.png")];
+        assert_eq!(u0.status(), "pending", "{u0:?}");
+        assert!(
+            matches!(u0, PhotoState::Deferred(f) if f.code == Some(-1308)),
+            "the last refusal is kept for the report: {u0:?}"
+        );
 
         // The host is back: the next run sends exactly what was left.
         host.up.store(true, Relaxed);

@@ -235,7 +235,7 @@ fn over_twenty_photos_the_rest_are_skipped_in_sorted_order() {
         if i < 20 {
             assert_eq!(s, PhotoState::Pending, "photo {i}");
         } else {
-            assert!(matches!(s, PhotoState::Skipped { .. }), "photo {i}: {s:?}");
+            assert!(matches!(s, PhotoState::Spare { .. }), "photo {i}: {s:?}");
             assert!(
                 said(&s).contains("limit of 20 faces per person"),
                 "{}",
@@ -634,7 +634,7 @@ fn a_second_plan_keeps_what_is_done_and_plans_what_is_new_or_changed() {
     assert_eq!(state(&store, "alice", &p("19.jpg")), PhotoState::Pending);
     assert_eq!(state(&store, "alice", &p("22.jpg")), PhotoState::Pending);
     let over = state(&store, "alice", &p("23.jpg"));
-    assert!(matches!(over, PhotoState::Skipped { .. }), "{over:?}");
+    assert!(matches!(over, PhotoState::Spare { .. }), "{over:?}");
     assert!(
         said(&over).contains("has 13 enrolled, 1 in doubt and 6 planned"),
         "{}",

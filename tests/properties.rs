@@ -356,6 +356,13 @@ fn outcome() -> impl Strategy<Value = faceenroll::store::PhotoState> {
                 message,
             })
         }),
+        (cell(30), prop::option::of(-2000i64..300)).prop_map(|(message, code)| {
+            PhotoState::Deferred(Failure {
+                kind: FailureKind::RetriesExhausted,
+                code,
+                message,
+            })
+        }),
     ]
 }
 

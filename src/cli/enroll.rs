@@ -32,7 +32,8 @@ TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY or the [service] table of the f
 
 Exit codes:
   0    everything accounted for, no failure
-  1    finished with failed photos (see the report)
+  1    finished with failed photos, or photos left for the next run (see the
+       report: its failed and pending rows say why)
   2    usage, configuration or input error before any call, or the state
        directory is in use by another job
   3    stopped by a fatal error: the service refused the account or credentials
@@ -304,7 +305,9 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
 
 /// The first Ctrl-C or SIGTERM asks the job to stop gracefully; a second one ends the
 /// process at once (the progress database stays consistent: sled recovers its log).
-fn install_signal_handlers(stop: Arc<StopSignal>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+pub(super) fn install_signal_handlers(
+    stop: Arc<StopSignal>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let asked = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {

@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 pub enum Exit {
     /// Everything accounted for, no failure.
     Ok = 0,
-    /// Finished, but some photos failed.
+    /// Finished, but some photos failed or are left for the next run.
     Failures = 1,
     /// Usage, configuration or input error before any call, or the state directory
     /// is in use by another job.
@@ -36,7 +36,8 @@ pub enum Exit {
 const EXIT_CODES_HELP: &str = "\
 Exit codes of enroll (the other commands: see their --help):
   0    everything accounted for, no failure
-  1    finished with failed photos (see faceenroll report)
+  1    finished with failed photos, or photos left for the next run (see
+       faceenroll report: its failed and pending rows say why)
   2    usage, configuration or input error before any call, or the state
        directory is in use by another job
   3    stopped by a fatal error: the service refused the account or credentials

@@ -148,6 +148,15 @@ pub fn render(s: &PlanSummary) -> String {
             let _ = writeln!(out, "    {label:<27} {n}");
         }
     }
+    if s.shared > 0 {
+        let _ = writeln!(
+            out,
+            "  warnings:   {} {} listed for more than one person (enrolled for each as \
+             listed; named below)",
+            s.shared,
+            crate::report::plural(s.shared as u64, "photo", "photos"),
+        );
+    }
     if !s.not_taken.is_empty() {
         let total: usize = s.not_taken.values().sum();
         let _ = writeln!(

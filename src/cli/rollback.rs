@@ -13,7 +13,9 @@ Exit codes:
   1  not confirmed (no --yes without a terminal to confirm on counts as not
      confirmed, as for delete-person), or some persons left as they are (listed)
   2  usage or configuration error, or the state directory is in use
-  3  stopped by a service error (run it again to go on where it stopped)";
+  3  stopped by a service error (run it again to go on where it stopped)
+  130  stopped by Ctrl-C or SIGTERM after the person being undone; what was
+       undone is printed and recorded (run it again to go on)";
 
 /// `faceenroll rollback`
 #[derive(Debug, clap::Args)]
@@ -32,10 +34,12 @@ pub struct RollbackArgs {
 pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
     let client = args.after.client()?;
     let (state_dir, pace) = args.after.job()?;
+    let stop = std::sync::Arc::new(crate::engine::StopSignal::default());
     let job = RollbackJob {
         state_dir,
         dry_run: args.dry_run,
         pace,
+        stop: std::sync::Arc::clone(&stop),
     };
     let yes = args.yes;
     let done = rollback(&job, &client, |plan| {
@@ -45,7 +49,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
                 .filter(|u| u.entry == entry && !u.steps.is_empty())
                 .count()
         };
-        super::inspect::confirm(
+        let confirmed = super::inspect::confirm(
             &format!(
                 "Roll back the job in {}: delete {} persons it created and restore {} \
                  persons it changed ({} calls)?",
@@ -55,7 +59,13 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
                 plan.planned_calls()
             ),
             yes,
-        )
+        )?;
+        if confirmed {
+            // From here, the first Ctrl-C ends the rollback after the person being
+            // undone, so what it did is printed (at the question, it still quits).
+            super::enroll::install_signal_handlers(stop)?;
+        }
+        Ok(confirmed)
     })?;
     let mut out = std::io::stdout().lock();
     if job.dry_run {
@@ -92,6 +102,13 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
     if let Some(err) = &done.stopped {
         eprintln!("error: {err}\nThe rollback stopped; run the same command again to go on.");
         return Ok(Exit::Fatal);
+    }
+    if done.interrupted {
+        eprintln!(
+            "interrupted: the persons counted above are undone and recorded; run the same \
+             command again to go on with the others"
+        );
+        return Ok(Exit::Interrupted);
     }
     Ok(if done.refused.is_empty() {
         Exit::Ok

@@ -442,7 +442,9 @@ impl Flow {
         self.report(tally);
     }
 
-    fn report(&self, tally: &Tally) {
+    /// Gives the tally the calls allowed in flight and the most in flight so far
+    /// (also at the end of a run shorter than a tick, which never stepped).
+    pub fn report(&self, tally: &Tally) {
         tally.concurrency(self.permits.limit() as u64, self.peak.load(Relaxed));
     }
 

@@ -315,6 +315,7 @@ pub fn run(
         Ok(())
     });
     dispatched?;
+    shared.flow.report(tally);
     let learned = *shared.limit.lock().expect("limit lock");
     if let Some(refused) = learned.refused {
         tally.limit_learned(refused, learned.accepted);

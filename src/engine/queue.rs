@@ -11,6 +11,9 @@ pub struct PersonWork {
     /// The person's `Pending` and `InDoubt` photos of the current plan, in source
     /// order.
     pub photos: Vec<(PhotoKey, PhotoEntry)>,
+    /// The person's `Spare` photos of the current plan, in source order: each takes
+    /// the place of a photo the service refuses for good in the run.
+    pub spares: Vec<(PhotoKey, PhotoEntry)>,
     /// Faces this job already has on the service for the person.
     pub enrolled: usize,
 }
@@ -69,11 +72,15 @@ impl Iterator for PendingPersons<'_> {
             };
             let person = first.person.clone();
             let mut photos = Vec::new();
+            let mut spares = Vec::new();
             let mut enrolled = 0;
             let mut take = |key: PhotoKey, entry: PhotoEntry, generation: u64| match entry.state {
                 PhotoState::Enrolled { .. } => enrolled += 1,
-                PhotoState::Pending | PhotoState::InDoubt if entry.generation == generation => {
+                ref state if state.is_to_send() && entry.generation == generation => {
                     photos.push((key, entry))
+                }
+                PhotoState::Spare { .. } if entry.generation == generation => {
+                    spares.push((key, entry))
                 }
                 _ => {}
             };
@@ -94,6 +101,7 @@ impl Iterator for PendingPersons<'_> {
                         return Some(Ok(PersonWork {
                             person: entry,
                             photos,
+                            spares: Vec::new(),
                             enrolled,
                         }))
                     }
@@ -102,11 +110,13 @@ impl Iterator for PendingPersons<'_> {
                 }
             }
             photos.sort_by_key(|(_, e)| e.seq);
+            spares.sort_by_key(|(_, e)| e.seq);
             match self.store.person(&person) {
                 Ok(Some(entry)) => {
                     return Some(Ok(PersonWork {
                         person: entry,
                         photos,
+                        spares,
                         enrolled,
                     }))
                 }

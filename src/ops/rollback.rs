@@ -31,6 +31,8 @@ pub struct RollbackJob {
     /// List the calls; make none.
     pub dry_run: bool,
     pub pace: PaceOptions,
+    /// Asked to stop (Ctrl-C): the rollback ends after the person being undone.
+    pub stop: std::sync::Arc<crate::engine::StopSignal>,
 }
 
 /// One call of an undo.
@@ -185,6 +187,8 @@ pub struct RolledBack {
     pub stopped: Option<CallError>,
     /// Whether the operator declined.
     pub declined: bool,
+    /// Whether the operator stopped it (Ctrl-C) before every person was undone.
+    pub interrupted: bool,
 }
 
 impl RolledBack {
@@ -243,6 +247,11 @@ pub fn rollback(
     }
     let mut paced = Paced::new(client, &job.pace);
     for undo in std::mem::take(&mut done.planned) {
+        if job.stop.requested() {
+            done.interrupted = true;
+            done.planned.push(undo);
+            break;
+        }
         let mut entry = undo.entry.clone();
         for step in &undo.steps {
             match run_step(&mut paced, &undo.person, step) {

@@ -105,7 +105,16 @@ impl std::fmt::Display for Verified {
                 self.photos_repaired, self.persons_repaired
             )?;
         }
-        writeln!(f, "  drift report: {}", self.report.display())
+        if self.stopped.is_some() {
+            writeln!(
+                f,
+                "  drift report: not written, as this verify stopped before checking every \
+                 person; {} is left as it was (the last complete one, if any)",
+                self.report.display()
+            )
+        } else {
+            writeln!(f, "  drift report: {}", self.report.display())
+        }
     }
 }
 
@@ -305,10 +314,18 @@ pub struct DriftRow {
     pub repaired: bool,
 }
 
-/// Writes the drift report from the store's record of the verify, and the totals.
+/// Writes the drift report from the store's record of the verify, and the totals. A
+/// verify that stopped before every person was checked counts what it has, and
+/// leaves the drift report of the last one that finished as it was.
 fn write_drift(store: &Store, done: &mut Verified, format: Format) -> anyhow::Result<()> {
-    let file = std::fs::File::create(&done.report)
-        .with_context(|| format!("cannot write the drift report {}", done.report.display()))?;
+    let file: Box<dyn std::io::Write> =
+        if done.stopped.is_some() {
+            Box::new(std::io::sink())
+        } else {
+            Box::new(std::fs::File::create(&done.report).with_context(|| {
+                format!("cannot write the drift report {}", done.report.display())
+            })?)
+        };
     let mut out = std::io::BufWriter::new(file);
     let mut csv = matches!(format, Format::Csv).then(|| csv::Writer::from_writer(Vec::new()));
     done.persons = 0;

@@ -3,11 +3,13 @@
 //! pending), the calls counted, and the person and its photos written to the store.
 
 use super::check::{Row, Verdict};
+use super::shared::Contents;
 use super::sort::Sorted;
 use super::{Pass, PlanError, PlanOptions, PlanSummary, ProblemStatus, BATCH};
 use crate::chunk::{chunks, ChunkItem};
 use crate::limits::MAX_FACES_PER_PERSON;
 use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
+use crate::source::{Cells, Problem, ProblemKind};
 use crate::store::{
     Failure, FailureKind, GivenFields, Origin, PersonEntry, PersonFields, PersonState, PhotoEntry,
     PhotoKey, PhotoState, Store, StoreError,
@@ -25,6 +27,7 @@ pub(super) fn decide(
     pass: &Pass<'_>,
     options: &PlanOptions,
     summary: &mut PlanSummary,
+    contents: &mut Contents,
 ) -> Result<(), PlanError> {
     // A store without photos has no earlier entries to look up.
     let fresh = store.has_no_photos();
@@ -54,7 +57,8 @@ pub(super) fn decide(
                 let (key, row) = item?;
                 if rows.first().is_some_and(|(_, r)| r.person != row.person) {
                     plan_person(
-                        store, fresh, &mut known, &mut rows, pass, options, summary, &mut out,
+                        store, fresh, &mut known, &mut rows, pass, options, summary, contents,
+                        &mut out,
                     )?;
                     if out.len() >= BATCH && send.send(std::mem::take(&mut out)).is_err() {
                         break;
@@ -64,7 +68,7 @@ pub(super) fn decide(
             }
             if !rows.is_empty() {
                 plan_person(
-                    store, fresh, &mut known, &mut rows, pass, options, summary, &mut out,
+                    store, fresh, &mut known, &mut rows, pass, options, summary, contents, &mut out,
                 )?;
             }
             known.retire_rest(&mut out)?;
@@ -201,9 +205,12 @@ pub(super) fn plan_person(
     pass: &Pass<'_>,
     options: &PlanOptions,
     summary: &mut PlanSummary,
+    contents: &mut Contents,
     out: &mut Vec<(PhotoKey, PhotoEntry)>,
 ) -> Result<(), PlanError> {
-    drop_relisted(rows, summary);
+    for problem in drop_relisted(rows, summary) {
+        super::not_taken(store, pass, problem, summary)?;
+    }
     rows.sort_by_key(|(_, r)| r.seq);
     let person = rows[0].1.person.clone();
     let mut old = if fresh {
@@ -229,6 +236,7 @@ pub(super) fn plan_person(
             summary,
         )?;
     }
+    contents.add_person(rows.iter().map(|(_, r)| r.hash).zip(&states));
     record_photos(rows, states, &mut old, pass, summary, out);
     for (key, entry) in old {
         known.retire(key, entry, out);
@@ -236,22 +244,85 @@ pub(super) fn plan_person(
     Ok(())
 }
 
-/// The same photo listed again: keeps the first listing and tells the operator.
-fn drop_relisted(rows: &mut Vec<(PhotoKey, Row)>, summary: &mut PlanSummary) {
+/// The same photo listed again (a manifest row repeated): keeps the first listing
+/// and answers each later one as an entry not taken, so the report has a row for it:
+/// `ignored`, naming the line it repeats, or `failed` when it gives the photo other
+/// groups, a name or a tag than the first (which is meant is not clear, as for a
+/// conflicting name).
+fn drop_relisted(rows: &mut Vec<(PhotoKey, Row)>, summary: &mut PlanSummary) -> Vec<Problem> {
+    let mut relisted = Vec::new();
     rows.dedup_by(|later, first| {
         let again = later.0 == first.0;
         if again {
             summary.relisted += 1;
-            summary.problem(
-                ProblemStatus::Duplicate,
-                format!(
-                    "{}: {} is listed again for person {:?}; first listed at {}",
-                    later.1.origin, later.1.image, later.1.person, first.1.origin
-                ),
+            let (later, first) = (&later.1, &first.1);
+            let listed = format!(
+                "{}: {} is listed again for person {:?}",
+                later.origin, later.image, later.person
             );
+            let (kind, class, message) = match relisted_conflict(first, later) {
+                None => (
+                    ProblemKind::Skip,
+                    "row repeated",
+                    format!("{listed}; first listed at {}", first.origin),
+                ),
+                Some(differs) => (
+                    ProblemKind::Invalid,
+                    "row repeated with other fields",
+                    format!(
+                        "{listed} with {differs} at {}; which is meant is not clear: keep \
+                         one row",
+                        first.origin
+                    ),
+                ),
+            };
+            relisted.push(Problem {
+                origin: later.origin.clone(),
+                photo: None,
+                kind,
+                class,
+                message,
+                cells: Some(Cells {
+                    person_id: later
+                        .written
+                        .clone()
+                        .unwrap_or_else(|| later.person.clone()),
+                    image: later.image.to_string(),
+                    group_ids: later.groups.join(";"),
+                    person_name: later.name.clone().unwrap_or_default(),
+                    tag: later.tag.clone().unwrap_or_default(),
+                }),
+            });
         }
         again
     });
+    relisted
+}
+
+/// How a repeated listing of a photo differs from its first listing: other groups,
+/// or a name or tag both give differently ("group_ids \"lab\" where it is \"staff\"").
+fn relisted_conflict(first: &Row, later: &Row) -> Option<String> {
+    let set = |groups: &[String]| -> std::collections::BTreeSet<String> {
+        groups.iter().cloned().collect()
+    };
+    if set(&first.groups) != set(&later.groups) {
+        return Some(format!(
+            "group_ids {:?} where it is {:?}",
+            later.groups.join(";"),
+            first.groups.join(";")
+        ));
+    }
+    for (field, a, b) in [
+        ("person_name", &first.name, &later.name),
+        ("tag", &first.tag, &later.tag),
+    ] {
+        if let (Some(a), Some(b)) = (a, b) {
+            if a != b {
+                return Some(format!("{field} {b:?} where it is {a:?}"));
+            }
+        }
+    }
+    None
 }
 
 /// A person's fields merged from its rows, and what stops the person or a line.
@@ -418,6 +489,12 @@ impl Held {
                     held.in_doubt += 1;
                     "in doubt"
                 }
+                // Refused for good and not sent again: a copy of it would be refused
+                // too, one run after another.
+                Carry::Keep(PhotoState::Failed(Failure {
+                    kind: FailureKind::Permanent,
+                    ..
+                })) => "refused by the service",
                 _ => continue,
             };
             if let Some(h) = r.hash {
@@ -455,14 +532,24 @@ fn dedupe_and_cap(
             Carry::Open => {
                 if let Some(holder) = r.hash.and_then(|h| held.holders.get(&h)) {
                     PhotoState::Duplicate {
-                        reason: format!("{}: same content as {holder}, which is kept", r.origin),
+                        reason: format!(
+                            "{}: same content as {holder}, which stands for it",
+                            r.origin
+                        ),
                     }
                 } else if slots == 0 {
-                    PhotoState::Skipped {
+                    if let Some(h) = r.hash {
+                        // Byte-identical spares are one photo too.
+                        held.holders
+                            .insert(h, format!("{} (a spare, over the limit)", r.origin));
+                    }
+                    PhotoState::Spare {
                         reason: format!(
                             "{}: over the service's limit of {MAX_FACES_PER_PERSON} faces per \
                              person: person {person:?} has {enrolled} enrolled, {in_doubt} in \
-                             doubt and {planned} planned before it (photos are taken in {order})",
+                             doubt and {planned} planned before it (photos are taken in \
+                             {order}); a spare, sent in the run only if one of those is \
+                             refused for good",
                             r.origin
                         ),
                     }
@@ -573,7 +660,7 @@ fn record_photos(
     for (rank, ((key, r), state)) in rows.drain(..).zip(states).enumerate() {
         summary.photos += 1;
         match &state {
-            PhotoState::Pending => {
+            PhotoState::Pending | PhotoState::Deferred(_) => {
                 summary.pending += 1;
                 summary.to_normalize += usize::from(r.normalize);
             }
@@ -583,7 +670,9 @@ fn record_photos(
                 summary.duplicate += 1;
                 summary.problem(ProblemStatus::Duplicate, reason.clone());
             }
-            PhotoState::Skipped { reason } | PhotoState::Full { reason } => {
+            PhotoState::Skipped { reason }
+            | PhotoState::Full { reason }
+            | PhotoState::Spare { reason } => {
                 summary.skipped += 1;
                 summary.problem(ProblemStatus::Skipped, reason.clone());
             }

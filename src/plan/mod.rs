@@ -41,12 +41,18 @@
 //!   failure now fixed) are decided again below.
 //! - Changed content (another hash) or new: decided below.
 //! - Deciding, in source order: a photo whose content equals a photo of the same
-//!   person already kept (enrolled, in doubt, or planned earlier in source order) is
-//!   a `Duplicate` naming it; past [`MAX_FACES_PER_PERSON`](crate::limits::MAX_FACES_PER_PERSON) (counting faces already
-//!   enrolled and photos in doubt) it is `Skipped`; otherwise `Pending`.
+//!   person already accounted for (enrolled, in doubt, refused for good by the
+//!   service, or planned earlier in source order, spares included) is a `Duplicate`
+//!   naming it, so byte-identical copies are one photo; past
+//!   [`MAX_FACES_PER_PERSON`](crate::limits::MAX_FACES_PER_PERSON) (counting faces
+//!   already enrolled and photos in doubt) it is a `Spare`, which the engine sends
+//!   in the place of a photo the service refuses for good in the run; otherwise
+//!   `Pending`.
 //!
 //! The same photo (same person, same path or URL) listed twice is recorded once; the
-//! second listing is reported as a duplicate in the summary.
+//! second listing is an entry not taken (ignored, or failed when it gives other
+//! groups, name or tag). The same content listed for two persons is enrolled for
+//! each, with a warning (`plan/shared.rs`).
 //!
 //! A person whose earlier run ended `PersonState::Failed` (no photo could seed it)
 //! and that has photos to send again goes back to `PersonState::New`; a person on the
@@ -55,6 +61,7 @@
 //! its state.
 mod check;
 mod decide;
+mod shared;
 mod sort;
 mod summary;
 
@@ -236,12 +243,21 @@ pub fn build(
         store.put_meta(&meta)?;
         tracing::debug!("plan: rows gathered and sorted in {:?}", started.elapsed());
         let started = std::time::Instant::now();
-        decide::decide(store, sorted, &pass, options, &mut summary)?;
+        let mut contents = shared::Contents::default();
+        decide::decide(store, sorted, &pass, options, &mut summary, &mut contents)?;
         tracing::debug!(
             "plan: persons decided in {:?}, {} photo entries written",
             started.elapsed(),
             store.photo_writes()
         );
+        let shared = shared::find(store, &id, contents)?;
+        for content in &shared {
+            let warning = shared::warning(content);
+            tracing::warn!("{warning}");
+            summary.problem(ProblemStatus::Warning, warning);
+        }
+        summary.shared = shared.len();
+        store.put_shared(&id, &shared)?;
         Ok::<_, PlanError>(())
     })();
     let _ = std::fs::remove_dir_all(&sort_dir);

@@ -16,6 +16,8 @@ pub enum ProblemStatus {
     Skipped,
     /// A photo not sent because its content or its listing is there already.
     Duplicate,
+    /// Sent, but worth a look: the same photo listed for two persons.
+    Warning,
 }
 
 impl ProblemStatus {
@@ -25,6 +27,7 @@ impl ProblemStatus {
             ProblemStatus::Ignored => "ignored",
             ProblemStatus::Skipped => "skipped",
             ProblemStatus::Duplicate => "duplicate",
+            ProblemStatus::Warning => "warning",
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct PlanSummary {
     pub failed_before: usize,
     /// Listings of a photo already listed (same person, same path or URL).
     pub relisted: usize,
+    /// Photos (contents) listed for two persons or more, each enrolled for each.
+    pub shared: usize,
     /// Entries of the source not taken as photos (hidden or stray files, links,
     /// empty person folders, unusable manifest rows), by reason in a few words.
     pub not_taken: BTreeMap<&'static str, usize>,

@@ -23,9 +23,12 @@ use crate::store::Origin;
 use std::path::{Path, PathBuf};
 
 /// File extensions (compared case-insensitively) that make a file in a person folder
-/// a photo. Anything else in a person folder is reported as skipped, never dropped.
+/// a photo: the formats the service takes as they are (JPEG, PNG, BMP, GIF) and those
+/// sent as JPEG copies (HEIC/HEIF, WebP, TIFF). Anything else in a person folder is
+/// reported as skipped, never dropped. The one list: the walker, its messages and
+/// README's tree table (checked by a test) follow it.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "bmp", "heic", "heif", "webp", "tif", "tiff",
+    "jpg", "jpeg", "png", "bmp", "gif", "heic", "heif", "webp", "tif", "tiff",
 ];
 
 /// Whether a path names a photo by its extension.
@@ -240,10 +243,13 @@ mod tests {
 
     #[test]
     fn image_extensions_are_case_insensitive() {
-        for name in ["a.jpg", "a.JPG", "a.Jpeg", "a.png", "a.BMP"] {
+        for name in [
+            "a.jpg", "a.JPG", "a.Jpeg", "a.png", "a.BMP", "a.gif", "a.HEIC", "a.heif", "a.webp",
+            "a.tif", "a.TIFF",
+        ] {
             assert!(has_image_extension(Path::new(name)), "{name}");
         }
-        for name in ["a.gif", "a.txt", "a", "jpg", "a.jpg.bak"] {
+        for name in ["a.txt", "a", "jpg", "a.jpg.bak", "a.svg"] {
             assert!(!has_image_extension(Path::new(name)), "{name}");
         }
     }

@@ -8,11 +8,18 @@
 //! extension, outside a person folder, in a subfolder, a link not followed, a name
 //! that is not UTF-8). Symbolic links are followed only when asked; a link that
 //! leads back to one of its own ancestors is reported as a loop and not entered.
+//!
+//! A job's state directory inside the tree (`faceenroll enroll . --group staff` run
+//! from the archive puts `./faceenroll-state` there) is never walked as a person or
+//! a group: a folder that holds a progress database and a job lock
+//! ([`StateDir::holds_job`]), whatever its name, is listed once as ignored, with
+//! that reason. So `plan` and every shard leave it out as `enroll` does.
 
 use super::{
     has_image_extension, lossy, Layout, PhotoRecord, Problem, ProblemKind, SourceError, SourceItem,
 };
 use crate::model::ImageRef;
+use crate::state_dir::StateDir;
 use crate::store::Origin;
 use std::path::{Path, PathBuf};
 use walkdir::{DirEntry, WalkDir};
@@ -163,6 +170,16 @@ impl TreeWalk {
                 ProblemKind::Skip,
                 "hidden",
                 "hidden file (its name starts with a dot)",
+            ));
+        }
+        if file_type.is_dir() && StateDir::new(entry.path()).holds_job() {
+            self.walker.skip_current_dir();
+            return Some(left(
+                &path,
+                ProblemKind::Skip,
+                "the job's state directory",
+                "a faceenroll state directory (its progress database and report), not a \
+                 person; not walked",
             ));
         }
         if file_type.is_dir() {

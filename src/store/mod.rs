@@ -111,6 +111,9 @@ const VERIFY_OPEN_KEY: &[u8] = b"verify_open";
 /// The metadata key that records the encoding of every record: see [`STORE_FORMAT`].
 const FORMAT_KEY: &[u8] = b"format";
 const REQUEST_LIMIT_KEY: &[u8] = b"request_limit";
+/// The key prefix of a source's photos shared between persons
+/// ([`Store::put_shared`]), followed by the source's id.
+const SHARED_KEY: &[u8] = b"shared\0";
 
 /// Memory sled may use to cache the database. Its default, 1 GB, makes a job's
 /// memory grow with the archive (planning a million photos peaked near 600 MB); with
@@ -368,6 +371,33 @@ impl Store {
     pub fn put_last_finished(&self, unix: u64) -> Result<()> {
         self.meta.insert(LAST_FINISHED_KEY, &unix.to_be_bytes())?;
         Ok(())
+    }
+
+    /// Records what the latest plan of `source` found listed for two persons or more
+    /// (none: the record is removed).
+    pub fn put_shared(&self, source: &str, shared: &[SharedContent]) -> Result<()> {
+        let key = [SHARED_KEY, source.as_bytes()].concat();
+        if shared.is_empty() {
+            self.meta.remove(key)?;
+        } else {
+            self.meta.insert(key, encode(&shared))?;
+        }
+        Ok(())
+    }
+
+    /// The photos the job's sources list for two persons or more, as their latest
+    /// plans found them.
+    pub fn shared(&self) -> Result<Vec<SharedContent>> {
+        let meta = self.meta()?;
+        let mut out = Vec::new();
+        for item in self.meta.scan_prefix(SHARED_KEY) {
+            let (key, value) = item?;
+            let source = String::from_utf8_lossy(&key[SHARED_KEY.len()..]);
+            if meta.sources.contains_key(source.as_ref()) {
+                out.extend(decode::<Vec<SharedContent>>(&value, "shared photos")?);
+            }
+        }
+        Ok(out)
     }
 
     /// How the job found `person`, if it existed before the job.

@@ -93,7 +93,8 @@ pub enum FailureKind {
     /// The service refused the photo for good (no face, undecodable, ...). Retried
     /// only with `--retry-failed`.
     Permanent,
-    /// Transient errors outlasted the retry budget; the next run tries again.
+    /// Transient errors outlasted the retry budget; the next run tries again (the
+    /// failure of a [`PhotoState::Deferred`] photo).
     RetriesExhausted,
 }
 
@@ -128,23 +129,42 @@ pub enum PhotoState {
     Full { reason: String },
     /// Could not be enrolled.
     Failed(Failure),
+    /// Pending for the next run: this run's tries were refused for now (a transient
+    /// per-image code such as -1308, or a call that failed after its retries), the
+    /// last with this code and reason, which the report gives. Sent again like
+    /// `Pending`. (Appended last, so records written before it read unchanged.)
+    Deferred(Failure),
+    /// Over the person's 20 places when planned (`reason` says so): not sent, unless
+    /// a photo planned before it is refused for good in the run, which hands it its
+    /// place. Counted and reported as skipped. (Appended last, as `Deferred`.)
+    Spare { reason: String },
 }
 
 impl PhotoState {
     /// The one-word status the report and the summary use.
     pub fn status(&self) -> &'static str {
         match self {
-            PhotoState::Pending | PhotoState::InDoubt => "pending",
+            PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_) => "pending",
             PhotoState::Enrolled { .. } => "enrolled",
             PhotoState::Duplicate { .. } => "duplicate",
-            PhotoState::Skipped { .. } | PhotoState::Full { .. } => "skipped",
+            PhotoState::Skipped { .. } | PhotoState::Full { .. } | PhotoState::Spare { .. } => {
+                "skipped"
+            }
             PhotoState::Failed(_) => "failed",
         }
     }
 
     /// Whether this run has nothing more to do for the photo.
     pub fn is_final(&self) -> bool {
-        !matches!(self, PhotoState::Pending | PhotoState::InDoubt)
+        !self.is_to_send()
+    }
+
+    /// Whether the photo is to be sent (pending, in doubt or deferred).
+    pub fn is_to_send(&self) -> bool {
+        matches!(
+            self,
+            PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_)
+        )
     }
 }
 
@@ -158,6 +178,22 @@ pub struct Cells {
     pub group_ids: String,
     pub person_name: String,
     pub tag: String,
+}
+
+/// One content (a photo) the latest plan of a source found listed for two persons or
+/// more: enrolled for each, with a warning in the plan and in their report rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedContent {
+    /// Each listing of it, in key order (person first).
+    pub photos: Vec<SharedListing>,
+}
+
+/// A listing of a [`SharedContent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedListing {
+    pub person: String,
+    pub image: ImageRef,
+    pub origin: Origin,
 }
 
 /// The groups, name and tag the source gave with one photo, as written: the report

@@ -28,7 +28,11 @@ impl Worker<'_, '_> {
             None => room.insert(self.read_room(person)?),
         };
         let id = &person.person;
-        while !queue.is_empty() {
+        loop {
+            self.promote_spares(queue)?;
+            if queue.is_empty() {
+                break;
+            }
             if self.shared.stop.requested() {
                 return Err(Halt::Stop);
             }
@@ -131,8 +135,9 @@ impl Worker<'_, '_> {
                                 "addface failed after retries; its photos are left for the next run: {err}"
                             );
                         }
+                        let why = format!("addface failed after retries: {err}");
                         for mut item in chunk {
-                            self.leave_pending(&mut item)?;
+                            self.leave_refused(&mut item, err.code(), &why)?;
                         }
                         if self.shared.stop.requested() {
                             return Err(Halt::Stop);
@@ -226,18 +231,15 @@ impl Worker<'_, '_> {
             queue.push_back(item);
             return Ok(());
         }
-        match code {
-            Some(code) => tracing::warn!(
-                photo = %item.entry.image,
-                "refused {count} times in this run, last with {}; left for the next run",
+        let why = match code {
+            Some(code) => format!(
+                "refused {count} times in this run, last with {}",
                 codes::Described(code)
             ),
-            None => tracing::warn!(
-                photo = %item.entry.image,
-                "the service's answer did not account for this image; left for the next run"
-            ),
-        }
-        self.leave_pending(&mut item)
+            None => "the service's answer did not account for this image".to_owned(),
+        };
+        tracing::warn!(photo = %item.entry.image, "{why}; left for the next run");
+        self.leave_refused(&mut item, code, &why)
     }
 
     /// Whether `item` may have reached the service before the last call: it was in

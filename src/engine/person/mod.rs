@@ -77,6 +77,11 @@ pub(super) struct Worker<'s, 'a> {
     last_call_in_doubt: bool,
     /// Re-reads of the face count after -1309 for the current person.
     full_rereads: u32,
+    /// The current person's spares ([`PhotoState::Spare`]), in source order.
+    spares: VecDeque<Item>,
+    /// Places of the current person freed by photos the service refused for good
+    /// (or that could not be sent at all), each handed to the next spare.
+    freed: usize,
 }
 
 impl<'s, 'a> Worker<'s, 'a> {
@@ -87,13 +92,18 @@ impl<'s, 'a> Worker<'s, 'a> {
             image_retries: HashMap::new(),
             last_call_in_doubt: false,
             full_rereads: 0,
+            spares: VecDeque::new(),
+            freed: 0,
         }
     }
 
     /// Works one person to the end of its queue, or until stopped.
     pub(super) fn enroll(&mut self, work: PersonWork) {
         let PersonWork {
-            mut person, photos, ..
+            mut person,
+            photos,
+            spares,
+            ..
         } = work;
         let _span = tracing::info_span!("person", id = %person.person).entered();
         let mut queue: VecDeque<Item> = photos
@@ -109,6 +119,15 @@ impl<'s, 'a> Worker<'s, 'a> {
         let mut stopped = false;
         self.image_retries.clear();
         self.full_rereads = 0;
+        self.freed = 0;
+        self.spares = spares
+            .into_iter()
+            .map(|(key, entry)| Item {
+                key,
+                entry,
+                ready: None,
+            })
+            .collect();
         loop {
             let result = self
                 .bring_in_line(&mut person, &mut room)
@@ -211,6 +230,21 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.put_photo(item)
     }
 
+    /// Leaves a photo the service refused for now for the next run, as
+    /// [`Self::leave_pending`] does, keeping the last refusal (`code`, `why`) for the
+    /// report; a stop the operator asked for is no refusal and keeps none.
+    fn leave_refused(&mut self, item: &mut Item, code: Option<i64>, why: &str) -> Result<(), Halt> {
+        if self.last_call_in_doubt || self.shared.stop.requested() {
+            return self.leave_pending(item);
+        }
+        item.entry.state = PhotoState::Deferred(Failure {
+            kind: FailureKind::RetriesExhausted,
+            code,
+            message: format!("{}: {why}; left for the next run", item.entry.image),
+        });
+        self.put_photo(item)
+    }
+
     /// Marks photos as sent (in doubt) and makes that durable before the call.
     fn mark_sent(&mut self, items: &mut [Item]) -> Result<(), Halt> {
         for item in items.iter_mut() {
@@ -235,6 +269,25 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.finish(item, PhotoState::Failed(failure))
     }
 
+    /// Hands the places freed by refused photos to the next spares, at the back of
+    /// the queue: the person's places go to the first photos the service accepts. A
+    /// spare promoted is recorded pending at once, so a run that stops before
+    /// sending it counts it among the photos left for the next run.
+    fn promote_spares(&mut self, queue: &mut VecDeque<Item>) -> Result<(), Halt> {
+        while self.freed > 0 {
+            let Some(mut spare) = self.spares.pop_front() else {
+                break;
+            };
+            self.freed -= 1;
+            tracing::info!(photo = %spare.entry.image, "takes the place of a photo refused for good");
+            spare.entry.state = PhotoState::Pending;
+            self.put_photo(&spare)?;
+            self.shared.tally.spare_promoted();
+            queue.push_back(spare);
+        }
+        Ok(())
+    }
+
     /// Records a photo's final state for this run and counts it.
     fn finish(&mut self, item: &mut Item, state: PhotoState) -> Result<(), Halt> {
         let counted = match &state {
@@ -246,9 +299,16 @@ impl<'s, 'a> Worker<'s, 'a> {
                 Counted::Enrolled
             }
             PhotoState::Duplicate { .. } => Counted::Duplicate,
-            PhotoState::Skipped { .. } | PhotoState::Full { .. } => Counted::Skipped,
-            PhotoState::Failed(f) => Counted::Failed(f.code),
-            PhotoState::Pending | PhotoState::InDoubt => unreachable!("finish with a final state"),
+            PhotoState::Skipped { .. } | PhotoState::Full { .. } | PhotoState::Spare { .. } => {
+                Counted::Skipped
+            }
+            PhotoState::Failed(f) => {
+                self.freed += 1;
+                Counted::Failed(f.code)
+            }
+            PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_) => {
+                unreachable!("finish with a final state")
+            }
         };
         item.entry.state = state;
         self.put_photo(item)?;

@@ -31,7 +31,11 @@ impl Worker<'_, '_> {
                 queue.push_front(item);
             }
         };
-        while let Some(mut item) = queue.pop_front() {
+        loop {
+            self.promote_spares(queue)?;
+            let Some(mut item) = queue.pop_front() else {
+                break;
+            };
             if self.shared.stop.requested() {
                 queue.push_front(item);
                 put_back(queue, deferred);
@@ -116,14 +120,16 @@ impl Worker<'_, '_> {
                             return Err(Halt::Stop);
                         }
                         tracing::warn!(photo = %item.entry.image, "seed photo refused for now, the next photo seeds the person: {err}");
-                        self.leave_pending(&mut item)?;
+                        let why = format!("newperson refused it for now: {err}");
+                        self.leave_refused(&mut item, err.code(), &why)?;
                         deferred.push(item);
                     }
                     Action::HaltPerson => {
                         if !self.shared.stop.requested() {
                             tracing::warn!(photo = %item.entry.image, "cannot create the person now; its photos are left for the next run: {err}");
                         }
-                        self.leave_pending(&mut item)?;
+                        let why = format!("newperson failed: {err}");
+                        self.leave_refused(&mut item, err.code(), &why)?;
                         queue.push_front(item);
                         put_back(queue, deferred);
                         return Err(if self.shared.stop.requested() {
