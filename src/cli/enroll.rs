@@ -304,7 +304,9 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
 
 /// The first Ctrl-C or SIGTERM asks the job to stop gracefully; a second one ends the
 /// process at once (the progress database stays consistent: sled recovers its log).
-fn install_signal_handlers(stop: Arc<StopSignal>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+pub(super) fn install_signal_handlers(
+    stop: Arc<StopSignal>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let asked = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {

@@ -41,6 +41,12 @@ impl Worker<'_, '_> {
                 continue;
             }
             let before = (item.entry.state.clone(), item.entry.attempts);
+            // Durable before the call (with the photo in doubt): whatever stops the
+            // job before its answer is recorded, the person may be the job's.
+            self.shared
+                .store
+                .mark_creation_in_doubt(person.person.as_str())
+                .map_err(|e| self.store_failed(e))?;
             self.mark_sent(std::slice::from_mut(&mut item))?;
             let size = request_size(std::slice::from_ref(&item));
             let ready = item.ready.as_ref().expect("made ready");
@@ -80,6 +86,14 @@ impl Worker<'_, '_> {
                 Err(err) => match caller::action(Step::Seed, err.class(), err.code()) {
                     Action::Reconcile => {
                         let seed_in_doubt = self.last_call_in_doubt;
+                        // An attempt of this call, or of an earlier run's, may have
+                        // made the person: `reconcile` tells from the service.
+                        let creation_in_doubt = seed_in_doubt
+                            || self
+                                .shared
+                                .store
+                                .creation_in_doubt(person.person.as_str())
+                                .map_err(|e| self.store_failed(e))?;
                         tracing::info!("person already exists on the service; reconciling");
                         // This call added nothing (unless an earlier attempt of it lost
                         // its answer), so the seed is as it was before it. It goes in
@@ -91,8 +105,9 @@ impl Worker<'_, '_> {
                         }
                         queue.push_front(item);
                         put_back(queue, deferred);
-                        *room = Some(self.reconcile(person)?);
-                        person.state = PersonState::Ready { created: false };
+                        let (found, created) = self.reconcile(person, creation_in_doubt)?;
+                        *room = Some(found);
+                        person.state = PersonState::Ready { created };
                         self.put_person(person)?;
                         self.shared.tally.person_reconciled();
                         return Ok(());
@@ -177,23 +192,45 @@ impl Worker<'_, '_> {
     }
 
     /// Brings an existing person in line with the plan: its groups, name and tag.
-    /// Answers the person's face count as `getinfo` read it.
-    pub(super) fn reconcile(&mut self, person: &PersonEntry) -> Result<Room, Halt> {
+    /// Answers the person's face count as `getinfo` read it, and whether the job
+    /// made the person: a person answered "exists" while the job's own `newperson`
+    /// of it was in doubt (`creation_in_doubt`) is the job's when it holds exactly
+    /// what that call made ([`crate::deletion::creation`]).
+    pub(super) fn reconcile(
+        &mut self,
+        person: &PersonEntry,
+        creation_in_doubt: bool,
+    ) -> Result<(Room, bool), Halt> {
         let id = &person.person;
         let info = self.call_or_halt(|c| c.get_info(id))?;
+        let mut created = matches!(person.state, PersonState::Ready { created: true });
         if person.state == PersonState::New {
-            // Found on the service, not created by the job: how it was found is what
-            // `rollback` restores, so it is made durable before the first change.
-            let found = crate::store::BeforeEntry {
-                name: info.person_name.clone(),
-                tag: info.tag.clone(),
-                groups: info.group_ids.clone(),
-                face_ids: info.face_ids.clone(),
+            let found = crate::deletion::Found::from(info.clone());
+            let fields = &person.fields;
+            let store = self.shared.store;
+            created = creation_in_doubt
+                && crate::deletion::creation(
+                    &found,
+                    &fields.groups,
+                    fields.name.as_deref(),
+                    fields.tag.as_deref(),
+                );
+            let recorded = if created {
+                tracing::info!("the person is the one the job's unanswered call created");
+                store.mark_created(id.as_str())
+            } else {
+                // Found on the service, not created by the job: how it was found is
+                // what `rollback` restores, so it is made durable before the first
+                // change.
+                let found = crate::store::BeforeEntry {
+                    name: found.name,
+                    tag: found.tag,
+                    groups: found.groups,
+                    face_ids: found.face_ids,
+                };
+                store.put_before_once(id.as_str(), &found)
             };
-            self.shared
-                .store
-                .put_before_once(id.as_str(), &found)
-                .map_err(|e| self.store_failed(e))?;
+            recorded.map_err(|e| self.store_failed(e))?;
             self.flush()?;
         }
         let missing: Vec<GroupId> = person
@@ -213,6 +250,6 @@ impl Worker<'_, '_> {
         if differs {
             self.call_or_halt(|c| c.set_info(id, name, tag))?;
         }
-        Ok(Room::read(info.face_ids.len(), "getinfo"))
+        Ok((Room::read(info.face_ids.len(), "getinfo"), created))
     }
 }
