@@ -126,6 +126,36 @@ fn a_person_deleted_and_made_again_by_another_job_is_left_with_all_its_faces() {
     assert_eq!(after.persons["person000"], theirs, "the other job's person");
 }
 
+#[test]
+fn a_person_that_existed_with_one_face_is_not_taken_for_the_jobs() {
+    let emulator = emulator();
+    let client = client(&emulator);
+    let archive = Archive::new();
+    archive.fill(2, 2, 100);
+    // person000 holds one face in the job's group, with no name or tag: just what the
+    // job's own newperson would have made.
+    let theirs = archive.dir.path().join("theirs.png");
+    std::fs::write(&theirs, photo(7000)).unwrap();
+    client
+        .new_person(
+            &pid("person000"),
+            &[gid("staff")],
+            &ImageBody::File(theirs),
+            None,
+            None,
+        )
+        .unwrap();
+    let found = emulator.snapshot().persons["person000"].clone();
+    run_to_the_end(&archive, &emulator);
+    assert_eq!(emulator.snapshot().persons["person000"].faces.len(), 3);
+
+    let (code, text) = rollback(&emulator, &archive.state());
+    assert_eq!(code, 0, "{text}");
+    let after = emulator.snapshot();
+    assert_eq!(after.persons.keys().collect::<Vec<_>>(), ["person000"]);
+    assert_eq!(after.persons["person000"], found);
+}
+
 /// A manifest that renames and tags its persons: person000 (which existed before
 /// the job), person001 and person002 (which the job creates), in group `staff`.
 fn manifest(archive: &Archive) -> std::path::PathBuf {

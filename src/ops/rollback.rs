@@ -282,8 +282,11 @@ pub fn rollback(
             match run_step(&mut paced, &undo.person, step) {
                 Ok(()) => {}
                 Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => {
-                    // Deleted by someone else between the reading and the call.
-                    undo.entry = RollbackEntry::Gone;
+                    // Deleted between the reading and the call: by this delperson
+                    // whose answer was lost and sent again, or by someone else.
+                    if *step != Step::DelPerson {
+                        undo.entry = RollbackEntry::Gone;
+                    }
                     break;
                 }
                 Err(err) if stops(&err) => {

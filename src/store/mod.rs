@@ -429,6 +429,13 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets that a creation is in doubt: the job's `newperson` was answered, and
+    /// made nothing.
+    pub fn clear_creation_in_doubt(&self, person: &str) -> Result<()> {
+        self.creating.remove(person.as_bytes())?;
+        Ok(())
+    }
+
     /// Whether a `newperson` of `person` was sent and its outcome never recorded.
     pub fn creation_in_doubt(&self, person: &str) -> Result<bool> {
         Ok(self.creating.contains_key(person.as_bytes())?)
