@@ -156,6 +156,46 @@ fn a_person_that_existed_with_one_face_is_not_taken_for_the_jobs() {
     assert_eq!(after.persons["person000"], found);
 }
 
+#[test]
+fn a_person_found_then_deleted_by_someone_else_and_made_again_by_the_job_is_deleted() {
+    let emulator = emulator();
+    let client = client(&emulator);
+    let archive = Archive::new();
+    archive.fill(2, 2, 100);
+    let theirs = archive.dir.path().join("theirs.png");
+    std::fs::write(&theirs, photo(7000)).unwrap();
+    client
+        .new_person(
+            &pid("person000"),
+            &[gid("before")],
+            &ImageBody::File(theirs),
+            Some("Theirs"),
+            None,
+        )
+        .unwrap();
+    run_to_the_end(&archive, &emulator);
+    // Someone deletes the person the job found; verify --repair and the next run
+    // make it again, with the job's photos only.
+    client.del_person(&pid("person000")).unwrap();
+    let state = archive.state();
+    let (code, text) = output(&mut after_command(
+        "verify",
+        &emulator.endpoint(),
+        &state,
+        &["--repair"],
+    ));
+    assert_eq!(code, 1, "{text}");
+    run_to_the_end(&archive, &emulator);
+    assert_eq!(emulator.snapshot().persons["person000"].faces.len(), 2);
+
+    let (code, text) = rollback(&emulator, &state);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        emulator.snapshot().persons.is_empty(),
+        "not left as a bare person: {text}"
+    );
+}
+
 /// A manifest that renames and tags its persons: person000 (which existed before
 /// the job), person001 and person002 (which the job creates), in group `staff`.
 fn manifest(archive: &Archive) -> std::path::PathBuf {
@@ -337,6 +377,13 @@ fn a_rolled_back_state_is_closed_and_a_new_state_enrolls_everything() {
     let (code, text) = output(&mut after_command("verify", &endpoint, &state, &[]));
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("this job was rolled back"), "{text}");
+    let (code, text) = output(&mut faceenroll(&[
+        "status".as_ref(),
+        "--state".as_ref(),
+        state.as_os_str(),
+    ]));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("rolled back: at "), "{text}");
     let (code, text) = rollback(&emulator, &state);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("this job was rolled back at"), "{text}");
