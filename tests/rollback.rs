@@ -15,7 +15,7 @@ use faceenroll::emulator::{CallHook, Emulator, Faults, Moment, REHEARSAL_APPID};
 use faceenroll::engine::RunOutcome;
 use faceenroll::service::api::Call;
 use faceenroll::service::client::ImageBody;
-use faceenroll::store::Store;
+use faceenroll::store::{FaceRef, PersonState, PhotoState, Store};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -194,6 +194,47 @@ fn a_person_found_then_deleted_by_someone_else_and_made_again_by_the_job_is_dele
         emulator.snapshot().persons.is_empty(),
         "not left as a bare person: {text}"
     );
+}
+
+#[test]
+fn a_job_stopped_after_recording_a_creation_but_not_the_persons_state_still_owns_it() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(2, 2, 100);
+    run_to_the_end(&archive, &emulator);
+    // As after a stop between the two writes of a creation: the creation and the
+    // seed's face id are recorded, the person's state still says new, and its other
+    // photo was not sent yet.
+    {
+        let store = Store::open(&archive.state()).unwrap();
+        let mut person = store.person("person000").unwrap().unwrap();
+        person.state = PersonState::New;
+        store.put_person(&person).unwrap();
+        let (key, mut photo) = store
+            .photos_of("person000")
+            .map(Result::unwrap)
+            .find(|(_, p)| p.seq == 1)
+            .unwrap();
+        let PhotoState::Enrolled {
+            face: FaceRef::Id(face),
+        } = photo.state
+        else {
+            panic!("{photo:?}");
+        };
+        client(&emulator)
+            .del_faces(&pid("person000"), &[face])
+            .unwrap();
+        photo.state = PhotoState::Pending;
+        store.put_photo(&key, &photo).unwrap();
+        store.flush().unwrap();
+    }
+    // The next run meets "person exists" and reads it.
+    run_to_the_end(&archive, &emulator);
+    assert_eq!(emulator.counters().answered(-1302), 1);
+
+    let (code, text) = rollback(&emulator, &archive.state());
+    assert_eq!(code, 0, "{text}");
+    assert!(emulator.snapshot().persons.is_empty(), "{text}");
 }
 
 /// A manifest that renames and tags its persons: person000 (which existed before

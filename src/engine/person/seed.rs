@@ -209,6 +209,32 @@ impl Worker<'_, '_> {
         Ok(())
     }
 
+    /// Whether the job recorded creating `person` and it holds a face (of `held`)
+    /// the job recorded adding.
+    fn still_the_jobs(
+        &self,
+        person: &PersonEntry,
+        held: &[String],
+    ) -> Result<bool, crate::store::StoreError> {
+        let store = self.shared.store;
+        let id = person.person.as_str();
+        if !store.was_created(id)? {
+            return Ok(false);
+        }
+        for found in store.photos_of(id) {
+            let (_, entry) = found?;
+            if let PhotoState::Enrolled {
+                face: FaceRef::Id(face),
+            } = entry.state
+            {
+                if held.contains(&face) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Brings an existing person in line with the plan: its groups, name and tag.
     /// Answers the person's face count as `getinfo` read it, and whether the job
     /// made the person: a person answered "exists" while the job's own `newperson`
@@ -226,13 +252,20 @@ impl Worker<'_, '_> {
             let found = crate::deletion::Found::from(info.clone());
             let fields = &person.fields;
             let store = self.shared.store;
-            created = creation_in_doubt
-                && crate::deletion::creation(
-                    &found,
-                    &fields.groups,
-                    fields.name.as_deref(),
-                    fields.tag.as_deref(),
-                );
+            // Recorded created, and still holding a face the job recorded adding:
+            // the job stopped between recording the creation and the person's
+            // state. Holding none, it was deleted and made again by someone else.
+            let still_ours = self
+                .still_the_jobs(person, &found.face_ids)
+                .map_err(|e| self.store_failed(e))?;
+            created = still_ours
+                || (creation_in_doubt
+                    && crate::deletion::creation(
+                        &found,
+                        &fields.groups,
+                        fields.name.as_deref(),
+                        fields.tag.as_deref(),
+                    ));
             let recorded = if created {
                 tracing::info!("the person is the one the job's unanswered call created");
                 store.mark_created(id.as_str())
