@@ -4,7 +4,8 @@
 //! - a person deleted and made again by another job, and a name changed by someone
 //!   else after the job, are left (exit 1, named with the reason);
 //! - persons the job created on answers it never read (lost answers, a job stopped
-//!   by a second Ctrl-C while its `newperson` was done but unanswered) are deleted;
+//!   by a second Ctrl-C while its `newperson` was done but unanswered, a job stopped
+//!   by a full disk) are deleted;
 //! - a rollback closes the state: `enroll` and `verify` refuse it, a second
 //!   rollback says so, and a new state enrolls everything again;
 //! - a rollback interrupted by Ctrl-C says what it did, and finishes when run again.
@@ -396,6 +397,69 @@ fn a_job_ended_by_a_second_ctrl_c_while_a_person_was_being_created_is_rolled_bac
     assert_eq!(code, 0, "{text}");
     let after = emulator.snapshot();
     assert!(after.persons.is_empty(), "{text}{:?}", after.persons);
+}
+
+/// Runs `enroll` of `archive` into a state directory on a file system of `size`
+/// (a tmpfs in a mount namespace of its own: `unshare`, util-linux), then copies the
+/// state directory out to `out`. Answers the job's exit code.
+fn enroll_on_a_small_disk(archive: &Archive, endpoint: &str, size: u32, out: &Path) -> i32 {
+    use faceenroll::emulator::{REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
+    let mount = archive.dir.path().join(format!("disk-{size}"));
+    std::fs::create_dir(&mount).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size={size}k tmpfs '{m}' || exit 99; \
+         \"$BIN\" enroll '{root}' --group staff --endpoint '{endpoint}' --appid '{appid}' \
+         --state '{m}/state' --no-progress --qps 0 >'{m}.log' 2>&1; rc=$?; \
+         cp -a '{m}/state' '{out}'; exit $rc",
+        m = mount.display(),
+        root = archive.root().display(),
+        appid = REHEARSAL_APPID,
+        out = out.display(),
+    );
+    let status = support::bin::command("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .env("BIN", support::BIN)
+        .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+        .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    let code = status.code().unwrap_or(-1);
+    assert_ne!(code, 99, "cannot mount a tmpfs in a user namespace");
+    code
+}
+
+#[test]
+fn a_job_stopped_by_a_full_disk_is_rolled_back_whole() {
+    assert!(
+        Command::new("unshare").arg("--version").output().is_ok(),
+        "this test needs `unshare` (util-linux)"
+    );
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(40, 6, 100);
+    // The smallest disk the plan fits on fills up while the job runs: the first
+    // size past the plan's that lets calls through.
+    let mut stopped = None;
+    for size in (100..2000).step_by(20) {
+        let out = archive.dir.path().join(format!("state-{size}"));
+        let code = enroll_on_a_small_disk(&archive, &emulator.endpoint(), size, &out);
+        if emulator.counters().requests > 0 {
+            assert_eq!(code, 3, "the job stopped on the full disk ({size} KB)");
+            stopped = Some(out);
+            break;
+        }
+        // The plan did not fit (2), or the disk filled before the first call (3).
+        assert!(code == 2 || code == 3, "{code} with no call ({size} KB)");
+    }
+    let state = stopped.expect("a disk size that stops the job while it runs");
+    let made = emulator.snapshot().persons.len();
+    assert!(made > 0);
+
+    let (code, text) = rollback(&emulator, &state);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(&format!("{made} persons deleted")), "{text}");
+    assert!(emulator.snapshot().persons.is_empty(), "{text}");
 }
 
 #[test]

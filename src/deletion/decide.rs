@@ -31,6 +31,10 @@ pub struct JobRecord {
     /// Faces the job recorded adding without an id (a lost answer confirmed later by
     /// "duplicate face"): known by count only.
     pub confirmed: u64,
+    /// Photos the job sent in a call whose answer it never recorded (lost, or the
+    /// job was killed, ran out of disk or was stopped by a second Ctrl-C): each may
+    /// be a face on the person, known by count only.
+    pub in_doubt: u64,
     /// The groups the job put the person in.
     pub groups: Vec<GroupId>,
     /// The name and tag the job last set (`None`: the job set none).
@@ -177,7 +181,7 @@ fn quoted(s: &str) -> String {
 }
 
 fn undo_created(record: &JobRecord, found: &Found) -> Decision {
-    let in_doubt = record.origin == Origin::CreationInDoubt;
+    let creation_in_doubt = record.origin == Origin::CreationInDoubt;
     let job_faces: Vec<String> = found
         .face_ids
         .iter()
@@ -185,21 +189,21 @@ fn undo_created(record: &JobRecord, found: &Found) -> Decision {
         .cloned()
         .collect();
     let others = found.face_ids.len() - job_faces.len();
-    // The seed of a creation in doubt is one face the job made without knowing it.
-    let unknown_allowed = record.confirmed as usize + usize::from(in_doubt);
+    // Faces the job made without learning their id: those confirmed, and those its
+    // photos in doubt may have made (the seed of a creation in doubt among them).
+    let unknown_allowed =
+        record.confirmed as usize + (record.in_doubt as usize).max(usize::from(creation_in_doubt));
     let unaccounted = others.saturating_sub(unknown_allowed);
     let mut reasons = Vec::new();
     if unaccounted > 0 {
-        reasons.push(
-            if job_faces.is_empty() && record.confirmed == 0 && !in_doubt {
-                format!(
-                    "it holds none of the job's faces and {others} others: it was deleted and \
+        reasons.push(if job_faces.is_empty() && unknown_allowed == 0 {
+            format!(
+                "it holds none of the job's faces and {others} others: it was deleted and \
                  made again by someone else"
-                )
-            } else {
-                format!("it holds {unaccounted} faces the job did not add")
-            },
-        );
+            )
+        } else {
+            format!("it holds {unaccounted} faces the job did not add")
+        });
     }
     let extra: Vec<&str> = found
         .groups
@@ -229,7 +233,7 @@ fn undo_created(record: &JobRecord, found: &Found) -> Decision {
             quoted(&tag)
         ));
     }
-    if in_doubt && unaccounted == 0 && found.face_ids.is_empty() {
+    if creation_in_doubt && unaccounted == 0 && found.face_ids.is_empty() {
         reasons.push("it holds no face, not even the seed the job's call sent".into());
     }
     if reasons.is_empty() {
@@ -270,6 +274,14 @@ fn undo_found(record: &JobRecord, before: &BeforeEntry, found: &Found) -> Decisi
             "{} faces the job added have no known id and stay; compare `faceenroll faces \
              PERSON` with the faces it had before",
             record.confirmed
+        ));
+    }
+    if record.in_doubt > 0 {
+        reasons.push(format!(
+            "{} photos the job sent without learning the answer may be faces on it, with \
+             no known id, and stay; compare `faceenroll faces PERSON` with the faces it \
+             had before",
+            record.in_doubt
         ));
     }
     let added: Vec<GroupId> = record
@@ -355,6 +367,7 @@ mod tests {
             origin: Origin::Created,
             face_ids: ids(faces),
             confirmed,
+            in_doubt: 0,
             groups: vec![group("staff")],
             name: Some("Ann".into()),
             tag: None,
@@ -458,6 +471,34 @@ mod tests {
     }
 
     #[test]
+    fn faces_of_photos_in_doubt_are_the_jobs_by_count() {
+        // The job stopped before recording an addface of three photos.
+        let record = JobRecord {
+            in_doubt: 3,
+            ..created(&["f1"], 0)
+        };
+        let now = found(&["f1", "x", "y", "z"], &["staff"], "Ann", "");
+        assert_eq!(undo(&record, Some(&now)).steps, [Step::DelPerson]);
+        let more = found(&["f1", "w", "x", "y", "z"], &["staff"], "Ann", "");
+        assert_ne!(undo(&record, Some(&more)).steps, [Step::DelPerson]);
+        // On a person the job found, they cannot be told from the others: said.
+        let record = JobRecord {
+            in_doubt: 2,
+            ..found_record()
+        };
+        let now = found(
+            &["f1", "f2", "x", "y"],
+            &["old", "new"],
+            "New Name",
+            "job-tag",
+        );
+        match undo(&record, Some(&now)).outcome {
+            RollbackEntry::Partly { reasons } => assert!(reasons[0].contains("2 photos")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_creation_in_doubt_is_the_jobs_when_it_holds_what_the_call_made() {
         let record = JobRecord {
             origin: Origin::CreationInDoubt,
@@ -495,6 +536,7 @@ mod tests {
             }),
             face_ids: ids(&["f2", "f3", "f4"]),
             confirmed: 0,
+            in_doubt: 0,
             groups: vec![group("old"), group("new")],
             name: Some("New Name".into()),
             tag: Some("job-tag".into()),

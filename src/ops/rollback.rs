@@ -157,9 +157,11 @@ fn job_record(store: &Store, person: &PersonEntry) -> anyhow::Result<JobRecord> 
     let id = person.person.as_str();
     let mut face_ids = Vec::new();
     let mut confirmed = 0;
+    let mut in_doubt = 0;
     for item in store.photos_of(id) {
         let (_, photo) = item?;
         match photo.state {
+            PhotoState::InDoubt => in_doubt += 1,
             PhotoState::Enrolled {
                 face: FaceRef::Id(face_id),
             } => face_ids.push(face_id),
@@ -193,6 +195,7 @@ fn job_record(store: &Store, person: &PersonEntry) -> anyhow::Result<JobRecord> 
         origin,
         face_ids,
         confirmed,
+        in_doubt,
         groups: person.fields.groups.clone(),
         name: person.fields.name.clone(),
         tag: person.fields.tag.clone(),
