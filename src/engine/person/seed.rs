@@ -6,6 +6,7 @@ use super::room::Room;
 use super::{Halt, Item, Worker};
 use crate::engine::caller::{self, Action, Step};
 use crate::model::GroupId;
+use crate::service::client::CallError;
 use crate::store::{FaceRef, FailureKind, PersonEntry, PersonState, PhotoState};
 use std::collections::VecDeque;
 
@@ -90,103 +91,91 @@ impl Worker<'_, '_> {
                     put_back(queue, deferred);
                     return Ok(());
                 }
-                Err(err) => {
-                    let action = caller::action(Step::Seed, err.class(), err.code());
-                    creation_in_doubt |= self.last_call_in_doubt;
-                    if !creation_in_doubt && action != Action::Reconcile {
-                        // Answered, and no attempt of it or before it was lost: the
-                        // call made nothing.
-                        self.shared
-                            .store
-                            .clear_creation_in_doubt(person.person.as_str())
-                            .map_err(|e| self.store_failed(e))?;
-                    }
-                    match action {
-                        Action::Reconcile => {
-                            let seed_in_doubt = self.last_call_in_doubt;
-                            // `reconcile` tells from the service whether a lost attempt
-                            // made the person.
-                            tracing::info!("person already exists on the service; reconciling");
-                            // This call added nothing (unless an earlier attempt of it lost
-                            // its answer), so the seed is as it was before it. It goes in
-                            // with the other photos: if an earlier run's lost answer put it
-                            // on the service, the service will say so.
-                            if !seed_in_doubt {
-                                (item.entry.state, item.entry.attempts) = before;
-                                self.put_photo(&item)?;
-                            }
-                            queue.push_front(item);
-                            put_back(queue, deferred);
-                            let (found, created) = self.reconcile(person, creation_in_doubt)?;
-                            *room = Some(found);
-                            person.state = PersonState::Ready { created };
-                            self.put_person(person)?;
-                            if created {
-                                // Made by this call's lost attempt (or an earlier run's).
-                                self.shared.tally.person_created();
-                            } else {
-                                self.shared.tally.person_reconciled();
-                            }
-                            return Ok(());
+                Err(err) => match self.seed_refused(person, &err, &mut creation_in_doubt)? {
+                    Action::Reconcile => {
+                        let seed_in_doubt = self.last_call_in_doubt;
+                        tracing::info!("person already exists on the service; reconciling");
+                        // This call added nothing (unless an earlier attempt of it lost
+                        // its answer), so the seed is as it was before it. It goes in
+                        // with the other photos: if an earlier run's lost answer put it
+                        // on the service, the service will say so.
+                        if !seed_in_doubt {
+                            (item.entry.state, item.entry.attempts) = before;
+                            self.put_photo(&item)?;
                         }
-                        Action::StopJob => {
-                            self.shared.record_fatal(err);
+                        queue.push_front(item);
+                        put_back(queue, deferred);
+                        // `reconcile` tells from the service whether a lost attempt
+                        // made the person.
+                        let (found, created) = self.reconcile(person, creation_in_doubt)?;
+                        *room = Some(found);
+                        person.state = PersonState::Ready { created };
+                        self.put_person(person)?;
+                        if created {
+                            // Made by this call's lost attempt (or an earlier run's).
+                            self.shared.tally.person_created();
+                        } else {
+                            self.shared.tally.person_reconciled();
+                        }
+                        return Ok(());
+                    }
+                    Action::StopJob => {
+                        self.shared.record_fatal(err);
+                        queue.push_front(item);
+                        put_back(queue, deferred);
+                        return Err(Halt::Stop);
+                    }
+                    Action::TooLarge => {
+                        // The seed alone is over the limit: the next photo seeds.
+                        last_reason = Some(err.to_string());
+                        self.too_large(queue, vec![item], size, &err)?;
+                    }
+                    Action::DeferSeed => {
+                        if self.shared.stop.requested() {
+                            self.leave_pending(&mut item)?;
                             queue.push_front(item);
                             put_back(queue, deferred);
                             return Err(Halt::Stop);
                         }
-                        Action::TooLarge => {
-                            // The seed alone is over the limit: the next photo seeds.
-                            last_reason = Some(err.to_string());
-                            self.too_large(queue, vec![item], size, &err)?;
-                        }
-                        Action::DeferSeed => {
-                            if self.shared.stop.requested() {
-                                self.leave_pending(&mut item)?;
-                                queue.push_front(item);
-                                put_back(queue, deferred);
-                                return Err(Halt::Stop);
-                            }
-                            tracing::warn!(photo = %item.entry.image, "seed photo refused for now, the next photo seeds the person: {err}");
-                            self.leave_pending(&mut item)?;
-                            deferred.push(item);
-                        }
-                        Action::HaltPerson => {
-                            if !self.shared.stop.requested() {
-                                tracing::warn!(photo = %item.entry.image, "cannot create the person now; its photos are left for the next run: {err}");
-                            }
-                            self.leave_pending(&mut item)?;
-                            queue.push_front(item);
-                            put_back(queue, deferred);
-                            return Err(if self.shared.stop.requested() {
-                                Halt::Stop
-                            } else {
-                                Halt::Person
-                            });
-                        }
-                        Action::FailPhoto => {
-                            tracing::warn!(photo = %item.entry.image, "seed photo refused: {err}");
-                            last_reason = Some(err.to_string());
-                            self.fail(&mut item, FailureKind::Permanent, &err)?;
-                        }
-                        _ => {
-                            // Action::FailPerson.
-                            // Refused for the person, not the photo (a group full, a bad
-                            // parameter): every photo of the person would be refused so.
-                            tracing::warn!("person refused: {err}");
-                            self.fail(&mut item, FailureKind::Permanent, &err)?;
-                            for mut other in deferred.into_iter().chain(queue.drain(..)) {
-                                self.fail(&mut other, FailureKind::Permanent, &err)?;
-                            }
-                            person.state = PersonState::Failed {
-                                reason: err.to_string(),
-                            };
-                            self.put_person(person)?;
-                            self.shared.tally.person_failed();
-                            return Err(Halt::Person);
-                        }
+                        tracing::warn!(photo = %item.entry.image, "seed photo refused for now, the next photo seeds the person: {err}");
+                        self.leave_pending(&mut item)?;
+                        deferred.push(item);
                     }
-                }
+                    Action::HaltPerson => {
+                        if !self.shared.stop.requested() {
+                            tracing::warn!(photo = %item.entry.image, "cannot create the person now; its photos are left for the next run: {err}");
+                        }
+                        self.leave_pending(&mut item)?;
+                        queue.push_front(item);
+                        put_back(queue, deferred);
+                        return Err(if self.shared.stop.requested() {
+                            Halt::Stop
+                        } else {
+                            Halt::Person
+                        });
+                    }
+                    Action::FailPhoto => {
+                        tracing::warn!(photo = %item.entry.image, "seed photo refused: {err}");
+                        last_reason = Some(err.to_string());
+                        self.fail(&mut item, FailureKind::Permanent, &err)?;
+                    }
+                    _ => {
+                        // Action::FailPerson.
+                        // Refused for the person, not the photo (a group full, a bad
+                        // parameter): every photo of the person would be refused so.
+                        tracing::warn!("person refused: {err}");
+                        self.fail(&mut item, FailureKind::Permanent, &err)?;
+                        for mut other in deferred.into_iter().chain(queue.drain(..)) {
+                            self.fail(&mut other, FailureKind::Permanent, &err)?;
+                        }
+                        person.state = PersonState::Failed {
+                            reason: err.to_string(),
+                        };
+                        self.put_person(person)?;
+                        self.shared.tally.person_failed();
+                        return Err(Halt::Person);
+                    }
+                },
             }
         }
         if !deferred.is_empty() {
@@ -207,6 +196,26 @@ impl Worker<'_, '_> {
         self.put_person(person)?;
         self.shared.tally.person_failed();
         Ok(())
+    }
+
+    /// The action for a refused seed. An answer that does not say the person exists,
+    /// to a call none of whose attempts (nor any before it) was lost, means the call
+    /// made nothing: the creation is no longer in doubt.
+    fn seed_refused(
+        &mut self,
+        person: &PersonEntry,
+        err: &CallError,
+        creation_in_doubt: &mut bool,
+    ) -> Result<Action, Halt> {
+        let action = caller::action(Step::Seed, err.class(), err.code());
+        *creation_in_doubt |= self.last_call_in_doubt;
+        if !*creation_in_doubt && action != Action::Reconcile {
+            self.shared
+                .store
+                .clear_creation_in_doubt(person.person.as_str())
+                .map_err(|e| self.store_failed(e))?;
+        }
+        Ok(action)
     }
 
     /// Whether the job recorded creating `person` and it holds a face (of `held`)
