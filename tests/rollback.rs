@@ -509,6 +509,31 @@ fn a_rolled_back_state_is_closed_and_a_new_state_enrolls_everything() {
 }
 
 #[test]
+fn a_job_that_put_nothing_on_the_service_is_not_closed_by_a_rollback() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(3, 2, 100);
+    // Every newperson refused with an answer: the job made nothing.
+    emulator.inject_next_for(Call::NewPerson, -1310, 1000);
+    let (code, text) = output(
+        enroll_command(&archive.root(), &emulator.endpoint(), &archive.state())
+            .args(["--group", "staff"]),
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(emulator.snapshot().persons.is_empty());
+    emulator.inject_next_for(Call::NewPerson, 0, 0);
+
+    let (code, text) = rollback(&emulator, &archive.state());
+    assert_eq!(code, 0, "{text}");
+    let status = output(&mut faceenroll(&[
+        "status".as_ref(),
+        "--state".as_ref(),
+        archive.state().as_os_str(),
+    ]));
+    assert!(!status.1.contains("rolled back"), "{}", status.1);
+}
+
+#[test]
 fn a_rollback_interrupted_by_ctrl_c_says_what_it_did_and_finishes_when_run_again() {
     let emulator = emulator();
     let archive = Archive::new();

@@ -230,15 +230,18 @@ pub fn rollback(
         return Ok(done);
     }
     let mut records = Vec::new();
-    let mut has_persons = false;
+    // Whether the job put anything on the service: a job that never did (every call
+    // refused, or only planned) is not closed by a rollback that had nothing to do.
+    let mut sent = false;
     for person in store.persons() {
         let person = person?;
-        has_persons = true;
         if store.rolled_back(person.person.as_str())?.is_some() {
             done.done_before += 1;
+            sent = true;
             continue;
         }
         let record = job_record(&store, &person)?;
+        sent |= record.origin != Origin::NeverSent;
         let planned = undo(&record, Some(&Found::as_left(&record)));
         done.planned
             .push(Undo::new(person.person.clone(), &record, planned));
@@ -316,12 +319,16 @@ pub fn rollback(
         if let Some(left) = undo.left() {
             done.left.push((undo.person.clone(), left));
         }
-        store.put_rolled_back(undo.person.as_str(), &undo.entry)?;
-        store.flush()?;
+        // A person the job never sent has nothing to undo, and is not recorded: a
+        // job that sent nothing is not a job rolled back.
+        if record.origin != Origin::NeverSent {
+            store.put_rolled_back(undo.person.as_str(), &undo.entry)?;
+            store.flush()?;
+        }
         done.planned.push(undo);
     }
     done.calls = paced.calls;
-    if done.finished() && has_persons {
+    if done.finished() && sent {
         // Persons left by an earlier run of this rollback are the job's answer too.
         for item in store.rolled_back_all() {
             let (person, entry) = item?;
