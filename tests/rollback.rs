@@ -309,6 +309,13 @@ fn a_name_changed_by_someone_else_after_the_job_is_left_and_named() {
     // The person the job created and someone renamed stays whole; the other is gone.
     assert_eq!(after.persons["person001"], renamed);
     assert!(!after.persons.contains_key("person002"));
+
+    // Asked again, the rollback says what it left, and calls nothing.
+    let calls = emulator.counters().requests;
+    let (code, text) = rollback(&emulator, &archive.state());
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("# person001: left as it is"), "{text}");
+    assert_eq!(emulator.counters().requests, calls);
 }
 
 #[test]

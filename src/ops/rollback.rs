@@ -66,14 +66,32 @@ impl Undo {
 
     /// Why the person (or part of it) stays, if it does.
     pub fn left(&self) -> Option<String> {
-        match &self.entry {
-            RollbackEntry::Left { reason } => Some(format!("left as it is: {reason}")),
-            RollbackEntry::Partly { reasons } => {
-                Some(format!("left in part: {}", reasons.join("; ")))
-            }
-            _ => None,
+        left(&self.entry)
+    }
+}
+
+/// Why a person (or part of it) stays, if it does, as the rollback recorded it.
+fn left(entry: &RollbackEntry) -> Option<String> {
+    match entry {
+        RollbackEntry::Left { reason } => Some(format!("left as it is: {reason}")),
+        RollbackEntry::Partly { reasons } => Some(format!("left in part: {}", reasons.join("; "))),
+        _ => None,
+    }
+}
+
+/// The persons a rollback left, as its store records them, but those of `except`.
+fn recorded_left(
+    store: &Store,
+    except: &std::collections::HashSet<&str>,
+) -> anyhow::Result<Vec<(PersonId, String)>> {
+    let mut out = Vec::new();
+    for item in store.rolled_back_all() {
+        let (person, entry) = item?;
+        if let (false, Some(why)) = (except.contains(person.as_str()), left(&entry)) {
+            out.push((PersonId::new(&person)?, why));
         }
     }
+    Ok(out)
 }
 
 impl std::fmt::Display for Undo {
@@ -215,18 +233,7 @@ pub fn rollback(
     let mut done = RolledBack::default();
     if let RollbackStatus::Finished { at } = store.rollback_status()? {
         done.closed_before = Some(at);
-        for item in store.rolled_back_all() {
-            let (person, entry) = item?;
-            let undo = Undo {
-                person: PersonId::new(&person)?,
-                read: false,
-                steps: Vec::new(),
-                entry,
-            };
-            if let Some(left) = undo.left() {
-                done.left.push((undo.person, left));
-            }
-        }
+        done.left = recorded_left(&store, &Default::default())?;
         return Ok(done);
     }
     let mut records = Vec::new();
@@ -330,19 +337,10 @@ pub fn rollback(
     done.calls = paced.calls;
     if done.finished() && sent {
         // Persons left by an earlier run of this rollback are the job's answer too.
-        for item in store.rolled_back_all() {
-            let (person, entry) = item?;
-            let earlier = !done.planned.iter().any(|u| u.person.as_str() == person);
-            let undo = Undo {
-                person: PersonId::new(&person)?,
-                read: false,
-                steps: Vec::new(),
-                entry,
-            };
-            if let (true, Some(left)) = (earlier, undo.left()) {
-                done.left.push((undo.person, left));
-            }
-        }
+        let this_run: std::collections::HashSet<&str> =
+            done.planned.iter().map(|u| u.person.as_str()).collect();
+        let earlier_left = recorded_left(&store, &this_run)?;
+        done.left.extend(earlier_left);
         store.put_rolled_back_at(unix_now())?;
         store.flush()?;
     }
