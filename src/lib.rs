@@ -25,11 +25,14 @@
 //! - [`metrics`] writes a run's figures for monitoring (Prometheus text) and its
 //!   summary as JSON.
 //! - [`memory`] sets the allocator up (mimalloc; why is there).
+//! - [`deletion`] decides what a rollback may take back from a person, from the job's
+//!   records and the person as the service holds it just before.
 //! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
 
 pub mod chunk;
 pub mod cli;
 pub mod config;
+pub mod deletion;
 pub mod emulator;
 pub mod engine;
 pub mod limits;

@@ -396,6 +396,36 @@ fn kill_until_done(persons: u32, photos: u32, kills: u32, reading: Reading) {
         .iter()
         .find(|r| std::path::Path::new(&r.image) == no_face);
     assert_eq!(blank_row.unwrap().code, Some(-1101));
+
+    // Every person is the job's, those created on answers a kill kept it from
+    // reading too: the rollback takes every one back.
+    trap.release();
+    let rollback = support::faceenroll(&[
+        "rollback".as_ref(),
+        "--endpoint".as_ref(),
+        endpoint.as_ref(),
+        "--appid".as_ref(),
+        faceenroll::emulator::REHEARSAL_APPID.as_ref(),
+        "--state".as_ref(),
+        state.as_os_str(),
+        "--yes".as_ref(),
+    ])
+    .env(
+        "TENCENTCLOUD_SECRET_ID",
+        faceenroll::emulator::REHEARSAL_SECRET_ID,
+    )
+    .env(
+        "TENCENTCLOUD_SECRET_KEY",
+        faceenroll::emulator::REHEARSAL_SECRET_KEY,
+    )
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&rollback.stdout);
+    assert_eq!(rollback.status.code(), Some(0), "seed {seed}: {text}");
+    assert!(
+        emulator.snapshot().persons.is_empty(),
+        "seed {seed}: persons left after the rollback: {text}"
+    );
 }
 
 /// Every file under `root`, sorted.

@@ -4,6 +4,8 @@
 //! refusals), with latency and jitter on every call. The job must finish with every
 //! photo enrolled exactly once, under each reading of -1309 on addface; under the
 //! whole-call reading the answers are also spelled sparsely (`Spelling::Sparse`).
+//! A rollback under the same faults then leaves the service holding nothing: the
+//! persons created on lost answers are the job's too.
 //!
 //! Fast version (in `cargo test`): 100 persons × 3 photos, in process. Long version,
 //! 400 persons × 7 photos:
@@ -15,7 +17,9 @@
 mod support;
 
 use faceenroll::emulator::{Faults, FullReading, Spelling};
-use faceenroll::engine::{retry::RetryPolicy, EngineOptions, RunOutcome};
+use faceenroll::engine::{retry::RetryPolicy, EngineOptions, RunOutcome, StopSignal};
+use faceenroll::ops::paced::PaceOptions;
+use faceenroll::ops::rollback::{rollback, RollbackJob};
 use faceenroll::store::{PhotoState, Store};
 use std::time::Duration;
 use support::{archive_faces, client, emulator_with, for_each_reading, held_faces, run, Archive};
@@ -58,7 +62,8 @@ fn soak(persons: u32, photos: u32, seed: u64) {
         seed: Some(seed),
         ..EngineOptions::default()
     };
-    let (outcome, tally) = run(&archive, &client(&emulator), &options);
+    let client = client(&emulator);
+    let (outcome, tally) = run(&archive, &client, &options);
     assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
 
     let counters = emulator.counters();
@@ -97,6 +102,24 @@ fn soak(persons: u32, photos: u32, seed: u64) {
             entry.state
         );
     }
+    drop(store);
+
+    let job = RollbackJob {
+        state_dir: archive.state(),
+        dry_run: false,
+        pace: PaceOptions {
+            qps: options.qps,
+            retry: options.retry.clone(),
+        },
+    };
+    let done = rollback(&job, &client, &StopSignal::default(), |_| Ok(true)).unwrap();
+    assert!(done.stopped.is_none(), "{:?}", done.stopped);
+    assert_eq!(done.left, [], "seed {seed}");
+    assert_eq!(
+        emulator.snapshot().persons.len(),
+        0,
+        "seed {seed}: the rollback takes back every person"
+    );
 }
 
 #[test]

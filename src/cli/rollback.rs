@@ -3,19 +3,27 @@
 
 use super::verify::AfterArgs;
 use super::Exit;
+use crate::engine::StopSignal;
 use crate::ops::rollback::{rollback, RollbackJob};
 use crate::store::RollbackEntry;
 use std::io::Write as _;
+use std::sync::Arc;
 
 const ROLLBACK_EXIT_HELP: &str = "\
+Each person is read (getinfo) just before it is undone: a person the job
+created is deleted only if it holds nothing but what the job made, and a name or
+tag someone changed since the job set it is left. After a rollback that went
+through every person, the state directory is closed: enroll and verify refuse it
+(enroll again with a new --state).
+
 Exit codes:
-  0  every person of the job undone (or nothing left to undo)
-  1  not confirmed (no --yes without a terminal to confirm on counts as not
-     confirmed, as for delete-person), or some persons left as they are (listed)
-  2  usage or configuration error, or the state directory is in use
-  3  stopped by a service error (run it again to go on where it stopped)
-  130  stopped by Ctrl-C or SIGTERM after the person being undone; what was
-       undone is printed and recorded (run it again to go on)";
+  0    every person of the job undone (or nothing left to undo)
+  1    not confirmed (no --yes without a terminal to confirm on counts as not
+       confirmed, as for delete-person), or something the job made is left (listed
+       with the reason: changed since by someone else, faces without an id, ...)
+  2    usage or configuration error, or the state directory is in use
+  3    stopped by a service error (run it again to go on where it stopped)
+  130  interrupted (what was done is printed; run it again to go on)";
 
 /// `faceenroll rollback`
 #[derive(Debug, clap::Args)]
@@ -23,7 +31,8 @@ Exit codes:
 pub struct RollbackArgs {
     #[command(flatten)]
     pub after: AfterArgs,
-    /// List the calls a rollback would make, and make none.
+    /// List the calls a rollback would make if every person were as the job left
+    /// it, and make none (not even the readings).
     #[arg(long)]
     pub dry_run: bool,
     /// Start without asking.
@@ -34,47 +43,65 @@ pub struct RollbackArgs {
 pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
     let client = args.after.client()?;
     let (state_dir, pace) = args.after.job()?;
-    let stop = std::sync::Arc::new(crate::engine::StopSignal::default());
     let job = RollbackJob {
         state_dir,
         dry_run: args.dry_run,
         pace,
-        stop: std::sync::Arc::clone(&stop),
     };
     let yes = args.yes;
-    let done = rollback(&job, &client, |plan| {
-        let count = |entry: RollbackEntry| {
+    let stop = Arc::new(StopSignal::default());
+    let done = rollback(&job, &client, &stop, |plan| {
+        let count = |deleted: bool| {
             plan.planned
                 .iter()
-                .filter(|u| u.entry == entry && !u.steps.is_empty())
+                .filter(|u| (u.entry == RollbackEntry::Deleted) == deleted)
+                .filter(|u| !u.steps.is_empty())
                 .count()
         };
         let confirmed = super::inspect::confirm(
             &format!(
                 "Roll back the job in {}: delete {} persons it created and restore {} \
-                 persons it changed ({} calls)?",
+                 persons it changed ({} calls, each person read first)?",
                 job.state_dir.display(),
-                count(RollbackEntry::Deleted),
-                count(RollbackEntry::Restored),
+                count(true),
+                count(false),
                 plan.planned_calls()
             ),
             yes,
         )?;
-        if confirmed {
+        if confirmed && !job.dry_run {
             // From here, the first Ctrl-C ends the rollback after the person being
             // undone, so what it did is printed (at the question, it still quits).
-            super::enroll::install_signal_handlers(stop)?;
+            super::enroll::install_signal_handlers(Arc::clone(&stop))?;
         }
         Ok(confirmed)
     })?;
     let mut out = std::io::stdout().lock();
+    if let Some(at) = done.closed_before {
+        for (person, why) in &done.left {
+            let _ = writeln!(out, "# {person}: {why}");
+        }
+        let _ = writeln!(
+            out,
+            "faceenroll rollback: this job was rolled back at {}; {} persons were left; \
+             0 calls",
+            crate::report::utc_time(at),
+            done.left.len()
+        );
+        return Ok(if done.left.is_empty() {
+            Exit::Ok
+        } else {
+            Exit::Failures
+        });
+    }
     if job.dry_run {
         for undo in &done.planned {
             let _ = write!(out, "{undo}");
         }
         let _ = writeln!(
             out,
-            "# {} calls for {} persons; {} persons rolled back before",
+            "# at most {} calls for {} persons, if each is as the job left it; {} persons \
+             rolled back before",
             done.planned_calls(),
             done.planned.len(),
             done.done_before
@@ -85,32 +112,29 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
         eprintln!("not confirmed; nothing changed");
         return Ok(Exit::Failures);
     }
-    for undo in &done.planned {
-        if undo.unnamed_faces > 0 || undo.steps.is_empty() {
-            let _ = write!(out, "{undo}");
-        }
-    }
-    for (person, why) in &done.refused {
+    for (person, why) in &done.left {
         let _ = writeln!(out, "# {person}: {why}");
     }
     let _ = writeln!(
         out,
-        "faceenroll rollback: {} persons deleted, {} restored, {} left as they are, {} \
-         rolled back before; {} calls",
-        done.deleted, done.restored, done.left, done.done_before, done.calls
+        "faceenroll rollback: {} persons deleted, {} restored, {} with nothing of the \
+         job's on the service, {} left (listed above), {} rolled back before; {} calls",
+        done.deleted,
+        done.restored,
+        done.gone,
+        done.left.len(),
+        done.done_before,
+        done.calls
     );
     if let Some(err) = &done.stopped {
         eprintln!("error: {err}\nThe rollback stopped; run the same command again to go on.");
         return Ok(Exit::Fatal);
     }
     if done.interrupted {
-        eprintln!(
-            "interrupted: the persons counted above are undone and recorded; run the same \
-             command again to go on with the others"
-        );
+        eprintln!("The rollback was interrupted; run the same command again to go on.");
         return Ok(Exit::Interrupted);
     }
-    Ok(if done.refused.is_empty() {
+    Ok(if done.left.is_empty() {
         Exit::Ok
     } else {
         Exit::Failures

@@ -27,6 +27,9 @@ struct Status {
     running: Option<u32>,
     source: Option<String>,
     last_outcome: Option<String>,
+    /// When a rollback undid the job, or that one started and did not finish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rolled_back: Option<String>,
     counts: Option<StoreCounts>,
     progress: Option<ProgressFile>,
 }
@@ -64,6 +67,7 @@ fn status_of(state: &Path) -> anyhow::Result<Status> {
             running: Some(pid),
             source: None,
             last_outcome: None,
+            rolled_back: None,
             counts: None,
             progress: ProgressFile::read(state),
         },
@@ -76,6 +80,16 @@ fn status_of(state: &Path) -> anyhow::Result<Status> {
                 running: None,
                 source: meta.source,
                 last_outcome: meta.last_outcome,
+                rolled_back: match store.rollback_status()? {
+                    store::RollbackStatus::None => None,
+                    store::RollbackStatus::Started => {
+                        Some("started, not finished (run rollback again)".to_owned())
+                    }
+                    store::RollbackStatus::Finished { at } => Some(format!(
+                        "at {}: the service no longer holds what it enrolled",
+                        crate::report::utc_time(at)
+                    )),
+                },
                 counts: Some(StoreCounts::read(store)?),
                 progress: None,
             }
@@ -249,6 +263,9 @@ fn show_status(status: &Status, json: bool) -> anyhow::Result<Exit> {
             }
             if let Some(outcome) = &status.last_outcome {
                 println!("last run: {outcome}");
+            }
+            if let Some(rolled_back) = &status.rolled_back {
+                println!("rolled back: {rolled_back}");
             }
             if let Some(c) = &status.counts {
                 println!(

@@ -16,7 +16,8 @@ const VERIFY_EXIT_HELP: &str = "\
 Exit codes:
   0  the service holds every person, group, name, tag and face the job recorded
   1  something differs (see the drift report)
-  2  usage or configuration error, or the state directory is in use
+  2  usage or configuration error, or the state directory is in use or was
+     rolled back (no call is made)
   3  stopped by a service error before every person was checked (run it again to
      go on where it stopped)";
 

@@ -136,6 +136,7 @@ pub fn enroll(
 ) -> Result<Done, EnrollError> {
     let started = Instant::now();
     let store = Store::open(&job.state_dir).map_err(setup)?;
+    super::rollback::refuse_if_rolled_back(&store).map_err(setup)?;
     let report_path = job
         .report
         .clone()

@@ -1,27 +1,37 @@
 //! `rollback`: undoes what the job did on the service, and nothing else.
 //!
-//! For each person of the store:
+//! For each person of the store, the person is read (`getinfo`) just before its
+//! undo, and [`crate::deletion`] decides from that reading and the job's records:
 //!
-//! - a person the job created is deleted (`delperson`);
-//! - a person that existed before the job (the engine recorded how it found it, with
-//!   `getinfo`, before its first change: the store's `before` tree) loses the faces
-//!   the job added (`delface`) and the groups the job added (`delgroupids`), and gets
-//!   its name and tag back (`setinfo`); its other faces and groups are not touched;
+//! - a person the job created is deleted (`delperson`) only if it holds nothing but
+//!   what the job made; one changed since by someone else, or deleted and made
+//!   again, keeps what is not the job's, and the reason is said;
+//! - a person whose creation is in doubt (the job's `newperson` was never
+//!   answered: a lost answer, a kill, a full disk, a second Ctrl-C) is deleted if it
+//!   holds what that call made, else left;
+//! - a person that existed before the job (the engine recorded how it found it,
+//!   with `getinfo`, before its first change: the store's `before` tree) loses the
+//!   faces the job added (`delface`) and the groups the job added (`delgroupids`),
+//!   and gets its name and tag back (`setinfo`) where they still hold what the job
+//!   set; its other faces and groups are not touched;
 //! - any other person is left as it is, with the reason.
 //!
-//! The undo of each person is planned from the store alone ([`undo`], pure), so a
-//! dry run lists the exact calls without making one. Calls are paced like a job's.
-//! Each person undone is recorded in the store's `rollback` tree once its calls are
-//! answered: a rollback stopped (even by `kill -9`) goes on with the persons left,
-//! and a finished one makes no call when run again. Every undo call is safe to repeat:
-//! a person or face already gone counts as undone.
+//! A dry run reads nothing: it lists the calls as if every person were as the job
+//! left it. Calls are paced like a job's. Each person undone is recorded in the
+//! store's `rollback` tree once its calls are answered: a rollback stopped (even by
+//! `kill -9`) goes on with the persons left, and a finished one makes no call when
+//! run again. Once every person is undone or left, the state is closed
+//! ([`Store::put_rolled_back_at`]): `enroll` and `verify` refuse it. Every undo call
+//! is safe to repeat: a person or face already gone counts as undone.
 
 use super::paced::{PaceOptions, Paced};
+use crate::deletion::{undo, Decision, Found, JobRecord, Origin, Step};
+use crate::engine::StopSignal;
 use crate::model::{GroupId, PersonId};
 use crate::service::client::{CallError, Client};
 use crate::service::codes::{code, Class, Outcome};
 use crate::store::{
-    BeforeEntry, FaceRef, PersonEntry, PersonState, PhotoState, RollbackEntry, Store,
+    FaceRef, PersonEntry, PersonState, PhotoState, RollbackEntry, RollbackStatus, Store,
 };
 use std::path::PathBuf;
 
@@ -31,38 +41,64 @@ pub struct RollbackJob {
     /// List the calls; make none.
     pub dry_run: bool,
     pub pace: PaceOptions,
-    /// Asked to stop (Ctrl-C): the rollback ends after the person being undone.
-    pub stop: std::sync::Arc<crate::engine::StopSignal>,
-}
-
-/// One call of an undo.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    DelPerson,
-    DelFace { face_ids: Vec<String> },
-    DelGroupIds { groups: Vec<GroupId> },
-    SetInfo { name: String, tag: String },
 }
 
 /// The undo of one person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Undo {
     pub person: PersonId,
+    /// Whether the person is read (`getinfo`) before its undo.
+    pub read: bool,
     pub steps: Vec<Step>,
     /// What the store records once the steps are done.
     pub entry: RollbackEntry,
-    /// Faces the job added whose id it never learned (their answer was lost, and a
-    /// later send was answered "duplicate face"): they cannot be named to delete.
-    pub unnamed_faces: u64,
+}
+
+impl Undo {
+    fn new(person: PersonId, record: &JobRecord, decision: Decision) -> Undo {
+        Undo {
+            person,
+            read: !matches!(record.origin, Origin::NotPut { .. } | Origin::NeverSent),
+            steps: decision.steps,
+            entry: decision.outcome,
+        }
+    }
+
+    /// Why the person (or part of it) stays, if it does.
+    pub fn left(&self) -> Option<String> {
+        left(&self.entry)
+    }
+}
+
+/// Why a person (or part of it) stays, if it does, as the rollback recorded it.
+fn left(entry: &RollbackEntry) -> Option<String> {
+    match entry {
+        RollbackEntry::Left { reason } => Some(format!("left as it is: {reason}")),
+        RollbackEntry::Partly { reasons } => Some(format!("left in part: {}", reasons.join("; "))),
+        _ => None,
+    }
+}
+
+/// The persons a rollback left, as its store records them, but those of `except`.
+fn recorded_left(
+    store: &Store,
+    except: &std::collections::HashSet<&str>,
+) -> anyhow::Result<Vec<(PersonId, String)>> {
+    let mut out = Vec::new();
+    for item in store.rolled_back_all() {
+        let (person, entry) = item?;
+        if let (false, Some(why)) = (except.contains(person.as_str()), left(&entry)) {
+            out.push((PersonId::new(&person)?, why));
+        }
+    }
+    Ok(out)
 }
 
 impl std::fmt::Display for Undo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let person = &self.person;
-        if self.steps.is_empty() {
-            if let RollbackEntry::Left { reason } = &self.entry {
-                writeln!(f, "# {person}: left as it is: {reason}")?;
-            }
+        if self.read {
+            writeln!(f, "getinfo person_id={person}")?;
         }
         for step in &self.steps {
             match step {
@@ -86,158 +122,138 @@ impl std::fmt::Display for Undo {
                 )?,
             }
         }
-        if self.unnamed_faces > 0 {
-            writeln!(
-                f,
-                "# {person}: {} faces the job added have no known id and stay; compare \
-                 `faceenroll faces {person}` with the faces it had before",
-                self.unnamed_faces
-            )?;
+        if let Some(left) = self.left() {
+            writeln!(f, "# {person}: {left}")?;
         }
         Ok(())
-    }
-}
-
-/// Plans the undo of one person from the store's record: `before` is how the job
-/// found it if it existed, `created` whether the job recorded creating it, `faces`
-/// the ids of the faces the job enrolled on it, `unnamed` the number it enrolled
-/// without an id.
-pub fn undo(
-    person: &PersonEntry,
-    before: Option<&BeforeEntry>,
-    created: bool,
-    faces: &[String],
-    unnamed: u64,
-) -> Undo {
-    let mut steps = Vec::new();
-    let entry = match (before, &person.state) {
-        (None, _) if created => {
-            steps.push(Step::DelPerson);
-            RollbackEntry::Deleted
-        }
-        (Some(before), _) => {
-            let mut face_ids: Vec<String> = faces
-                .iter()
-                .filter(|f| !before.face_ids.contains(f))
-                .cloned()
-                .collect();
-            face_ids.dedup();
-            if !face_ids.is_empty() {
-                steps.push(Step::DelFace { face_ids });
-            }
-            let groups: Vec<GroupId> = person
-                .fields
-                .groups
-                .iter()
-                .filter(|g| !before.groups.iter().any(|b| b == g.as_str()))
-                .cloned()
-                .collect();
-            if !groups.is_empty() {
-                steps.push(Step::DelGroupIds { groups });
-            }
-            let fields = &person.fields;
-            let changed = fields.name.as_ref().is_some_and(|n| *n != before.name)
-                || fields.tag.as_ref().is_some_and(|t| *t != before.tag);
-            if changed {
-                steps.push(Step::SetInfo {
-                    name: before.name.clone(),
-                    tag: before.tag.clone(),
-                });
-            }
-            RollbackEntry::Restored
-        }
-        // Created by a version that did not record it apart: the state still says.
-        (None, PersonState::Ready { created: true }) => {
-            steps.push(Step::DelPerson);
-            RollbackEntry::Deleted
-        }
-        (None, PersonState::Ready { created: false }) => RollbackEntry::Left {
-            reason: "it existed before the job, and the job has no record of how it found it"
-                .into(),
-        },
-        (None, PersonState::Stale) => RollbackEntry::Left {
-            reason: "the job has no record of whether it created the person or found it".into(),
-        },
-        (None, PersonState::New | PersonState::Failed { .. }) => RollbackEntry::Left {
-            reason: "the job did not put it on the service".into(),
-        },
-    };
-    Undo {
-        person: person.person.clone(),
-        unnamed_faces: if before.is_some() { unnamed } else { 0 },
-        steps,
-        entry,
     }
 }
 
 /// What a rollback did or would do.
 #[derive(Debug, Default)]
 pub struct RolledBack {
-    /// The undos planned (all of them on a dry run; on a run, those not yet done).
+    /// On a dry run, the undos planned as if every person were as the job left it;
+    /// on a run, the undos done.
     pub planned: Vec<Undo>,
     pub deleted: u64,
     pub restored: u64,
-    pub left: u64,
+    /// Persons with nothing of the job's on the service: not on it any more, never
+    /// sent, or not made by the job's call in doubt.
+    pub gone: u64,
+    /// Persons left whole or in part, with the reason.
+    pub left: Vec<(PersonId, String)>,
     /// Persons a rollback before this one had undone already.
     pub done_before: u64,
     pub calls: u64,
-    /// Persons whose undo was refused by the service, with the error.
-    pub refused: Vec<(PersonId, String)>,
     /// The error that stopped the rollback before every person was undone.
     pub stopped: Option<CallError>,
+    /// Stopped by the operator (Ctrl-C) before every person was undone.
+    pub interrupted: bool,
     /// Whether the operator declined.
     pub declined: bool,
-    /// Whether the operator stopped it (Ctrl-C) before every person was undone.
-    pub interrupted: bool,
+    /// The job was rolled back whole before this run (Unix seconds): nothing to do.
+    pub closed_before: Option<u64>,
 }
 
 impl RolledBack {
     /// The calls the undos planned.
     pub fn planned_calls(&self) -> usize {
-        self.planned.iter().map(|u| u.steps.len()).sum()
+        self.planned
+            .iter()
+            .map(|u| u.steps.len() + usize::from(u.read))
+            .sum()
+    }
+
+    /// Whether every person of the job was undone or left in this run or before.
+    pub fn finished(&self) -> bool {
+        self.stopped.is_none() && !self.interrupted && !self.declined
     }
 }
 
-/// Plans the undo of every person not undone yet.
-fn plan(store: &Store, done: &mut RolledBack) -> anyhow::Result<Vec<Undo>> {
-    let mut undos = Vec::new();
-    for person in store.persons() {
-        let person = person?;
-        let id = person.person.as_str();
-        if store.rolled_back(id)?.is_some() {
-            done.done_before += 1;
-            continue;
+/// What the store records of one person, for [`crate::deletion`].
+fn job_record(store: &Store, person: &PersonEntry) -> anyhow::Result<JobRecord> {
+    let id = person.person.as_str();
+    let mut face_ids = Vec::new();
+    let mut confirmed = 0;
+    let mut in_doubt = 0;
+    for item in store.photos_of(id) {
+        let (_, photo) = item?;
+        match photo.state {
+            PhotoState::InDoubt => in_doubt += 1,
+            PhotoState::Enrolled {
+                face: FaceRef::Id(face_id),
+            } => face_ids.push(face_id),
+            PhotoState::Enrolled {
+                face: FaceRef::Confirmed,
+            } => confirmed += 1,
+            _ => {}
         }
-        let mut faces = Vec::new();
-        let mut unnamed = 0;
-        for item in store.photos_of(id) {
-            let (_, photo) = item?;
-            match photo.state {
-                PhotoState::Enrolled {
-                    face: FaceRef::Id(face_id),
-                } => faces.push(face_id),
-                PhotoState::Enrolled {
-                    face: FaceRef::Confirmed,
-                } => unnamed += 1,
-                _ => {}
-            }
-        }
-        let (before, created) = (store.before(id)?, store.was_created(id)?);
-        undos.push(undo(&person, before.as_ref(), created, &faces, unnamed));
     }
-    Ok(undos)
+    let origin = if store.was_created(id)? {
+        Origin::Created
+    } else if let Some(before) = store.before(id)? {
+        Origin::Found(before)
+    } else if store.creation_in_doubt(id)? {
+        Origin::CreationInDoubt
+    } else {
+        match &person.state {
+            // Created by a version that did not record it apart: the state still says.
+            PersonState::Ready { created: true } => Origin::Created,
+            PersonState::Ready { created: false } => Origin::NotPut {
+                reason: "it existed before the job, and the job has no record of how it found it"
+                    .into(),
+            },
+            PersonState::Stale => Origin::NotPut {
+                reason: "the job has no record of whether it created the person or found it".into(),
+            },
+            PersonState::New | PersonState::Failed { .. } => Origin::NeverSent,
+        }
+    };
+    Ok(JobRecord {
+        origin,
+        face_ids,
+        confirmed,
+        in_doubt,
+        groups: person.fields.groups.clone(),
+        name: person.fields.name.clone(),
+        tag: person.fields.tag.clone(),
+    })
 }
 
 /// Runs a rollback: plans it, asks `confirm` (with the plan) unless it is a dry run or
-/// there is nothing to call, then undoes person by person.
+/// there is nothing to call, then undoes person by person, each read just before,
+/// until done or `stop` is asked.
 pub fn rollback(
     job: &RollbackJob,
     client: &Client,
+    stop: &StopSignal,
     confirm: impl FnOnce(&RolledBack) -> anyhow::Result<bool>,
 ) -> anyhow::Result<RolledBack> {
     let store = Store::open(&job.state_dir)?;
     let mut done = RolledBack::default();
-    done.planned = plan(&store, &mut done)?;
+    if let RollbackStatus::Finished { at } = store.rollback_status()? {
+        done.closed_before = Some(at);
+        done.left = recorded_left(&store, &Default::default())?;
+        return Ok(done);
+    }
+    let mut records = Vec::new();
+    // Whether the job put anything on the service: a job that never did (every call
+    // refused, or only planned) is not closed by a rollback that had nothing to do.
+    let mut sent = false;
+    for person in store.persons() {
+        let person = person?;
+        if store.rolled_back(person.person.as_str())?.is_some() {
+            done.done_before += 1;
+            sent = true;
+            continue;
+        }
+        let record = job_record(&store, &person)?;
+        sent |= record.origin != Origin::NeverSent;
+        let planned = undo(&record, Some(&Found::as_left(&record)));
+        done.planned
+            .push(Undo::new(person.person.clone(), &record, planned));
+        records.push((person.person, record));
+    }
     if job.dry_run {
         return Ok(done);
     }
@@ -245,37 +261,53 @@ pub fn rollback(
         done.declined = true;
         return Ok(done);
     }
+    done.planned.clear();
     let mut paced = Paced::new(client, &job.pace);
-    for undo in std::mem::take(&mut done.planned) {
-        if job.stop.requested() {
+    for (person, record) in records {
+        if stop.requested() {
             done.interrupted = true;
-            done.planned.push(undo);
             break;
         }
-        let mut entry = undo.entry.clone();
+        let found = if matches!(record.origin, Origin::NotPut { .. } | Origin::NeverSent) {
+            Ok(None)
+        } else {
+            match paced.call(|c| c.get_info(&person)) {
+                Ok(info) => Ok(Some(Found::from(info))),
+                Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => Ok(None),
+                Err(err) => Err(err),
+            }
+        };
+        let decision = match found {
+            Ok(found) => undo(&record, found.as_ref()),
+            Err(err) if stops(&err) => {
+                done.stopped = Some(err);
+                break;
+            }
+            Err(err) => Decision {
+                steps: Vec::new(),
+                outcome: RollbackEntry::Left {
+                    reason: format!("the service refused to show it: {err}"),
+                },
+            },
+        };
+        let mut undo = Undo::new(person, &record, decision);
         for step in &undo.steps {
             match run_step(&mut paced, &undo.person, step) {
                 Ok(()) => {}
                 Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => {
+                    // Deleted between the reading and the call: by this delperson
+                    // whose answer was lost and sent again, or by someone else.
                     if *step != Step::DelPerson {
-                        entry = RollbackEntry::Left {
-                            reason: "it is not on the service any more".into(),
-                        };
+                        undo.entry = RollbackEntry::Gone;
                     }
                     break;
                 }
-                Err(err)
-                    if matches!(
-                        err.class(),
-                        Class::Fatal | Class::Transient | Class::RateLimited
-                    ) =>
-                {
+                Err(err) if stops(&err) => {
                     done.stopped = Some(err);
                     break;
                 }
                 Err(err) => {
-                    done.refused.push((undo.person.clone(), err.to_string()));
-                    entry = RollbackEntry::Left {
+                    undo.entry = RollbackEntry::Left {
                         reason: format!("the service refused the undo: {err}"),
                     };
                     break;
@@ -283,20 +315,66 @@ pub fn rollback(
             }
         }
         if done.stopped.is_some() {
-            done.planned.push(undo);
             break;
         }
-        match &entry {
+        match &undo.entry {
             RollbackEntry::Deleted => done.deleted += 1,
             RollbackEntry::Restored => done.restored += 1,
-            RollbackEntry::Left { .. } => done.left += 1,
+            RollbackEntry::Gone => done.gone += 1,
+            RollbackEntry::Left { .. } | RollbackEntry::Partly { .. } => {}
         }
-        store.put_rolled_back(undo.person.as_str(), &entry)?;
-        store.flush()?;
+        if let Some(left) = undo.left() {
+            done.left.push((undo.person.clone(), left));
+        }
+        // A person the job never sent has nothing to undo, and is not recorded: a
+        // job that sent nothing is not a job rolled back.
+        if record.origin != Origin::NeverSent {
+            store.put_rolled_back(undo.person.as_str(), &undo.entry)?;
+            store.flush()?;
+        }
         done.planned.push(undo);
     }
     done.calls = paced.calls;
+    if done.finished() && sent {
+        // Persons left by an earlier run of this rollback are the job's answer too.
+        let this_run: std::collections::HashSet<&str> =
+            done.planned.iter().map(|u| u.person.as_str()).collect();
+        let earlier_left = recorded_left(&store, &this_run)?;
+        done.left.extend(earlier_left);
+        store.put_rolled_back_at(unix_now())?;
+        store.flush()?;
+    }
     Ok(done)
+}
+
+/// Refuses a state a rollback undid (or started to undo): what it records as
+/// enrolled is no longer on the service, so `enroll` would report done and
+/// `verify` would find everything missing.
+pub fn refuse_if_rolled_back(store: &Store) -> anyhow::Result<()> {
+    let dir = store.dir().display();
+    match store.rollback_status()? {
+        RollbackStatus::None => Ok(()),
+        RollbackStatus::Finished { at } => anyhow::bail!(
+            "this job was rolled back at {} (state directory {dir}): the service no \
+             longer holds what it enrolled; enroll again with a new state directory \
+             (--state NEW_DIR)",
+            crate::report::utc_time(at)
+        ),
+        RollbackStatus::Started => anyhow::bail!(
+            "a rollback of this job (state directory {dir}) started and did not finish: \
+             run `faceenroll rollback` again to finish it, then enroll with a new state \
+             directory (--state NEW_DIR)"
+        ),
+    }
+}
+
+/// Errors every later call would meet too, or that say the service is not
+/// answering now: the rollback stops, and goes on from there next time.
+fn stops(err: &CallError) -> bool {
+    matches!(
+        err.class(),
+        Class::Fatal | Class::Transient | Class::RateLimited
+    )
 }
 
 /// Sends one undo call. A face or group the person no longer has counts as undone.
@@ -321,102 +399,9 @@ fn run_step(paced: &mut Paced<'_>, person: &PersonId, step: &Step) -> Result<(),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::PersonFields;
-
-    fn person(state: PersonState) -> PersonEntry {
-        PersonEntry {
-            person: PersonId::new("p1").unwrap(),
-            fields: PersonFields {
-                groups: vec![GroupId::new("old").unwrap(), GroupId::new("new").unwrap()],
-                name: None,
-                tag: Some("job-tag".into()),
-            },
-            state,
-            generation: 1,
-        }
-    }
-
-    fn before() -> BeforeEntry {
-        BeforeEntry {
-            name: "Old Name".into(),
-            tag: "old-tag".into(),
-            groups: vec!["old".into()],
-            face_ids: vec!["f1".into(), "f2".into()],
-        }
-    }
-
-    #[test]
-    fn a_person_found_on_the_service_loses_what_the_job_added_only() {
-        let faces = ["f2".to_owned(), "f3".to_owned(), "f4".to_owned()];
-        let u = undo(
-            &person(PersonState::Ready { created: false }),
-            Some(&before()),
-            false,
-            &faces,
-            1,
-        );
-        assert_eq!(
-            u.steps,
-            [
-                Step::DelFace {
-                    face_ids: vec!["f3".into(), "f4".into()]
-                },
-                Step::DelGroupIds {
-                    groups: vec![GroupId::new("new").unwrap()]
-                },
-                Step::SetInfo {
-                    name: "Old Name".into(),
-                    tag: "old-tag".into()
-                },
-            ]
-        );
-        assert_eq!(u.entry, RollbackEntry::Restored);
-        assert_eq!(u.unnamed_faces, 1);
-    }
-
-    #[test]
-    fn a_person_the_job_created_is_deleted_and_others_are_left() {
-        // Recorded as created, whatever its state says now.
-        let stale = undo(&person(PersonState::Stale), None, true, &[], 0);
-        assert_eq!(stale.steps, [Step::DelPerson]);
-        assert_eq!(stale.entry, RollbackEntry::Deleted);
-        // A store from before the record: the state still tells a created person.
-        let created = undo(
-            &person(PersonState::Ready { created: true }),
-            None,
-            false,
-            &["f1".into()],
-            0,
-        );
-        assert_eq!(created.steps, [Step::DelPerson]);
-        for state in [
-            PersonState::Ready { created: false },
-            PersonState::Stale,
-            PersonState::New,
-            PersonState::Failed { reason: "x".into() },
-        ] {
-            let u = undo(&person(state), None, false, &["f1".into()], 0);
-            assert_eq!(u.steps, []);
-            assert!(matches!(u.entry, RollbackEntry::Left { .. }));
-        }
-    }
-
-    #[test]
-    fn the_dry_run_lists_each_call() {
-        let u = undo(
-            &person(PersonState::Ready { created: false }),
-            Some(&before()),
-            false,
-            &["f9".into()],
-            0,
-        );
-        assert_eq!(
-            u.to_string(),
-            "delface person_id=p1 face_ids=f9\ndelgroupids person_id=p1 group_ids=new\n\
-             setinfo person_id=p1 person_name=\"Old Name\" tag=\"old-tag\"\n"
-        );
-    }
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

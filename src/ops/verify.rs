@@ -181,6 +181,7 @@ fn on_service(person: &PersonEntry) -> bool {
 /// Runs a verify to the end, or until an error stops it.
 pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
     let store = Store::open(&job.state_dir)?;
+    super::rollback::refuse_if_rolled_back(&store)?;
     let generation = store.meta()?.generation;
     let mut paced = Paced::new(client, &job.pace);
     let mut done = Verified {

@@ -18,11 +18,21 @@
 //! - `before`: one [`BeforeEntry`] per person that existed on the service before the
 //!   job changed it: how the job found it, for `rollback`.
 //! - `created`: the id of every person the job created (an empty value), kept
-//!   whatever becomes of the person's state, for `rollback`.
+//!   whatever becomes of the person's state, for `rollback`. A person holds a
+//!   `before` or a `created` record, never both: the latest of the two events wins
+//!   (a person the job found, that vanished and that the job created again, is the
+//!   job's; a person the job created, deleted and made again by someone else, is
+//!   found).
+//! - `creating`: the id of every person whose `newperson` was sent and whose
+//!   outcome is not known yet (written and flushed before the call): after a lost
+//!   answer, a kill, a full disk or a second Ctrl-C, the job still knows the person
+//!   may be its own, and [`crate::deletion`] tells which from the service.
 //! - `verify`: one [`VerifiedEntry`] per person checked by the current or last
 //!   `verify`, so a stopped verify goes on where it stopped.
 //! - `rollback`: one [`RollbackEntry`] per person `rollback` has undone, so a
-//!   stopped rollback goes on and a finished one makes no call.
+//!   stopped rollback goes on and a finished one makes no call. Once every person
+//!   is undone, the metadata's `rolled_back` (a `u64` of Unix seconds) closes the
+//!   state: `enroll` and `verify` refuse it ([`Store::rollback_status`]).
 //!
 //! # Durability
 //!
@@ -92,6 +102,7 @@ pub struct Store {
     not_taken: sled::Tree,
     before: sled::Tree,
     created: sled::Tree,
+    creating: sled::Tree,
     verify: sled::Tree,
     rollback: sled::Tree,
     /// Each source's latest plan generation ([`JobMeta::sources`]), kept with every
@@ -114,6 +125,8 @@ const REQUEST_LIMIT_KEY: &[u8] = b"request_limit";
 /// The key prefix of a source's photos shared between persons
 /// ([`Store::put_shared`]), followed by the source's id.
 const SHARED_KEY: &[u8] = b"shared\0";
+/// The metadata key of the end time of the rollback that undid the whole job.
+const ROLLED_BACK_KEY: &[u8] = b"rolled_back";
 
 /// Memory sled may use to cache the database. Its default, 1 GB, makes a job's
 /// memory grow with the archive (planning a million photos peaked near 600 MB); with
@@ -139,6 +152,7 @@ impl Store {
             not_taken: db.open_tree("not_taken")?,
             before: db.open_tree("before")?,
             created: db.open_tree("created")?,
+            creating: db.open_tree("creating")?,
             verify: db.open_tree("verify")?,
             rollback: db.open_tree("rollback")?,
             sources: RwLock::default(),
@@ -406,25 +420,91 @@ impl Store {
     }
 
     /// Records how the job found `person`, unless already recorded: the first
-    /// reading is the one a rollback restores.
+    /// reading is the one a rollback restores. A person the job had recorded
+    /// creating was deleted since and made again by someone else: the new reading
+    /// replaces that record.
     pub fn put_before_once(&self, person: &str, entry: &BeforeEntry) -> Result<()> {
-        let _ = self.before.compare_and_swap(
-            person.as_bytes(),
-            None as Option<&[u8]>,
-            Some(encode(entry)),
-        )?;
+        if self.created.remove(person.as_bytes())?.is_some() {
+            self.before.insert(person.as_bytes(), encode(entry))?;
+        } else {
+            let _ = self.before.compare_and_swap(
+                person.as_bytes(),
+                None as Option<&[u8]>,
+                Some(encode(entry)),
+            )?;
+        }
+        self.creating.remove(person.as_bytes())?;
         Ok(())
     }
 
-    /// Records that the job created `person` on the service.
+    /// Records that the job created `person` on the service: how the job found an
+    /// earlier person of that id no longer applies (it was deleted since), and the
+    /// creation is no longer in doubt.
     pub fn mark_created(&self, person: &str) -> Result<()> {
         self.created.insert(person.as_bytes(), &[])?;
+        self.before.remove(person.as_bytes())?;
+        self.creating.remove(person.as_bytes())?;
         Ok(())
     }
 
     /// Whether the job created `person` (as recorded since this record exists).
     pub fn was_created(&self, person: &str) -> Result<bool> {
         Ok(self.created.contains_key(person.as_bytes())?)
+    }
+
+    /// Records, before its `newperson` is sent, that `person` may be created by the
+    /// job with an outcome it has not learnt yet. The caller flushes before the call.
+    pub fn mark_creation_in_doubt(&self, person: &str) -> Result<()> {
+        self.creating.insert(person.as_bytes(), &[])?;
+        Ok(())
+    }
+
+    /// Forgets that a creation is in doubt: the job's `newperson` was answered, and
+    /// made nothing.
+    pub fn clear_creation_in_doubt(&self, person: &str) -> Result<()> {
+        self.creating.remove(person.as_bytes())?;
+        Ok(())
+    }
+
+    /// Whether a `newperson` of `person` was sent and its outcome never recorded.
+    pub fn creation_in_doubt(&self, person: &str) -> Result<bool> {
+        Ok(self.creating.contains_key(person.as_bytes())?)
+    }
+
+    /// Whether a rollback of the job started, and when it finished if it did.
+    pub fn rollback_status(&self) -> Result<RollbackStatus> {
+        if let Some(at) = self
+            .meta
+            .get(ROLLED_BACK_KEY)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        {
+            return Ok(RollbackStatus::Finished {
+                at: u64::from_be_bytes(at),
+            });
+        }
+        Ok(if self.rollback.is_empty() {
+            RollbackStatus::None
+        } else {
+            RollbackStatus::Started
+        })
+    }
+
+    /// Closes the state: every person of the job was undone (or left, with its
+    /// reason) by a rollback that ended at `unix`.
+    pub fn put_rolled_back_at(&self, unix: u64) -> Result<()> {
+        self.meta.insert(ROLLED_BACK_KEY, &unix.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Every person a rollback undid or left, in id order.
+    pub fn rolled_back_all(&self) -> impl Iterator<Item = Result<(String, RollbackEntry)>> + '_ {
+        self.rollback.iter().map(|item| {
+            let (k, v) = item?;
+            Ok((
+                String::from_utf8_lossy(&k).into_owned(),
+                decode(&v, "rollback")?,
+            ))
+        })
     }
 
     /// Starts a verify, or answers `true` when an unfinished one is taken up again.

@@ -399,6 +399,18 @@ pub struct VerifiedEntry {
     pub repaired: bool,
 }
 
+/// How far a rollback of the job went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackStatus {
+    /// No rollback started.
+    None,
+    /// A rollback undid some persons and was stopped before the end.
+    Started,
+    /// A rollback went through every person of the job, ending at `at` (Unix
+    /// seconds); the persons it left are in the `rollback` tree with their reason.
+    Finished { at: u64 },
+}
+
 /// What `rollback` did to a person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RollbackEntry {
@@ -409,6 +421,13 @@ pub enum RollbackEntry {
     Restored,
     /// Left as it is, for the reason given.
     Left { reason: String },
+    /// Nothing of the job's is on it, and it was not deleted: it is not on the
+    /// service any more, the job never sent it, or the job's call that may have
+    /// created it made nothing.
+    Gone,
+    /// The job's faces (and groups the job added) taken off, the rest left, for
+    /// the reasons given.
+    Partly { reasons: Vec<String> },
 }
 
 #[cfg(test)]

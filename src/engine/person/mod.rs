@@ -173,8 +173,9 @@ impl<'s, 'a> Worker<'s, 'a> {
         if person.state != PersonState::Stale {
             return Ok(());
         }
-        *room = Some(self.reconcile(person)?);
-        person.state = PersonState::Ready { created: false };
+        let (found, created) = self.reconcile(person, false)?;
+        *room = Some(found);
+        person.state = PersonState::Ready { created };
         self.put_person(person)?;
         self.shared.tally.person_reconciled();
         Ok(())

@@ -6,6 +6,7 @@ use super::room::Room;
 use super::{Halt, Item, Worker};
 use crate::engine::caller::{self, Action, Step};
 use crate::model::GroupId;
+use crate::service::client::CallError;
 use crate::store::{FaceRef, FailureKind, PersonEntry, PersonState, PhotoState};
 use std::collections::VecDeque;
 
@@ -25,6 +26,13 @@ impl Worker<'_, '_> {
             return Ok(());
         }
         let mut last_reason = None;
+        // A `newperson` of an earlier run whose outcome was never recorded, or an
+        // attempt of this run whose answer was lost: the person may be the job's.
+        let mut creation_in_doubt = self
+            .shared
+            .store
+            .creation_in_doubt(person.person.as_str())
+            .map_err(|e| self.store_failed(e))?;
         let mut deferred: Vec<Item> = Vec::new();
         let put_back = |queue: &mut VecDeque<Item>, deferred: Vec<Item>| {
             for item in deferred.into_iter().rev() {
@@ -45,6 +53,12 @@ impl Worker<'_, '_> {
                 continue;
             }
             let before = (item.entry.state.clone(), item.entry.attempts);
+            // Durable before the call (with the photo in doubt): whatever stops the
+            // job before its answer is recorded, the person may be the job's.
+            self.shared
+                .store
+                .mark_creation_in_doubt(person.person.as_str())
+                .map_err(|e| self.store_failed(e))?;
             self.mark_sent(std::slice::from_mut(&mut item))?;
             let size = request_size(std::slice::from_ref(&item));
             let ready = item.ready.as_ref().expect("made ready");
@@ -81,7 +95,7 @@ impl Worker<'_, '_> {
                     put_back(queue, deferred);
                     return Ok(());
                 }
-                Err(err) => match caller::action(Step::Seed, err.class(), err.code()) {
+                Err(err) => match self.seed_refused(person, &err, &mut creation_in_doubt)? {
                     Action::Reconcile => {
                         let seed_in_doubt = self.last_call_in_doubt;
                         tracing::info!("person already exists on the service; reconciling");
@@ -95,10 +109,18 @@ impl Worker<'_, '_> {
                         }
                         queue.push_front(item);
                         put_back(queue, deferred);
-                        *room = Some(self.reconcile(person)?);
-                        person.state = PersonState::Ready { created: false };
+                        // `reconcile` tells from the service whether a lost attempt
+                        // made the person.
+                        let (found, created) = self.reconcile(person, creation_in_doubt)?;
+                        *room = Some(found);
+                        person.state = PersonState::Ready { created };
                         self.put_person(person)?;
-                        self.shared.tally.person_reconciled();
+                        if created {
+                            // Made by this call's lost attempt (or an earlier run's).
+                            self.shared.tally.person_created();
+                        } else {
+                            self.shared.tally.person_reconciled();
+                        }
                         return Ok(());
                     }
                     Action::StopJob => {
@@ -182,24 +204,99 @@ impl Worker<'_, '_> {
         Ok(())
     }
 
-    /// Brings an existing person in line with the plan: its groups, name and tag.
-    /// Answers the person's face count as `getinfo` read it.
-    pub(super) fn reconcile(&mut self, person: &PersonEntry) -> Result<Room, Halt> {
-        let id = &person.person;
-        let info = self.call_or_halt(|c| c.get_info(id))?;
-        if person.state == PersonState::New {
-            // Found on the service, not created by the job: how it was found is what
-            // `rollback` restores, so it is made durable before the first change.
-            let found = crate::store::BeforeEntry {
-                name: info.person_name.clone(),
-                tag: info.tag.clone(),
-                groups: info.group_ids.clone(),
-                face_ids: info.face_ids.clone(),
-            };
+    /// The action for a refused seed. An answer that does not say the person exists,
+    /// to a call none of whose attempts (nor any before it) was lost, means the call
+    /// made nothing: the creation is no longer in doubt.
+    fn seed_refused(
+        &mut self,
+        person: &PersonEntry,
+        err: &CallError,
+        creation_in_doubt: &mut bool,
+    ) -> Result<Action, Halt> {
+        let action = caller::action(Step::Seed, err.class(), err.code());
+        *creation_in_doubt |= self.last_call_in_doubt;
+        if !*creation_in_doubt && action != Action::Reconcile {
             self.shared
                 .store
-                .put_before_once(id.as_str(), &found)
+                .clear_creation_in_doubt(person.person.as_str())
                 .map_err(|e| self.store_failed(e))?;
+        }
+        Ok(action)
+    }
+
+    /// Whether the job recorded creating `person` and it holds a face (of `held`)
+    /// the job recorded adding.
+    fn still_the_jobs(
+        &self,
+        person: &PersonEntry,
+        held: &[String],
+    ) -> Result<bool, crate::store::StoreError> {
+        let store = self.shared.store;
+        let id = person.person.as_str();
+        if !store.was_created(id)? {
+            return Ok(false);
+        }
+        for found in store.photos_of(id) {
+            let (_, entry) = found?;
+            if let PhotoState::Enrolled {
+                face: FaceRef::Id(face),
+            } = entry.state
+            {
+                if held.contains(&face) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Brings an existing person in line with the plan: its groups, name and tag.
+    /// Answers the person's face count as `getinfo` read it, and whether the job
+    /// made the person: a person answered "exists" while the job's own `newperson`
+    /// of it was in doubt (`creation_in_doubt`) is the job's when it holds exactly
+    /// what that call made ([`crate::deletion::creation`]).
+    pub(super) fn reconcile(
+        &mut self,
+        person: &PersonEntry,
+        creation_in_doubt: bool,
+    ) -> Result<(Room, bool), Halt> {
+        let id = &person.person;
+        let info = self.call_or_halt(|c| c.get_info(id))?;
+        let mut created = matches!(person.state, PersonState::Ready { created: true });
+        if person.state == PersonState::New {
+            let found = crate::deletion::Found::from(info.clone());
+            let fields = &person.fields;
+            let store = self.shared.store;
+            // Recorded created, and still holding a face the job recorded adding:
+            // the job stopped between recording the creation and the person's
+            // state. Holding none, it was deleted and made again by someone else.
+            let still_ours = self
+                .still_the_jobs(person, &found.face_ids)
+                .map_err(|e| self.store_failed(e))?;
+            created = still_ours
+                || (creation_in_doubt
+                    && crate::deletion::creation(
+                        &found,
+                        &fields.groups,
+                        fields.name.as_deref(),
+                        fields.tag.as_deref(),
+                    ));
+            let recorded = if created {
+                tracing::info!("the person is the one the job's unanswered call created");
+                store.mark_created(id.as_str())
+            } else {
+                // Found on the service, not created by the job: how it was found is
+                // what `rollback` restores, so it is made durable before the first
+                // change.
+                let found = crate::store::BeforeEntry {
+                    name: found.name,
+                    tag: found.tag,
+                    groups: found.groups,
+                    face_ids: found.face_ids,
+                };
+                store.put_before_once(id.as_str(), &found)
+            };
+            recorded.map_err(|e| self.store_failed(e))?;
             self.flush()?;
         }
         let missing: Vec<GroupId> = person
@@ -219,6 +316,6 @@ impl Worker<'_, '_> {
         if differs {
             self.call_or_halt(|c| c.set_info(id, name, tag))?;
         }
-        Ok(Room::read(info.face_ids.len(), "getinfo"))
+        Ok((Room::read(info.face_ids.len(), "getinfo"), created))
     }
 }
