@@ -93,6 +93,7 @@ fn resume(
         },
         engine: EngineOptions::default(),
         dry_run: false,
+        rebind_account: false,
         report: None,
         outputs: Default::default(),
     };

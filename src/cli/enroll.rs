@@ -33,8 +33,9 @@ TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY or the [service] table of the f
 Exit codes:
   0    everything accounted for, no failure
   1    finished with failed photos (see the report)
-  2    usage, configuration or input error before any call, or the state
-       directory is in use by another job
+  2    usage, configuration or input error before any call, the state
+       directory is in use by another job, or it belongs to another account
+       (endpoint, AppID, bucket) or another --shard
   3    stopped by a fatal error: the service refused the account or credentials
        or could not be reached (certificate, proxy, DNS, refused connection), or
        the progress database could not be written (resumable: fix it, run again)
@@ -48,9 +49,15 @@ pub struct EnrollArgs {
     plan: PlanArgs,
     #[command(flatten)]
     service: ServiceArgs,
-    /// Plan and print what would be done; make no call.
+    /// Plan and print what would be done; make no call and write nothing to the
+    /// job's state (the plan is made in a copy of it).
     #[arg(long)]
     dry_run: bool,
+    /// The state directory records the account (endpoint, AppID, bucket; a rehearsal
+    /// is the emulator's) of its first call and refuses another; this binds it to the
+    /// account given now, on purpose (the same account at a migrated endpoint).
+    #[arg(long)]
+    rebind_account: bool,
     /// Print the settings resolved from flags, environment, config file and defaults
     /// (as a config file's [enroll] table) and exit.
     #[arg(long)]
@@ -241,6 +248,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         plan: settings.plan.options(),
         engine,
         dry_run: args.dry_run,
+        rebind_account: args.rebind_account,
         report: settings.run.report.clone(),
         outputs: Outputs {
             metrics_file: settings.run.metrics_file.clone(),

@@ -23,7 +23,7 @@ pub enum Exit {
     /// Finished, but some photos failed.
     Failures = 1,
     /// Usage, configuration or input error before any call, or the state directory
-    /// is in use by another job.
+    /// is in use by another job or belongs to another account or shard.
     Usage = 2,
     /// Stopped by a fatal error: the service refused the account or credentials or
     /// could not be reached as configured, or the progress database or report could
@@ -37,8 +37,9 @@ const EXIT_CODES_HELP: &str = "\
 Exit codes of enroll (the other commands: see their --help):
   0    everything accounted for, no failure
   1    finished with failed photos (see faceenroll report)
-  2    usage, configuration or input error before any call, or the state
-       directory is in use by another job
+  2    usage, configuration or input error before any call, the state
+       directory is in use by another job, or it belongs to another account
+       (endpoint, AppID, bucket) or another --shard
   3    stopped by a fatal error: the service refused the account or credentials
        or could not be reached (certificate, proxy, DNS, refused connection), or
        the progress database could not be written (resumable)

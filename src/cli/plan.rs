@@ -12,7 +12,7 @@ use super::Exit;
 use crate::normalize::NormalizeOptions;
 use crate::plan::{self, PlanOptions, PlanSummary};
 use crate::source::SourceSpec;
-use crate::store::Store;
+use crate::store;
 use anyhow::Context as _;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -58,9 +58,9 @@ impl PlanSettings {
 pub struct PlanCommand {
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// Plan into this job's state directory (as a later `enroll --state DIR` would
-    /// see it). Without it the plan is made in a temporary directory, removed
-    /// afterwards, so a dry run never touches a job's state.
+    /// Plan against this job's state directory, as a later `enroll --state DIR` would
+    /// see it. The plan is made in a copy of the state, removed afterwards: a dry run
+    /// never writes to a job's state. Without it the plan starts from an empty state.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     #[arg(
@@ -76,18 +76,19 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     let env = |name: &str| std::env::var(name).ok();
     let (_, section) = settings::load(args.config.as_deref(), &env)?;
     let settings = PlanSettings::resolve(&args.plan, &env, &section)?;
-    let (dir, temporary) = match &args.state {
-        Some(dir) => (dir.clone(), false),
-        None => (temp_state_dir(), true),
-    };
     let result = (|| {
-        let store = Store::open(&dir)?;
-        let summary = plan::build(&store, &settings.source_spec(), &settings.options())?;
+        // A copy of the job's state, or an empty one: removed when dropped.
+        let scratch = match &args.state {
+            Some(dir) => store::open_scratch_copy(dir)?,
+            None => store::open_scratch_copy(&temp_state_dir())?,
+        };
+        let summary = plan::build(
+            scratch.store(),
+            &settings.source_spec(),
+            &settings.options(),
+        )?;
         anyhow::Ok(summary)
     })();
-    if temporary {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
     let summary = result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
     print!("{}", render(&summary));
     Ok(Exit::Ok)

@@ -12,7 +12,8 @@ Exit codes:
   0  every person of the job undone (or nothing left to undo)
   1  not confirmed (no --yes without a terminal to confirm on counts as not
      confirmed, as for delete-person), or some persons left as they are (listed)
-  2  usage or configuration error, or the state directory is in use
+  2  usage or configuration error, the state directory is in use, or it belongs
+     to another account (endpoint, AppID or bucket; nothing was called)
   3  stopped by a service error (run it again to go on where it stopped)";
 
 /// `faceenroll rollback`
@@ -36,6 +37,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
         state_dir,
         dry_run: args.dry_run,
         pace,
+        rebind_account: args.after.rebind_account,
     };
     let yes = args.yes;
     let done = rollback(&job, &client, |plan| {

@@ -31,6 +31,8 @@ pub struct RollbackJob {
     /// List the calls; make none.
     pub dry_run: bool,
     pub pace: PaceOptions,
+    /// Bind the state to the account called even if it recorded another.
+    pub rebind_account: bool,
 }
 
 /// One call of an undo.
@@ -232,6 +234,7 @@ pub fn rollback(
     confirm: impl FnOnce(&RolledBack) -> anyhow::Result<bool>,
 ) -> anyhow::Result<RolledBack> {
     let store = Store::open(&job.state_dir)?;
+    super::bind_account(&store, client, job.rebind_account)?;
     let mut done = RolledBack::default();
     done.planned = plan(&store, &mut done)?;
     if job.dry_run {

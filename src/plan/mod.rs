@@ -134,6 +134,8 @@ pub enum PlanError {
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Bound(#[from] crate::store::BindError),
     #[error("--group {group:?} {error}")]
     Group {
         group: String,
@@ -178,6 +180,8 @@ pub fn build(
             })?;
         }
     }
+    // A state holds one shard: another one's plan would replace it.
+    store.bind_shard(options.shard)?;
     let (items, others) = options.shard.split(source.open()?);
     // Count calls with the request limit earlier runs learned, as the engine cuts them.
     let learned = PlanOptions {

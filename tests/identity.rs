@@ -1,0 +1,278 @@
+//! A state directory knows what it belongs to: the account its calls went to, its
+//! shard, and its source by content. Run as an operator would, against emulators as
+//! separate processes, reading back what each emulated account holds.
+
+mod support;
+
+use faceenroll::emulator::{REHEARSAL_APPID, REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use support::bin::{output, s, Run};
+use support::{faceenroll, photo, Archive, EmulatorProcess};
+
+/// `faceenroll enroll SOURCE --group staff` against the emulator at `endpoint`.
+fn enroll_command(source: &Path, endpoint: &str, state: &Path) -> std::process::Command {
+    let mut cmd = support::enroll_command(source, endpoint, state);
+    cmd.args(["--group", "staff"]);
+    cmd
+}
+
+/// `faceenroll ARGS...` with the rehearsal credentials in the environment.
+fn with_credentials(args: &[&str]) -> Run {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    output(
+        faceenroll(&args)
+            .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+            .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY),
+    )
+}
+
+/// An emulator as a separate process, its log in the archive's directory.
+fn emulator(archive: &Archive, name: &str, args: &[&str]) -> EmulatorProcess {
+    EmulatorProcess::start(args, &archive.dir.path().join(format!("{name}.log")))
+}
+
+/// A rehearsal (`--emulator`, in the process) of the archive into `state`.
+fn rehearse(archive: &Archive, state: &Path) -> Run {
+    output(&mut faceenroll(&[
+        "enroll".as_ref(),
+        archive.root().as_os_str(),
+        "--group".as_ref(),
+        "staff".as_ref(),
+        "--emulator".as_ref(),
+        "--no-progress".as_ref(),
+        "--state".as_ref(),
+        state.as_os_str(),
+    ]))
+}
+
+fn assert_refused_naming(run: &Run, words: &[&str]) {
+    assert_eq!(run.code, 2, "{run:?}");
+    for w in words {
+        assert!(run.stderr.contains(w), "{w:?} not in: {}", run.stderr);
+    }
+}
+
+#[test]
+fn a_rehearsal_state_refuses_a_real_account_until_rebound() {
+    let archive = Archive::new();
+    archive.fill(2, 3, 100);
+    let state = archive.state();
+    assert_eq!(rehearse(&archive, &state).code, 0);
+
+    // Another account, holding a person of its own that the job never made.
+    let other = emulator(&archive, "other", &["--prepare", "person000:staff:5"]);
+    let held = other.state();
+    let rollback = with_credentials(&[
+        "rollback",
+        "--state",
+        s(&state),
+        "--endpoint",
+        &other.endpoint,
+        "--appid",
+        REHEARSAL_APPID,
+        "--yes",
+    ]);
+    assert_refused_naming(
+        &rollback,
+        &[
+            "the rehearsal emulator (--emulator)",
+            &other.endpoint,
+            "--rebind-account",
+        ],
+    );
+    let enroll = output(&mut enroll_command(
+        &archive.root(),
+        &other.endpoint,
+        &state,
+    ));
+    assert_refused_naming(&enroll, &["the rehearsal emulator", &other.endpoint]);
+    let verify = with_credentials(&[
+        "verify",
+        "--state",
+        s(&state),
+        "--endpoint",
+        &other.endpoint,
+        "--appid",
+        REHEARSAL_APPID,
+    ]);
+    assert_refused_naming(&verify, &[&other.endpoint]);
+    assert_eq!(other.counters().requests, 0, "no call reached the account");
+    assert_eq!(other.state(), held, "the account holds what it held");
+
+    // Re-bound on purpose (the account moved), the job works against it and stays
+    // bound to it: verify calls it and finds what is missing there.
+    let rebound = with_credentials(&[
+        "verify",
+        "--state",
+        s(&state),
+        "--endpoint",
+        &other.endpoint,
+        "--appid",
+        REHEARSAL_APPID,
+        "--rebind-account",
+    ]);
+    assert_eq!(rebound.code, 1, "{rebound:?}");
+    assert!(other.counters().requests > 0);
+    assert_refused_naming(&rehearse(&archive, &state), &[&other.endpoint]);
+}
+
+#[test]
+fn a_state_refuses_another_appid_and_another_endpoint_with_no_call() {
+    let archive = Archive::new();
+    archive.fill(2, 2, 300);
+    let state = archive.state();
+    let first = emulator(&archive, "first", &[]);
+    assert_eq!(
+        output(&mut enroll_command(
+            &archive.root(),
+            &first.endpoint,
+            &state
+        ))
+        .code,
+        0
+    );
+    let calls = first.counters().requests;
+    let held = first.state();
+    assert_eq!(held.persons.len(), 2);
+
+    // The same endpoint, another AppID.
+    for command in ["rollback", "verify"] {
+        let mut args = vec![
+            command,
+            "--state",
+            s(&state),
+            "--endpoint",
+            &first.endpoint,
+            "--appid",
+            "1250000001",
+        ];
+        if command == "rollback" {
+            args.push("--yes");
+        }
+        let run = with_credentials(&args);
+        assert_refused_naming(&run, &["AppID 1250000000", "AppID 1250000001"]);
+    }
+    let enroll = with_credentials(&[
+        "enroll",
+        s(&archive.root()),
+        "--group",
+        "staff",
+        "--no-progress",
+        "--state",
+        s(&state),
+        "--endpoint",
+        &first.endpoint,
+        "--appid",
+        "1250000001",
+    ]);
+    assert_refused_naming(&enroll, &["AppID 1250000001"]);
+    assert_eq!(first.counters().requests, calls, "no call");
+    assert_eq!(first.state(), held);
+
+    // Another endpoint: the rollback deletes nothing there.
+    let second = emulator(&archive, "second", &["--prepare", "person001:staff:3"]);
+    let before = second.state();
+    let run = with_credentials(&[
+        "rollback",
+        "--state",
+        s(&state),
+        "--endpoint",
+        &second.endpoint,
+        "--appid",
+        REHEARSAL_APPID,
+        "--yes",
+    ]);
+    assert_refused_naming(&run, &[&first.endpoint, &second.endpoint]);
+    assert_eq!(second.counters().requests, 0);
+    assert_eq!(second.state(), before);
+
+    // The account it belongs to is still served: the rollback there deletes the job.
+    let run = with_credentials(&[
+        "rollback",
+        "--state",
+        s(&state),
+        "--endpoint",
+        &first.endpoint,
+        "--appid",
+        REHEARSAL_APPID,
+        "--yes",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(first.state().persons.is_empty());
+}
+
+/// Every file under `dir` with the hash of its bytes.
+fn files(dir: &Path) -> BTreeMap<PathBuf, String> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().to_owned(), support::hash_of(e.path())))
+        .collect()
+}
+
+fn plan_number(plan: &str) -> String {
+    plan.lines()
+        .next()
+        .and_then(|l| l.split("(plan #").nth(1))
+        .unwrap_or_else(|| panic!("no plan number in {plan}"))
+        .to_owned()
+}
+
+#[test]
+fn a_dry_run_writes_nothing_to_the_state() {
+    let archive = Archive::new();
+    archive.fill(2, 3, 500);
+    let state = archive.state();
+    let served = emulator(&archive, "served", &[]);
+    assert_eq!(
+        output(&mut enroll_command(
+            &archive.root(),
+            &served.endpoint,
+            &state
+        ))
+        .code,
+        0
+    );
+    let root = archive.root();
+    let plan_state = |extra: &[&str]| {
+        let mut args = vec!["plan", s(&root), "--group", "staff"];
+        args.extend_from_slice(extra);
+        with_credentials(&args)
+    };
+    let before_plan = plan_state(&["--state", s(&state)]);
+    assert_eq!(before_plan.code, 0, "{before_plan:?}");
+    let bytes = files(&state);
+
+    // Another source, fed in as a dry run meant to join the job, then plan --state.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(other.path().join("zed")).unwrap();
+    std::fs::write(other.path().join("zed/1.png"), photo(9_999)).unwrap();
+    let mut dry = enroll_command(other.path(), &served.endpoint, &state);
+    let dry = output(dry.args(["--dry-run", "--new-source"]));
+    assert_eq!(dry.code, 0, "{dry:?}");
+    let again = plan_state(&["--state", s(&state)]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        files(&state),
+        bytes,
+        "the state's files are unchanged byte for byte"
+    );
+    assert_eq!(plan_number(&again.stdout), plan_number(&before_plan.stdout));
+
+    // The real run that follows is not poisoned by the dry run: nothing left, no call.
+    let calls = served.counters().requests;
+    let real = output(&mut enroll_command(
+        &archive.root(),
+        &served.endpoint,
+        &state,
+    ));
+    assert_eq!(real.code, 0, "{real:?}");
+    assert!(
+        real.stdout.contains("every photo accounted for"),
+        "{real:?}"
+    );
+    assert_eq!(served.counters().requests, calls);
+}
