@@ -276,3 +276,130 @@ fn a_dry_run_writes_nothing_to_the_state() {
     );
     assert_eq!(served.counters().requests, calls);
 }
+
+/// Runs shard `index` of 3 of the archive into `sh/shard-INDEX` against `served`,
+/// with `extra` flags.
+fn run_shard(archive: &Archive, served: &EmulatorProcess, index: u32, extra: &[&str]) -> Run {
+    let state = shard_state(archive, index);
+    let mut cmd = enroll_command(&archive.root(), &served.endpoint, &state);
+    output(cmd.args(["--shard", &format!("{index}/3")]).args(extra))
+}
+
+fn shard_state(archive: &Archive, index: u32) -> PathBuf {
+    archive.dir.path().join(format!("sh/shard-{index}"))
+}
+
+#[test]
+fn a_shards_state_refuses_another_shard_and_the_whole_job() {
+    let archive = Archive::new();
+    archive.fill(9, 2, 700);
+    let served = emulator(&archive, "served", &[]);
+    assert_eq!(run_shard(&archive, &served, 0, &[]).code, 0);
+    let calls = served.counters().requests;
+    let held = served.state();
+    let state = shard_state(&archive, 0);
+    let plan = status(&["--state", s(&state), "--json"]);
+
+    let mut other = enroll_command(&archive.root(), &served.endpoint, &state);
+    let other = output(other.args(["--shard", "1/3"]));
+    assert_refused_naming(&other, &["holds shard 0/3, not shard 1/3", "--shard 0/3"]);
+    let whole = output(&mut enroll_command(
+        &archive.root(),
+        &served.endpoint,
+        &state,
+    ));
+    assert_refused_naming(&whole, &["holds shard 0/3, not the whole job"]);
+    let mut dry = enroll_command(&archive.root(), &served.endpoint, &state);
+    assert_refused_naming(&output(dry.arg("--dry-run")), &["shard 0/3"]);
+    assert_eq!(served.counters().requests, calls, "no call");
+    assert_eq!(served.state(), held);
+    assert_eq!(
+        status(&["--state", s(&state), "--json"]).stdout,
+        plan.stdout,
+        "the shard's plan is as it was"
+    );
+
+    // The same shard resumes as before: nothing left, no call.
+    assert_eq!(run_shard(&archive, &served, 0, &[]).code, 0);
+    assert_eq!(served.counters().requests, calls);
+}
+
+fn status(args: &[&str]) -> Run {
+    let mut all = vec!["status"];
+    all.extend_from_slice(args);
+    with_credentials(&all)
+}
+
+#[test]
+fn status_and_report_over_shards_name_the_missing_and_count_each_once() {
+    let archive = Archive::new();
+    archive.fill(9, 2, 900);
+    let served = emulator(&archive, "served", &[]);
+    let metrics = archive.dir.path().join("shard-2.prom");
+    let summary = archive.dir.path().join("shard-2.json");
+    assert_eq!(run_shard(&archive, &served, 0, &[]).code, 0);
+    let run = run_shard(
+        &archive,
+        &served,
+        2,
+        &["--metrics-file", s(&metrics), "--summary-json", s(&summary)],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let enrolled_on_service: usize = served.state().persons.values().map(|p| p.faces.len()).sum();
+
+    let pattern = archive.dir.path().join("sh/shard-*");
+    let text = status(&["--state", s(&pattern)]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(
+        text.stdout.contains("missing: shard 1/3 of the job"),
+        "{}",
+        text.stdout
+    );
+    let json = status(&["--state", s(&pattern), "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["missing_shards"], serde_json::json!(["1/3"]));
+    assert_eq!(
+        json["totals"]["enrolled"].as_u64(),
+        Some(enrolled_on_service as u64)
+    );
+    assert_eq!(json["shards"][1]["shard"], "2/3");
+
+    // A directory given twice (by a pattern and by name) is counted once.
+    let twice = status(&[
+        "--state",
+        s(&pattern),
+        "--state",
+        s(&shard_state(&archive, 2)),
+        "--json",
+    ]);
+    assert_eq!(twice.code, 0, "{twice:?}");
+    assert!(twice.stderr.contains("counted once"), "{}", twice.stderr);
+    let twice: serde_json::Value = serde_json::from_str(&twice.stdout).unwrap();
+    assert_eq!(twice["totals"], json["totals"]);
+    assert_eq!(twice["shards"].as_array().unwrap().len(), 2);
+    let report = with_credentials(&["report", "--state", s(&pattern)]);
+    assert_eq!(report.code, 0, "{report:?}");
+    assert!(report.stderr.contains("shard 1/3"), "{}", report.stderr);
+    assert_eq!(report.stdout.lines().count(), 1 + enrolled_on_service);
+
+    // A copy of a shard's state is not another shard.
+    let copy = archive.dir.path().join("sh/shard-copy");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(shard_state(&archive, 0))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let mixed = status(&["--state", s(&pattern)]);
+    assert_refused_naming(&mixed, &["both hold shard 0/3"]);
+
+    // The shard's figures for machines carry its shard.
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    for line in prom.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.contains("shard=\"2/3\""), "{line}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["shard"], "2/3");
+}

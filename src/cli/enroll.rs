@@ -224,6 +224,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         interval: Duration::from_secs(settings.run.progress_interval),
         state_dir: settings.job.state.clone(),
         source: settings.plan.source.display().to_string(),
+        shard: Some(settings.plan.shard),
     };
     let target = if settings.run.emulator || args.dry_run {
         // A dry run makes no call: it needs no account.

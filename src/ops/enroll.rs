@@ -243,7 +243,8 @@ pub fn enroll(
                     client.calls_by_class(),
                     started.elapsed(),
                     last_finished,
-                );
+                )
+                .of_shard(job.plan.shard);
                 write_metrics(path, &figures);
                 match metrics_done_rx.recv_timeout(interval) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -317,12 +318,15 @@ pub fn enroll(
     };
     if let Some(path) = &job.outputs.metrics_file {
         let last_finished = store.last_finished().map_err(during_run)?;
-        let figures = Figures::at_end(&finished.summary(), client.calls_by_class(), last_finished);
+        let figures = Figures::at_end(&finished.summary(), client.calls_by_class(), last_finished)
+            .of_shard(job.plan.shard);
         write_metrics(path, &figures);
     }
     if let Some(path) = &job.outputs.summary_json {
-        let json = serde_json::to_string_pretty(&SummaryJson::new(&finished.summary()))
-            .expect("the summary serializes");
+        let json = serde_json::to_string_pretty(
+            &SummaryJson::new(&finished.summary()).of_shard(job.plan.shard),
+        )
+        .expect("the summary serializes");
         metrics::write_atomically(path, &(json + "\n"))
             .with_context(|| format!("cannot write the summary {}", path.display()))
             .map_err(during_run)?;
