@@ -403,3 +403,120 @@ fn status_and_report_over_shards_name_the_missing_and_count_each_once() {
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(json["shard"], "2/3");
 }
+
+/// `cp -a FROM TO`, as an operator copies an archive.
+fn copy_archive(from: &Path, to: &Path) {
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+}
+
+#[test]
+fn a_copied_archive_at_a_new_path_is_the_same_source_and_resumes_with_no_call() {
+    let archive = Archive::new();
+    archive.fill(3, 4, 1_100);
+    let state = archive.state();
+    let served = emulator(&archive, "served", &[]);
+    assert_eq!(
+        output(&mut enroll_command(
+            &archive.root(),
+            &served.endpoint,
+            &state
+        ))
+        .code,
+        0
+    );
+    let calls = served.counters().requests;
+    let faces: BTreeMap<String, String> = support::report_rows(&state)
+        .into_iter()
+        .map(|r| (r.image.rsplit('/').take(2).collect(), r.face_id))
+        .collect();
+    assert_eq!(faces.len(), 12);
+
+    // The archive moved: the job follows it, with a note, and makes no call.
+    let moved = archive.dir.path().join("moved");
+    copy_archive(&archive.root(), &moved);
+    let run = output(&mut enroll_command(&moved, &served.endpoint, &state));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("the same photos as the job's source"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("every photo accounted for"), "{run:?}");
+    assert_eq!(served.counters().requests, calls, "no call");
+    let rows = support::report_rows(&state);
+    assert_eq!(rows.len(), 12, "each photo once");
+    for row in &rows {
+        assert_eq!(row.status, "enrolled", "{row:?}");
+        assert!(row.image.starts_with(s(&moved)), "{row:?}");
+        let name: String = row.image.rsplit('/').take(2).collect();
+        assert_eq!(faces[&name], row.face_id, "the face the service holds");
+    }
+
+    // Another copy meant to join the job is the same photos too: not counted twice.
+    let copy = archive.dir.path().join("copy");
+    copy_archive(&moved, &copy);
+    let mut joined = enroll_command(&copy, &served.endpoint, &state);
+    let joined = output(joined.arg("--new-source"));
+    assert_eq!(joined.code, 0, "{joined:?}");
+    assert_eq!(served.counters().requests, calls);
+    assert_eq!(support::report_rows(&state).len(), 12);
+
+    // What the job knows still matches the service: verify finds every face by id.
+    let verify = with_credentials(&[
+        "verify",
+        "--state",
+        s(&state),
+        "--endpoint",
+        &served.endpoint,
+        "--appid",
+        REHEARSAL_APPID,
+    ]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+}
+
+#[test]
+fn a_source_sharing_only_some_photos_by_content_is_not_taken_as_moved() {
+    let archive = Archive::new();
+    archive.fill(2, 3, 1_300);
+    let state = archive.state();
+    let served = emulator(&archive, "served", &[]);
+    assert_eq!(
+        output(&mut enroll_command(
+            &archive.root(),
+            &served.endpoint,
+            &state
+        ))
+        .code,
+        0
+    );
+    // A second archive holding one photo of the first, and a new one.
+    let other = archive.dir.path().join("other");
+    std::fs::create_dir_all(other.join("person000")).unwrap();
+    std::fs::copy(
+        archive.root().join("person000/000.png"),
+        other.join("person000/000.png"),
+    )
+    .unwrap();
+    std::fs::write(other.join("person000/new.png"), photo(1_399)).unwrap();
+    let mut joined = enroll_command(&other, &served.endpoint, &state);
+    let joined = output(joined.arg("--new-source"));
+    assert_eq!(joined.code, 0, "{joined:?}");
+    assert!(!joined.stderr.contains("the same photos as"), "{joined:?}");
+    let rows = support::report_rows(&state);
+    let enrolled = rows.iter().filter(|r| r.status == "enrolled").count();
+    assert_eq!(
+        enrolled, 7,
+        "the first archive's 6 photos stay in the job, 1 new"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r.status == "duplicate").count(),
+        1,
+        "{rows:?}"
+    );
+}

@@ -106,6 +106,13 @@ pub fn render(s: &PlanSummary) -> String {
     let mut out = String::new();
     let known = s.persons_with_work - s.new_persons;
     let _ = writeln!(out, "Plan for {} (plan #{})", s.source, s.generation);
+    if let Some(from) = &s.moved_from {
+        let _ = writeln!(
+            out,
+            "  source:     the same photos as the job's source {from} (by content): taken \
+             as that source moved here; its photos keep their state"
+        );
+    }
     if let Some(o) = s.other_shards {
         let _ = writeln!(
             out,
