@@ -78,10 +78,7 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     let settings = PlanSettings::resolve(&args.plan, &env, &section)?;
     let result = (|| {
         // A copy of the job's state, or an empty one: removed when dropped.
-        let scratch = match &args.state {
-            Some(dir) => store::open_scratch_copy(dir)?,
-            None => store::open_scratch_copy(&temp_state_dir())?,
-        };
+        let scratch = store::open_scratch_copy(args.state.as_deref())?;
         let summary = plan::build(
             scratch.store(),
             &settings.source_spec(),
@@ -92,13 +89,6 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     let summary = result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
     print!("{}", render(&summary));
     Ok(Exit::Ok)
-}
-
-fn temp_state_dir() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    std::env::temp_dir().join(format!("faceenroll-plan-{}-{nanos}", std::process::id()))
 }
 
 /// The dry-run text of a plan: what would be done, then every problem listed.

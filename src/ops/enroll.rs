@@ -153,7 +153,7 @@ pub fn enroll(
     let cannot_plan = || format!("cannot plan {}", job.source.describe());
     if job.dry_run {
         // Planned in a copy of the state: a dry run writes nothing to the job's.
-        let scratch = crate::store::open_scratch_copy(&job.state_dir).map_err(setup)?;
+        let scratch = crate::store::open_scratch_copy(Some(&job.state_dir)).map_err(setup)?;
         let summary = plan::build(scratch.store(), &job.source, &job.plan)
             .with_context(cannot_plan)
             .map_err(setup)?;

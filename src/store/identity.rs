@@ -9,7 +9,10 @@
 //! any call: another account is refused, naming both, unless the operator re-binds
 //! on purpose (`--rebind-account`, a migrated endpoint). A rehearsal's in-process
 //! emulator (`--emulator`) is an account of its own. State directories written before
-//! this record existed are bound by their next call.
+//! this record existed are bound by their next call. A state that holds nothing of
+//! its account yet (its first run never got a call through: a mistyped endpoint, a
+//! refused credential) follows the account given, with a note: there is nothing of
+//! the other account in it to mistake.
 //!
 //! Likewise the first plan records the state's shard (`--shard I/N`, `0/1` for a job
 //! not split), and a plan with another one is refused: two shards in one state
@@ -19,7 +22,7 @@
 //! methods below read and record the bindings, and [`Store::bind_account`] is the one
 //! call a command makes once its store is open.
 
-use super::{decode, encode, Result, Store};
+use super::{decode, encode, PersonState, PhotoState, Result, Store};
 use crate::shard::Shard;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -233,6 +236,11 @@ impl Store {
                 "the state directory {} is re-bound from {from} to {given} (--rebind-account)",
                 self.dir().display()
             ),
+            (AccountCheck::Other, Some(from)) if !self.holds_account_facts()? => tracing::warn!(
+                "the state directory {} was bound to {from}, but no call of its job changed \
+                 anything there: it is bound to {given} now",
+                self.dir().display()
+            ),
             (AccountCheck::Rebind | AccountCheck::Other, recorded) => {
                 return Err(IdentityError::OtherAccount {
                     dir: self.dir().display().to_string(),
@@ -245,6 +253,33 @@ impl Store {
         self.meta.insert(ACCOUNT_KEY, encode(given))?;
         self.flush()?;
         Ok(())
+    }
+
+    /// Whether the state holds anything the job did, or may have done, on its account:
+    /// a person created, found or brought in line, a face enrolled or in doubt. Read
+    /// only when the account given is another one.
+    fn holds_account_facts(&self) -> Result<bool> {
+        if !self.created.is_empty() || !self.before.is_empty() {
+            return Ok(true);
+        }
+        for person in self.persons() {
+            if matches!(
+                person?.state,
+                PersonState::Ready { .. } | PersonState::Stale
+            ) {
+                return Ok(true);
+            }
+        }
+        for item in self.photos() {
+            let (_, photo) = item?;
+            if matches!(
+                photo.state,
+                PhotoState::Enrolled { .. } | PhotoState::InDoubt
+            ) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Checks that a plan of `given` may go into this state, and records it when the
@@ -459,8 +494,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.account().unwrap(), None);
+        // Bound, but nothing done there yet: it follows the account given.
+        let typo = Account::service("https://recognition.image.myqcloud.co", "1250000000", "");
+        store.bind_account(&typo, false).unwrap();
         store.bind_account(&real(), false).unwrap();
         assert_eq!(store.account().unwrap(), Some(real()));
+        store.mark_created("alice").unwrap();
         let other = Account::rehearsal("1250000000");
         assert!(matches!(
             store.bind_account(&other, false),

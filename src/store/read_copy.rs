@@ -68,11 +68,11 @@ fn cannot_write(err: &StoreError) -> bool {
 
 /// A store to plan into without touching the job's: a copy of the progress database
 /// of `dir` in a temporary directory (or an empty store there when `dir` holds no
-/// job yet), removed when the [`Reading`] is dropped. What a dry run writes (its plan,
-/// its plan number, the shard it records) goes into the copy; the state directory is
-/// only read.
-pub fn open_scratch_copy(dir: &Path) -> Result<Reading> {
-    if StateDir::new(dir).db().is_dir() {
+/// job yet, or none is given), removed when the [`Reading`] is dropped. What a dry
+/// run writes (its plan, its plan number, the shard it records) goes into the copy;
+/// the state directory is only read.
+pub fn open_scratch_copy(dir: Option<&Path>) -> Result<Reading> {
+    if let Some(dir) = dir.filter(|d| StateDir::new(d).db().is_dir()) {
         return open_copy(dir, "a dry run reads the job without writing to it");
     }
     let scratch = tempfile::Builder::new()
