@@ -32,6 +32,9 @@ struct Status {
     shard: Option<String>,
     #[serde(skip)]
     recorded_shard: Option<Shard>,
+    /// The sources planned into the job (none known while it runs).
+    #[serde(skip)]
+    sources: Vec<String>,
     running: Option<u32>,
     source: Option<String>,
     last_outcome: Option<String>,
@@ -77,6 +80,7 @@ fn status_of(state: &Path) -> anyhow::Result<Status> {
                 state: state.to_owned(),
                 shard: shard_label(recorded_shard),
                 recorded_shard,
+                sources: Vec::new(),
                 running: Some(pid),
                 source: None,
                 last_outcome: None,
@@ -93,6 +97,7 @@ fn status_of(state: &Path) -> anyhow::Result<Status> {
                 state: state.to_owned(),
                 shard: shard_label(recorded_shard),
                 recorded_shard,
+                sources: meta.sources.keys().cloned().collect(),
                 running: None,
                 source: meta.source,
                 last_outcome: meta.last_outcome,
@@ -123,6 +128,26 @@ fn check_shards(
         anyhow::anyhow!("{e}; give the state directories of one job's shards (enroll --shard I/N)")
     })?;
     Ok(set.missing)
+}
+
+/// A note when the states, given as one job's shards, were planned from different
+/// sources (each shard reads the whole source): which state read which. States whose
+/// sources are not known (running) are left out.
+fn sources_note(states: &[(String, Vec<String>)]) -> Option<String> {
+    let known: Vec<&(String, Vec<String>)> = states.iter().filter(|(_, s)| !s.is_empty()).collect();
+    let first = known.first()?;
+    if known.iter().all(|(_, s)| *s == first.1) {
+        return None;
+    }
+    let each: Vec<String> = known
+        .iter()
+        .map(|(state, sources)| format!("{state}: {}", sources.join(", ")))
+        .collect();
+    Some(format!(
+        "note: these shards were planned from different sources (each shard of a job \
+         reads the whole source): {}",
+        each.join("; ")
+    ))
 }
 
 /// The shards missing, for a line of text: `1/3, 2/3`.
@@ -227,6 +252,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
         .map(|s| status_of(s))
         .collect::<anyhow::Result<_>>()?;
     let missing = check_shards(&states, all.iter().map(|s| s.recorded_shard))?;
+    let sources: Vec<(String, Vec<String>)> = all
+        .iter()
+        .map(|s| (s.state.display().to_string(), s.sources.clone()))
+        .collect();
+    if let Some(note) = sources_note(&sources) {
+        eprintln!("{note}");
+    }
     let mut total = StoreCounts::default();
     for c in all.iter().filter_map(|s| s.counts.as_ref()) {
         total.photos += c.photos;
@@ -397,6 +429,13 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
             .map(|(_, store)| store.shard())
             .collect::<Result<Vec<_>, _>>()?;
         let missing = check_shards(&states, shards.into_iter())?;
+        let sources = stores
+            .iter()
+            .map(|(name, store)| Ok((name.clone(), store.meta()?.sources.into_keys().collect())))
+            .collect::<Result<Vec<_>, store::StoreError>>()?;
+        if let Some(note) = sources_note(&sources) {
+            eprintln!("{note}");
+        }
         if !missing.is_empty() {
             eprintln!(
                 "note: {} {} of the job not given (no state directory): {} not in this report",
@@ -444,7 +483,27 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::wildcard;
+    use super::{sources_note, wildcard};
+
+    #[test]
+    fn shards_planned_from_different_sources_are_named() {
+        let state = |name: &str, sources: &[&str]| {
+            (
+                name.to_owned(),
+                sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let same = [state("a", &["/srv/photos"]), state("b", &["/srv/photos"])];
+        assert_eq!(sources_note(&same), None);
+        let running = [state("a", &["/srv/photos"]), state("b", &[])];
+        assert_eq!(sources_note(&running), None);
+        let other = [state("a", &["/srv/photos"]), state("b", &["/srv/other"])];
+        let note = sources_note(&other).unwrap();
+        assert!(
+            note.contains("a: /srv/photos") && note.contains("b: /srv/other"),
+            "{note}"
+        );
+    }
 
     #[test]
     fn patterns_match_state_directory_names() {
