@@ -310,7 +310,8 @@ fn a_shards_state_refuses_another_shard_and_the_whole_job() {
     ));
     assert_refused_naming(&whole, &["holds shard 0/3, not the whole job"]);
     let mut dry = enroll_command(&archive.root(), &served.endpoint, &state);
-    assert_refused_naming(&output(dry.arg("--dry-run")), &["shard 0/3"]);
+    let dry = output(dry.arg("--dry-run"));
+    assert_refused_naming(&dry, &[&format!("{} holds shard 0/3", s(&state))]);
     assert_eq!(served.counters().requests, calls, "no call");
     assert_eq!(served.state(), held);
     assert_eq!(

@@ -234,16 +234,16 @@ impl Store {
             (AccountCheck::Bind, _) => {}
             (AccountCheck::Rebind, Some(from)) => tracing::warn!(
                 "the state directory {} is re-bound from {from} to {given} (--rebind-account)",
-                self.dir().display()
+                self.shown.display()
             ),
             (AccountCheck::Other, Some(from)) if !self.holds_account_facts()? => tracing::warn!(
                 "the state directory {} was bound to {from}, but no call of its job changed \
                  anything there: it is bound to {given} now",
-                self.dir().display()
+                self.shown.display()
             ),
             (AccountCheck::Rebind | AccountCheck::Other, recorded) => {
                 return Err(IdentityError::OtherAccount {
-                    dir: self.dir().display().to_string(),
+                    dir: self.shown.display().to_string(),
                     recorded: recorded.expect("another account is a recorded one"),
                     given: given.clone(),
                 }
@@ -293,7 +293,7 @@ impl Store {
                 Ok(())
             }
             Err((recorded, given)) => Err(IdentityError::OtherShard {
-                dir: self.dir().display().to_string(),
+                dir: self.shown.display().to_string(),
                 recorded: ShardWords(recorded),
                 given: ShardWords(given),
             }

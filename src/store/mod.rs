@@ -90,6 +90,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The progress database of one state directory.
 pub struct Store {
     dir: PathBuf,
+    /// The state directory as messages name it: `dir`, or for a copy read in its
+    /// place ([`open_for_reading`], [`open_scratch_copy`]) the directory copied.
+    shown: PathBuf,
     db: sled::Db,
     photos: sled::Tree,
     persons: sled::Tree,
@@ -135,6 +138,7 @@ impl Store {
         let db = open_db(dir)?;
         let store = Store {
             dir: dir.to_owned(),
+            shown: dir.to_owned(),
             photos: db.open_tree("photos")?,
             persons: db.open_tree("persons")?,
             hashes: db.open_tree("hashes")?,

@@ -117,7 +117,8 @@ fn open_copy(dir: &Path, why: &str) -> Result<Reading> {
         )));
     }
     copy_tree(&from, &StateDir::new(copy.path()).db()).map_err(copy_failed)?;
-    let store = Store::open(copy.path())?;
+    let mut store = Store::open(copy.path())?;
+    store.shown = dir.to_owned();
     Ok(Reading {
         store,
         copy: Some(copy),
