@@ -324,7 +324,10 @@ pub enum ShardSetError {
         second: String,
         second_shard: ShardWords,
     },
-    #[error("{first} and {second} both hold shard {shard}: two runs of one shard?")]
+    #[error(
+        "{first} and {second} both hold {}: two runs of one shard, or a copied state?",
+        ShardWords(*.shard)
+    )]
     Twice {
         first: String,
         second: String,
