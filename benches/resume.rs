@@ -12,7 +12,9 @@
 //! a finished job leaves. The resume is then the whole `enroll` run
 //! ([`faceenroll::ops::enroll::enroll`]: open the store, plan again, run the engine,
 //! count, write the report) against an emulator that counts the calls it receives,
-//! with the content check on (the default) and off (`--no-content-check`).
+//! with the content check on (the default) and off (`--no-content-check`). Last, a
+//! dry run of the same job (`enroll --dry-run`, which plans in a copy of the state):
+//! what leaving the state untouched costs, and the size of the database it copies.
 
 use faceenroll::emulator::{rehearsal_credentials, Emulator, EmulatorConfig};
 use faceenroll::engine::{EngineOptions, StopSignal};
@@ -93,6 +95,7 @@ fn resume(
         },
         engine: EngineOptions::default(),
         dry_run: false,
+        rebind_account: false,
         report: None,
         outputs: Default::default(),
     };
@@ -118,6 +121,41 @@ fn resume(
         }
     );
     (elapsed, emulator.counters().requests - before)
+}
+
+/// A dry run of the job: its time, and the bytes of the database it copies.
+fn dry_run(state: &Path, source: &SourceSpec) -> (Duration, u64) {
+    let bytes = walkdir::WalkDir::new(state.join("db"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum();
+    let job = EnrollJob {
+        source: source.clone(),
+        state_dir: state.to_owned(),
+        plan: PlanOptions::default(),
+        engine: EngineOptions::default(),
+        dry_run: true,
+        rebind_account: false,
+        report: None,
+        outputs: Default::default(),
+    };
+    let start = Instant::now();
+    let done = enroll(
+        &job,
+        Target::Emulator(EmulatorConfig::rehearsal()),
+        &StopSignal::default(),
+        |_: &_, _, _, _| {},
+    )
+    .unwrap();
+    let elapsed = start.elapsed();
+    let Done::Planned(plan) = done else {
+        panic!("a dry run")
+    };
+    assert_eq!(plan.pending, 0);
+    (elapsed, bytes)
 }
 
 fn main() {
@@ -158,6 +196,12 @@ fn main() {
             elapsed.as_secs_f64()
         );
     }
+    let (elapsed, bytes) = dry_run(&state, &source);
+    println!(
+        "dry run of the finished job (planned in a copy of its {:.1} MB database): {:.2} s",
+        bytes as f64 / 1e6,
+        elapsed.as_secs_f64()
+    );
     println!("peak RSS {} MiB", peak_rss_mib());
     emulator.shutdown().unwrap();
 }

@@ -31,6 +31,8 @@ pub struct Figures {
     pub duration: Duration,
     /// When the last run that finished ended (Unix seconds), this one or an earlier.
     pub last_finished: Option<u64>,
+    /// The job's shard (`I/N`) when it is split: a `shard` label on every sample.
+    pub shard: Option<String>,
 }
 
 impl Figures {
@@ -65,6 +67,15 @@ impl Figures {
             rate_limited: tally.snapshot().rate_limited,
             duration,
             last_finished,
+            shard: None,
+        }
+    }
+
+    /// The same figures labelled with the job's shard when it is split.
+    pub fn of_shard(self, shard: crate::shard::Shard) -> Figures {
+        Figures {
+            shard: shard.is_split().then(|| shard.to_string()),
+            ..self
         }
     }
 
@@ -90,6 +101,7 @@ impl Figures {
             rate_limited: summary.tally.snapshot().rate_limited,
             duration: summary.elapsed,
             last_finished,
+            shard: None,
         }
     }
 }
@@ -105,10 +117,17 @@ fn persons_by_outcome(tally: &Tally, failed: u64) -> [(&'static str, u64); 3] {
 /// The figures in the Prometheus text exposition format (version 0.0.4).
 pub fn render(f: &Figures) -> String {
     let mut out = String::new();
+    // Every sample of a shard's file carries its shard, first among its labels.
+    let shard = f.shard.as_ref().map(|s| format!("shard=\"{}\"", escape(s)));
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for (labels, value) in samples {
+            let labels = match (&shard, labels.strip_prefix('{')) {
+                (None, _) => labels.clone(),
+                (Some(shard), None) => format!("{{{shard}}}"),
+                (Some(shard), Some(rest)) => format!("{{{shard},{rest}"),
+            };
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     };
@@ -233,6 +252,9 @@ pub struct SummaryJson {
     pub elapsed_secs: f64,
     pub state_dir: String,
     pub report: Option<String>,
+    /// The job's shard (`I/N`) when it is split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -273,6 +295,15 @@ impl SummaryJson {
             elapsed_secs: s.elapsed.as_secs_f64(),
             state_dir: s.state_dir.display().to_string(),
             report: s.report.map(|p| p.display().to_string()),
+            shard: None,
+        }
+    }
+
+    /// The same summary naming the job's shard when it is split.
+    pub fn of_shard(self, shard: crate::shard::Shard) -> SummaryJson {
+        SummaryJson {
+            shard: shard.is_split().then(|| shard.to_string()),
+            ..self
         }
     }
 }
@@ -301,7 +332,23 @@ mod tests {
             rate_limited: 2,
             duration: Duration::from_millis(1500),
             last_finished: Some(1_700_000_000),
+            shard: None,
         }
+    }
+
+    #[test]
+    fn a_shard_labels_every_sample() {
+        let shard = crate::shard::Shard::new(1, 3).unwrap();
+        let text = render(&figures().of_shard(shard));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.contains(&"faceenroll_photos{shard=\"1/3\",status=\"enrolled\"} 40"));
+        assert!(lines.contains(&"faceenroll_run_duration_seconds{shard=\"1/3\"} 1.5"));
+        for line in lines.iter().filter(|l| !l.starts_with('#')) {
+            assert!(line.contains("{shard=\"1/3\""), "{line}");
+        }
+        // A job not split has no shard label.
+        let whole = render(&figures().of_shard(crate::shard::Shard::WHOLE));
+        assert_eq!(whole, render(&figures()));
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn job(archive: &Archive, outputs: Outputs) -> EnrollJob {
         plan: PlanOptions::default(),
         engine: options(),
         dry_run: false,
+        rebind_account: false,
         report: None,
         outputs,
     }

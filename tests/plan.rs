@@ -837,35 +837,47 @@ fn a_manifest_takes_absolute_paths_and_reports_a_tag_conflict_naming_both_lines(
 }
 
 #[test]
-fn the_plan_command_with_a_state_directory_plans_into_it() {
+fn the_plan_command_with_a_state_directory_plans_as_the_job_would_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("photos");
     write(&root.join("g1/alice/a.jpg"), &jpeg("a"));
     let state_dir = dir.path().join("state");
-    for generation in 1..=2 {
+    let plan = || {
         let out = support::bin::command(support::BIN)
             .args(["plan", "--layout", "group/person", "--state"])
             .arg(&state_dir)
             .arg(&root)
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(
-            stdout.contains(&format!("(plan #{generation})")),
-            "{stdout}"
-        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // No job there yet: the plan a first run would make, and no directory made.
+    for _ in 0..2 {
+        assert!(plan().contains("(plan #1)"));
+    }
+    assert!(!state_dir.exists(), "a plan creates no state directory");
+    // A job's state: the plan its next run would make, the state left as it was.
+    {
+        let store = Store::open(&state_dir).unwrap();
+        let spec = SourceSpec::from_path(&root, Vec::new(), Layout::GroupPerson, false);
+        plan::build(&store, &spec, &PlanOptions::default()).unwrap();
+    }
+    for _ in 0..2 {
+        let stdout = plan();
+        assert!(stdout.contains("(plan #2)"), "{stdout}");
+        assert!(stdout.contains("already enrolled") || stdout.contains("to send"));
     }
     let store = Store::open(&state_dir).unwrap();
-    assert_eq!(store.meta().unwrap().generation, 2);
+    assert_eq!(store.meta().unwrap().generation, 1);
     assert_eq!(store.photo_count(), 1);
     assert!(
         !state_dir.join("plan-sort").exists(),
-        "sorted runs are removed"
+        "sorted runs are not left in the state"
     );
 }
 

@@ -107,6 +107,7 @@ fn soak(persons: u32, photos: u32, seed: u64) {
     let job = RollbackJob {
         state_dir: archive.state(),
         dry_run: false,
+        rebind_account: false,
         pace: PaceOptions {
             qps: options.qps,
             retry: options.retry.clone(),

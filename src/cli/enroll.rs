@@ -34,8 +34,9 @@ Exit codes:
   0    everything accounted for, no failure
   1    finished with failed photos, or photos left for the next run (see the
        report: its failed and pending rows say why)
-  2    usage, configuration or input error before any call, or the state
-       directory is in use by another job
+  2    usage, configuration or input error before any call, the state
+       directory is in use by another job, it belongs to another account
+       (endpoint, AppID, bucket) or another --shard, or it was rolled back
   3    stopped by a fatal error: the service refused the account or credentials
        or could not be reached (certificate, proxy, DNS, refused connection), or
        the progress database could not be written (resumable: fix it, run again)
@@ -49,9 +50,15 @@ pub struct EnrollArgs {
     plan: PlanArgs,
     #[command(flatten)]
     service: ServiceArgs,
-    /// Plan and print what would be done; make no call.
+    /// Plan and print what would be done; make no call and write nothing to the
+    /// job's state (the plan is made in a copy of it).
     #[arg(long)]
     dry_run: bool,
+    /// The state directory records the account (endpoint, AppID, bucket; a rehearsal
+    /// is the emulator's) of its first call and refuses another; this binds it to the
+    /// account given now, on purpose (the same account at a migrated endpoint).
+    #[arg(long)]
+    rebind_account: bool,
     /// Print the settings resolved from flags, environment, config file and defaults
     /// (as a config file's [enroll] table) and exit.
     #[arg(long)]
@@ -218,6 +225,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         interval: Duration::from_secs(settings.run.progress_interval),
         state_dir: settings.job.state.clone(),
         source: settings.plan.source.display().to_string(),
+        shard: Some(settings.plan.shard),
     };
     let target = if settings.run.emulator || args.dry_run {
         // A dry run makes no call: it needs no account.
@@ -242,6 +250,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         plan: settings.plan.options(),
         engine,
         dry_run: args.dry_run,
+        rebind_account: args.rebind_account,
         report: settings.run.report.clone(),
         outputs: Outputs {
             metrics_file: settings.run.metrics_file.clone(),

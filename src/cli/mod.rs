@@ -23,7 +23,8 @@ pub enum Exit {
     /// Finished, but some photos failed or are left for the next run.
     Failures = 1,
     /// Usage, configuration or input error before any call, or the state directory
-    /// is in use by another job or was rolled back.
+    /// is in use by another job, belongs to another account or shard, or was rolled
+    /// back.
     Usage = 2,
     /// Stopped by a fatal error: the service refused the account or credentials or
     /// could not be reached as configured, or the progress database or report could
@@ -38,9 +39,10 @@ Exit codes of enroll (the other commands: see their --help):
   0    everything accounted for, no failure
   1    finished with failed photos, or photos left for the next run (see
        faceenroll report: its failed and pending rows say why)
-  2    usage, configuration or input error before any call, or the state
-       directory is in use by another job or was rolled back (enroll again with
-       a new state directory)
+  2    usage, configuration or input error before any call, the state
+       directory is in use by another job, it belongs to another account
+       (endpoint, AppID, bucket) or another --shard, or it was rolled back
+       (enroll again with a new state directory)
   3    stopped by a fatal error: the service refused the account or credentials
        or could not be reached (certificate, proxy, DNS, refused connection), or
        the progress database could not be written (resumable)

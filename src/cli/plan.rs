@@ -12,7 +12,7 @@ use super::Exit;
 use crate::normalize::NormalizeOptions;
 use crate::plan::{self, PlanOptions, PlanSummary};
 use crate::source::SourceSpec;
-use crate::store::Store;
+use crate::store;
 use anyhow::Context as _;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -58,9 +58,9 @@ impl PlanSettings {
 pub struct PlanCommand {
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// Plan into this job's state directory (as a later `enroll --state DIR` would
-    /// see it). Without it the plan is made in a temporary directory, removed
-    /// afterwards, so a dry run never touches a job's state.
+    /// Plan against this job's state directory, as a later `enroll --state DIR` would
+    /// see it. The plan is made in a copy of the state, removed afterwards: a dry run
+    /// never writes to a job's state. Without it the plan starts from an empty state.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     #[arg(
@@ -76,28 +76,19 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     let env = |name: &str| std::env::var(name).ok();
     let (_, section) = settings::load(args.config.as_deref(), &env)?;
     let settings = PlanSettings::resolve(&args.plan, &env, &section)?;
-    let (dir, temporary) = match &args.state {
-        Some(dir) => (dir.clone(), false),
-        None => (temp_state_dir(), true),
-    };
     let result = (|| {
-        let store = Store::open(&dir)?;
-        let summary = plan::build(&store, &settings.source_spec(), &settings.options())?;
+        // A copy of the job's state, or an empty one: removed when dropped.
+        let scratch = store::open_scratch_copy(args.state.as_deref())?;
+        let summary = plan::build(
+            scratch.store(),
+            &settings.source_spec(),
+            &settings.options(),
+        )?;
         anyhow::Ok(summary)
     })();
-    if temporary {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
     let summary = result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
     print!("{}", render(&summary));
     Ok(Exit::Ok)
-}
-
-fn temp_state_dir() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    std::env::temp_dir().join(format!("faceenroll-plan-{}-{nanos}", std::process::id()))
 }
 
 /// The dry-run text of a plan: what would be done, then every problem listed.
@@ -105,6 +96,13 @@ pub fn render(s: &PlanSummary) -> String {
     let mut out = String::new();
     let known = s.persons_with_work - s.new_persons;
     let _ = writeln!(out, "Plan for {} (plan #{})", s.source, s.generation);
+    if let Some(from) = &s.moved_from {
+        let _ = writeln!(
+            out,
+            "  source:     the same photos as the job's source {from} (by content): taken \
+             as that source moved here; its photos keep their state"
+        );
+    }
     if let Some(o) = s.other_shards {
         let _ = writeln!(
             out,

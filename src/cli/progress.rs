@@ -34,6 +34,9 @@ pub struct ProgressFile {
     /// The source the job reads, as the operator named it.
     #[serde(default)]
     pub source: String,
+    /// The job's shard (`I/N`) when it is split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub photos_total: u64,
     pub photos_done: u64,
     pub persons_total: u64,
@@ -59,14 +62,18 @@ pub struct ProgressFile {
 impl ProgressFile {
     fn from_tally(
         tally: &Tally,
-        source: &str,
+        options: &ViewOptions,
         photos: u64,
         persons: u64,
         elapsed: Duration,
     ) -> ProgressFile {
         ProgressFile {
             pid: std::process::id(),
-            source: source.to_owned(),
+            source: options.source.clone(),
+            shard: options
+                .shard
+                .filter(|s| s.is_split())
+                .map(|s| s.to_string()),
             photos_total: photos,
             photos_done: tally.photos_done(),
             persons_total: persons,
@@ -125,6 +132,8 @@ pub struct ViewOptions {
     pub state_dir: PathBuf,
     /// The source, as `faceenroll status` names it while the job runs.
     pub source: String,
+    /// The job's shard, as `faceenroll status` names it while the job runs.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl ViewOptions {
@@ -283,15 +292,14 @@ pub fn show(
     };
     let mut last_line = Instant::now();
     // Figures from the start, so `faceenroll status` has them at once.
-    ProgressFile::from_tally(tally, &options.source, photos, persons, Duration::ZERO)
+    ProgressFile::from_tally(tally, options, photos, persons, Duration::ZERO)
         .write(&options.state_dir);
     loop {
         let finished = match done.recv_timeout(tick) {
             Err(RecvTimeoutError::Timeout) => false,
             Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
         };
-        let figures =
-            ProgressFile::from_tally(tally, &options.source, photos, persons, start.elapsed());
+        let figures = ProgressFile::from_tally(tally, options, photos, persons, start.elapsed());
         figures.write(&options.state_dir);
         let counts = format!(
             "enrolled {} duplicate {} skipped {} failed {} retries {} | {}",

@@ -21,7 +21,8 @@ Exit codes:
   1    not confirmed (no --yes without a terminal to confirm on counts as not
        confirmed, as for delete-person), or something the job made is left (listed
        with the reason: changed since by someone else, faces without an id, ...)
-  2    usage or configuration error, or the state directory is in use
+  2    usage or configuration error, the state directory is in use, or it belongs
+       to another account (endpoint, AppID or bucket; nothing was called)
   3    stopped by a service error (run it again to go on where it stopped)
   130  interrupted (what was done is printed; run it again to go on)";
 
@@ -47,6 +48,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
         state_dir,
         dry_run: args.dry_run,
         pace,
+        rebind_account: args.after.rebind_account,
     };
     let yes = args.yes;
     let stop = Arc::new(StopSignal::default());

@@ -4,6 +4,7 @@
 use super::progress::ProgressFile;
 use super::Exit;
 use crate::report::{self, Format, Only, StoreCounts};
+use crate::shard::Shard;
 use crate::store::{self, DEFAULT_STATE_DIR};
 use anyhow::Context as _;
 use serde::Serialize;
@@ -13,7 +14,9 @@ use std::path::{Path, PathBuf};
 pub struct StatusArgs {
     /// The job's state directory. Repeat it, or give a pattern with `*` in its last
     /// part (quoted, e.g. 'state/shard-*'), for one view of the shards of a job
-    /// (`enroll --shard I/N`): totals and each shard's progress.
+    /// (`enroll --shard I/N`): totals and each shard's progress. The states must be
+    /// shards of one job (one N, no shard twice); shards not given are named, and a
+    /// directory named twice is counted once.
     #[arg(long, default_value = DEFAULT_STATE_DIR, env = "FACEENROLL_STATE", hide_env_values = true)]
     state: Vec<PathBuf>,
     /// Print JSON instead of text.
@@ -24,6 +27,14 @@ pub struct StatusArgs {
 #[derive(Debug, Serialize)]
 struct Status {
     state: PathBuf,
+    /// The state's shard (`I/N`) when the job is split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<String>,
+    #[serde(skip)]
+    recorded_shard: Option<Shard>,
+    /// The sources planned into the job (none known while it runs).
+    #[serde(skip)]
+    sources: Vec<String>,
     running: Option<u32>,
     source: Option<String>,
     last_outcome: Option<String>,
@@ -62,21 +73,35 @@ fn open_to_read(state: &Path) -> Result<store::Reading, store::StoreError> {
 fn status_of(state: &Path) -> anyhow::Result<Status> {
     ensure_job(state)?;
     Ok(match store::running_job(state) {
-        Some(pid) => Status {
-            state: state.to_owned(),
-            running: Some(pid),
-            source: None,
-            last_outcome: None,
-            rolled_back: None,
-            counts: None,
-            progress: ProgressFile::read(state),
-        },
+        Some(pid) => {
+            let progress = ProgressFile::read(state);
+            let recorded_shard = progress
+                .as_ref()
+                .and_then(|p| p.shard.as_deref())
+                .and_then(|s| s.parse().ok());
+            Status {
+                state: state.to_owned(),
+                shard: shard_label(recorded_shard),
+                recorded_shard,
+                sources: Vec::new(),
+                running: Some(pid),
+                source: None,
+                last_outcome: None,
+                rolled_back: None,
+                counts: None,
+                progress,
+            }
+        }
         None => {
             let reading = open_to_read(state)?;
             let store = reading.store();
             let meta = store.meta()?;
+            let recorded_shard = store.shard()?;
             Status {
                 state: state.to_owned(),
+                shard: shard_label(recorded_shard),
+                recorded_shard,
+                sources: meta.sources.keys().cloned().collect(),
                 running: None,
                 source: meta.source,
                 last_outcome: meta.last_outcome,
@@ -97,9 +122,82 @@ fn status_of(state: &Path) -> anyhow::Result<Status> {
     })
 }
 
+/// `I/N` for a shard of a split job.
+fn shard_label(shard: Option<Shard>) -> Option<String> {
+    shard.filter(|s| s.is_split()).map(|s| s.to_string())
+}
+
+/// Checks that the states are shards of one job (see [`store::check_shard_set`]) and
+/// answers the shards no state was given for.
+fn check_shards(
+    states: &[PathBuf],
+    shards: impl Iterator<Item = Option<Shard>>,
+) -> anyhow::Result<Vec<Shard>> {
+    let named: Vec<(String, Option<Shard>)> = states
+        .iter()
+        .map(|s| s.display().to_string())
+        .zip(shards)
+        .collect();
+    let set = store::check_shard_set(&named).map_err(|e| {
+        anyhow::anyhow!("{e}; give the state directories of one job's shards (enroll --shard I/N)")
+    })?;
+    Ok(set.missing)
+}
+
+/// A note when the states, given as one job's shards, were planned from different
+/// sources (each shard reads the whole source): which state read which. States whose
+/// sources are not known (running) are left out.
+fn sources_note(states: &[(String, Vec<String>)]) -> Option<String> {
+    let known: Vec<&(String, Vec<String>)> = states.iter().filter(|(_, s)| !s.is_empty()).collect();
+    let first = known.first()?;
+    if known.iter().all(|(_, s)| *s == first.1) {
+        return None;
+    }
+    let each: Vec<String> = known
+        .iter()
+        .map(|(state, sources)| format!("{state}: {}", sources.join(", ")))
+        .collect();
+    Some(format!(
+        "note: these shards were planned from different sources (each shard of a job \
+         reads the whole source): {}",
+        each.join("; ")
+    ))
+}
+
+/// The shards missing, for a line of text: `1/3, 2/3`.
+fn missing_words(missing: &[Shard]) -> String {
+    missing
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The state directories named, each once: a directory named twice (by a path and a
+/// pattern, or by two spellings of its path) is counted once, with a note.
+fn distinct(states: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut seen: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for state in states {
+        let real = std::fs::canonicalize(&state).unwrap_or_else(|_| state.clone());
+        match seen.iter().find(|(_, r)| *r == real) {
+            Some((first, _)) => eprintln!(
+                "note: {} is {} given again; counted once",
+                state.display(),
+                first.display()
+            ),
+            None => seen.push((state, real)),
+        }
+    }
+    seen.into_iter().map(|(state, _)| state).collect()
+}
+
 /// The state directories named: each `--state`, a pattern with `*` or `?` in its last
-/// part expanded to the directories it matches, in name order.
+/// part expanded to the directories it matches, in name order; each directory once.
 fn expand(states: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(distinct(expand_patterns(states)?))
+}
+
+fn expand_patterns(states: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for state in states {
         let name = state.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -167,6 +265,14 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
         .iter()
         .map(|s| status_of(s))
         .collect::<anyhow::Result<_>>()?;
+    let missing = check_shards(&states, all.iter().map(|s| s.recorded_shard))?;
+    let sources: Vec<(String, Vec<String>)> = all
+        .iter()
+        .map(|s| (s.state.display().to_string(), s.sources.clone()))
+        .collect();
+    if let Some(note) = sources_note(&sources) {
+        eprintln!("{note}");
+    }
     let mut total = StoreCounts::default();
     for c in all.iter().filter_map(|s| s.counts.as_ref()) {
         total.photos += c.photos;
@@ -184,17 +290,27 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
         struct Merged<'a> {
             running: usize,
             totals: &'a StoreCounts,
+            /// Shards of the job no state directory was given for (`I/N`).
+            missing_shards: Vec<String>,
             shards: &'a [Status],
         }
         let merged = Merged {
             running,
             totals: &total,
+            missing_shards: missing.iter().map(|s| s.to_string()).collect(),
             shards: &all,
         };
         println!("{}", serde_json::to_string_pretty(&merged)?);
         return Ok(Exit::Ok);
     }
     println!("states:  {} ({running} running)", all.len());
+    if !missing.is_empty() {
+        println!(
+            "missing: {} {} of the job: no state directory given, not in the figures below",
+            report::plural(missing.len() as u64, "shard", "shards"),
+            missing_words(&missing)
+        );
+    }
     println!(
         "photos:  {} in the plans: {} enrolled, {} duplicate, {} skipped, {} failed, {} left to do{}",
         total.photos, total.enrolled, total.duplicate, total.skipped, total.failed, total.pending,
@@ -219,7 +335,12 @@ pub fn status(args: StatusArgs) -> anyhow::Result<Exit> {
             ),
             (None, None) => "running".to_owned(),
         };
-        println!("  {}: {line}", s.state.display());
+        let shard = s
+            .shard
+            .as_ref()
+            .map(|s| format!(" (shard {s})"))
+            .unwrap_or_default();
+        println!("  {}{shard}: {line}", s.state.display());
     }
     Ok(Exit::Ok)
 }
@@ -230,6 +351,9 @@ fn show_status(status: &Status, json: bool) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     println!("state:   {}", status.state.display());
+    if let Some(shard) = &status.shard {
+        println!("shard:   {shard}");
+    }
     match status.running {
         Some(pid) => {
             println!("running: yes (pid {pid})");
@@ -282,7 +406,8 @@ fn show_status(status: &Status, json: bool) -> anyhow::Result<Exit> {
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// The job's state directory. Repeat it, or give a pattern with `*` in its last
-    /// part, for one report of the shards of a job, with a last `shard` column.
+    /// part, for one report of the shards of a job, with a last `shard` column. The
+    /// states must be shards of one job, as for status.
     #[arg(long, default_value = DEFAULT_STATE_DIR, env = "FACEENROLL_STATE", hide_env_values = true)]
     state: Vec<PathBuf>,
     /// Only the photos with this status.
@@ -314,6 +439,32 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
         let (store, copy) = reading.into_parts();
         copies.push(copy);
         stores.push((state.display().to_string(), store));
+    }
+    if stores.len() > 1 {
+        let shards = stores
+            .iter()
+            .map(|(_, store)| store.shard())
+            .collect::<Result<Vec<_>, _>>()?;
+        let missing = check_shards(&states, shards.into_iter())?;
+        let sources = stores
+            .iter()
+            .map(|(name, store)| Ok((name.clone(), store.meta()?.sources.into_keys().collect())))
+            .collect::<Result<Vec<_>, store::StoreError>>()?;
+        if let Some(note) = sources_note(&sources) {
+            eprintln!("{note}");
+        }
+        if !missing.is_empty() {
+            eprintln!(
+                "note: {} {} of the job not given (no state directory): {} not in this report",
+                report::plural(missing.len() as u64, "shard", "shards"),
+                missing_words(&missing),
+                if missing.len() == 1 {
+                    "its photos are"
+                } else {
+                    "their photos are"
+                }
+            );
+        }
     }
     let write = |out: &mut dyn std::io::Write| match stores.as_slice() {
         [(_, store)] => report::write_report(store, args.only, args.format, out),
@@ -349,7 +500,27 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::wildcard;
+    use super::{sources_note, wildcard};
+
+    #[test]
+    fn shards_planned_from_different_sources_are_named() {
+        let state = |name: &str, sources: &[&str]| {
+            (
+                name.to_owned(),
+                sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let same = [state("a", &["/srv/photos"]), state("b", &["/srv/photos"])];
+        assert_eq!(sources_note(&same), None);
+        let running = [state("a", &["/srv/photos"]), state("b", &[])];
+        assert_eq!(sources_note(&running), None);
+        let other = [state("a", &["/srv/photos"]), state("b", &["/srv/other"])];
+        let note = sources_note(&other).unwrap();
+        assert!(
+            note.contains("a: /srv/photos") && note.contains("b: /srv/other"),
+            "{note}"
+        );
+    }
 
     #[test]
     fn patterns_match_state_directory_names() {

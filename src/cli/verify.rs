@@ -16,8 +16,9 @@ const VERIFY_EXIT_HELP: &str = "\
 Exit codes:
   0  the service holds every person, group, name, tag and face the job recorded
   1  something differs (see the drift report)
-  2  usage or configuration error, or the state directory is in use or was
-     rolled back (no call is made)
+  2  usage or configuration error, the state directory is in use, it belongs
+     to another account (endpoint, AppID or bucket), or it was rolled back (no
+     call is made)
   3  stopped by a service error before every person was checked (run it again to
      go on where it stopped)";
 
@@ -28,6 +29,11 @@ pub struct AfterArgs {
     pub service: ServiceArgs,
     #[command(flatten)]
     pub job: JobArgs,
+    /// The state directory records the account (endpoint, AppID, bucket) of its
+    /// first call and refuses another; this binds it to the account given now, on
+    /// purpose (the same account at a migrated endpoint).
+    #[arg(long)]
+    pub rebind_account: bool,
 }
 
 impl AfterArgs {
@@ -81,6 +87,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         report: args.report,
         format: args.format,
         pace,
+        rebind_account: args.after.rebind_account,
     };
     let verified = verify(&job, &client)?;
     let _ = write!(std::io::stdout().lock(), "{verified}");

@@ -12,7 +12,7 @@ use crate::report::{self, StoreCounts, Summary, Tally};
 use crate::service::client::{Client, ClientConfig};
 use crate::source::SourceSpec;
 use crate::state_dir::StateDir;
-use crate::store::Store;
+use crate::store::{Account, Store};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -26,14 +26,29 @@ pub enum Target {
     Emulator(EmulatorConfig),
 }
 
+impl Target {
+    /// The account the calls go to, as the state directory records it.
+    pub fn account(&self) -> anyhow::Result<Account> {
+        Ok(match self {
+            Target::Service(config) => {
+                Account::service(&config.base_url()?, &config.appid, &config.bucket)
+            }
+            Target::Emulator(config) => Account::rehearsal(&config.appid),
+        })
+    }
+}
+
 /// One enroll run, fully resolved.
 pub struct EnrollJob {
     pub source: SourceSpec,
     pub state_dir: PathBuf,
     pub plan: PlanOptions,
     pub engine: EngineOptions,
-    /// Plan only, make no call.
+    /// Plan only (in a copy of the state), make no call.
     pub dry_run: bool,
+    /// Bind the state to the target's account even if it recorded another
+    /// (`--rebind-account`).
+    pub rebind_account: bool,
     /// Where the report goes (default: `report.csv` in the state directory).
     pub report: Option<PathBuf>,
     /// The metrics file and the summary as JSON.
@@ -135,18 +150,27 @@ pub fn enroll(
     view: impl View,
 ) -> Result<Done, EnrollError> {
     let started = Instant::now();
+    let cannot_plan = || format!("cannot plan {}", job.source.describe());
+    if job.dry_run {
+        // Planned in a copy of the state: a dry run writes nothing to the job's.
+        let scratch = crate::store::open_scratch_copy(Some(&job.state_dir)).map_err(setup)?;
+        let summary = plan::build(scratch.store(), &job.source, &job.plan)
+            .with_context(cannot_plan)
+            .map_err(setup)?;
+        return Ok(Done::Planned(summary));
+    }
     let store = Store::open(&job.state_dir).map_err(setup)?;
     super::rollback::refuse_if_rolled_back(&store).map_err(setup)?;
+    store
+        .bind_account(&target.account().map_err(setup)?, job.rebind_account)
+        .map_err(setup)?;
     let report_path = job
         .report
         .clone()
         .unwrap_or_else(|| StateDir::new(&job.state_dir).report());
     let summary = plan::build(&store, &job.source, &job.plan)
-        .with_context(|| format!("cannot plan {}", job.source.describe()))
+        .with_context(cannot_plan)
         .map_err(setup)?;
-    if job.dry_run {
-        return Ok(Done::Planned(summary));
-    }
     // Found now, not after every call was made: the report must be writable.
     check_writable(&report_path)
         .with_context(|| {
@@ -220,7 +244,8 @@ pub fn enroll(
                     client.calls_by_class(),
                     started.elapsed(),
                     last_finished,
-                );
+                )
+                .of_shard(job.plan.shard);
                 write_metrics(path, &figures);
                 match metrics_done_rx.recv_timeout(interval) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -294,12 +319,15 @@ pub fn enroll(
     };
     if let Some(path) = &job.outputs.metrics_file {
         let last_finished = store.last_finished().map_err(during_run)?;
-        let figures = Figures::at_end(&finished.summary(), client.calls_by_class(), last_finished);
+        let figures = Figures::at_end(&finished.summary(), client.calls_by_class(), last_finished)
+            .of_shard(job.plan.shard);
         write_metrics(path, &figures);
     }
     if let Some(path) = &job.outputs.summary_json {
-        let json = serde_json::to_string_pretty(&SummaryJson::new(&finished.summary()))
-            .expect("the summary serializes");
+        let json = serde_json::to_string_pretty(
+            &SummaryJson::new(&finished.summary()).of_shard(job.plan.shard),
+        )
+        .expect("the summary serializes");
         metrics::write_atomically(path, &(json + "\n"))
             .with_context(|| format!("cannot write the summary {}", path.display()))
             .map_err(during_run)?;

@@ -41,6 +41,8 @@ pub struct RollbackJob {
     /// List the calls; make none.
     pub dry_run: bool,
     pub pace: PaceOptions,
+    /// Bind the state to the account called even if it recorded another.
+    pub rebind_account: bool,
 }
 
 /// The undo of one person.
@@ -230,6 +232,7 @@ pub fn rollback(
     confirm: impl FnOnce(&RolledBack) -> anyhow::Result<bool>,
 ) -> anyhow::Result<RolledBack> {
     let store = Store::open(&job.state_dir)?;
+    super::bind_account(&store, client, job.rebind_account)?;
     let mut done = RolledBack::default();
     if let RollbackStatus::Finished { at } = store.rollback_status()? {
         done.closed_before = Some(at);

@@ -35,6 +35,8 @@ pub struct VerifyJob {
     pub report: Option<PathBuf>,
     pub format: Format,
     pub pace: PaceOptions,
+    /// Bind the state to the account called even if it recorded another.
+    pub rebind_account: bool,
 }
 
 /// What a verify found.
@@ -182,6 +184,7 @@ fn on_service(person: &PersonEntry) -> bool {
 pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
     let store = Store::open(&job.state_dir)?;
     super::rollback::refuse_if_rolled_back(&store)?;
+    super::bind_account(&store, client, job.rebind_account)?;
     let generation = store.meta()?.generation;
     let mut paced = Paced::new(client, &job.pace);
     let mut done = Verified {

@@ -218,6 +218,9 @@ pub(super) fn plan_person(
     } else {
         known.take(&person, out)?
     };
+    if let Some(from) = pass.moved_from {
+        super::moved::adopt(store, &person, rows, &mut old, from, out)?;
+    }
     let merged = merge_fields(&person, rows);
     let carries = first_states(&person, rows, &merged, &old, options);
     let mut held = Held::count(rows, &carries, &old);

@@ -54,6 +54,13 @@
 //! groups, name or tag). The same content listed for two persons is enrolled for
 //! each, with a warning (`plan/shared.rs`).
 //!
+//! A source new to the job that lists every photo an earlier source kept, by content
+//! at new paths and none by path, is that source moved or copied: it takes its place
+//! and each photo keeps its state under its new path (`moved`).
+//!
+//! A state directory holds one shard: the plan records it, and refuses another
+//! (`Store::bind_shard`).
+//!
 //! A person whose earlier run ended `PersonState::Failed` (no photo could seed it)
 //! and that has photos to send again goes back to `PersonState::New`; a person on the
 //! service whose groups, name or tag changed in the source becomes
@@ -61,6 +68,7 @@
 //! its state.
 mod check;
 mod decide;
+mod moved;
 mod shared;
 mod sort;
 mod summary;
@@ -141,6 +149,8 @@ pub enum PlanError {
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Bound(#[from] crate::store::BindError),
     #[error("--group {group:?} {error}")]
     Group {
         group: String,
@@ -185,6 +195,8 @@ pub fn build(
             })?;
         }
     }
+    // A state holds one shard: another one's plan would replace it.
+    store.bind_shard(options.shard)?;
     let (items, others) = options.shard.split(source.open()?);
     // Count calls with the request limit earlier runs learned, as the engine cuts them.
     let learned = PlanOptions {
@@ -199,9 +211,11 @@ pub fn build(
     meta.source = Some(source.describe());
     store.put_meta(&meta)?;
     let generation = meta.generation;
-    // A source the job has not seen must share a photo with it, unless it is meant.
-    let check_shared =
-        !options.new_source && !meta.sources.is_empty() && !meta.sources.contains_key(&id);
+    // A source the job has not seen must share a photo with it, unless it is meant;
+    // one the job knows only by content may be an earlier source moved (`moved`).
+    let unseen = !meta.sources.is_empty() && !meta.sources.contains_key(&id);
+    let check_shared = !options.new_source && unseen;
+    let mut matches = unseen.then(moved::Matches::default);
     let mut summary = PlanSummary {
         source: source.describe(),
         generation,
@@ -218,7 +232,7 @@ pub fn build(
             source: &id,
             generation,
             previous: meta.sources.get(&id).copied().unwrap_or(0),
-            check_shared,
+            moved_from: None,
         };
         let sorted = gather(
             store,
@@ -228,8 +242,10 @@ pub fn build(
             options,
             &previous,
             SortLimits::default(),
+            matches.as_mut(),
             &mut summary,
         )?;
+        summary.known = usize::from(matches.as_ref().is_some_and(|m| m.any()));
         if check_shared && summary.listed > 0 && summary.known == 0 {
             {
                 return Err(PlanError::Unrelated {
@@ -238,9 +254,27 @@ pub fn build(
                 });
             }
         }
+        let moved_from = match &matches {
+            Some(m) => m.moved_from(store)?,
+            None => None,
+        };
         let mut meta = store.meta()?;
+        if let Some(from) = &moved_from {
+            tracing::warn!(
+                "{}: the same photos as the job's source {from} (by content): taken as that \
+                 source moved here; its photos keep their state",
+                source.describe()
+            );
+            meta.sources.remove(from);
+            store.clear_not_taken(from)?;
+            summary.moved_from = Some(from.clone());
+        }
         meta.sources.insert(id.clone(), generation);
         store.put_meta(&meta)?;
+        let pass = Pass {
+            moved_from: moved_from.as_deref(),
+            ..pass
+        };
         tracing::debug!("plan: rows gathered and sorted in {:?}", started.elapsed());
         let started = std::time::Instant::now();
         let mut contents = shared::Contents::default();
@@ -302,8 +336,9 @@ struct Pass<'a> {
     /// The generation of the source's previous plan (0 for a source new to the job):
     /// the last that saw an entry this pass retires.
     previous: u64,
-    /// Count the listed photos the job already knows ([`PlanSummary::known`]).
-    check_shared: bool,
+    /// The earlier source this one is at a new path, whose photos' entries move to
+    /// the rows listing the same content ([`moved::adopt`]).
+    moved_from: Option<&'a str>,
 }
 
 /// Phase 1: checks the source's records in parallel batches and sorts them by
@@ -317,6 +352,7 @@ fn gather(
     options: &PlanOptions,
     previous: &Previous<'_>,
     limits: SortLimits,
+    mut matches: Option<&mut moved::Matches>,
     summary: &mut PlanSummary,
 ) -> Result<Sorted, PlanError> {
     let mut runs = Vec::new();
@@ -340,8 +376,8 @@ fn gather(
             match c {
                 Ok(row) => {
                     summary.listed += 1;
-                    if pass.check_shared && summary.known == 0 && store.photo(&row.0)?.is_some() {
-                        summary.known += 1;
+                    if let Some(m) = matches.as_deref_mut() {
+                        m.note(store, &row.0, &row.1)?;
                     }
                     run.push(row)
                 }
@@ -435,7 +471,7 @@ mod tests {
             source: "m.csv",
             generation: 1,
             previous: 0,
-            check_shared: false,
+            moved_from: None,
         };
         let sorted = gather(
             &store,
@@ -445,6 +481,7 @@ mod tests {
             &PlanOptions::default(),
             &|_| None,
             limits,
+            None,
             &mut summary,
         )
         .unwrap();

@@ -100,9 +100,12 @@ pub struct PlanSummary {
     pub not_taken_failed: usize,
     /// Photos listed by the source, before listings of the same photo are merged.
     pub listed: usize,
-    /// Whether a listed photo was known to the job already (counted, up to one, only
-    /// for a source the job has not planned before).
+    /// Whether a listed photo was known to the job already, by path or by content
+    /// (counted, up to one, only for a source the job has not planned before).
     pub known: usize,
+    /// The earlier source of the job this one is, at a new path (the same photos by
+    /// content): it took that source's place, its photos keeping their state.
+    pub moved_from: Option<String>,
     pub calls: CallCount,
     /// The first [`MAX_LISTED_PROBLEMS`] problems, in the order found.
     pub problems: Vec<PlanProblem>,

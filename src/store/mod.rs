@@ -13,8 +13,9 @@
 //! - `hashes`: `person_id \0 content hash` → photo key of the photo that holds that
 //!   content for that person, so a renamed or copied photo is known as a duplicate.
 //! - `meta`: the job's metadata ([`JobMeta`]), the request body limit learned
-//!   from the service ([`RequestLimit`]), and the end time of the last run that
-//!   finished (a `u64` of Unix seconds under `last_finished`).
+//!   from the service ([`RequestLimit`]), the end time of the last run that
+//!   finished (a `u64` of Unix seconds under `last_finished`), and what the state
+//!   is bound to: its [`Account`] and its shard (see `store/identity.rs`).
 //! - `before`: one [`BeforeEntry`] per person that existed on the service before the
 //!   job changed it: how the job found it, for `rollback`.
 //! - `created`: the id of every person the job created (an empty value), kept
@@ -46,10 +47,15 @@
 //! The state directory holds a `lock` file locked for the life of a [`Store`]; a
 //! second job on the same directory fails at once with [`StoreError::Busy`].
 
+mod identity;
 mod read_copy;
 mod record;
 
-pub use read_copy::{open_for_reading, Reading};
+pub use identity::{
+    check_shard_set, Account, BindError, Endpoint, IdentityError, ShardSet, ShardSetError,
+    ShardWords,
+};
+pub use read_copy::{open_for_reading, open_scratch_copy, Reading};
 pub use record::*;
 
 use crate::limits::RequestLimit;
@@ -94,6 +100,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The progress database of one state directory.
 pub struct Store {
     dir: PathBuf,
+    /// The state directory as messages name it: `dir`, or for a copy read in its
+    /// place ([`open_for_reading`], [`open_scratch_copy`]) the directory copied.
+    shown: PathBuf,
     db: sled::Db,
     photos: sled::Tree,
     persons: sled::Tree,
@@ -145,6 +154,7 @@ impl Store {
         let db = open_db(dir)?;
         let store = Store {
             dir: dir.to_owned(),
+            shown: dir.to_owned(),
             photos: db.open_tree("photos")?,
             persons: db.open_tree("persons")?,
             hashes: db.open_tree("hashes")?,

@@ -42,7 +42,7 @@ impl Reading {
 pub fn open_for_reading(dir: &Path) -> Result<Reading> {
     match Store::open(dir) {
         Ok(store) => Ok(Reading { store, copy: None }),
-        Err(err) if cannot_write(&err) => open_copy(dir),
+        Err(err) if cannot_write(&err) => open_copy(dir, "it cannot be written"),
         Err(err) => Err(err),
     }
 }
@@ -66,22 +66,44 @@ fn cannot_write(err: &StoreError) -> bool {
     })
 }
 
-/// Copies the progress database of `dir` into a temporary directory and opens it.
-fn open_copy(dir: &Path) -> Result<Reading> {
+/// A store to plan into without touching the job's: a copy of the progress database
+/// of `dir` in a temporary directory (or an empty store there when `dir` holds no
+/// job yet, or none is given), removed when the [`Reading`] is dropped. What a dry
+/// run writes (its plan, its plan number, the shard it records) goes into the copy;
+/// the state directory is only read.
+pub fn open_scratch_copy(dir: Option<&Path>) -> Result<Reading> {
+    if let Some(dir) = dir.filter(|d| StateDir::new(d).db().is_dir()) {
+        return open_copy(dir, "a dry run reads the job without writing to it");
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("faceenroll-plan-")
+        .tempdir()
+        .map_err(|source| StoreError::Dir {
+            dir: std::env::temp_dir(),
+            source,
+        })?;
+    let store = Store::open(scratch.path())?;
+    Ok(Reading {
+        store,
+        copy: Some(scratch),
+    })
+}
+
+/// Copies the progress database of `dir` into a temporary directory and opens it;
+/// `why` a copy is read starts the message of a copy that fails.
+fn open_copy(dir: &Path, why: &str) -> Result<Reading> {
     if let Some(pid) = running_job(dir) {
         return Err(StoreError::Busy {
             dir: dir.to_owned(),
             pid: Some(pid).filter(|&p| p != 0),
         });
     }
-    let copy_failed = |source: io::Error| {
-        StoreError::Dir {
+    let copy_failed = |source: io::Error| StoreError::Dir {
         dir: dir.to_owned(),
         source: io::Error::new(
             source.kind(),
-            format!("it cannot be written, and copying its progress database to read it failed: {source}"),
+            format!("{why}, and copying its progress database to read it failed: {source}"),
         ),
-    }
     };
     let copy = tempfile::Builder::new()
         .prefix("faceenroll-read-")
@@ -95,7 +117,8 @@ fn open_copy(dir: &Path) -> Result<Reading> {
         )));
     }
     copy_tree(&from, &StateDir::new(copy.path()).db()).map_err(copy_failed)?;
-    let store = Store::open(copy.path())?;
+    let mut store = Store::open(copy.path())?;
+    store.shown = dir.to_owned();
     Ok(Reading {
         store,
         copy: Some(copy),
@@ -162,7 +185,7 @@ mod tests {
             out
         };
         let before = listing(dir.path());
-        let reading = open_copy(dir.path()).unwrap();
+        let reading = open_copy(dir.path(), "test").unwrap();
         assert!(reading.is_copy());
         assert_eq!(
             reading.store().last_finished().unwrap(),
@@ -175,7 +198,7 @@ mod tests {
 
         let _job = Store::open(dir.path()).unwrap();
         assert!(matches!(
-            open_copy(dir.path()),
+            open_copy(dir.path(), "test"),
             Err(StoreError::Busy { .. })
         ));
     }

@@ -41,6 +41,12 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// The endpoint as the client calls it (scheme and host in lower case, no
+    /// trailing `/`), or why it is refused.
+    pub fn base_url(&self) -> Result<String, ConfigError> {
+        check_endpoint(&self.endpoint, self.allow_insecure_http).map(|e| e.base())
+    }
+
     /// A configuration with the default validity and timeouts, HTTPS only.
     pub fn new(endpoint: &str, appid: &str, bucket: &str, credentials: Credentials) -> Self {
         ClientConfig {

@@ -171,6 +171,16 @@ impl Client {
         &self.inner.base
     }
 
+    /// The AppID calls are made for.
+    pub fn appid(&self) -> &str {
+        &self.inner.appid
+    }
+
+    /// The bucket calls name (legacy; usually empty).
+    pub fn bucket(&self) -> &str {
+        &self.inner.bucket
+    }
+
     /// Calls sent by this client and its clones so far, by call and class of answer.
     pub fn calls_by_class(&self) -> BTreeMap<(Call, &'static str), u64> {
         self.inner.tally.0.lock().expect("call tally lock").clone()
