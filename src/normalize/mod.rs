@@ -49,7 +49,7 @@ mod header;
 pub mod heif;
 mod picture;
 
-use crate::limits::{RequestBudget, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
+use crate::limits::{RequestBudget, MAX_PHOTO_PIXELS, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use budget::Budget;
 use decode::{decode, jpeg_scale, Decoded};
 use header::{header_of, Kind, Shape};
@@ -212,6 +212,29 @@ pub enum NormalizeError {
     },
     #[error("{}: cannot encode the normalized photo: {reason}", path.display())]
     Encode { path: PathBuf, reason: String },
+    /// The header declares more pixels than [`MAX_PHOTO_PIXELS`]: not decoded.
+    #[error("{}: {}", path.display(), over_pixel_limit(*dims))]
+    TooManyPixels { path: PathBuf, dims: (u32, u32) },
+}
+
+/// Why a photo whose header declares `dims` is not decoded: more pixels than
+/// [`MAX_PHOTO_PIXELS`], which a photo of a face never needs and a damaged file or a
+/// decompression bomb claims.
+pub fn over_pixel_limit(dims: (u32, u32)) -> String {
+    let pixels = u64::from(dims.0) * u64::from(dims.1);
+    format!(
+        "its header declares {}×{} pixels ({} megapixels), over the {} megapixels a photo \
+         may have; not decoded (a damaged file, or a picture to scale down before enrolling)",
+        dims.0,
+        dims.1,
+        pixels.div_ceil(1_000_000),
+        MAX_PHOTO_PIXELS / 1_000_000
+    )
+}
+
+/// Whether a header declaring `dims` is over [`MAX_PHOTO_PIXELS`].
+fn is_over_pixel_limit(dims: (u32, u32)) -> bool {
+    u64::from(dims.0) * u64::from(dims.1) > MAX_PHOTO_PIXELS
 }
 
 /// What a photo's header says, read without decoding its pixels.
@@ -549,6 +572,7 @@ enum Failure {
         dims: (u32, u32),
         quality: u8,
     },
+    TooManyPixels((u32, u32)),
 }
 
 impl Failure {
@@ -558,6 +582,7 @@ impl Failure {
             Failure::Read(source) => NormalizeError::Read { path, source },
             Failure::Decode(reason) => NormalizeError::Decode { path, reason },
             Failure::Encode(reason) => NormalizeError::Encode { path, reason },
+            Failure::TooManyPixels(dims) => NormalizeError::TooManyPixels { path, dims },
             Failure::OverBudget {
                 bytes,
                 limit,
