@@ -75,3 +75,79 @@ fn a_photo_whose_header_claims_65500_by_65500_pixels_fails_unread_and_unsent() {
     assert_eq!(held.persons.keys().collect::<Vec<_>>(), ["ann"]);
     assert_eq!(held.persons["ann"].faces.len(), 1);
 }
+
+#[test]
+fn an_output_that_cannot_be_written_stops_the_job_before_its_first_call() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), &[("ann", vec![("1.png", photo(1))])]);
+    let em = emulator(tmp.path(), &[]);
+    let nowhere = tmp.path().join("no-such-folder");
+    let a_folder = tmp.path().join("a-folder");
+    std::fs::create_dir(&a_folder).unwrap();
+    for (flag, path) in [
+        ("--summary-json", nowhere.join("summary.json")),
+        ("--metrics-file", nowhere.join("faceenroll.prom")),
+        ("--metrics-file", a_folder.clone()),
+        ("--report", nowhere.join("report.csv")),
+    ] {
+        let state = tmp.path().join(format!("state{}", flag.len()));
+        // -q, as the cron line runs it: the error still shows.
+        let run = enroll(&root, &em, &state, &["-q", flag, s(&path)]);
+        assert_eq!(run.code, 2, "{flag} {}: {run:?}", path.display());
+        assert!(
+            run.stderr.contains(&path.display().to_string()),
+            "names the path: {run:?}"
+        );
+        assert!(run.stderr.contains("nothing was sent"), "{run:?}");
+    }
+    assert_eq!(em.counters().requests, 0, "no call was made");
+    assert!(em.state().persons.is_empty());
+}
+
+#[test]
+fn a_run_that_stops_early_leaves_no_summary_of_an_earlier_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), &[("ann", vec![("1.png", photo(1))])]);
+    let em = emulator(tmp.path(), &[]);
+    let state = tmp.path().join("state");
+    let summary = tmp.path().join("last-summary.json");
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap()
+    };
+
+    let run = enroll(&root, &em, &state, &["--summary-json", s(&summary)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(read()["ending"], "finished: every photo accounted for");
+
+    // The next night's run stops before any call (here: its metrics file's folder is
+    // gone); its summary says so, not yesterday's "every photo accounted for".
+    let gone = tmp.path().join("gone/faceenroll.prom");
+    let run = enroll(
+        &root,
+        &em,
+        &state,
+        &["--summary-json", s(&summary), "--metrics-file", s(&gone)],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    let stopped = read();
+    assert_eq!(stopped["exit_code"], 2, "{stopped}");
+    let ending = stopped["ending"].as_str().unwrap();
+    assert!(ending.starts_with("stopped before any call"), "{ending}");
+    assert!(ending.contains("faceenroll.prom"), "{ending}");
+
+    // So does a run refused at planning: a source that shares no photo with the job
+    // (probably a wrong --state).
+    let run = enroll(&root, &em, &state, &["--summary-json", s(&summary)]);
+    assert_eq!(
+        read()["ending"],
+        "finished: every photo accounted for",
+        "{run:?}"
+    );
+    let other = tree(
+        &tmp.path().join("other"),
+        &[("bob", vec![("1.png", photo(2))])],
+    );
+    let run = enroll(&other, &em, &state, &["--summary-json", s(&summary)]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(read()["exit_code"], 2);
+}

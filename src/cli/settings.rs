@@ -728,7 +728,9 @@ settings! {
         /// end.
         #[arg(long, value_name = "PATH")]
         metrics_file: Option<PathBuf>, env "FACEENROLL_METRICS_FILE";
-        /// Write the summary here as JSON at the end of the run.
+        /// Write the summary here as JSON at the end of the run (a run that stops
+        /// before it, exit 2 or 3, writes only how it ended and its exit code). Like
+        /// --report and --metrics-file, checked for writing before the first call.
         #[arg(long, value_name = "PATH")]
         summary_json: Option<PathBuf>, env "FACEENROLL_SUMMARY_JSON";
         /// No progress bars, even at a terminal.

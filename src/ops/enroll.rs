@@ -146,7 +146,7 @@ pub fn enroll(
     if job.dry_run {
         return Ok(Done::Planned(summary));
     }
-    // Found now, not after every call was made: the report must be writable.
+    // Found now, not after every call was made: every output must be writable.
     check_writable(&report_path)
         .with_context(|| {
             format!(
@@ -155,6 +155,21 @@ pub fn enroll(
             )
         })
         .map_err(setup)?;
+    for (path, what) in [
+        (
+            &job.outputs.metrics_file,
+            "the metrics file (--metrics-file)",
+        ),
+        (&job.outputs.summary_json, "the summary (--summary-json)"),
+    ] {
+        if let Some(path) = path {
+            metrics::check_writable_atomically(path)
+                .with_context(|| {
+                    format!("cannot write {what} {}; nothing was sent", path.display())
+                })
+                .map_err(setup)?;
+        }
+    }
     tracing::info!("{}", plan_line(&summary));
 
     // Keep the emulator alive for the run.
