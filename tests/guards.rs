@@ -151,3 +151,43 @@ fn a_run_that_stops_early_leaves_no_summary_of_an_earlier_run() {
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(read()["exit_code"], 2);
 }
+
+#[test]
+fn a_config_file_with_a_misspelled_table_or_a_key_outside_any_table_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), &[("ann", vec![("1.png", photo(1))])]);
+    let em = emulator(tmp.path(), &[]);
+    let config = tmp.path().join("faceenroll.toml");
+    for (text, names) in [
+        (
+            "[enroll]\nworkers = 2\n\n[servce]\nread_timeout_secs = 5\n",
+            "line 4: unknown table [servce] (did you mean [service]?)",
+        ),
+        (
+            "state = \"/srv/x\"\n\n[enroll]\nworkers = 2\n",
+            "line 1: the key state is outside any table; it belongs in [enroll]",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let state = tmp.path().join("state");
+        for command in ["enroll", "plan"] {
+            let run = if command == "enroll" {
+                enroll(&root, &em, &state, &["--config", s(&config)])
+            } else {
+                output(support::faceenroll(&[]).args([
+                    "plan",
+                    s(&root),
+                    "--group",
+                    "staff",
+                    "--config",
+                    s(&config),
+                ]))
+            };
+            assert_eq!(run.code, 2, "{command}: {run:?}");
+            assert!(run.stderr.contains(s(&config)), "{run:?}");
+            assert!(run.stderr.contains(names), "{run:?}");
+        }
+        assert!(!state.exists(), "nothing was started");
+    }
+    assert_eq!(em.counters().requests, 0);
+}
