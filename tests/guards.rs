@@ -191,3 +191,65 @@ fn a_config_file_with_a_misspelled_table_or_a_key_outside_any_table_is_refused()
     }
     assert_eq!(em.counters().requests, 0);
 }
+
+/// `count` photos of 420 × 420 noisy pixels, as PNG: over 500 KB each, and about
+/// 95 KB as JPEG at quality 60, so a copy that fits a 60 KB request is also smaller.
+fn noisy_photos(dir: &Path, count: u64) -> Photos<'static> {
+    (0..count)
+        .map(|i| {
+            let name: &'static str = ["0.png", "1.png", "2.png", "3.png", "4.png"][i as usize];
+            let path = dir.join(name);
+            support::write_png(&path, &support::picture(420, 420, 255, i));
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn under_a_60_kb_request_limit_photos_are_sent_as_smaller_copies_and_the_limit_is_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), &[("ann", noisy_photos(tmp.path(), 4))]);
+    // Learned from the service's refusals, and given by the operator.
+    for given in [None, Some("60000")] {
+        let em = emulator(tmp.path(), &["--body-limit", "60000"]);
+        let state = tmp.path().join(format!("state-{}", given.is_some()));
+        let extra: Vec<&str> = given
+            .map(|limit| vec!["--max-request-bytes", limit])
+            .unwrap_or_default();
+        let run = enroll(&root, &em, &state, &extra);
+        assert_eq!(run.code, 0, "{run:?}");
+        for row in report_rows(&state) {
+            assert_eq!(row.status, "enrolled", "{row:?}");
+        }
+        assert_eq!(em.state().persons["ann"].faces.len(), 4);
+        if given.is_none() {
+            let line = run
+                .stdout
+                .lines()
+                .find(|l| l.contains("the service refused bodies over"))
+                .unwrap_or_else(|| panic!("the limit learned is told: {run:?}"));
+            assert!(!line.contains("~0 B"), "{line}");
+            assert!(!line.contains("accepted 0 bytes"), "{line}");
+        }
+    }
+}
+
+#[test]
+fn a_limit_under_which_nothing_was_accepted_is_told_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path(), &[("ann", noisy_photos(tmp.path(), 1))]);
+    let em = emulator(tmp.path(), &["--body-limit", "60000"]);
+    let state = tmp.path().join("state");
+    // Sent as it is, 500 KB: refused, and no copy may be made.
+    let run = enroll(&root, &em, &state, &["--no-resize"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("the service refused"))
+        .unwrap_or_else(|| panic!("the refusal is told: {run:?}"));
+    assert!(!line.contains("~0 B"), "{line}");
+    assert!(line.contains("accepted none"), "{line}");
+    let rows = report_rows(&state);
+    assert!(rows[0].reason.contains("--no-resize"), "{rows:?}");
+}

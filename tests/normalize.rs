@@ -519,6 +519,34 @@ fn a_budget_too_small_for_any_usable_copy_is_reported_naming_the_file() {
     assert!(err.to_string().contains("detailed.jpg"), "{err}");
 }
 
+#[test]
+fn a_copy_for_a_small_request_limit_may_be_shrunk_under_the_photo_floor() {
+    use faceenroll::normalize::{prepare_down_to, Floor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noisy.png");
+    write_png(&path, &picture(420, 420, 255, 3));
+    let opts = NormalizeOptions {
+        max_bytes: 40_000,
+        ..NormalizeOptions::default()
+    };
+    // At 420 px, under the 512 px floor of the per-photo budget, it cannot fit...
+    let err = prepare_down_to(&path, &opts, Floor::Photo).unwrap_err();
+    match err {
+        NormalizeError::OverBudget { dims, quality, .. } => {
+            assert_eq!((dims, quality), ((420, 420), 60), "lowest quality tried")
+        }
+        other => panic!("{other:?}"),
+    }
+    // ...while a copy that must fit a request is shrunk until it does.
+    let copy = prepare_down_to(&path, &opts, Floor::RequestLimit).unwrap();
+    let (bytes, normalized) = normalized(&copy);
+    assert!(bytes.len() as u64 <= 40_000, "{normalized}");
+    assert!(
+        normalized.to_dims.0 >= 128 && normalized.to_dims.0 < 420,
+        "{normalized}"
+    );
+}
+
 /// A camera-like scene with detail at every scale: smooth shading, hard-edged
 /// shapes (the edges of a face, of glasses, of text) and fine sensor-like noise.
 fn scene(width: u32, height: u32, seed: u64) -> RgbImage {
