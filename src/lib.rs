@@ -23,7 +23,7 @@
 //!   tests, benchmarks and operators' rehearsals run against.
 //! - [`config`] resolves the service settings from flags, environment and file.
 //! - [`metrics`] writes a run's figures for monitoring (Prometheus text) and its
-//!   summary as JSON.
+//!   summary as JSON; [`ping`] tells a monitoring URL when a run starts and ends.
 //! - [`memory`] sets the allocator up (mimalloc; why is there).
 //! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
 
@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod ops;
+pub mod ping;
 pub mod plan;
 pub mod report;
 pub mod service;

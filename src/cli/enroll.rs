@@ -16,6 +16,7 @@ use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFA
 use crate::limits::DEFAULT_QPS;
 use crate::metrics::{self, StoppedJson};
 use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Outputs, Target};
+use crate::ping::Pinger;
 use anyhow::Context as _;
 use serde::Serialize;
 use std::io::Write as _;
@@ -212,6 +213,14 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Ok);
     }
+    // A dry run is not the job a monitor watches.
+    let pinger = match &settings.run.ping_url {
+        Some(url) if !args.dry_run => Some(pinger(url, &args.service, file.as_ref())?),
+        _ => None,
+    };
+    if let Some(pinger) = &pinger {
+        pinger.start();
+    }
     let result = run_job(&args, &settings, file.as_ref());
     if let (Err(err), Some(path), false) = (&result, &settings.run.summary_json, args.dry_run) {
         let stopped = StoppedJson {
@@ -220,7 +229,23 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         };
         metrics::write_stopped_summary(path, &stopped);
     }
+    if let Some(pinger) = &pinger {
+        pinger.finish(match &result {
+            Ok(exit) => *exit as i32,
+            Err(_) => Exit::Usage as i32,
+        });
+    }
     result
+}
+
+/// The pinger of `--ping-url`, trusting the service's CA file (`--ca-cert`, ...,
+/// `SSL_CERT_FILE`) and reaching the monitor through the proxy the proxy variables
+/// name for it, as the service's calls do.
+fn pinger(url: &str, service: &ServiceArgs, file: Option<&ConfigFile>) -> anyhow::Result<Pinger> {
+    let settings = ServiceSettings::from_sources(service, &service_env, file)?;
+    let network = NetworkSettings::resolve(&settings, &service_env)?;
+    Pinger::new(url, network.ca_cert.as_deref(), &service_env)
+        .context("--ping-url (FACEENROLL_PING_URL, [enroll] ping_url)")
 }
 
 /// Runs the job of resolved settings (or plans it, with `--dry-run`).
