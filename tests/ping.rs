@@ -75,8 +75,8 @@ impl Monitor {
     }
 }
 
-/// A tree of one person under `dir/photos`: `faces` photos with a face, and one
-/// without (a blank) when `blank`.
+/// A tree of one person under `dir/photos`: a photo with a face, and one without
+/// (a blank, which fails the run with exit 1) when `blank`.
 fn archive(dir: &Path, blank: bool) -> std::path::PathBuf {
     let root = dir.join("photos");
     std::fs::create_dir_all(root.join("ann")).unwrap();
