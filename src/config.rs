@@ -35,7 +35,7 @@
 //! ca_cert = "/etc/ssl/company-ca.pem"
 //! ```
 
-use crate::cli::settings::{ServiceArgs, ServiceSection, ServiceSettings};
+use crate::cli::settings::{EnrollSection, ServiceArgs, ServiceSection, ServiceSettings};
 use crate::service::client::ClientConfig;
 use crate::service::client::{ConfigError, Endpoint};
 use crate::service::network::{self, ProxyChoice, SSL_CERT_FILE_ENV};
@@ -115,8 +115,122 @@ pub enum ResolveError {
         set: &'static str,
         unset: &'static str,
     },
+    /// A table the program does not read, or a key outside any table: the file would
+    /// otherwise be taken as written while the setting is ignored.
+    #[error(
+        "config file {}{}: {message}",
+        path.display(),
+        line.map(|l| format!(", line {l}")).unwrap_or_default()
+    )]
+    Unknown {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
     #[error(transparent)]
     Network(#[from] ConfigError),
+}
+
+/// The tables of the config file, each read by its part of the program.
+const TABLES: [&str; 2] = [ServiceSection::TABLE, EnrollSection::TABLE];
+
+/// Refuses what the file holds beside its tables: a table of another name (a
+/// misspelled `[servce]`) or a key outside any table (`state = ...` above the first
+/// table). Both would be ignored, and the job would run with its defaults.
+fn check_top_level(path: &Path, text: &str, raw: &toml::Table) -> Result<(), ResolveError> {
+    let tables = || TABLES.map(|t| format!("[{t}]")).join(" and ");
+    for (name, value) in raw {
+        let known = TABLES.contains(&name.as_str());
+        // `[[name]]` makes an array of tables.
+        let is_table = match value {
+            toml::Value::Table(_) => true,
+            toml::Value::Array(items) => line_of(text, |l| table_header_names(l, name))
+                .is_some_and(|_| items.iter().all(toml::Value::is_table)),
+            _ => false,
+        };
+        let message = match value {
+            toml::Value::Table(_) if known => continue,
+            _ if known => format!("{name} must be a table, [{name}]"),
+            _ if is_table => {
+                let close = TABLES
+                    .iter()
+                    .find(|t| edit_distance(t, name) <= 2)
+                    .map(|t| format!(" (did you mean [{t}]?)"))
+                    .unwrap_or_default();
+                let line = line_of(text, |l| table_header_names(l, name));
+                return Err(ResolveError::Unknown {
+                    path: path.to_owned(),
+                    line,
+                    message: format!(
+                        "unknown table [{name}]{close}; the file's tables are {}",
+                        tables()
+                    ),
+                });
+            }
+            _ => {
+                // Name the table the key belongs in, when one takes it.
+                let one = toml::Table::from_iter([(name.clone(), value.clone())]);
+                let home = if toml::Value::Table(one.clone())
+                    .try_into::<EnrollSection>()
+                    .is_ok()
+                {
+                    format!("; it belongs in [{}]", EnrollSection::TABLE)
+                } else if toml::Value::Table(one).try_into::<ServiceSection>().is_ok() {
+                    format!("; it belongs in [{}]", ServiceSection::TABLE)
+                } else {
+                    format!("; settings go in {}", tables())
+                };
+                format!("the key {name} is outside any table{home}")
+            }
+        };
+        let line = line_of(text, |l| key_names(l, name));
+        return Err(ResolveError::Unknown {
+            path: path.to_owned(),
+            line,
+            message,
+        });
+    }
+    Ok(())
+}
+
+/// The number (from 1) of the first line of `text` that `matches`, for a message.
+fn line_of(text: &str, matches: impl Fn(&str) -> bool) -> Option<usize> {
+    text.lines().position(|l| matches(l.trim())).map(|i| i + 1)
+}
+
+/// Whether a line is a header of table `name` (`[name]`, `[[name]]`, `[name.sub]`).
+fn table_header_names(line: &str, name: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else {
+        return false;
+    };
+    let rest = rest.trim_start_matches('[').trim_start();
+    let rest = rest.strip_prefix('"').unwrap_or(rest);
+    rest.strip_prefix(name)
+        .is_some_and(|after| after.trim_start().starts_with([']', '.', '"']))
+}
+
+/// Whether a line sets key `name` (`name = ...`, `name.sub = ...`).
+fn key_names(line: &str, name: &str) -> bool {
+    let line = line.strip_prefix('"').unwrap_or(line);
+    line.strip_prefix(name)
+        .is_some_and(|after| after.trim_start().starts_with(['=', '.', '"']))
+}
+
+/// The Levenshtein distance between two short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// A loaded config file: its `[service]` table and the whole document for the other
@@ -152,7 +266,8 @@ impl ConfigFile {
         Ok(file)
     }
 
-    /// Parses config text (no permission check).
+    /// Parses config text (no permission check). A table other than `[service]` and
+    /// `[enroll]`, or a key outside any table, is refused naming it and its line.
     pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ResolveError> {
         let raw: toml::Table = text
             .parse()
@@ -160,6 +275,7 @@ impl ConfigFile {
                 path: path.to_owned(),
                 message: e.message().to_owned(),
             })?;
+        check_top_level(path, text, &raw)?;
         let mut file = ConfigFile {
             path: path.to_owned(),
             service: ServiceSection::default(),
@@ -630,6 +746,35 @@ mod tests {
         let enroll: Enroll = f.section("enroll").unwrap().unwrap();
         assert_eq!(enroll.workers, 8);
         assert!(f.section::<Enroll>("absent").unwrap().is_none());
+    }
+
+    #[test]
+    fn an_unknown_table_or_a_key_outside_any_table_is_refused_with_its_line() {
+        let refused = |text: &str| {
+            ConfigFile::parse(Path::new("/etc/fe.toml"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused("[enroll]\nworkers = 2\n\n[servce]\nappid = \"1\"\n"),
+            "config file /etc/fe.toml, line 4: unknown table [servce] (did you mean \
+             [service]?); the file's tables are [service] and [enroll]"
+        );
+        assert_eq!(
+            refused("# nightly\nstate = \"/srv/x\"\n[enroll]\nworkers = 2\n"),
+            "config file /etc/fe.toml, line 2: the key state is outside any table; it \
+             belongs in [enroll]"
+        );
+        assert!(refused("appid = 125\n")
+            .contains("line 1: the key appid is outside any table; it belongs in [service]"));
+        assert!(refused("colour = \"red\"\n").contains("settings go in [service] and [enroll]"));
+        assert!(refused("[[jobs]]\nx = 1\n").contains("line 1: unknown table [jobs];"));
+        assert!(refused("[mirror.target]\nx = 1\n").contains("line 1: unknown table [mirror]"));
+        assert!(refused("enroll = 3\n").contains("line 1: enroll must be a table, [enroll]"));
+        // The file's own tables, in any order, and an empty file are taken.
+        for text in ["", "[enroll]\n[service]\n", "[service]\nappid = \"a\"\n"] {
+            ConfigFile::parse(Path::new("/etc/fe.toml"), text).unwrap();
+        }
     }
 
     #[cfg(unix)]

@@ -23,7 +23,7 @@
 //!   tests, benchmarks and operators' rehearsals run against.
 //! - [`config`] resolves the service settings from flags, environment and file.
 //! - [`metrics`] writes a run's figures for monitoring (Prometheus text) and its
-//!   summary as JSON.
+//!   summary as JSON; [`ping`] tells a monitoring URL when a run starts and ends.
 //! - [`memory`] sets the allocator up (mimalloc; why is there).
 //! - [`deletion`] decides what a rollback may take back from a person, from the job's
 //!   records and the person as the service holds it just before.
@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod ops;
+pub mod ping;
 pub mod plan;
 pub mod report;
 pub mod service;

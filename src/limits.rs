@@ -23,6 +23,14 @@ pub const MAX_IMAGES_PER_ADDFACE: usize = MAX_FACES_PER_PERSON;
 /// from 23 (or HTTP 413) answers and remembers it in the progress store.
 pub const MAX_REQUEST_BYTES: u64 = 1_500_000;
 
+/// The most pixels a photo's header may declare: 100 megapixels. A camera original
+/// is 12 to 50 megapixels and a large scan rarely more; a header that claims more is
+/// read as a damaged file or a decompression bomb (a 3 KB JPEG claiming 65500×65500
+/// pixels took 20 s of CPU and 400 MB to decode into a grey square) and the photo
+/// fails as unusable input, naming its size, before it is decoded or sent. Not a
+/// limit of the service's: it bounds the work and memory of one photo here.
+pub const MAX_PHOTO_PIXELS: u64 = 100_000_000;
+
 /// A group holds at most this many persons (the service answers -1310 past it).
 pub const MAX_PERSONS_PER_GROUP: usize = 20_000;
 

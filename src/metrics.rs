@@ -211,17 +211,55 @@ fn escape(value: &str) -> String {
 /// Writes `text` to `path` through a temporary file in the same directory and a
 /// rename, so a reader sees the old file or the new one, never a part.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = temporary_beside(path)?;
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Whether [`write_atomically`] can write `path`, leaving nothing behind: `path` is
+/// not a folder, and its temporary file can be made in its folder. A job checks its
+/// outputs so before its first call, not after its last.
+pub fn check_writable_atomically(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::other("it is a folder"));
+    }
+    let tmp = temporary_beside(path)?;
+    std::fs::write(&tmp, "")?;
+    std::fs::remove_file(&tmp)
+}
+
+/// The temporary file [`write_atomically`] writes `path` through: hidden, in the same
+/// folder (so the rename stays on one file system), named after this process.
+fn temporary_beside(path: &Path) -> std::io::Result<std::path::PathBuf> {
     let name = path.file_name().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
     })?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    Ok(path.with_file_name(tmp_name))
+}
+
+/// What `--summary-json` holds after a run that stopped before it could make its
+/// summary (exit 2, or 3 when the progress database could not be written): how it
+/// ended and its exit code, so that a wrapper never reads an earlier run's summary
+/// as this run's.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoppedJson {
+    /// How the run ended, in words.
+    pub ending: String,
+    pub exit_code: i32,
+}
+
+/// Rewrites the summary at `path` as [`StoppedJson`]; where that cannot be written,
+/// removes what is there, so no earlier summary stands in for this run's.
+pub fn write_stopped_summary(path: &Path, stopped: &StoppedJson) {
+    let json = serde_json::to_string_pretty(stopped).expect("the ending serializes");
+    if write_atomically(path, &(json + "\n")).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The summary of a run as JSON, for wrappers.

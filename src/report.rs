@@ -913,7 +913,15 @@ impl std::fmt::Display for Summary<'_> {
             t.rate_limited,
         )?;
         let refused = t.limit_refused;
-        if refused > 0 {
+        if refused > 0 && t.limit_accepted == 0 {
+            writeln!(
+                f,
+                "  the service refused requests of {refused} bytes and more as too large and \
+                 has accepted none yet ({} refusals this run); photos that fit no request \
+                 under that failed, and later runs start from this limit",
+                t.too_large,
+            )?;
+        } else if refused > 0 {
             let accepted = t.limit_accepted;
             writeln!(
                 f,

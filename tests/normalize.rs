@@ -360,9 +360,11 @@ fn a_file_that_is_not_a_photo_is_a_decode_error_naming_it() {
     bomb.extend_from_slice(&[0; 24]);
     bomb.extend_from_slice(&[0x7F; 16]);
     let bomb = file(dir.path(), "bomb.bmp", &bomb);
-    assert_eq!(read_header(&bomb).unwrap().dims, (30000, 30000));
     let err = prepare(&bomb, &opts).unwrap_err();
-    assert!(matches!(err, NormalizeError::Decode { .. }), "{err:?}");
+    assert!(
+        matches!(err, NormalizeError::TooManyPixels { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("bomb.bmp"), "{err}");
     assert!(err.to_string().contains("30000×30000 pixels"), "{err}");
 
@@ -370,6 +372,74 @@ fn a_file_that_is_not_a_photo_is_a_decode_error_naming_it() {
     let err = decide(&missing, &opts).unwrap_err();
     assert!(matches!(err, NormalizeError::Read { .. }), "{err:?}");
     assert!(err.to_string().contains("missing.jpg"), "{err}");
+}
+
+#[test]
+fn a_header_over_100_megapixels_is_refused_before_decoding_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = NormalizeOptions::default();
+    // 10001 × 10001 is just over the limit; 65500 × 65500 is the bomb an operator met.
+    for (width, height) in [(10_001, 10_001), (65_500, 65_500)] {
+        for (name, bytes) in support::bombs(width, height) {
+            let path = file(dir.path(), name, &bytes);
+            for err in [
+                read_header(&path).unwrap_err(),
+                decide(&path, &opts).unwrap_err(),
+                prepare(&path, &opts).unwrap_err(),
+            ] {
+                match &err {
+                    NormalizeError::TooManyPixels { dims, .. } => {
+                        assert_eq!(*dims, (width, height), "{name}")
+                    }
+                    other => panic!("{name} {width}×{height}: {other:?}"),
+                }
+                let message = err.to_string();
+                assert!(message.contains(name), "{message}");
+                assert!(
+                    message.contains(&format!("{width}×{height} pixels")),
+                    "{message}"
+                );
+                assert!(message.contains("over the 100 megapixels"), "{message}");
+            }
+        }
+    }
+    // Just under the limit, the header is read as a photo's.
+    for (name, bytes) in support::bombs(10_000, 10_000) {
+        let path = file(dir.path(), name, &bytes);
+        let header = read_header(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(header.dims, (10_000, 10_000), "{name}");
+    }
+}
+
+#[test]
+fn a_heic_whose_container_claims_over_100_megapixels_is_refused_before_decoding() {
+    let Some(lib) = support::heic_library("a_heic_whose_container_claims_over_100_megapixels")
+    else {
+        return;
+    };
+    let mut heic = lib.encode_heic(&[90; 64 * 64 * 3], 64, 64, 50).unwrap();
+    // The image spatial extents property ("ispe": version and flags, width, height)
+    // is what libheif reports as the picture's size; a bomb lies in it.
+    let at = heic
+        .windows(4)
+        .position(|w| w == b"ispe")
+        .expect("an ispe box")
+        + 8;
+    heic[at..at + 4].copy_from_slice(&20_000u32.to_be_bytes());
+    heic[at + 4..at + 8].copy_from_slice(&20_000u32.to_be_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "bomb.heic", &heic);
+    let err = prepare(&path, &NormalizeOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NormalizeError::TooManyPixels {
+                dims: (20_000, 20_000),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -447,6 +517,34 @@ fn a_budget_too_small_for_any_usable_copy_is_reported_naming_the_file() {
         other => panic!("{other:?}"),
     }
     assert!(err.to_string().contains("detailed.jpg"), "{err}");
+}
+
+#[test]
+fn a_copy_for_a_small_request_limit_may_be_shrunk_under_the_photo_floor() {
+    use faceenroll::normalize::{prepare_down_to, Floor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noisy.png");
+    write_png(&path, &picture(420, 420, 255, 3));
+    let opts = NormalizeOptions {
+        max_bytes: 40_000,
+        ..NormalizeOptions::default()
+    };
+    // At 420 px, under the 512 px floor of the per-photo budget, it cannot fit...
+    let err = prepare_down_to(&path, &opts, Floor::Photo).unwrap_err();
+    match err {
+        NormalizeError::OverBudget { dims, quality, .. } => {
+            assert_eq!((dims, quality), ((420, 420), 60), "lowest quality tried")
+        }
+        other => panic!("{other:?}"),
+    }
+    // ...while a copy that must fit a request is shrunk until it does.
+    let copy = prepare_down_to(&path, &opts, Floor::RequestLimit).unwrap();
+    let (bytes, normalized) = normalized(&copy);
+    assert!(bytes.len() as u64 <= 40_000, "{normalized}");
+    assert!(
+        normalized.to_dims.0 >= 128 && normalized.to_dims.0 < 420,
+        "{normalized}"
+    );
 }
 
 /// A camera-like scene with detail at every scale: smooth shading, hard-edged

@@ -10,11 +10,13 @@ use super::settings::{
     ServiceArgs, ServiceSettings,
 };
 use super::Exit;
-use crate::config::{self, NetworkSettings};
+use crate::config::{self, ConfigFile, NetworkSettings};
 use crate::emulator::EmulatorConfig;
 use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFAULT_MAX_WORKERS};
 use crate::limits::DEFAULT_QPS;
+use crate::metrics::{self, StoppedJson};
 use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Outputs, Target};
+use crate::ping::Pinger;
 use anyhow::Context as _;
 use serde::Serialize;
 use std::io::Write as _;
@@ -219,7 +221,47 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Ok);
     }
+    // A dry run is not the job a monitor watches.
+    let pinger = match &settings.run.ping_url {
+        Some(url) if !args.dry_run => Some(pinger(url, &args.service, file.as_ref())?),
+        _ => None,
+    };
+    if let Some(pinger) = &pinger {
+        pinger.start();
+    }
+    let result = run_job(&args, &settings, file.as_ref());
+    if let (Err(err), Some(path), false) = (&result, &settings.run.summary_json, args.dry_run) {
+        let stopped = StoppedJson {
+            ending: format!("stopped before any call: {}", super::describe(err)),
+            exit_code: Exit::Usage as i32,
+        };
+        metrics::write_stopped_summary(path, &stopped);
+    }
+    if let Some(pinger) = &pinger {
+        pinger.finish(match &result {
+            Ok(exit) => *exit as i32,
+            Err(_) => Exit::Usage as i32,
+        });
+    }
+    result
+}
 
+/// The pinger of `--ping-url`, trusting the service's CA file (`--ca-cert`, ...,
+/// `SSL_CERT_FILE`) and reaching the monitor through the proxy the proxy variables
+/// name for it, as the service's calls do.
+fn pinger(url: &str, service: &ServiceArgs, file: Option<&ConfigFile>) -> anyhow::Result<Pinger> {
+    let settings = ServiceSettings::from_sources(service, &service_env, file)?;
+    let network = NetworkSettings::resolve(&settings, &service_env)?;
+    Pinger::new(url, network.ca_cert.as_deref(), &service_env)
+        .context("--ping-url (FACEENROLL_PING_URL, [enroll] ping_url)")
+}
+
+/// Runs the job of resolved settings (or plans it, with `--dry-run`).
+fn run_job(
+    args: &EnrollArgs,
+    settings: &EnrollSettings,
+    file: Option<&ConfigFile>,
+) -> anyhow::Result<Exit> {
     let view = ViewOptions {
         bars: ViewOptions::bars_if_terminal(settings.run.no_progress),
         interval: Duration::from_secs(settings.run.progress_interval),
@@ -236,12 +278,8 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
         config.state_file = settings.run.emulator_state.clone();
         Target::Emulator(config)
     } else {
-        let service = ServiceSettings::from_sources(&args.service, &service_env, file.as_ref())?;
-        Target::Service(config::client_config(
-            &service,
-            &service_env,
-            file.as_ref(),
-        )?)
+        let service = ServiceSettings::from_sources(&args.service, &service_env, file)?;
+        Target::Service(config::client_config(&service, &service_env, file)?)
     };
     let engine = settings.engine();
     let job = EnrollJob {
@@ -278,6 +316,16 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
                  to resume.",
                 super::describe(&err)
             );
+            if let Some(path) = &job.outputs.summary_json {
+                let stopped = StoppedJson {
+                    ending: format!(
+                        "stopped: {}; run the same command again to resume",
+                        super::describe(&err)
+                    ),
+                    exit_code: Exit::Fatal as i32,
+                };
+                metrics::write_stopped_summary(path, &stopped);
+            }
             return Ok(Exit::Fatal);
         }
     };

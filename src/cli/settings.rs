@@ -728,9 +728,17 @@ settings! {
         /// end.
         #[arg(long, value_name = "PATH")]
         metrics_file: Option<PathBuf>, env "FACEENROLL_METRICS_FILE";
-        /// Write the summary here as JSON at the end of the run.
+        /// Write the summary here as JSON at the end of the run (a run that stops
+        /// before it, exit 2 or 3, writes only how it ended and its exit code). Like
+        /// --report and --metrics-file, checked for writing before the first call.
         #[arg(long, value_name = "PATH")]
         summary_json: Option<PathBuf>, env "FACEENROLL_SUMMARY_JSON";
+        /// Ping this monitoring URL when the run starts (URL/start) and ends
+        /// (URL/EXIT_CODE), as healthchecks.io takes them; through the same proxy and
+        /// CA file as the service. A monitor that is down or slow (5 s) costs a
+        /// warning, never the job; a ping carries no credential.
+        #[arg(long, value_name = "URL")]
+        ping_url: Option<String>, env "FACEENROLL_PING_URL";
         /// No progress bars, even at a terminal.
         #[arg(long)]
         no_progress: bool, env "FACEENROLL_NO_PROGRESS", default false;

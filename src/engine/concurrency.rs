@@ -44,6 +44,11 @@ pub const SPARE: usize = 2;
 pub const INITIAL_LIMIT: usize = 8;
 /// How often the controller looks at what happened.
 pub const TICK: Duration = Duration::from_millis(500);
+/// How often it looks before the first answer, while the age of the first call is
+/// all it knows of the latency: the limit then keeps ahead of the calls the pacer
+/// sends (`rate × age × HEADROOM`), so a short job runs at its full rate from its
+/// first second rather than idle behind [`INITIAL_LIMIT`] until a tick.
+pub const OPENING_TICK: Duration = Duration::from_millis(100);
 /// Latencies of this many latest answered calls make the median.
 const WINDOW: usize = 64;
 /// After a raise that did not pay, no raise for this many ticks.
@@ -330,6 +335,8 @@ struct Ticking {
     since: Instant,
     answered: u64,
     timeouts: u64,
+    /// No call was answered yet in this run.
+    opening: bool,
 }
 
 impl Flow {
@@ -355,6 +362,7 @@ impl Flow {
                 since: Instant::now(),
                 answered: 0,
                 timeouts: 0,
+                opening: true,
             })),
             max: max.max(1),
             peak: AtomicU64::new(0),
@@ -388,6 +396,7 @@ impl Flow {
             match ending {
                 Ending::Answered => {
                     t.answered += 1;
+                    t.opening = false;
                     if t.latest.len() == WINDOW {
                         t.latest.pop_front();
                     }
@@ -410,18 +419,21 @@ impl Flow {
         };
         let mut t = ticking.lock().expect("flow lock");
         let elapsed = t.since.elapsed();
-        if elapsed < TICK {
+        if elapsed < if t.opening { OPENING_TICK } else { TICK } {
             return;
         }
         // Before the first answer, the calls in flight have taken at least as long
         // as the first of them: a lower bound of the latency, enough to open up.
         let latency = median(&t.latest).or_else(|| self.first_call.get().map(Instant::elapsed));
+        // Slots go untaken before the first answer only because the limit has not
+        // caught up with the age of the calls yet: no reason to boost it.
+        let starved = pace.take_starved() && !t.opening;
         let obs = Observation {
             elapsed,
             rate: pace.paced_rate(),
             throughput: t.answered as f64 / elapsed.as_secs_f64(),
             latency,
-            starved: pace.take_starved(),
+            starved,
             saturated: self.permits.take_saturated(),
             timeouts: t.timeouts,
         };
@@ -668,5 +680,39 @@ mod tests {
             Ending::of(&transport(TransportKind::ConnectionLost)),
             Ending::Lost
         );
+    }
+
+    /// A pacer at 50 calls/s whose slots went untaken.
+    struct Fifty;
+
+    impl PaceGauge for Fifty {
+        fn paced_rate(&self) -> Option<f64> {
+            Some(50.0)
+        }
+        fn take_starved(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn before_the_first_answer_the_limit_keeps_ahead_of_the_age_of_the_first_call() {
+        let flow = Flow::adaptive(128);
+        let tally = Tally::default();
+        assert_eq!(flow.permits.limit(), INITIAL_LIMIT);
+        let first = flow.begin();
+        // A slow service: nothing answered yet. Well within the first regular tick,
+        // the limit already covers what the pacer sends in the age of the first call.
+        std::thread::sleep(OPENING_TICK * 2);
+        flow.tick(&Fifty, &tally);
+        let age = flow.first_call.get().unwrap().elapsed().as_secs_f64();
+        let limit = flow.permits.limit();
+        assert!(limit > INITIAL_LIMIT, "{limit}");
+        assert!(limit as f64 >= 50.0 * (OPENING_TICK * 2).as_secs_f64() * HEADROOM);
+        // Untaken slots before any answer are not the latency's doing: no boost.
+        assert!(
+            limit as f64 <= 50.0 * age * HEADROOM + SPARE as f64 + 1.0,
+            "{limit}"
+        );
+        drop(first);
     }
 }

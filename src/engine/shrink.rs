@@ -14,7 +14,7 @@
 //! recognises as one it holds. A photo is failed, with the sizes, only when even the
 //! smallest step does not fit.
 
-use crate::normalize::{self, NormalizeOptions, Normalized, Prepared};
+use crate::normalize::{self, NormalizeError, NormalizeOptions, Normalized, Prepared};
 use std::path::Path;
 
 /// The smallest copy the job sends: a JPEG of 16 KB is a picture of a few hundred
@@ -49,11 +49,22 @@ pub(super) fn smaller_copy(
         max_bytes: budget,
         ..*options
     };
-    match normalize::prepare(path, &smaller) {
+    match normalize::prepare_down_to(path, &smaller, normalize::Floor::RequestLimit) {
         Ok(Prepared::Normalized { bytes, normalized }) => Ok((bytes, normalized)),
         // Within the smaller budget already: the copy prepared before was larger.
         Ok(Prepared::AsIs) => Err(format!(
             "the photo is within {budget} bytes as it is, yet was prepared larger"
+        )),
+        // Not the per-photo budget's fault: the request limit leaves no more.
+        Err(NormalizeError::OverBudget {
+            bytes,
+            dims,
+            quality,
+            ..
+        }) => Err(format!(
+            "no copy of {budget} bytes could be made: even at {}×{} px and JPEG quality \
+             {quality} it takes about {bytes} bytes",
+            dims.0, dims.1
         )),
         Err(e) => Err(format!("no copy of {budget} bytes could be made: {e}")),
     }

@@ -7,7 +7,7 @@
 //! tell a GIF's frames apart only by decoding them.
 
 use super::decode::heif_dims;
-use super::{decode_failure, Failure};
+use super::{decode_failure, is_over_pixel_limit, Failure};
 use crate::model::ImageKind;
 use image::metadata::Orientation;
 use image::{ImageDecoder, ImageFormat, ImageReader};
@@ -89,8 +89,18 @@ pub(super) struct Shape {
     pub(super) animated: bool,
 }
 
-/// Stored dimensions, orientation and animation from a photo's header.
-pub(super) fn header_of(mut reader: impl BufRead + Seek) -> Result<Shape, Failure> {
+/// Stored dimensions, orientation and animation from a photo's header; a header that
+/// declares more pixels than [`MAX_PHOTO_PIXELS`](crate::limits::MAX_PHOTO_PIXELS) is
+/// [`Failure::TooManyPixels`], so such a photo is never decoded.
+pub(super) fn header_of(reader: impl BufRead + Seek) -> Result<Shape, Failure> {
+    let shape = shape_of(reader)?;
+    if is_over_pixel_limit(shape.dims) {
+        return Err(Failure::TooManyPixels(shape.dims));
+    }
+    Ok(shape)
+}
+
+fn shape_of(mut reader: impl BufRead + Seek) -> Result<Shape, Failure> {
     let kind = sniff_kind(&mut reader)?;
     let still = |dims, orientation| Shape {
         kind,

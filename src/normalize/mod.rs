@@ -49,7 +49,7 @@ mod header;
 pub mod heif;
 mod picture;
 
-use crate::limits::{RequestBudget, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
+use crate::limits::{RequestBudget, MAX_PHOTO_PIXELS, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use budget::Budget;
 use decode::{decode, jpeg_scale, Decoded};
 use header::{header_of, Kind, Shape};
@@ -117,6 +117,12 @@ const QUALITY_FLOOR: u8 = 60;
 /// The shortest long edge the step-down loop shrinks a photo to: below it a face is
 /// too small for the service to find, so the photo is reported instead.
 const MIN_EDGE: u32 = 512;
+
+/// The shortest long edge a copy made to fit a small request limit ([`Floor`])
+/// is shrunk to: a photo that fits no request cannot be sent at all, so such a copy
+/// may go under [`MIN_EDGE`]. A face across a third of it, as in an enrollment photo,
+/// is 42 pixels, about the least face detection finds.
+const MIN_COPY_EDGE: u32 = 128;
 
 /// The most memory one photo's decoded pixels may take; a larger picture (or a file
 /// that claims to be one) is reported rather than decoded.
@@ -212,6 +218,29 @@ pub enum NormalizeError {
     },
     #[error("{}: cannot encode the normalized photo: {reason}", path.display())]
     Encode { path: PathBuf, reason: String },
+    /// The header declares more pixels than [`MAX_PHOTO_PIXELS`]: not decoded.
+    #[error("{}: {}", path.display(), over_pixel_limit(*dims))]
+    TooManyPixels { path: PathBuf, dims: (u32, u32) },
+}
+
+/// Why a photo whose header declares `dims` is not decoded: more pixels than
+/// [`MAX_PHOTO_PIXELS`], which a photo of a face never needs and a damaged file or a
+/// decompression bomb claims.
+pub fn over_pixel_limit(dims: (u32, u32)) -> String {
+    let pixels = u64::from(dims.0) * u64::from(dims.1);
+    format!(
+        "its header declares {}×{} pixels ({} megapixels), over the {} megapixels a photo \
+         may have; not decoded (a damaged file, or a picture to scale down before enrolling)",
+        dims.0,
+        dims.1,
+        pixels.div_ceil(1_000_000),
+        MAX_PHOTO_PIXELS / 1_000_000
+    )
+}
+
+/// Whether a header declaring `dims` is over [`MAX_PHOTO_PIXELS`].
+fn is_over_pixel_limit(dims: (u32, u32)) -> bool {
+    u64::from(dims.0) * u64::from(dims.1) > MAX_PHOTO_PIXELS
 }
 
 /// What a photo's header says, read without decoding its pixels.
@@ -475,6 +504,38 @@ fn read_shape(path: &Path) -> Result<(u64, Shape), NormalizeError> {
 /// Call it when the photo is about to be sent, on a bounded pool of its own. It waits
 /// until the photo's working set fits the process's [`PIXEL_BUDGET_BYTES`].
 pub fn prepare(path: &Path, opts: &NormalizeOptions) -> Result<Prepared, NormalizeError> {
+    prepare_down_to(path, opts, Floor::Photo)
+}
+
+/// How far the step-down loop may shrink a picture to fit its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Floor {
+    /// To a long edge of 512 pixels: the budget is the per-photo one the operator
+    /// chose, and a photo that does not fit it there is reported.
+    Photo,
+    /// To 128 pixels (`MIN_COPY_EDGE`): the budget is what the service's request limit
+    /// leaves a photo, and a photo that does not fit is not sent at all. A photo then
+    /// fails only when not even such a copy fits.
+    RequestLimit,
+}
+
+impl Floor {
+    fn edge(self) -> u32 {
+        match self {
+            Floor::Photo => MIN_EDGE,
+            Floor::RequestLimit => MIN_COPY_EDGE,
+        }
+    }
+}
+
+/// Makes the bytes to send for the photo at `path`, as [`prepare`] does, shrinking the
+/// picture no further than `floor`.
+pub fn prepare_down_to(
+    path: &Path,
+    opts: &NormalizeOptions,
+    floor: Floor,
+) -> Result<Prepared, NormalizeError> {
+    let floor = floor.edge();
     if !opts.enabled {
         decide(path, opts)?;
         return Ok(Prepared::AsIs);
@@ -492,7 +553,7 @@ pub fn prepare(path: &Path, opts: &NormalizeOptions) -> Result<Prepared, Normali
     }
     let _permit = IN_FLIGHT.take(working_bytes(&shape, bytes, opts.max_edge));
     let original = std::fs::read(path).map_err(|e| read_error(path, e))?;
-    let (bytes, normalized) = normalize_bytes(&original, opts).map_err(|e| e.at(path))?;
+    let (bytes, normalized) = normalize_bytes(&original, opts, floor).map_err(|e| e.at(path))?;
     Ok(Prepared::Normalized { bytes, normalized })
 }
 
@@ -528,11 +589,21 @@ pub fn prepare_chunk<P: AsRef<Path> + Sync>(
     paths: &[P],
     opts: &NormalizeOptions,
 ) -> Vec<Result<Prepared, NormalizeError>> {
+    prepare_chunk_down_to(pool, paths, opts, Floor::Photo)
+}
+
+/// [`prepare_chunk`], shrinking pictures no further than `floor`.
+pub fn prepare_chunk_down_to<P: AsRef<Path> + Sync>(
+    pool: &rayon::ThreadPool,
+    paths: &[P],
+    opts: &NormalizeOptions,
+    floor: Floor,
+) -> Vec<Result<Prepared, NormalizeError>> {
     use rayon::prelude::*;
     pool.install(|| {
         paths
             .par_iter()
-            .map(|p| prepare(p.as_ref(), opts))
+            .map(|p| prepare_down_to(p.as_ref(), opts, floor))
             .collect()
     })
 }
@@ -549,6 +620,7 @@ enum Failure {
         dims: (u32, u32),
         quality: u8,
     },
+    TooManyPixels((u32, u32)),
 }
 
 impl Failure {
@@ -558,6 +630,7 @@ impl Failure {
             Failure::Read(source) => NormalizeError::Read { path, source },
             Failure::Decode(reason) => NormalizeError::Decode { path, reason },
             Failure::Encode(reason) => NormalizeError::Encode { path, reason },
+            Failure::TooManyPixels(dims) => NormalizeError::TooManyPixels { path, dims },
             Failure::OverBudget {
                 bytes,
                 limit,
@@ -606,6 +679,7 @@ fn one_line(message: &str) -> String {
 fn normalize_bytes(
     original: &[u8],
     opts: &NormalizeOptions,
+    floor: u32,
 ) -> Result<(Vec<u8>, Normalized), Failure> {
     let Shape {
         kind,
@@ -667,8 +741,13 @@ fn normalize_bytes(
         if quality > QUALITY_FLOOR && ratio > 0.5 {
             quality = quality.saturating_sub(10).max(QUALITY_FLOOR);
         } else {
-            let next = ((f64::from(edge) * ratio.sqrt() * 0.9) as u32).max(MIN_EDGE.min(long));
+            let next = ((f64::from(edge) * ratio.sqrt() * 0.9) as u32).max(floor.min(long));
             if next >= edge {
+                // At the floor already: the lowest quality is the last resort.
+                if quality > QUALITY_FLOOR {
+                    quality = QUALITY_FLOOR;
+                    continue;
+                }
                 break;
             }
             edge = next;

@@ -171,7 +171,7 @@ pub fn enroll(
     let summary = plan::build(&store, &job.source, &job.plan)
         .with_context(cannot_plan)
         .map_err(setup)?;
-    // Found now, not after every call was made: the report must be writable.
+    // Found now, not after every call was made: every output must be writable.
     check_writable(&report_path)
         .with_context(|| {
             format!(
@@ -180,6 +180,21 @@ pub fn enroll(
             )
         })
         .map_err(setup)?;
+    for (path, what) in [
+        (
+            &job.outputs.metrics_file,
+            "the metrics file (--metrics-file)",
+        ),
+        (&job.outputs.summary_json, "the summary (--summary-json)"),
+    ] {
+        if let Some(path) = path {
+            metrics::check_writable_atomically(path)
+                .with_context(|| {
+                    format!("cannot write {what} {}; nothing was sent", path.display())
+                })
+                .map_err(setup)?;
+        }
+    }
     tracing::info!("{}", plan_line(&summary));
 
     // Keep the emulator alive for the run.

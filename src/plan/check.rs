@@ -157,16 +157,25 @@ pub(super) fn check(
                     // A photo already settled by an earlier run is not sent again: no
                     // need to read its header to count it.
                     let settled = inspected.reused && before.is_some_and(|b| b.state.is_final());
-                    row.normalize = options.normalize.enabled
-                        && !settled
-                        && normalize::decide(path, &options.normalize)
-                            .is_ok_and(|d| d != normalize::Decision::AsIs);
+                    if options.normalize.enabled && !settled {
+                        match normalize::decide(path, &options.normalize) {
+                            Ok(decision) => row.normalize = decision != normalize::Decision::AsIs,
+                            // Refused from its header, before any call: never decoded.
+                            Err(normalize::NormalizeError::TooManyPixels { dims, .. }) => {
+                                row.verdict = Verdict::Invalid(format!(
+                                    "{}{}: {}",
+                                    place_of(&row.origin),
+                                    path.display(),
+                                    normalize::over_pixel_limit(dims)
+                                ));
+                            }
+                            // Any other header trouble is the photo's when it is sent.
+                            Err(_) => {}
+                        }
+                    }
                 }
                 Err(message) => {
-                    let place = match &row.origin {
-                        Origin::Tree { .. } => String::new(),
-                        o @ Origin::Manifest { .. } => format!("{o}: "),
-                    };
+                    let place = place_of(&row.origin);
                     row.verdict = Verdict::Invalid(format!("{place}{}: {message}", path.display()));
                 }
             }
@@ -178,6 +187,15 @@ pub(super) fn check(
         row.verdict = Verdict::Field(e);
     }
     Ok(row)
+}
+
+/// Where a row came from, as a message about its photo begins: nothing for a file of a
+/// tree (its path says it), `manifest.csv:LINE: ` for a manifest row.
+fn place_of(origin: &Origin) -> String {
+    match origin {
+        Origin::Tree { .. } => String::new(),
+        o @ Origin::Manifest { .. } => format!("{o}: "),
+    }
 }
 
 pub(super) fn too_long(

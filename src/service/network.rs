@@ -460,6 +460,40 @@ impl ureq::ReadWrite for TlsStream {
     }
 }
 
+/// `agent` reaching `endpoint` with TLS settings `tls`, through `proxy` if one is
+/// given: an https endpoint through a tunnel the connector opens, a plain http one by
+/// handing the requests to the proxy to forward. The service's client and the
+/// monitoring pings go out this one way.
+pub(crate) fn through_proxy(
+    mut agent: ureq::AgentBuilder,
+    endpoint: &Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+    proxy: Option<&ProxyUrl>,
+) -> Result<ureq::AgentBuilder, ConfigError> {
+    let port = endpoint
+        .port
+        .unwrap_or(if endpoint.https { 443 } else { 80 });
+    agent = agent.tls_connector(Arc::new(Connector::new(
+        tls,
+        proxy.filter(|_| endpoint.https),
+        port,
+    )));
+    Ok(match proxy {
+        Some(proxy) if endpoint.https => agent.resolver(ToProxy(proxy.clone())),
+        Some(proxy) => {
+            agent.proxy(
+                proxy
+                    .to_agent_proxy()
+                    .map_err(|reason| ConfigError::Proxy {
+                        variable: "the proxy setting",
+                        reason,
+                    })?,
+            )
+        }
+        None => agent,
+    })
+}
+
 /// Resolves every name to the proxy's addresses: the agent then connects to the
 /// proxy, and [`Connector`] opens the tunnel on that connection.
 pub(crate) struct ToProxy(pub(crate) ProxyUrl);

@@ -169,3 +169,134 @@ pub fn heic_library(test: &str) -> Option<&'static faceenroll::normalize::heif::
         }
     }
 }
+
+/// Decompression bombs: a few KB whose header claims `width` × `height` pixels, in each
+/// format the job decodes (name, bytes). Only the header is real; the data behind it
+/// is filler, as in a bomb made to cost a decoder its memory.
+pub fn bombs(width: u32, height: u32) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("bomb.jpg", jpeg_bomb(width as u16, height as u16)),
+        ("bomb.png", png_bomb(width, height)),
+        ("bomb.gif", gif_bomb(width as u16, height as u16)),
+        ("bomb.webp", webp_bomb(width, height)),
+        ("bomb.tif", tiff_bomb(width, height)),
+    ]
+}
+
+/// A baseline JPEG header of `width` × `height` (one gray component) and 3 KB of scan.
+pub fn jpeg_bomb(width: u16, height: u16) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8];
+    let mut sof = vec![0xFF, 0xC0, 0, 11, 8];
+    sof.extend_from_slice(&height.to_be_bytes());
+    sof.extend_from_slice(&width.to_be_bytes());
+    sof.extend_from_slice(&[1, 1, 0x11, 0]);
+    out.extend_from_slice(&sof);
+    out.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0]);
+    out.extend_from_slice(&[0; 3000]);
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    out
+}
+
+/// A PNG whose IHDR declares `width` × `height` RGB pixels, with a short IDAT.
+pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &[0x78, 0x9C, 0x63, 0, 0, 0, 1, 0, 1]);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// The CRC-32 of PNG chunks (ISO 3309), bit by bit.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A GIF whose screen and one frame are `width` × `height`, with one data block.
+pub fn gif_bomb(width: u16, height: u16) -> Vec<u8> {
+    let mut out = b"GIF89a".to_vec();
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
+    out.push(0x2C);
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.push(0);
+    out.extend_from_slice(&[2, 2, 0x4C, 0x01, 0, 0x3B]);
+    out
+}
+
+/// An extended WebP (VP8X) whose canvas is `width` × `height`, with an empty VP8L.
+pub fn webp_bomb(width: u32, height: u32) -> Vec<u8> {
+    let mut body = b"WEBPVP8X".to_vec();
+    body.extend_from_slice(&10u32.to_le_bytes());
+    body.extend_from_slice(&[0, 0, 0, 0]);
+    body.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+    body.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+    body.extend_from_slice(b"VP8L");
+    body.extend_from_slice(&5u32.to_le_bytes());
+    let (w, h) = (width.min(16384) - 1, height.min(16384) - 1);
+    let bits = w | (h << 14);
+    body.push(0x2F);
+    body.extend_from_slice(&bits.to_le_bytes());
+    body.push(0);
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A little-endian TIFF of one strip whose IFD declares `width` × `height` RGB pixels.
+pub fn tiff_bomb(width: u32, height: u32) -> Vec<u8> {
+    let entries: [(u16, u16, u32); 9] = [
+        (256, 4, width),
+        (257, 4, height),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 2),
+        (273, 4, 8 + 2 + 9 * 12 + 4),
+        (277, 3, 3),
+        (278, 4, height),
+        (279, 4, 64),
+    ];
+    let mut out = b"II*\0".to_vec();
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, kind, value) in entries {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        if kind == 3 {
+            out.extend_from_slice(&(value as u16).to_le_bytes());
+            out.extend_from_slice(&[0, 0]);
+        } else {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&[0; 64]);
+    out
+}

@@ -109,13 +109,23 @@ impl Worker<'_, '_> {
                 ImageRef::Url(_) => None,
             })
             .collect();
-        let options = self
-            .shared
-            .options
-            .normalize
-            .within(&self.shared.request_budget());
+        let configured = self.shared.options.normalize;
+        let mut options = configured.within(&self.shared.request_budget());
+        // A request limit under the photo budget leaves photos less room than the
+        // operator gave them: they may be shrunk further rather than fail, but not
+        // under the smallest copy sent (a photo that fits no request then fails in
+        // `fits_alone`, with the sizes).
+        let floor = if options.max_bytes < configured.max_bytes {
+            options.max_bytes = options
+                .max_bytes
+                .max(shrink::MIN_COPY_BYTES.min(configured.max_bytes));
+            normalize::Floor::RequestLimit
+        } else {
+            normalize::Floor::Photo
+        };
         let mut prepared =
-            normalize::prepare_chunk(&self.shared.normalize_pool, &files, &options).into_iter();
+            normalize::prepare_chunk_down_to(&self.shared.normalize_pool, &files, &options, floor)
+                .into_iter();
         entries
             .iter()
             .map(|e| match &e.image {

@@ -117,7 +117,7 @@ impl Client {
             config.signature_validity,
         )?;
         let tls = network::tls_config(config.ca_cert.as_deref())?;
-        let mut agent = ureq::AgentBuilder::new()
+        let agent = ureq::AgentBuilder::new()
             .timeout_connect(config.connect_timeout)
             .timeout_read(config.read_timeout)
             .timeout_write(config.read_timeout)
@@ -125,33 +125,7 @@ impl Client {
             .max_idle_connections_per_host(256)
             .max_idle_connections(256)
             .user_agent(concat!("faceenroll/", env!("CARGO_PKG_VERSION")));
-        // An https endpoint is reached through a tunnel the connector opens; plain
-        // http requests are handed to the proxy to forward.
-        let port = endpoint
-            .port
-            .unwrap_or(if endpoint.https { 443 } else { 80 });
-        agent = agent.tls_connector(Arc::new(network::Connector::new(
-            tls,
-            config.proxy.as_ref().filter(|_| endpoint.https),
-            port,
-        )));
-        match &config.proxy {
-            Some(proxy) if endpoint.https => {
-                agent = agent.resolver(network::ToProxy(proxy.clone()))
-            }
-            Some(proxy) => {
-                agent =
-                    agent.proxy(
-                        proxy
-                            .to_agent_proxy()
-                            .map_err(|reason| ConfigError::Proxy {
-                                variable: "the proxy setting",
-                                reason,
-                            })?,
-                    )
-            }
-            None => {}
-        }
+        let agent = network::through_proxy(agent, &endpoint, tls, config.proxy.as_ref())?;
         Ok(Client {
             inner: Arc::new(Inner {
                 agent: agent.build(),
