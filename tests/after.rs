@@ -15,7 +15,7 @@ use faceenroll::source::SourceSpec;
 use std::path::Path;
 use std::time::Duration;
 use support::{
-    blank, client, emulator, faceenroll, held_faces, options, photo, run, spec, Archive,
+    after_command, blank, client, emulator, held_faces, options, photo, run, spec, Archive,
 };
 
 fn service(emulator: &Emulator) -> Target {
@@ -174,30 +174,6 @@ fn the_metrics_file_parses_and_its_figures_are_the_summarys() {
         sum(&again, "faceenroll_last_success_timestamp_seconds", &[]),
         first_end
     );
-}
-
-/// `faceenroll COMMAND --state STATE` against the emulator, credentials in the
-/// environment, as an operator runs it.
-fn after_command(
-    command: &str,
-    emulator: &str,
-    state: &Path,
-    extra: &[&str],
-) -> std::process::Command {
-    use faceenroll::emulator::{REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
-    let mut cmd = faceenroll(&[
-        command.as_ref(),
-        "--endpoint".as_ref(),
-        emulator.as_ref(),
-        "--appid".as_ref(),
-        REHEARSAL_APPID.as_ref(),
-        "--state".as_ref(),
-        state.as_os_str(),
-    ]);
-    cmd.args(extra)
-        .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
-        .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY);
-    cmd
 }
 
 /// Starts `cmd` and kills it with SIGKILL once the emulator has received five

@@ -26,23 +26,10 @@ use support::{
     options, photo, pid, run, Archive,
 };
 
-/// `faceenroll COMMAND --state STATE` against the emulator at `endpoint`, with the
-/// rehearsal credentials.
+/// [`support::after_command`] with no input: a question is not confirmed.
 fn after_command(command: &str, endpoint: &str, state: &Path, extra: &[&str]) -> Command {
-    use faceenroll::emulator::{REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
-    let mut cmd = faceenroll(&[
-        command.as_ref(),
-        "--endpoint".as_ref(),
-        endpoint.as_ref(),
-        "--appid".as_ref(),
-        REHEARSAL_APPID.as_ref(),
-        "--state".as_ref(),
-        state.as_os_str(),
-    ]);
-    cmd.args(extra)
-        .stdin(Stdio::null())
-        .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
-        .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY);
+    let mut cmd = support::after_command(command, endpoint, state, extra);
+    cmd.stdin(Stdio::null());
     cmd
 }
 

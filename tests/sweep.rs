@@ -10,7 +10,7 @@ use faceenroll::emulator::StateSnapshot;
 use faceenroll::report::Row;
 use std::path::{Path, PathBuf};
 use support::bin::{output, Run};
-use support::{faceenroll, hash_of, photo, report_rows, write};
+use support::{after_command, faceenroll, hash_of, photo, report_rows, write};
 
 /// `faceenroll enroll SOURCE --emulator --emulator-state SERVICE --state STATE
 /// --no-progress EXTRA...`, to its end.
@@ -420,31 +420,6 @@ fn the_summary_counts_this_runs_photos_and_calls_in_flight_as_the_json_does() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert!(peak >= 1, "{line}");
-}
-
-/// `faceenroll COMMAND --endpoint E --appid A --state S EXTRA...` with the rehearsal
-/// credentials.
-fn after_command(
-    command: &str,
-    endpoint: &str,
-    state: &Path,
-    extra: &[&str],
-) -> std::process::Command {
-    use faceenroll::emulator::{REHEARSAL_APPID, REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
-    let mut cmd = faceenroll(&[]);
-    cmd.args([
-        command,
-        "--endpoint",
-        endpoint,
-        "--appid",
-        REHEARSAL_APPID,
-        "--state",
-    ])
-    .arg(state)
-    .args(extra)
-    .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
-    .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY);
-    cmd
 }
 
 #[test]

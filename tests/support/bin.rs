@@ -140,6 +140,31 @@ pub fn faceenroll(args: &[&std::ffi::OsStr]) -> std::process::Command {
     cmd
 }
 
+/// `faceenroll COMMAND --state STATE EXTRA...` (`verify`, `rollback`, `status`, ...)
+/// against the emulator at `endpoint`, with the rehearsal credentials in the
+/// environment, as an operator would run it.
+pub fn after_command(
+    command: &str,
+    endpoint: &str,
+    state: &Path,
+    extra: &[&str],
+) -> std::process::Command {
+    use faceenroll::emulator::{REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
+    let mut cmd = faceenroll(&[
+        command.as_ref(),
+        "--endpoint".as_ref(),
+        endpoint.as_ref(),
+        "--appid".as_ref(),
+        REHEARSAL_APPID.as_ref(),
+        "--state".as_ref(),
+        state.as_os_str(),
+    ]);
+    cmd.args(extra)
+        .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+        .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY);
+    cmd
+}
+
 /// `faceenroll enroll SOURCE` against the emulator at `endpoint`, with the rehearsal
 /// credentials in the environment, as an operator would run it.
 pub fn enroll_command(source: &Path, endpoint: &str, state: &Path) -> std::process::Command {

@@ -11,7 +11,9 @@ pub mod http;
 pub mod photos;
 
 #[allow(unused_imports)]
-pub use bin::{enroll_command, faceenroll, report_rows, EmulatorProcess, BIN, NETWORK_VARIABLES};
+pub use bin::{
+    after_command, enroll_command, faceenroll, report_rows, EmulatorProcess, BIN, NETWORK_VARIABLES,
+};
 #[allow(unused_imports)]
 pub use photos::*;
 
