@@ -24,6 +24,8 @@
 //! - [`config`] resolves the service settings from flags, environment and file.
 //! - [`metrics`] writes a run's figures for monitoring (Prometheus text) and its
 //!   summary as JSON.
+//! - [`faces`] finds faces locally and sizes the crop `--crop-faces` sends in place
+//!   of a photo; the normalizer cuts it.
 //! - [`memory`] sets the allocator up (mimalloc; why is there).
 //! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
 
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod engine;
+pub mod faces;
 pub mod limits;
 pub mod memory;
 pub mod metrics;

@@ -6,7 +6,9 @@
 
 use crate::model::ImageRef;
 use crate::service::codes;
-use crate::store::{FaceRef, NotTaken, Origin, PersonEntry, PhotoEntry, PhotoState, Store};
+use crate::store::{
+    FaceRef, NotTaken, Origin, PersonEntry, PhotoEntry, PhotoKey, PhotoState, Store,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -383,6 +385,15 @@ pub struct Row {
     /// Where the photo was listed: a path, or `manifest.csv:LINE`.
     pub source: String,
     pub line: Option<u64>,
+    /// The face the local detector found (`--crop-faces`, `--skip-faceless`): its box
+    /// in the upright photo's pixels, or "no face found locally"; empty when the
+    /// photo was not looked at.
+    #[serde(default)]
+    pub face_box: String,
+    /// The box of the crop sent in place of the photo (`--crop-faces`); empty when
+    /// the photo was sent whole.
+    #[serde(default)]
+    pub crop: String,
     /// The state directory the row comes from, in a report of several shards of a
     /// job (`report --state A --state B`); no column otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -468,6 +479,8 @@ impl Row {
             attempts: entry.attempts,
             source,
             line,
+            face_box: String::new(),
+            crop: String::new(),
             shard: None,
         }
     }
@@ -500,6 +513,8 @@ impl Row {
             attempts: 0,
             source,
             line,
+            face_box: String::new(),
+            crop: String::new(),
             shard: None,
         }
     }
@@ -514,7 +529,7 @@ fn source_columns(origin: &Origin) -> (String, Option<u64>) {
 }
 
 /// The columns of the CSV report, in order: the first five are a manifest's.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 15] = [
     "person_id",
     "image",
     "group_ids",
@@ -528,6 +543,8 @@ pub const COLUMNS: [&str; 13] = [
     "attempts",
     "source",
     "line",
+    "face_box",
+    "crop",
 ];
 
 /// The format of `faceenroll report`.
@@ -601,7 +618,7 @@ fn write_rows<W: std::io::Write>(
         row
     };
     for item in store.photos() {
-        let (_, entry) = item?;
+        let (key, entry) = item?;
         if !meta.is_current(entry.source.as_deref(), entry.generation) {
             continue;
         }
@@ -614,7 +631,9 @@ fn write_rows<W: std::io::Write>(
         if person.as_ref().map(|p| p.person.as_str()) != Some(entry.person.as_str()) {
             person = store.person(&entry.person)?;
         }
-        writer.write(&with_shard(Row::new(&entry, person.as_ref())))?;
+        let mut row = Row::new(&entry, person.as_ref());
+        faces_columns(store, &key, &entry, &mut row)?;
+        writer.write(&with_shard(row))?;
         rows += 1;
     }
     for entry in store.not_taken() {
@@ -632,6 +651,24 @@ fn write_rows<W: std::io::Write>(
         rows += 1;
     }
     Ok(rows)
+}
+
+/// The `face_box` and `crop` columns of a photo, from what the store recorded.
+fn faces_columns(
+    store: &Store,
+    key: &PhotoKey,
+    entry: &PhotoEntry,
+    row: &mut Row,
+) -> anyhow::Result<()> {
+    if let Some(hash) = &entry.hash {
+        if let Some(detection) = store.faces(hash)? {
+            row.face_box = detection.cell();
+        }
+    }
+    if let Some(rect) = store.crop(key)? {
+        row.crop = rect.to_string();
+    }
+    Ok(())
 }
 
 enum RowWriter<W: std::io::Write> {

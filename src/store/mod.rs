@@ -23,6 +23,10 @@
 //!   `verify`, so a stopped verify goes on where it stopped.
 //! - `rollback`: one [`RollbackEntry`] per person `rollback` has undone, so a
 //!   stopped rollback goes on and a finished one makes no call.
+//! - `faces`: detector version byte + content hash → the [`Detection`] the local
+//!   face detector made of that content, so no later run looks at it again.
+//! - `crops`: photo key → the box of the crop around its face last sent for it
+//!   (`--crop-faces`), for the report; no entry when the photo was sent whole.
 //!
 //! # Durability
 //!
@@ -42,6 +46,7 @@ mod record;
 pub use read_copy::{open_for_reading, Reading};
 pub use record::*;
 
+use crate::faces::{Detection, FaceBox};
 use crate::limits::RequestLimit;
 use crate::model::ContentHash;
 use serde::{Deserialize, Serialize};
@@ -94,6 +99,8 @@ pub struct Store {
     created: sled::Tree,
     verify: sled::Tree,
     rollback: sled::Tree,
+    faces: sled::Tree,
+    crops: sled::Tree,
     /// Each source's latest plan generation ([`JobMeta::sources`]), kept with every
     /// write of the metadata: a photo entry not retired was seen by its source's
     /// latest plan, which is the generation it is read with.
@@ -138,6 +145,8 @@ impl Store {
             created: db.open_tree("created")?,
             verify: db.open_tree("verify")?,
             rollback: db.open_tree("rollback")?,
+            faces: db.open_tree("faces")?,
+            crops: db.open_tree("crops")?,
             sources: RwLock::default(),
             photo_writes: AtomicU64::new(0),
             db,
@@ -443,6 +452,46 @@ impl Store {
         self.rollback.insert(person.as_bytes(), encode(entry))?;
         Ok(())
     }
+}
+
+/// The local face detector's findings and the crops sent.
+impl Store {
+    /// What the face detector of this version found in a photo of this content.
+    pub fn faces(&self, hash: &ContentHash) -> Result<Option<Detection>> {
+        self.faces
+            .get(faces_key(hash))?
+            .map(|v| decode(&v, "face detection"))
+            .transpose()
+    }
+
+    pub fn put_faces(&self, hash: &ContentHash, detection: &Detection) -> Result<()> {
+        self.faces.insert(faces_key(hash), encode(detection))?;
+        Ok(())
+    }
+
+    /// The box (in the upright original's pixels) of the crop last sent for a photo,
+    /// if it was sent as a crop.
+    pub fn crop(&self, key: &PhotoKey) -> Result<Option<FaceBox>> {
+        self.crops
+            .get(key.as_bytes())?
+            .map(|v| decode(&v, "crop"))
+            .transpose()
+    }
+
+    /// Records what was sent for a photo: the crop's box, or `None` for the whole.
+    pub fn put_crop(&self, key: &PhotoKey, crop: Option<&FaceBox>) -> Result<()> {
+        match crop {
+            Some(rect) => self.crops.insert(key.as_bytes(), encode(rect))?,
+            None => self.crops.remove(key.as_bytes())?,
+        };
+        Ok(())
+    }
+}
+
+fn faces_key(hash: &ContentHash) -> Vec<u8> {
+    let mut key = vec![crate::faces::DETECTOR_VERSION];
+    key.extend_from_slice(&hash.0);
+    key
 }
 
 fn get_record<T: for<'de> Deserialize<'de>>(

@@ -3,6 +3,7 @@
 
 use super::{Halt, Item, Ready, Worker};
 use crate::chunk::{self, ChunkItem};
+use crate::engine::crop;
 use crate::engine::shrink;
 use crate::limits::{RequestBudget, MAX_IMAGES_PER_ADDFACE};
 use crate::model::ImageRef;
@@ -100,8 +101,8 @@ impl Worker<'_, '_> {
 
     /// Reads (and if needed re-encodes) photos into what the client sends, one result
     /// per entry in its place: the files through [`normalize::prepare_chunk`] on the
-    /// normalizing pool, the URLs as they are.
-    fn prepare(&self, entries: &[&PhotoEntry]) -> Vec<Result<Ready, Failure>> {
+    /// normalizing pool (or, looked at for faces, [`crop::prepare`]), the URLs as they are.
+    fn prepare(&self, entries: &[&PhotoEntry]) -> Vec<Result<Ready, NotReady>> {
         let files: Vec<&Path> = entries
             .iter()
             .filter_map(|e| match &e.image {
@@ -109,13 +110,17 @@ impl Worker<'_, '_> {
                 ImageRef::Url(_) => None,
             })
             .collect();
-        let options = self
-            .shared
-            .options
-            .normalize
-            .within(&self.shared.request_budget());
-        let mut prepared =
-            normalize::prepare_chunk(&self.shared.normalize_pool, &files, &options).into_iter();
+        let budget = self.shared.request_budget();
+        let options = self.shared.options.normalize.within(&budget);
+        let mut prepared = if self.shared.options.faces.detects() {
+            crop::prepare(self.shared, entries, &options, &budget)
+        } else {
+            normalize::prepare_chunk(&self.shared.normalize_pool, &files, &options)
+                .into_iter()
+                .map(|r| r.map(|p| (p, None)))
+                .collect()
+        }
+        .into_iter();
         entries
             .iter()
             .map(|e| match &e.image {
@@ -124,22 +129,36 @@ impl Worker<'_, '_> {
                     bytes: url.len() as u64,
                     outcome: normalize::Outcome::AsIs,
                 }),
-                ImageRef::File(path) => ready(path, prepared.next().expect("one result per file")),
+                ImageRef::File(path) => {
+                    let (prepared, skip) = match prepared.next().expect("one result per file") {
+                        Ok((prepared, skip)) => (Ok(prepared), skip),
+                        Err(e) => (Err(e), None),
+                    };
+                    match skip {
+                        Some(reason) => Err(NotReady::Skipped(reason)),
+                        None => ready(path, prepared).map_err(NotReady::Failed),
+                    }
+                }
             })
             .collect()
     }
 
-    /// Takes a prepared photo, or fails it with its reason (and answers `false`) when
-    /// it could not be prepared.
-    fn accept(&mut self, item: &mut Item, result: Result<Ready, Failure>) -> Result<bool, Halt> {
+    /// Takes a prepared photo, or fails or skips it with its reason (and answers
+    /// `false`) when it is not to be sent.
+    fn accept(&mut self, item: &mut Item, result: Result<Ready, NotReady>) -> Result<bool, Halt> {
         match result {
             Ok(ready) => {
                 item.ready = Some(ready);
                 Ok(true)
             }
-            Err(failure) => {
+            Err(NotReady::Failed(failure)) => {
                 tracing::warn!(photo = %item.entry.image, "{}", failure.message);
                 self.finish(item, PhotoState::Failed(failure))?;
+                Ok(false)
+            }
+            Err(NotReady::Skipped(reason)) => {
+                tracing::info!(photo = %item.entry.image, "skipped: {reason}");
+                self.finish(item, PhotoState::Skipped { reason })?;
                 Ok(false)
             }
         }
@@ -270,7 +289,23 @@ fn ready(
             },
             outcome: normalize::Outcome::Normalized(normalized),
         }),
+        normalize::Prepared::Cropped { bytes, cropped } => Ok(Ready {
+            bytes: bytes.len() as u64,
+            body: ImageBody::Bytes {
+                filename: file_name(path),
+                bytes: Arc::from(bytes),
+            },
+            outcome: normalize::Outcome::Cropped(cropped),
+        }),
     }
+}
+
+/// Why a photo taken from the queue is not sent.
+pub(super) enum NotReady {
+    /// It cannot be: failed with its reason.
+    Failed(Failure),
+    /// It is not to be (`--skip-faceless`): skipped with its reason.
+    Skipped(String),
 }
 
 /// The file name a re-encoded copy of the photo at `path` is sent under.
