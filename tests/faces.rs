@@ -337,3 +337,77 @@ fn plan_counts_the_faces_once_and_the_next_run_looks_at_nothing_again() {
     let crew = &held.persons["crew"].faces[0];
     assert!(crew.width * crew.height * 4 < FRAME.0 * FRAME.1);
 }
+
+/// Should the detector take something else for a face, the service finds no face in
+/// the crop (-1101): the photo is sent again whole, not failed. Here the recorded
+/// detection is made to point at a flat part of the photo, which the emulator, like
+/// the service, refuses as faceless.
+#[test]
+fn a_crop_the_service_finds_no_face_in_is_sent_again_whole() {
+    let archive = Archive::new();
+    let mut frame = background(FRAME.0, FRAME.1, 5);
+    for (x, _, p) in frame.enumerate_pixels_mut() {
+        if x < FRAME.0 / 2 {
+            p.0 = [128, 128, 128];
+        }
+    }
+    let flat_jpeg = jpeg_bytes(&frame, 90);
+    let flat = archive.archive.add("alice", "second.jpg", &flat_jpeg);
+    // The same photo alone for dana: the one that creates her person.
+    archive.archive.add("dana", "second.jpg", &flat_jpeg);
+    let state = archive.archive.state();
+    let planned = support::bin::output(&mut support::faceenroll(&[
+        "plan".as_ref(),
+        archive.archive.root().as_os_str(),
+        "--group".as_ref(),
+        "staff".as_ref(),
+        "--state".as_ref(),
+        state.as_os_str(),
+    ]));
+    assert_eq!(planned.code, 0, "{planned:?}");
+    {
+        let store = faceenroll::store::Store::open(&state).unwrap();
+        let hash = faceenroll::model::ContentHash::of(&std::fs::read(&flat).unwrap());
+        let wrong = faces::Detection {
+            dims: FRAME,
+            faces: vec![faces::Found {
+                face: FaceBox {
+                    x: 200,
+                    y: 400,
+                    w: 150,
+                    h: 150,
+                },
+                score: 20.0,
+            }],
+        };
+        store.put_faces(&hash, &wrong).unwrap();
+        store.flush().unwrap();
+    }
+    let emulator = support::emulator();
+    enroll(&archive, &emulator, &["--crop-faces"]);
+    let held = emulator.snapshot();
+    let hashes: Vec<&str> = held.persons["alice"]
+        .faces
+        .iter()
+        .map(|f| f.content_hash.as_str())
+        .collect();
+    assert_eq!(hashes.len(), 2, "{hashes:?}");
+    assert!(hashes.contains(&whole_copy_hash(&flat).as_str()));
+    let dana: Vec<&str> = held.persons["dana"]
+        .faces
+        .iter()
+        .map(|f| f.content_hash.as_str())
+        .collect();
+    assert_eq!(dana, [whole_copy_hash(&flat).as_str()]);
+    let rows = support::report_rows(&state);
+    for person in ["alice", "dana"] {
+        let second = rows
+            .iter()
+            .find(|r| r.person_id == person && r.image.ends_with("second.jpg"))
+            .unwrap();
+        assert_eq!(second.status, "enrolled", "{second:?}");
+        assert_eq!(second.crop, "", "{second:?}");
+        // Sent twice: the crop, refused, then the whole photo.
+        assert_eq!(second.attempts, 2, "{second:?}");
+    }
+}

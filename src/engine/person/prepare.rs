@@ -9,6 +9,7 @@ use crate::limits::{RequestBudget, MAX_IMAGES_PER_ADDFACE};
 use crate::model::ImageRef;
 use crate::normalize::{self, NormalizeError};
 use crate::service::client::ImageBody;
+use crate::service::codes;
 use crate::store::{Failure, FailureKind, PhotoEntry, PhotoState};
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -161,6 +162,36 @@ impl Worker<'_, '_> {
                 self.finish(item, PhotoState::Skipped { reason })?;
                 Ok(false)
             }
+        }
+    }
+
+    /// A crop in which the service found no face (-1101) is made ready again as the
+    /// whole photo, exactly as without `--crop-faces`, to be sent again: the local
+    /// detector took something else for a face, and the photo must not be lost for
+    /// it. Answers whether it was.
+    pub(super) fn whole_instead_of_crop(&self, item: &mut Item, code: Option<i64>) -> bool {
+        let cropped = matches!(
+            item.ready.as_ref().map(|r| &r.outcome),
+            Some(normalize::Outcome::Cropped(_))
+        );
+        let ImageRef::File(path) = &item.entry.image else {
+            return false;
+        };
+        if !cropped || code != Some(codes::code::NO_FACE) {
+            return false;
+        }
+        let options = self
+            .shared
+            .options
+            .normalize
+            .within(&self.shared.request_budget());
+        match ready(path, normalize::prepare(path, &options)) {
+            Ok(whole) => {
+                tracing::info!(photo = %item.entry.image, "the service found no face in the crop; sending the whole photo");
+                item.ready = Some(whole);
+                true
+            }
+            Err(_) => false,
         }
     }
 
