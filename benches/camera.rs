@@ -114,6 +114,7 @@ fn normalize(dir: &Path, threads: usize) {
         .iter()
         .map(|o| match o {
             Outcome::Normalized(n) => n.to_bytes,
+            Outcome::Cropped(c) => c.copy.to_bytes,
             Outcome::AsIs => 0,
         })
         .sum();

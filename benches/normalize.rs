@@ -149,6 +149,7 @@ fn main() {
             .iter()
             .map(|o| match o {
                 Outcome::Normalized(n) => n.to_bytes,
+                Outcome::Cropped(c) => c.copy.to_bytes,
                 Outcome::AsIs => 0,
             })
             .sum();
@@ -170,6 +171,7 @@ fn main() {
                 .iter()
                 .map(|o| match o {
                     Outcome::Normalized(n) => n.quality.to_string(),
+                    Outcome::Cropped(c) => c.copy.quality.to_string(),
                     Outcome::AsIs => "as is".into(),
                 })
                 .collect();

@@ -24,6 +24,8 @@
 //! - [`config`] resolves the service settings from flags, environment and file.
 //! - [`metrics`] writes a run's figures for monitoring (Prometheus text) and its
 //!   summary as JSON; [`ping`] tells a monitoring URL when a run starts and ends.
+//! - [`faces`] finds faces locally and sizes the crop `--crop-faces` sends in place
+//!   of a photo; the normalizer cuts it.
 //! - [`memory`] sets the allocator up (mimalloc; why is there).
 //! - [`deletion`] decides what a rollback may take back from a person, from the job's
 //!   records and the person as the service holds it just before.
@@ -35,6 +37,7 @@ pub mod config;
 pub mod deletion;
 pub mod emulator;
 pub mod engine;
+pub mod faces;
 pub mod limits;
 pub mod memory;
 pub mod metrics;

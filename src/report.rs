@@ -6,7 +6,9 @@
 
 use crate::model::ImageRef;
 use crate::service::codes;
-use crate::store::{FaceRef, NotTaken, Origin, PersonEntry, PhotoEntry, PhotoState, Store};
+use crate::store::{
+    FaceRef, NotTaken, Origin, PersonEntry, PhotoEntry, PhotoKey, PhotoState, Store,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -391,6 +393,15 @@ pub struct Row {
     /// Where the photo was listed: a path, or `manifest.csv:LINE`.
     pub source: String,
     pub line: Option<u64>,
+    /// The face the local detector found (`--crop-faces`, `--skip-faceless`): its box
+    /// in the upright photo's pixels, or "no face found locally"; empty when the
+    /// photo was not looked at.
+    #[serde(default)]
+    pub face_box: String,
+    /// The box of the crop sent in place of the photo (`--crop-faces`); empty when
+    /// the photo was sent whole.
+    #[serde(default)]
+    pub crop: String,
     /// The state directory the row comes from, in a report of several shards of a
     /// job (`report --state A --state B`); no column otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -479,6 +490,8 @@ impl Row {
             attempts: entry.attempts,
             source,
             line,
+            face_box: String::new(),
+            crop: String::new(),
             shard: None,
         }
     }
@@ -511,6 +524,8 @@ impl Row {
             attempts: 0,
             source,
             line,
+            face_box: String::new(),
+            crop: String::new(),
             shard: None,
         }
     }
@@ -525,7 +540,7 @@ fn source_columns(origin: &Origin) -> (String, Option<u64>) {
 }
 
 /// The columns of the CSV report, in order: the first five are a manifest's.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 15] = [
     "person_id",
     "image",
     "group_ids",
@@ -539,6 +554,8 @@ pub const COLUMNS: [&str; 13] = [
     "attempts",
     "source",
     "line",
+    "face_box",
+    "crop",
 ];
 
 /// The format of `faceenroll report`.
@@ -634,6 +651,7 @@ fn write_rows<W: std::io::Write>(
                 format!("{}; {note}", row.reason)
             };
         }
+        faces_columns(store, &key, &entry, &mut row)?;
         writer.write(&with_shard(row))?;
         rows += 1;
     }
@@ -679,6 +697,24 @@ fn shared_notes(
         }
     }
     Ok(notes)
+}
+
+/// The `face_box` and `crop` columns of a photo, from what the store recorded.
+fn faces_columns(
+    store: &Store,
+    key: &PhotoKey,
+    entry: &PhotoEntry,
+    row: &mut Row,
+) -> anyhow::Result<()> {
+    if let Some(hash) = &entry.hash {
+        if let Some(detection) = store.faces(hash)? {
+            row.face_box = detection.cell();
+        }
+    }
+    if let Some(rect) = store.crop(key)? {
+        row.crop = rect.to_string();
+    }
+    Ok(())
 }
 
 enum RowWriter<W: std::io::Write> {

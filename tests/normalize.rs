@@ -36,7 +36,7 @@ fn fitted(w: u32, h: u32) -> (u32, u32) {
 fn normalized(prepared: &Prepared) -> (&[u8], Normalized) {
     match prepared {
         Prepared::Normalized { bytes, normalized } => (bytes, *normalized),
-        Prepared::AsIs => panic!("expected a normalized copy, got AsIs"),
+        other => panic!("expected a normalized copy, got {other:?}"),
     }
 }
 

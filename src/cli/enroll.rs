@@ -163,6 +163,7 @@ impl EnrollSettings {
             budget: self.plan.options().budget,
             seed: None,
             group_limits: Default::default(),
+            faces: self.plan.faces(),
         }
     }
 }

@@ -9,7 +9,9 @@
 use super::settings;
 pub use super::settings::{PlanArgs, PlanSettings};
 use super::Exit;
+use crate::faces::FaceOptions;
 use crate::normalize::NormalizeOptions;
+use crate::ops::faces::{self, FaceSurvey};
 use crate::plan::{self, PlanOptions, PlanSummary};
 use crate::source::SourceSpec;
 use crate::store;
@@ -26,6 +28,14 @@ impl PlanSettings {
             max_bytes: self.max_photo_bytes,
             max_edge: self.max_edge,
             jpeg_quality: self.jpeg_quality,
+        }
+    }
+
+    /// Whether photos are looked at for faces, and what is done with what is found.
+    pub fn faces(&self) -> FaceOptions {
+        FaceOptions {
+            crop: self.crop_faces,
+            skip_faceless: self.skip_faceless,
         }
     }
 
@@ -79,16 +89,54 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     let result = (|| {
         // A copy of the job's state, or an empty one: removed when dropped.
         let scratch = store::open_scratch_copy(args.state.as_deref())?;
-        let summary = plan::build(
-            scratch.store(),
-            &settings.source_spec(),
-            &settings.options(),
-        )?;
-        anyhow::Ok(summary)
+        let store = scratch.store();
+        let summary = plan::build(store, &settings.source_spec(), &settings.options())?;
+        let faces = if settings.faces().detects() {
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            Some(faces::survey(store, &settings.normalize(), threads)?)
+        } else {
+            None
+        };
+        anyhow::Ok((summary, faces))
     })();
-    let summary = result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
+    let (summary, faces) =
+        result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
     print!("{}", render(&summary));
+    if let Some(faces) = faces {
+        print!("{}", render_faces(&faces, settings.no_resize));
+    }
     Ok(Exit::Ok)
+}
+
+/// The faces `plan --crop-faces` found in the photos to send.
+pub fn render_faces(f: &FaceSurvey, no_resize: bool) -> String {
+    let mut out = String::new();
+    if no_resize {
+        let _ = writeln!(
+            out,
+            "Faces: not looked for: --crop-faces and --skip-faceless need re-encoding (drop --no-resize)"
+        );
+        return out;
+    }
+    let looked = f.none + f.one + f.several;
+    let _ = writeln!(
+        out,
+        "Faces found on this machine, in the {looked} photos to send ({} looked at now, {} known from earlier runs):",
+        f.detected_now,
+        looked - f.detected_now
+    );
+    let rows = [
+        ("no face: sent whole", f.none),
+        ("one face: sent as a crop", f.one),
+        ("several faces: the largest", f.several),
+        ("could not be read", f.unreadable),
+    ];
+    for (label, n) in rows {
+        if n > 0 || label != "could not be read" {
+            let _ = writeln!(out, "    {label:<27} {n}");
+        }
+    }
+    out
 }
 
 /// The dry-run text of a plan: what would be done, then every problem listed.

@@ -27,6 +27,7 @@
 
 mod caller;
 pub mod concurrency;
+mod crop;
 mod doubt;
 pub mod groups;
 pub mod pacer;
@@ -35,6 +36,7 @@ pub mod queue;
 pub mod retry;
 pub mod shrink;
 
+use crate::faces::FaceOptions;
 use crate::limits::{RequestBudget, RequestLimit};
 use crate::normalize::NormalizeOptions;
 use crate::report::Tally;
@@ -90,6 +92,8 @@ pub struct EngineOptions {
     /// The group and AppID limits new persons are checked against before any is
     /// created.
     pub group_limits: groups::GroupLimits,
+    /// Whether photos are looked at for faces (`--crop-faces`, `--skip-faceless`).
+    pub faces: FaceOptions,
 }
 
 impl Default for EngineOptions {
@@ -102,6 +106,7 @@ impl Default for EngineOptions {
             budget: RequestBudget::configured(crate::limits::MAX_REQUEST_BYTES),
             seed: None,
             group_limits: groups::GroupLimits::default(),
+            faces: FaceOptions::default(),
         }
     }
 }

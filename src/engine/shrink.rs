@@ -51,6 +51,7 @@ pub(super) fn smaller_copy(
     };
     match normalize::prepare_down_to(path, &smaller, normalize::Floor::RequestLimit) {
         Ok(Prepared::Normalized { bytes, normalized }) => Ok((bytes, normalized)),
+        Ok(Prepared::Cropped { bytes, cropped }) => Ok((bytes, cropped.copy)),
         // Within the smaller budget already: the copy prepared before was larger.
         Ok(Prepared::AsIs) => Err(format!(
             "the photo is within {budget} bytes as it is, yet was prepared larger"

@@ -44,6 +44,7 @@
 //! (flatten, scale, turn, encode, predict a size).
 
 mod budget;
+mod crop;
 mod decode;
 mod header;
 pub mod heif;
@@ -51,6 +52,7 @@ mod picture;
 
 use crate::limits::{RequestBudget, MAX_PHOTO_PIXELS, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
 use budget::Budget;
+pub use crop::{look_for_faces, prepare_chunk_faces, prepare_faces, Cropped, FacePrepared};
 use decode::{decode, jpeg_scale, Decoded};
 use header::{header_of, Kind, Shape};
 use image::metadata::Orientation;
@@ -385,6 +387,8 @@ pub enum Outcome {
     AsIs,
     /// A re-encoded copy was sent.
     Normalized(Normalized),
+    /// A crop around the photo's face was sent (`--crop-faces`).
+    Cropped(Cropped),
 }
 
 impl Outcome {
@@ -393,6 +397,7 @@ impl Outcome {
         match self {
             Outcome::AsIs => 0,
             Outcome::Normalized(n) => n.bytes_saved(),
+            Outcome::Cropped(c) => c.copy.bytes_saved(),
         }
     }
 }
@@ -402,6 +407,7 @@ impl fmt::Display for Outcome {
         match self {
             Outcome::AsIs => f.write_str("sent as is"),
             Outcome::Normalized(n) => n.fmt(f),
+            Outcome::Cropped(c) => c.fmt(f),
         }
     }
 }
@@ -416,6 +422,8 @@ pub enum Prepared {
         bytes: Vec<u8>,
         normalized: Normalized,
     },
+    /// Send these bytes (a JPEG of the photo's face) in place of the file.
+    Cropped { bytes: Vec<u8>, cropped: Cropped },
 }
 
 impl Prepared {
@@ -424,6 +432,7 @@ impl Prepared {
         match self {
             Prepared::AsIs => Outcome::AsIs,
             Prepared::Normalized { normalized, .. } => Outcome::Normalized(*normalized),
+            Prepared::Cropped { cropped, .. } => Outcome::Cropped(*cropped),
         }
     }
 
@@ -431,7 +440,7 @@ impl Prepared {
     pub fn bytes(&self) -> Option<&[u8]> {
         match self {
             Prepared::AsIs => None,
-            Prepared::Normalized { bytes, .. } => Some(bytes),
+            Prepared::Normalized { bytes, .. } | Prepared::Cropped { bytes, .. } => Some(bytes),
         }
     }
 }
@@ -483,13 +492,19 @@ pub fn decide(path: &Path, opts: &NormalizeOptions) -> Result<Decision, Normaliz
 /// their decoder reads to start.
 pub fn read_header(path: &Path) -> Result<Header, NormalizeError> {
     let (bytes, shape) = read_shape(path)?;
-    Ok(Header {
-        bytes,
-        dims: shape.dims,
-        orientation: shape.orientation,
-        animated: shape.animated,
-        foreign: shape.kind.is_foreign(),
-    })
+    Ok(Header::of(bytes, &shape))
+}
+
+impl Header {
+    fn of(bytes: u64, shape: &Shape) -> Header {
+        Header {
+            bytes,
+            dims: shape.dims,
+            orientation: shape.orientation,
+            animated: shape.animated,
+            foreign: shape.kind.is_foreign(),
+        }
+    }
 }
 
 fn read_shape(path: &Path) -> Result<(u64, Shape), NormalizeError> {
@@ -541,13 +556,7 @@ pub fn prepare_down_to(
         return Ok(Prepared::AsIs);
     }
     let (bytes, shape) = read_shape(path)?;
-    let header = Header {
-        bytes,
-        dims: shape.dims,
-        orientation: shape.orientation,
-        animated: shape.animated,
-        foreign: shape.kind.is_foreign(),
-    };
+    let header = Header::of(bytes, &shape);
     if Decision::of(&header, opts) == Decision::AsIs {
         return Ok(Prepared::AsIs);
     }
@@ -681,17 +690,34 @@ fn normalize_bytes(
     opts: &NormalizeOptions,
     floor: u32,
 ) -> Result<(Vec<u8>, Normalized), Failure> {
-    let Shape {
-        kind,
-        dims: from_dims,
-        orientation,
-        ..
-    } = header_of(Cursor::new(original))?;
+    let (shape, decoded) = decode_for(original, opts)?;
+    encode_within(decoded, &shape, original.len() as u64, opts, floor)
+}
+
+/// A photo's header and its pixels, decoded for fitting into `opts.max_edge`.
+fn decode_for(original: &[u8], opts: &NormalizeOptions) -> Result<(Shape, Decoded), Failure> {
+    let shape = header_of(Cursor::new(original))?;
     let target = opts.max_edge.clamp(1, u32::from(u16::MAX));
+    let decoded = decode(original, shape.kind, target)?;
+    Ok((shape, decoded))
+}
+
+/// Scales, turns upright and re-encodes decoded pixels to fit the budget, stepping
+/// the quality and then the size down, the long side no further than `floor`;
+/// `from_bytes` and the shape's dimensions are the original's, for the record of what
+/// was sent.
+fn encode_within(
+    decoded: Decoded,
+    shape: &Shape,
+    from_bytes: u64,
+    opts: &NormalizeOptions,
+    floor: u32,
+) -> Result<(Vec<u8>, Normalized), Failure> {
+    let (from_dims, orientation) = (shape.dims, shape.orientation);
     let Decoded {
         picture: base,
         profile,
-    } = decode(original, kind, target)?;
+    } = decoded;
     // A damaged or foreign profile is dropped; the copy is then read as sRGB.
     let profile = profile.filter(|p| p.len() <= MAX_ICC_BYTES && profile_fits(p, &base));
     let long = base.width().max(base.height());
@@ -722,7 +748,7 @@ fn normalize_bytes(
                 let size = bytes.len() as u64;
                 if size <= budget {
                     let normalized = Normalized {
-                        from_bytes: original.len() as u64,
+                        from_bytes,
                         to_bytes: size,
                         from_dims,
                         to_dims,

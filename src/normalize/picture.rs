@@ -100,10 +100,56 @@ pub(super) fn fit(base: &DynamicImage, edge: u32, orientation: Orientation) -> D
     picture
 }
 
+/// The picture scaled so its long edge is at most `edge`, in gray, and turned upright:
+/// what the face detector looks at. Scaled with a bilinear filter, cheaper than the
+/// copy's Lanczos and as good at a fraction of the size.
+pub(super) fn grey_copy(
+    base: &DynamicImage,
+    edge: u32,
+    orientation: Orientation,
+) -> image::GrayImage {
+    let (w, h) = (base.width(), base.height());
+    let (nw, nh) = fitted((w, h), edge);
+    let bilinear = fr::ResizeAlg::Convolution(fr::FilterType::Bilinear);
+    let grey = match base {
+        DynamicImage::ImageRgb8(rgb) => DynamicImage::ImageRgb8(
+            image::RgbImage::from_raw(nw, nh, resize_with(rgb.as_raw(), w, h, nw, nh, 3, bilinear))
+                .expect("resize returns nw × nh pixels"),
+        )
+        .into_luma8(),
+        DynamicImage::ImageLuma8(gray) => image::GrayImage::from_raw(
+            nw,
+            nh,
+            resize_with(gray.as_raw(), w, h, nw, nh, 1, bilinear),
+        )
+        .expect("resize returns nw × nh pixels"),
+        other => return grey_copy(&flatten(other.clone()), edge, orientation),
+    };
+    let mut grey = DynamicImage::ImageLuma8(grey);
+    grey.apply_orientation(orientation);
+    grey.into_luma8()
+}
+
 /// Scales 8-bit interleaved pixels of `channels` (1 or 3) from `w` × `h` to `nw` × `nh`
 /// with a Lanczos-3 filter, as Pillow's and libvips' thumbnails do: sharper than area
 /// averaging, without its blockiness, and with SIMD a few milliseconds for a photo.
 fn resize(src: &[u8], w: u32, h: u32, nw: u32, nh: u32, channels: u8) -> Vec<u8> {
+    let lanczos = fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3);
+    resize_with(src, w, h, nw, nh, channels, lanczos)
+}
+
+fn resize_with(
+    src: &[u8],
+    w: u32,
+    h: u32,
+    nw: u32,
+    nh: u32,
+    channels: u8,
+    alg: fr::ResizeAlg,
+) -> Vec<u8> {
+    if (nw, nh) == (w, h) {
+        return src.to_vec();
+    }
     let pixel = if channels == 1 {
         fr::PixelType::U8
     } else {
@@ -111,8 +157,7 @@ fn resize(src: &[u8], w: u32, h: u32, nw: u32, nh: u32, channels: u8) -> Vec<u8>
     };
     let from = fr::images::ImageRef::new(w, h, src, pixel).expect("w × h pixels");
     let mut to = fr::images::Image::new(nw, nh, pixel);
-    let options =
-        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    let options = fr::ResizeOptions::new().resize_alg(alg);
     fr::Resizer::new()
         .resize(&from, &mut to, &options)
         .expect("same pixel type on both sides");

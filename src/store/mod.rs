@@ -34,6 +34,10 @@
 //!   stopped rollback goes on and a finished one makes no call. Once every person
 //!   is undone, the metadata's `rolled_back` (a `u64` of Unix seconds) closes the
 //!   state: `enroll` and `verify` refuse it ([`Store::rollback_status`]).
+//! - `faces`: detector version byte + content hash → the [`Detection`] the local
+//!   face detector made of that content, so no later run looks at it again.
+//! - `crops`: photo key → the box of the crop around its face last sent for it
+//!   (`--crop-faces`), for the report; no entry when the photo was sent whole.
 //!
 //! # Durability
 //!
@@ -58,6 +62,7 @@ pub use identity::{
 pub use read_copy::{open_for_reading, open_scratch_copy, Reading};
 pub use record::*;
 
+use crate::faces::{Detection, FaceBox};
 use crate::limits::RequestLimit;
 use crate::model::ContentHash;
 use serde::{Deserialize, Serialize};
@@ -114,6 +119,8 @@ pub struct Store {
     creating: sled::Tree,
     verify: sled::Tree,
     rollback: sled::Tree,
+    faces: sled::Tree,
+    crops: sled::Tree,
     /// Each source's latest plan generation ([`JobMeta::sources`]), kept with every
     /// write of the metadata: a photo entry not retired was seen by its source's
     /// latest plan, which is the generation it is read with.
@@ -165,6 +172,8 @@ impl Store {
             creating: db.open_tree("creating")?,
             verify: db.open_tree("verify")?,
             rollback: db.open_tree("rollback")?,
+            faces: db.open_tree("faces")?,
+            crops: db.open_tree("crops")?,
             sources: RwLock::default(),
             photo_writes: AtomicU64::new(0),
             db,
@@ -563,6 +572,46 @@ impl Store {
         self.rollback.insert(person.as_bytes(), encode(entry))?;
         Ok(())
     }
+}
+
+/// The local face detector's findings and the crops sent.
+impl Store {
+    /// What the face detector of this version found in a photo of this content.
+    pub fn faces(&self, hash: &ContentHash) -> Result<Option<Detection>> {
+        self.faces
+            .get(faces_key(hash))?
+            .map(|v| decode(&v, "face detection"))
+            .transpose()
+    }
+
+    pub fn put_faces(&self, hash: &ContentHash, detection: &Detection) -> Result<()> {
+        self.faces.insert(faces_key(hash), encode(detection))?;
+        Ok(())
+    }
+
+    /// The box (in the upright original's pixels) of the crop last sent for a photo,
+    /// if it was sent as a crop.
+    pub fn crop(&self, key: &PhotoKey) -> Result<Option<FaceBox>> {
+        self.crops
+            .get(key.as_bytes())?
+            .map(|v| decode(&v, "crop"))
+            .transpose()
+    }
+
+    /// Records what was sent for a photo: the crop's box, or `None` for the whole.
+    pub fn put_crop(&self, key: &PhotoKey, crop: Option<&FaceBox>) -> Result<()> {
+        match crop {
+            Some(rect) => self.crops.insert(key.as_bytes(), encode(rect))?,
+            None => self.crops.remove(key.as_bytes())?,
+        };
+        Ok(())
+    }
+}
+
+fn faces_key(hash: &ContentHash) -> Vec<u8> {
+    let mut key = vec![crate::faces::DETECTOR_VERSION];
+    key.extend_from_slice(&hash.0);
+    key
 }
 
 fn get_record<T: for<'de> Deserialize<'de>>(

@@ -91,6 +91,10 @@ impl Worker<'_, '_> {
                             }
                             _ => {
                                 // Action::FailPhoto; an image without a code is requeued.
+                                if self.whole_instead_of_crop(&mut item, code) {
+                                    queue.push_front(item);
+                                    continue;
+                                }
                                 let code = code.expect("requeued without a code");
                                 tracing::warn!(photo = %item.entry.image, "refused: {}", codes::Described(code));
                                 let failure = Failure {

@@ -257,6 +257,10 @@ impl<'s, 'a> Worker<'s, 'a> {
                 .filter(|r| r.outcome != normalize::Outcome::AsIs)
                 .map(|r| r.outcome.to_string());
             self.put_photo(item)?;
+            if let Some(ready) = &item.ready {
+                super::crop::record_sent(self.shared, &item.key, &ready.outcome)
+                    .map_err(|e| self.store_failed(e))?;
+            }
         }
         self.flush()
     }

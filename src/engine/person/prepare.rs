@@ -3,11 +3,13 @@
 
 use super::{Halt, Item, Ready, Worker};
 use crate::chunk::{self, ChunkItem};
+use crate::engine::crop;
 use crate::engine::shrink;
 use crate::limits::{RequestBudget, MAX_IMAGES_PER_ADDFACE};
 use crate::model::ImageRef;
 use crate::normalize::{self, NormalizeError};
 use crate::service::client::ImageBody;
+use crate::service::codes;
 use crate::store::{Failure, FailureKind, PhotoEntry, PhotoState};
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -100,8 +102,8 @@ impl Worker<'_, '_> {
 
     /// Reads (and if needed re-encodes) photos into what the client sends, one result
     /// per entry in its place: the files through [`normalize::prepare_chunk`] on the
-    /// normalizing pool, the URLs as they are.
-    fn prepare(&self, entries: &[&PhotoEntry]) -> Vec<Result<Ready, Failure>> {
+    /// normalizing pool (or, looked at for faces, [`crop::prepare`]), the URLs as they are.
+    fn prepare(&self, entries: &[&PhotoEntry]) -> Vec<Result<Ready, NotReady>> {
         let files: Vec<&Path> = entries
             .iter()
             .filter_map(|e| match &e.image {
@@ -110,7 +112,8 @@ impl Worker<'_, '_> {
             })
             .collect();
         let configured = self.shared.options.normalize;
-        let mut options = configured.within(&self.shared.request_budget());
+        let budget = self.shared.request_budget();
+        let mut options = configured.within(&budget);
         // A request limit under the photo budget leaves photos less room than the
         // operator gave them: they may be shrunk further rather than fail, but not
         // under the smallest copy sent (a photo that fits no request then fails in
@@ -123,9 +126,15 @@ impl Worker<'_, '_> {
         } else {
             normalize::Floor::Photo
         };
-        let mut prepared =
+        let mut prepared = if self.shared.options.faces.detects() {
+            crop::prepare(self.shared, entries, &options, &budget)
+        } else {
             normalize::prepare_chunk_down_to(&self.shared.normalize_pool, &files, &options, floor)
-                .into_iter();
+                .into_iter()
+                .map(|r| r.map(|p| (p, None)))
+                .collect()
+        }
+        .into_iter();
         entries
             .iter()
             .map(|e| match &e.image {
@@ -134,24 +143,68 @@ impl Worker<'_, '_> {
                     bytes: url.len() as u64,
                     outcome: normalize::Outcome::AsIs,
                 }),
-                ImageRef::File(path) => ready(path, prepared.next().expect("one result per file")),
+                ImageRef::File(path) => {
+                    let (prepared, skip) = match prepared.next().expect("one result per file") {
+                        Ok((prepared, skip)) => (Ok(prepared), skip),
+                        Err(e) => (Err(e), None),
+                    };
+                    match skip {
+                        Some(reason) => Err(NotReady::Skipped(reason)),
+                        None => ready(path, prepared).map_err(NotReady::Failed),
+                    }
+                }
             })
             .collect()
     }
 
-    /// Takes a prepared photo, or fails it with its reason (and answers `false`) when
-    /// it could not be prepared.
-    fn accept(&mut self, item: &mut Item, result: Result<Ready, Failure>) -> Result<bool, Halt> {
+    /// Takes a prepared photo, or fails or skips it with its reason (and answers
+    /// `false`) when it is not to be sent.
+    fn accept(&mut self, item: &mut Item, result: Result<Ready, NotReady>) -> Result<bool, Halt> {
         match result {
             Ok(ready) => {
                 item.ready = Some(ready);
                 Ok(true)
             }
-            Err(failure) => {
+            Err(NotReady::Failed(failure)) => {
                 tracing::warn!(photo = %item.entry.image, "{}", failure.message);
                 self.finish(item, PhotoState::Failed(failure))?;
                 Ok(false)
             }
+            Err(NotReady::Skipped(reason)) => {
+                tracing::info!(photo = %item.entry.image, "skipped: {reason}");
+                self.finish(item, PhotoState::Skipped { reason })?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// A crop in which the service found no face (-1101) is made ready again as the
+    /// whole photo, exactly as without `--crop-faces`, to be sent again: the local
+    /// detector took something else for a face, and the photo must not be lost for
+    /// it. Answers whether it was.
+    pub(super) fn whole_instead_of_crop(&self, item: &mut Item, code: Option<i64>) -> bool {
+        let cropped = matches!(
+            item.ready.as_ref().map(|r| &r.outcome),
+            Some(normalize::Outcome::Cropped(_))
+        );
+        let ImageRef::File(path) = &item.entry.image else {
+            return false;
+        };
+        if !cropped || code != Some(codes::code::NO_FACE) {
+            return false;
+        }
+        let options = self
+            .shared
+            .options
+            .normalize
+            .within(&self.shared.request_budget());
+        match ready(path, normalize::prepare(path, &options)) {
+            Ok(whole) => {
+                tracing::info!(photo = %item.entry.image, "the service found no face in the crop; sending the whole photo");
+                item.ready = Some(whole);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -280,7 +333,23 @@ fn ready(
             },
             outcome: normalize::Outcome::Normalized(normalized),
         }),
+        normalize::Prepared::Cropped { bytes, cropped } => Ok(Ready {
+            bytes: bytes.len() as u64,
+            body: ImageBody::Bytes {
+                filename: file_name(path),
+                bytes: Arc::from(bytes),
+            },
+            outcome: normalize::Outcome::Cropped(cropped),
+        }),
     }
+}
+
+/// Why a photo taken from the queue is not sent.
+pub(super) enum NotReady {
+    /// It cannot be: failed with its reason.
+    Failed(Failure),
+    /// It is not to be (`--skip-faceless`): skipped with its reason.
+    Skipped(String),
 }
 
 /// The file name a re-encoded copy of the photo at `path` is sent under.

@@ -161,6 +161,10 @@ impl Worker<'_, '_> {
                         });
                     }
                     Action::FailPhoto => {
+                        if self.whole_instead_of_crop(&mut item, err.code()) {
+                            queue.push_front(item);
+                            continue;
+                        }
                         tracing::warn!(photo = %item.entry.image, "seed photo refused: {err}");
                         last_reason = Some(err.to_string());
                         self.fail(&mut item, FailureKind::Permanent, &err)?;
