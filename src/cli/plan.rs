@@ -84,10 +84,22 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
             &settings.source_spec(),
             &settings.options(),
         )?;
-        anyhow::Ok(summary)
+        let mirror = match settings.mirror {
+            true => Some(crate::ops::mirror::plan(
+                scratch.store(),
+                summary.source_health(),
+                settings.max_delete,
+            )?),
+            false => None,
+        };
+        anyhow::Ok((summary, mirror))
     })();
-    let summary = result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
+    let (summary, mirror) =
+        result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
     print!("{}", render(&summary));
+    if let Some(mirror) = mirror {
+        print!("{}", mirror.render());
+    }
     Ok(Exit::Ok)
 }
 

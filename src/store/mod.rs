@@ -114,6 +114,9 @@ pub struct Store {
     creating: sled::Tree,
     verify: sled::Tree,
     rollback: sled::Tree,
+    /// Deletions of mirror runs, recorded before their call and after: `p\0PERSON`
+    /// for a person, `f\0PHOTO_KEY` for a photo's face.
+    mirror: sled::Tree,
     /// Each source's latest plan generation ([`JobMeta::sources`]), kept with every
     /// write of the metadata: a photo entry not retired was seen by its source's
     /// latest plan, which is the generation it is read with.
@@ -165,6 +168,7 @@ impl Store {
             creating: db.open_tree("creating")?,
             verify: db.open_tree("verify")?,
             rollback: db.open_tree("rollback")?,
+            mirror: db.open_tree("mirror")?,
             sources: RwLock::default(),
             photo_writes: AtomicU64::new(0),
             db,
@@ -563,6 +567,40 @@ impl Store {
         self.rollback.insert(person.as_bytes(), encode(entry))?;
         Ok(())
     }
+
+    /// What a mirror run recorded of deleting a person.
+    pub fn mirrored_person(&self, person: &str) -> Result<Option<MirrorMark>> {
+        self.mirror
+            .get(mirror_key(b'p', person.as_bytes()))?
+            .map(|v| decode(&v, "mirror deletion"))
+            .transpose()
+    }
+
+    pub fn put_mirrored_person(&self, person: &str, mark: &MirrorMark) -> Result<()> {
+        self.mirror
+            .insert(mirror_key(b'p', person.as_bytes()), encode(mark))?;
+        Ok(())
+    }
+
+    /// What a mirror run recorded of deleting a photo's face.
+    pub fn mirrored_photo(&self, key: &PhotoKey) -> Result<Option<MirrorMark>> {
+        self.mirror
+            .get(mirror_key(b'f', key.as_bytes()))?
+            .map(|v| decode(&v, "mirror deletion"))
+            .transpose()
+    }
+
+    pub fn put_mirrored_photo(&self, key: &PhotoKey, mark: &MirrorMark) -> Result<()> {
+        self.mirror
+            .insert(mirror_key(b'f', key.as_bytes()), encode(mark))?;
+        Ok(())
+    }
+}
+
+fn mirror_key(kind: u8, id: &[u8]) -> Vec<u8> {
+    let mut key = vec![kind, 0];
+    key.extend_from_slice(id);
+    key
 }
 
 fn get_record<T: for<'de> Deserialize<'de>>(
