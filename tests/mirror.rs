@@ -219,3 +219,57 @@ fn an_empty_source_or_one_with_an_error_deletes_nothing() {
     assert!(text.contains("the source lists no photo"), "{text}");
     assert_eq!(held(&emulator).len(), 3);
 }
+
+#[test]
+fn a_person_deleted_by_a_mirror_comes_back_when_listed_again_and_can_leave_again() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(10, 2, 100);
+    let (code, text) = enroll(&archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    let saved = archive.dir.path().join("saved");
+    std::fs::rename(archive.root().join("person009"), &saved).unwrap();
+    let (code, text) = enroll(&archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!person_ids(&emulator).contains("person009"), "{text}");
+
+    std::fs::rename(&saved, archive.root().join("person009")).unwrap();
+    let (code, text) = enroll(&archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(emulator.snapshot().persons["person009"].faces.len(), 2);
+
+    remove_person(&archive, "person009");
+    let (code, text) = enroll(&archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!person_ids(&emulator).contains("person009"), "{text}");
+}
+
+#[test]
+fn a_person_that_existed_before_the_job_loses_only_the_jobs_faces_and_groups() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(3, 2, 100);
+    // person001 existed before the job, in another group, with a face of its own.
+    let theirs = archive.dir.path().join("theirs.png");
+    std::fs::write(&theirs, photo(7000)).unwrap();
+    client(&emulator)
+        .new_person(
+            &pid("person001"),
+            &[gid("vip")],
+            &ImageBody::File(theirs),
+            None,
+            None,
+        )
+        .unwrap();
+    let before = emulator.snapshot().persons["person001"].clone();
+    let (code, text) = enroll(&archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(emulator.snapshot().persons["person001"].faces.len(), 3);
+
+    remove_person(&archive, "person001");
+    let (code, text) = enroll(&archive, &emulator, &["--mirror", "--max-delete", "1"]);
+    assert_eq!(code, 0, "{text}");
+    let after = emulator.snapshot();
+    assert_eq!(after.persons["person001"], before, "{text}");
+    assert_eq!(after.persons.len(), 3);
+}

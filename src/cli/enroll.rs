@@ -382,8 +382,20 @@ fn run_job(
                 "Mirror stopped: {err}; the next run with --mirror goes on"
             );
         }
+        if mirror.interrupted {
+            let _ = writeln!(
+                out,
+                "Mirror interrupted; the next run with --mirror goes on"
+            );
+        }
     }
+    let (mirror_stopped, mirror_interrupted) = finished
+        .mirror
+        .as_ref()
+        .map_or((false, false), |m| (m.stopped.is_some(), m.interrupted));
     Ok(match finished.ending {
+        Ending::Completed { .. } if mirror_interrupted => Exit::Interrupted,
+        Ending::Completed { .. } if mirror_stopped => Exit::Fatal,
         Ending::Completed { .. } if held => Exit::Held,
         Ending::Completed {
             failed: 0,

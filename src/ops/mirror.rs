@@ -126,21 +126,25 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
         }
         let id = person.person.as_str();
         let mut listed = false;
+        let mut enrolled = false;
         let mut gone_photos = Vec::new();
         for item in store.photos_of(id) {
             let (key, entry) = item?;
             listed |= !entry.retired;
-            if let PhotoState::Enrolled {
-                face: FaceRef::Id(face_id),
-            } = &entry.state
-            {
-                managed += 1;
-                if entry.retired {
-                    gone_photos.push((key, entry.image.to_string(), face_id.clone()));
+            if let PhotoState::Enrolled { face } = &entry.state {
+                enrolled = true;
+                if let FaceRef::Id(face_id) = face {
+                    managed += 1;
+                    if entry.retired {
+                        gone_photos.push((key, entry.image.to_string(), face_id.clone()));
+                    }
                 }
             }
         }
-        let removed_before = matches!(store.mirrored_person(id)?, Some(MirrorMark::Deleted { .. }));
+        // Deleted by an earlier mirror run, and not enrolled again since (a person
+        // listed again is created again, and may leave again).
+        let removed_before =
+            !enrolled && matches!(store.mirrored_person(id)?, Some(MirrorMark::Deleted { .. }));
         held.push(mirror::Held {
             record: job_record(store, &person)?,
             person: person.person,
