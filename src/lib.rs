@@ -25,8 +25,9 @@
 //! - [`metrics`] writes a run's figures for monitoring (Prometheus text) and its
 //!   summary as JSON; [`ping`] tells a monitoring URL when a run starts and ends.
 //! - [`memory`] sets the allocator up (mimalloc; why is there).
-//! - [`deletion`] decides what a rollback may take back from a person, from the job's
-//!   records and the person as the service holds it just before.
+//! - [`deletion`] decides what a rollback or a mirror (`enroll --mirror`) may take back
+//!   from a person, from the job's records and the person as the service holds it
+//!   just before, and whether a mirror run may delete at all (its guards).
 //! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
 
 pub mod chunk;
