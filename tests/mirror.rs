@@ -118,7 +118,10 @@ fn a_mirror_run_deletes_what_left_the_source_and_nothing_else() {
     ] {
         assert!(planned.contains(line), "{line} not in {planned}");
     }
+    let listed = |text: &str| text.lines().filter(|l| l.starts_with("  delete ")).count();
+    assert_eq!(listed(&planned), 3, "{planned}");
     let (code, dry) = enroll(&archive, &emulator, &["--mirror", "--dry-run"]);
+    assert_eq!(listed(&dry), 3, "{dry}");
     assert_eq!(code, 0, "{dry}");
     assert!(dry.contains("Mirror: 3 deletions"), "{dry}");
     assert_eq!(held(&emulator).len(), 13);
