@@ -98,6 +98,7 @@ fn resume(
         rebind_account: false,
         report: None,
         outputs: Default::default(),
+        mirror: None,
     };
     let target = Target::Service(ClientConfig::new(
         &emulator.endpoint(),
@@ -141,6 +142,7 @@ fn dry_run(state: &Path, source: &SourceSpec) -> (Duration, u64) {
         rebind_account: false,
         report: None,
         outputs: Default::default(),
+        mirror: None,
     };
     let start = Instant::now();
     let done = enroll(
@@ -151,7 +153,7 @@ fn dry_run(state: &Path, source: &SourceSpec) -> (Duration, u64) {
     )
     .unwrap();
     let elapsed = start.elapsed();
-    let Done::Planned(plan) = done else {
+    let Done::Planned(plan, _) = done else {
         panic!("a dry run")
     };
     assert_eq!(plan.pending, 0);

@@ -27,8 +27,9 @@
 //! - [`faces`] finds faces locally and sizes the crop `--crop-faces` sends in place
 //!   of a photo; the normalizer cuts it.
 //! - [`memory`] sets the allocator up (mimalloc; why is there).
-//! - [`deletion`] decides what a rollback may take back from a person, from the job's
-//!   records and the person as the service holds it just before.
+//! - [`deletion`] decides what a rollback or a mirror (`enroll --mirror`) may take back
+//!   from a person, from the job's records and the person as the service holds it
+//!   just before, and whether a mirror run may delete at all (its guards).
 //! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
 
 pub mod chunk;

@@ -433,6 +433,14 @@ impl Row {
                 (String::new(), f.code, f.message.clone())
             }
             PhotoState::Pending => (String::new(), None, String::new()),
+            PhotoState::Removed { face_id, at } => (
+                face_id.clone(),
+                None,
+                format!(
+                    "left the source; its face was deleted by a mirror run at {}",
+                    utc_time(*at)
+                ),
+            ),
             PhotoState::InDoubt => (
                 String::new(),
                 None,
@@ -631,10 +639,12 @@ fn write_rows<W: std::io::Write>(
     };
     for item in store.photos() {
         let (key, entry) = item?;
-        if !meta.is_current(entry.source.as_deref(), entry.generation) {
+        // A photo whose face a mirror run deleted keeps its row: when it left.
+        let removed = matches!(entry.state, PhotoState::Removed { .. });
+        if !removed && !meta.is_current(entry.source.as_deref(), entry.generation) {
             continue;
         }
-        if let Some(counts) = counts.as_deref_mut() {
+        if let Some(counts) = counts.as_deref_mut().filter(|_| !removed) {
             counts.count_photo(&entry);
         }
         if only.is_some_and(|o| !o.matches(entry.state.status())) {
@@ -804,6 +814,10 @@ impl StoreCounts {
 
     /// Counts a photo of the job.
     fn count_photo(&mut self, entry: &PhotoEntry) {
+        // Left the source, its face deleted: no longer one of the job's photos.
+        if matches!(entry.state, PhotoState::Removed { .. }) {
+            return;
+        }
         self.photos += 1;
         match &entry.state {
             PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_) => {
@@ -818,6 +832,7 @@ impl StoreCounts {
                 self.failed += 1;
                 *self.failures_by_code.entry(f.code).or_default() += 1;
             }
+            PhotoState::Removed { .. } => unreachable!("counted above"),
         }
     }
 

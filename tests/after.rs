@@ -37,6 +37,7 @@ fn job(archive: &Archive, outputs: Outputs) -> EnrollJob {
         rebind_account: false,
         report: None,
         outputs,
+        mirror: None,
     }
 }
 
@@ -50,7 +51,7 @@ fn run_job(archive: &Archive, emulator: &Emulator, outputs: Outputs) -> Finished
     .unwrap()
     {
         Done::Ran(finished) => finished,
-        Done::Planned(_) => panic!("not a dry run"),
+        Done::Planned(..) => panic!("not a dry run"),
     }
 }
 

@@ -296,6 +296,7 @@ fn run_job(
             metrics_interval: Duration::from_secs(settings.run.progress_interval),
             summary_json: settings.run.summary_json.clone(),
         },
+        mirror: settings.plan.mirror.then_some(settings.plan.max_delete),
     };
 
     let stop = Arc::new(StopSignal::default());
@@ -304,9 +305,12 @@ fn run_job(
         super::progress::show(tally, photos, persons, &view, done)
     };
     let finished = match enroll(&job, target, &stop, show) {
-        Ok(Done::Planned(plan)) => {
+        Ok(Done::Planned(plan, mirror)) => {
             // A reader gone from standard output (`| head`) is no failure of the plan.
             let _ = write!(std::io::stdout().lock(), "{}", super::plan::render(&plan));
+            if let Some(mirror) = mirror {
+                let _ = write!(std::io::stdout().lock(), "{}", mirror.render());
+            }
             return Ok(Exit::Ok);
         }
         Ok(Done::Ran(finished)) => finished,
@@ -350,7 +354,50 @@ fn run_job(
             settings.qps
         );
     }
+    let mut held = false;
+    if let Some(mirror) = &finished.mirror {
+        let mut out = std::io::stdout().lock();
+        match &mirror.held {
+            Some(reason) => {
+                held = true;
+                let _ = writeln!(out, "Mirror: nothing deleted: {reason}");
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "Mirror: {} {} and {} {} deleted ({} calls)",
+                    mirror.persons_deleted,
+                    crate::report::plural(mirror.persons_deleted, "person", "persons"),
+                    mirror.faces_deleted,
+                    crate::report::plural(mirror.faces_deleted, "face", "faces"),
+                    mirror.calls
+                );
+            }
+        }
+        for (person, why) in &mirror.left {
+            let _ = writeln!(out, "  {person}: {why}");
+        }
+        if let Some(err) = &mirror.stopped {
+            let _ = writeln!(
+                out,
+                "Mirror stopped: {err}; the next run with --mirror goes on"
+            );
+        }
+        if mirror.interrupted {
+            let _ = writeln!(
+                out,
+                "Mirror interrupted; the next run with --mirror goes on"
+            );
+        }
+    }
+    let (mirror_stopped, mirror_interrupted) = finished
+        .mirror
+        .as_ref()
+        .map_or((false, false), |m| (m.stopped.is_some(), m.interrupted));
     Ok(match finished.ending {
+        Ending::Completed { .. } if mirror_interrupted => Exit::Interrupted,
+        Ending::Completed { .. } if mirror_stopped => Exit::Fatal,
+        Ending::Completed { .. } if held => Exit::Held,
         Ending::Completed {
             failed: 0,
             pending: 0,

@@ -30,6 +30,9 @@ pub enum Exit {
     /// could not be reached as configured, or the progress database or report could
     /// not be written (resumable).
     Fatal = 3,
+    /// `enroll --mirror`: the adds were made, but a guard held every deletion back
+    /// (a source error, an empty source, or more deletions than --max-delete).
+    Held = 4,
     /// Interrupted by a signal (resumable).
     Interrupted = 130,
 }
@@ -46,6 +49,9 @@ Exit codes of enroll (the other commands: see their --help):
   3    stopped by a fatal error: the service refused the account or credentials
        or could not be reached (certificate, proxy, DNS, refused connection), or
        the progress database could not be written (resumable)
+  4    --mirror: the adds were made but nothing was deleted: the source had
+       an error, listed no photo, or the deletions passed --max-delete (the
+       summary names the count and the limit)
   130  interrupted (resumable)
 
 A command other than enroll whose reader goes away (`faceenroll report | head`)

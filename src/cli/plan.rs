@@ -97,13 +97,24 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
         } else {
             None
         };
-        anyhow::Ok((summary, faces))
+        let mirror = match settings.mirror {
+            true => Some(crate::ops::mirror::plan(
+                store,
+                summary.source_health(),
+                settings.max_delete,
+            )?),
+            false => None,
+        };
+        anyhow::Ok((summary, faces, mirror))
     })();
-    let (summary, faces) =
+    let (summary, faces, mirror) =
         result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
     print!("{}", render(&summary));
     if let Some(faces) = faces {
         print!("{}", render_faces(&faces, settings.no_resize));
+    }
+    if let Some(mirror) = mirror {
+        print!("{}", mirror.render());
     }
     Ok(Exit::Ok)
 }

@@ -58,6 +58,7 @@
 //! the environment nor from the file.
 
 use crate::config::{ConfigFile, Secret, APPID_ENV};
+use crate::deletion::mirror::{MaxDelete, DEFAULT_MAX_DELETE};
 use crate::engine::retry::RetryPolicy;
 use crate::engine::MAX_WORKERS;
 use crate::limits::MAX_REQUEST_BYTES;
@@ -178,6 +179,23 @@ impl SettingValue for Shard {
     }
     fn to_file(&self) -> String {
         self.to_string()
+    }
+}
+
+/// `"N"` or `"N%"`, as `--max-delete`.
+impl SettingValue for MaxDelete {
+    type File = TextOrNumber;
+    fn parse(text: &str) -> Result<Self, String> {
+        text.parse()
+    }
+    fn from_file(file: TextOrNumber) -> Result<Self, String> {
+        match file {
+            TextOrNumber::Text(text) => text.parse(),
+            TextOrNumber::Number(n) => Ok(MaxDelete::Count(n)),
+        }
+    }
+    fn to_file(&self) -> TextOrNumber {
+        TextOrNumber::Text(self.to_string())
     }
 }
 
@@ -641,6 +659,19 @@ settings! {
         /// --qps is given.
         #[arg(long, value_name = "I/N")]
         shard: Option<Shard>, env "FACEENROLL_SHARD", default Shard::WHOLE;
+        /// After the adds, delete from the service what left the source, within the
+        /// job's reach: a person the job created that the source no longer lists
+        /// (read just before, as rollback does), the job's faces and groups of a
+        /// person that existed before, the face of a photo no longer listed. Nothing
+        /// the job did not add is touched. Nothing is deleted after a source error
+        /// or from an empty source. With `plan` and `--dry-run`: list the deletions.
+        #[arg(long)]
+        mirror: bool, env "FACEENROLL_MIRROR", default false;
+        /// With --mirror: the most deletions one run makes, a count (N) or a share
+        /// of the persons and photos the job manages (N%) [default: 10%]. Over it,
+        /// nothing is deleted, the adds still happen, and enroll exits with 4.
+        #[arg(long, value_name = "N|N%")]
+        max_delete: Option<MaxDelete>, env "FACEENROLL_MAX_DELETE", default DEFAULT_MAX_DELETE;
         /// Largest photo sent as is, in bytes; larger ones are re-encoded [default:
         /// 300000, so that four photos fit one request at the documented 1.5 MB].
         #[arg(long, value_name = "BYTES")]

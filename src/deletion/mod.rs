@@ -18,8 +18,13 @@
 //!   which calls undo the job's work and nothing else ([`Decision`]), with the reason
 //!   for everything it leaves.
 //!
-//! Both are pure; `ops::rollback` does the reading, the calls and the recording.
+//! - [`mirror`] tells what left the source within the job's reach, and whether a
+//!   run may delete it (the guards of `enroll --mirror`).
+//!
+//! All are pure; `ops::rollback` and `ops::mirror` do the reading, the calls and the
+//! recording.
 
 pub mod decide;
+pub mod mirror;
 
 pub use decide::{creation, undo, Decision, Found, JobRecord, Origin, Step};

@@ -4,6 +4,7 @@
 //! It prints nothing: the live view is handed in by the caller (the command line's
 //! bars or log lines), and the plan or the summary is handed back to it to show.
 
+use super::mirror::{MirrorPlan, Mirrored};
 use crate::emulator::{rehearsal_credentials, Emulator, EmulatorConfig};
 use crate::engine::{self, EngineOptions, RunOutcome, StopSignal};
 use crate::metrics::{self, Figures, SummaryJson};
@@ -53,6 +54,9 @@ pub struct EnrollJob {
     pub report: Option<PathBuf>,
     /// The metrics file and the summary as JSON.
     pub outputs: Outputs,
+    /// `--mirror`: after the adds, delete what left the source within the job's
+    /// reach, at most this many (`--max-delete`).
+    pub mirror: Option<crate::deletion::mirror::MaxDelete>,
 }
 
 /// What a run writes for machines besides the report.
@@ -75,8 +79,8 @@ impl<F: FnOnce(&Tally, u64, u64, Receiver<()>) + Send> View for F {}
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 pub enum Done {
-    /// A dry run: the plan, with no call made.
-    Planned(PlanSummary),
+    /// A dry run: the plan (and with `--mirror` its deletions), with no call made.
+    Planned(PlanSummary, Option<MirrorPlan>),
     /// A run: how it ended, with the figures of its summary.
     Ran(Finished),
 }
@@ -92,6 +96,8 @@ pub struct Finished {
     pub elapsed: Duration,
     pub state_dir: PathBuf,
     pub report: PathBuf,
+    /// What `--mirror` deleted, or why it deleted nothing.
+    pub mirror: Option<Mirrored>,
 }
 
 impl Finished {
@@ -157,7 +163,12 @@ pub fn enroll(
         let summary = plan::build(scratch.store(), &job.source, &job.plan)
             .with_context(cannot_plan)
             .map_err(setup)?;
-        return Ok(Done::Planned(summary));
+        let mirror = job
+            .mirror
+            .map(|max| super::mirror::plan(scratch.store(), summary.source_health(), max))
+            .transpose()
+            .map_err(setup)?;
+        return Ok(Done::Planned(summary, mirror));
     }
     let store = Store::open(&job.state_dir).map_err(setup)?;
     super::rollback::refuse_if_rolled_back(&store).map_err(setup)?;
@@ -234,7 +245,8 @@ pub fn enroll(
     // report and the counts, before the run and after.
     let idle =
         engine::queue::nothing_to_do(&store, summary.pending + summary.in_doubt).map_err(setup)?;
-    let (before, report_written) = if idle {
+    // A mirror may change the store after the engine: the report is written after it.
+    let (before, report_written) = if idle && job.mirror.is_none() {
         let (counts, written) = report_and_counts(&store, &report_path)?;
         (counts, Some(written))
     } else {
@@ -281,6 +293,24 @@ pub fn enroll(
     })
     .map_err(during_run)?;
 
+    // Deletions come after the adds, and only after a run that made them all.
+    let mirror = match (job.mirror, &outcome) {
+        (Some(max), RunOutcome::Finished) => {
+            let plan =
+                super::mirror::plan(&store, summary.source_health(), max).map_err(during_run)?;
+            let pace = super::paced::PaceOptions {
+                qps: job.engine.qps,
+                retry: job.engine.retry.clone(),
+            };
+            let done =
+                super::mirror::run(&store, &client, &pace, stop, plan).map_err(during_run)?;
+            if let Some(held) = &done.held {
+                tracing::warn!("mirror: nothing deleted: {held}");
+            }
+            Some(done)
+        }
+        _ => None,
+    };
     if let Some(emulator) = emulator {
         if let Err(message) = emulator.shutdown() {
             tracing::error!("{message}; the emulated account was not kept");
@@ -331,6 +361,7 @@ pub fn enroll(
         elapsed: started.elapsed(),
         state_dir: job.state_dir.clone(),
         report: report_path,
+        mirror,
     };
     if let Some(path) = &job.outputs.metrics_file {
         let last_finished = store.last_finished().map_err(during_run)?;

@@ -2,6 +2,7 @@
 
 pub mod enroll;
 pub mod faces;
+pub mod mirror;
 pub mod paced;
 pub mod rollback;
 pub mod verify;

@@ -173,7 +173,7 @@ impl RolledBack {
 }
 
 /// What the store records of one person, for [`crate::deletion`].
-fn job_record(store: &Store, person: &PersonEntry) -> anyhow::Result<JobRecord> {
+pub(super) fn job_record(store: &Store, person: &PersonEntry) -> anyhow::Result<JobRecord> {
     let id = person.person.as_str();
     let mut face_ids = Vec::new();
     let mut confirmed = 0;
@@ -373,7 +373,7 @@ pub fn refuse_if_rolled_back(store: &Store) -> anyhow::Result<()> {
 
 /// Errors every later call would meet too, or that say the service is not
 /// answering now: the rollback stops, and goes on from there next time.
-fn stops(err: &CallError) -> bool {
+pub(super) fn stops(err: &CallError) -> bool {
     matches!(
         err.class(),
         Class::Fatal | Class::Transient | Class::RateLimited
@@ -381,7 +381,11 @@ fn stops(err: &CallError) -> bool {
 }
 
 /// Sends one undo call. A face or group the person no longer has counts as undone.
-fn run_step(paced: &mut Paced<'_>, person: &PersonId, step: &Step) -> Result<(), CallError> {
+pub(super) fn run_step(
+    paced: &mut Paced<'_>,
+    person: &PersonId,
+    step: &Step,
+) -> Result<(), CallError> {
     let gone = |err: &CallError| {
         matches!(
             err.code(),

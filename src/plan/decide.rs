@@ -668,7 +668,13 @@ fn record_photos(
                 summary.to_normalize += usize::from(r.normalize);
             }
             PhotoState::InDoubt => summary.in_doubt += 1,
-            PhotoState::Enrolled { .. } => summary.enrolled += 1,
+            PhotoState::Enrolled { .. } => {
+                summary.enrolled += 1;
+                if let Verdict::Invalid(e) = &r.verdict {
+                    summary.unreadable += 1;
+                    tracing::warn!("{e} (enrolled before: its face is kept)");
+                }
+            }
             PhotoState::Duplicate { reason } => {
                 summary.duplicate += 1;
                 summary.problem(ProblemStatus::Duplicate, reason.clone());
@@ -685,6 +691,8 @@ fn record_photos(
                 summary.problem(ProblemStatus::Invalid, f.message.clone());
             }
             PhotoState::Failed(_) => summary.failed_before += 1,
+            // Listed again: carried open, so planned anew.
+            PhotoState::Removed { .. } => {}
         }
         let before = old.remove(&key);
         // Without a hash on either side the content cannot be compared: the path

@@ -89,6 +89,9 @@ pub struct PlanSummary {
     pub invalid: usize,
     /// Failed in an earlier run and not retried.
     pub failed_before: usize,
+    /// Listed photos enrolled before whose file cannot be read now: kept as
+    /// enrolled, and an error of the source for `--mirror`.
+    pub unreadable: usize,
     /// Listings of a photo already listed (same person, same path or URL).
     pub relisted: usize,
     /// Photos (contents) listed for two persons or more, each enrolled for each.
@@ -126,6 +129,15 @@ pub struct OtherShardsCount {
 }
 
 impl PlanSummary {
+    /// What the reading of the source tells `--mirror`: how many photos it listed,
+    /// and its errors (unusable entries, invalid photos, listed photos unreadable).
+    pub fn source_health(&self) -> crate::deletion::mirror::SourceHealth {
+        crate::deletion::mirror::SourceHealth {
+            listed: self.listed,
+            errors: self.invalid + self.not_taken_failed + self.unreadable,
+        }
+    }
+
     /// What the plan would put past the service's group limits, one sentence each.
     ///
     /// Only this plan's persons are counted: persons other tools put in a group

@@ -121,6 +121,9 @@ pub struct Store {
     rollback: sled::Tree,
     faces: sled::Tree,
     crops: sled::Tree,
+    /// Deletions of mirror runs, recorded before their call and after: `p\0PERSON`
+    /// for a person, `f\0PHOTO_KEY` for a photo's face.
+    mirror: sled::Tree,
     /// Each source's latest plan generation ([`JobMeta::sources`]), kept with every
     /// write of the metadata: a photo entry not retired was seen by its source's
     /// latest plan, which is the generation it is read with.
@@ -174,6 +177,7 @@ impl Store {
             rollback: db.open_tree("rollback")?,
             faces: db.open_tree("faces")?,
             crops: db.open_tree("crops")?,
+            mirror: db.open_tree("mirror")?,
             sources: RwLock::default(),
             photo_writes: AtomicU64::new(0),
             db,
@@ -572,6 +576,40 @@ impl Store {
         self.rollback.insert(person.as_bytes(), encode(entry))?;
         Ok(())
     }
+
+    /// What a mirror run recorded of deleting a person.
+    pub fn mirrored_person(&self, person: &str) -> Result<Option<MirrorMark>> {
+        self.mirror
+            .get(mirror_key(b'p', person.as_bytes()))?
+            .map(|v| decode(&v, "mirror deletion"))
+            .transpose()
+    }
+
+    pub fn put_mirrored_person(&self, person: &str, mark: &MirrorMark) -> Result<()> {
+        self.mirror
+            .insert(mirror_key(b'p', person.as_bytes()), encode(mark))?;
+        Ok(())
+    }
+
+    /// What a mirror run recorded of deleting a photo's face.
+    pub fn mirrored_photo(&self, key: &PhotoKey) -> Result<Option<MirrorMark>> {
+        self.mirror
+            .get(mirror_key(b'f', key.as_bytes()))?
+            .map(|v| decode(&v, "mirror deletion"))
+            .transpose()
+    }
+
+    pub fn put_mirrored_photo(&self, key: &PhotoKey, mark: &MirrorMark) -> Result<()> {
+        self.mirror
+            .insert(mirror_key(b'f', key.as_bytes()), encode(mark))?;
+        Ok(())
+    }
+}
+
+fn mirror_key(kind: u8, id: &[u8]) -> Vec<u8> {
+    let mut key = vec![kind, 0];
+    key.extend_from_slice(id);
+    key
 }
 
 /// The local face detector's findings and the crops sent.

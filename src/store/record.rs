@@ -138,6 +138,10 @@ pub enum PhotoState {
     /// a photo planned before it is refused for good in the run, which hands it its
     /// place. Counted and reported as skipped. (Appended last, as `Deferred`.)
     Spare { reason: String },
+    /// Its face was deleted by a mirror run (`enroll --mirror`) after the photo left
+    /// the source: the face id deleted and when (Unix seconds). Kept so the report
+    /// answers when the face left the service. (Appended last, as `Deferred`.)
+    Removed { face_id: String, at: u64 },
 }
 
 impl PhotoState {
@@ -151,6 +155,7 @@ impl PhotoState {
                 "skipped"
             }
             PhotoState::Failed(_) => "failed",
+            PhotoState::Removed { .. } => "removed",
         }
     }
 
@@ -304,6 +309,15 @@ pub enum PersonState {
     Stale,
     /// No photo of the person could seed it.
     Failed { reason: String },
+}
+
+/// A deletion of a mirror run, recorded before its call and after its answer: a
+/// run stopped between the two sends it again (a person or face already gone counts
+/// as deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MirrorMark {
+    Deleting { at: u64 },
+    Deleted { at: u64 },
 }
 
 /// One person of the job.

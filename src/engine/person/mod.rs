@@ -311,8 +311,11 @@ impl<'s, 'a> Worker<'s, 'a> {
                 self.freed += 1;
                 Counted::Failed(f.code)
             }
-            PhotoState::Pending | PhotoState::InDoubt | PhotoState::Deferred(_) => {
-                unreachable!("finish with a final state")
+            PhotoState::Pending
+            | PhotoState::InDoubt
+            | PhotoState::Deferred(_)
+            | PhotoState::Removed { .. } => {
+                unreachable!("finish with a final state of a run")
             }
         };
         item.entry.state = state;

@@ -1,0 +1,346 @@
+//! Mirror: what a run takes off the service because it left the source, and whether
+//! the run may delete at all. Pure: no call, no store.
+//!
+//! Only what the job put on the service is within reach:
+//!
+//! - a person of the job that the source no longer lists is a [`Removal::Person`]:
+//!   undone as `rollback` undoes it, decided by [`super::undo`] from the person as
+//!   read just before (a person the job created is deleted only with that evidence;
+//!   a person that existed before loses only the job's faces and groups);
+//! - a photo the source no longer lists, whose face the job enrolled, of a person
+//!   the source still lists, is a [`Removal::Photo`] (`delface` of that face).
+//!
+//! A person the source never named is not in the job's records, so never here; a
+//! listed photo that cannot be read is still listed, so never removed.
+//!
+//! The guards ([`hold`]) come before the first deletion: a source with any error or
+//! none listed deletes nothing, and neither does a run whose deletions pass
+//! [`MaxDelete`] of what the job manages.
+
+use super::JobRecord;
+use crate::model::PersonId;
+use crate::store::PhotoKey;
+use std::fmt;
+use std::str::FromStr;
+
+/// The most deletions one run may make: a count, or a share of the persons and
+/// photos the job manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxDelete {
+    Count(u64),
+    Percent(u32),
+}
+
+/// 10%: a nightly run over a source where a tenth of the persons and photos left
+/// at once is more likely a wrong path or a half export than a real departure.
+pub const DEFAULT_MAX_DELETE: MaxDelete = MaxDelete::Percent(10);
+
+impl MaxDelete {
+    /// The deletions allowed for a job managing `managed` persons and photos
+    /// (rounded down).
+    pub fn limit(self, managed: u64) -> u64 {
+        match self {
+            MaxDelete::Count(n) => n,
+            MaxDelete::Percent(p) => managed * u64::from(p) / 100,
+        }
+    }
+}
+
+impl fmt::Display for MaxDelete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaxDelete::Count(n) => write!(f, "{n}"),
+            MaxDelete::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl FromStr for MaxDelete {
+    type Err = String;
+
+    fn from_str(given: &str) -> Result<MaxDelete, String> {
+        let given = given.trim();
+        let form = || format!("expected a count (N) or a share (N%), not {given:?}");
+        match given.strip_suffix('%') {
+            Some(p) => {
+                let p: u32 = p.trim().parse().map_err(|_| form())?;
+                if p > 100 {
+                    return Err(format!("a share of at most 100%, not {given:?}"));
+                }
+                Ok(MaxDelete::Percent(p))
+            }
+            None => given.parse().map(MaxDelete::Count).map_err(|_| form()),
+        }
+    }
+}
+
+/// Something of the job's that left the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// A person of the job the source no longer lists, with what the job recorded
+    /// of it.
+    Person { person: PersonId, record: JobRecord },
+    /// A photo no longer listed whose face the job enrolled, of a person still
+    /// listed.
+    Photo {
+        person: PersonId,
+        key: PhotoKey,
+        /// The photo as the source gave it (path or URL).
+        photo: String,
+        face_id: String,
+    },
+}
+
+/// One person of the job as the store holds it, for [`removals`].
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub person: PersonId,
+    pub record: JobRecord,
+    /// Whether the latest plan lists any photo of it.
+    pub listed: bool,
+    /// Whether a mirror run deleted it already.
+    pub removed_before: bool,
+    /// Its photos no longer listed with the face the job enrolled for each: (key,
+    /// photo, face id).
+    pub gone_photos: Vec<(PhotoKey, String, String)>,
+}
+
+/// What left the source, within the job's reach.
+pub fn removals(persons: impl IntoIterator<Item = Held>) -> Vec<Removal> {
+    let mut out = Vec::new();
+    for held in persons {
+        if held.listed {
+            for (key, photo, face_id) in held.gone_photos {
+                out.push(Removal::Photo {
+                    person: held.person.clone(),
+                    key,
+                    photo,
+                    face_id,
+                });
+            }
+        } else if !held.removed_before
+            && matches!(
+                held.record.origin,
+                super::Origin::Created | super::Origin::CreationInDoubt | super::Origin::Found(_)
+            )
+        {
+            out.push(Removal::Person {
+                person: held.person,
+                record: held.record,
+            });
+        }
+    }
+    out
+}
+
+/// What the source's reading gave: enough to tell a source that can be trusted to
+/// say what left.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceHealth {
+    /// Photos the source listed.
+    pub listed: usize,
+    /// Unreadable folders, rows that failed to parse, listed photos that cannot be
+    /// read.
+    pub errors: usize,
+}
+
+/// Why a run deletes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    SourceErrors(usize),
+    EmptySource,
+    OverLimit {
+        count: u64,
+        limit: u64,
+        max: MaxDelete,
+        managed: u64,
+    },
+}
+
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hold::SourceErrors(n) => write!(
+                f,
+                "the source had {n} {} (unreadable folders, rows or photos): a source read \
+                 in part cannot tell what left it; fix them and run again",
+                if *n == 1 { "error" } else { "errors" }
+            ),
+            Hold::EmptySource => f.write_str(
+                "the source lists no photo: an unmounted share or a wrong path looks \
+                 exactly like everyone leaving",
+            ),
+            Hold::OverLimit {
+                count,
+                limit,
+                max,
+                managed,
+            } => write!(
+                f,
+                "{count} deletions would pass --max-delete {max} ({limit} of the {managed} \
+                 persons and photos the job manages); check the source, then run with \
+                 --max-delete {count} (or more) to let them through"
+            ),
+        }
+    }
+}
+
+/// Whether a run may make `count` deletions (a person removed or a photo removed
+/// each count one), on a job managing `managed` persons and photos: `None` if it
+/// may, else why not. Checked before the first deletion; nothing to delete is
+/// never held.
+pub fn hold(count: u64, managed: u64, health: SourceHealth, max: MaxDelete) -> Option<Hold> {
+    if count == 0 {
+        return None;
+    }
+    if health.errors > 0 {
+        return Some(Hold::SourceErrors(health.errors));
+    }
+    if health.listed == 0 {
+        return Some(Hold::EmptySource);
+    }
+    let limit = max.limit(managed);
+    (count > limit).then_some(Hold::OverLimit {
+        count,
+        limit,
+        max,
+        managed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deletion::Origin;
+    use crate::model::ImageRef;
+
+    fn record(origin: Origin) -> JobRecord {
+        JobRecord {
+            origin,
+            face_ids: vec!["f1".into()],
+            confirmed: 0,
+            in_doubt: 0,
+            groups: Vec::new(),
+            name: None,
+            tag: None,
+        }
+    }
+
+    fn held(person: &str, origin: Origin, listed: bool, gone: &[&str]) -> Held {
+        let person = PersonId::new(person).unwrap();
+        Held {
+            record: record(origin),
+            listed,
+            removed_before: false,
+            gone_photos: gone
+                .iter()
+                .map(|f| {
+                    let image = ImageRef::File(format!("{f}.jpg").into());
+                    (
+                        PhotoKey::new(person.as_str(), &image),
+                        image.to_string(),
+                        f.to_string(),
+                    )
+                })
+                .collect(),
+            person,
+        }
+    }
+
+    #[test]
+    fn max_delete_reads_a_count_or_a_share() {
+        assert_eq!("5".parse(), Ok(MaxDelete::Count(5)));
+        assert_eq!(" 10% ".parse(), Ok(MaxDelete::Percent(10)));
+        assert!("101%".parse::<MaxDelete>().is_err());
+        assert!("ten".parse::<MaxDelete>().is_err());
+        assert_eq!(MaxDelete::Percent(10).limit(36), 3);
+        assert_eq!(MaxDelete::Percent(100).limit(36), 36);
+        assert_eq!(MaxDelete::Count(7).limit(36), 7);
+        assert_eq!(MaxDelete::Percent(10).to_string(), "10%");
+    }
+
+    #[test]
+    fn only_what_left_the_source_and_the_job_put_there_is_removed() {
+        let out = removals([
+            held("gone", Origin::Created, false, &[]),
+            held("found", Origin::Found(Default::default()), false, &[]),
+            held("kept", Origin::Created, true, &["f9"]),
+            held("never", Origin::NeverSent, false, &[]),
+            held(
+                "unknown",
+                Origin::NotPut {
+                    reason: "no record".into(),
+                },
+                false,
+                &[],
+            ),
+        ]);
+        let names: Vec<String> = out
+            .iter()
+            .map(|r| match r {
+                Removal::Person { person, .. } => format!("person {person}"),
+                Removal::Photo {
+                    person, face_id, ..
+                } => format!("face {person} {face_id}"),
+            })
+            .collect();
+        assert_eq!(names, ["person gone", "person found", "face kept f9"]);
+        // Deleted by an earlier mirror run: not again.
+        let mut again = held("gone", Origin::Created, false, &[]);
+        again.removed_before = true;
+        assert_eq!(removals([again]), []);
+    }
+
+    #[test]
+    fn a_source_with_errors_or_nothing_listed_deletes_nothing() {
+        let sound = SourceHealth {
+            listed: 30,
+            errors: 0,
+        };
+        let max = DEFAULT_MAX_DELETE;
+        assert_eq!(hold(3, 36, sound, max), None);
+        assert_eq!(
+            hold(1, 36, SourceHealth { errors: 2, ..sound }, max),
+            Some(Hold::SourceErrors(2))
+        );
+        assert_eq!(
+            hold(1, 36, SourceHealth { listed: 0, ..sound }, max),
+            Some(Hold::EmptySource)
+        );
+        // Nothing to delete: nothing held, whatever the source.
+        assert_eq!(
+            hold(
+                0,
+                36,
+                SourceHealth {
+                    listed: 0,
+                    errors: 1
+                },
+                max
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn deletions_past_the_limit_are_held_with_the_count_and_the_limit() {
+        let sound = SourceHealth {
+            listed: 30,
+            errors: 0,
+        };
+        let held = hold(4, 36, sound, DEFAULT_MAX_DELETE).unwrap();
+        assert_eq!(
+            held,
+            Hold::OverLimit {
+                count: 4,
+                limit: 3,
+                max: DEFAULT_MAX_DELETE,
+                managed: 36
+            }
+        );
+        let words = held.to_string();
+        assert!(words.contains("4 deletions") && words.contains("--max-delete 10%"));
+        assert_eq!(hold(36, 36, sound, MaxDelete::Percent(100)), None);
+        assert_eq!(hold(4, 36, sound, MaxDelete::Count(4)), None);
+    }
+}

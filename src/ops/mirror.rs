@@ -1,0 +1,341 @@
+//! `enroll --mirror`: after the adds of a run, takes off the service what left the
+//! source within the job's reach, with the guards of [`crate::deletion::mirror`].
+//!
+//! A person of the job the source no longer lists is read (`getinfo`) just before,
+//! and [`crate::deletion::undo`] decides, as for `rollback`, what may go: a person
+//! the job created only with that evidence (else only the job's faces, or nothing,
+//! with the reason); a person that existed before only loses the job's faces and
+//! groups (its name and tag are left). A photo no longer listed whose face the job
+//! enrolled has that face deleted (`delface`).
+//!
+//! Every deletion is recorded in the store before its call and after its answer; a
+//! run stopped between the two sends it again, and a person or face already gone
+//! counts as deleted. A photo whose face was deleted keeps its report row, status
+//! `removed`, with the face id and the time.
+
+use super::paced::{PaceOptions, Paced};
+use super::rollback::{job_record, run_step, stops};
+use crate::deletion::mirror::{self, Hold, MaxDelete, Removal, SourceHealth};
+use crate::deletion::{undo, Found, Step};
+use crate::engine::StopSignal;
+use crate::model::PersonId;
+use crate::service::client::{CallError, Client};
+use crate::service::codes::{Class, Outcome};
+use crate::store::{FaceRef, MirrorMark, PersonState, PhotoState, RollbackEntry, Store};
+use std::fmt::Write as _;
+
+/// The deletions a mirror run plans, counted, and whether the guards let them.
+#[derive(Debug, Clone)]
+pub struct MirrorPlan {
+    pub removals: Vec<Removal>,
+    /// Persons and photos the job manages, which `--max-delete N%` is a share of.
+    pub managed: u64,
+    pub held: Option<Hold>,
+}
+
+impl MirrorPlan {
+    /// Persons and photos to remove (each counts one toward `--max-delete`).
+    pub fn count(&self) -> u64 {
+        self.removals.len() as u64
+    }
+
+    /// Every deletion planned, one a line, as the person is now by the job's records
+    /// (a run reads each person just before, and may delete less).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Mirror: {} {} to delete (of {} persons and photos the job manages)",
+            self.count(),
+            if self.count() == 1 {
+                "deletion"
+            } else {
+                "deletions"
+            },
+            self.managed
+        );
+        for removal in &self.removals {
+            match removal {
+                Removal::Person { person, record } => {
+                    let decision = undo(record, Some(&Found::as_left(record)));
+                    for step in deletion_steps(decision.steps) {
+                        match step {
+                            Step::DelPerson => {
+                                let _ = writeln!(
+                                    out,
+                                    "  delete person {person} (left the source) faces {}",
+                                    record.face_ids.join(",")
+                                );
+                            }
+                            Step::DelFace { face_ids } => {
+                                let _ = writeln!(
+                                    out,
+                                    "  delete faces of person {person} (left the source; it \
+                                     existed before the job) faces {}",
+                                    face_ids.join(",")
+                                );
+                            }
+                            Step::DelGroupIds { groups } => {
+                                let groups: Vec<&str> = groups.iter().map(|g| g.as_str()).collect();
+                                let _ = writeln!(
+                                    out,
+                                    "  take person {person} out of the job's groups {}",
+                                    groups.join(",")
+                                );
+                            }
+                            Step::SetInfo { .. } => {}
+                        }
+                    }
+                }
+                Removal::Photo {
+                    person,
+                    photo,
+                    face_id,
+                    ..
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "  delete face {face_id} of person {person} (photo {photo} left the source)"
+                    );
+                }
+            }
+        }
+        if let Some(held) = &self.held {
+            let _ = writeln!(out, "  held back, nothing would be deleted: {held}");
+        }
+        out
+    }
+}
+
+/// The steps of an undo that a mirror makes: deletions only (a name or tag the job
+/// set on a person that existed before stays).
+fn deletion_steps(steps: Vec<Step>) -> impl Iterator<Item = Step> {
+    steps
+        .into_iter()
+        .filter(|s| !matches!(s, Step::SetInfo { .. }))
+}
+
+/// Plans the mirror of the store as its latest plan left it.
+pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Result<MirrorPlan> {
+    let mut held = Vec::new();
+    let mut managed = 0u64;
+    for person in store.persons() {
+        let person = person?;
+        if matches!(person.state, PersonState::Ready { .. } | PersonState::Stale) {
+            managed += 1;
+        }
+        let id = person.person.as_str();
+        let mut listed = false;
+        let mut enrolled = false;
+        let mut gone_photos = Vec::new();
+        for item in store.photos_of(id) {
+            let (key, entry) = item?;
+            listed |= !entry.retired;
+            if let PhotoState::Enrolled { face } = &entry.state {
+                enrolled = true;
+                if let FaceRef::Id(face_id) = face {
+                    managed += 1;
+                    if entry.retired {
+                        gone_photos.push((key, entry.image.to_string(), face_id.clone()));
+                    }
+                }
+            }
+        }
+        // Deleted by an earlier mirror run, and not enrolled again since (a person
+        // listed again is created again, and may leave again).
+        let removed_before =
+            !enrolled && matches!(store.mirrored_person(id)?, Some(MirrorMark::Deleted { .. }));
+        held.push(mirror::Held {
+            record: job_record(store, &person)?,
+            person: person.person,
+            listed,
+            removed_before,
+            gone_photos,
+        });
+    }
+    let removals = mirror::removals(held);
+    let held = mirror::hold(removals.len() as u64, managed, health, max);
+    Ok(MirrorPlan {
+        removals,
+        managed,
+        held,
+    })
+}
+
+/// What a mirror run did.
+#[derive(Debug, Default)]
+pub struct Mirrored {
+    /// Why nothing was deleted, if the guards held the run.
+    pub held: Option<Hold>,
+    pub persons_deleted: u64,
+    pub faces_deleted: u64,
+    /// Persons left whole or in part, with the reason.
+    pub left: Vec<(PersonId, String)>,
+    pub calls: u64,
+    /// The error that stopped the deletions (the rest are made by the next run).
+    pub stopped: Option<CallError>,
+    pub interrupted: bool,
+}
+
+/// Runs the deletions of `plan`, unless the guards hold it.
+pub fn run(
+    store: &Store,
+    client: &Client,
+    pace: &PaceOptions,
+    stop: &StopSignal,
+    plan: MirrorPlan,
+) -> anyhow::Result<Mirrored> {
+    let mut done = Mirrored {
+        held: plan.held.clone(),
+        ..Mirrored::default()
+    };
+    if done.held.is_some() {
+        return Ok(done);
+    }
+    let mut paced = Paced::new(client, pace);
+    for removal in plan.removals {
+        if stop.requested() {
+            done.interrupted = true;
+            break;
+        }
+        let result = match removal {
+            Removal::Photo {
+                person,
+                key,
+                face_id,
+                ..
+            } => {
+                store.put_mirrored_photo(&key, &MirrorMark::Deleting { at: unix_now() })?;
+                store.flush()?;
+                let step = Step::DelFace {
+                    face_ids: vec![face_id.clone()],
+                };
+                match run_step(&mut paced, &person, &step) {
+                    Ok(()) => Ok(()),
+                    // The person is gone, and its faces with it.
+                    Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => Ok(()),
+                    Err(err) => Err(err),
+                }
+                .map(|()| {
+                    let at = unix_now();
+                    removed(store, &person, &[face_id], at)?;
+                    store.put_mirrored_photo(&key, &MirrorMark::Deleted { at })?;
+                    done.faces_deleted += 1;
+                    anyhow::Ok(())
+                })
+            }
+            Removal::Person { person, record } => {
+                store.put_mirrored_person(
+                    person.as_str(),
+                    &MirrorMark::Deleting { at: unix_now() },
+                )?;
+                store.flush()?;
+                let found = match paced.call(|c| c.get_info(&person)) {
+                    Ok(info) => Ok(Some(Found::from(info))),
+                    Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => Ok(None),
+                    Err(err) => Err(err),
+                };
+                match found {
+                    Err(err) => Err(err),
+                    Ok(found) => {
+                        let decision = undo(&record, found.as_ref());
+                        let mut result = Ok(());
+                        let mut faces: Vec<String> = Vec::new();
+                        let mut deleted_person = false;
+                        for step in deletion_steps(decision.steps) {
+                            match run_step(&mut paced, &person, &step) {
+                                Ok(()) => {}
+                                Err(err)
+                                    if err.class() == Class::Outcome(Outcome::PersonMissing) => {}
+                                Err(err) => {
+                                    result = Err(err);
+                                    break;
+                                }
+                            }
+                            match step {
+                                Step::DelPerson => deleted_person = true,
+                                Step::DelFace { face_ids } => faces.extend(face_ids),
+                                _ => {}
+                            }
+                        }
+                        if found.is_none() {
+                            deleted_person = true;
+                        }
+                        result.map(|()| {
+                            let at = unix_now();
+                            if deleted_person {
+                                faces = record.face_ids.clone();
+                            }
+                            done.faces_deleted += removed(store, &person, &faces, at)?;
+                            if deleted_person {
+                                done.persons_deleted += 1;
+                                if let Some(mut entry) = store.person(person.as_str())? {
+                                    // Listed again later, it is created again.
+                                    entry.state = PersonState::New;
+                                    store.put_person(&entry)?;
+                                }
+                            }
+                            match &decision.outcome {
+                                RollbackEntry::Left { reason } => done
+                                    .left
+                                    .push((person.clone(), format!("left as it is: {reason}"))),
+                                RollbackEntry::Partly { reasons } => done.left.push((
+                                    person.clone(),
+                                    format!("left in part: {}", reasons.join("; ")),
+                                )),
+                                _ => {}
+                            }
+                            store.put_mirrored_person(
+                                person.as_str(),
+                                &MirrorMark::Deleted { at },
+                            )?;
+                            anyhow::Ok(())
+                        })
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(recorded) => {
+                recorded?;
+                store.flush()?;
+            }
+            Err(err) if stops(&err) => {
+                done.stopped = Some(err);
+                break;
+            }
+            Err(err) => tracing::warn!("mirror: a deletion was refused: {err}"),
+        }
+    }
+    done.calls = paced.calls;
+    Ok(done)
+}
+
+/// Records the photos of `person` whose faces (of `face_ids`) were deleted as
+/// removed; how many.
+fn removed(store: &Store, person: &PersonId, face_ids: &[String], at: u64) -> anyhow::Result<u64> {
+    let mut n = 0;
+    for item in store.photos_of(person.as_str()) {
+        let (key, mut entry) = item?;
+        if let PhotoState::Enrolled {
+            face: FaceRef::Id(face_id),
+        } = &entry.state
+        {
+            if face_ids.contains(face_id) {
+                entry.state = PhotoState::Removed {
+                    face_id: face_id.clone(),
+                    at,
+                };
+                store.put_photo(&key, &entry)?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
