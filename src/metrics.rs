@@ -33,6 +33,20 @@ pub struct Figures {
     pub last_finished: Option<u64>,
     /// The job's shard (`I/N`) when it is split: a `shard` label on every sample.
     pub shard: Option<String>,
+    /// What `--mirror` deleted this run, when it ran.
+    pub mirror: Option<MirrorFigures>,
+}
+
+/// What a `--mirror` run deleted, or why it deleted nothing: the summary JSON's
+/// `mirror` object and the `faceenroll_mirror_*` metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MirrorFigures {
+    pub persons_deleted: u64,
+    pub faces_deleted: u64,
+    /// Persons left whole or in part (the log and the summary give each reason).
+    pub persons_left: u64,
+    /// Why every deletion was held back, when a guard held them.
+    pub held: Option<String>,
 }
 
 impl Figures {
@@ -68,6 +82,7 @@ impl Figures {
             duration,
             last_finished,
             shard: None,
+            mirror: None,
         }
     }
 
@@ -77,6 +92,11 @@ impl Figures {
             shard: shard.is_split().then(|| shard.to_string()),
             ..self
         }
+    }
+
+    /// The same figures with what `--mirror` did, when it ran.
+    pub fn with_mirror(self, mirror: Option<MirrorFigures>) -> Figures {
+        Figures { mirror, ..self }
     }
 
     /// The figures of a finished run: the same the summary prints.
@@ -102,6 +122,7 @@ impl Figures {
             duration: summary.elapsed,
             last_finished,
             shard: None,
+            mirror: None,
         }
     }
 }
@@ -189,6 +210,29 @@ pub fn render(f: &Figures) -> String {
         "How long this run has taken.",
         &[(String::new(), f.duration.as_secs_f64())],
     );
+    if let Some(m) = &f.mirror {
+        family(
+            "faceenroll_mirror_deleted",
+            "gauge",
+            "What --mirror deleted this run, by kind.",
+            &by(
+                "kind",
+                &[("person", m.persons_deleted), ("face", m.faces_deleted)],
+            ),
+        );
+        family(
+            "faceenroll_mirror_left",
+            "gauge",
+            "Persons --mirror left whole or in part this run (see the log for why).",
+            &[(String::new(), m.persons_left as f64)],
+        );
+        family(
+            "faceenroll_mirror_held",
+            "gauge",
+            "1 when a guard held every deletion of this run back (exit 4), else 0.",
+            &[(String::new(), f64::from(u8::from(m.held.is_some())))],
+        );
+    }
     if let Some(at) = f.last_finished {
         family(
             "faceenroll_last_success_timestamp_seconds",
@@ -293,6 +337,9 @@ pub struct SummaryJson {
     /// The job's shard (`I/N`) when it is split.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// What `--mirror` deleted, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorFigures>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -334,6 +381,7 @@ impl SummaryJson {
             state_dir: s.state_dir.display().to_string(),
             report: s.report.map(|p| p.display().to_string()),
             shard: None,
+            mirror: None,
         }
     }
 
@@ -343,6 +391,11 @@ impl SummaryJson {
             shard: shard.is_split().then(|| shard.to_string()),
             ..self
         }
+    }
+
+    /// The same summary with what `--mirror` did, when it ran.
+    pub fn with_mirror(self, mirror: Option<MirrorFigures>) -> SummaryJson {
+        SummaryJson { mirror, ..self }
     }
 }
 
@@ -371,6 +424,7 @@ mod tests {
             duration: Duration::from_millis(1500),
             last_finished: Some(1_700_000_000),
             shard: None,
+            mirror: None,
         }
     }
 

@@ -126,12 +126,40 @@ fn a_mirror_run_deletes_what_left_the_source_and_nothing_else() {
     assert!(dry.contains("Mirror: 3 deletions"), "{dry}");
     assert_eq!(held(&emulator).len(), 13);
 
-    let (code, text) = enroll(&archive, &emulator, &["--mirror"]);
+    let outputs = tempfile::tempdir().unwrap();
+    let summary = outputs.path().join("summary.json");
+    let metrics = outputs.path().join("faceenroll.prom");
+    let (code, text) = enroll(
+        &archive,
+        &emulator,
+        &[
+            "--mirror",
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains("Mirror: 2 persons and 5 faces deleted"),
         "{text}"
     );
+    // Wrappers and monitoring read the same counts.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(
+        json["mirror"],
+        serde_json::json!({"persons_deleted": 2, "faces_deleted": 5, "persons_left": 0, "held": null})
+    );
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    for sample in [
+        "faceenroll_mirror_deleted{kind=\"person\"} 2",
+        "faceenroll_mirror_deleted{kind=\"face\"} 5",
+        "faceenroll_mirror_held 0",
+    ] {
+        assert!(prom.lines().any(|l| l == sample), "{sample}: {prom}");
+    }
     let after = emulator.snapshot();
     let mut expected: BTreeSet<String> = (0..10).map(|p| format!("person{p:03}")).collect();
     expected.insert("outsider".into());
@@ -171,11 +199,26 @@ fn a_source_that_lost_most_persons_deletes_nothing_until_the_limit_is_raised() {
     for p in 3..10 {
         remove_person(&archive, &format!("person{p:03}"));
     }
-    let (code, text) = enroll(&archive, &emulator, &["--mirror"]);
+    let outputs = tempfile::tempdir().unwrap();
+    let summary = outputs.path().join("summary.json");
+    let (code, text) = enroll(
+        &archive,
+        &emulator,
+        &["--mirror", "--summary-json", summary.to_str().unwrap()],
+    );
     assert_eq!(code, 4, "{text}");
     assert!(
         text.contains("7 deletions would pass --max-delete 10% (3 of the 30"),
         "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(json["mirror"]["persons_deleted"], 0);
+    assert!(
+        json["mirror"]["held"]
+            .as_str()
+            .is_some_and(|why| why.contains("--max-delete 10%")),
+        "{json}"
     );
     assert_eq!(held(&emulator).len(), 10);
 

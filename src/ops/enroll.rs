@@ -363,15 +363,19 @@ pub fn enroll(
         report: report_path,
         mirror,
     };
+    let mirror_figures = finished.mirror.as_ref().map(Mirrored::figures);
     if let Some(path) = &job.outputs.metrics_file {
         let last_finished = store.last_finished().map_err(during_run)?;
         let figures = Figures::at_end(&finished.summary(), client.calls_by_class(), last_finished)
-            .of_shard(job.plan.shard);
+            .of_shard(job.plan.shard)
+            .with_mirror(mirror_figures.clone());
         write_metrics(path, &figures);
     }
     if let Some(path) = &job.outputs.summary_json {
         let json = serde_json::to_string_pretty(
-            &SummaryJson::new(&finished.summary()).of_shard(job.plan.shard),
+            &SummaryJson::new(&finished.summary())
+                .of_shard(job.plan.shard)
+                .with_mirror(mirror_figures),
         )
         .expect("the summary serializes");
         metrics::write_atomically(path, &(json + "\n"))

@@ -177,6 +177,18 @@ pub struct Mirrored {
     pub interrupted: bool,
 }
 
+impl Mirrored {
+    /// The counts wrappers and monitoring read (`--summary-json`, `--metrics-file`).
+    pub fn figures(&self) -> crate::metrics::MirrorFigures {
+        crate::metrics::MirrorFigures {
+            persons_deleted: self.persons_deleted,
+            faces_deleted: self.faces_deleted,
+            persons_left: self.left.len() as u64,
+            held: self.held.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
 /// Runs the deletions of `plan`, unless the guards hold it.
 pub fn run(
     store: &Store,
