@@ -14,6 +14,7 @@ use faceenroll::service::client::ImageBody;
 use faceenroll::source::SourceSpec;
 use std::path::Path;
 use std::time::Duration;
+use support::bin::code_and_text as output;
 use support::{
     after_command, blank, client, emulator, held_faces, options, photo, run, spec, Archive,
 };
@@ -191,16 +192,6 @@ fn kill_after(mut cmd: std::process::Command, emulator: &Emulator, call: &str) {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-}
-
-fn output(cmd: &mut std::process::Command) -> (i32, String) {
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]

@@ -16,7 +16,7 @@ use faceenroll::emulator::Emulator;
 use faceenroll::service::client::ImageBody;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
+use support::bin::code_and_text as output;
 use support::{
     client, emulator, enroll_command, faceenroll, gid, photo, pid, report_rows, Archive,
 };
@@ -25,16 +25,6 @@ fn enroll(archive: &Archive, emulator: &Emulator, extra: &[&str]) -> (i32, Strin
     let mut cmd = enroll_command(&archive.root(), &emulator.endpoint(), &archive.state());
     cmd.args(["--group", "staff"]).args(extra);
     output(&mut cmd)
-}
-
-fn output(cmd: &mut Command) -> (i32, String) {
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }
 
 /// The persons the service holds, with their face ids.

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use support::bin::code_and_text as output;
 use support::{
     archive_faces, client, emulator, emulator_with, enroll_command, faceenroll, gid, held_faces,
     options, photo, pid, run, Archive,
@@ -31,16 +32,6 @@ fn after_command(command: &str, endpoint: &str, state: &Path, extra: &[&str]) ->
     let mut cmd = support::after_command(command, endpoint, state, extra);
     cmd.stdin(Stdio::null());
     cmd
-}
-
-fn output(cmd: &mut Command) -> (i32, String) {
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }
 
 fn rollback(emulator: &Emulator, state: &Path) -> (i32, String) {

@@ -140,6 +140,18 @@ pub fn faceenroll(args: &[&std::ffi::OsStr]) -> std::process::Command {
     cmd
 }
 
+/// Runs `cmd` to its end: its exit code (-1 when a signal ended it) and its stdout
+/// and stderr in one text, for assertions that do not care which stream said it.
+pub fn code_and_text(cmd: &mut std::process::Command) -> (i32, String) {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
 /// `faceenroll COMMAND --state STATE EXTRA...` (`verify`, `rollback`, `status`, ...)
 /// against the emulator at `endpoint`, with the rehearsal credentials in the
 /// environment, as an operator would run it.

@@ -55,6 +55,17 @@ struct Item {
     ready: Option<Ready>,
 }
 
+impl Item {
+    /// A photo of the person's work, not yet prepared.
+    fn new((key, entry): (PhotoKey, PhotoEntry)) -> Item {
+        Item {
+            key,
+            entry,
+            ready: None,
+        }
+    }
+}
+
 /// Why a person's flow stopped before its queue was empty.
 enum Halt {
     /// The job is stopping (fatal error or signal), or the store failed.
@@ -106,28 +117,14 @@ impl<'s, 'a> Worker<'s, 'a> {
             ..
         } = work;
         let _span = tracing::info_span!("person", id = %person.person).entered();
-        let mut queue: VecDeque<Item> = photos
-            .into_iter()
-            .map(|(key, entry)| Item {
-                key,
-                entry,
-                ready: None,
-            })
-            .collect();
+        let mut queue: VecDeque<Item> = photos.into_iter().map(Item::new).collect();
         let mut room: Option<Room> = None;
         let mut recreated = false;
         let mut stopped = false;
         self.image_retries.clear();
         self.full_rereads = 0;
         self.freed = 0;
-        self.spares = spares
-            .into_iter()
-            .map(|(key, entry)| Item {
-                key,
-                entry,
-                ready: None,
-            })
-            .collect();
+        self.spares = spares.into_iter().map(Item::new).collect();
         loop {
             let result = self
                 .bring_in_line(&mut person, &mut room)

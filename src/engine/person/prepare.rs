@@ -325,22 +325,26 @@ fn ready(
                 outcome: normalize::Outcome::AsIs,
             })
         }
-        normalize::Prepared::Normalized { bytes, normalized } => Ok(Ready {
-            bytes: bytes.len() as u64,
-            body: ImageBody::Bytes {
-                filename: file_name(path),
-                bytes: Arc::from(bytes),
-            },
-            outcome: normalize::Outcome::Normalized(normalized),
-        }),
-        normalize::Prepared::Cropped { bytes, cropped } => Ok(Ready {
-            bytes: bytes.len() as u64,
-            body: ImageBody::Bytes {
-                filename: file_name(path),
-                bytes: Arc::from(bytes),
-            },
-            outcome: normalize::Outcome::Cropped(cropped),
-        }),
+        normalize::Prepared::Normalized { bytes, normalized } => Ok(copy(
+            path,
+            bytes,
+            normalize::Outcome::Normalized(normalized),
+        )),
+        normalize::Prepared::Cropped { bytes, cropped } => {
+            Ok(copy(path, bytes, normalize::Outcome::Cropped(cropped)))
+        }
+    }
+}
+
+/// A copy made of the photo at `path`, sent as bytes under the photo's file name.
+fn copy(path: &Path, bytes: Vec<u8>, outcome: normalize::Outcome) -> Ready {
+    Ready {
+        bytes: bytes.len() as u64,
+        body: ImageBody::Bytes {
+            filename: file_name(path),
+            bytes: Arc::from(bytes),
+        },
+        outcome,
     }
 }
 
