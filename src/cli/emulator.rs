@@ -4,8 +4,8 @@
 use super::Exit;
 use crate::config::{SECRET_ID_ENV, SECRET_KEY_ENV};
 use crate::emulator::{
-    self, Contract, DuplicateWhenFull, EmptyAnswer, Emulator, EmulatorConfig, Faults, FullReading,
-    Prepared, Spelling, TooLarge, REHEARSAL_APPID, REHEARSAL_SECRET_ID,
+    self, Contract, DuplicateWhenFull, EmptyAnswer, Emulator, EmulatorConfig, FaceGone, Faults,
+    FullReading, LastGroup, Prepared, Spelling, TooLarge, REHEARSAL_APPID, REHEARSAL_SECRET_ID,
 };
 use crate::limits::{DEFAULT_QPS, MAX_GROUPS_PER_APPID, MAX_PERSONS_PER_GROUP, MAX_REQUEST_BYTES};
 use crate::service::sign::Credentials;
@@ -139,6 +139,15 @@ pub struct ContractArgs {
     /// ids as numbers).
     #[arg(long, default_value = "full", value_name = "HOW")]
     pub spelling: Spelling,
+    /// How a delgroupids that would leave a person in no group is answered: allowed
+    /// (the person is left in no group) or refused (code 21, nothing removed; the
+    /// contract names no code, 21 is the emulator's choice).
+    #[arg(long, default_value = "allowed", value_name = "READING")]
+    pub last_group: LastGroup,
+    /// How a delface of faces the person no longer holds is answered: face-missing
+    /// (-1305) or deleted-zero (code 0, deleted 0).
+    #[arg(long, default_value = "face-missing", value_name = "READING")]
+    pub delface_gone: FaceGone,
     /// Persons a group holds at most (-1310 past it).
     #[arg(long, default_value_t = MAX_PERSONS_PER_GROUP, value_name = "N")]
     pub max_persons_per_group: usize,
@@ -161,6 +170,8 @@ impl ContractArgs {
             empty_answer: self.empty_answer,
             duplicate_when_full: self.duplicate_when_full,
             spelling: self.spelling,
+            last_group: self.last_group,
+            face_gone: self.delface_gone,
             max_persons_per_group: self.max_persons_per_group,
             max_groups: self.max_groups,
             prepared: self.prepare.clone(),
@@ -338,5 +349,26 @@ mod tests {
             "maybe"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn the_last_group_and_delface_readings_reach_the_emulator() {
+        let default = contract(&["faceenroll", "emulator"]);
+        assert_eq!(
+            (default.last_group, default.face_gone),
+            (LastGroup::Allowed, FaceGone::FaceMissing)
+        );
+        let other = contract(&[
+            "faceenroll",
+            "emulator",
+            "--last-group",
+            "refused",
+            "--delface-gone",
+            "deleted-zero",
+        ]);
+        assert_eq!(
+            (other.last_group, other.face_gone),
+            (LastGroup::Refused, FaceGone::DeletedZero)
+        );
     }
 }

@@ -24,6 +24,12 @@
 //!   field of every answer; it does not say that a service writes each one, nor
 //!   that numbers are JSON numbers. The sparse spelling leaves out what is empty and
 //!   writes numbers as strings and face ids as numbers.
+//! - **A person's last group** ([`LastGroup`]): uncertain whether `delgroupids` may
+//!   take away every group a person is in, leaving it in no group, or is refused.
+//!   When refused, the contract names no code: the emulator answers 21 (invalid
+//!   parameter), its own choice, and removes nothing.
+//! - **`delface` of a face already gone** ([`FaceGone`]): uncertain whether the
+//!   answer is -1305 or code 0 with `deleted` 0.
 //! - **Persons per group, groups per AppID**: documented (20 000 and 5 000); tests
 //!   lower them to reach them.
 //!
@@ -212,6 +218,55 @@ fn sparse(answer: &mut serde_json::Value) {
     }
 }
 
+/// How a `delgroupids` that would leave the person in no group is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LastGroup {
+    /// Done: the person is left in no group.
+    #[default]
+    Allowed,
+    /// Refused with [`LAST_GROUP_REFUSED`], nothing removed.
+    Refused,
+}
+
+/// The code the emulator refuses a person's last group with, under
+/// [`LastGroup::Refused`]: the contract names none, so this is the emulator's
+/// choice (21, invalid parameter), one a client cannot tell from other refusals.
+pub const LAST_GROUP_REFUSED: i64 = crate::service::codes::code::INVALID_PARAMETER;
+
+impl FromStr for LastGroup {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "allowed" | "allow" => Ok(LastGroup::Allowed),
+            "refused" | "refuse" => Ok(LastGroup::Refused),
+            other => Err(format!("{other:?} is not allowed or refused")),
+        }
+    }
+}
+
+/// How a `delface` none of whose faces the person holds is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaceGone {
+    /// -1305 (face does not exist).
+    #[default]
+    FaceMissing,
+    /// Code 0 with `deleted` 0.
+    DeletedZero,
+}
+
+impl FromStr for FaceGone {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "face-missing" | "-1305" => Ok(FaceGone::FaceMissing),
+            "deleted-zero" | "0" => Ok(FaceGone::DeletedZero),
+            other => Err(format!("{other:?} is not face-missing or deleted-zero")),
+        }
+    }
+}
+
 /// A person the account holds before the emulator serves: `faces` distinct faces
 /// (generated pictures, none equal to a photo of a job), in `group`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +309,12 @@ pub struct Contract {
     /// How answers are written.
     #[serde(default)]
     pub spelling: Spelling,
+    /// A `delgroupids` that would leave the person in no group: done or refused.
+    #[serde(default)]
+    pub last_group: LastGroup,
+    /// A `delface` of faces the person no longer holds: -1305 or `deleted` 0.
+    #[serde(default)]
+    pub face_gone: FaceGone,
     /// A group holds at most this many persons (-1310 past it).
     pub max_persons_per_group: usize,
     /// The account holds at most this many groups (-1311 past it).
@@ -271,6 +332,8 @@ impl Default for Contract {
             empty_answer: EmptyAnswer::default(),
             duplicate_when_full: DuplicateWhenFull::default(),
             spelling: Spelling::default(),
+            last_group: LastGroup::default(),
+            face_gone: FaceGone::default(),
             max_persons_per_group: MAX_PERSONS_PER_GROUP,
             max_groups: MAX_GROUPS_PER_APPID,
             prepared: Vec::new(),
@@ -293,6 +356,12 @@ mod tests {
         assert_eq!("sparse".parse(), Ok(Spelling::Sparse));
         assert_eq!("duplicate".parse(), Ok(DuplicateWhenFull::Duplicate));
         assert!("either".parse::<DuplicateWhenFull>().is_err());
+        assert_eq!("refused".parse(), Ok(LastGroup::Refused));
+        assert_eq!("allowed".parse(), Ok(LastGroup::Allowed));
+        assert!("maybe".parse::<LastGroup>().is_err());
+        assert_eq!("deleted-zero".parse(), Ok(FaceGone::DeletedZero));
+        assert_eq!("-1305".parse(), Ok(FaceGone::FaceMissing));
+        assert!("gone".parse::<FaceGone>().is_err());
         assert_eq!(
             "pre:staff:18".parse(),
             Ok(Prepared {

@@ -64,7 +64,8 @@ mod server;
 pub mod state;
 
 pub use contract::{
-    Contract, DuplicateWhenFull, EmptyAnswer, FullReading, Prepared, Spelling, TooLarge,
+    Contract, DuplicateWhenFull, EmptyAnswer, FaceGone, FullReading, LastGroup, Prepared, Spelling,
+    TooLarge, LAST_GROUP_REFUSED,
 };
 pub use faults::{FaultCounters, Faults};
 pub use introspect::Counters;

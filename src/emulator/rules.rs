@@ -35,19 +35,24 @@
 //!   hold yet that would take it past [`Contract::max_groups`] -1311. Nothing is
 //!   changed.
 //! - `delface`: the faces of `face_ids` that belong to the person are deleted, the
-//!   others ignored; -1305 if none was deleted.
+//!   others ignored; -1305 if none was deleted, or under [`FaceGone::DeletedZero`]
+//!   code 0 with `deleted` 0.
 //! - `setinfo`: neither `person_name` nor `tag` given -1301; sets those given.
 //! - `getpersonids`: a group that does not exist (no person in it) -1306.
 //! - `getfaceinfo`: an unknown face id -1305. The attributes are derived from the
 //!   face's content hash and size, so they are plausible and the same every time.
 //! - `addgroupids`/`delgroupids`: `added`/`deleted` count the memberships that
 //!   changed; `group_ids` is the person's groups afterwards. A person may be left
-//!   in no group.
+//!   in no group, unless under [`LastGroup::Refused`]: a `delgroupids` that would
+//!   leave the person in no group is answered [`LAST_GROUP_REFUSED`] and removes
+//!   nothing.
 //! - `session_id` is echoed when the request carries one, else empty.
 //!
 //! Every answer has `code`, `message` and `data`; an error's `data` is `{}`.
 
-use super::contract::{Contract, DuplicateWhenFull, EmptyAnswer, FullReading};
+use super::contract::{
+    Contract, DuplicateWhenFull, EmptyAnswer, FaceGone, FullReading, LastGroup, LAST_GROUP_REFUSED,
+};
 use super::images::FaceImage;
 use super::params::Params;
 use super::state::State;
@@ -145,7 +150,7 @@ pub fn apply_with(
         Call::NewPerson => new_person(state, contract, params, images),
         Call::DelPerson => del_person(state, params),
         Call::AddFace => add_face(state, contract, params, images, duplicates),
-        Call::DelFace => del_face(state, params),
+        Call::DelFace => del_face(state, contract, params),
         Call::SetInfo => set_info(state, params),
         Call::GetInfo => get_info(state, params),
         Call::GetGroupIds => Ok(Answer::ok(
@@ -332,7 +337,7 @@ fn add_face(
     })
 }
 
-fn del_face(state: &mut State, params: &Params) -> Result<Answer, i64> {
+fn del_face(state: &mut State, contract: &Contract, params: &Params) -> Result<Answer, i64> {
     let person_id = id(params, "person_id")?;
     let wanted = params
         .list("face_ids")
@@ -343,16 +348,17 @@ fn del_face(state: &mut State, params: &Params) -> Result<Answer, i64> {
         .into_iter()
         .filter(|face_id| state.remove_face(&person_id, face_id))
         .collect();
-    if face_ids.is_empty() {
+    if face_ids.is_empty() && contract.face_gone == FaceGone::FaceMissing {
         return Err(code::FACE_MISSING);
     }
+    let mutated = !face_ids.is_empty();
     Ok(Answer::ok(
         DelFaceData {
             deleted: face_ids.len() as i64,
             face_ids,
             session_id: session(params),
         },
-        true,
+        mutated,
     ))
 }
 
@@ -464,9 +470,14 @@ fn change_groups(
 ) -> Result<Answer, i64> {
     let person_id = id(params, "person_id")?;
     let group_ids = ids(params, "group_ids")?;
-    existing(state, &person_id)?;
+    let held = &existing(state, &person_id)?.groups;
     if add {
         check_group_limits(state, contract, &person_id, &group_ids)?;
+    } else if contract.last_group == LastGroup::Refused
+        && !held.is_empty()
+        && held.iter().all(|g| group_ids.contains(g))
+    {
+        return Err(LAST_GROUP_REFUSED);
     }
     let changed = group_ids
         .iter()
@@ -894,6 +905,64 @@ mod tests {
         assert_eq!(v["code"], -1303);
         let v = call(&mut s, Call::GetGroupIds, json!({}), None);
         assert_eq!(v["data"], json!({"group_ids": []}));
+    }
+
+    #[test]
+    fn a_persons_last_group_is_taken_or_refused_by_the_reading() {
+        let refusing = Contract {
+            last_group: LastGroup::Refused,
+            ..Contract::default()
+        };
+        let mut s = State::default();
+        new_person(&mut s, "p", &["a", "b"]);
+        let del = |s: &mut State, contract: &Contract, groups: &[&str]| {
+            call_under(
+                s,
+                contract,
+                Call::DelGroupIds,
+                json!({"person_id": "p", "group_ids": groups}),
+                None,
+            )
+        };
+        // Not the last: taken under both readings.
+        let v = del(&mut s, &refusing, &["a"]);
+        assert_eq!(v["data"]["group_ids"], json!(["b"]));
+        // The last, alone or with a group it is not in: refused, nothing removed.
+        for groups in [&["b"][..], &["b", "x"][..]] {
+            let v = del(&mut s, &refusing, groups);
+            assert_eq!(v["code"], LAST_GROUP_REFUSED, "{groups:?}");
+            assert_eq!(s.person("p").unwrap().groups, ["b"]);
+        }
+        // A group it is not in, under the refusing reading: 0 deleted, as before.
+        let v = del(&mut s, &refusing, &["x"]);
+        assert_eq!(
+            (v["code"].clone(), v["data"]["deleted"].clone()),
+            (json!(0), json!(0))
+        );
+        // Allowed: the person is left in no group.
+        let v = del(&mut s, &Contract::default(), &["b"]);
+        assert_eq!(v["code"], 0);
+        assert_eq!(v["data"]["group_ids"], json!([]));
+        assert!(s.person("p").unwrap().groups.is_empty());
+    }
+
+    #[test]
+    fn a_delface_of_a_face_already_gone_is_answered_by_the_reading() {
+        let zero = Contract {
+            face_gone: FaceGone::DeletedZero,
+            ..Contract::default()
+        };
+        let mut s = State::default();
+        new_person(&mut s, "p", &["g"]);
+        let face_id = s.snapshot().persons["p"].faces[0].face_id.clone();
+        let body = json!({"person_id": "p", "face_ids": [face_id]});
+        let v = call_under(&mut s, &zero, Call::DelFace, body.clone(), None);
+        assert_eq!(v["data"]["deleted"], 1);
+        let v = call_under(&mut s, &zero, Call::DelFace, body.clone(), None);
+        assert_eq!(v["code"], 0);
+        assert_eq!(v["data"]["deleted"], 0);
+        let v = call_under(&mut s, &Contract::default(), Call::DelFace, body, None);
+        assert_eq!(v["code"], -1305);
     }
 
     #[test]
