@@ -43,6 +43,8 @@ pub struct Figures {
 pub struct MirrorFigures {
     pub persons_deleted: u64,
     pub faces_deleted: u64,
+    /// Groups taken from persons still listed (one for each person and group).
+    pub groups_deleted: u64,
     /// Persons left whole or in part (the log and the summary give each reason).
     pub persons_left: u64,
     /// Why every deletion was held back, when a guard held them.
@@ -217,7 +219,11 @@ pub fn render(f: &Figures) -> String {
             "What --mirror deleted this run, by kind.",
             &by(
                 "kind",
-                &[("person", m.persons_deleted), ("face", m.faces_deleted)],
+                &[
+                    ("person", m.persons_deleted),
+                    ("face", m.faces_deleted),
+                    ("group", m.groups_deleted),
+                ],
             ),
         );
         family(

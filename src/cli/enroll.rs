@@ -363,9 +363,18 @@ fn run_job(
                 let _ = writeln!(out, "Mirror: nothing deleted: {reason}");
             }
             None => {
+                let groups = if mirror.groups_deleted > 0 {
+                    format!(
+                        ", {} {} taken from persons",
+                        mirror.groups_deleted,
+                        crate::report::plural(mirror.groups_deleted, "group", "groups"),
+                    )
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     out,
-                    "Mirror: {} {} and {} {} deleted ({} calls)",
+                    "Mirror: {} {} and {} {} deleted{groups} ({} calls)",
                     mirror.persons_deleted,
                     crate::report::plural(mirror.persons_deleted, "person", "persons"),
                     mirror.faces_deleted,
@@ -394,10 +403,16 @@ fn run_job(
         .mirror
         .as_ref()
         .map_or((false, false), |m| (m.stopped.is_some(), m.interrupted));
+    // A group the source dropped but kept as a person's last: in doubt, left and said.
+    let last_group_kept = finished
+        .mirror
+        .as_ref()
+        .is_some_and(|m| m.last_group_kept > 0);
     Ok(match finished.ending {
         Ending::Completed { .. } if mirror_interrupted => Exit::Interrupted,
         Ending::Completed { .. } if mirror_stopped => Exit::Fatal,
         Ending::Completed { .. } if held => Exit::Held,
+        Ending::Completed { .. } if last_group_kept => Exit::Failures,
         Ending::Completed {
             failed: 0,
             pending: 0,

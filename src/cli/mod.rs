@@ -41,7 +41,9 @@ const EXIT_CODES_HELP: &str = "\
 Exit codes of enroll (the other commands: see their --help):
   0    everything accounted for, no failure
   1    finished with failed photos, or photos left for the next run (see
-       faceenroll report: its failed and pending rows say why)
+       faceenroll report: its failed and pending rows say why), or with
+       --mirror a person kept in a dropped group that is its last (the summary
+       names it)
   2    usage, configuration or input error before any call, the state
        directory is in use by another job, it belongs to another account
        (endpoint, AppID, bucket) or another --shard, or it was rolled back

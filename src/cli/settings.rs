@@ -662,13 +662,17 @@ settings! {
         /// After the adds, delete from the service what left the source, within the
         /// job's reach: a person the job created that the source no longer lists
         /// (read just before, as rollback does), the job's faces and groups of a
-        /// person that existed before, the face of a photo no longer listed. Nothing
-        /// the job did not add is touched. Nothing is deleted after a source error
-        /// or from an empty source. With `plan` and `--dry-run`: list the deletions.
+        /// person that existed before, the face of a photo no longer listed or
+        /// replaced in place (a photo over the 20 then takes its room in the same
+        /// run), a group the job added that the person's row no longer gives (never
+        /// its last group: kept, said, exit 1). Nothing the job did not add is
+        /// touched. Nothing is deleted after a source error or from an empty source.
+        /// With `plan` and `--dry-run`: list the deletions.
         #[arg(long)]
         mirror: bool, env "FACEENROLL_MIRROR", default false;
-        /// With --mirror: the most deletions one run makes, a count (N) or a share
-        /// of the persons and photos the job manages (N%) [default: 10%]. Over it,
+        /// With --mirror: the most deletions one run makes (a person, a face or a
+        /// group taken from a person counting one each), a count (N) or a share of
+        /// the persons and photos the job manages (N%) [default: 10%]. Over it,
         /// nothing is deleted, the adds still happen, and enroll exits with 4.
         #[arg(long, value_name = "N|N%")]
         max_delete: Option<MaxDelete>, env "FACEENROLL_MAX_DELETE", default DEFAULT_MAX_DELETE;

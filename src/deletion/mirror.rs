@@ -8,7 +8,13 @@
 //!   read just before (a person the job created is deleted only with that evidence;
 //!   a person that existed before loses only the job's faces and groups);
 //! - a photo the source no longer lists, whose face the job enrolled, of a person
-//!   the source still lists, is a [`Removal::Photo`] (`delface` of that face).
+//!   the source still lists, is a [`Removal::Photo`] (`delface` of that face);
+//! - a photo changed in place (same path, new content) leaves the face of its old
+//!   content, which the job enrolled: a [`Removal::Replaced`] (`delface`); the new
+//!   content is enrolled as any new photo;
+//! - a group the job put a person in and the source no longer lists for it is a
+//!   [`Removal::Groups`] (`delgroupids`), never one the person had before the job
+//!   or got from someone else, and never the person's last group.
 //!
 //! A person the source never named is not in the job's records, so never here; a
 //! listed photo that cannot be read is still listed, so never removed.
@@ -18,7 +24,7 @@
 //! [`MaxDelete`] of what the job manages.
 
 use super::JobRecord;
-use crate::model::PersonId;
+use crate::model::{GroupId, PersonId};
 use crate::store::PhotoKey;
 use std::fmt;
 use std::str::FromStr;
@@ -89,6 +95,61 @@ pub enum Removal {
         photo: String,
         face_id: String,
     },
+    /// The face of a photo's earlier content, the photo changed in place, of a
+    /// person still listed.
+    Replaced {
+        person: PersonId,
+        key: PhotoKey,
+        photo: String,
+        face_id: String,
+    },
+    /// Groups the job put a person still listed in, that its row no longer gives.
+    Groups {
+        person: PersonId,
+        groups: Vec<GroupId>,
+    },
+}
+
+impl Removal {
+    /// Deletions it counts toward `--max-delete`: one for a person or a face, one
+    /// for each group taken from a person.
+    pub fn weight(&self) -> u64 {
+        match self {
+            Removal::Groups { groups, .. } => groups.len() as u64,
+            _ => 1,
+        }
+    }
+}
+
+/// The groups the job put a person in (`joined`) that the source no longer gives
+/// it (`listed`), in the order the job joined them.
+pub fn dropped_groups(joined: &[GroupId], listed: &[GroupId]) -> Vec<GroupId> {
+    joined
+        .iter()
+        .filter(|g| !listed.contains(g))
+        .cloned()
+        .collect()
+}
+
+/// What may go of `dropped` for a person in `held` groups now (as `getinfo` reads
+/// it): the dropped groups it is still in, unless taking them would leave it in no
+/// group (then none: the person stays where it is, and the caller says so).
+/// `Err` names the groups left when it would be its last.
+pub fn groups_to_take(dropped: &[GroupId], held: &[String]) -> Result<Vec<GroupId>, Vec<GroupId>> {
+    let take: Vec<GroupId> = dropped
+        .iter()
+        .filter(|g| held.iter().any(|h| h == g.as_str()))
+        .cloned()
+        .collect();
+    let kept = held
+        .iter()
+        .filter(|h| !take.iter().any(|g| g.as_str() == h.as_str()))
+        .count();
+    if kept == 0 && !take.is_empty() {
+        Err(take)
+    } else {
+        Ok(take)
+    }
 }
 
 /// One person of the job as the store holds it, for [`removals`].
@@ -103,6 +164,11 @@ pub struct Held {
     /// Its photos no longer listed with the face the job enrolled for each: (key,
     /// photo, face id).
     pub gone_photos: Vec<(PhotoKey, String, String)>,
+    /// Faces of its photos' earlier contents (changed in place): (key, photo, face
+    /// id).
+    pub replaced: Vec<(PhotoKey, String, String)>,
+    /// Groups the job put it in that the source no longer gives it.
+    pub dropped_groups: Vec<GroupId>,
 }
 
 /// What left the source, within the job's reach.
@@ -116,6 +182,20 @@ pub fn removals(persons: impl IntoIterator<Item = Held>) -> Vec<Removal> {
                     key,
                     photo,
                     face_id,
+                });
+            }
+            for (key, photo, face_id) in held.replaced {
+                out.push(Removal::Replaced {
+                    person: held.person.clone(),
+                    key,
+                    photo,
+                    face_id,
+                });
+            }
+            if !held.dropped_groups.is_empty() {
+                out.push(Removal::Groups {
+                    person: held.person.clone(),
+                    groups: held.dropped_groups,
                 });
             }
         } else if !held.removed_before
@@ -185,8 +265,8 @@ impl fmt::Display for Hold {
     }
 }
 
-/// Whether a run may make `count` deletions (a person removed or a photo removed
-/// each count one), on a job managing `managed` persons and photos: `None` if it
+/// Whether a run may make `count` deletions (a person, a face or a group taken
+/// from a person each count one), on a job managing `managed` persons and photos: `None` if it
 /// may, else why not. Checked before the first deletion; nothing to delete is
 /// never held.
 pub fn hold(count: u64, managed: u64, health: SourceHealth, max: MaxDelete) -> Option<Hold> {
@@ -243,8 +323,61 @@ mod tests {
                     )
                 })
                 .collect(),
+            replaced: Vec::new(),
+            dropped_groups: Vec::new(),
             person,
         }
+    }
+
+    fn g(names: &[&str]) -> Vec<GroupId> {
+        names.iter().map(|n| GroupId::new(*n).unwrap()).collect()
+    }
+
+    #[test]
+    fn groups_the_job_added_and_the_source_dropped_go_but_never_the_last() {
+        let joined = g(&["staff", "night", "lab"]);
+        assert_eq!(
+            dropped_groups(&joined, &g(&["staff", "day"])),
+            g(&["night", "lab"])
+        );
+        assert_eq!(dropped_groups(&joined, &joined), []);
+        // Only those the person is still in; others keep it in a group.
+        let held = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let dropped = g(&["night", "lab"]);
+        assert_eq!(
+            groups_to_take(&dropped, &held(&["staff", "night", "vip"])),
+            Ok(g(&["night"]))
+        );
+        assert_eq!(groups_to_take(&dropped, &held(&["staff"])), Ok(vec![]));
+        // Its last groups: none taken, named.
+        assert_eq!(
+            groups_to_take(&dropped, &held(&["night", "lab"])),
+            Err(g(&["night", "lab"]))
+        );
+        assert_eq!(groups_to_take(&dropped, &held(&[])), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_listed_person_loses_its_replaced_faces_and_dropped_groups() {
+        let mut kept = held("kept", Origin::Created, true, &[]);
+        let image = ImageRef::File("kept/a.jpg".into());
+        kept.replaced = vec![(
+            PhotoKey::new("kept", &image),
+            image.to_string(),
+            "old".into(),
+        )];
+        kept.dropped_groups = g(&["night", "lab"]);
+        let out = removals([kept]);
+        assert!(matches!(&out[0], Removal::Replaced { face_id, .. } if face_id == "old"));
+        assert!(
+            matches!(&out[1], Removal::Groups { groups, .. } if *groups == g(&["night", "lab"]))
+        );
+        let weight: u64 = out.iter().map(Removal::weight).sum();
+        assert_eq!(weight, 3);
+        // A person that left takes its groups with it: no group removal of its own.
+        let mut gone = held("gone", Origin::Created, false, &[]);
+        gone.dropped_groups = g(&["night"]);
+        assert_eq!(removals([gone]).len(), 1);
     }
 
     #[test]
@@ -282,6 +415,7 @@ mod tests {
                 Removal::Photo {
                     person, face_id, ..
                 } => format!("face {person} {face_id}"),
+                other => panic!("{other:?}"),
             })
             .collect();
         assert_eq!(names, ["person gone", "person found", "face kept f9"]);

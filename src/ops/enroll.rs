@@ -311,6 +311,22 @@ pub fn enroll(
         }
         _ => None,
     };
+    // Faces deleted from persons still listed made room: their photos over the
+    // limit go in now, in a short second pass, so the next run has nothing to do.
+    let outcome = match &mirror {
+        Some(done) if done.stopped.is_none() && !done.interrupted && !done.room_made.is_empty() => {
+            let promoted = super::mirror::make_room(&store, &done.room_made).map_err(during_run)?;
+            if promoted > 0 {
+                tracing::info!(
+                    "mirror: {promoted} photos over the limit take the room the deletions made"
+                );
+                engine::run(&store, &client, &job.engine, stop, &tally).map_err(during_run)?
+            } else {
+                outcome
+            }
+        }
+        _ => outcome,
+    };
     if let Some(emulator) = emulator {
         if let Err(message) = emulator.shutdown() {
             tracing::error!("{message}; the emulated account was not kept");

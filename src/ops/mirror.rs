@@ -8,20 +8,33 @@
 //! groups (its name and tag are left). A photo no longer listed whose face the job
 //! enrolled has that face deleted (`delface`).
 //!
+//! A photo changed in place has the face of its earlier content deleted
+//! (`delface`). A group the job put a person in and the source dropped from its
+//! row is taken back (`delgroupids`) after the person is read (`getinfo`): only
+//! the groups it is still in, and never its last one (whether the service would
+//! refuse that or leave the person in no group, the contract does not say): that
+//! group stays, and the run says so (exit 1).
+//!
+//! A person still listed that had faces deleted has room again: its photos over
+//! the limit (spares, or refused as full) take that room in source order
+//! ([`make_room`]), and the engine sends them in a second pass of the same run.
+//!
 //! Every deletion is recorded in the store before its call and after its answer; a
-//! run stopped between the two sends it again, and a person or face already gone
-//! counts as deleted. A photo whose face was deleted keeps its report row, status
-//! `removed`, with the face id and the time.
+//! run stopped between the two sends it again, and a person, face or group already
+//! gone counts as deleted. A photo whose face was deleted keeps its report row,
+//! status `removed`, with the face id and the time.
 
 use super::paced::{PaceOptions, Paced};
 use super::rollback::{job_record, run_step, stops};
 use crate::deletion::mirror::{self, Hold, MaxDelete, Removal, SourceHealth};
 use crate::deletion::{undo, Found, Step};
 use crate::engine::StopSignal;
+use crate::model::GroupId;
 use crate::model::PersonId;
 use crate::service::client::{CallError, Client};
 use crate::service::codes::{Class, Outcome};
 use crate::store::{FaceRef, MirrorMark, PersonState, PhotoState, RollbackEntry, Store};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 /// The deletions a mirror run plans, counted, and whether the guards let them.
@@ -34,9 +47,10 @@ pub struct MirrorPlan {
 }
 
 impl MirrorPlan {
-    /// Persons and photos to remove (each counts one toward `--max-delete`).
+    /// Deletions planned (a person, a face or a group each counts one toward
+    /// `--max-delete`).
     pub fn count(&self) -> u64 {
-        self.removals.len() as u64
+        self.removals.iter().map(Removal::weight).sum()
     }
 
     /// Every deletion planned, one a line, as the person is now by the job's records
@@ -98,6 +112,27 @@ impl MirrorPlan {
                         "  delete face {face_id} of person {person} (photo {photo} left the source)"
                     );
                 }
+                Removal::Replaced {
+                    person,
+                    photo,
+                    face_id,
+                    ..
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "  delete face {face_id} of person {person} (photo {photo} changed in \
+                         the source: its earlier content)"
+                    );
+                }
+                Removal::Groups { person, groups } => {
+                    for group in groups {
+                        let _ = writeln!(
+                            out,
+                            "  take person {person} out of group {group} (dropped from its row; kept \
+                             if it is its last)"
+                        );
+                    }
+                }
             }
         }
         if let Some(held) = &self.held {
@@ -145,7 +180,19 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
         // listed again is created again, and may leave again).
         let removed_before =
             !enrolled && matches!(store.mirrored_person(id)?, Some(MirrorMark::Deleted { .. }));
+        let mut replaced = Vec::new();
+        for (key, face_id) in store.replaced_faces(id)? {
+            let photo = store.photo(&key)?.map_or_else(
+                || String::from_utf8_lossy(key.as_bytes()).into_owned(),
+                |e| e.image.to_string(),
+            );
+            replaced.push((key, photo, face_id));
+        }
+        let dropped_groups =
+            mirror::dropped_groups(&store.joined_groups(id)?, &person.fields.groups);
         held.push(mirror::Held {
+            replaced,
+            dropped_groups,
             record: job_record(store, &person)?,
             person: person.person,
             listed,
@@ -154,7 +201,8 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
         });
     }
     let removals = mirror::removals(held);
-    let held = mirror::hold(removals.len() as u64, managed, health, max);
+    let count = removals.iter().map(Removal::weight).sum();
+    let held = mirror::hold(count, managed, health, max);
     Ok(MirrorPlan {
         removals,
         managed,
@@ -169,8 +217,17 @@ pub struct Mirrored {
     pub held: Option<Hold>,
     pub persons_deleted: u64,
     pub faces_deleted: u64,
+    /// Groups taken from persons still listed.
+    pub groups_deleted: u64,
     /// Persons left whole or in part, with the reason.
     pub left: Vec<(PersonId, String)>,
+    /// Persons kept in a group the source dropped because it is their last one
+    /// (among [`Self::left`]): the run ends with exit 1 until the source or the
+    /// service changes.
+    pub last_group_kept: u64,
+    /// Persons still listed that had faces deleted, so room for photos over the
+    /// limit.
+    pub room_made: BTreeSet<String>,
     pub calls: u64,
     /// The error that stopped the deletions (the rest are made by the next run).
     pub stopped: Option<CallError>,
@@ -183,6 +240,7 @@ impl Mirrored {
         crate::metrics::MirrorFigures {
             persons_deleted: self.persons_deleted,
             faces_deleted: self.faces_deleted,
+            groups_deleted: self.groups_deleted,
             persons_left: self.left.len() as u64,
             held: self.held.as_ref().map(ToString::to_string),
         }
@@ -233,8 +291,44 @@ pub fn run(
                     removed(store, &person, &[face_id], at)?;
                     store.put_mirrored_photo(&key, &MirrorMark::Deleted { at })?;
                     done.faces_deleted += 1;
+                    done.room_made.insert(person.as_str().to_owned());
                     anyhow::Ok(())
                 })
+            }
+            Removal::Replaced {
+                person,
+                key,
+                face_id,
+                ..
+            } => {
+                store.put_mirrored_replaced(
+                    &key,
+                    &face_id,
+                    &MirrorMark::Deleting { at: unix_now() },
+                )?;
+                store.flush()?;
+                let step = Step::DelFace {
+                    face_ids: vec![face_id.clone()],
+                };
+                match run_step(&mut paced, &person, &step) {
+                    Ok(()) => Ok(()),
+                    Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => Ok(()),
+                    Err(err) => Err(err),
+                }
+                .map(|()| {
+                    store.forget_replaced_face(&key, &face_id)?;
+                    store.put_mirrored_replaced(
+                        &key,
+                        &face_id,
+                        &MirrorMark::Deleted { at: unix_now() },
+                    )?;
+                    done.faces_deleted += 1;
+                    done.room_made.insert(person.as_str().to_owned());
+                    anyhow::Ok(())
+                })
+            }
+            Removal::Groups { person, groups } => {
+                take_groups(store, &mut paced, &mut done, &person, &groups)
             }
             Removal::Person { person, record } => {
                 store.put_mirrored_person(
@@ -279,7 +373,15 @@ pub fn run(
                                 faces = record.face_ids.clone();
                             }
                             done.faces_deleted += removed(store, &person, &faces, at)?;
+                            for (key, face_id) in store.replaced_faces(person.as_str())? {
+                                if deleted_person || faces.contains(&face_id) {
+                                    store.forget_replaced_face(&key, &face_id)?;
+                                    done.faces_deleted += 1;
+                                }
+                            }
                             if deleted_person {
+                                // Its groups went with it.
+                                store.forget_joined_groups(person.as_str())?;
                                 done.persons_deleted += 1;
                                 if let Some(mut entry) = store.person(person.as_str())? {
                                     // Listed again later, it is created again.
@@ -323,6 +425,132 @@ pub fn run(
     Ok(done)
 }
 
+/// Takes `dropped` groups from a person still listed, as [`mirror::groups_to_take`]
+/// allows once the person is read: recorded before the call and after; a group
+/// the person is no longer in, or a person no longer there, counts as taken. Its
+/// last group stays, and is said.
+fn take_groups(
+    store: &Store,
+    paced: &mut Paced<'_>,
+    done: &mut Mirrored,
+    person: &PersonId,
+    dropped: &[GroupId],
+) -> Result<anyhow::Result<()>, CallError> {
+    let held = match paced.call(|c| c.get_info(person)) {
+        Ok(info) => info.group_ids,
+        Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => Vec::new(),
+        Err(err) => return Err(err),
+    };
+    let names = |groups: &[GroupId]| {
+        groups
+            .iter()
+            .map(GroupId::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let take = match mirror::groups_to_take(dropped, &held) {
+        Ok(take) => take,
+        Err(last) => {
+            done.last_group_kept += 1;
+            done.left.push((
+                person.clone(),
+                format!(
+                    "kept in {}, which the source no longer gives it: it is in no other \
+                     group now (the source's groups for it were not added?), and a person \
+                     is never left in no group",
+                    names(&last)
+                ),
+            ));
+            return Ok(Ok(()));
+        }
+    };
+    let record = |mark: &dyn Fn() -> MirrorMark| -> anyhow::Result<()> {
+        for group in &take {
+            store.put_mirrored_group(person.as_str(), group.as_str(), &mark())?;
+        }
+        Ok(())
+    };
+    if !take.is_empty() {
+        if let Err(e) =
+            record(&|| MirrorMark::Deleting { at: unix_now() }).and_then(|()| Ok(store.flush()?))
+        {
+            return Ok(Err(e));
+        }
+        let step = Step::DelGroupIds {
+            groups: take.clone(),
+        };
+        match run_step(paced, person, &step) {
+            Ok(()) => {}
+            Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => {}
+            Err(err) if stops(&err) => return Err(err),
+            Err(err) => {
+                // Refused (a service that keeps a person's last group, changed
+                // since it was read): nothing was taken.
+                for group in &take {
+                    if let Err(e) = store.forget_mirrored_group(person.as_str(), group.as_str()) {
+                        return Ok(Err(e.into()));
+                    }
+                }
+                done.last_group_kept += 1;
+                done.left.push((
+                    person.clone(),
+                    format!(
+                        "kept in {}, which the source no longer gives it: the service refused \
+                         to take it out: {err}",
+                        names(&take)
+                    ),
+                ));
+                return Ok(Ok(()));
+            }
+        }
+    }
+    Ok((|| {
+        let at = unix_now();
+        record(&|| MirrorMark::Deleted { at })?;
+        for group in dropped {
+            store.drop_joined_group(person.as_str(), group)?;
+        }
+        done.groups_deleted += dropped.len() as u64;
+        Ok(())
+    })())
+}
+
+/// Gives the photos over the limit of each person of `persons` the room a mirror
+/// made: photos kept out because the person was full (spares, or refused as
+/// full) become pending, in source order, as many as the person has room for by
+/// the job's records (the engine reads the service's count before it sends them).
+/// Answers how many.
+pub fn make_room(store: &Store, persons: &BTreeSet<String>) -> anyhow::Result<u64> {
+    let generation = store.meta()?.generation;
+    let mut promoted = 0;
+    for person in persons {
+        let mut taken = 0usize;
+        let mut waiting = Vec::new();
+        for item in store.photos_of(person) {
+            let (key, entry) = item?;
+            match &entry.state {
+                PhotoState::Enrolled { .. } | PhotoState::InDoubt => taken += 1,
+                state if state.is_to_send() && entry.generation == generation => taken += 1,
+                PhotoState::Spare { .. } | PhotoState::Full { .. }
+                    if !entry.retired && entry.generation == generation =>
+                {
+                    waiting.push((key, entry))
+                }
+                _ => {}
+            }
+        }
+        waiting.sort_by_key(|(_, e)| e.seq);
+        let room = crate::limits::MAX_FACES_PER_PERSON.saturating_sub(taken);
+        for (key, mut entry) in waiting.into_iter().take(room) {
+            entry.state = PhotoState::Pending;
+            store.put_photo(&key, &entry)?;
+            promoted += 1;
+        }
+    }
+    store.flush()?;
+    Ok(promoted)
+}
+
 /// Records the photos of `person` whose faces (of `face_ids`) were deleted as
 /// removed; how many.
 fn removed(store: &Store, person: &PersonId, face_ids: &[String], at: u64) -> anyhow::Result<u64> {
@@ -350,4 +578,64 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// What putting back the groups of mirror runs did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct GroupsRestored {
+    /// (person, group) put back.
+    pub restored: Vec<(String, String)>,
+    /// (person, group, why) not put back.
+    pub left: Vec<(String, String, String)>,
+}
+
+/// Puts back, for a rollback of mirror runs, every group a mirror took from a
+/// person (the `mirror` tree's group records, [`Store::mirrored_groups`]) on the
+/// persons still on the service (`addgroupids`), the person read (`getinfo`) just
+/// before; a person no longer there is left, with the reason. A group put back is
+/// the job's again (a later mirror takes it back if the source still drops it), and
+/// its record of deletion is forgotten, so running this again makes no call for it.
+/// A deletion recorded as under way (its answer never recorded) is put back too:
+/// the group may have gone.
+pub fn restore_groups(store: &Store, paced: &mut Paced<'_>) -> anyhow::Result<GroupsRestored> {
+    let mut done = GroupsRestored::default();
+    for mark in store.mirrored_groups()? {
+        let (Ok(person), Ok(group)) = (
+            PersonId::new(mark.person.as_str()),
+            GroupId::new(mark.group.as_str()),
+        ) else {
+            continue;
+        };
+        let held = match paced.call(|c| c.get_info(&person)) {
+            Ok(info) => info.group_ids,
+            Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => {
+                done.left.push((
+                    mark.person,
+                    mark.group,
+                    "the person is no longer on the service".into(),
+                ));
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        if !held.iter().any(|g| g == group.as_str()) {
+            if let Err(err) = paced.call(|c| c.add_group_ids(&person, std::slice::from_ref(&group)))
+            {
+                if stops(&err) {
+                    return Err(err.into());
+                }
+                done.left.push((
+                    mark.person,
+                    mark.group,
+                    format!("the service refused to put it back: {err}"),
+                ));
+                continue;
+            }
+        }
+        store.add_joined_groups(person.as_str(), std::slice::from_ref(&group))?;
+        store.forget_mirrored_group(person.as_str(), group.as_str())?;
+        store.flush()?;
+        done.restored.push((mark.person, mark.group));
+    }
+    Ok(done)
 }

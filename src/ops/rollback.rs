@@ -175,7 +175,12 @@ impl RolledBack {
 /// What the store records of one person, for [`crate::deletion`].
 pub(super) fn job_record(store: &Store, person: &PersonEntry) -> anyhow::Result<JobRecord> {
     let id = person.person.as_str();
-    let mut face_ids = Vec::new();
+    // The faces of photos' earlier contents (changed in place) are the job's too.
+    let mut face_ids: Vec<String> = store
+        .replaced_faces(id)?
+        .into_iter()
+        .map(|(_, face_id)| face_id)
+        .collect();
     let mut confirmed = 0;
     let mut in_doubt = 0;
     for item in store.photos_of(id) {
@@ -211,12 +216,20 @@ pub(super) fn job_record(store: &Store, person: &PersonEntry) -> anyhow::Result<
             PersonState::New | PersonState::Failed { .. } => Origin::NeverSent,
         }
     };
+    // The groups the source gives it now, and those the job put it in that the
+    // source dropped since.
+    let mut groups = person.fields.groups.clone();
+    for group in store.joined_groups(id)? {
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
     Ok(JobRecord {
         origin,
         face_ids,
         confirmed,
         in_doubt,
-        groups: person.fields.groups.clone(),
+        groups,
         name: person.fields.name.clone(),
         tag: person.fields.tag.clone(),
     })

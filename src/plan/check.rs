@@ -32,6 +32,10 @@ pub(super) struct Row {
     /// The photo will be re-encoded to fit before it is sent.
     #[serde(default)]
     pub(super) normalize: bool,
+    /// The listed file is not there (`file not found`): for a photo enrolled before,
+    /// a file gone, not a file the source could not read.
+    #[serde(default)]
+    pub(super) gone: bool,
     pub(super) verdict: Verdict,
 }
 
@@ -144,6 +148,7 @@ pub(super) fn check(
         size: None,
         modified: None,
         normalize: false,
+        gone: false,
         verdict,
     };
     if options.check_content && matches!(row.verdict, Verdict::Ok) {
@@ -175,6 +180,7 @@ pub(super) fn check(
                     }
                 }
                 Err(message) => {
+                    row.gone = message == FILE_NOT_FOUND;
                     let place = place_of(&row.origin);
                     row.verdict = Verdict::Invalid(format!("{place}{}: {message}", path.display()));
                 }
@@ -226,6 +232,9 @@ pub(super) struct Inspected {
 /// was hashed cannot have been changed in that tick unnoticed.
 pub(super) const SETTLED_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Why a listed file cannot be sent when it is not there.
+const FILE_NOT_FOUND: &str = "file not found";
+
 /// Reads a local photo: its size and content hash, or why it cannot be sent.
 ///
 /// A file whose size and modification time are those an earlier run recorded with
@@ -240,7 +249,7 @@ pub(super) fn inspect(
 ) -> Result<Inspected, String> {
     // Looked at before it is opened: opening a FIFO would wait for a writer forever.
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "file not found".to_owned(),
+        std::io::ErrorKind::NotFound => FILE_NOT_FOUND.to_owned(),
         _ => format!("cannot read: {e}"),
     })?;
     if !meta.is_file() {

@@ -221,6 +221,7 @@ pub(super) fn plan_person(
     if let Some(from) = pass.moved_from {
         super::moved::adopt(store, &person, rows, &mut old, from, out)?;
     }
+    record_replaced(store, rows, &old)?;
     let merged = merge_fields(&person, rows);
     let carries = first_states(&person, rows, &merged, &old, options);
     let mut held = Held::count(rows, &carries, &old);
@@ -243,6 +244,33 @@ pub(super) fn plan_person(
     record_photos(rows, states, &mut old, pass, summary, out);
     for (key, entry) in old {
         known.retire(key, entry, out);
+    }
+    Ok(())
+}
+
+/// Records the face of each photo enrolled before whose content changed in place
+/// (same path, another hash): the photo's entry stands for the new content from
+/// now on, and the face of the old one stays on the service until a mirror run
+/// deletes it ([`Store::replaced_faces`]).
+fn record_replaced(
+    store: &Store,
+    rows: &[(PhotoKey, Row)],
+    old: &HashMap<PhotoKey, PhotoEntry>,
+) -> Result<(), PlanError> {
+    for (key, r) in rows {
+        let Some(before) = old.get(key) else { continue };
+        if let (
+            PhotoState::Enrolled {
+                face: crate::store::FaceRef::Id(face_id),
+            },
+            Some(was),
+            Some(now),
+        ) = (&before.state, before.hash, r.hash)
+        {
+            if was != now {
+                store.put_replaced_face(key, face_id)?;
+            }
+        }
     }
     Ok(())
 }
@@ -671,7 +699,11 @@ fn record_photos(
             PhotoState::Enrolled { .. } => {
                 summary.enrolled += 1;
                 if let Verdict::Invalid(e) = &r.verdict {
-                    summary.unreadable += 1;
+                    if r.gone {
+                        summary.kept_gone += 1;
+                    } else {
+                        summary.unreadable += 1;
+                    }
                     tracing::warn!("{e} (enrolled before: its face is kept)");
                 }
             }

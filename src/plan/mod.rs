@@ -39,7 +39,14 @@
 //!   `retry_failed`); `Failed(RetriesExhausted)`
 //!   and the planner's own decisions (`Pending`, `Duplicate`, `Skipped`, an input
 //!   failure now fixed) are decided again below.
-//! - Changed content (another hash) or new: decided below.
+//! - Changed content (another hash) or new: decided below. The face a photo
+//!   changed in place was enrolled with stays on the service: the plan records it
+//!   ([`Store::put_replaced_face`]) for `enroll --mirror` to delete, and counts the
+//!   photo's new content as a new photo.
+//! - A listed photo enrolled before whose file is gone now (a manifest row whose
+//!   file was deleted) keeps its face (`Enrolled`), counted apart
+//!   ([`PlanSummary::kept_gone`]): not an error of the source for `--mirror`, unlike
+//!   a file that is there but cannot be read ([`PlanSummary::unreadable`]).
 //! - Deciding, in source order: a photo whose content equals a photo of the same
 //!   person already accounted for (enrolled, in doubt, refused for good by the
 //!   service, or planned earlier in source order, spares included) is a `Duplicate`

@@ -92,6 +92,11 @@ pub struct PlanSummary {
     /// Listed photos enrolled before whose file cannot be read now: kept as
     /// enrolled, and an error of the source for `--mirror`.
     pub unreadable: usize,
+    /// Listed photos enrolled before whose file is gone now (a manifest row whose
+    /// file was deleted): kept as enrolled, the listing says the photo stays. Not an
+    /// error of the source for `--mirror`: the listing was read whole, and a file
+    /// gone cannot make anything look removed.
+    pub kept_gone: usize,
     /// Listings of a photo already listed (same person, same path or URL).
     pub relisted: usize,
     /// Photos (contents) listed for two persons or more, each enrolled for each.

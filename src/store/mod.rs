@@ -52,6 +52,7 @@
 //! second job on the same directory fails at once with [`StoreError::Busy`].
 
 mod identity;
+mod reach;
 mod read_copy;
 mod record;
 
@@ -59,6 +60,7 @@ pub use identity::{
     check_shard_set, Account, BindError, Endpoint, IdentityError, ShardSet, ShardSetError,
     ShardWords,
 };
+pub use reach::GroupMark;
 pub use read_copy::{open_for_reading, open_scratch_copy, Reading};
 pub use record::*;
 
@@ -122,8 +124,13 @@ pub struct Store {
     faces: sled::Tree,
     crops: sled::Tree,
     /// Deletions of mirror runs, recorded before their call and after: `p\0PERSON`
-    /// for a person, `f\0PHOTO_KEY` for a photo's face.
+    /// for a person, `f\0PHOTO_KEY` for a photo's face, `g\0PERSON\0GROUP` for a
+    /// group taken from a person, `r\0PHOTO_KEY\0FACE_ID` for the face of a photo's
+    /// earlier content.
     mirror: sled::Tree,
+    /// What the job put on the service that a mirror may take back, beyond the photo
+    /// entries: see [`reach`].
+    reach: sled::Tree,
     /// Each source's latest plan generation ([`JobMeta::sources`]), kept with every
     /// write of the metadata: a photo entry not retired was seen by its source's
     /// latest plan, which is the generation it is read with.
@@ -178,6 +185,7 @@ impl Store {
             faces: db.open_tree("faces")?,
             crops: db.open_tree("crops")?,
             mirror: db.open_tree("mirror")?,
+            reach: db.open_tree("reach")?,
             sources: RwLock::default(),
             photo_writes: AtomicU64::new(0),
             db,

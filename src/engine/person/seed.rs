@@ -89,6 +89,11 @@ impl Worker<'_, '_> {
                     self.shared
                         .store
                         .mark_created(person.person.as_str())
+                        .and_then(|()| {
+                            self.shared
+                                .store
+                                .set_joined_groups(person.person.as_str(), &fields.groups)
+                        })
                         .map_err(|e| self.store_failed(e))?;
                     self.put_person(person)?;
                     self.shared.tally.person_created();
@@ -287,7 +292,9 @@ impl Worker<'_, '_> {
                     ));
             let recorded = if created {
                 tracing::info!("the person is the one the job's unanswered call created");
-                store.mark_created(id.as_str())
+                store
+                    .mark_created(id.as_str())
+                    .and_then(|()| store.set_joined_groups(id.as_str(), &fields.groups))
             } else {
                 // Found on the service, not created by the job: how it was found is
                 // what `rollback` restores, so it is made durable before the first
@@ -312,6 +319,12 @@ impl Worker<'_, '_> {
             .collect();
         if !missing.is_empty() {
             self.call_or_halt(|c| c.add_group_ids(id, &missing))?;
+            // What the job added is what a mirror may take back, once the source
+            // drops it.
+            self.shared
+                .store
+                .add_joined_groups(id.as_str(), &missing)
+                .map_err(|e| self.store_failed(e))?;
         }
         let name = person.fields.name.as_deref();
         let tag = person.fields.tag.as_deref();
