@@ -456,8 +456,8 @@ fn take_groups(
                 person.clone(),
                 format!(
                     "kept in {}, which the source no longer gives it: it is in no other \
-                     group now (the source's groups for it were not added?), and a person \
-                     is never left in no group",
+                     group now (the groups the source gives it could not be added, or \
+                     someone took it out of them), and a person is never left in no group",
                     names(&last)
                 ),
             ));
