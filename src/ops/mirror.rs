@@ -9,8 +9,11 @@
 //! enrolled has that face deleted (`delface`).
 //!
 //! Every deletion is recorded in the store before its call and after its answer; a
-//! run stopped between the two sends it again, and a person or face already gone
-//! counts as deleted. A photo whose face was deleted keeps its report row, status
+//! run stopped between the two settles it from the service: a person is read
+//! (`getinfo`) before its deletion anyway, and a face recorded as being deleted is
+//! looked for on its person (`getinfo`) before any `delface` is sent again, so a
+//! face already gone is recorded deleted without a call the service may refuse
+//! (-1305). A person or face already gone counts as deleted. A photo whose face was deleted keeps its report row, status
 //! `removed`, with the face id and the time.
 
 use super::paced::{PaceOptions, Paced};
@@ -217,17 +220,27 @@ pub fn run(
                 face_id,
                 ..
             } => {
+                // A run stopped after its call and before its record: ask the service
+                // whether the face is gone, rather than send a delface it may refuse.
+                let resumed = matches!(
+                    store.mirrored_photo(&key)?,
+                    Some(MirrorMark::Deleting { .. })
+                );
                 store.put_mirrored_photo(&key, &MirrorMark::Deleting { at: unix_now() })?;
                 store.flush()?;
                 let step = Step::DelFace {
                     face_ids: vec![face_id.clone()],
                 };
-                match run_step(&mut paced, &person, &step) {
-                    Ok(()) => Ok(()),
-                    // The person is gone, and its faces with it.
-                    Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => Ok(()),
-                    Err(err) => Err(err),
+                match resumed.then(|| face_gone(&mut paced, &person, &face_id)) {
+                    Some(Ok(true)) => Ok(()),
+                    Some(Err(err)) => Err(err),
+                    Some(Ok(false)) | None => run_step(&mut paced, &person, &step),
                 }
+                .or_else(|err| match err.class() {
+                    // The person is gone, and its faces with it.
+                    Class::Outcome(Outcome::PersonMissing) => Ok(()),
+                    _ => Err(err),
+                })
                 .map(|()| {
                     let at = unix_now();
                     removed(store, &person, &[face_id], at)?;
@@ -321,6 +334,16 @@ pub fn run(
     }
     done.calls = paced.calls;
     Ok(done)
+}
+
+/// Whether the service no longer holds `face_id` on `person` (or the person at all),
+/// read with `getinfo`.
+fn face_gone(paced: &mut Paced<'_>, person: &PersonId, face_id: &str) -> Result<bool, CallError> {
+    match paced.call(|c| c.get_info(person)) {
+        Ok(info) => Ok(!info.face_ids.iter().any(|f| f == face_id)),
+        Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => Ok(true),
+        Err(err) => Err(err),
+    }
 }
 
 /// Records the photos of `person` whose faces (of `face_ids`) were deleted as

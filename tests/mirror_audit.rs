@@ -1,0 +1,269 @@
+//! `enroll --mirror` audited: a deletion phase killed at chosen moments and run
+//! again, `verify` reporting what left the source and `--repair` queueing it, and
+//! `status` counting the deletions. Each test checks what the emulator holds, not
+//! what the job recorded.
+//!
+//! The kills use the emulator's call hook ([`faceenroll::emulator::probe`]), as
+//! `tests/kill.rs` does: the emulator runs in the test's process and holds one call
+//! of the job (a separate process) at a chosen moment while the test kills the job
+//! with SIGKILL:
+//!
+//! - **before the delete**: the deletion is recorded `Deleting`, its call has
+//!   reached the service and nothing is done yet (`Moment::Received`);
+//! - **after the delete, before its record**: the service has deleted and holds the
+//!   answer (`Moment::Done`); the job's record still says `Deleting`, so the next
+//!   run asks the service (`getinfo`) whether it is gone, rather than send a
+//!   `delface` that the service may refuse (-1305, "face does not exist").
+
+mod support;
+
+use faceenroll::emulator::{CallHook, Emulator, Moment};
+use faceenroll::service::api::Call;
+use faceenroll::store::{MirrorMark, PhotoState, Store};
+use std::collections::BTreeSet;
+use std::process::Child;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use support::bin::code_and_text as output;
+use support::{emulator_with, enroll_command, report_rows, Archive};
+
+/// Holds the first call of one kind at one moment until released.
+#[derive(Default)]
+struct Trap {
+    /// (call, moment is Done rather than Received) to catch, while armed.
+    armed: Mutex<Option<(Call, bool)>>,
+    holding: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Trap {
+    fn hook(self: &Arc<Self>) -> CallHook {
+        let trap = Arc::clone(self);
+        CallHook::new(move |call, moment| {
+            let done = match moment {
+                Moment::Received => false,
+                Moment::Done { .. } => true,
+                Moment::Answered => return,
+            };
+            {
+                let mut armed = trap.armed.lock().unwrap();
+                if *armed != Some((call, done)) {
+                    return;
+                }
+                *armed = None;
+            }
+            let mut holding = trap.holding.lock().unwrap();
+            *holding = true;
+            trap.changed.notify_all();
+            while *holding {
+                holding = trap.changed.wait(holding).unwrap();
+            }
+        })
+    }
+
+    fn arm(&self, call: Call, done: bool) {
+        *self.armed.lock().unwrap() = Some((call, done));
+    }
+
+    /// Waits until a call is held (true), or the child exits or a minute passes.
+    fn caught(&self, child: &mut Child) -> bool {
+        let started = Instant::now();
+        let mut holding = self.holding.lock().unwrap();
+        while !*holding {
+            if started.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            holding = self
+                .changed
+                .wait_timeout(holding, Duration::from_millis(5))
+                .unwrap()
+                .0;
+        }
+        true
+    }
+
+    fn release(&self) {
+        *self.armed.lock().unwrap() = None;
+        *self.holding.lock().unwrap() = false;
+        self.changed.notify_all();
+    }
+}
+
+fn enroll(archive: &Archive, emulator: &Emulator, extra: &[&str]) -> (i32, String) {
+    let mut cmd = enroll_command(&archive.root(), &emulator.endpoint(), &archive.state());
+    cmd.args(["--group", "staff"]).args(extra);
+    output(&mut cmd)
+}
+
+fn person_ids(emulator: &Emulator) -> BTreeSet<String> {
+    emulator.snapshot().persons.into_keys().collect()
+}
+
+fn face_ids(emulator: &Emulator, person: &str) -> BTreeSet<String> {
+    emulator.snapshot().persons[person]
+        .faces
+        .iter()
+        .map(|f| f.face_id.clone())
+        .collect()
+}
+
+/// Day 1 (four persons of two photos each, enrolled), then day 2: person003's
+/// folder and person000's second photo are gone. Answers the face id of that photo.
+fn day_two(archive: &Archive, emulator: &Emulator) -> String {
+    archive.fill(4, 2, 100);
+    let (code, text) = enroll(archive, emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    std::fs::remove_dir_all(archive.root().join("person003")).unwrap();
+    std::fs::remove_file(archive.root().join("person000/001.png")).unwrap();
+    emulator.snapshot().persons["person000"].faces[1]
+        .face_id
+        .clone()
+}
+
+/// Runs `enroll --mirror` and kills it when `call` is held at the moment asked.
+fn kill_at(archive: &Archive, emulator: &Emulator, trap: &Trap, call: Call, done: bool) {
+    trap.arm(call, done);
+    let mut child = enroll_command(&archive.root(), &emulator.endpoint(), &archive.state())
+        .args(["--group", "staff", "--mirror", "--max-delete", "100%"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        trap.caught(&mut child),
+        "the job never sent {call:?} (or ended first)"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    trap.release();
+}
+
+/// After the kill and one more `--mirror` run: the service holds exactly the
+/// source, the report accounts for the removed photos, and nothing is left to do.
+fn check_resumed(archive: &Archive, emulator: &Emulator, removed_face: &str) {
+    let refused = emulator.counters().answered(-1305);
+    let (code, text) = enroll(archive, emulator, &["--mirror", "--max-delete", "100%"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        emulator.counters().answered(-1305),
+        refused,
+        "a delface was sent for a face already gone: {text}"
+    );
+    assert_eq!(
+        person_ids(emulator),
+        ["person000", "person001", "person002"]
+            .map(String::from)
+            .into()
+    );
+    let kept = face_ids(emulator, "person000");
+    assert_eq!(kept.len(), 1);
+    assert!(!kept.contains(removed_face));
+    for p in ["person001", "person002"] {
+        assert_eq!(face_ids(emulator, p).len(), 2, "{p}");
+    }
+    // Nothing forgotten: every photo that left has its row, `removed`, with the
+    // face deleted; no deletion is left half done.
+    let rows = report_rows(&archive.state());
+    let removed: Vec<_> = rows.iter().filter(|r| r.status == "removed").collect();
+    assert_eq!(removed.len(), 3, "{rows:?}");
+    assert!(removed.iter().any(|r| r.face_id == removed_face));
+    let store = Store::open(&archive.state()).unwrap();
+    for item in store.photos() {
+        let (key, _) = item.unwrap();
+        assert!(
+            !matches!(
+                store.mirrored_photo(&key).unwrap(),
+                Some(MirrorMark::Deleting { .. })
+            ),
+            "a deletion still recorded as under way"
+        );
+    }
+    drop(store);
+    // Done: a re-run makes no call.
+    let calls = emulator.counters().requests;
+    let (code, text) = enroll(archive, emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(emulator.counters().requests, calls, "{text}");
+}
+
+fn trapped_emulator(trap: &Arc<Trap>) -> Emulator {
+    emulator_with(|c| c.probes.hook = Some(trap.hook()))
+}
+
+#[test]
+fn a_mirror_killed_before_a_delperson_deletes_it_on_the_next_run() {
+    let trap = Arc::new(Trap::default());
+    let emulator = trapped_emulator(&trap);
+    let archive = Archive::new();
+    let face = day_two(&archive, &emulator);
+    // The person is read just before its delperson: killed there, the deletion is
+    // recorded as under way and no delete was sent.
+    kill_at(&archive, &emulator, &trap, Call::GetInfo, false);
+    assert!(person_ids(&emulator).contains("person003"));
+    {
+        let store = Store::open(&archive.state()).unwrap();
+        assert!(matches!(
+            store.mirrored_person("person003").unwrap(),
+            Some(MirrorMark::Deleting { .. })
+        ));
+    }
+    let delpersons = emulator.counters().received("delperson");
+    check_resumed(&archive, &emulator, &face);
+    assert_eq!(emulator.counters().received("delperson") - delpersons, 1);
+}
+
+#[test]
+fn a_mirror_killed_after_a_delperson_and_before_its_record_reads_the_person_gone() {
+    let trap = Arc::new(Trap::default());
+    let emulator = trapped_emulator(&trap);
+    let archive = Archive::new();
+    let face = day_two(&archive, &emulator);
+    kill_at(&archive, &emulator, &trap, Call::DelPerson, true);
+    assert!(!person_ids(&emulator).contains("person003"));
+    let delpersons = emulator.counters().received("delperson");
+    check_resumed(&archive, &emulator, &face);
+    assert_eq!(
+        emulator.counters().received("delperson"),
+        delpersons,
+        "delperson sent again for a person already gone"
+    );
+}
+
+/// A delface in flight when the job dies (the service deletes after): under
+/// the job's record it is under way, and the next run settles it from the service.
+#[test]
+fn a_mirror_killed_with_a_delface_in_flight_or_done_and_unanswered_deletes_it_once() {
+    for done in [false, true] {
+        let trap = Arc::new(Trap::default());
+        let emulator = trapped_emulator(&trap);
+        let archive = Archive::new();
+        let face = day_two(&archive, &emulator);
+        kill_at(&archive, &emulator, &trap, Call::DelFace, done);
+        {
+            let store = Store::open(&archive.state()).unwrap();
+            let (key, entry) = store
+                .photos()
+                .map(Result::unwrap)
+                .find(|(_, e)| e.image.to_string().ends_with("person000/001.png"))
+                .unwrap();
+            assert!(matches!(entry.state, PhotoState::Enrolled { .. }));
+            assert!(matches!(
+                store.mirrored_photo(&key).unwrap(),
+                Some(MirrorMark::Deleting { .. })
+            ));
+        }
+        // The held call, let go, is done by the service: the face is gone.
+        let started = Instant::now();
+        while face_ids(&emulator, "person000").contains(&face) {
+            assert!(started.elapsed() < Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let delfaces = emulator.counters().received("delface");
+        check_resumed(&archive, &emulator, &face);
+        assert_eq!(
+            emulator.counters().received("delface"),
+            delfaces,
+            "the face already gone was deleted again (done: {done})"
+        );
+    }
+}
