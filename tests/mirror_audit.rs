@@ -25,7 +25,7 @@ use std::process::Child;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use support::bin::code_and_text as output;
-use support::{emulator_with, enroll_command, report_rows, Archive};
+use support::{after_command, emulator_with, enroll_command, report_rows, Archive};
 
 /// Holds the first call of one kind at one moment until released.
 #[derive(Default)]
@@ -266,4 +266,138 @@ fn a_mirror_killed_with_a_delface_in_flight_or_done_and_unanswered_deletes_it_on
             "the face already gone was deleted again (done: {done})"
         );
     }
+}
+
+fn after(command: &str, archive: &Archive, emulator: &Emulator, extra: &[&str]) -> (i32, String) {
+    output(&mut after_command(
+        command,
+        &emulator.endpoint(),
+        &archive.state(),
+        extra,
+    ))
+}
+
+fn status(archive: &Archive, json: bool) -> (i32, String) {
+    let mut cmd = support::faceenroll(&["status".as_ref(), "--state".as_ref()]);
+    cmd.arg(archive.state());
+    if json {
+        cmd.arg("--json");
+    }
+    output(&mut cmd)
+}
+
+#[test]
+fn verify_reports_what_left_the_source_and_repair_queues_it_for_the_next_mirror_run() {
+    let emulator = support::emulator();
+    let archive = Archive::new();
+    let face = day_two(&archive, &emulator);
+    // person002 left the source too, but someone renamed it since: not the job's to
+    // take back, so not drift, and a mirror leaves it and says why.
+    support::client(&emulator)
+        .set_info(&support::pid("person002"), Some("Renamed"), None)
+        .unwrap();
+    std::fs::remove_dir_all(archive.root().join("person002")).unwrap();
+    // The nightly run without --mirror: it only adds, and its plan knows what left.
+    let (code, text) = enroll(&archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    let before = emulator.snapshot();
+
+    let (code, text) = after("verify", &archive, &emulator, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("left the source, still on the service: 1 persons, 1 faces"),
+        "{text}"
+    );
+    let drift = std::fs::read_to_string(archive.state().join("drift.csv")).unwrap();
+    let rows: Vec<&str> = drift
+        .lines()
+        .filter(|l| l.contains("left_source"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{drift}");
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("person003,person_left_source,")
+                && r.contains("2 faces of the job")),
+        "{drift}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("person000,face_left_source,")
+                && r.contains(&face)
+                && r.contains("person000/001.png")),
+        "{drift}"
+    );
+
+    // --repair queues, and deletes nothing.
+    let (code, text) = after("verify", &archive, &emulator, &["--repair"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("queued: 2 deletions"), "{text}");
+    assert_eq!(emulator.snapshot(), before);
+    let (code, text) = status(&archive, false);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("2 deletions queued by verify --repair"),
+        "{text}"
+    );
+
+    // Without --mirror the queue waits, and the run says so.
+    let (code, text) = enroll(&archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(
+            "Mirror: 2 deletions queued by `verify --repair` wait for a run with --mirror"
+        ),
+        "{text}"
+    );
+    assert_eq!(emulator.snapshot(), before);
+
+    // The same guards: past --max-delete, nothing is deleted and the queue stays.
+    let (code, text) = enroll(&archive, &emulator, &["--mirror", "--max-delete", "1"]);
+    assert_eq!(code, 4, "{text}");
+    assert_eq!(emulator.snapshot(), before);
+    let (_, text) = status(&archive, false);
+    assert!(text.contains("held, nothing deleted"), "{text}");
+    assert!(text.contains("2 deletions queued"), "{text}");
+
+    let (code, text) = enroll(&archive, &emulator, &["--mirror", "--max-delete", "100%"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        person_ids(&emulator),
+        ["person000", "person001", "person002"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(face_ids(&emulator, "person000").len(), 1);
+    assert!(!face_ids(&emulator, "person000").contains(&face));
+    assert_eq!(
+        emulator.snapshot().persons["person002"],
+        before.persons["person002"]
+    );
+
+    // status counts the deletions by kind, with what the last run left and why.
+    let (code, text) = status(&archive, false);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("mirror:  1 person and 3 faces deleted by mirror runs"),
+        "{text}"
+    );
+    assert!(
+        text.contains("person002: left as it is: its name was changed"),
+        "{text}"
+    );
+    assert!(!text.contains("queued"), "{text}");
+    let (code, json) = status(&archive, true);
+    assert_eq!(code, 0, "{json}");
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mirror = &json["mirror"];
+    assert_eq!(mirror["persons_deleted"], 1, "{json}");
+    assert_eq!(mirror["faces_deleted"], 3, "{json}");
+    assert_eq!(mirror["queued"], 0, "{json}");
+    assert_eq!(mirror["under_way"], 0, "{json}");
+    assert_eq!(mirror["last_run"]["held"], serde_json::Value::Null);
+    assert_eq!(mirror["last_run"]["left"][0]["person_id"], "person002");
+
+    // The service follows the source again: verify finds no drift.
+    let (code, text) = after("verify", &archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
 }

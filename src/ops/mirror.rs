@@ -24,7 +24,7 @@ use crate::engine::StopSignal;
 use crate::model::PersonId;
 use crate::service::client::{CallError, Client};
 use crate::service::codes::{Class, Outcome};
-use crate::store::{FaceRef, MirrorMark, PersonState, PhotoState, RollbackEntry, Store};
+use crate::store::{FaceRef, MirrorMark, MirrorRun, PersonState, PhotoState, RollbackEntry, Store};
 use std::fmt::Write as _;
 
 /// The deletions a mirror run plans, counted, and whether the guards let them.
@@ -205,6 +205,7 @@ pub fn run(
         ..Mirrored::default()
     };
     if done.held.is_some() {
+        record_run(store, &done)?;
         return Ok(done);
     }
     let mut paced = Paced::new(client, pace);
@@ -333,7 +334,32 @@ pub fn run(
         }
     }
     done.calls = paced.calls;
+    record_run(store, &done)?;
     Ok(done)
+}
+
+/// Records the run's account for `status`. A run that made every deletion of its
+/// plan also settles what `verify --repair` queued: those still to delete were in
+/// the plan (what left the source), and the others are listed again or gone.
+fn record_run(store: &Store, done: &Mirrored) -> anyhow::Result<()> {
+    store.put_mirror_run(&MirrorRun {
+        at: unix_now(),
+        persons_deleted: done.persons_deleted,
+        faces_deleted: done.faces_deleted,
+        left: done
+            .left
+            .iter()
+            .map(|(p, why)| (p.as_str().to_owned(), why.clone()))
+            .collect(),
+        held: done.held.as_ref().map(ToString::to_string),
+    })?;
+    if done.held.is_none() && done.stopped.is_none() && !done.interrupted {
+        for (key, _) in store.queued_mirror_deletions()? {
+            store.unqueue_mirror_deletion(&key)?;
+        }
+    }
+    store.flush()?;
+    Ok(())
 }
 
 /// Whether the service no longer holds `face_id` on `person` (or the person at all),

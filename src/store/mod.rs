@@ -52,6 +52,7 @@
 //! second job on the same directory fails at once with [`StoreError::Busy`].
 
 mod identity;
+mod mirror_audit;
 mod read_copy;
 mod record;
 
@@ -59,6 +60,7 @@ pub use identity::{
     check_shard_set, Account, BindError, Endpoint, IdentityError, ShardSet, ShardSetError,
     ShardWords,
 };
+pub use mirror_audit::{MirrorMarks, MirrorRun, Queued, QueuedKey};
 pub use read_copy::{open_for_reading, open_scratch_copy, Reading};
 pub use record::*;
 
@@ -122,7 +124,8 @@ pub struct Store {
     faces: sled::Tree,
     crops: sled::Tree,
     /// Deletions of mirror runs, recorded before their call and after: `p\0PERSON`
-    /// for a person, `f\0PHOTO_KEY` for a photo's face.
+    /// for a person, `f\0PHOTO_KEY` for a photo's face; the last run's account and
+    /// the deletions `verify --repair` queued (see `mirror_audit`).
     mirror: sled::Tree,
     /// Each source's latest plan generation ([`JobMeta::sources`]), kept with every
     /// write of the metadata: a photo entry not retired was seen by its source's
