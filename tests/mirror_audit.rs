@@ -401,3 +401,113 @@ fn verify_reports_what_left_the_source_and_repair_queues_it_for_the_next_mirror_
     let (code, text) = after("verify", &archive, &emulator, &[]);
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn rollback_mirror_lists_what_can_come_back_and_the_next_enroll_brings_it_back() {
+    let emulator = support::emulator();
+    let archive = Archive::new();
+    archive.fill(4, 2, 100);
+    let (code, text) = enroll(&archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    let day_one = emulator.snapshot();
+    // A wrong night: person003's folder and a photo are missing from the share, and
+    // one photo is really gone.
+    let saved = archive.dir.path().join("saved");
+    std::fs::create_dir(&saved).unwrap();
+    std::fs::rename(archive.root().join("person003"), saved.join("person003")).unwrap();
+    std::fs::rename(
+        archive.root().join("person000/001.png"),
+        saved.join("000-001.png"),
+    )
+    .unwrap();
+    std::fs::remove_file(archive.root().join("person001/001.png")).unwrap();
+    let lost_face = day_one.persons["person001"].faces[1].face_id.clone();
+    let (code, text) = enroll(&archive, &emulator, &["--mirror", "--max-delete", "100%"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!person_ids(&emulator).contains("person003"));
+
+    // The share is back; the really gone photo is not.
+    std::fs::rename(saved.join("person003"), archive.root().join("person003")).unwrap();
+    std::fs::rename(
+        saved.join("000-001.png"),
+        archive.root().join("person000/001.png"),
+    )
+    .unwrap();
+    let calls = emulator.counters().requests;
+    let (code, text) = after("rollback", &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(emulator.counters().requests, calls, "{text}");
+    assert!(
+        text.contains("comes back: person person003")
+            && text.contains("2 of its 2 photos are still in the source"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  cannot come back: face")
+                && l.contains(&lost_face)
+                && l.contains("its photo is no longer in the source")),
+        "{text}"
+    );
+    assert!(
+        text.contains("5 deletions by mirror runs, 4 can come back, 1 cannot"),
+        "{text}"
+    );
+
+    // The next enroll sends them again: the service holds the source once more.
+    let (code, text) = enroll(&archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    let now = emulator.snapshot();
+    assert_eq!(
+        person_ids(&emulator),
+        day_one.persons.keys().cloned().collect()
+    );
+    assert_eq!(now.persons["person003"].faces.len(), 2);
+    assert_eq!(now.persons["person000"].faces.len(), 2);
+    assert_eq!(now.persons["person001"].faces.len(), 1);
+    assert!(now.groups["staff"].iter().any(|p| p == "person003"));
+    // Nothing left to bring back but what cannot come.
+    let (code, text) = after("rollback", &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("1 deletions by mirror runs, 0 can come back"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_rollback_after_mirror_runs_leaves_the_account_as_the_job_found_it() {
+    use faceenroll::service::client::ImageBody;
+    let emulator = support::emulator();
+    let archive = Archive::new();
+    archive.fill(4, 2, 100);
+    // person001 existed before the job, in vip, with a face of its own.
+    let theirs = archive.dir.path().join("theirs.png");
+    std::fs::write(&theirs, support::photo(7000)).unwrap();
+    support::client(&emulator)
+        .new_person(
+            &support::pid("person001"),
+            &[support::gid("vip")],
+            &ImageBody::File(theirs),
+            None,
+            None,
+        )
+        .unwrap();
+    let found = emulator.snapshot();
+    let (code, text) = enroll(&archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    std::fs::remove_dir_all(archive.root().join("person001")).unwrap();
+    std::fs::remove_dir_all(archive.root().join("person003")).unwrap();
+    std::fs::remove_file(archive.root().join("person000/001.png")).unwrap();
+    let (code, text) = enroll(&archive, &emulator, &["--mirror", "--max-delete", "100%"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        emulator.snapshot().persons["person001"],
+        found.persons["person001"]
+    );
+
+    let (code, text) = after("rollback", &archive, &emulator, &["--yes"]);
+    assert_eq!(code, 0, "{text}");
+    let after = emulator.snapshot();
+    assert_eq!(after.persons, found.persons, "{text}");
+}

@@ -17,10 +17,12 @@ through every person, the state directory is closed: enroll and verify refuse it
 (enroll again with a new --state).
 
 Exit codes:
-  0    every person of the job undone (or nothing left to undo)
+  0    every person of the job undone (or nothing left to undo); with --mirror,
+       everything the mirror runs deleted can come back
   1    not confirmed (no --yes without a terminal to confirm on counts as not
        confirmed, as for delete-person), or something the job made is left (listed
-       with the reason: changed since by someone else, faces without an id, ...)
+       with the reason: changed since by someone else, faces without an id, ...);
+       with --mirror, something a mirror run deleted cannot come back (listed)
   2    usage or configuration error, the state directory is in use, or it belongs
        to another account (endpoint, AppID or bucket; nothing was called)
   3    stopped by a service error (run it again to go on where it stopped)
@@ -39,9 +41,56 @@ pub struct RollbackArgs {
     /// Start without asking.
     #[arg(long)]
     pub yes: bool,
+    /// Instead of undoing the job: list what its mirror runs (`enroll --mirror`)
+    /// deleted and what of it can come back. A face comes back only as its photo
+    /// sent again (a new face id), which the next `enroll` does for each photo its
+    /// source lists again; a person deleted is created again only if some of its
+    /// photos are still in the source. What cannot come back is listed with the
+    /// reason. Makes no call and changes nothing.
+    #[arg(long, conflicts_with_all = ["dry_run", "yes"])]
+    pub mirror: bool,
+}
+
+/// `rollback --mirror`: what the job's mirror runs deleted and what can come back.
+fn mirror(state_dir: &std::path::Path) -> anyhow::Result<Exit> {
+    let reading = crate::store::open_for_reading(state_dir)?;
+    let deleted = crate::ops::mirror_restore::deletions(reading.store())?;
+    let mut out = std::io::stdout().lock();
+    let mut lost = 0;
+    for d in &deleted {
+        let what = match &d.face {
+            Some(face) => format!(
+                "face {} of person {} (photo {})",
+                face.face_id, d.person, face.photo
+            ),
+            None => format!("person {}", d.person),
+        };
+        let at = crate::report::utc_time(d.at);
+        match &d.back {
+            Ok(how) => writeln!(out, "  comes back: {what}, deleted {at}: {how}")?,
+            Err(why) => {
+                lost += 1;
+                writeln!(out, "  cannot come back: {what}, deleted {at}: {why}")?
+            }
+        }
+    }
+    writeln!(
+        out,
+        "faceenroll rollback --mirror: {} deletions by mirror runs, {} can come back, {} \
+         cannot (listed); nothing was sent: the service gives no deleted face back by its \
+         id, so run `faceenroll enroll` with the source that lists them (without --mirror \
+         until it does) to send their photos again",
+        deleted.len(),
+        deleted.len() - lost,
+        lost
+    )?;
+    Ok(if lost == 0 { Exit::Ok } else { Exit::Failures })
 }
 
 pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
+    if args.mirror {
+        return mirror(&args.after.job()?.0);
+    }
     let client = args.after.client()?;
     let (state_dir, pace) = args.after.job()?;
     let job = RollbackJob {
