@@ -344,9 +344,7 @@ fn verify_reports_what_left_the_source_and_repair_queues_it_for_the_next_mirror_
     let (code, text) = enroll(&archive, &emulator, &[]);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains(
-            "Mirror: 2 deletions queued by `verify --repair` wait for a run with --mirror"
-        ),
+        text.contains("Mirror: 2 deletions queued by verify --repair wait for a run with --mirror"),
         "{text}"
     );
     assert_eq!(emulator.snapshot(), before);

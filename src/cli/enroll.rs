@@ -393,7 +393,7 @@ fn run_job(
     if finished.mirror_queued > 0 {
         let _ = writeln!(
             std::io::stdout().lock(),
-            "Mirror: {} {} queued by `verify --repair` {} for a run with --mirror",
+            "Mirror: {} {} queued by verify --repair {} for a run with --mirror",
             finished.mirror_queued,
             crate::report::plural(finished.mirror_queued as u64, "deletion", "deletions"),
             if finished.mirror_queued == 1 {
