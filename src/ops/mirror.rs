@@ -13,8 +13,10 @@
 //! (`getinfo`) before its deletion anyway, and a face recorded as being deleted is
 //! looked for on its person (`getinfo`) before any `delface` is sent again, so a
 //! face already gone is recorded deleted without a call the service may refuse
-//! (-1305). A person or face already gone counts as deleted. A photo whose face was deleted keeps its report row, status
-//! `removed`, with the face id and the time.
+//! (-1305). A person or face already gone counts as deleted. A photo whose face was
+//! deleted keeps its report row, status `removed`, with the face id and the time.
+//! Each run's account (what it deleted, left, or why a guard held it) is recorded
+//! for `status`.
 
 use super::paced::{PaceOptions, Paced};
 use super::rollback::{job_record, run_step, stops};
