@@ -509,3 +509,26 @@ fn a_rollback_after_mirror_runs_leaves_the_account_as_the_job_found_it() {
     let after = emulator.snapshot();
     assert_eq!(after.persons, found.persons, "{text}");
 }
+
+#[test]
+fn a_moved_archive_is_not_a_source_that_lost_its_photos() {
+    let emulator = support::emulator();
+    let archive = Archive::new();
+    archive.fill(3, 2, 100);
+    let (code, text) = enroll(&archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    let before = emulator.snapshot();
+    // The share is mounted elsewhere: the same photos at new paths.
+    let moved = archive.dir.path().join("moved");
+    std::fs::rename(archive.root(), &moved).unwrap();
+    let mut cmd = enroll_command(&moved, &emulator.endpoint(), &archive.state());
+    let (code, text) = output(cmd.args(["--group", "staff", "--mirror", "--max-delete", "100%"]));
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("Mirror: 0 persons and 0 faces deleted"),
+        "{text}"
+    );
+    assert_eq!(emulator.snapshot(), before);
+    let (code, text) = after("verify", &archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+}

@@ -27,6 +27,7 @@ use crate::model::PersonId;
 use crate::service::client::{CallError, Client};
 use crate::service::codes::{Class, Outcome};
 use crate::store::{FaceRef, MirrorMark, MirrorRun, PersonState, PhotoState, RollbackEntry, Store};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 /// The deletions a mirror run plans, counted, and whether the guards let them.
@@ -133,19 +134,42 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
         let mut listed = false;
         let mut enrolled = false;
         let mut gone_photos = Vec::new();
+        // What the listed photos still hold: a photo that moved, was renamed or was
+        // copied into another source is listed under its new path with the same
+        // content (and the same face); its old entry has not left the source.
+        let mut listed_faces = HashSet::new();
+        let mut listed_content = HashSet::new();
         for item in store.photos_of(id) {
             let (key, entry) = item?;
             listed |= !entry.retired;
+            if !entry.retired {
+                listed_content.extend(entry.hash);
+            }
             if let PhotoState::Enrolled { face } = &entry.state {
                 enrolled = true;
                 if let FaceRef::Id(face_id) = face {
                     managed += 1;
                     if entry.retired {
-                        gone_photos.push((key, entry.image.to_string(), face_id.clone()));
+                        gone_photos.push((
+                            key,
+                            entry.image.to_string(),
+                            face_id.clone(),
+                            entry.hash,
+                        ));
+                    } else {
+                        listed_faces.insert(face_id.clone());
                     }
                 }
             }
         }
+        let gone_photos = gone_photos
+            .into_iter()
+            .filter(|(_, _, face_id, hash)| {
+                !listed_faces.contains(face_id)
+                    && !hash.is_some_and(|h| listed_content.contains(&h))
+            })
+            .map(|(key, image, face_id, _)| (key, image, face_id))
+            .collect();
         // Deleted by an earlier mirror run, and not enrolled again since (a person
         // listed again is created again, and may leave again).
         let removed_before =
