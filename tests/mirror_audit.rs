@@ -252,6 +252,12 @@ fn a_mirror_killed_with_a_delface_in_flight_or_done_and_unanswered_deletes_it_on
                 Some(MirrorMark::Deleting { .. })
             ));
         }
+        let (code, text) = status(&archive, false);
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            text.contains("1 deletion under way when a run stopped"),
+            "{text}"
+        );
         // The held call, let go, is done by the service: the face is gone.
         let started = Instant::now();
         while face_ids(&emulator, "person000").contains(&face) {
