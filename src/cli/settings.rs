@@ -664,7 +664,9 @@ settings! {
         /// (read just before, as rollback does), the job's faces and groups of a
         /// person that existed before, the face of a photo no longer listed. Nothing
         /// the job did not add is touched. Nothing is deleted after a source error
-        /// or from an empty source. With `plan` and `--dry-run`: list the deletions.
+        /// or from an empty source. Also makes the deletions `verify --repair`
+        /// queued; a run without --mirror leaves them queued. With `plan` and
+        /// `--dry-run`: list the deletions.
         #[arg(long)]
         mirror: bool, env "FACEENROLL_MIRROR", default false;
         /// With --mirror: the most deletions one run makes, a count (N) or a share
