@@ -538,3 +538,47 @@ fn a_moved_archive_is_not_a_source_that_lost_its_photos() {
     let (code, text) = after("verify", &archive, &emulator, &[]);
     assert_eq!(code, 0, "{text}");
 }
+
+/// A person the job created that someone gave a face of their own since: a mirror
+/// takes only the job's faces off. Killed between that delface and its record, the
+/// next run finds the job's faces gone, records them removed and says why the
+/// person stays; later runs make no call.
+#[test]
+fn a_mirror_killed_while_taking_the_jobs_faces_off_a_shared_person_finishes_it() {
+    use faceenroll::service::client::ImageBody;
+    let trap = Arc::new(Trap::default());
+    let emulator = trapped_emulator(&trap);
+    let archive = Archive::new();
+    archive.fill(3, 2, 100);
+    let (code, text) = enroll(&archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    let theirs = archive.dir.path().join("theirs.png");
+    std::fs::write(&theirs, support::photo(7000)).unwrap();
+    let their_face = support::client(&emulator)
+        .add_faces(&support::pid("person002"), &[ImageBody::File(theirs)], None)
+        .unwrap()
+        .face_ids[0]
+        .clone();
+    std::fs::remove_dir_all(archive.root().join("person002")).unwrap();
+    kill_at(&archive, &emulator, &trap, Call::DelFace, true);
+    assert_eq!(
+        face_ids(&emulator, "person002"),
+        [their_face.clone()].into()
+    );
+
+    let (code, text) = enroll(&archive, &emulator, &["--mirror", "--max-delete", "100%"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("person002: left in part: it holds 1 faces the job did not add"),
+        "{text}"
+    );
+    assert_eq!(face_ids(&emulator, "person002"), [their_face].into());
+    let rows = report_rows(&archive.state());
+    let theirs: Vec<_> = rows.iter().filter(|r| r.person_id == "person002").collect();
+    assert_eq!(theirs.len(), 2, "{rows:?}");
+    assert!(theirs.iter().all(|r| r.status == "removed"), "{rows:?}");
+    let calls = emulator.counters().requests;
+    let (code, text) = enroll(&archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(emulator.counters().requests, calls, "{text}");
+}

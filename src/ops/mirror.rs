@@ -21,7 +21,7 @@
 use super::paced::{PaceOptions, Paced};
 use super::rollback::{job_record, run_step, stops};
 use crate::deletion::mirror::{self, Hold, MaxDelete, Removal, SourceHealth};
-use crate::deletion::{undo, Found, Step};
+use crate::deletion::{undo, Decision, Found, JobRecord, Origin, Step};
 use crate::engine::StopSignal;
 use crate::model::PersonId;
 use crate::service::client::{CallError, Client};
@@ -277,6 +277,10 @@ pub fn run(
                 })
             }
             Removal::Person { person, record } => {
+                let resumed = matches!(
+                    store.mirrored_person(person.as_str())?,
+                    Some(MirrorMark::Deleting { .. })
+                );
                 store.put_mirrored_person(
                     person.as_str(),
                     &MirrorMark::Deleting { at: unix_now() },
@@ -290,9 +294,35 @@ pub fn run(
                 match found {
                     Err(err) => Err(err),
                     Ok(found) => {
-                        let decision = undo(&record, found.as_ref());
+                        // A run stopped between its delface and its record: the job's
+                        // faces the service no longer holds were taken off by it.
+                        let taken_off: Vec<String> = match (&found, resumed) {
+                            (Some(found), true) => record
+                                .face_ids
+                                .iter()
+                                .filter(|f| !found.face_ids.contains(f))
+                                .cloned()
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        let decision = match &found {
+                            Some(found) if finished_in_part(&record, found, &taken_off) => {
+                                Decision {
+                                    steps: Vec::new(),
+                                    outcome: RollbackEntry::Partly {
+                                        reasons: vec![format!(
+                                            "it holds {} faces the job did not add; the job's \
+                                             faces were taken off by the run that was stopped, \
+                                             and the rest stays",
+                                            found.face_ids.len()
+                                        )],
+                                    },
+                                }
+                            }
+                            _ => undo(&record, found.as_ref()),
+                        };
                         let mut result = Ok(());
-                        let mut faces: Vec<String> = Vec::new();
+                        let mut faces: Vec<String> = taken_off;
                         let mut deleted_person = false;
                         for step in deletion_steps(decision.steps) {
                             match run_step(&mut paced, &person, &step) {
@@ -386,6 +416,16 @@ fn record_run(store: &Store, done: &Mirrored) -> anyhow::Result<()> {
     }
     store.flush()?;
     Ok(())
+}
+
+/// Whether a person the job created, whose deletion a stopped run began, holds no
+/// face of the job any more but others' faces: that run took the job's faces off
+/// (as `undo` decides for a person changed since), and nothing is left to do.
+fn finished_in_part(record: &JobRecord, found: &Found, taken_off: &[String]) -> bool {
+    matches!(record.origin, Origin::Created | Origin::CreationInDoubt)
+        && !taken_off.is_empty()
+        && taken_off.len() == record.face_ids.len()
+        && !found.face_ids.is_empty()
 }
 
 /// Whether the service no longer holds `face_id` on `person` (or the person at all),
