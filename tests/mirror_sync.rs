@@ -386,8 +386,6 @@ fn a_persons_last_group_is_kept_and_said_under_both_readings() {
 
 #[test]
 fn a_group_a_mirror_took_is_put_back_by_a_rollback_of_the_mirror() {
-    use faceenroll::ops::mirror::restore_groups;
-    use faceenroll::ops::paced::{PaceOptions, Paced};
     let emulator = emulator_with(|_| {});
     let mut source = Manifest::new();
     source.add("p", "0.png", "staff;night", 1);
@@ -401,21 +399,24 @@ fn a_group_a_mirror_took_is_put_back_by_a_rollback_of_the_mirror() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(emulator.snapshot().persons["p"].groups, ["staff"]);
 
-    let store = faceenroll::store::Store::open(&source.state()).unwrap();
-    let client = client(&emulator);
-    let pace = PaceOptions {
-        qps: 0,
-        retry: support::options().retry,
+    let rollback = || {
+        output(&mut support::bin::after_command(
+            "rollback",
+            &emulator.endpoint(),
+            &source.state(),
+            &["--mirror"],
+        ))
     };
-    let mut paced = Paced::new(&client, &pace);
-    let done = restore_groups(&store, &mut paced).unwrap();
-    assert_eq!(done.restored, [("p".to_string(), "night".to_string())]);
+    let (code, text) = rollback();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("put back: person p in group night"), "{text}");
     let mut groups = emulator.snapshot().persons["p"].groups.clone();
     groups.sort();
     assert_eq!(groups, ["night", "staff"]);
-    // Put back once: nothing to do again.
+    // Put back once: nothing to do again, no call.
     let calls = emulator.counters().requests;
-    let again = restore_groups(&store, &mut Paced::new(&client, &pace)).unwrap();
-    assert_eq!(again, Default::default());
+    let (code, text) = rollback();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("(0 groups put back now)"), "{text}");
     assert_eq!(emulator.counters().requests, calls);
 }

@@ -399,6 +399,19 @@ fn run_job(
             );
         }
     }
+    if finished.mirror_queued > 0 {
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "Mirror: {} {} queued by verify --repair {} for a run with --mirror",
+            finished.mirror_queued,
+            crate::report::plural(finished.mirror_queued as u64, "deletion", "deletions"),
+            if finished.mirror_queued == 1 {
+                "waits"
+            } else {
+                "wait"
+            }
+        );
+    }
     let (mirror_stopped, mirror_interrupted) = finished
         .mirror
         .as_ref()

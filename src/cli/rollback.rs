@@ -17,10 +17,12 @@ through every person, the state directory is closed: enroll and verify refuse it
 (enroll again with a new --state).
 
 Exit codes:
-  0    every person of the job undone (or nothing left to undo)
+  0    every person of the job undone (or nothing left to undo); with --mirror,
+       everything the mirror runs deleted can come back
   1    not confirmed (no --yes without a terminal to confirm on counts as not
        confirmed, as for delete-person), or something the job made is left (listed
-       with the reason: changed since by someone else, faces without an id, ...)
+       with the reason: changed since by someone else, faces without an id, ...);
+       with --mirror, something a mirror run deleted cannot come back (listed)
   2    usage or configuration error, the state directory is in use, or it belongs
        to another account (endpoint, AppID or bucket; nothing was called)
   3    stopped by a service error (run it again to go on where it stopped)
@@ -39,9 +41,86 @@ pub struct RollbackArgs {
     /// Start without asking.
     #[arg(long)]
     pub yes: bool,
+    /// Instead of undoing the job: list what its mirror runs (`enroll --mirror`)
+    /// deleted and what of it can come back. A face comes back only as its photo
+    /// sent again (a new face id), which the next `enroll` does for each photo its
+    /// source lists again; a person deleted is created again only if some of its
+    /// photos are still in the source. A group a mirror took from a person is put
+    /// back now (addgroupids, the person read first); no other call. What cannot
+    /// come back is listed with the reason.
+    #[arg(long, conflicts_with_all = ["dry_run", "yes"])]
+    pub mirror: bool,
+}
+
+/// `rollback --mirror`: what the job's mirror runs deleted and what can come back;
+/// the groups they took are put back.
+fn mirror(args: &RollbackArgs) -> anyhow::Result<Exit> {
+    let (state_dir, pace) = args.after.job()?;
+    let (deleted, groups) = {
+        let reading = crate::store::open_for_reading(&state_dir)?;
+        let store = reading.store();
+        (
+            crate::ops::mirror_restore::deletions(store)?,
+            store.mirrored_groups()?.len(),
+        )
+    };
+    let groups = if groups == 0 {
+        Default::default()
+    } else {
+        let client = args.after.client()?;
+        crate::ops::mirror_restore::put_back_groups(
+            &state_dir,
+            &client,
+            &pace,
+            args.after.rebind_account,
+        )?
+    };
+    let mut out = std::io::stdout().lock();
+    let mut lost = 0;
+    for d in &deleted {
+        let what = match &d.face {
+            Some(face) => format!(
+                "face {} of person {} (photo {})",
+                face.face_id, d.person, face.photo
+            ),
+            None => format!("person {}", d.person),
+        };
+        let at = crate::report::utc_time(d.at);
+        match &d.back {
+            Ok(how) => writeln!(out, "  comes back: {what}, deleted {at}: {how}")?,
+            Err(why) => {
+                lost += 1;
+                writeln!(out, "  cannot come back: {what}, deleted {at}: {why}")?
+            }
+        }
+    }
+    for (person, group) in &groups.restored {
+        writeln!(out, "  put back: person {person} in group {group}")?;
+    }
+    for (person, group, why) in &groups.left {
+        lost += 1;
+        writeln!(
+            out,
+            "  cannot put back: person {person} in group {group}: {why}"
+        )?;
+    }
+    let total = deleted.len() + groups.restored.len() + groups.left.len();
+    writeln!(
+        out,
+        "faceenroll rollback --mirror: {total} deletions by mirror runs, {} can come back \
+         ({} groups put back now), {lost} cannot (listed). No photo was sent: the service \
+         gives no deleted face back by its id, so run `faceenroll enroll` with the source \
+         that lists them (without --mirror until it does) to send their photos again",
+        total - lost,
+        groups.restored.len(),
+    )?;
+    Ok(if lost == 0 { Exit::Ok } else { Exit::Failures })
 }
 
 pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
+    if args.mirror {
+        return mirror(&args);
+    }
     let client = args.after.client()?;
     let (state_dir, pace) = args.after.job()?;
     let job = RollbackJob {

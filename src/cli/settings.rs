@@ -667,7 +667,8 @@ settings! {
         /// run), a group the job added that the person's row no longer gives (never
         /// its last group: kept, said, exit 1). Nothing the job did not add is
         /// touched. Nothing is deleted after a source error or from an empty source.
-        /// With `plan` and `--dry-run`: list the deletions.
+        /// Also makes the deletions `verify --repair` queued; a run without --mirror
+        /// leaves them queued. With `plan` and `--dry-run`: list the deletions.
         #[arg(long)]
         mirror: bool, env "FACEENROLL_MIRROR", default false;
         /// With --mirror: the most deletions one run makes (a person, a face or a

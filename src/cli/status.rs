@@ -42,7 +42,123 @@ struct Status {
     #[serde(skip_serializing_if = "Option::is_none")]
     rolled_back: Option<String>,
     counts: Option<StoreCounts>,
+    /// What mirror runs deleted, left and held, when the job ever ran with `--mirror`
+    /// or `verify --repair` queued a deletion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mirror: Option<MirrorStatus>,
     progress: Option<ProgressFile>,
+}
+
+/// The deletions of a job's mirror runs, by kind, from the store's records.
+#[derive(Debug, Serialize)]
+struct MirrorStatus {
+    /// Persons deleted by mirror runs (and not created again since).
+    persons_deleted: u64,
+    /// Faces deleted: each of a photo that left the source or was replaced in
+    /// place, or of a person deleted.
+    faces_deleted: u64,
+    /// Groups taken from persons the source still lists.
+    groups_deleted: u64,
+    /// Deletions recorded before their call and not after (a run was stopped):
+    /// the next `--mirror` run settles them.
+    under_way: u64,
+    /// Deletions `verify --repair` queued for the next `enroll --mirror`.
+    queued: u64,
+    /// The last mirror run: when, what it left and why, or the guard that held it.
+    last_run: Option<LastMirrorRun>,
+}
+
+#[derive(Debug, Serialize)]
+struct LastMirrorRun {
+    at: String,
+    persons_deleted: u64,
+    faces_deleted: u64,
+    groups_deleted: u64,
+    left: Vec<LeftPerson>,
+    held: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct LeftPerson {
+    person_id: String,
+    reason: String,
+}
+
+impl MirrorStatus {
+    fn read(store: &store::Store) -> anyhow::Result<Option<MirrorStatus>> {
+        let marks = store.mirror_marks()?;
+        let queued = store.queued_mirror_deletions()?.len() as u64;
+        let last_run = store.last_mirror_run()?.map(|run| LastMirrorRun {
+            at: crate::report::utc_time(run.at),
+            persons_deleted: run.persons_deleted,
+            faces_deleted: run.faces_deleted,
+            groups_deleted: run.groups_deleted,
+            left: run
+                .left
+                .into_iter()
+                .map(|(person_id, reason)| LeftPerson { person_id, reason })
+                .collect(),
+            held: run.held,
+        });
+        let nothing = marks == store::MirrorMarks::default() && queued == 0;
+        Ok((!nothing || last_run.is_some()).then_some(MirrorStatus {
+            persons_deleted: marks.persons_deleted,
+            faces_deleted: marks.faces_deleted,
+            groups_deleted: marks.groups_deleted,
+            under_way: marks.under_way,
+            queued,
+            last_run,
+        }))
+    }
+
+    fn print(&self) {
+        println!(
+            "mirror:  {} {}, {} {} and {} {} deleted by mirror runs",
+            self.persons_deleted,
+            report::plural(self.persons_deleted, "person", "persons"),
+            self.faces_deleted,
+            report::plural(self.faces_deleted, "face", "faces"),
+            self.groups_deleted,
+            report::plural(self.groups_deleted, "group", "groups"),
+        );
+        if self.under_way > 0 {
+            println!(
+                "  {} {} under way when a run stopped: the next run with --mirror settles {}",
+                self.under_way,
+                report::plural(self.under_way, "deletion", "deletions"),
+                if self.under_way == 1 { "it" } else { "them" }
+            );
+        }
+        if self.queued > 0 {
+            println!(
+                "  {} {} queued by verify --repair for the next run with --mirror",
+                self.queued,
+                report::plural(self.queued, "deletion", "deletions")
+            );
+        }
+        if let Some(run) = &self.last_run {
+            match &run.held {
+                Some(why) => println!(
+                    "  last mirror run, {}: held, nothing deleted: {why}",
+                    run.at
+                ),
+                None => println!(
+                    "  last mirror run, {}: {} {}, {} {} and {} {} deleted, {} left",
+                    run.at,
+                    run.persons_deleted,
+                    report::plural(run.persons_deleted, "person", "persons"),
+                    run.faces_deleted,
+                    report::plural(run.faces_deleted, "face", "faces"),
+                    run.groups_deleted,
+                    report::plural(run.groups_deleted, "group", "groups"),
+                    run.left.len()
+                ),
+            }
+            for left in &run.left {
+                println!("    {}: {}", left.person_id, left.reason);
+            }
+        }
+    }
 }
 
 /// Refuses a directory that holds no job, rather than creating one there.
@@ -89,6 +205,7 @@ fn status_of(state: &Path) -> anyhow::Result<Status> {
                 last_outcome: None,
                 rolled_back: None,
                 counts: None,
+                mirror: None,
                 progress,
             }
         }
@@ -116,6 +233,7 @@ fn status_of(state: &Path) -> anyhow::Result<Status> {
                     )),
                 },
                 counts: Some(StoreCounts::read(store)?),
+                mirror: MirrorStatus::read(store)?,
                 progress: None,
             }
         }
@@ -397,6 +515,9 @@ fn show_status(status: &Status, json: bool) -> anyhow::Result<Exit> {
                     c.photos, c.enrolled, c.duplicate, c.skipped, c.failed, c.pending
                 );
                 println!("persons: {} ({} failed)", c.persons, c.persons_failed);
+            }
+            if let Some(mirror) = &status.mirror {
+                mirror.print();
             }
         }
     }

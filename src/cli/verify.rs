@@ -15,7 +15,8 @@ use std::path::PathBuf;
 const VERIFY_EXIT_HELP: &str = "\
 Exit codes:
   0  the service holds every person, group, name, tag and face the job recorded
-  1  something differs (see the drift report)
+  1  something differs (see the drift report), or the service still holds a
+     person or face of the job that the source no longer lists
   2  usage or configuration error, the state directory is in use, it belongs
      to another account (endpoint, AppID or bucket), or it was rolled back (no
      call is made)
@@ -66,7 +67,10 @@ impl AfterArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub after: AfterArgs,
-    /// Mark what went missing as pending, so the next enroll re-sends exactly that.
+    /// Mark what went missing as pending, so the next enroll re-sends exactly that;
+    /// queue the deletion of what left the source (persons and faces the source no
+    /// longer lists) for the next `enroll --mirror`, which makes it under its guards.
+    /// Verify itself never deletes.
     #[arg(long)]
     pub repair: bool,
     /// Write the drift report here [default: drift.csv or drift.jsonl in the state

@@ -98,6 +98,9 @@ pub struct Finished {
     pub report: PathBuf,
     /// What `--mirror` deleted, or why it deleted nothing.
     pub mirror: Option<Mirrored>,
+    /// Deletions `verify --repair` queued that wait for a run with `--mirror`
+    /// (counted on a run without it).
+    pub mirror_queued: usize,
 }
 
 impl Finished {
@@ -377,6 +380,10 @@ pub fn enroll(
         elapsed: started.elapsed(),
         state_dir: job.state_dir.clone(),
         report: report_path,
+        mirror_queued: match job.mirror {
+            None => store.queued_mirror_deletions().map_err(during_run)?.len(),
+            Some(_) => 0,
+        },
         mirror,
     };
     let mirror_figures = finished.mirror.as_ref().map(Mirrored::figures);

@@ -20,21 +20,26 @@
 //! ([`make_room`]), and the engine sends them in a second pass of the same run.
 //!
 //! Every deletion is recorded in the store before its call and after its answer; a
-//! run stopped between the two sends it again, and a person, face or group already
-//! gone counts as deleted. A photo whose face was deleted keeps its report row,
-//! status `removed`, with the face id and the time.
+//! run stopped between the two settles it from the service: a person is read
+//! (`getinfo`) before its deletion anyway, and a face recorded as being deleted is
+//! looked for on its person (`getinfo`) before any `delface` is sent again, so a
+//! face already gone is recorded deleted without a call the service may refuse
+//! (-1305). A person, face or group already gone counts as deleted. A photo whose face was
+//! deleted keeps its report row, status `removed`, with the face id and the time.
+//! Each run's account (what it deleted, left, or why a guard held it) is recorded
+//! for `status`.
 
 use super::paced::{PaceOptions, Paced};
 use super::rollback::{job_record, run_step, stops};
 use crate::deletion::mirror::{self, Hold, MaxDelete, Removal, SourceHealth};
-use crate::deletion::{undo, Found, Step};
+use crate::deletion::{undo, Decision, Found, JobRecord, Origin, Step};
 use crate::engine::StopSignal;
 use crate::model::GroupId;
 use crate::model::PersonId;
 use crate::service::client::{CallError, Client};
 use crate::service::codes::{Class, Outcome};
-use crate::store::{FaceRef, MirrorMark, PersonState, PhotoState, RollbackEntry, Store};
-use std::collections::BTreeSet;
+use crate::store::{FaceRef, MirrorMark, MirrorRun, PersonState, PhotoState, RollbackEntry, Store};
+use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 /// The deletions a mirror run plans, counted, and whether the guards let them.
@@ -163,19 +168,42 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
         let mut listed = false;
         let mut enrolled = false;
         let mut gone_photos = Vec::new();
+        // What the listed photos still hold: a photo that moved, was renamed or was
+        // copied into another source is listed under its new path with the same
+        // content (and the same face); its old entry has not left the source.
+        let mut listed_faces = HashSet::new();
+        let mut listed_content = HashSet::new();
         for item in store.photos_of(id) {
             let (key, entry) = item?;
             listed |= !entry.retired;
+            if !entry.retired {
+                listed_content.extend(entry.hash);
+            }
             if let PhotoState::Enrolled { face } = &entry.state {
                 enrolled = true;
                 if let FaceRef::Id(face_id) = face {
                     managed += 1;
                     if entry.retired {
-                        gone_photos.push((key, entry.image.to_string(), face_id.clone()));
+                        gone_photos.push((
+                            key,
+                            entry.image.to_string(),
+                            face_id.clone(),
+                            entry.hash,
+                        ));
+                    } else {
+                        listed_faces.insert(face_id.clone());
                     }
                 }
             }
         }
+        let gone_photos = gone_photos
+            .into_iter()
+            .filter(|(_, _, face_id, hash)| {
+                !listed_faces.contains(face_id)
+                    && !hash.is_some_and(|h| listed_content.contains(&h))
+            })
+            .map(|(key, image, face_id, _)| (key, image, face_id))
+            .collect();
         // Deleted by an earlier mirror run, and not enrolled again since (a person
         // listed again is created again, and may leave again).
         let removed_before =
@@ -260,6 +288,7 @@ pub fn run(
         ..Mirrored::default()
     };
     if done.held.is_some() {
+        record_run(store, &done)?;
         return Ok(done);
     }
     let mut paced = Paced::new(client, pace);
@@ -275,17 +304,27 @@ pub fn run(
                 face_id,
                 ..
             } => {
+                // A run stopped after its call and before its record: ask the service
+                // whether the face is gone, rather than send a delface it may refuse.
+                let resumed = matches!(
+                    store.mirrored_photo(&key)?,
+                    Some(MirrorMark::Deleting { .. })
+                );
                 store.put_mirrored_photo(&key, &MirrorMark::Deleting { at: unix_now() })?;
                 store.flush()?;
                 let step = Step::DelFace {
                     face_ids: vec![face_id.clone()],
                 };
-                match run_step(&mut paced, &person, &step) {
-                    Ok(()) => Ok(()),
-                    // The person is gone, and its faces with it.
-                    Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => Ok(()),
-                    Err(err) => Err(err),
+                match resumed.then(|| face_gone(&mut paced, &person, &face_id)) {
+                    Some(Ok(true)) => Ok(()),
+                    Some(Err(err)) => Err(err),
+                    Some(Ok(false)) | None => run_step(&mut paced, &person, &step),
                 }
+                .or_else(|err| match err.class() {
+                    // The person is gone, and its faces with it.
+                    Class::Outcome(Outcome::PersonMissing) => Ok(()),
+                    _ => Err(err),
+                })
                 .map(|()| {
                     let at = unix_now();
                     removed(store, &person, &[face_id], at)?;
@@ -331,6 +370,10 @@ pub fn run(
                 take_groups(store, &mut paced, &mut done, &person, &groups)
             }
             Removal::Person { person, record } => {
+                let resumed = matches!(
+                    store.mirrored_person(person.as_str())?,
+                    Some(MirrorMark::Deleting { .. })
+                );
                 store.put_mirrored_person(
                     person.as_str(),
                     &MirrorMark::Deleting { at: unix_now() },
@@ -344,9 +387,35 @@ pub fn run(
                 match found {
                     Err(err) => Err(err),
                     Ok(found) => {
-                        let decision = undo(&record, found.as_ref());
+                        // A run stopped between its delface and its record: the job's
+                        // faces the service no longer holds were taken off by it.
+                        let taken_off: Vec<String> = match (&found, resumed) {
+                            (Some(found), true) => record
+                                .face_ids
+                                .iter()
+                                .filter(|f| !found.face_ids.contains(f))
+                                .cloned()
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        let decision = match &found {
+                            Some(found) if finished_in_part(&record, found, &taken_off) => {
+                                Decision {
+                                    steps: Vec::new(),
+                                    outcome: RollbackEntry::Partly {
+                                        reasons: vec![format!(
+                                            "it holds {} faces the job did not add; the job's \
+                                             faces were taken off by the run that was stopped, \
+                                             and the rest stays",
+                                            found.face_ids.len()
+                                        )],
+                                    },
+                                }
+                            }
+                            _ => undo(&record, found.as_ref()),
+                        };
                         let mut result = Ok(());
-                        let mut faces: Vec<String> = Vec::new();
+                        let mut faces: Vec<String> = taken_off;
                         let mut deleted_person = false;
                         for step in deletion_steps(decision.steps) {
                             match run_step(&mut paced, &person, &step) {
@@ -422,6 +491,7 @@ pub fn run(
         }
     }
     done.calls = paced.calls;
+    record_run(store, &done)?;
     Ok(done)
 }
 
@@ -549,6 +619,51 @@ pub fn make_room(store: &Store, persons: &BTreeSet<String>) -> anyhow::Result<u6
     }
     store.flush()?;
     Ok(promoted)
+}
+
+/// Records the run's account for `status`. A run that made every deletion of its
+/// plan also settles what `verify --repair` queued: those still to delete were in
+/// the plan (what left the source), and the others are listed again or gone.
+fn record_run(store: &Store, done: &Mirrored) -> anyhow::Result<()> {
+    store.put_mirror_run(&MirrorRun {
+        at: unix_now(),
+        persons_deleted: done.persons_deleted,
+        faces_deleted: done.faces_deleted,
+        groups_deleted: done.groups_deleted,
+        left: done
+            .left
+            .iter()
+            .map(|(p, why)| (p.as_str().to_owned(), why.clone()))
+            .collect(),
+        held: done.held.as_ref().map(ToString::to_string),
+    })?;
+    if done.held.is_none() && done.stopped.is_none() && !done.interrupted {
+        for (key, _) in store.queued_mirror_deletions()? {
+            store.unqueue_mirror_deletion(&key)?;
+        }
+    }
+    store.flush()?;
+    Ok(())
+}
+
+/// Whether a person the job created, whose deletion a stopped run began, holds no
+/// face of the job any more but others' faces: that run took the job's faces off
+/// (as `undo` decides for a person changed since), and nothing is left to do.
+fn finished_in_part(record: &JobRecord, found: &Found, taken_off: &[String]) -> bool {
+    matches!(record.origin, Origin::Created | Origin::CreationInDoubt)
+        && !taken_off.is_empty()
+        && taken_off.len() == record.face_ids.len()
+        && !found.face_ids.is_empty()
+}
+
+/// Whether the service no longer holds `face_id` on `person` (or the person at all),
+/// read with `getinfo`.
+fn face_gone(paced: &mut Paced<'_>, person: &PersonId, face_id: &str) -> Result<bool, CallError> {
+    match paced.call(|c| c.get_info(person)) {
+        Ok(info) => Ok(!info.face_ids.iter().any(|f| f == face_id)),
+        Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => Ok(true),
+        Err(err) => Err(err),
+    }
 }
 
 /// Records the photos of `person` whose faces (of `face_ids`) were deleted as

@@ -3,6 +3,7 @@
 pub mod enroll;
 pub mod faces;
 pub mod mirror;
+pub mod mirror_restore;
 pub mod paced;
 pub mod rollback;
 pub mod verify;

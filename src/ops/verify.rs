@@ -12,8 +12,18 @@
 //! with all its enrolled photos pending, a person whose groups, name or tag differ
 //! becomes stale (brought in line on the next run). Without `repair` nothing is
 //! written but the verify's own record.
+//!
+//! Verify knows mirror: what left the source within the job's reach (as
+//! [`super::mirror::plan`] tells it from the latest plan: a person of the job the
+//! source no longer lists, a photo no longer listed whose face the job enrolled)
+//! and that the service still holds is drift too. `repair` never deletes: it
+//! queues the deletions in the store, and the next `enroll --mirror` makes them,
+//! under the same guards and the same reading of each person just before.
 
 use super::paced::{PaceOptions, Paced};
+use crate::deletion::mirror::{Removal, SourceHealth};
+use crate::deletion::JobRecord;
+use crate::model::PersonId;
 use crate::report::Format;
 use crate::service::api::GetInfoData;
 use crate::service::client::{CallError, Client};
@@ -22,9 +32,10 @@ use crate::state_dir::StateDir;
 use crate::store::{
     Difference, FaceRef, PersonEntry, PersonState, PhotoKey, PhotoState, Store, VerifiedEntry,
 };
+use crate::store::{Queued, QueuedKey};
 use anyhow::Context as _;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 /// One verify run, fully resolved.
@@ -53,6 +64,11 @@ pub struct Verified {
     pub faces_missing: u64,
     /// Group, name and tag differences, and persons the service refused to show.
     pub fields_differ: u64,
+    /// Persons and faces the source no longer lists that the service still holds.
+    pub persons_left_source: u64,
+    pub faces_left_source: u64,
+    /// Their deletions queued for the next `enroll --mirror` (`--repair`).
+    pub deletions_queued: u64,
     /// Photos marked pending and persons marked for the next enroll (`--repair`).
     pub photos_repaired: u64,
     pub persons_repaired: u64,
@@ -64,7 +80,11 @@ pub struct Verified {
 
 impl Verified {
     pub fn differences(&self) -> u64 {
-        self.persons_missing + self.faces_missing + self.fields_differ
+        self.persons_missing
+            + self.faces_missing
+            + self.fields_differ
+            + self.persons_left_source
+            + self.faces_left_source
     }
 }
 
@@ -98,6 +118,19 @@ impl std::fmt::Display for Verified {
             "  groups, names and tags that differ: {}",
             self.fields_differ
         )?;
+        if self.persons_left_source + self.faces_left_source > 0 {
+            writeln!(
+                f,
+                "  left the source, still on the service: {} persons, {} faces{}",
+                self.persons_left_source,
+                self.faces_left_source,
+                if self.deletions_queued > 0 {
+                    ""
+                } else {
+                    " (--repair queues their deletion for the next enroll --mirror)"
+                }
+            )?;
+        }
         writeln!(f, "  {} calls", self.calls)?;
         if self.photos_repaired + self.persons_repaired > 0 {
             writeln!(
@@ -105,6 +138,14 @@ impl std::fmt::Display for Verified {
                 "  repaired: {} photos marked pending and {} persons marked for the next \
                  enroll, which re-sends exactly that",
                 self.photos_repaired, self.persons_repaired
+            )?;
+        }
+        if self.deletions_queued > 0 {
+            writeln!(
+                f,
+                "  queued: {} deletions for the next enroll --mirror, under its guards (a run \
+                 without --mirror leaves them queued); nothing was deleted",
+                self.deletions_queued
             )?;
         }
         if self.stopped.is_some() {
@@ -197,6 +238,39 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
         }),
         ..Verified::default()
     };
+    // What left the source within the job's reach, as a mirror run would take it.
+    let left = super::mirror::plan(
+        &store,
+        SourceHealth::default(),
+        crate::deletion::mirror::MaxDelete::Count(0),
+    )?;
+    let mut gone_faces: HashMap<&str, Vec<(String, Vec<u8>)>> = HashMap::new();
+    let mut gone_persons: Vec<(&PersonId, &JobRecord)> = Vec::new();
+    for removal in &left.removals {
+        match removal {
+            // The face of a photo no longer listed, or of a photo's earlier content.
+            Removal::Photo {
+                person,
+                key,
+                face_id,
+                ..
+            }
+            | Removal::Replaced {
+                person,
+                key,
+                face_id,
+                ..
+            } => gone_faces
+                .entry(person.as_str())
+                .or_default()
+                .push((face_id.clone(), key.as_bytes().to_vec())),
+            Removal::Person { person, record } => gone_persons.push((person, record)),
+            // Groups on the service beyond the source's are not drift for verify
+            // (it checks that the source's groups are there); a mirror run takes
+            // the job's back.
+            Removal::Groups { .. } => {}
+        }
+    }
     for person in store.persons() {
         let person = person?;
         let id = person.person.as_str();
@@ -219,7 +293,19 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
             })
             .collect::<Result<_, _>>()?;
         let mut entry = match paced.call(|c| c.get_info(&person.person)) {
-            Ok(info) => compare(&person, Some(&info), &faces),
+            Ok(info) => {
+                let mut entry = compare(&person, Some(&info), &faces);
+                for (face_id, photo) in gone_faces.get(id).into_iter().flatten() {
+                    if info.face_ids.contains(face_id) {
+                        entry.other_faces = entry.other_faces.saturating_sub(1);
+                        entry.differences.push(Difference::FaceLeftSource {
+                            face_id: face_id.clone(),
+                            photo: photo.clone(),
+                        });
+                    }
+                }
+                entry
+            }
             Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => {
                 compare(&person, None, &faces)
             }
@@ -245,6 +331,65 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
             let (photos, persons) = repair(&store, &person, &entry.differences)?;
             done.photos_repaired += photos;
             done.persons_repaired += persons;
+            entry.repaired = true;
+        }
+        store.put_verified(id, &entry)?;
+        store.flush()?;
+        done.persons_this_run += 1;
+    }
+    // Persons of the job the source no longer lists: drift while the service holds
+    // what the job put on them.
+    for (person, record) in gone_persons {
+        if done.stopped.is_some() {
+            break;
+        }
+        let id = person.as_str();
+        if store.verified(id)?.is_some() {
+            continue;
+        }
+        let found = match paced.call(|c| c.get_info(person)) {
+            Ok(info) => Some(crate::deletion::Found::from(info)),
+            Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => None,
+            Err(err)
+                if matches!(
+                    err.class(),
+                    Class::Fatal | Class::Transient | Class::RateLimited
+                ) =>
+            {
+                done.stopped = Some(err);
+                break;
+            }
+            Err(err) => {
+                tracing::warn!("verify: {id}: the service refused to show it: {err}");
+                continue;
+            }
+        };
+        let mut entry = VerifiedEntry::default();
+        if let Some(found) = &found {
+            let takes_back = crate::deletion::undo(record, Some(found))
+                .steps
+                .iter()
+                .any(|s| !matches!(s, crate::deletion::Step::SetInfo { .. }));
+            if takes_back {
+                let faces = found
+                    .face_ids
+                    .iter()
+                    .filter(|f| record.face_ids.contains(f))
+                    .count() as u64;
+                entry.other_faces = found.face_ids.len() as u64 - faces;
+                entry
+                    .differences
+                    .push(Difference::PersonLeftSource { faces });
+            }
+        }
+        if job.repair && !entry.differences.is_empty() {
+            store.queue_mirror_deletion(
+                &QueuedKey::Person(id.to_owned()),
+                &Queued {
+                    at: unix_now(),
+                    face_id: None,
+                },
+            )?;
             entry.repaired = true;
         }
         store.put_verified(id, &entry)?;
@@ -291,7 +436,16 @@ fn repair(
                 Difference::GroupMissing { .. }
                 | Difference::NameDiffers { .. }
                 | Difference::TagDiffers { .. } => updated.state = PersonState::Stale,
-                Difference::PersonMissing | Difference::Unreadable { .. } => {}
+                Difference::FaceLeftSource { face_id, photo } => store.queue_mirror_deletion(
+                    &QueuedKey::Face(PhotoKey::from_bytes(photo)),
+                    &Queued {
+                        at: unix_now(),
+                        face_id: Some(face_id.clone()),
+                    },
+                )?,
+                Difference::PersonMissing
+                | Difference::Unreadable { .. }
+                | Difference::PersonLeftSource { .. } => {}
             }
         }
     }
@@ -307,7 +461,11 @@ fn repair(
 pub struct DriftRow {
     pub person_id: String,
     /// `person_missing`, `group_missing`, `name_differs`, `tag_differs`,
-    /// `face_missing`, or `unreadable` (the service refused `getinfo`; `found` says how).
+    /// `face_missing`, `unreadable` (the service refused `getinfo`; `found` says how),
+    /// `person_left_source` or `face_left_source` (the source no longer lists it and
+    /// the service still holds it: what `enroll --mirror` would delete).
+    /// `repaired` on those two means their deletion is queued for the next
+    /// `enroll --mirror`.
     pub difference: String,
     pub face_id: String,
     /// The photo of a missing face, as the report names it.
@@ -345,7 +503,17 @@ fn write_drift(store: &Store, done: &mut Verified, format: Format) -> anyhow::Re
             match d {
                 Difference::PersonMissing => done.persons_missing += 1,
                 Difference::FaceMissing { .. } => done.faces_missing += 1,
+                Difference::PersonLeftSource { .. } => done.persons_left_source += 1,
+                Difference::FaceLeftSource { .. } => done.faces_left_source += 1,
                 _ => done.fields_differ += 1,
+            }
+            if entry.repaired
+                && matches!(
+                    d,
+                    Difference::PersonLeftSource { .. } | Difference::FaceLeftSource { .. }
+                )
+            {
+                done.deletions_queued += 1;
             }
             match &mut csv {
                 Some(w) => w.serialize(&row)?,
@@ -420,7 +588,33 @@ fn drift_row(
                 .unwrap_or_default();
             row("face_missing", face_id, image, "on the person", "missing")
         }
+        Difference::PersonLeftSource { faces } => row(
+            "person_left_source",
+            "",
+            String::new(),
+            "deleted (the source no longer lists it)",
+            &format!("on the service with {faces} faces of the job"),
+        ),
+        Difference::FaceLeftSource { face_id, photo } => {
+            let image = store
+                .photo(&PhotoKey::from_bytes(photo))?
+                .map(|e| e.image.to_string())
+                .unwrap_or_default();
+            row(
+                "face_left_source",
+                face_id,
+                image,
+                "deleted (its photo left the source)",
+                "on the person",
+            )
+        }
     })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@
 //! second job on the same directory fails at once with [`StoreError::Busy`].
 
 mod identity;
+mod mirror_audit;
 mod reach;
 mod read_copy;
 mod record;
@@ -60,6 +61,7 @@ pub use identity::{
     check_shard_set, Account, BindError, Endpoint, IdentityError, ShardSet, ShardSetError,
     ShardWords,
 };
+pub use mirror_audit::{MirrorMarks, MirrorRun, Queued, QueuedKey};
 pub use reach::GroupMark;
 pub use read_copy::{open_for_reading, open_scratch_copy, Reading};
 pub use record::*;
@@ -126,7 +128,8 @@ pub struct Store {
     /// Deletions of mirror runs, recorded before their call and after: `p\0PERSON`
     /// for a person, `f\0PHOTO_KEY` for a photo's face, `g\0PERSON\0GROUP` for a
     /// group taken from a person, `r\0PHOTO_KEY\0FACE_ID` for the face of a photo's
-    /// earlier content.
+    /// earlier content; the last run's account and the deletions `verify --repair`
+    /// queued (see `mirror_audit`).
     mirror: sled::Tree,
     /// What the job put on the service that a mirror may take back, beyond the photo
     /// entries: see [`reach`].

@@ -399,6 +399,17 @@ pub enum Difference {
     Unreadable {
         reason: String,
     },
+    /// The source no longer lists the person, and the service still holds what the
+    /// job put on it (`faces` of the job's faces): a mirror run would take it back.
+    PersonLeftSource {
+        faces: u64,
+    },
+    /// The source no longer lists the photo, and its face is still on the person:
+    /// a mirror run would delete it. `photo` is its photo's key.
+    FaceLeftSource {
+        face_id: String,
+        photo: Vec<u8>,
+    },
 }
 
 /// A person checked by `verify`.
