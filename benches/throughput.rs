@@ -20,21 +20,101 @@
 //! The progress store lives in a temporary directory; `FACEENROLL_BENCH_STATE_IN=DIR`
 //! puts it under DIR instead (e.g. `/dev/shm`, to see what the per-call flush of the
 //! store costs on the disk).
+//!
+//! `FACEENROLL_BENCH_TIMELINE=1` also prints the job's timeline as the emulator saw
+//! it, per half second: the `newperson` and `addface` calls received, the persons in
+//! hand at its end (`newperson` received, `addface` not yet) and the `addface`s
+//! ready (their `newperson` answered, not yet received); and when the last
+//! `newperson` and the last call arrived.
 
 #[path = "support/proc_stats.rs"]
 mod proc_stats;
 
-use faceenroll::emulator::{rehearsal_credentials, Emulator, EmulatorConfig, Faults};
+use faceenroll::emulator::{
+    rehearsal_credentials, CallHook, Emulator, EmulatorConfig, Faults, Moment, Probes,
+};
 use faceenroll::engine::{self, EngineOptions, RunOutcome, StopSignal, Workers};
 use faceenroll::plan::{self, PlanOptions};
 use faceenroll::report::Tally;
+use faceenroll::service::api::Call;
 use faceenroll::service::client::{Client, ClientConfig};
 use faceenroll::service::codes::code;
 use faceenroll::source::{Layout, SourceSpec};
 use faceenroll::store::Store;
 use image::{ImageFormat, Rgb, RgbImage};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// What the emulator saw of a job, for `FACEENROLL_BENCH_TIMELINE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    NewPersonReceived,
+    NewPersonAnswered,
+    AddFaceReceived,
+}
+
+type Timeline = Arc<Mutex<Vec<(Instant, Event)>>>;
+
+/// A hook recording the job's `newperson` and `addface` calls.
+fn recorder(timeline: &Timeline) -> CallHook {
+    let timeline = Arc::clone(timeline);
+    CallHook::new(move |call, moment| {
+        let event = match (call, moment) {
+            (Call::NewPerson, Moment::Received) => Event::NewPersonReceived,
+            (Call::NewPerson, Moment::Done { code: 0 }) => Event::NewPersonAnswered,
+            (Call::AddFace, Moment::Received) => Event::AddFaceReceived,
+            _ => return,
+        };
+        timeline.lock().unwrap().push((Instant::now(), event));
+    })
+}
+
+/// Prints the timeline per half second from `start`.
+fn print_timeline(timeline: &[(Instant, Event)], start: Instant) {
+    const STEP: f64 = 0.5;
+    let at = |t: &Instant| t.saturating_duration_since(start).as_secs_f64();
+    let end = timeline.iter().map(|(t, _)| at(t)).fold(0.0, f64::max);
+    let last_of = |e: Event| {
+        timeline
+            .iter()
+            .filter(|(_, x)| *x == e)
+            .map(|(t, _)| at(t))
+            .fold(0.0, f64::max)
+    };
+    println!(
+        "  last newperson received at {:.2} s, last call at {end:.2} s",
+        last_of(Event::NewPersonReceived)
+    );
+    println!("  until    newperson  addface  in hand  addfaces ready");
+    let (mut np, mut answered, mut af) = (0u32, 0u32, 0u32);
+    let mut bucket = 0;
+    loop {
+        let to = STEP * f64::from(bucket + 1);
+        let (np0, af0) = (np, af);
+        for (t, e) in timeline {
+            let s = at(t);
+            if s >= to - STEP && s < to {
+                match e {
+                    Event::NewPersonReceived => np += 1,
+                    Event::NewPersonAnswered => answered += 1,
+                    Event::AddFaceReceived => af += 1,
+                }
+            }
+        }
+        println!(
+            "  {to:>5.1} s  {:>9}  {:>7}  {:>7}  {:>14}",
+            np - np0,
+            af - af0,
+            np.saturating_sub(af),
+            answered.saturating_sub(af)
+        );
+        if to > end {
+            break;
+        }
+        bucket += 1;
+    }
+}
 
 /// The service's cap, calls per second (`FACEENROLL_BENCH_CAP`, default 50).
 fn cap() -> u32 {
@@ -74,12 +154,17 @@ fn archive(root: &Path, persons: u32) {
 /// One whole job on a fresh store and a fresh emulator.
 fn scenario(root: &Path, latency_ms: u64, workers: Workers) {
     let cap = cap();
+    let timeline: Timeline = Arc::default();
     let emulator = Emulator::start(
         EmulatorConfig {
             qps: Some(cap),
             faults: Faults {
                 latency_ms,
                 ..Faults::default()
+            },
+            probes: Probes {
+                hook: std::env::var_os("FACEENROLL_BENCH_TIMELINE").map(|_| recorder(&timeline)),
+                ..Probes::default()
             },
             ..EmulatorConfig::rehearsal()
         },
@@ -143,6 +228,11 @@ fn scenario(root: &Path, latency_ms: u64, workers: Workers) {
         tally.latency().describe(),
         tally.snapshot().enrolled,
     );
+    let timeline = timeline.lock().unwrap();
+    if !timeline.is_empty() {
+        print_timeline(&timeline, start);
+    }
+    drop(timeline);
     emulator.shutdown().unwrap();
 }
 
