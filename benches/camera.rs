@@ -2,9 +2,11 @@
 //!
 //! `benches/camera.sh` drives it; by hand:
 //!
-//! - `cargo bench --bench camera -- generate DIR PERSONS PHOTOS` writes PERSONS folders
-//!   of PHOTOS camera-like JPEGs each (4032×3024, quality 92, one in four tagged EXIF
-//!   orientation 6, as a phone held upright stores them) under DIR.
+//! - `cargo bench --bench camera -- generate DIR PERSONS PHOTOS [plain|phone]` writes
+//!   PERSONS folders of PHOTOS camera-like JPEGs each (4032×3024, quality 92, one in
+//!   four tagged EXIF orientation 6, as a phone held upright stores them) under DIR:
+//!   `plain` (the default, what `camera.sh` measures) or `phone`, with the fine
+//!   texture of a real photo (`support/frame.rs`).
 //! - `cargo bench --bench camera -- normalize DIR THREADS` prepares every photo under
 //!   DIR with the default options on a pool of THREADS, as an enroll does, and prints
 //!   photos per second, CPU per photo and the bytes sent.
@@ -14,35 +16,16 @@
 
 #[path = "support/exif.rs"]
 mod exif;
+#[path = "support/frame.rs"]
+mod frame;
 use exif::with_orientation;
 use faceenroll::normalize::{prepare, thread_pool, NormalizeOptions, Outcome};
+use frame::{camera_frame, Detail};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// A camera-like picture: smooth shading, hard edges and sensor noise, so a JPEG at
-/// quality 92 comes out near the size of a phone's original.
-fn picture(seed: u64) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let (w, h) = (4032u32, 3024u32);
-    let (cx, cy) = (rng.u32(1000..3000) as i64, rng.u32(800..2200) as i64);
-    let mut out = Vec::with_capacity((w * h * 3) as usize);
-    for y in 0..h {
-        for x in 0..w {
-            let d = ((x as i64 - cx).pow(2) + (y as i64 - cy).pow(2)) as f64;
-            let ring = ((d.sqrt() / 40.0).sin() * 60.0) as i32;
-            let block = if (x / 97 + y / 61) % 4 == 0 { 40 } else { 0 };
-            let mut px =
-                |base: u32| (base as i32 + ring + block + rng.i32(-14..14)).clamp(0, 255) as u8;
-            out.push(px(x * 200 / w + 30));
-            out.push(px(y * 200 / h + 20));
-            out.push(px((x + y) * 100 / (w + h) + 60));
-        }
-    }
-    out
-}
-
-fn generate(dir: &Path, persons: usize, photos: usize) {
+fn generate(dir: &Path, persons: usize, photos: usize, detail: Detail) {
     let t = Instant::now();
     let bytes: u64 = (0..persons * photos)
         .into_par_iter()
@@ -51,7 +34,12 @@ fn generate(dir: &Path, persons: usize, photos: usize) {
             std::fs::create_dir_all(&folder).unwrap();
             let mut jpeg = Vec::new();
             jpeg_encoder::Encoder::new(&mut jpeg, 92)
-                .encode(&picture(i as u64), 4032, 3024, jpeg_encoder::ColorType::Rgb)
+                .encode(
+                    camera_frame(4032, 3024, i as u64, detail).as_raw(),
+                    4032,
+                    3024,
+                    jpeg_encoder::ColorType::Rgb,
+                )
                 .unwrap();
             if i % 4 == 1 {
                 jpeg = with_orientation(&jpeg, 6);
@@ -144,11 +132,18 @@ fn main() {
             Path::new(dir),
             persons.parse().unwrap(),
             photos.parse().unwrap(),
+            Detail::Plain,
+        ),
+        ["generate", dir, persons, photos, detail] => generate(
+            Path::new(dir),
+            persons.parse().unwrap(),
+            photos.parse().unwrap(),
+            Detail::parse(detail).expect("the detail is plain or phone"),
         ),
         ["normalize", dir, threads] => normalize(Path::new(dir), threads.parse().unwrap()),
         ["edge"] => println!("{}", NormalizeOptions::default().max_edge),
         _ => println!(
-            "camera: run by benches/camera.sh (or: generate DIR PERSONS PHOTOS | \
+            "camera: run by benches/camera.sh (or: generate DIR PERSONS PHOTOS [plain|phone] | \
              normalize DIR THREADS | edge)"
         ),
     }

@@ -284,6 +284,7 @@ fn plan_counts_the_faces_and_the_enroll_follows_what_is_recorded() {
         out.lines()
             .skip_while(|l| !l.starts_with("Faces found"))
             .skip(1)
+            .take_while(|l| !l.trim_start().starts_with("calls:"))
             .map(|l| {
                 let (label, n) = l.trim().rsplit_once(' ').unwrap();
                 (label.trim().to_owned(), n.parse().unwrap())
@@ -422,4 +423,69 @@ fn a_crop_the_service_finds_no_face_in_is_sent_again_whole() {
         // Sent twice: the crop, refused, then the whole photo.
         assert_eq!(second.attempts, 2, "{second:?}");
     }
+}
+
+/// `plan --crop-faces` counts the calls as the crops travel, twenty to a call: a
+/// person of seven photos with a face each takes a `newperson` and one `addface` of
+/// the six others, where whole photos would take more (here, under a request limit of
+/// 400,000 bytes, at most four of these photos to a call). The enroll that follows
+/// makes just the calls the plan said.
+#[test]
+fn plan_counts_the_calls_the_crops_take_and_the_enroll_makes_them() {
+    // Small frames keep the test quick; the small request limit makes them count.
+    const SMALL: (u32, u32) = (800, 600);
+    let archive = support::Archive::new();
+    for i in 0..7u32 {
+        let photo = jpeg_bytes(
+            &scene(SMALL.0, SMALL.1, &[(50 * i, 100, 400)], 20 + u64::from(i)).image,
+            90,
+        );
+        // Whole, at most four to a call under the limit.
+        assert!(photo.len() > 80_000, "{}", photo.len());
+        archive.add("dana", &format!("{i}.jpg"), &photo);
+    }
+    let state = archive.state();
+    let limit = ["--max-request-bytes", "400000"];
+    let planned = support::bin::output(
+        support::faceenroll(&[
+            "plan".as_ref(),
+            archive.root().as_os_str(),
+            "--group".as_ref(),
+            "staff".as_ref(),
+            "--state".as_ref(),
+            state.as_os_str(),
+            "--crop-faces".as_ref(),
+        ])
+        .args(limit),
+    );
+    assert_eq!(planned.code, 0, "{planned:?}");
+    assert!(
+        planned
+            .stdout
+            .contains("calls:      2 (1 newperson, 1 addface)"),
+        "{}",
+        planned.stdout
+    );
+    let whole: usize = planned
+        .stdout
+        .split("2 with the crops, 20 to a call (sending every photo whole: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", planned.stdout));
+    assert!(whole >= 3, "{}", planned.stdout);
+
+    let emulator = support::emulator();
+    let out = support::enroll_command(&archive.root(), &emulator.endpoint(), &state)
+        .args(["--group", "staff", "--crop-faces"])
+        .args(limit)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(emulator.snapshot().persons["dana"].faces.len(), 7);
+    let counters = emulator.counters();
+    assert_eq!(
+        (counters.received("newperson"), counters.received("addface")),
+        (1, 1)
+    );
 }

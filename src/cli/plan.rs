@@ -12,7 +12,7 @@ use super::Exit;
 use crate::faces::FaceOptions;
 use crate::normalize::NormalizeOptions;
 use crate::ops::faces::{self, FaceSurvey};
-use crate::plan::{self, PlanOptions, PlanSummary};
+use crate::plan::{self, CallCount, PlanOptions, PlanSummary};
 use crate::source::SourceSpec;
 use crate::store;
 use anyhow::Context as _;
@@ -90,10 +90,16 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
         // A copy of the job's state, or an empty one: removed when dropped.
         let scratch = store::open_scratch_copy(args.state.as_deref())?;
         let store = scratch.store();
-        let summary = plan::build(store, &settings.source_spec(), &settings.options())?;
+        let mut summary = plan::build(store, &settings.source_spec(), &settings.options())?;
         let faces = if settings.faces().detects() {
             let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-            Some(faces::survey(store, &settings.normalize(), threads)?)
+            let survey = faces::survey(store, &settings.normalize(), threads)?;
+            // With crops, the photos with a face travel twenty to a call.
+            let whole = summary.calls;
+            if settings.faces().crop && !settings.no_resize {
+                summary.calls = plan::calls_with_crops(store, &settings.options())?;
+            }
+            Some((survey, whole))
         } else {
             None
         };
@@ -110,8 +116,9 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     let (summary, faces, mirror) =
         result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
     print!("{}", render(&summary));
-    if let Some(faces) = faces {
-        print!("{}", render_faces(&faces, settings.no_resize));
+    if let Some((faces, whole)) = faces {
+        let calls = (settings.crop_faces && !settings.no_resize).then_some((summary.calls, whole));
+        print!("{}", render_faces(&faces, settings.no_resize, calls));
     }
     if let Some(mirror) = mirror {
         print!("{}", mirror.render());
@@ -119,8 +126,13 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// The faces `plan --crop-faces` found in the photos to send.
-pub fn render_faces(f: &FaceSurvey, no_resize: bool) -> String {
+/// The faces `plan --crop-faces` found in the photos to send; `calls`, with
+/// `--crop-faces`, the calls counted with the crops and with whole copies.
+pub fn render_faces(
+    f: &FaceSurvey,
+    no_resize: bool,
+    calls: Option<(CallCount, CallCount)>,
+) -> String {
     let mut out = String::new();
     if no_resize {
         let _ = writeln!(
@@ -146,6 +158,14 @@ pub fn render_faces(f: &FaceSurvey, no_resize: bool) -> String {
         if n > 0 || label != "could not be read" {
             let _ = writeln!(out, "    {label:<27} {n}");
         }
+    }
+    if let Some((cropped, whole)) = calls {
+        let _ = writeln!(
+            out,
+            "  calls:      {} with the crops, 20 to a call (sending every photo whole: {})",
+            cropped.total(),
+            whole.total()
+        );
     }
     out
 }

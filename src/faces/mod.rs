@@ -2,10 +2,11 @@
 //! that `--crop-faces` sends in place of the whole photo.
 //!
 //! The service uses only the face of a photo. A camera photo re-encoded to fit
-//! (1264 pixels, up to 300 000 bytes) travels four to a call; the same face cropped
-//! with a margin of its own size around it keeps every pixel of the face at a
-//! fraction of the bytes, so a call carries 20 photos, and a job needs about a
-//! fifth of the calls (see `benches/faces.rs` and BENCHMARKS.md).
+//! (1264 pixels, up to 300 000 bytes) travels four or five to a call; the same face
+//! cropped with a margin of its own size around it keeps every pixel of the face at
+//! a fraction of the bytes, so a call carries 20 photos. A person's first photo still
+//! takes a `newperson` of its own, so a job needs 2.5× fewer calls for persons of 20
+//! photos and none fewer for persons of 5 (see `benches/faces.rs` and BENCHMARKS.md).
 //!
 //! # The pieces
 //!
@@ -16,8 +17,8 @@
 //! - [`Detection::choice`] decides what is sent (pure): the crop of the face when one
 //!   is found with confidence ([`SURE_SCORE`]), the crop of the largest face when
 //!   several are (the report says so), else the whole photo exactly as without
-//!   `--crop-faces`: the detector misses faces the service finds (profiles, small or
-//!   turned faces), and a photo is never lost for it.
+//!   `--crop-faces`: the detector misses faces the service finds (small faces, the
+//!   faces of a group photo, faces turned away), and a photo is never lost for it.
 //! - [`crop_rect`] and [`crop_edge`] size the crop (pure); [`to_stored`] maps a box
 //!   of the upright photo back to the pixels as stored, so the crop is cut before it
 //!   is turned upright. The pixel work is the normalizer's (`normalize::prepare_faces`).

@@ -5,10 +5,10 @@
 use super::check::{Row, Verdict};
 use super::shared::Contents;
 use super::sort::Sorted;
-use super::{Pass, PlanError, PlanOptions, PlanSummary, ProblemStatus, BATCH};
-use crate::chunk::{chunks, ChunkItem};
+use super::{calls, Pass, PlanError, PlanOptions, PlanSummary, ProblemStatus, BATCH};
+use crate::chunk::ChunkItem;
 use crate::limits::MAX_FACES_PER_PERSON;
-use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
+use crate::model::{ContentHash, GroupId, PersonId};
 use crate::source::{Cells, Problem, ProblemKind};
 use crate::store::{
     Failure, FailureKind, GivenFields, Origin, PersonEntry, PersonFields, PersonState, PhotoEntry,
@@ -632,7 +632,7 @@ fn write_person(
         .iter()
         .zip(states)
         .filter(|(_, s)| matches!(s, PhotoState::Pending | PhotoState::InDoubt))
-        .map(|((_, r), _)| chunk_item(&r.image, r.size, options))
+        .map(|((_, r), _)| calls::chunk_item(&r.image, r.size, options, false))
         .collect();
     let id = PersonId::new(person).expect("person id checked");
     let state = match if fresh { None } else { store.person(person)? } {
@@ -659,14 +659,11 @@ fn write_person(
     if !work.is_empty() {
         summary.persons_with_work += 1;
         let room = MAX_FACES_PER_PERSON.saturating_sub(held.enrolled);
-        if state == PersonState::New {
-            summary.new_persons += 1;
-            summary.calls.newperson += 1;
-            summary.calls.addface +=
-                chunks(&work[1..], room.saturating_sub(1), &options.budget).len();
-        } else {
-            summary.calls.addface += chunks(&work, room, &options.budget).len();
-        }
+        let new = state == PersonState::New;
+        summary.new_persons += usize::from(new);
+        let calls = calls::person_calls(&work, new, room, &options.budget);
+        summary.calls.newperson += calls.newperson;
+        summary.calls.addface += calls.addface;
     }
     store.put_person(&PersonEntry {
         person: id,
@@ -809,26 +806,5 @@ pub(super) fn carry(
         }) if !options.retry_failed => Carry::Keep(before.state.clone()),
         PhotoState::Full { .. } if !options.recheck_full => Carry::Keep(before.state.clone()),
         _ => Carry::Open,
-    }
-}
-
-pub(super) fn chunk_item(image: &ImageRef, size: Option<u64>, options: &PlanOptions) -> ChunkItem {
-    match image {
-        ImageRef::Url(u) => ChunkItem {
-            bytes: u.len() as u64,
-            is_url: true,
-        },
-        ImageRef::File(_) => {
-            let size = size.unwrap_or(0);
-            ChunkItem {
-                // A photo too large for a request is re-encoded to fit.
-                bytes: if options.normalize.enabled {
-                    size.min(options.image_budget())
-                } else {
-                    size
-                },
-                is_url: false,
-            }
-        }
     }
 }

@@ -73,6 +73,7 @@
 //! service whose groups, name or tag changed in the source becomes
 //! `PersonState::Stale` (the engine brings it in line); any other known person keeps
 //! its state.
+mod calls;
 mod check;
 mod decide;
 mod moved;
@@ -80,6 +81,7 @@ mod shared;
 mod sort;
 mod summary;
 
+pub use calls::with_crops as calls_with_crops;
 pub use sort::{MAX_RUNS, RUN_ROWS};
 pub use summary::{
     not_taken_words, CallCount, OtherShardsCount, PlanProblem, PlanSummary, ProblemStatus,
