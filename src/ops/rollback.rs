@@ -385,7 +385,8 @@ pub fn refuse_if_rolled_back(store: &Store) -> anyhow::Result<()> {
 }
 
 /// Errors every later call would meet too, or that say the service is not
-/// answering now: the rollback stops, and goes on from there next time.
+/// answering now: a rollback, a mirror or a verify stops, and goes on from there
+/// next time.
 pub(super) fn stops(err: &CallError) -> bool {
     matches!(
         err.class(),

@@ -309,12 +309,7 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
             Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => {
                 compare(&person, None, &faces)
             }
-            Err(err)
-                if matches!(
-                    err.class(),
-                    Class::Fatal | Class::Transient | Class::RateLimited
-                ) =>
-            {
+            Err(err) if super::rollback::stops(&err) => {
                 // Every later call would meet it too, or the service is not answering
                 // now: stop, and go on from here next time.
                 done.stopped = Some(err);
@@ -350,12 +345,7 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
         let found = match paced.call(|c| c.get_info(person)) {
             Ok(info) => Some(crate::deletion::Found::from(info)),
             Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => None,
-            Err(err)
-                if matches!(
-                    err.class(),
-                    Class::Fatal | Class::Transient | Class::RateLimited
-                ) =>
-            {
+            Err(err) if super::rollback::stops(&err) => {
                 done.stopped = Some(err);
                 break;
             }
