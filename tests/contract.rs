@@ -857,3 +857,57 @@ fn answers_spelled_sparsely_are_read_as_meant() {
         rerun_makes_no_call(&archive, &emulator, &client);
     }
 }
+
+#[test]
+fn a_nightly_run_reads_its_groups_members_while_it_reads_the_groups() {
+    // The emulator holds getgroupids until a getpersonids arrives (for 20 s at most):
+    // a job that waits for the groups before it reads their members sends none
+    // meanwhile, and the hook gives up.
+    let armed = Arc::new(AtomicBool::new(false));
+    let overlapped = Arc::new(AtomicBool::new(false));
+    let (hook_armed, hook_overlapped) = (armed.clone(), overlapped.clone());
+    let (seen, wait_seen) = mpsc::channel::<()>();
+    let (seen, wait_seen) = (Mutex::new(seen), Mutex::new(wait_seen));
+    let emulator = emulator_with(|c| {
+        c.probes.hook = Some(CallHook::new(move |call, moment| {
+            if !hook_armed.load(Relaxed) || moment != Moment::Received {
+                return;
+            }
+            match call {
+                Call::GetPersonIds => {
+                    let _ = seen.lock().unwrap().send(());
+                }
+                Call::GetGroupIds => {
+                    let waited = wait_seen
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(std::time::Duration::from_secs(20));
+                    hook_overlapped.store(waited.is_ok(), Relaxed);
+                }
+                _ => {}
+            }
+        }));
+    });
+    let client = client(&emulator);
+    let archive = Archive::new();
+    archive.fill(2, 1, 0);
+    let (outcome, _) = run(&archive, &client, &options());
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+
+    // The next night: two new persons for the group the job used before.
+    archive.fill(4, 1, 0);
+    armed.store(true, Relaxed);
+    let reads = emulator.counters().received("getpersonids");
+    let (outcome, _) = run(&archive, &client, &options());
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    assert!(
+        overlapped.load(Relaxed),
+        "the members of staff were not read until getgroupids was answered"
+    );
+    // Read once, ahead, and the persons checked against it.
+    assert_eq!(emulator.counters().received("getpersonids"), reads + 1);
+    assert_eq!(
+        emulator.snapshot().groups["staff"],
+        ["person000", "person001", "person002", "person003"]
+    );
+}

@@ -4,10 +4,15 @@
 //! persons and an AppID at most
 //! [`MAX_GROUPS_PER_APPID`](crate::limits::MAX_GROUPS_PER_APPID) groups; past them the service answers -1310 / -1311. The
 //! persons and groups already on the service count, whoever made them, so the job
-//! reads them once per run (`getgroupids`, then `getpersonids` of each group a new
+//! reads them once per run (`getgroupids`, and `getpersonids` of each group a new
 //! person goes in) and fails the persons that would pass a limit, naming the group
 //! and the counts read, before any of them is sent. The others are enrolled. A run
 //! with no new person makes no call here.
+//!
+//! The reads of the groups the job put persons in on earlier runs (a nightly run's
+//! `staff`) go out together with `getgroupids`, so a nightly run waits one latency
+//! here, not one per group plus one; a group the job has not used yet is read
+//! after `getgroupids` says it exists (a new group is not read at all).
 //!
 //! Persons are taken in person id order, the order the engine creates them in.
 //! When the counts cannot be read, the check is left out with a warning: the
@@ -23,6 +28,10 @@ use crate::store::{Failure, FailureKind, PersonState, PhotoState, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use crate::limits::GroupLimits;
+
+/// At most this many threads read groups ahead of `getgroupids`, each taking its
+/// share of the groups in turn.
+const MAX_READS_AHEAD: usize = 8;
 
 /// What the check found.
 #[derive(Debug)]
@@ -46,8 +55,13 @@ pub(super) fn fit(shared: &Shared<'_>, limits: &GroupLimits) -> Result<Fit, Stor
 
     let generation = store.meta()?.generation;
     let mut new_persons = Vec::new();
+    // Groups the job put persons in before: most likely still on the service.
+    let mut used = BTreeSet::new();
     for person in store.persons() {
         let person = person?;
+        if matches!(person.state, PersonState::Ready { .. } | PersonState::Stale) {
+            used.extend(person.fields.groups.iter().cloned());
+        }
         if person.state != PersonState::New || person.generation != generation {
             continue;
         }
@@ -73,22 +87,56 @@ pub(super) fn fit(shared: &Shared<'_>, limits: &GroupLimits) -> Result<Fit, Stor
         );
         Fit::Checked(Vec::new())
     };
-    let existing: BTreeSet<String> =
-        match caller::call(shared, &mut rng, &mut sent, |c| c.get_group_ids()) {
-            Ok(data) => data.group_ids.into_iter().collect(),
-            Err(err) => return Ok(unchecked(err)),
-        };
+    let wanted: BTreeSet<&GroupId> = new_persons.iter().flat_map(|p| &p.fields.groups).collect();
+    let ahead: Vec<&GroupId> = wanted
+        .iter()
+        .copied()
+        .filter(|g| used.contains(*g))
+        .collect();
+    let (existing, mut read_ahead) = std::thread::scope(|scope| {
+        let readers: Vec<_> = ahead
+            .chunks(ahead.len().div_ceil(MAX_READS_AHEAD).max(1))
+            .map(|groups| {
+                let mut rng = rng.fork();
+                scope.spawn(move || {
+                    let mut sent = caller::Sent::default();
+                    groups
+                        .iter()
+                        .map(|&group| {
+                            let read = caller::call(shared, &mut rng, &mut sent, |c| {
+                                c.get_person_ids(group)
+                            });
+                            (group, read)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let existing = caller::call(shared, &mut rng, &mut sent, |c| c.get_group_ids());
+        let read: BTreeMap<&GroupId, _> = readers
+            .into_iter()
+            .flat_map(|r| r.join().expect("a group read panicked"))
+            .collect();
+        (existing, read)
+    });
+    let existing: BTreeSet<String> = match existing {
+        Ok(data) => data.group_ids.into_iter().collect(),
+        Err(err) => return Ok(unchecked(err)),
+    };
     let mut members: BTreeMap<GroupId, BTreeSet<String>> = BTreeMap::new();
-    for group in new_persons.iter().flat_map(|p| &p.fields.groups) {
-        if members.contains_key(group) {
-            continue;
-        }
+    for group in wanted {
         let held = if existing.contains(group.as_str()) {
-            match caller::call(shared, &mut rng, &mut sent, |c| c.get_person_ids(group)) {
+            let read = match read_ahead.remove(group) {
+                Some(read) => read,
+                None => caller::call(shared, &mut rng, &mut sent, |c| c.get_person_ids(group)),
+            };
+            match read {
                 Ok(data) => data.person_ids.into_iter().collect(),
                 Err(err) => return Ok(unchecked(err)),
             }
         } else {
+            // A group read ahead that is gone since: whatever its read answered,
+            // it holds no one now.
             BTreeSet::new()
         };
         members.insert(group.clone(), held);
