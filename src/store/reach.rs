@@ -124,6 +124,15 @@ impl Store {
         Ok(())
     }
 
+    /// What a mirror run recorded of deleting the face of a photo's earlier content,
+    /// if it began.
+    pub fn mirrored_replaced(&self, photo: &PhotoKey, face_id: &str) -> Result<Option<MirrorMark>> {
+        self.mirror
+            .get(key(REPLACED, &[photo.as_bytes(), face_id.as_bytes()]))?
+            .map(|v| decode(&v, "mirror deletion of an earlier content's face"))
+            .transpose()
+    }
+
     /// What a mirror run recorded of deleting the face of a photo's earlier content.
     pub fn put_mirrored_replaced(
         &self,
