@@ -659,3 +659,73 @@ fn a_mirror_killed_deleting_a_replaced_photos_old_face_deletes_it_once() {
         }
     }
 }
+
+/// A group the source no longer gives a person: the mirror takes it out of it.
+/// Killed with that delgroupids in flight or done and unanswered, the next run
+/// finishes it: the person out of that group and still in its other, nothing left
+/// under way, and a further run makes no call.
+#[test]
+fn a_mirror_killed_taking_a_person_out_of_a_dropped_group_finishes_it() {
+    for done in [false, true] {
+        let trap = Arc::new(Trap::default());
+        let emulator = trapped_emulator(&trap);
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("manifest.csv");
+        let state = dir.path().join("state");
+        for (person, seed) in [("p", 1), ("q", 2)] {
+            std::fs::write(
+                dir.path().join(format!("{person}.png")),
+                support::photo(seed),
+            )
+            .unwrap();
+        }
+        let write = |p_groups: &str| {
+            let text = format!("person_id,image,group_ids\np,p.png,{p_groups}\nq,q.png,staff\n");
+            std::fs::write(&manifest, text).unwrap();
+        };
+        let run = |extra: &[&str]| {
+            let mut cmd = enroll_command(&manifest, &emulator.endpoint(), &state);
+            output(cmd.args(extra))
+        };
+        let groups = |person: &str| -> BTreeSet<String> {
+            emulator.snapshot().persons[person]
+                .groups
+                .iter()
+                .cloned()
+                .collect()
+        };
+        write("staff;night");
+        let (code, text) = run(&[]);
+        assert_eq!(code, 0, "{text}");
+        assert_eq!(groups("p"), ["night", "staff"].map(String::from).into());
+
+        write("staff");
+        trap.arm(Call::DelGroupIds, done);
+        let mut child = enroll_command(&manifest, &emulator.endpoint(), &state)
+            .args(["--mirror", "--max-delete", "100%"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(trap.caught(&mut child), "the job never sent delgroupids");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        trap.release();
+
+        let (code, text) = run(&["--mirror", "--max-delete", "100%"]);
+        assert_eq!(code, 0, "done: {done}: {text}");
+        assert_eq!(groups("p"), ["staff"].map(String::from).into(), "{text}");
+        assert_eq!(groups("q"), ["staff"].map(String::from).into(), "{text}");
+        assert_eq!(emulator.snapshot().persons["p"].faces.len(), 1);
+        let mut cmd = support::faceenroll(&["status".as_ref(), "--state".as_ref()]);
+        cmd.arg(&state);
+        let (code, text) = output(&mut cmd);
+        assert_eq!(code, 0, "{text}");
+        assert!(!text.contains("under way"), "done: {done}: {text}");
+        assert!(text.contains("and 1 group deleted"), "done: {done}: {text}");
+        let calls = emulator.counters().requests;
+        let (code, text) = run(&["--mirror"]);
+        assert_eq!(code, 0, "done: {done}: {text}");
+        assert_eq!(emulator.counters().requests, calls, "done: {done}: {text}");
+    }
+}

@@ -587,6 +587,19 @@ fn take_groups(
     Ok((|| {
         let at = unix_now();
         record(&|| MirrorMark::Deleted { at })?;
+        // A run stopped after its delgroupids and before its record: the group is
+        // gone now, so nothing was taken this time, but the earlier run took it.
+        for group in dropped {
+            if let Some(MirrorMark::Deleting { .. }) =
+                store.mirrored_group(person.as_str(), group.as_str())?
+            {
+                store.put_mirrored_group(
+                    person.as_str(),
+                    group.as_str(),
+                    &MirrorMark::Deleted { at },
+                )?;
+            }
+        }
         for group in dropped {
             store.drop_joined_group(person.as_str(), group)?;
         }

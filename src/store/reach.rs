@@ -147,6 +147,14 @@ impl Store {
         Ok(())
     }
 
+    /// What a mirror run recorded of taking `group` from `person`, if it began.
+    pub fn mirrored_group(&self, person: &str, group: &str) -> Result<Option<MirrorMark>> {
+        self.mirror
+            .get(key(GROUP_MARK, &[person.as_bytes(), group.as_bytes()]))?
+            .map(|v| decode(&v, "group a mirror took"))
+            .transpose()
+    }
+
     /// Records a mirror run taking `group` from `person`, before its call and after.
     pub fn put_mirrored_group(&self, person: &str, group: &str, mark: &MirrorMark) -> Result<()> {
         self.mirror.insert(
