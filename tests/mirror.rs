@@ -7,8 +7,9 @@
 //!   deletions; `--mirror` makes exactly those, the report keeps the removed
 //!   photo's row, a person made beforehand by plain calls is untouched, and a
 //!   re-run makes no call;
-//! - 70% of the persons gone, an empty source, and a photo that cannot be read each
-//!   delete nothing and exit 4 with the reason; `--max-delete 100%` then deletes.
+//! - 70% of the persons gone, an empty source (a folder or a manifest of its header
+//!   alone), and a photo that cannot be read each delete nothing and exit 4 with
+//!   the reason; `--max-delete 100%` then deletes.
 
 mod support;
 
@@ -308,4 +309,41 @@ fn a_person_that_existed_before_the_job_loses_only_the_jobs_faces_and_groups() {
     let after = emulator.snapshot();
     assert_eq!(after.persons["person001"], before, "{text}");
     assert_eq!(after.persons.len(), 3);
+}
+
+/// A manifest cut to its header line (an export that failed half way) lists no
+/// photo: `--mirror` deletes nothing and exits 4 saying why, whatever the limit.
+#[test]
+fn a_manifest_of_its_header_alone_deletes_nothing() {
+    let emulator = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("manifest.csv");
+    let state = dir.path().join("state");
+    for (person, seed) in [("p", 1), ("q", 2)] {
+        std::fs::write(dir.path().join(format!("{person}.png")), photo(seed)).unwrap();
+    }
+    std::fs::write(
+        &manifest,
+        "person_id,image,group_ids\np,p.png,staff\nq,q.png,staff\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = enroll_command(&manifest, &emulator.endpoint(), &state);
+        output(cmd.args(extra))
+    };
+    let (code, text) = run(&[]);
+    assert_eq!(code, 0, "{text}");
+    let before = held(&emulator);
+    assert_eq!(before.len(), 2);
+
+    std::fs::write(&manifest, "person_id,image,group_ids\n").unwrap();
+    let deletions = |e: &Emulator| {
+        let c = e.counters();
+        c.received("delperson") + c.received("delface") + c.received("delgroupids")
+    };
+    let (code, text) = run(&["--mirror", "--max-delete", "100%"]);
+    assert_eq!(code, 4, "{text}");
+    assert!(text.contains("lists no photo"), "{text}");
+    assert_eq!(held(&emulator), before, "{text}");
+    assert_eq!(deletions(&emulator), 0, "{text}");
 }

@@ -584,3 +584,148 @@ fn a_mirror_killed_while_taking_the_jobs_faces_off_a_shared_person_finishes_it()
     assert_eq!(code, 0, "{text}");
     assert_eq!(emulator.counters().requests, calls, "{text}");
 }
+
+/// A photo replaced in place: the mirror deletes its old face. Killed with that
+/// delface in flight or done and unanswered, under both readings of a delface of a
+/// face already gone (-1305, or `deleted` 0), the next run reads the face gone
+/// rather than delete it again: the old face gone once, the new content enrolled
+/// once, no deletion left under way, and a further run makes no call.
+#[test]
+fn a_mirror_killed_deleting_a_replaced_photos_old_face_deletes_it_once() {
+    use faceenroll::emulator::FaceGone;
+    for gone in [FaceGone::FaceMissing, FaceGone::DeletedZero] {
+        for done in [false, true] {
+            let trap = Arc::new(Trap::default());
+            let emulator = emulator_with(|c| {
+                c.probes.hook = Some(trap.hook());
+                c.contract.face_gone = gone;
+            });
+            let archive = Archive::new();
+            archive.fill(2, 2, 100);
+            let (code, text) = enroll(&archive, &emulator, &[]);
+            assert_eq!(code, 0, "{text}");
+            let old = archive.root().join("person000/001.png");
+            let old_hash = support::hash_of(&old);
+            let old_face = emulator.snapshot().persons["person000"]
+                .faces
+                .iter()
+                .find(|f| f.content_hash == old_hash)
+                .unwrap()
+                .face_id
+                .clone();
+            std::fs::write(&old, support::photo(77_000)).unwrap();
+            kill_at(&archive, &emulator, &trap, Call::DelFace, done);
+            let (code, text) = status(&archive, false);
+            assert_eq!(code, 0, "{text}");
+            assert!(text.contains("under way when a run stopped"), "{text}");
+            // The held call, let go, is done by the service.
+            let started = Instant::now();
+            while face_ids(&emulator, "person000").contains(&old_face) {
+                assert!(started.elapsed() < Duration::from_secs(30));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+
+            let case = format!("{gone:?}, done: {done}");
+            let delfaces = emulator.counters().received("delface");
+            let refused = emulator.counters().answered(-1305);
+            let (code, text) = enroll(&archive, &emulator, &["--mirror", "--max-delete", "100%"]);
+            assert_eq!(code, 0, "{case}: {text}");
+            assert_eq!(
+                emulator.counters().received("delface"),
+                delfaces,
+                "{case}: the old face, already gone, was deleted again"
+            );
+            assert_eq!(emulator.counters().answered(-1305), refused, "{case}");
+            let mut held: Vec<String> = emulator.snapshot().persons["person000"]
+                .faces
+                .iter()
+                .map(|f| f.content_hash.clone())
+                .collect();
+            held.sort();
+            let mut source = vec![
+                support::hash_of(&archive.root().join("person000/000.png")),
+                support::hash_of(&old),
+            ];
+            source.sort();
+            assert_eq!(held, source, "{case}: {text}");
+            assert_eq!(face_ids(&emulator, "person001").len(), 2, "{case}");
+            let (code, text) = status(&archive, false);
+            assert_eq!(code, 0, "{text}");
+            assert!(!text.contains("under way"), "{case}: {text}");
+            let calls = emulator.counters().requests;
+            let (code, text) = enroll(&archive, &emulator, &["--mirror"]);
+            assert_eq!(code, 0, "{case}: {text}");
+            assert_eq!(emulator.counters().requests, calls, "{case}: {text}");
+        }
+    }
+}
+
+/// A group the source no longer gives a person: the mirror takes it out of it.
+/// Killed with that delgroupids in flight or done and unanswered, the next run
+/// finishes it: the person out of that group and still in its other, nothing left
+/// under way, and a further run makes no call.
+#[test]
+fn a_mirror_killed_taking_a_person_out_of_a_dropped_group_finishes_it() {
+    for done in [false, true] {
+        let trap = Arc::new(Trap::default());
+        let emulator = trapped_emulator(&trap);
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("manifest.csv");
+        let state = dir.path().join("state");
+        for (person, seed) in [("p", 1), ("q", 2)] {
+            std::fs::write(
+                dir.path().join(format!("{person}.png")),
+                support::photo(seed),
+            )
+            .unwrap();
+        }
+        let write = |p_groups: &str| {
+            let text = format!("person_id,image,group_ids\np,p.png,{p_groups}\nq,q.png,staff\n");
+            std::fs::write(&manifest, text).unwrap();
+        };
+        let run = |extra: &[&str]| {
+            let mut cmd = enroll_command(&manifest, &emulator.endpoint(), &state);
+            output(cmd.args(extra))
+        };
+        let groups = |person: &str| -> BTreeSet<String> {
+            emulator.snapshot().persons[person]
+                .groups
+                .iter()
+                .cloned()
+                .collect()
+        };
+        write("staff;night");
+        let (code, text) = run(&[]);
+        assert_eq!(code, 0, "{text}");
+        assert_eq!(groups("p"), ["night", "staff"].map(String::from).into());
+
+        write("staff");
+        trap.arm(Call::DelGroupIds, done);
+        let mut child = enroll_command(&manifest, &emulator.endpoint(), &state)
+            .args(["--mirror", "--max-delete", "100%"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(trap.caught(&mut child), "the job never sent delgroupids");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        trap.release();
+
+        let (code, text) = run(&["--mirror", "--max-delete", "100%"]);
+        assert_eq!(code, 0, "done: {done}: {text}");
+        assert_eq!(groups("p"), ["staff"].map(String::from).into(), "{text}");
+        assert_eq!(groups("q"), ["staff"].map(String::from).into(), "{text}");
+        assert_eq!(emulator.snapshot().persons["p"].faces.len(), 1);
+        let mut cmd = support::faceenroll(&["status".as_ref(), "--state".as_ref()]);
+        cmd.arg(&state);
+        let (code, text) = output(&mut cmd);
+        assert_eq!(code, 0, "{text}");
+        assert!(!text.contains("under way"), "done: {done}: {text}");
+        assert!(text.contains("and 1 group deleted"), "done: {done}: {text}");
+        let calls = emulator.counters().requests;
+        let (code, text) = run(&["--mirror"]);
+        assert_eq!(code, 0, "done: {done}: {text}");
+        assert_eq!(emulator.counters().requests, calls, "done: {done}: {text}");
+    }
+}

@@ -340,6 +340,12 @@ pub fn run(
                 face_id,
                 ..
             } => {
+                // As for a photo: a run stopped after its call and before its record
+                // asks the service whether the face is gone before a delface.
+                let resumed = matches!(
+                    store.mirrored_replaced(&key, &face_id)?,
+                    Some(MirrorMark::Deleting { .. })
+                );
                 store.put_mirrored_replaced(
                     &key,
                     &face_id,
@@ -349,11 +355,15 @@ pub fn run(
                 let step = Step::DelFace {
                     face_ids: vec![face_id.clone()],
                 };
-                match run_step(&mut paced, &person, &step) {
-                    Ok(()) => Ok(()),
-                    Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => Ok(()),
-                    Err(err) => Err(err),
+                match resumed.then(|| face_gone(&mut paced, &person, &face_id)) {
+                    Some(Ok(true)) => Ok(()),
+                    Some(Err(err)) => Err(err),
+                    Some(Ok(false)) | None => run_step(&mut paced, &person, &step),
                 }
+                .or_else(|err| match err.class() {
+                    Class::Outcome(Outcome::PersonMissing) => Ok(()),
+                    _ => Err(err),
+                })
                 .map(|()| {
                     store.forget_replaced_face(&key, &face_id)?;
                     store.put_mirrored_replaced(
@@ -577,6 +587,19 @@ fn take_groups(
     Ok((|| {
         let at = unix_now();
         record(&|| MirrorMark::Deleted { at })?;
+        // A run stopped after its delgroupids and before its record: the group is
+        // gone now, so nothing was taken this time, but the earlier run took it.
+        for group in dropped {
+            if let Some(MirrorMark::Deleting { .. }) =
+                store.mirrored_group(person.as_str(), group.as_str())?
+            {
+                store.put_mirrored_group(
+                    person.as_str(),
+                    group.as_str(),
+                    &MirrorMark::Deleted { at },
+                )?;
+            }
+        }
         for group in dropped {
             store.drop_joined_group(person.as_str(), group)?;
         }

@@ -124,6 +124,15 @@ impl Store {
         Ok(())
     }
 
+    /// What a mirror run recorded of deleting the face of a photo's earlier content,
+    /// if it began.
+    pub fn mirrored_replaced(&self, photo: &PhotoKey, face_id: &str) -> Result<Option<MirrorMark>> {
+        self.mirror
+            .get(key(REPLACED, &[photo.as_bytes(), face_id.as_bytes()]))?
+            .map(|v| decode(&v, "mirror deletion of an earlier content's face"))
+            .transpose()
+    }
+
     /// What a mirror run recorded of deleting the face of a photo's earlier content.
     pub fn put_mirrored_replaced(
         &self,
@@ -136,6 +145,14 @@ impl Store {
             encode(mark),
         )?;
         Ok(())
+    }
+
+    /// What a mirror run recorded of taking `group` from `person`, if it began.
+    pub fn mirrored_group(&self, person: &str, group: &str) -> Result<Option<MirrorMark>> {
+        self.mirror
+            .get(key(GROUP_MARK, &[person.as_bytes(), group.as_bytes()]))?
+            .map(|v| decode(&v, "group a mirror took"))
+            .transpose()
     }
 
     /// Records a mirror run taking `group` from `person`, before its call and after.
