@@ -477,4 +477,25 @@ mod tests {
         assert_eq!(hold(36, 36, sound, MaxDelete::Percent(100)), None);
         assert_eq!(hold(4, 36, sound, MaxDelete::Count(4)), None);
     }
+
+    #[test]
+    fn a_person_left_in_only_the_group_the_source_dropped_keeps_it() {
+        let held = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            groups_to_take(&g(&["night"]), &held(&["night"])),
+            Err(g(&["night"]))
+        );
+        // In another group as well: the dropped one goes.
+        assert_eq!(
+            groups_to_take(&g(&["night"]), &held(&["night", "staff"])),
+            Ok(g(&["night"]))
+        );
+    }
+
+    #[test]
+    fn max_delete_takes_a_share_up_to_all() {
+        assert_eq!("100%".parse(), Ok(MaxDelete::Percent(100)));
+        assert_eq!("0%".parse(), Ok(MaxDelete::Percent(0)));
+        assert!("100.5%".parse::<MaxDelete>().is_err());
+    }
 }

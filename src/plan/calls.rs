@@ -183,4 +183,117 @@ mod tests {
         };
         assert_eq!(photo(6_000_000, &as_is, true).bytes, 6_000_000);
     }
+
+    /// `plan --crop-faces` counts what is left to send of the job's current plan:
+    /// the pending and in-doubt photos of its current persons (not a retired photo,
+    /// an enrolled one, nor a person only an earlier plan listed), a photo with a face
+    /// found at a crop's budget, and `newperson` only for a person not yet created.
+    #[test]
+    fn calls_with_crops_count_what_is_left_to_send_of_the_current_plan() {
+        use crate::faces::{Detection, FaceBox, Found, SURE_SCORE};
+        use crate::model::{ContentHash, PersonId};
+        use crate::store::{FaceRef, JobMeta, Origin, PersonEntry};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .put_meta(&JobMeta {
+                generation: 2,
+                ..Default::default()
+            })
+            .unwrap();
+        let face = Detection {
+            dims: (4000, 3000),
+            faces: vec![Found {
+                face: FaceBox {
+                    x: 1000,
+                    y: 1000,
+                    w: 400,
+                    h: 400,
+                },
+                score: SURE_SCORE + 1.0,
+            }],
+        };
+        let put = |person: &str,
+                   state: PersonState,
+                   generation: u64,
+                   photos: &[(PhotoState, bool, bool)]| {
+            store
+                .put_person(&PersonEntry {
+                    person: PersonId::new(person).unwrap(),
+                    fields: Default::default(),
+                    state,
+                    generation,
+                })
+                .unwrap();
+            for (seq, (state, with_face, retired)) in photos.iter().enumerate() {
+                let path = PathBuf::from(format!("{person}/{seq}.jpg"));
+                let image = ImageRef::File(path.clone());
+                let hash = ContentHash::of(path.to_string_lossy().as_bytes());
+                if *with_face {
+                    store.put_faces(&hash, &face).unwrap();
+                }
+                let entry = PhotoEntry {
+                    person: person.into(),
+                    image: image.clone(),
+                    origin: Origin::Tree { path },
+                    seq: seq as u64,
+                    hash: Some(hash),
+                    // A camera original: four copies to a call, twenty crops.
+                    size: Some(6_000_000),
+                    modified: None,
+                    state: state.clone(),
+                    attempts: 0,
+                    generation,
+                    note: None,
+                    given: None,
+                    source: None,
+                    retired: *retired,
+                };
+                store
+                    .put_photo(&crate::store::PhotoKey::new(person, &image), &entry)
+                    .unwrap();
+            }
+        };
+        let enrolled = || PhotoState::Enrolled {
+            face: FaceRef::Id("1".into()),
+        };
+        // A new person of 5 photos without a face found: newperson, then one call
+        // of 4 copies.
+        put(
+            "ann",
+            PersonState::New,
+            2,
+            &vec![(PhotoState::Pending, false, false); 5],
+        );
+        // A person created by an earlier run, 5 photos enrolled, 4 left (one call of
+        // copies) and one the plan retired.
+        let mut bob = vec![(enrolled(), false, false); 5];
+        bob.extend(vec![(PhotoState::Pending, false, false); 3]);
+        bob.push((PhotoState::InDoubt, false, false));
+        bob.push((PhotoState::Pending, false, true));
+        put("bob", PersonState::Ready { created: true }, 2, &bob);
+        // A person only an earlier plan listed.
+        put(
+            "cy",
+            PersonState::New,
+            1,
+            &vec![(PhotoState::Pending, false, false); 8],
+        );
+        // A new person of 21 photos with a face: newperson, then the 19 it has room
+        // for in one call of crops (five calls as copies).
+        put(
+            "dan",
+            PersonState::New,
+            2,
+            &vec![(PhotoState::Pending, true, false); 21],
+        );
+        assert_eq!(
+            with_crops(&store, &PlanOptions::default()).unwrap(),
+            CallCount {
+                newperson: 2,
+                addface: 3
+            }
+        );
+    }
 }

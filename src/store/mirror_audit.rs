@@ -232,4 +232,109 @@ mod tests {
         store.put_mirror_run(&MirrorRun::default()).unwrap();
         assert_eq!(store.mirror_marks().unwrap().persons_deleted, 1);
     }
+
+    #[test]
+    fn the_last_mirror_runs_account_reads_back_and_the_next_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.last_mirror_run().unwrap(), None);
+        let run = MirrorRun {
+            at: 7,
+            persons_deleted: 1,
+            faces_deleted: 2,
+            groups_deleted: 1,
+            left: vec![("ann".into(), "existed before the job".into())],
+            held: None,
+        };
+        store.put_mirror_run(&run).unwrap();
+        assert_eq!(store.last_mirror_run().unwrap(), Some(run));
+        let held = MirrorRun {
+            at: 8,
+            held: Some("the source lists no photo".into()),
+            ..MirrorRun::default()
+        };
+        store.put_mirror_run(&held).unwrap();
+        assert_eq!(store.last_mirror_run().unwrap(), Some(held));
+    }
+
+    #[test]
+    fn a_face_deleted_counts_once_and_a_person_created_again_not_at_all() {
+        use crate::store::{FaceRef, Origin, PhotoEntry};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // ann and bob deleted (their entries new again); cy deleted, then enrolled
+        // again.
+        for (person, state) in [
+            ("ann", PersonState::New),
+            ("bob", PersonState::New),
+            ("cy", PersonState::Ready { created: true }),
+        ] {
+            store
+                .put_person(&PersonEntry {
+                    person: PersonId::new(person).unwrap(),
+                    fields: Default::default(),
+                    state,
+                    generation: 1,
+                })
+                .unwrap();
+            store
+                .put_mirrored_person(person, &MirrorMark::Deleted { at: 1 })
+                .unwrap();
+        }
+        // A photo's face deleted: its mark and the photo's state are one deletion;
+        // a photo still enrolled is none.
+        for (n, state) in [
+            PhotoState::Removed {
+                face_id: "f1".into(),
+                at: 2,
+            },
+            PhotoState::Enrolled {
+                face: FaceRef::Id("f2".into()),
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let image = ImageRef::File(format!("dan/{n}.jpg").into());
+            let key = PhotoKey::new("dan", &image);
+            let deleted = matches!(state, PhotoState::Removed { .. });
+            store
+                .put_photo(
+                    &key,
+                    &PhotoEntry {
+                        person: "dan".into(),
+                        image,
+                        origin: Origin::Tree {
+                            path: format!("dan/{n}.jpg").into(),
+                        },
+                        seq: n as u64,
+                        hash: None,
+                        size: None,
+                        modified: None,
+                        state,
+                        attempts: 1,
+                        generation: 1,
+                        note: None,
+                        given: None,
+                        source: None,
+                        retired: false,
+                    },
+                )
+                .unwrap();
+            if deleted {
+                store
+                    .put_mirrored_photo(&key, &MirrorMark::Deleted { at: 2 })
+                    .unwrap();
+            }
+        }
+        assert_eq!(
+            store.mirror_marks().unwrap(),
+            MirrorMarks {
+                persons_deleted: 2,
+                faces_deleted: 1,
+                groups_deleted: 0,
+                under_way: 0
+            }
+        );
+    }
 }

@@ -240,4 +240,20 @@ mod tests {
         store.forget_mirrored_group("p", "night").unwrap();
         assert!(store.mirrored_groups().unwrap().is_empty());
     }
+
+    #[test]
+    fn a_person_created_again_or_deleted_forgets_the_groups_joined_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let g = |s: &str| GroupId::new(s).unwrap();
+        store.add_joined_groups("p", &[g("a"), g("b")]).unwrap();
+        store.add_joined_groups("q", &[g("a")]).unwrap();
+        // Created again in other groups: those of the earlier person no longer count.
+        store.set_joined_groups("p", &[g("c")]).unwrap();
+        assert_eq!(store.joined_groups("p").unwrap(), [g("c")]);
+        // Deleted: nothing of it is the job's any more; another person keeps its own.
+        store.forget_joined_groups("p").unwrap();
+        assert!(store.joined_groups("p").unwrap().is_empty());
+        assert_eq!(store.joined_groups("q").unwrap(), [g("a")]);
+    }
 }
