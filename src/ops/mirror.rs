@@ -312,20 +312,7 @@ pub fn run(
                 );
                 store.put_mirrored_photo(&key, &MirrorMark::Deleting { at: unix_now() })?;
                 store.flush()?;
-                let step = Step::DelFace {
-                    face_ids: vec![face_id.clone()],
-                };
-                match resumed.then(|| face_gone(&mut paced, &person, &face_id)) {
-                    Some(Ok(true)) => Ok(()),
-                    Some(Err(err)) => Err(err),
-                    Some(Ok(false)) | None => run_step(&mut paced, &person, &step),
-                }
-                .or_else(|err| match err.class() {
-                    // The person is gone, and its faces with it.
-                    Class::Outcome(Outcome::PersonMissing) => Ok(()),
-                    _ => Err(err),
-                })
-                .map(|()| {
+                delete_face(&mut paced, &person, &face_id, resumed).map(|()| {
                     let at = unix_now();
                     removed(store, &person, &[face_id], at)?;
                     store.put_mirrored_photo(&key, &MirrorMark::Deleted { at })?;
@@ -352,19 +339,7 @@ pub fn run(
                     &MirrorMark::Deleting { at: unix_now() },
                 )?;
                 store.flush()?;
-                let step = Step::DelFace {
-                    face_ids: vec![face_id.clone()],
-                };
-                match resumed.then(|| face_gone(&mut paced, &person, &face_id)) {
-                    Some(Ok(true)) => Ok(()),
-                    Some(Err(err)) => Err(err),
-                    Some(Ok(false)) | None => run_step(&mut paced, &person, &step),
-                }
-                .or_else(|err| match err.class() {
-                    Class::Outcome(Outcome::PersonMissing) => Ok(()),
-                    _ => Err(err),
-                })
-                .map(|()| {
+                delete_face(&mut paced, &person, &face_id, resumed).map(|()| {
                     store.forget_replaced_face(&key, &face_id)?;
                     store.put_mirrored_replaced(
                         &key,
@@ -677,6 +652,30 @@ fn finished_in_part(record: &JobRecord, found: &Found, taken_off: &[String]) -> 
         && !taken_off.is_empty()
         && taken_off.len() == record.face_ids.len()
         && !found.face_ids.is_empty()
+}
+
+/// Deletes one face of the job (`delface`). `resumed`: a run stopped after its
+/// call and before its record, so the service is asked first whether the face is
+/// gone, rather than sent a `delface` it may refuse. A face already gone, or whose
+/// person is gone (its faces with it), counts as deleted.
+fn delete_face(
+    paced: &mut Paced<'_>,
+    person: &PersonId,
+    face_id: &str,
+    resumed: bool,
+) -> Result<(), CallError> {
+    let step = Step::DelFace {
+        face_ids: vec![face_id.to_owned()],
+    };
+    match resumed.then(|| face_gone(paced, person, face_id)) {
+        Some(Ok(true)) => Ok(()),
+        Some(Err(err)) => Err(err),
+        Some(Ok(false)) | None => run_step(paced, person, &step),
+    }
+    .or_else(|err| match err.class() {
+        Class::Outcome(Outcome::PersonMissing) => Ok(()),
+        _ => Err(err),
+    })
 }
 
 /// Whether the service no longer holds `face_id` on `person` (or the person at all),
