@@ -113,13 +113,12 @@ impl MirrorStatus {
 
     fn print(&self) {
         println!(
-            "mirror:  {} {}, {} {} and {} {} deleted by mirror runs",
-            self.persons_deleted,
-            report::plural(self.persons_deleted, "person", "persons"),
-            self.faces_deleted,
-            report::plural(self.faces_deleted, "face", "faces"),
-            self.groups_deleted,
-            report::plural(self.groups_deleted, "group", "groups"),
+            "mirror:  {} deleted by mirror runs",
+            deleted(
+                self.persons_deleted,
+                self.faces_deleted,
+                self.groups_deleted
+            )
         );
         if self.under_way > 0 {
             println!(
@@ -143,14 +142,9 @@ impl MirrorStatus {
                     run.at
                 ),
                 None => println!(
-                    "  last mirror run, {}: {} {}, {} {} and {} {} deleted, {} left",
+                    "  last mirror run, {}: {} deleted, {} left",
                     run.at,
-                    run.persons_deleted,
-                    report::plural(run.persons_deleted, "person", "persons"),
-                    run.faces_deleted,
-                    report::plural(run.faces_deleted, "face", "faces"),
-                    run.groups_deleted,
-                    report::plural(run.groups_deleted, "group", "groups"),
+                    deleted(run.persons_deleted, run.faces_deleted, run.groups_deleted),
                     run.left.len()
                 ),
             }
@@ -159,6 +153,16 @@ impl MirrorStatus {
             }
         }
     }
+}
+
+/// "1 person, 3 faces and 0 groups": a mirror's deletions by kind.
+fn deleted(persons: u64, faces: u64, groups: u64) -> String {
+    format!(
+        "{persons} {}, {faces} {} and {groups} {}",
+        report::plural(persons, "person", "persons"),
+        report::plural(faces, "face", "faces"),
+        report::plural(groups, "group", "groups"),
+    )
 }
 
 /// Refuses a directory that holds no job, rather than creating one there.
