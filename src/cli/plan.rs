@@ -59,6 +59,7 @@ impl PlanSettings {
             budget: crate::limits::RequestBudget::configured(self.max_request_bytes),
             allow_empty: self.allow_empty,
             new_source: self.new_source,
+            sole_source: self.mirror,
             shard: self.shard,
         }
     }
@@ -180,6 +181,13 @@ pub fn render(s: &PlanSummary) -> String {
             out,
             "  source:     the same photos as the job's source {from} (by content): taken \
              as that source moved here; its photos keep their state"
+        );
+    }
+    for gone in &s.gone_sources {
+        let _ = writeln!(
+            out,
+            "  source:     {gone} is no longer a source of the job: with --mirror this \
+             source is the job's whole source, and what only {gone} listed leaves"
         );
     }
     if let Some(o) = s.other_shards {

@@ -33,8 +33,11 @@ struct Status {
     #[serde(skip)]
     recorded_shard: Option<Shard>,
     /// The sources planned into the job (none known while it runs).
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     sources: Vec<String>,
+    /// Sources that left the job: a `--mirror` run of another source took them out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gone_sources: Vec<String>,
     running: Option<u32>,
     source: Option<String>,
     last_outcome: Option<String>,
@@ -204,6 +207,7 @@ fn status_of(state: &Path) -> anyhow::Result<Status> {
                 shard: shard_label(recorded_shard),
                 recorded_shard,
                 sources: Vec::new(),
+                gone_sources: Vec::new(),
                 running: Some(pid),
                 source: None,
                 last_outcome: None,
@@ -223,6 +227,7 @@ fn status_of(state: &Path) -> anyhow::Result<Status> {
                 shard: shard_label(recorded_shard),
                 recorded_shard,
                 sources: meta.sources.keys().cloned().collect(),
+                gone_sources: store.gone_sources()?,
                 running: None,
                 source: meta.source,
                 last_outcome: meta.last_outcome,
@@ -506,6 +511,13 @@ fn show_status(status: &Status, json: bool) -> anyhow::Result<Exit> {
             println!("running: no");
             if let Some(source) = &status.source {
                 println!("source:  {source}");
+            }
+            // Every source whose photos are in the job, when it is more than the last.
+            if status.sources.len() > 1 {
+                println!("sources: {}", status.sources.join(", "));
+            }
+            for gone in &status.gone_sources {
+                println!("source gone: {gone} (no longer a source of the job)");
             }
             if let Some(outcome) = &status.last_outcome {
                 println!("last run: {outcome}");

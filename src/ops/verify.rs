@@ -226,7 +226,7 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
     let store = Store::open(&job.state_dir)?;
     super::rollback::refuse_if_rolled_back(&store)?;
     super::bind_account(&store, client, job.rebind_account)?;
-    let generation = store.meta()?.generation;
+    let meta = store.meta()?;
     let mut paced = Paced::new(client, &job.pace);
     let mut done = Verified {
         resumed: store.open_verify()?,
@@ -274,15 +274,17 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
     for person in store.persons() {
         let person = person?;
         let id = person.person.as_str();
-        // Persons of the current plan: those the job's source still lists.
-        if person.generation != generation || !on_service(&person) || store.verified(id)?.is_some()
+        // Persons the job's sources still list, whichever source listed them last.
+        if !meta.person_is_current(person.generation)
+            || !on_service(&person)
+            || store.verified(id)?.is_some()
         {
             continue;
         }
         let faces: Vec<(String, Vec<u8>)> = store
             .photos_of(id)
             .filter_map(|item| match item {
-                Ok((key, e)) if e.generation == generation => match e.state {
+                Ok((key, e)) if !e.retired => match e.state {
                     PhotoState::Enrolled {
                         face: FaceRef::Id(face_id),
                     } => Some(Ok((face_id, key.as_bytes().to_vec()))),

@@ -125,6 +125,10 @@ pub struct PlanOptions {
     /// A source that shares no photo with the job's earlier sources joins the job
     /// anyway (without it, such a source is refused as a probable mistake).
     pub new_source: bool,
+    /// The source is the job's whole source (`--mirror`): the job's other sources
+    /// leave it with this plan, so what only they listed has left the source. A
+    /// report of the job fed back is refused: it is a part of the job.
+    pub sole_source: bool,
     /// The part of the source this job takes (`--shard I/N`); the whole by default.
     pub shard: Shard,
 }
@@ -139,6 +143,7 @@ impl Default for PlanOptions {
             budget: RequestBudget::configured(MAX_REQUEST_BYTES),
             allow_empty: false,
             new_source: false,
+            sole_source: false,
             shard: Shard::WHOLE,
         }
     }
@@ -180,6 +185,12 @@ pub enum PlanError {
     )]
     Unrelated { given: String, known: String },
     #[error(
+        "{given} is a report of a job (its columns {columns}): its rows are a part of \
+         the job, not its whole source, so --mirror would take everything else off the \
+         service; enroll it without --mirror, and mirror the whole source; nothing was sent"
+    )]
+    ReportUnderMirror { given: String, columns: String },
+    #[error(
         "--max-request-bytes {given} leaves no room for a photo (the request envelope \
          takes {REQUEST_ENVELOPE_BYTES} bytes)"
     )]
@@ -214,6 +225,14 @@ pub fn build(
     };
     let options = &learned;
 
+    if options.sole_source {
+        if let Some(columns) = source.report_columns() {
+            return Err(PlanError::ReportUnderMirror {
+                given: source.describe(),
+                columns: columns.join(", "),
+            });
+        }
+    }
     let id = source.id();
     let mut meta = store.meta()?;
     meta.generation += 1;
@@ -278,6 +297,25 @@ pub fn build(
             store.clear_not_taken(from)?;
             summary.moved_from = Some(from.clone());
         }
+        // The same source recorded under another spelling (before sources were
+        // known by their real path) is this one.
+        meta.sources.retain(|s, _| {
+            *s == id || crate::source::real_path(Path::new(s)).display().to_string() != id
+        });
+        if options.sole_source {
+            let gone: Vec<String> = meta.sources.keys().filter(|s| **s != id).cloned().collect();
+            for earlier in &gone {
+                tracing::warn!(
+                    "{earlier} is no longer a source of the job: with --mirror, {} is its \
+                     whole source",
+                    source.describe()
+                );
+                meta.sources.remove(earlier);
+                store.clear_not_taken(earlier)?;
+            }
+            summary.gone_sources = gone;
+        }
+        store.note_gone_sources(&summary.gone_sources, &id)?;
         meta.sources.insert(id.clone(), generation);
         store.put_meta(&meta)?;
         let pass = Pass {

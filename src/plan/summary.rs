@@ -114,6 +114,9 @@ pub struct PlanSummary {
     /// The earlier source of the job this one is, at a new path (the same photos by
     /// content): it took that source's place, its photos keeping their state.
     pub moved_from: Option<String>,
+    /// The job's earlier sources this plan took out of the job: a `--mirror` run's
+    /// source is the job's whole source, so every other one is gone from it.
+    pub gone_sources: Vec<String>,
     pub calls: CallCount,
     /// The first [`MAX_LISTED_PROBLEMS`] problems, in the order found.
     pub problems: Vec<PlanProblem>,

@@ -38,6 +38,30 @@ struct Columns {
     tag: Option<usize>,
 }
 
+/// The columns a report adds to a manifest's (`status` and `face_id`), if `path`'s
+/// header can be read and holds them both.
+pub fn report_columns(path: &Path) -> Option<Vec<String>> {
+    let file = File::open(path).ok()?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(BufReader::new(file));
+    let mut header = csv::ByteRecord::new();
+    reader.read_byte_record(&mut header).ok()?;
+    let found: Vec<String> = header
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).to_lowercase())
+        .filter(|n| REPORT_ONLY_COLUMNS.contains(&n.as_str()))
+        .collect();
+    (found.len() == REPORT_ONLY_COLUMNS.len()).then_some(found)
+}
+
+/// Columns of `faceenroll report` that a manifest of an archive is not expected to
+/// carry together: they say a photo's outcome in a job (an HR export may well have
+/// a `status` column of its own).
+const REPORT_ONLY_COLUMNS: [&str; 2] = ["status", "face_id"];
+
 /// Opens a manifest and reads its header. Fails when the file cannot be read, is
 /// empty, or lacks a required column.
 pub fn read(path: &Path) -> Result<ManifestRows, SourceError> {
@@ -114,9 +138,9 @@ pub fn read(path: &Path) -> Result<ManifestRows, SourceError> {
         record: csv::ByteRecord::new(),
         columns,
         file: path.to_owned(),
-        dir: std::path::absolute(path)
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_owned))
+        dir: super::real_path(path)
+            .parent()
+            .map(Path::to_owned)
             .unwrap_or_default(),
         done: false,
     })

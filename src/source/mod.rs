@@ -66,6 +66,16 @@ pub enum SourceSpec {
     },
 }
 
+/// A path as the file system knows it: absolute, with `.`, `..`, repeated or
+/// trailing separators and symbolic links resolved, so the same folder named
+/// `tree`, `tree/`, `../x/tree` or through a link is one path. A path that cannot
+/// be resolved (it does not exist yet) is made absolute as written.
+pub fn real_path(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_owned())
+}
+
 impl SourceSpec {
     /// Chooses the source by its path: a `.csv` file is a manifest, anything else a
     /// directory tree.
@@ -108,10 +118,18 @@ impl SourceSpec {
             SourceSpec::Tree { root, .. } => root,
             SourceSpec::Manifest { path } => path,
         };
-        std::path::absolute(path)
-            .unwrap_or_else(|_| path.clone())
-            .display()
-            .to_string()
+        real_path(path).display().to_string()
+    }
+
+    /// The columns of a manifest's header that only `faceenroll report` writes (a
+    /// report is a manifest): a manifest holding them is the job's own report fed
+    /// back, a part of the job rather than its whole source. `None` for a tree or
+    /// a manifest that is not a report (or cannot be read: planning says why).
+    pub fn report_columns(&self) -> Option<Vec<String>> {
+        match self {
+            SourceSpec::Tree { .. } => None,
+            SourceSpec::Manifest { path } => manifest::report_columns(path),
+        }
     }
 
     /// Opens the source, failing only when it cannot be read at all.

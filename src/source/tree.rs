@@ -45,9 +45,10 @@ pub fn walk(
             root: root.to_owned(),
         });
     }
-    // Photos are known by their absolute path, as the report writes them: a report
-    // fed back as a manifest names the same photos.
-    let root = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+    // Photos are known by their real path, as the report writes them: a report
+    // fed back as a manifest names the same photos, and the tree named another way
+    // (`tree/`, `../x/tree`, a link to it) lists the same photos.
+    let root = super::real_path(root);
     let walker = WalkDir::new(&root)
         .follow_links(follow_symlinks)
         .sort_by_file_name()

@@ -154,6 +154,11 @@ const REQUEST_LIMIT_KEY: &[u8] = b"request_limit";
 /// The key prefix of a source's photos shared between persons
 /// ([`Store::put_shared`]), followed by the source's id.
 const SHARED_KEY: &[u8] = b"shared\0";
+/// The metadata key of the sources that left the job ([`Store::gone_sources`]): a
+/// list of strings, newest last.
+const GONE_SOURCES_KEY: &str = "gone_sources";
+/// How many sources that left the job are remembered, for `status`.
+const GONE_SOURCES_KEPT: usize = 16;
 /// The metadata key of the end time of the rollback that undid the whole job.
 const ROLLED_BACK_KEY: &[u8] = b"rolled_back";
 
@@ -418,6 +423,29 @@ impl Store {
 
     pub fn put_last_finished(&self, unix: u64) -> Result<()> {
         self.meta.insert(LAST_FINISHED_KEY, &unix.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The sources that left the job (a `--mirror` plan of another source), newest
+    /// last, the latest [`GONE_SOURCES_KEPT`].
+    pub fn gone_sources(&self) -> Result<Vec<String>> {
+        get_record(&self.meta, GONE_SOURCES_KEY, "sources that left the job")
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Notes the sources a plan took out of the job; `current`, the plan's own
+    /// source, is a source again if it left before.
+    pub fn note_gone_sources(&self, gone: &[String], current: &str) -> Result<()> {
+        let mut all = self.gone_sources()?;
+        if gone.is_empty() && !all.iter().any(|s| s == current) {
+            return Ok(());
+        }
+        all.retain(|s| s != current && !gone.contains(s));
+        all.extend(gone.iter().cloned());
+        let excess = all.len().saturating_sub(GONE_SOURCES_KEPT);
+        all.drain(..excess);
+        self.meta
+            .insert(GONE_SOURCES_KEY.as_bytes(), encode(&all))?;
         Ok(())
     }
 
