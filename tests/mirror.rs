@@ -95,6 +95,8 @@ fn a_mirror_run_deletes_what_left_the_source_and_nothing_else() {
         "--state".as_ref(),
         archive.state().as_os_str(),
         "--mirror".as_ref(),
+        "--max-delete".as_ref(),
+        "25%".as_ref(),
     ]);
     let (code, planned) = output(&mut plan);
     assert_eq!(code, 0, "{planned}");
@@ -111,7 +113,11 @@ fn a_mirror_run_deletes_what_left_the_source_and_nothing_else() {
     }
     let listed = |text: &str| text.lines().filter(|l| l.starts_with("  delete ")).count();
     assert_eq!(listed(&planned), 3, "{planned}");
-    let (code, dry) = enroll(&archive, &emulator, &["--mirror", "--dry-run"]);
+    let (code, dry) = enroll(
+        &archive,
+        &emulator,
+        &["--mirror", "--max-delete", "25%", "--dry-run"],
+    );
     assert_eq!(listed(&dry), 3, "{dry}");
     assert_eq!(code, 0, "{dry}");
     assert!(dry.contains("Mirror: 3 deletions"), "{dry}");
@@ -125,6 +131,9 @@ fn a_mirror_run_deletes_what_left_the_source_and_nothing_else() {
         &emulator,
         &[
             "--mirror",
+            // 2 of the 12 persons, 5 of the 24 faces.
+            "--max-delete",
+            "25%",
             "--summary-json",
             summary.to_str().unwrap(),
             "--metrics-file",
@@ -199,7 +208,10 @@ fn a_source_that_lost_most_persons_deletes_nothing_until_the_limit_is_raised() {
     );
     assert_eq!(code, 4, "{text}");
     assert!(
-        text.contains("7 deletions would pass --max-delete 10% (3 of the 30"),
+        text.contains(
+            "7 persons would leave the service, passing --max-delete 10% (at most 1 of \
+             the 10 persons"
+        ),
         "{text}"
     );
     let json: serde_json::Value =
@@ -304,7 +316,8 @@ fn a_person_that_existed_before_the_job_loses_only_the_jobs_faces_and_groups() {
     assert_eq!(emulator.snapshot().persons["person001"].faces.len(), 3);
 
     remove_person(&archive, "person001");
-    let (code, text) = enroll(&archive, &emulator, &["--mirror", "--max-delete", "1"]);
+    // One person, two faces of the job's.
+    let (code, text) = enroll(&archive, &emulator, &["--mirror", "--max-delete", "2"]);
     assert_eq!(code, 0, "{text}");
     let after = emulator.snapshot();
     assert_eq!(after.persons["person001"], before, "{text}");

@@ -386,6 +386,13 @@ fn run_job(
         for (person, why) in &mirror.left {
             let _ = writeln!(out, "  {person}: {why}");
         }
+        for (person, why) in &mirror.still_left {
+            let _ = writeln!(
+                out,
+                "  {person}: left the source and stays on the service, as an earlier run \
+                 left it: {why}"
+            );
+        }
         if let Some(err) = &mirror.stopped {
             let _ = writeln!(
                 out,

@@ -671,10 +671,13 @@ settings! {
         /// leaves them queued. With `plan` and `--dry-run`: list the deletions.
         #[arg(long)]
         mirror: bool, env "FACEENROLL_MIRROR", default false;
-        /// With --mirror: the most deletions one run makes (a person, a face or a
-        /// group taken from a person counting one each), a count (N) or a share of
-        /// the persons and photos the job manages (N%) [default: 10%]. Over it,
-        /// nothing is deleted, the adds still happen, and enroll exits with 4.
+        /// With --mirror: the most one run takes off the service, for persons,
+        /// faces and groups of persons each on its own: a count of each (N) or a
+        /// share of what the job holds of each (N%) [default: 10%]. A person's
+        /// deletion counts as a person and as each of its faces: a job of 100
+        /// persons holding 900 faces may lose 10 persons and 90 faces a night; 30
+        /// persons gone (270 faces) are held. Over it, nothing is deleted, the adds
+        /// still happen, and enroll exits with 4.
         #[arg(long, value_name = "N|N%")]
         max_delete: Option<MaxDelete>, env "FACEENROLL_MAX_DELETE", default DEFAULT_MAX_DELETE;
         /// Largest photo sent as is, in bytes; larger ones are re-encoded [default:

@@ -29,20 +29,23 @@ use crate::store::PhotoKey;
 use std::fmt;
 use std::str::FromStr;
 
-/// The most deletions one run may make: a count, or a share of the persons and
-/// photos the job manages.
+/// The most one run may take off the service, for each kind on its own (persons,
+/// faces, groups taken from persons): a count of each, or a share of what the job
+/// holds of each. A person's deletion counts as one person and as each of its
+/// faces, so a source missing 30% of its persons is held whatever the number of
+/// photos a person has, and so is one missing a third of the photos.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaxDelete {
     Count(u64),
     Percent(u32),
 }
 
-/// 10%: a nightly run over a source where a tenth of the persons and photos left
-/// at once is more likely a wrong path or a half export than a real departure.
+/// 10%: a nightly run over a source where a tenth of the persons or of the faces
+/// left at once is more likely a wrong path or a half export than a real departure.
 pub const DEFAULT_MAX_DELETE: MaxDelete = MaxDelete::Percent(10);
 
 impl MaxDelete {
-    /// The deletions allowed for a job managing `managed` persons and photos
+    /// The deletions of one kind allowed for a job holding `managed` of that kind
     /// (rounded down).
     pub fn limit(self, managed: u64) -> u64 {
         match self {
@@ -111,13 +114,67 @@ pub enum Removal {
 }
 
 impl Removal {
-    /// Deletions it counts toward `--max-delete`: one for a person or a face, one
-    /// for each group taken from a person.
-    pub fn weight(&self) -> u64 {
+    /// What it takes off the service, toward `--max-delete`: a person with each
+    /// face the job recorded on it, a face, or each group taken from a person.
+    pub fn tally(&self) -> Tally {
         match self {
-            Removal::Groups { groups, .. } => groups.len() as u64,
-            _ => 1,
+            Removal::Person { record, .. } => Tally {
+                persons: 1,
+                faces: record.face_ids.len() as u64 + record.confirmed,
+                groups: 0,
+            },
+            Removal::Photo { .. } | Removal::Replaced { .. } => Tally {
+                faces: 1,
+                ..Tally::default()
+            },
+            Removal::Groups { groups, .. } => Tally {
+                groups: groups.len() as u64,
+                ..Tally::default()
+            },
         }
+    }
+}
+
+/// Persons, faces and groups of persons, counted by kind: what a run's deletions
+/// take off the service, or what the job holds there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub persons: u64,
+    pub faces: u64,
+    /// Group memberships (a person in a group counts one).
+    pub groups: u64,
+}
+
+impl Tally {
+    pub fn is_empty(&self) -> bool {
+        self.persons == 0 && self.faces == 0 && self.groups == 0
+    }
+
+    /// Each kind with its count and its name for one and for many.
+    fn kinds(&self) -> [(u64, &'static str, &'static str); 3] {
+        [
+            (self.persons, "person", "persons"),
+            (self.faces, "face", "faces"),
+            (self.groups, "group of a person", "groups of persons"),
+        ]
+    }
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.persons += other.persons;
+        self.faces += other.faces;
+        self.groups += other.groups;
+    }
+}
+
+impl fmt::Display for Tally {
+    /// `2 persons, 5 faces and 1 group of a person`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c] = self
+            .kinds()
+            .map(|(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }));
+        write!(f, "{a}, {b} and {c}")
     }
 }
 
@@ -229,7 +286,9 @@ pub struct SourceHealth {
 pub enum Hold {
     SourceErrors(usize),
     EmptySource,
+    /// The deletions of one kind (`what`: "persons", "faces", ...) pass the limit.
     OverLimit {
+        what: &'static str,
         count: u64,
         limit: u64,
         max: MaxDelete,
@@ -251,26 +310,34 @@ impl fmt::Display for Hold {
                  exactly like everyone leaving",
             ),
             Hold::OverLimit {
+                what,
                 count,
                 limit,
                 max,
                 managed,
-            } => write!(
-                f,
-                "{count} deletions would pass --max-delete {max} ({limit} of the {managed} \
-                 persons and photos the job manages); check the source, then run with \
-                 --max-delete {count} (or more) to let them through"
-            ),
+            } => {
+                let run_with = match max {
+                    MaxDelete::Count(_) => count.to_string(),
+                    // The smallest share that lets them through.
+                    MaxDelete::Percent(_) => format!("{}%", share_needed(*count, *managed)),
+                };
+                write!(
+                    f,
+                    "{count} {what} would leave the service, passing --max-delete {max} \
+                     (at most {limit} of the {managed} {what} the job holds); check the \
+                     source, then run with --max-delete {run_with} (or more) to let them \
+                     through"
+                )
+            }
         }
     }
 }
 
-/// Whether a run may make `count` deletions (a person, a face or a group taken
-/// from a person each count one), on a job managing `managed` persons and photos: `None` if it
-/// may, else why not. Checked before the first deletion; nothing to delete is
-/// never held.
-pub fn hold(count: u64, managed: u64, health: SourceHealth, max: MaxDelete) -> Option<Hold> {
-    if count == 0 {
+/// Whether a run may take `leaving` off the service, for a job holding `managed`
+/// there: `None` if it may, else why not. Each kind is held to its own limit.
+/// Checked before the first deletion; nothing to delete is never held.
+pub fn hold(leaving: Tally, managed: Tally, health: SourceHealth, max: MaxDelete) -> Option<Hold> {
+    if leaving.is_empty() {
         return None;
     }
     if health.errors > 0 {
@@ -279,13 +346,26 @@ pub fn hold(count: u64, managed: u64, health: SourceHealth, max: MaxDelete) -> O
     if health.listed == 0 {
         return Some(Hold::EmptySource);
     }
-    let limit = max.limit(managed);
-    (count > limit).then_some(Hold::OverLimit {
-        count,
-        limit,
-        max,
-        managed,
-    })
+    leaving.kinds().into_iter().zip(managed.kinds()).find_map(
+        |((count, _, what), (managed, _, _))| {
+            let limit = max.limit(managed);
+            (count > limit).then_some(Hold::OverLimit {
+                what,
+                count,
+                limit,
+                max,
+                managed,
+            })
+        },
+    )
+}
+
+/// The smallest whole share of `managed` that is at least `count` (at most 100).
+fn share_needed(count: u64, managed: u64) -> u64 {
+    if managed == 0 {
+        return 100;
+    }
+    (count * 100).div_ceil(managed).min(100)
 }
 
 #[cfg(test)]
@@ -372,8 +452,16 @@ mod tests {
         assert!(
             matches!(&out[1], Removal::Groups { groups, .. } if *groups == g(&["night", "lab"]))
         );
-        let weight: u64 = out.iter().map(Removal::weight).sum();
-        assert_eq!(weight, 3);
+        let mut tally = Tally::default();
+        out.iter().for_each(|r| tally += r.tally());
+        assert_eq!(
+            tally,
+            Tally {
+                persons: 0,
+                faces: 1,
+                groups: 2
+            }
+        );
         // A person that left takes its groups with it: no group removal of its own.
         let mut gone = held("gone", Origin::Created, false, &[]);
         gone.dropped_groups = g(&["night"]);
@@ -425,6 +513,14 @@ mod tests {
         assert_eq!(removals([again]), []);
     }
 
+    fn tally(persons: u64, faces: u64, groups: u64) -> Tally {
+        Tally {
+            persons,
+            faces,
+            groups,
+        }
+    }
+
     #[test]
     fn a_source_with_errors_or_nothing_listed_deletes_nothing() {
         let sound = SourceHealth {
@@ -432,50 +528,99 @@ mod tests {
             errors: 0,
         };
         let max = DEFAULT_MAX_DELETE;
-        assert_eq!(hold(3, 36, sound, max), None);
+        let job = tally(30, 90, 30);
+        assert_eq!(hold(tally(3, 9, 0), job, sound, max), None);
         assert_eq!(
-            hold(1, 36, SourceHealth { errors: 2, ..sound }, max),
+            hold(
+                tally(0, 1, 0),
+                job,
+                SourceHealth { errors: 2, ..sound },
+                max
+            ),
             Some(Hold::SourceErrors(2))
         );
         assert_eq!(
-            hold(1, 36, SourceHealth { listed: 0, ..sound }, max),
+            hold(
+                tally(1, 3, 0),
+                job,
+                SourceHealth { listed: 0, ..sound },
+                max
+            ),
             Some(Hold::EmptySource)
         );
         // Nothing to delete: nothing held, whatever the source.
-        assert_eq!(
-            hold(
-                0,
-                36,
-                SourceHealth {
-                    listed: 0,
-                    errors: 1
-                },
-                max
-            ),
-            None
-        );
+        let broken = SourceHealth {
+            listed: 0,
+            errors: 1,
+        };
+        assert_eq!(hold(Tally::default(), job, broken, max), None);
     }
 
     #[test]
-    fn deletions_past_the_limit_are_held_with_the_count_and_the_limit() {
+    fn each_kind_is_held_to_its_own_share_whatever_the_faces_of_a_person() {
         let sound = SourceHealth {
-            listed: 30,
+            listed: 63,
             errors: 0,
         };
-        let held = hold(4, 36, sound, DEFAULT_MAX_DELETE).unwrap();
+        // 10 persons of 9 photos, 3 gone: 30% of the persons and of the faces.
+        let job = tally(10, 90, 10);
+        let held = hold(tally(3, 27, 0), job, sound, DEFAULT_MAX_DELETE).unwrap();
         assert_eq!(
             held,
             Hold::OverLimit {
-                count: 4,
-                limit: 3,
+                what: "persons",
+                count: 3,
+                limit: 1,
                 max: DEFAULT_MAX_DELETE,
-                managed: 36
+                managed: 10
             }
         );
         let words = held.to_string();
-        assert!(words.contains("4 deletions") && words.contains("--max-delete 10%"));
-        assert_eq!(hold(36, 36, sound, MaxDelete::Percent(100)), None);
-        assert_eq!(hold(4, 36, sound, MaxDelete::Count(4)), None);
+        assert!(
+            words.contains("3 persons would leave")
+                && words.contains("--max-delete 10%")
+                && words.contains("run with --max-delete 30%"),
+            "{words}"
+        );
+        // 30% of persons of one face among persons of 20: few faces, still held.
+        let mixed = tally(100, 30 + 70 * 20, 100);
+        assert!(matches!(
+            hold(tally(30, 30, 0), mixed, sound, DEFAULT_MAX_DELETE),
+            Some(Hold::OverLimit {
+                what: "persons",
+                ..
+            })
+        ));
+        // A third of the faces, no person: held on the faces.
+        assert!(matches!(
+            hold(tally(0, 30, 0), job, sound, DEFAULT_MAX_DELETE),
+            Some(Hold::OverLimit {
+                what: "faces",
+                count: 30,
+                limit: 9,
+                ..
+            })
+        ));
+        // Groups have their share too.
+        assert!(matches!(
+            hold(tally(0, 0, 2), job, sound, DEFAULT_MAX_DELETE),
+            Some(Hold::OverLimit {
+                what: "groups of persons",
+                ..
+            })
+        ));
+        // One person of 9 faces in a job of 100 persons: within every share.
+        let big = tally(100, 900, 100);
+        assert_eq!(hold(tally(1, 9, 0), big, sound, DEFAULT_MAX_DELETE), None);
+        assert_eq!(
+            hold(tally(10, 90, 0), job, sound, MaxDelete::Percent(100)),
+            None
+        );
+        assert_eq!(
+            hold(tally(3, 27, 0), job, sound, MaxDelete::Count(27)),
+            None
+        );
+        assert!(hold(tally(3, 27, 0), job, sound, MaxDelete::Count(26)).is_some());
     }
 
     #[test]

@@ -31,7 +31,7 @@
 
 use super::paced::{PaceOptions, Paced};
 use super::rollback::{job_record, run_step, stops};
-use crate::deletion::mirror::{self, Hold, MaxDelete, Removal, SourceHealth};
+use crate::deletion::mirror::{self, Hold, MaxDelete, Removal, SourceHealth, Tally};
 use crate::deletion::{undo, Decision, Found, JobRecord, Origin, Step};
 use crate::engine::StopSignal;
 use crate::model::GroupId;
@@ -46,16 +46,29 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone)]
 pub struct MirrorPlan {
     pub removals: Vec<Removal>,
-    /// Persons and photos the job manages, which `--max-delete N%` is a share of.
-    pub managed: u64,
+    /// What the job holds on the service, of which `--max-delete N%` is a share
+    /// (kind by kind).
+    pub managed: Tally,
     pub held: Option<Hold>,
+    /// Faces of photos' earlier contents kept because the new content is not on
+    /// the service: (person, why).
+    pub kept: Vec<(PersonId, String)>,
+    /// Persons that left the source and that an earlier run left on the service
+    /// by the evidence, with the reason: not planned again, said again.
+    pub still_left: Vec<(PersonId, String)>,
 }
 
 impl MirrorPlan {
-    /// Deletions planned (a person, a face or a group each counts one toward
-    /// `--max-delete`).
+    /// What the deletions planned take off the service, by kind.
+    pub fn tally(&self) -> Tally {
+        let mut tally = Tally::default();
+        self.removals.iter().for_each(|r| tally += r.tally());
+        tally
+    }
+
+    /// Deletions planned, each removal one.
     pub fn count(&self) -> u64 {
-        self.removals.iter().map(Removal::weight).sum()
+        self.removals.len() as u64
     }
 
     /// Every deletion planned, one a line, as the person is now by the job's records
@@ -64,13 +77,14 @@ impl MirrorPlan {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Mirror: {} {} to delete (of {} persons and photos the job manages)",
+            "Mirror: {} {} to delete: {} (the job holds {})",
             self.count(),
             if self.count() == 1 {
                 "deletion"
             } else {
                 "deletions"
             },
+            self.tally(),
             self.managed
         );
         for removal in &self.removals {
@@ -140,6 +154,15 @@ impl MirrorPlan {
                 }
             }
         }
+        for (person, why) in &self.kept {
+            let _ = writeln!(out, "  keep person {person}'s face: {why}");
+        }
+        for (person, why) in &self.still_left {
+            let _ = writeln!(
+                out,
+                "  person {person} left the source and stays, as an earlier run left it: {why}"
+            );
+        }
         if let Some(held) = &self.held {
             let _ = writeln!(out, "  held back, nothing would be deleted: {held}");
         }
@@ -158,11 +181,13 @@ fn deletion_steps(steps: Vec<Step>) -> impl Iterator<Item = Step> {
 /// Plans the mirror of the store as its latest plan left it.
 pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Result<MirrorPlan> {
     let mut held = Vec::new();
-    let mut managed = 0u64;
+    let mut managed = Tally::default();
+    let mut kept = Vec::new();
+    let mut still_left = Vec::new();
     for person in store.persons() {
         let person = person?;
         if matches!(person.state, PersonState::Ready { .. } | PersonState::Stale) {
-            managed += 1;
+            managed.persons += 1;
         }
         let id = person.person.as_str();
         let mut listed = false;
@@ -181,8 +206,8 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
             }
             if let PhotoState::Enrolled { face } = &entry.state {
                 enrolled = true;
+                managed.faces += 1;
                 if let FaceRef::Id(face_id) = face {
-                    managed += 1;
                     if entry.retired {
                         gone_photos.push((
                             key,
@@ -205,19 +230,51 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
             .map(|(key, image, face_id, _)| (key, image, face_id))
             .collect();
         // Deleted by an earlier mirror run, and not enrolled again since (a person
-        // listed again is created again, and may leave again).
-        let removed_before =
-            !enrolled && matches!(store.mirrored_person(id)?, Some(MirrorMark::Deleted { .. }));
+        // listed again is created again, and may leave again); or left on the
+        // service by the evidence, and not listed since: settled, not planned again.
+        let removed_before = match store.mirrored_person(id)? {
+            Some(MirrorMark::Deleted { .. }) => !enrolled,
+            Some(MirrorMark::Left {
+                generation, reason, ..
+            }) if !listed && generation == person.generation => {
+                still_left.push((person.person.clone(), reason));
+                true
+            }
+            _ => false,
+        };
         let mut replaced = Vec::new();
         for (key, face_id) in store.replaced_faces(id)? {
-            let photo = store.photo(&key)?.map_or_else(
+            let entry = store.photo(&key)?;
+            let photo = entry.as_ref().map_or_else(
                 || String::from_utf8_lossy(key.as_bytes()).into_owned(),
                 |e| e.image.to_string(),
             );
-            replaced.push((key, photo, face_id));
+            // The earlier content's face leaves only once the new content is on
+            // the service, or when the person is full and its place is what the new
+            // content needs: a refused replacement never costs the person a face.
+            match entry.as_ref().map(|e| &e.state) {
+                None | Some(PhotoState::Enrolled { .. } | PhotoState::Full { .. }) => {
+                    replaced.push((key, photo, face_id));
+                }
+                // The photo left the source: its earlier face goes with it.
+                Some(_) if entry.as_ref().is_some_and(|e| e.retired) => {
+                    replaced.push((key, photo, face_id));
+                }
+                Some(state) => kept.push((
+                    person.person.clone(),
+                    format!(
+                        "face {face_id} of photo {photo}'s earlier content is kept: its new \
+                         content is not on the service ({})",
+                        replacement_state(state)
+                    ),
+                )),
+            }
         }
-        let dropped_groups =
-            mirror::dropped_groups(&store.joined_groups(id)?, &person.fields.groups);
+        let joined = store.joined_groups(id)?;
+        if matches!(person.state, PersonState::Ready { .. } | PersonState::Stale) {
+            managed.groups += joined.len() as u64;
+        }
+        let dropped_groups = mirror::dropped_groups(&joined, &person.fields.groups);
         held.push(mirror::Held {
             replaced,
             dropped_groups,
@@ -229,13 +286,31 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
         });
     }
     let removals = mirror::removals(held);
-    let count = removals.iter().map(Removal::weight).sum();
-    let held = mirror::hold(count, managed, health, max);
+    let mut leaving = Tally::default();
+    removals.iter().for_each(|r| leaving += r.tally());
+    let held = mirror::hold(leaving, managed, health, max);
     Ok(MirrorPlan {
         removals,
         managed,
         held,
+        kept,
+        still_left,
     })
+}
+
+/// Where a replaced photo's new content stands, in words, when it is not on the
+/// service.
+fn replacement_state(state: &PhotoState) -> String {
+    match state {
+        PhotoState::Failed(f) | PhotoState::Deferred(f) => format!("refused: {}", f.message),
+        PhotoState::Pending | PhotoState::InDoubt => "not sent yet".to_owned(),
+        PhotoState::Duplicate { reason }
+        | PhotoState::Skipped { reason }
+        | PhotoState::Spare { reason } => format!("not sent: {reason}"),
+        PhotoState::Enrolled { .. } | PhotoState::Full { .. } | PhotoState::Removed { .. } => {
+            "on the service".to_owned()
+        }
+    }
 }
 
 /// What a mirror run did.
@@ -249,6 +324,9 @@ pub struct Mirrored {
     pub groups_deleted: u64,
     /// Persons left whole or in part, with the reason.
     pub left: Vec<(PersonId, String)>,
+    /// Persons that left the source and that an earlier run left on the service,
+    /// with the reason (no call made for them).
+    pub still_left: Vec<(PersonId, String)>,
     /// Persons kept in a group the source dropped because it is their last one
     /// (among [`Self::left`]): the run ends with exit 1 until the source or the
     /// service changes.
@@ -285,6 +363,8 @@ pub fn run(
 ) -> anyhow::Result<Mirrored> {
     let mut done = Mirrored {
         held: plan.held.clone(),
+        left: plan.kept.clone(),
+        still_left: plan.still_left.clone(),
         ..Mirrored::default()
     };
     if done.held.is_some() {
@@ -314,7 +394,7 @@ pub fn run(
                 store.flush()?;
                 delete_face(&mut paced, &person, &face_id, resumed).map(|()| {
                     let at = unix_now();
-                    removed(store, &person, &[face_id], at)?;
+                    removed(store, &person, &[face_id], false, at)?;
                     store.put_mirrored_photo(&key, &MirrorMark::Deleted { at })?;
                     done.faces_deleted += 1;
                     done.room_made.insert(person.as_str().to_owned());
@@ -426,7 +506,10 @@ pub fn run(
                             if deleted_person {
                                 faces = record.face_ids.clone();
                             }
-                            done.faces_deleted += removed(store, &person, &faces, at)?;
+                            // A person deleted takes every face of the job's with it,
+                            // those whose id the job never learned too.
+                            done.faces_deleted +=
+                                removed(store, &person, &faces, deleted_person, at)?;
                             for (key, face_id) in store.replaced_faces(person.as_str())? {
                                 if deleted_person || faces.contains(&face_id) {
                                     store.forget_replaced_face(&key, &face_id)?;
@@ -453,10 +536,20 @@ pub fn run(
                                 )),
                                 _ => {}
                             }
-                            store.put_mirrored_person(
-                                person.as_str(),
-                                &MirrorMark::Deleted { at },
-                            )?;
+                            let mark = match (&decision.outcome, deleted_person) {
+                                (RollbackEntry::Left { reason }, false) => MirrorMark::Left {
+                                    at,
+                                    generation: person_generation(store, &person)?,
+                                    reason: reason.clone(),
+                                },
+                                (RollbackEntry::Partly { reasons }, false) => MirrorMark::Left {
+                                    at,
+                                    generation: person_generation(store, &person)?,
+                                    reason: reasons.join("; "),
+                                },
+                                _ => MirrorMark::Deleted { at },
+                            };
+                            store.put_mirrored_person(person.as_str(), &mark)?;
                             anyhow::Ok(())
                         })
                     }
@@ -690,25 +783,37 @@ fn face_gone(paced: &mut Paced<'_>, person: &PersonId, face_id: &str) -> Result<
 
 /// Records the photos of `person` whose faces (of `face_ids`) were deleted as
 /// removed; how many.
-fn removed(store: &Store, person: &PersonId, face_ids: &[String], at: u64) -> anyhow::Result<u64> {
+/// Records the photos of `person` whose faces are `face_ids` removed, and with
+/// `all` (the person was deleted) those whose face id the job never learned too.
+fn removed(
+    store: &Store,
+    person: &PersonId,
+    face_ids: &[String],
+    all: bool,
+    at: u64,
+) -> anyhow::Result<u64> {
     let mut n = 0;
     for item in store.photos_of(person.as_str()) {
         let (key, mut entry) = item?;
-        if let PhotoState::Enrolled {
-            face: FaceRef::Id(face_id),
-        } = &entry.state
-        {
-            if face_ids.contains(face_id) {
-                entry.state = PhotoState::Removed {
-                    face_id: face_id.clone(),
-                    at,
-                };
-                store.put_photo(&key, &entry)?;
-                n += 1;
-            }
-        }
+        let face_id = match &entry.state {
+            PhotoState::Enrolled {
+                face: FaceRef::Id(face_id),
+            } if face_ids.contains(face_id) => face_id.clone(),
+            PhotoState::Enrolled {
+                face: FaceRef::Confirmed,
+            } if all => String::new(),
+            _ => continue,
+        };
+        entry.state = PhotoState::Removed { face_id, at };
+        store.put_photo(&key, &entry)?;
+        n += 1;
     }
     Ok(n)
+}
+
+/// The plan generation that last listed `person`.
+fn person_generation(store: &Store, person: &PersonId) -> anyhow::Result<u64> {
+    Ok(store.person(person.as_str())?.map_or(0, |p| p.generation))
 }
 
 fn unix_now() -> u64 {

@@ -92,6 +92,7 @@ impl Store {
                     }
                 }
                 MirrorMark::Deleting { .. } => marks.under_way += 1,
+                MirrorMark::Left { .. } => {}
             }
         }
         // A photo's face, a group taken from a person, the face of a photo's
@@ -103,7 +104,7 @@ impl Store {
                     MirrorMark::Deleting { .. } => marks.under_way += 1,
                     MirrorMark::Deleted { .. } if kind == b'g' => marks.groups_deleted += 1,
                     MirrorMark::Deleted { .. } if kind == b'r' => marks.faces_deleted += 1,
-                    MirrorMark::Deleted { .. } => {}
+                    MirrorMark::Deleted { .. } | MirrorMark::Left { .. } => {}
                 }
             }
         }

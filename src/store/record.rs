@@ -316,8 +316,21 @@ pub enum PersonState {
 /// as deleted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MirrorMark {
-    Deleting { at: u64 },
-    Deleted { at: u64 },
+    Deleting {
+        at: u64,
+    },
+    Deleted {
+        at: u64,
+    },
+    /// A person that left the source, left on the service whole or in part by the
+    /// evidence (`reason`), by the run of plan `generation`: later runs do not plan
+    /// it again while the source does not list it again. (Appended last, so records
+    /// written before it read unchanged.)
+    Left {
+        at: u64,
+        generation: u64,
+        reason: String,
+    },
 }
 
 /// One person of the job.

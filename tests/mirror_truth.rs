@@ -1,0 +1,299 @@
+//! `enroll --mirror` takes the source a run names as the truth of that run, however
+//! it is named, and deletes only with evidence that what replaces a face is there.
+//! Each test checks what the emulator holds, not what the job recorded.
+//!
+//! - a nightly export under a new file name each night: who left is deleted, a
+//!   replaced photo has exactly its new face, and the guards judge that night's
+//!   file alone (a header-only file, a file missing 70% of the persons);
+//! - the same tree named `tree/`, `../x/tree` or through a link is one source;
+//! - a source missing 30% of persons of 9 photos each deletes nothing by default;
+//! - a replacement the service refuses keeps the old face;
+//! - the job's own report fed back under `--mirror` is refused before any call.
+
+mod support;
+
+use faceenroll::emulator::Emulator;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use support::bin::code_and_text as output;
+use support::{blank, emulator, enroll_command, faceenroll, hash_of, held_faces, photo, Archive};
+
+fn enroll(source: &Path, archive: &Archive, emulator: &Emulator, extra: &[&str]) -> (i32, String) {
+    let mut cmd = enroll_command(source, &emulator.endpoint(), &archive.state());
+    cmd.args(extra);
+    output(&mut cmd)
+}
+
+fn person_ids(emulator: &Emulator) -> BTreeSet<String> {
+    emulator.snapshot().persons.into_keys().collect()
+}
+
+/// A manifest at `path` listing, for each of `persons`, its photos in the archive
+/// (relative to the manifest's folder), in group `door`.
+fn export(path: &Path, archive: &Archive, persons: &[u32]) {
+    let mut text = String::from("person_id,image,group_ids\n");
+    for p in persons {
+        let person = format!("person{p:03}");
+        let mut photos: Vec<PathBuf> = std::fs::read_dir(archive.root().join(&person))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        photos.sort();
+        for photo in photos {
+            let name = photo.file_name().unwrap().to_string_lossy().into_owned();
+            text.push_str(&format!("{person},photos/{person}/{name},door\n"));
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_dated_export_is_the_source_of_its_night() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(20, 2, 100);
+    let dir = archive.dir.path();
+    let all: Vec<u32> = (0..20).collect();
+    let day1 = dir.join("hr-2026-12-06.csv");
+    export(&day1, &archive, &all);
+    let (code, text) = enroll(&day1, &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(person_ids(&emulator).len(), 20);
+
+    // Day 2, under another name: person019 left, person000's first photo replaced.
+    let new_content = photo(77_777);
+    archive.add("person000", "000.png", &new_content);
+    let day2 = dir.join("hr-2026-12-07.csv");
+    export(&day2, &archive, &all[..19]);
+    let (code, text) = enroll(&day2, &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!person_ids(&emulator).contains("person019"), "{text}");
+    assert_eq!(person_ids(&emulator).len(), 19, "{text}");
+    let held = held_faces(&emulator.snapshot());
+    let mut expected = vec![
+        hash_of(&archive.root().join("person000/000.png")),
+        hash_of(&archive.root().join("person000/001.png")),
+    ];
+    expected.sort();
+    assert_eq!(held["person000"], expected, "{text}");
+    assert!(
+        text.contains("hr-2026-12-06.csv is no longer a source of the job"),
+        "{text}"
+    );
+    // status names the source that left.
+    let (code, status) = output(&mut faceenroll(&[
+        "status".as_ref(),
+        "--state".as_ref(),
+        archive.state().as_os_str(),
+    ]));
+    assert_eq!(code, 0, "{status}");
+    assert!(
+        status.contains("source gone:") && status.contains("hr-2026-12-06.csv"),
+        "{status}"
+    );
+    // A re-run of the same night makes no call.
+    let calls = emulator.counters().requests;
+    let (code, text) = enroll(&day2, &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(emulator.counters().requests, calls, "{text}");
+
+    // Day 3: a file missing 70% of the persons deletes nothing.
+    let day3 = dir.join("hr-2026-12-08.csv");
+    export(&day3, &archive, &all[..6]);
+    let (code, text) = enroll(&day3, &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 4, "{text}");
+    assert_eq!(person_ids(&emulator).len(), 19, "{text}");
+
+    // Day 4: the export is its header alone: nothing deleted either.
+    let day4 = dir.join("hr-2026-12-09.csv");
+    std::fs::write(&day4, "person_id,image,group_ids\n").unwrap();
+    let (code, text) = enroll(&day4, &archive, &emulator, &["--mirror"]);
+    assert_ne!(code, 0, "{text}");
+    assert_eq!(person_ids(&emulator).len(), 19, "{text}");
+}
+
+#[test]
+fn the_same_tree_named_another_way_is_the_same_source() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(20, 2, 100);
+    let dir = archive.dir.path();
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &["--group", "door"]);
+    assert_eq!(code, 0, "{text}");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(archive.root(), &link).unwrap();
+    std::fs::create_dir(dir.join("x")).unwrap();
+    let spellings = [
+        PathBuf::from(format!("{}/", archive.root().display())),
+        dir.join("x/../photos"),
+        link,
+    ];
+    for (night, spelling) in spellings.iter().enumerate() {
+        // Each night one photo leaves the tree.
+        let gone = archive.root().join(format!("person{night:03}/001.png"));
+        std::fs::remove_file(&gone).unwrap();
+        let (code, text) = enroll(
+            spelling,
+            &archive,
+            &emulator,
+            &["--group", "door", "--mirror"],
+        );
+        assert_eq!(code, 0, "{}: {text}", spelling.display());
+        let held = held_faces(&emulator.snapshot());
+        assert_eq!(
+            held[&format!("person{night:03}")],
+            vec![hash_of(
+                &archive.root().join(format!("person{night:03}/000.png"))
+            )],
+            "{}: {text}",
+            spelling.display()
+        );
+        assert_eq!(held.len(), 20, "{}: {text}", spelling.display());
+        assert!(
+            !text.contains("no longer a source"),
+            "{}: {text}",
+            spelling.display()
+        );
+    }
+}
+
+#[test]
+fn a_source_missing_30_percent_of_persons_of_many_photos_deletes_nothing() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(10, 9, 100);
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &["--group", "door"]);
+    assert_eq!(code, 0, "{text}");
+    for p in 7..10 {
+        std::fs::remove_dir_all(archive.root().join(format!("person{p:03}"))).unwrap();
+    }
+    let (code, text) = enroll(
+        &archive.root(),
+        &archive,
+        &emulator,
+        &["--group", "door", "--mirror"],
+    );
+    assert_eq!(code, 4, "{text}");
+    assert!(text.contains("3 persons would leave the service"), "{text}");
+    assert_eq!(person_ids(&emulator).len(), 10, "{text}");
+    assert!(held_faces(&emulator.snapshot())
+        .values()
+        .all(|f| f.len() == 9));
+    // Let through on purpose, they go.
+    let (code, text) = enroll(
+        &archive.root(),
+        &archive,
+        &emulator,
+        &["--group", "door", "--mirror", "--max-delete", "30%"],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(person_ids(&emulator).len(), 7, "{text}");
+}
+
+#[test]
+fn a_replacement_the_service_refuses_keeps_the_old_face() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(20, 2, 100);
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &["--group", "door"]);
+    assert_eq!(code, 0, "{text}");
+    let before = held_faces(&emulator.snapshot())["person003"].clone();
+    // Both photos replaced by pictures without a face.
+    archive.add("person003", "000.png", &blank());
+    let mut other = blank();
+    other.extend_from_slice(b"trailer");
+    archive.add("person003", "001.png", &other);
+    let (code, text) = enroll(
+        &archive.root(),
+        &archive,
+        &emulator,
+        &["--group", "door", "--mirror"],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(
+        held_faces(&emulator.snapshot())["person003"],
+        before,
+        "{text}"
+    );
+    assert!(text.contains("earlier content is kept"), "{text}");
+}
+
+#[test]
+fn a_report_fed_back_under_mirror_is_refused_before_any_call() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(3, 2, 100);
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &["--group", "door"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, report) = output(&mut faceenroll(&[
+        "report".as_ref(),
+        "--state".as_ref(),
+        archive.state().as_os_str(),
+    ]));
+    assert_eq!(code, 0);
+    let fed_back = archive.dir.path().join("report.csv");
+    // Only the first person's rows, as a failed-rows manifest would be.
+    let rows: Vec<&str> = report
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || l.starts_with("person000,"))
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&fed_back, rows.join("\n") + "\n").unwrap();
+    let calls = emulator.counters().requests;
+    let (code, text) = enroll(&fed_back, &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("is a report of a job"), "{text}");
+    assert_eq!(emulator.counters().requests, calls, "{text}");
+    // Without --mirror it joins the job and deletes nothing.
+    let (code, text) = enroll(&fed_back, &archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(person_ids(&emulator).len(), 3);
+}
+
+#[test]
+fn a_person_left_whole_is_not_planned_again_night_after_night() {
+    use faceenroll::service::client::ImageBody;
+    use support::{client, gid, pid};
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(20, 1, 100);
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &["--group", "door"]);
+    assert_eq!(code, 0, "{text}");
+    // Someone deletes person007 and makes it again with a face of their own.
+    let theirs = archive.dir.path().join("theirs.png");
+    std::fs::write(&theirs, photo(5_555)).unwrap();
+    let by_hand = client(&emulator);
+    by_hand.del_person(&pid("person007")).unwrap();
+    by_hand
+        .new_person(
+            &pid("person007"),
+            &[gid("door")],
+            &ImageBody::File(theirs),
+            None,
+            None,
+        )
+        .unwrap();
+    let theirs_now = emulator.snapshot().persons["person007"].clone();
+    std::fs::remove_dir_all(archive.root().join("person007")).unwrap();
+    let mirror = ["--group", "door", "--mirror"];
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        emulator.snapshot().persons["person007"],
+        theirs_now,
+        "{text}"
+    );
+    for night in 0..2 {
+        let calls = emulator.counters().requests;
+        let (code, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
+        assert_eq!(code, 0, "night {night}: {text}");
+        assert_eq!(emulator.counters().requests, calls, "night {night}: {text}");
+        assert!(
+            text.contains("person007: left the source and stays"),
+            "night {night}: {text}"
+        );
+        assert!(!text.contains("delete person"), "night {night}: {text}");
+    }
+    assert_eq!(emulator.snapshot().persons["person007"], theirs_now);
+}
