@@ -297,3 +297,89 @@ fn a_person_left_whole_is_not_planned_again_night_after_night() {
     }
     assert_eq!(emulator.snapshot().persons["person007"], theirs_now);
 }
+
+#[test]
+fn a_face_known_only_by_a_duplicate_answer_leaves_with_its_photo() {
+    use faceenroll::emulator::Faults;
+    use support::{archive_faces, emulator_with, report_rows};
+    let emulator = emulator_with(|c| c.faults.lose_answer = 0.4);
+    let archive = Archive::new();
+    archive.fill(20, 3, 100);
+    let add = ["--group", "door"];
+    let mut finished = false;
+    for _ in 0..15 {
+        let (code, _) = enroll(&archive.root(), &archive, &emulator, &add);
+        if code == 0 {
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished, "the job did not finish under lost answers");
+    emulator.set_faults(Faults::default());
+    // The photos whose face the service holds under an id it never gave the job.
+    let unlearned: Vec<_> = report_rows(&archive.state())
+        .into_iter()
+        .filter(|r| r.status == "enrolled" && r.face_id.is_empty())
+        .collect();
+    assert!(
+        !unlearned.is_empty(),
+        "no face was confirmed by a duplicate answer"
+    );
+    let mut gone = Vec::new();
+    for row in &unlearned {
+        let path = PathBuf::from(&row.image);
+        // Keep a photo of each person, so the person stays listed.
+        let left = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        if left > 1 {
+            std::fs::remove_file(&path).unwrap();
+            gone.push(path);
+        }
+    }
+    assert!(!gone.is_empty());
+    let (_, text) = enroll(
+        &archive.root(),
+        &archive,
+        &emulator,
+        &["--group", "door", "--mirror", "--max-delete", "100%"],
+    );
+    let held = held_faces(&emulator.snapshot());
+    let expected = archive_faces(&archive, &[]);
+    // Each person holds exactly its listed photos, or the summary names the photo
+    // whose face could not be told apart.
+    for (person, faces) in &expected {
+        if held[person] != *faces {
+            assert!(
+                text.contains(&format!("{person}: photo"))
+                    && text.contains("its face could not be removed"),
+                "{person}: {:?} against {faces:?}: {text}",
+                held[person]
+            );
+        }
+    }
+    let told = expected.iter().filter(|(p, f)| held[*p] == **f).count();
+    assert!(told > 0, "{text}");
+    // Night after night, nothing more is planned, and what was left is said.
+    for night in 0..2 {
+        let calls = emulator.counters().requests;
+        let (code, again) = enroll(
+            &archive.root(),
+            &archive,
+            &emulator,
+            &["--group", "door", "--mirror", "--max-delete", "100%"],
+        );
+        assert_eq!(code, 0, "night {night}: {again}");
+        assert_eq!(
+            emulator.counters().requests,
+            calls,
+            "night {night}: {again}"
+        );
+        assert_eq!(
+            held_faces(&emulator.snapshot()),
+            held,
+            "night {night}: {again}"
+        );
+        if told < expected.len() {
+            assert!(again.contains("its face could not be removed"), "{again}");
+        }
+    }
+}

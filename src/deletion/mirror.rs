@@ -111,6 +111,15 @@ pub enum Removal {
         person: PersonId,
         groups: Vec<GroupId>,
     },
+    /// Photos no longer listed, of a person still listed, whose faces the service
+    /// holds under ids it never gave the job (a lost answer, confirmed later as a
+    /// duplicate): (key, photo). [`unlearned_faces`] tells them from the person's
+    /// faces as read just before, or says why it cannot.
+    Unlearned {
+        person: PersonId,
+        record: JobRecord,
+        photos: Vec<(PhotoKey, String)>,
+    },
 }
 
 impl Removal {
@@ -131,8 +140,58 @@ impl Removal {
                 groups: groups.len() as u64,
                 ..Tally::default()
             },
+            Removal::Unlearned { photos, .. } => Tally {
+                faces: photos.len() as u64,
+                ..Tally::default()
+            },
         }
     }
+}
+
+/// The faces of a person that are the job's faces of `gone` photos whose ids the
+/// service never gave, as `found` (the person's face ids, read just before) shows
+/// them: the faces that are not the job's known ones, when the job created the
+/// person, no photo of it is in doubt, every photo with an unlearned face has left
+/// the source, and the service holds exactly that many faces the job does not
+/// know. Else why they cannot be told from the others.
+pub fn unlearned_faces(
+    record: &JobRecord,
+    gone: usize,
+    found: &[String],
+) -> Result<Vec<String>, String> {
+    let unknown: Vec<String> = found
+        .iter()
+        .filter(|f| !record.face_ids.contains(f))
+        .cloned()
+        .collect();
+    if record.origin != super::Origin::Created {
+        return Err(
+            "the person was not created by the job, so faces of others may be \
+                    among those the job does not know"
+                .into(),
+        );
+    }
+    if record.in_doubt > 0 {
+        return Err(format!(
+            "{} of its photos are in doubt (sent, answer not recorded)",
+            record.in_doubt
+        ));
+    }
+    if record.confirmed as usize != gone {
+        return Err(format!(
+            "{} of its photos still listed hold faces of unknown id too, and the service \
+             does not say which face is which photo",
+            (record.confirmed as usize).saturating_sub(gone)
+        ));
+    }
+    if unknown.len() != gone {
+        return Err(format!(
+            "the service holds {} faces the job does not know, where {gone} would be the \
+             job's",
+            unknown.len()
+        ));
+    }
+    Ok(unknown)
 }
 
 /// Persons, faces and groups of persons, counted by kind: what a run's deletions
@@ -226,6 +285,9 @@ pub struct Held {
     pub replaced: Vec<(PhotoKey, String, String)>,
     /// Groups the job put it in that the source no longer gives it.
     pub dropped_groups: Vec<GroupId>,
+    /// Its photos no longer listed whose faces the job holds without an id: (key,
+    /// photo).
+    pub gone_unlearned: Vec<(PhotoKey, String)>,
 }
 
 /// What left the source, within the job's reach.
@@ -253,6 +315,13 @@ pub fn removals(persons: impl IntoIterator<Item = Held>) -> Vec<Removal> {
                 out.push(Removal::Groups {
                     person: held.person.clone(),
                     groups: held.dropped_groups,
+                });
+            }
+            if !held.gone_unlearned.is_empty() {
+                out.push(Removal::Unlearned {
+                    person: held.person.clone(),
+                    record: held.record.clone(),
+                    photos: held.gone_unlearned,
                 });
             }
         } else if !held.removed_before
@@ -405,6 +474,7 @@ mod tests {
                 .collect(),
             replaced: Vec::new(),
             dropped_groups: Vec::new(),
+            gone_unlearned: Vec::new(),
             person,
         }
     }
@@ -466,6 +536,27 @@ mod tests {
         let mut gone = held("gone", Origin::Created, false, &[]);
         gone.dropped_groups = g(&["night"]);
         assert_eq!(removals([gone]).len(), 1);
+    }
+
+    #[test]
+    fn unlearned_faces_are_told_apart_only_when_every_unknown_face_is_the_jobs() {
+        let mut job = record(Origin::Created);
+        job.confirmed = 2;
+        let found = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            unlearned_faces(&job, 2, &found(&["f1", "u1", "u2"])),
+            Ok(found(&["u1", "u2"]))
+        );
+        // One still listed: which face is which photo, the service does not say.
+        assert!(unlearned_faces(&job, 1, &found(&["f1", "u1", "u2"])).is_err());
+        // A face of someone else's beside them.
+        assert!(unlearned_faces(&job, 2, &found(&["f1", "u1", "u2", "x"])).is_err());
+        let mut doubt = job.clone();
+        doubt.in_doubt = 1;
+        assert!(unlearned_faces(&doubt, 2, &found(&["f1", "u1", "u2"])).is_err());
+        let mut theirs = job.clone();
+        theirs.origin = Origin::Found(Default::default());
+        assert!(unlearned_faces(&theirs, 2, &found(&["f1", "u1", "u2"])).is_err());
     }
 
     #[test]

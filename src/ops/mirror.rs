@@ -152,6 +152,15 @@ impl MirrorPlan {
                         );
                     }
                 }
+                Removal::Unlearned { person, photos, .. } => {
+                    for (_, photo) in photos {
+                        let _ = writeln!(
+                            out,
+                            "  delete the face of person {person} whose id the service never \
+                             gave (photo {photo} left the source), if its faces tell it apart"
+                        );
+                    }
+                }
             }
         }
         for (person, why) in &self.kept {
@@ -193,6 +202,7 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
         let mut listed = false;
         let mut enrolled = false;
         let mut gone_photos = Vec::new();
+        let mut unlearned = Vec::new();
         // What the listed photos still hold: a photo that moved, was renamed or was
         // copied into another source is listed under its new path with the same
         // content (and the same face); its old entry has not left the source.
@@ -207,6 +217,18 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
             if let PhotoState::Enrolled { face } = &entry.state {
                 enrolled = true;
                 managed.faces += 1;
+                if *face == FaceRef::Confirmed && entry.retired {
+                    // Left by an earlier run that could not tell its face apart, and
+                    // not listed since: said again, not planned again.
+                    match store.mirrored_photo(&key)? {
+                        Some(MirrorMark::Left {
+                            generation, reason, ..
+                        }) if generation == entry.generation => {
+                            still_left.push((person.person.clone(), reason));
+                        }
+                        _ => unlearned.push((key.clone(), entry.image.to_string(), entry.hash)),
+                    }
+                }
                 if let FaceRef::Id(face_id) = face {
                     if entry.retired {
                         gone_photos.push((
@@ -228,6 +250,11 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
                     && !hash.is_some_and(|h| listed_content.contains(&h))
             })
             .map(|(key, image, face_id, _)| (key, image, face_id))
+            .collect();
+        let gone_unlearned = unlearned
+            .into_iter()
+            .filter(|(_, _, hash)| !hash.is_some_and(|h| listed_content.contains(&h)))
+            .map(|(key, image, _)| (key, image))
             .collect();
         // Deleted by an earlier mirror run, and not enrolled again since (a person
         // listed again is created again, and may leave again); or left on the
@@ -276,6 +303,7 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
         }
         let dropped_groups = mirror::dropped_groups(&joined, &person.fields.groups);
         held.push(mirror::Held {
+            gone_unlearned,
             replaced,
             dropped_groups,
             record: job_record(store, &person)?,
@@ -434,6 +462,11 @@ pub fn run(
             Removal::Groups { person, groups } => {
                 take_groups(store, &mut paced, &mut done, &person, &groups)
             }
+            Removal::Unlearned {
+                person,
+                record,
+                photos,
+            } => take_unlearned(store, &mut paced, &mut done, &person, &record, &photos),
             Removal::Person { person, record } => {
                 let resumed = matches!(
                     store.mirrored_person(person.as_str())?,
@@ -783,6 +816,109 @@ fn face_gone(paced: &mut Paced<'_>, person: &PersonId, face_id: &str) -> Result<
 
 /// Records the photos of `person` whose faces (of `face_ids`) were deleted as
 /// removed; how many.
+/// Deletes the faces of `photos`, which left the source and whose face ids the
+/// service never gave, when the person's faces, read just before, tell them apart
+/// ([`mirror::unlearned_faces`]); else leaves them, each photo named with the
+/// reason. A run stopped after the `delface` finds them gone: the person then
+/// holds no face the job does not know.
+fn take_unlearned(
+    store: &Store,
+    paced: &mut Paced<'_>,
+    done: &mut Mirrored,
+    person: &PersonId,
+    record: &JobRecord,
+    photos: &[(crate::store::PhotoKey, String)],
+) -> Result<anyhow::Result<()>, CallError> {
+    let found = match paced.call(|c| c.get_info(person)) {
+        Ok(info) => Some(info.face_ids),
+        Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => None,
+        Err(err) => return Err(err),
+    };
+    let resumed = photos.iter().try_fold(false, |any, (key, _)| {
+        Ok::<_, crate::store::StoreError>(
+            any || matches!(
+                store.mirrored_photo(key)?,
+                Some(MirrorMark::Deleting { .. })
+            ),
+        )
+    });
+    let resumed = match resumed {
+        Ok(resumed) => resumed,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let faces = match &found {
+        None => Ok(Vec::new()),
+        Some(found) => match mirror::unlearned_faces(record, photos.len(), found) {
+            // Taken off by the run that was stopped: none unknown is left.
+            Err(_) if resumed && found.iter().all(|f| record.face_ids.contains(f)) => {
+                Ok(Vec::new())
+            }
+            other => other,
+        },
+    };
+    let faces = match faces {
+        Ok(faces) => faces,
+        Err(reason) => {
+            return Ok((|| {
+                let at = unix_now();
+                for (key, photo) in photos {
+                    let reason = format!(
+                        "photo {photo} left the source, but its face could not be removed: \
+                         the service never gave its id, and {reason}; delete it by hand"
+                    );
+                    let generation = store.photo(key)?.map_or(0, |e| e.generation);
+                    store.put_mirrored_photo(
+                        key,
+                        &MirrorMark::Left {
+                            at,
+                            generation,
+                            reason: reason.clone(),
+                        },
+                    )?;
+                    done.left.push((person.clone(), reason));
+                }
+                Ok(())
+            })());
+        }
+    };
+    let mark = |mark: MirrorMark| -> anyhow::Result<()> {
+        for (key, _) in photos {
+            store.put_mirrored_photo(key, &mark)?;
+        }
+        store.flush()?;
+        Ok(())
+    };
+    if !faces.is_empty() {
+        if let Err(e) = mark(MirrorMark::Deleting { at: unix_now() }) {
+            return Ok(Err(e));
+        }
+        let step = Step::DelFace {
+            face_ids: faces.clone(),
+        };
+        match run_step(paced, person, &step) {
+            Ok(()) => {}
+            Err(err) if err.class() == Class::Outcome(Outcome::PersonMissing) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok((|| {
+        let at = unix_now();
+        for (key, _) in photos {
+            if let Some(mut entry) = store.photo(key)? {
+                entry.state = PhotoState::Removed {
+                    face_id: String::new(),
+                    at,
+                };
+                store.put_photo(key, &entry)?;
+            }
+        }
+        mark(MirrorMark::Deleted { at })?;
+        done.faces_deleted += photos.len() as u64;
+        done.room_made.insert(person.as_str().to_owned());
+        Ok(())
+    })())
+}
+
 /// Records the photos of `person` whose faces are `face_ids` removed, and with
 /// `all` (the person was deleted) those whose face id the job never learned too.
 fn removed(

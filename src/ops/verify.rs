@@ -265,6 +265,16 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
                 .or_default()
                 .push((face_id.clone(), key.as_bytes().to_vec())),
             Removal::Person { person, record } => gone_persons.push((person, record)),
+            // Faces of photos that left whose ids the job never learned: on the
+            // person while it holds faces the job does not know.
+            Removal::Unlearned { person, photos, .. } => {
+                for (key, _) in photos {
+                    gone_faces
+                        .entry(person.as_str())
+                        .or_default()
+                        .push((String::new(), key.as_bytes().to_vec()));
+                }
+            }
             // Groups on the service beyond the source's are not drift for verify
             // (it checks that the source's groups are there); a mirror run takes
             // the job's back.
@@ -298,7 +308,11 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
             Ok(info) => {
                 let mut entry = compare(&person, Some(&info), &faces);
                 for (face_id, photo) in gone_faces.get(id).into_iter().flatten() {
-                    if info.face_ids.contains(face_id) {
+                    let held = match face_id.is_empty() {
+                        true => entry.other_faces > 0,
+                        false => info.face_ids.contains(face_id),
+                    };
+                    if held {
                         entry.other_faces = entry.other_faces.saturating_sub(1);
                         entry.differences.push(Difference::FaceLeftSource {
                             face_id: face_id.clone(),
