@@ -383,3 +383,31 @@ fn a_face_known_only_by_a_duplicate_answer_leaves_with_its_photo() {
         }
     }
 }
+
+#[test]
+fn a_hold_for_a_source_error_names_the_photo() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(20, 2, 100);
+    let manifest = archive.dir.path().join("hr.csv");
+    let all: Vec<u32> = (0..20).collect();
+    export(&manifest, &archive, &all);
+    let (code, text) = enroll(&manifest, &archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    // An enrolled photo that cannot be read any more (a folder in its place), and a
+    // person who left.
+    let broken = archive.root().join("person004/001.png");
+    std::fs::remove_file(&broken).unwrap();
+    std::fs::create_dir(&broken).unwrap();
+    export(&manifest, &archive, &all[..19]);
+    let (code, text) = enroll(&manifest, &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 4, "{text}");
+    assert!(text.contains("the source had 1 error"), "{text}");
+    let broken = broken.display().to_string();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Mirror: nothing deleted") && l.contains(&broken)),
+        "the hold names the photo: {text}"
+    );
+    assert_eq!(person_ids(&emulator).len(), 20, "{text}");
+}

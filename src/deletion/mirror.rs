@@ -341,19 +341,26 @@ pub fn removals(persons: impl IntoIterator<Item = Held>) -> Vec<Removal> {
 
 /// What the source's reading gave: enough to tell a source that can be trusted to
 /// say what left.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceHealth {
     /// Photos the source listed.
     pub listed: usize,
     /// Unreadable folders, rows that failed to parse, listed photos that cannot be
     /// read.
     pub errors: usize,
+    /// The first of those errors, each naming its place, so that the hold says
+    /// which to fix (at most [`ERRORS_NAMED`]).
+    pub named: Vec<String>,
 }
+
+/// How many of a source's errors a hold names.
+pub const ERRORS_NAMED: usize = 3;
 
 /// Why a run deletes nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hold {
-    SourceErrors(usize),
+    /// The source had errors: how many, and the first of them.
+    SourceErrors(usize, Vec<String>),
     EmptySource,
     /// The deletions of one kind (`what`: "persons", "faces", ...) pass the limit.
     OverLimit {
@@ -368,12 +375,22 @@ pub enum Hold {
 impl fmt::Display for Hold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Hold::SourceErrors(n) => write!(
-                f,
-                "the source had {n} {} (unreadable folders, rows or photos): a source read \
-                 in part cannot tell what left it; fix them and run again",
-                if *n == 1 { "error" } else { "errors" }
-            ),
+            Hold::SourceErrors(n, named) => {
+                write!(
+                    f,
+                    "the source had {n} {} (unreadable folders, rows or photos): a source \
+                     read in part cannot tell what left it; fix them and run again",
+                    if *n == 1 { "error" } else { "errors" }
+                )?;
+                if !named.is_empty() {
+                    write!(f, " ({}", named.join("; "))?;
+                    if *n > named.len() {
+                        write!(f, "; and {} more: see the plan", n - named.len())?;
+                    }
+                    f.write_str(")")?;
+                }
+                Ok(())
+            }
             Hold::EmptySource => f.write_str(
                 "the source lists no photo: an unmounted share or a wrong path looks \
                  exactly like everyone leaving",
@@ -405,12 +422,12 @@ impl fmt::Display for Hold {
 /// Whether a run may take `leaving` off the service, for a job holding `managed`
 /// there: `None` if it may, else why not. Each kind is held to its own limit.
 /// Checked before the first deletion; nothing to delete is never held.
-pub fn hold(leaving: Tally, managed: Tally, health: SourceHealth, max: MaxDelete) -> Option<Hold> {
+pub fn hold(leaving: Tally, managed: Tally, health: &SourceHealth, max: MaxDelete) -> Option<Hold> {
     if leaving.is_empty() {
         return None;
     }
     if health.errors > 0 {
-        return Some(Hold::SourceErrors(health.errors));
+        return Some(Hold::SourceErrors(health.errors, health.named.clone()));
     }
     if health.listed == 0 {
         return Some(Hold::EmptySource);
@@ -616,25 +633,31 @@ mod tests {
     fn a_source_with_errors_or_nothing_listed_deletes_nothing() {
         let sound = SourceHealth {
             listed: 30,
-            errors: 0,
+            ..SourceHealth::default()
         };
         let max = DEFAULT_MAX_DELETE;
         let job = tally(30, 90, 30);
-        assert_eq!(hold(tally(3, 9, 0), job, sound, max), None);
-        assert_eq!(
-            hold(
-                tally(0, 1, 0),
-                job,
-                SourceHealth { errors: 2, ..sound },
-                max
-            ),
-            Some(Hold::SourceErrors(2))
+        assert_eq!(hold(tally(3, 9, 0), job, &sound, max), None);
+        let broken = SourceHealth {
+            errors: 2,
+            named: vec!["tree/p1/a.jpg: cannot be read".into()],
+            ..sound.clone()
+        };
+        let held = hold(tally(0, 1, 0), job, &broken, max).unwrap();
+        assert!(matches!(held, Hold::SourceErrors(2, _)));
+        assert!(
+            held.to_string()
+                .contains("(tree/p1/a.jpg: cannot be read; and 1 more: see the plan)"),
+            "{held}"
         );
         assert_eq!(
             hold(
                 tally(1, 3, 0),
                 job,
-                SourceHealth { listed: 0, ..sound },
+                &SourceHealth {
+                    listed: 0,
+                    ..sound.clone()
+                },
                 max
             ),
             Some(Hold::EmptySource)
@@ -643,19 +666,20 @@ mod tests {
         let broken = SourceHealth {
             listed: 0,
             errors: 1,
+            named: Vec::new(),
         };
-        assert_eq!(hold(Tally::default(), job, broken, max), None);
+        assert_eq!(hold(Tally::default(), job, &broken, max), None);
     }
 
     #[test]
     fn each_kind_is_held_to_its_own_share_whatever_the_faces_of_a_person() {
         let sound = SourceHealth {
             listed: 63,
-            errors: 0,
+            ..SourceHealth::default()
         };
         // 10 persons of 9 photos, 3 gone: 30% of the persons and of the faces.
         let job = tally(10, 90, 10);
-        let held = hold(tally(3, 27, 0), job, sound, DEFAULT_MAX_DELETE).unwrap();
+        let held = hold(tally(3, 27, 0), job, &sound, DEFAULT_MAX_DELETE).unwrap();
         assert_eq!(
             held,
             Hold::OverLimit {
@@ -676,7 +700,7 @@ mod tests {
         // 30% of persons of one face among persons of 20: few faces, still held.
         let mixed = tally(100, 30 + 70 * 20, 100);
         assert!(matches!(
-            hold(tally(30, 30, 0), mixed, sound, DEFAULT_MAX_DELETE),
+            hold(tally(30, 30, 0), mixed, &sound, DEFAULT_MAX_DELETE),
             Some(Hold::OverLimit {
                 what: "persons",
                 ..
@@ -684,7 +708,7 @@ mod tests {
         ));
         // A third of the faces, no person: held on the faces.
         assert!(matches!(
-            hold(tally(0, 30, 0), job, sound, DEFAULT_MAX_DELETE),
+            hold(tally(0, 30, 0), job, &sound, DEFAULT_MAX_DELETE),
             Some(Hold::OverLimit {
                 what: "faces",
                 count: 30,
@@ -694,7 +718,7 @@ mod tests {
         ));
         // Groups have their share too.
         assert!(matches!(
-            hold(tally(0, 0, 2), job, sound, DEFAULT_MAX_DELETE),
+            hold(tally(0, 0, 2), job, &sound, DEFAULT_MAX_DELETE),
             Some(Hold::OverLimit {
                 what: "groups of persons",
                 ..
@@ -702,16 +726,16 @@ mod tests {
         ));
         // One person of 9 faces in a job of 100 persons: within every share.
         let big = tally(100, 900, 100);
-        assert_eq!(hold(tally(1, 9, 0), big, sound, DEFAULT_MAX_DELETE), None);
+        assert_eq!(hold(tally(1, 9, 0), big, &sound, DEFAULT_MAX_DELETE), None);
         assert_eq!(
-            hold(tally(10, 90, 0), job, sound, MaxDelete::Percent(100)),
+            hold(tally(10, 90, 0), job, &sound, MaxDelete::Percent(100)),
             None
         );
         assert_eq!(
-            hold(tally(3, 27, 0), job, sound, MaxDelete::Count(27)),
+            hold(tally(3, 27, 0), job, &sound, MaxDelete::Count(27)),
             None
         );
-        assert!(hold(tally(3, 27, 0), job, sound, MaxDelete::Count(26)).is_some());
+        assert!(hold(tally(3, 27, 0), job, &sound, MaxDelete::Count(26)).is_some());
     }
 
     #[test]

@@ -316,7 +316,7 @@ pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Resu
     let removals = mirror::removals(held);
     let mut leaving = Tally::default();
     removals.iter().for_each(|r| leaving += r.tally());
-    let held = mirror::hold(leaving, managed, health, max);
+    let held = mirror::hold(leaving, managed, &health, max);
     Ok(MirrorPlan {
         removals,
         managed,

@@ -698,10 +698,15 @@ fn record_photos(
                 if let Verdict::Invalid(e) = &r.verdict {
                     if r.gone {
                         summary.kept_gone += 1;
+                        tracing::warn!("{e} (enrolled before: its face is kept)");
                     } else {
-                        summary.unreadable += 1;
+                        let message = format!(
+                            "{e} (enrolled before: its face is kept; an error of the source, \
+                             which holds the deletions of --mirror)"
+                        );
+                        tracing::warn!("{message}");
+                        summary.unreadable_enrolled(message);
                     }
-                    tracing::warn!("{e} (enrolled before: its face is kept)");
                 }
             }
             PhotoState::Duplicate { reason } => {

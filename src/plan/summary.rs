@@ -44,6 +44,9 @@ pub struct PlanProblem {
     pub status: ProblemStatus,
     /// What is wrong, starting with the place (file, and line of a manifest).
     pub message: String,
+    /// An error of the source that is not an invalid photo (a photo enrolled before
+    /// that cannot be read now): it holds a mirror's deletions.
+    pub source_error: bool,
 }
 
 /// Calls the plan will take.
@@ -140,9 +143,17 @@ impl PlanSummary {
     /// What the reading of the source tells `--mirror`: how many photos it listed,
     /// and its errors (unusable entries, invalid photos, listed photos unreadable).
     pub fn source_health(&self) -> crate::deletion::mirror::SourceHealth {
+        use crate::deletion::mirror::ERRORS_NAMED;
         crate::deletion::mirror::SourceHealth {
             listed: self.listed,
             errors: self.invalid + self.not_taken_failed + self.unreadable,
+            named: self
+                .problems
+                .iter()
+                .filter(|p| p.status == ProblemStatus::Invalid || p.source_error)
+                .take(ERRORS_NAMED)
+                .map(|p| p.message.clone())
+                .collect(),
         }
     }
 
@@ -180,7 +191,25 @@ impl PlanSummary {
     pub(super) fn problem(&mut self, status: ProblemStatus, message: String) {
         self.problems_total += 1;
         if self.problems.len() < MAX_LISTED_PROBLEMS {
-            self.problems.push(PlanProblem { status, message });
+            self.problems.push(PlanProblem {
+                status,
+                message,
+                source_error: false,
+            });
+        }
+    }
+
+    /// A listed photo enrolled before that cannot be read now: its face is kept,
+    /// and with `--mirror` it holds the deletions. Listed as a warning.
+    pub(super) fn unreadable_enrolled(&mut self, message: String) {
+        self.unreadable += 1;
+        self.problems_total += 1;
+        if self.problems.len() < MAX_LISTED_PROBLEMS {
+            self.problems.push(PlanProblem {
+                status: ProblemStatus::Warning,
+                message,
+                source_error: true,
+            });
         }
     }
 }
