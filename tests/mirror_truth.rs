@@ -411,3 +411,39 @@ fn a_hold_for_a_source_error_names_the_photo() {
     );
     assert_eq!(person_ids(&emulator).len(), 20, "{text}");
 }
+
+#[test]
+fn a_photo_replaced_in_place_is_noticed_without_the_content_check() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(20, 2, 100);
+    let args = ["--group", "door", "--no-content-check"];
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &args);
+    assert_eq!(code, 0, "{text}");
+    let replaced = archive.add("person002", "000.png", &photo(88_888));
+    // A later modification time, as a copy over the file gives.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&replaced)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let (code, text) = enroll(
+        &archive.root(),
+        &archive,
+        &emulator,
+        &["--group", "door", "--no-content-check", "--mirror"],
+    );
+    assert_eq!(code, 0, "{text}");
+    let mut expected = vec![
+        hash_of(&replaced),
+        hash_of(&archive.root().join("person002/001.png")),
+    ];
+    expected.sort();
+    assert_eq!(
+        held_faces(&emulator.snapshot())["person002"],
+        expected,
+        "{text}"
+    );
+}

@@ -151,6 +151,16 @@ pub(super) fn check(
         gone: false,
         verdict,
     };
+    if !options.check_content && matches!(row.verdict, Verdict::Ok) {
+        // No file is read, but its size and modification time (one `stat`, never
+        // an open) still tell a photo changed in place.
+        if let ImageRef::File(path) = &row.image {
+            if let Ok(meta) = std::fs::metadata(path) {
+                row.size = Some(meta.len());
+                row.modified = nanos(meta.modified().ok());
+            }
+        }
+    }
     if options.check_content && matches!(row.verdict, Verdict::Ok) {
         if let ImageRef::File(path) = &row.image {
             let before = previous(&row.key());

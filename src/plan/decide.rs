@@ -259,15 +259,11 @@ fn record_replaced(
 ) -> Result<(), PlanError> {
     for (key, r) in rows {
         let Some(before) = old.get(key) else { continue };
-        if let (
-            PhotoState::Enrolled {
-                face: crate::store::FaceRef::Id(face_id),
-            },
-            Some(was),
-            Some(now),
-        ) = (&before.state, before.hash, r.hash)
+        if let PhotoState::Enrolled {
+            face: crate::store::FaceRef::Id(face_id),
+        } = &before.state
         {
-            if was != now {
+            if changed_in_place(before, r) {
                 store.put_replaced_face(key, face_id)?;
             }
         }
@@ -452,7 +448,7 @@ fn first_states(
             if let Some(enrolled @ PhotoState::Enrolled { .. }) = before.map(|b| &b.state) {
                 // The face is on the service whatever the input says now (a file
                 // moved away, a name changed), unless the photo itself changed.
-                if !matches!(carry(before, r.hash, options), Carry::Open) {
+                if !matches!(carry(before, r, options), Carry::Open) {
                     return Carry::Keep(enrolled.clone());
                 }
             }
@@ -471,7 +467,7 @@ fn first_states(
                     "{}: person {person:?} has no group (group_ids is empty on every line)",
                     r.origin
                 )),
-                (Verdict::Ok, _, _) => carry(before, r.hash, options),
+                (Verdict::Ok, _, _) => carry(before, r, options),
             }
         })
         .collect()
@@ -729,13 +725,13 @@ fn record_photos(
             PhotoState::Removed { .. } => {}
         }
         let before = old.remove(&key);
-        // Without a hash on either side the content cannot be compared: the path
-        // stands for the photo.
-        let unchanged = before
-            .as_ref()
-            .is_some_and(|b| r.hash.is_none() || b.hash.is_none() || b.hash == r.hash);
+        // Without a hash or a size and time on either side the content cannot be
+        // compared: the path stands for the photo.
+        let unchanged = before.as_ref().is_some_and(|b| !changed_in_place(b, &r));
         let (hash, size, modified) = match &before {
-            Some(b) if unchanged && r.hash.is_none() => (b.hash, b.size.or(r.size), b.modified),
+            Some(b) if unchanged && r.hash.is_none() => {
+                (b.hash, r.size.or(b.size), r.modified.or(b.modified))
+            }
             _ => (r.hash, r.size, r.modified),
         };
         let given = GivenFields {
@@ -782,6 +778,19 @@ pub(super) fn spelled_twice(rows: &[(PhotoKey, Row)]) -> Option<String> {
     ))
 }
 
+/// Whether the photo at a known path holds other content than when it was last
+/// planned: by its content hash when both are known, else (`--no-content-check`
+/// reads no file) by its size and modification time when both are known.
+pub(super) fn changed_in_place(before: &PhotoEntry, row: &Row) -> bool {
+    match (before.hash, row.hash) {
+        (Some(was), Some(now)) => was != now,
+        _ => match (before.size.zip(before.modified), row.size.zip(row.modified)) {
+            (Some(was), Some(now)) => was != now,
+            _ => false,
+        },
+    }
+}
+
 /// A photo's state before the person-level checks.
 pub(super) enum Carry {
     /// Decided: written as is.
@@ -791,16 +800,11 @@ pub(super) enum Carry {
 }
 
 /// The state of a photo known from an earlier run, or `Open` when the plan decides.
-pub(super) fn carry(
-    before: Option<&PhotoEntry>,
-    hash: Option<ContentHash>,
-    options: &PlanOptions,
-) -> Carry {
+pub(super) fn carry(before: Option<&PhotoEntry>, row: &Row, options: &PlanOptions) -> Carry {
     let Some(before) = before else {
         return Carry::Open;
     };
-    let changed = matches!((before.hash, hash), (Some(a), Some(b)) if a != b);
-    if changed {
+    if changed_in_place(before, row) {
         return Carry::Open;
     }
     match &before.state {

@@ -427,7 +427,7 @@ impl Store {
     }
 
     /// The sources that left the job (a `--mirror` plan of another source), newest
-    /// last, the latest [`GONE_SOURCES_KEPT`].
+    /// last: the latest sixteen.
     pub fn gone_sources(&self) -> Result<Vec<String>> {
         get_record(&self.meta, GONE_SOURCES_KEY, "sources that left the job")
             .map(Option::unwrap_or_default)
