@@ -447,3 +447,57 @@ fn a_photo_replaced_in_place_is_noticed_without_the_content_check() {
         "{text}"
     );
 }
+
+#[test]
+fn a_revoked_group_of_an_enrolled_person_is_an_error_that_holds_deletions() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(10, 2, 100);
+    let manifest = archive.dir.path().join("hr.csv");
+    let all: Vec<u32> = (0..10).collect();
+    export(&manifest, &archive, &all);
+    let (code, text) = enroll(&manifest, &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    let before = emulator.snapshot();
+
+    // person009 left, and person000's groups are revoked by emptying its cells;
+    // on later nights, a bad group instead.
+    for (night, groups) in ["", "la b", "lab,x"].iter().enumerate() {
+        export(&manifest, &archive, &all[..9]);
+        let text = std::fs::read_to_string(&manifest).unwrap().replace(
+            "person000/000.png,door",
+            &format!("person000/000.png,{}", csv_cell(groups)),
+        );
+        let text = text.replace(
+            "person000/001.png,door",
+            &format!("person000/001.png,{}", csv_cell(groups)),
+        );
+        std::fs::write(&manifest, text).unwrap();
+        let (code, text) = enroll(&manifest, &archive, &emulator, &["--mirror"]);
+        assert_eq!(code, 4, "night {night}: {text}");
+        assert!(text.contains("hr.csv:2"), "night {night}: {text}");
+        assert!(text.contains("person000"), "night {night}: {text}");
+        let now = emulator.snapshot();
+        assert_eq!(now.persons, before.persons, "night {night}: {text}");
+        assert_eq!(now.groups, before.groups, "night {night}: {text}");
+    }
+    // Fixed, the night goes on: the leaver is deleted, person000 stays in door.
+    export(&manifest, &archive, &all[..9]);
+    let (code, text) = enroll(&manifest, &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!person_ids(&emulator).contains("person009"), "{text}");
+    assert_eq!(
+        emulator.snapshot().persons["person000"].groups,
+        ["door"],
+        "{text}"
+    );
+}
+
+/// A CSV cell holding `value`.
+fn csv_cell(value: &str) -> String {
+    if value.contains(',') {
+        format!("\"{value}\"")
+    } else {
+        value.to_owned()
+    }
+}

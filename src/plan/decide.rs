@@ -223,7 +223,7 @@ pub(super) fn plan_person(
     }
     record_replaced(store, rows, &old)?;
     let merged = merge_fields(&person, rows);
-    let carries = first_states(&person, rows, &merged, &old, options);
+    let (carries, line_errors) = first_states(&person, rows, &merged, &old, options);
     let mut held = Held::count(rows, &carries, &old);
     let states = dedupe_and_cap(store, &person, rows, carries, &mut held, &old)?;
     if merged.person_error.is_none() && !merged.no_group() {
@@ -239,9 +239,23 @@ pub(super) fn plan_person(
             options,
             summary,
         )?;
+    } else if !fresh
+        && states
+            .iter()
+            .any(|s| matches!(s, PhotoState::Enrolled { .. }))
+    {
+        // Enrolled before, and its lines are unusable now: the person stays on the
+        // service as it was, still a person of the job (its lines are errors of the
+        // source), and nothing of it changes until its lines are fixed.
+        if let Some(mut entry) = store.person(&person)? {
+            if entry.generation != pass.generation {
+                entry.generation = pass.generation;
+                store.put_person(&entry)?;
+            }
+        }
     }
     contents.add_person(rows.iter().map(|(_, r)| r.hash).zip(&states));
-    record_photos(rows, states, &mut old, pass, summary, out);
+    record_photos(rows, states, line_errors, &mut old, pass, summary, out);
     for (key, entry) in old {
         known.retire(key, entry, out);
     }
@@ -425,14 +439,16 @@ fn merge_fields(person: &str, rows: &[(PhotoKey, Row)]) -> Merged {
     }
 }
 
-/// Each photo's state before the dedupe and the cap.
+/// Each photo's state before the dedupe and the cap, and for each photo enrolled
+/// before, what is wrong with its line now (an emptied or bad `group_ids`, a bad
+/// name): the face stays, and the line is an error of the source.
 fn first_states(
     person: &str,
     rows: &[(PhotoKey, Row)],
     merged: &Merged,
     old: &HashMap<PhotoKey, PhotoEntry>,
     options: &PlanOptions,
-) -> Vec<Carry> {
+) -> (Vec<Carry>, Vec<Option<String>>) {
     let invalid = |message: String| {
         Carry::Keep(PhotoState::Failed(Failure {
             kind: FailureKind::Input,
@@ -441,6 +457,21 @@ fn first_states(
         }))
     };
     let no_group = merged.no_group();
+    // What fails the line whatever its photo: the person, a field, a conflict.
+    let line_error =
+        |r: &Row, conflict: &Option<String>| match (&r.verdict, &merged.person_error, conflict) {
+            (Verdict::Person(e), _, _) => Some(e.clone()),
+            (_, Some(e), _) => Some(format!(
+                "{}: person {person:?} cannot be planned: {e}",
+                r.origin
+            )),
+            (Verdict::Field(e), _, _) | (_, _, Some(e)) => Some(e.clone()),
+            (Verdict::Ok, _, _) if no_group => Some(format!(
+                "{}: person {person:?} has no group (group_ids is empty on every line)",
+                r.origin
+            )),
+            _ => None,
+        };
     rows.iter()
         .zip(&merged.conflicts)
         .map(|((key, r), conflict)| {
@@ -449,28 +480,20 @@ fn first_states(
                 // The face is on the service whatever the input says now (a file
                 // moved away, a name changed), unless the photo itself changed.
                 if !matches!(carry(before, r, options), Carry::Open) {
-                    return Carry::Keep(enrolled.clone());
+                    return (Carry::Keep(enrolled.clone()), line_error(r, conflict));
                 }
             }
-            match (&r.verdict, &merged.person_error, conflict) {
-                (Verdict::Person(e), _, _) => invalid(e.clone()),
-                (_, Some(e), _) => invalid(format!(
-                    "{}: person {person:?} cannot be planned: {e}",
-                    r.origin
-                )),
-                (Verdict::Field(e), _, _) | (_, _, Some(e)) => invalid(e.clone()),
-                (Verdict::Invalid(e), _, _) => invalid(e.clone()),
-                (Verdict::Skip(reason), _, _) => Carry::Keep(PhotoState::Skipped {
+            let state = match (line_error(r, conflict), &r.verdict) {
+                (Some(e), _) => invalid(e),
+                (None, Verdict::Invalid(e)) => invalid(e.clone()),
+                (None, Verdict::Skip(reason)) => Carry::Keep(PhotoState::Skipped {
                     reason: reason.clone(),
                 }),
-                (Verdict::Ok, _, _) if no_group => invalid(format!(
-                    "{}: person {person:?} has no group (group_ids is empty on every line)",
-                    r.origin
-                )),
-                (Verdict::Ok, _, _) => carry(before, r, options),
-            }
+                (None, _) => carry(before, r, options),
+            };
+            (state, None)
         })
-        .collect()
+        .unzip()
 }
 
 /// Faces the person holds or may hold, and whose content they are.
@@ -676,12 +699,15 @@ fn write_person(
 fn record_photos(
     rows: &mut Vec<(PhotoKey, Row)>,
     states: Vec<PhotoState>,
+    line_errors: Vec<Option<String>>,
     old: &mut HashMap<PhotoKey, PhotoEntry>,
     pass: &Pass<'_>,
     summary: &mut PlanSummary,
     out: &mut Vec<(PhotoKey, PhotoEntry)>,
 ) {
-    for (rank, ((key, r), state)) in rows.drain(..).zip(states).enumerate() {
+    for (rank, (((key, r), state), line_error)) in
+        rows.drain(..).zip(states).zip(line_errors).enumerate()
+    {
         summary.photos += 1;
         match &state {
             PhotoState::Pending | PhotoState::Deferred(_) => {
@@ -691,7 +717,16 @@ fn record_photos(
             PhotoState::InDoubt => summary.in_doubt += 1,
             PhotoState::Enrolled { .. } => {
                 summary.enrolled += 1;
-                if let Verdict::Invalid(e) = &r.verdict {
+                if let Some(e) = &line_error {
+                    let message = format!(
+                        "{e} (person {:?} was enrolled before: its faces and groups are \
+                         kept as they are; an error of the source, which holds the deletions \
+                         of --mirror)",
+                        r.person
+                    );
+                    tracing::warn!("{message}");
+                    summary.enrolled_source_error(message);
+                } else if let Verdict::Invalid(e) = &r.verdict {
                     if r.gone {
                         summary.kept_gone += 1;
                         tracing::warn!("{e} (enrolled before: its face is kept)");
@@ -701,7 +736,7 @@ fn record_photos(
                              which holds the deletions of --mirror)"
                         );
                         tracing::warn!("{message}");
-                        summary.unreadable_enrolled(message);
+                        summary.enrolled_source_error(message);
                     }
                 }
             }

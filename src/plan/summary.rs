@@ -92,9 +92,10 @@ pub struct PlanSummary {
     pub invalid: usize,
     /// Failed in an earlier run and not retried.
     pub failed_before: usize,
-    /// Listed photos enrolled before whose file cannot be read now: kept as
-    /// enrolled, and an error of the source for `--mirror`.
-    pub unreadable: usize,
+    /// Listed photos enrolled before whose file cannot be read now, or whose line
+    /// is unusable now (an emptied or bad `group_ids`): kept as enrolled, and an
+    /// error of the source for `--mirror`.
+    pub enrolled_errors: usize,
     /// Listed photos enrolled before whose file is gone now (a manifest row whose
     /// file was deleted): kept as enrolled, the listing says the photo stays. Not an
     /// error of the source for `--mirror`: the listing was read whole, and a file
@@ -146,7 +147,7 @@ impl PlanSummary {
         use crate::deletion::mirror::ERRORS_NAMED;
         crate::deletion::mirror::SourceHealth {
             listed: self.listed,
-            errors: self.invalid + self.not_taken_failed + self.unreadable,
+            errors: self.invalid + self.not_taken_failed + self.enrolled_errors,
             named: self
                 .problems
                 .iter()
@@ -199,10 +200,11 @@ impl PlanSummary {
         }
     }
 
-    /// A listed photo enrolled before that cannot be read now: its face is kept,
-    /// and with `--mirror` it holds the deletions. Listed as a warning.
-    pub(super) fn unreadable_enrolled(&mut self, message: String) {
-        self.unreadable += 1;
+    /// A listed photo enrolled before that cannot be read now, or whose line is
+    /// unusable now: its face is kept, and with `--mirror` it holds the
+    /// deletions. Listed as a warning.
+    pub(super) fn enrolled_source_error(&mut self, message: String) {
+        self.enrolled_errors += 1;
         self.problems_total += 1;
         if self.problems.len() < MAX_LISTED_PROBLEMS {
             self.problems.push(PlanProblem {
