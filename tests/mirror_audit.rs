@@ -729,3 +729,55 @@ fn a_mirror_killed_taking_a_person_out_of_a_dropped_group_finishes_it() {
         assert_eq!(emulator.counters().requests, calls, "done: {done}: {text}");
     }
 }
+
+#[test]
+fn rollback_mirror_puts_back_the_group_taken_from_a_departed_person_found_before_the_job() {
+    use faceenroll::service::client::ImageBody;
+    use support::{client, gid, photo, pid};
+    let emulator = support::emulator();
+    let archive = Archive::new();
+    archive.fill(4, 2, 100);
+    // person003 is on the service before the job, with a face of its own.
+    let theirs = archive.dir.path().join("theirs.png");
+    std::fs::write(&theirs, photo(4_444)).unwrap();
+    client(&emulator)
+        .new_person(
+            &pid("person003"),
+            &[gid("other")],
+            &ImageBody::File(theirs),
+            None,
+            None,
+        )
+        .unwrap();
+    let (code, text) = enroll(&archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(emulator.snapshot().groups["staff"]
+        .iter()
+        .any(|p| p == "person003"));
+
+    // It leaves the source: the job's faces and group go, the person stays.
+    std::fs::remove_dir_all(archive.root().join("person003")).unwrap();
+    let (code, text) = enroll(&archive, &emulator, &["--mirror", "--max-delete", "100%"]);
+    assert_eq!(code, 0, "{text}");
+    let now = emulator.snapshot();
+    assert_eq!(now.persons["person003"].faces.len(), 1, "{text}");
+    assert!(
+        !now.groups["staff"].iter().any(|p| p == "person003"),
+        "{text}"
+    );
+
+    let (code, text) = after("rollback", &archive, &emulator, &["--mirror"]);
+    // The job's faces cannot come back (their photos left the source): said, exit 1.
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("1 groups put back now"), "{text}");
+    let now = emulator.snapshot();
+    assert!(
+        now.groups["staff"].iter().any(|p| p == "person003"),
+        "{text}"
+    );
+    assert_eq!(
+        now.persons["person003"].groups,
+        ["other", "staff"],
+        "{text}"
+    );
+}

@@ -516,10 +516,42 @@ pub fn run(
                         let mut faces: Vec<String> = taken_off;
                         let mut deleted_person = false;
                         for step in deletion_steps(decision.steps) {
-                            match run_step(&mut paced, &person, &step) {
+                            // The groups taken from a person that stays (it existed
+                            // before the job) are recorded, so `rollback --mirror`
+                            // can put them back.
+                            let taken: &[GroupId] = match &step {
+                                Step::DelGroupIds { groups } => groups,
+                                _ => &[],
+                            };
+                            let at = unix_now();
+                            for group in taken {
+                                store.put_mirrored_group(
+                                    person.as_str(),
+                                    group.as_str(),
+                                    &MirrorMark::Deleting { at },
+                                )?;
+                            }
+                            if !taken.is_empty() {
+                                store.flush()?;
+                            }
+                            let outcome = run_step(&mut paced, &person, &step);
+                            let missing = matches!(&outcome, Err(err)
+                                if err.class() == Class::Outcome(Outcome::PersonMissing));
+                            for group in taken {
+                                if outcome.is_ok() {
+                                    store.put_mirrored_group(
+                                        person.as_str(),
+                                        group.as_str(),
+                                        &MirrorMark::Deleted { at },
+                                    )?;
+                                    store.drop_joined_group(person.as_str(), group)?;
+                                } else {
+                                    store.forget_mirrored_group(person.as_str(), group.as_str())?;
+                                }
+                            }
+                            match outcome {
                                 Ok(()) => {}
-                                Err(err)
-                                    if err.class() == Class::Outcome(Outcome::PersonMissing) => {}
+                                Err(_) if missing => {}
                                 Err(err) => {
                                     result = Err(err);
                                     break;
