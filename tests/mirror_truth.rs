@@ -501,3 +501,42 @@ fn csv_cell(value: &str) -> String {
         value.to_owned()
     }
 }
+
+#[test]
+fn a_fixed_photo_over_the_limit_is_told_how_it_takes_a_place_and_takes_it() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(1, 22, 100);
+    // Photo 003 has no face: refused, and 020 takes its place among the 20.
+    archive.add("person000", "003.png", &blank());
+    let door = ["--group", "door"];
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &door);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(held_faces(&emulator.snapshot())["person000"].len(), 20);
+
+    // Fixed: the person is full, and the plan says which photo to take out.
+    archive.add("person000", "003.png", &photo(33_333));
+    let (code, text) = output(
+        faceenroll(&["plan".as_ref(), archive.root().as_os_str()])
+            .args(["--state".as_ref(), archive.state().as_os_str()])
+            .args(door),
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("003.png") && text.contains("person000/020.png: a face on the service"),
+        "{text}"
+    );
+    // Taken out as told, with --mirror: its face leaves, and the fixed photo
+    // takes its place the run after.
+    std::fs::remove_file(archive.root().join("person000/020.png")).unwrap();
+    let mirror = ["--group", "door", "--mirror"];
+    let (_, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
+    let (code, text2) = enroll(&archive.root(), &archive, &emulator, &mirror);
+    assert_eq!(code, 0, "{text}\n{text2}");
+    let held = &held_faces(&emulator.snapshot())["person000"];
+    assert_eq!(held.len(), 20, "{text}\n{text2}");
+    assert!(
+        held.contains(&hash_of(&archive.root().join("person000/003.png"))),
+        "{text}\n{text2}"
+    );
+}

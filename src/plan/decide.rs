@@ -575,8 +575,16 @@ fn dedupe_and_cap(
     let (enrolled, in_doubt) = (held.enrolled, held.in_doubt);
     let mut slots = MAX_FACES_PER_PERSON.saturating_sub(enrolled + in_doubt);
     let mut planned = 0;
+    // The photos kept on the service, by their place in the source's order: a
+    // photo over the limit is told which of them come after it.
+    let enrolled_at: Vec<(usize, String)> = carries
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c, Carry::Keep(PhotoState::Enrolled { .. })))
+        .map(|(i, _)| (i, rows[i].1.origin.to_string()))
+        .collect();
     let mut states = Vec::with_capacity(rows.len());
-    for ((key, r), c) in rows.iter().zip(carries) {
+    for (at, ((key, r), c)) in rows.iter().zip(carries).enumerate() {
         let state = match c {
             Carry::Keep(s) => s,
             Carry::Open => {
@@ -599,8 +607,9 @@ fn dedupe_and_cap(
                              person: person {person:?} has {enrolled} enrolled, {in_doubt} in \
                              doubt and {planned} planned before it (photos are taken in \
                              {order}); a spare, sent in the run only if one of those is \
-                             refused for good",
-                            r.origin
+                             refused for good{}",
+                            r.origin,
+                            enrolled_later(&enrolled_at, at)
                         ),
                     }
                 } else {
@@ -631,6 +640,27 @@ fn dedupe_and_cap(
         states.push(state);
     }
     Ok(states)
+}
+
+/// What a spare is told of the enrolled photos that come after it in the source's
+/// order (`enrolled_at`: their places and names): the service keeps the faces it
+/// holds, so the spare takes a place only once one of them leaves the source.
+fn enrolled_later(enrolled_at: &[(usize, String)], at: usize) -> String {
+    let later: Vec<&str> = enrolled_at
+        .iter()
+        .filter(|(i, _)| *i > at)
+        .map(|(_, origin)| origin.as_str())
+        .collect();
+    let Some(last) = later.last() else {
+        return String::new();
+    };
+    format!(
+        "; {} of the enrolled {} after it, the last {last}: a face on the service is never \
+         deleted to make room, so for this photo to be sent instead, take {last} out of the \
+         source and run with --mirror, which deletes its face; the run after sends this one",
+        later.len(),
+        if later.len() == 1 { "comes" } else { "come" }
+    )
 }
 
 /// Writes the person's entry and counts the calls it will take.
