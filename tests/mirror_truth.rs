@@ -540,3 +540,41 @@ fn a_fixed_photo_over_the_limit_is_told_how_it_takes_a_place_and_takes_it() {
         "{text}\n{text2}"
     );
 }
+
+#[test]
+fn an_emptied_name_cell_keeps_the_name_and_says_so() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(2, 1, 100);
+    let manifest = archive.dir.path().join("hr.csv");
+    let write = |name: &str, tag: &str| {
+        std::fs::write(
+            &manifest,
+            format!(
+                "person_id,image,group_ids,person_name,tag\n\
+                 person000,photos/person000/000.png,door,{name},{tag}\n\
+                 person001,photos/person001/000.png,door,Bob,\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("Alice", "night shift");
+    let (code, text) = enroll(&manifest, &archive, &emulator, &["--mirror"]);
+    assert_eq!(code, 0, "{text}");
+    write("", "");
+    let calls = emulator.counters().requests;
+    let (code, text) = enroll(&manifest, &archive, &emulator, &["--mirror", "-v"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("person_name is empty for person \"person000\"")
+            && text.contains("the service keeps \"Alice\"")
+            && text.contains("tag is empty for person \"person000\""),
+        "{text}"
+    );
+    assert_eq!(emulator.counters().requests, calls, "{text}");
+    let person = &emulator.snapshot().persons["person000"];
+    assert_eq!(
+        (person.name.as_str(), person.tag.as_str()),
+        ("Alice", "night shift")
+    );
+}

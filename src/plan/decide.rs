@@ -684,7 +684,29 @@ fn write_person(
         .map(|((_, r), _)| calls::chunk_item(&r.image, r.size, options, false))
         .collect();
     let id = PersonId::new(person).expect("person id checked");
-    let state = match if fresh { None } else { store.person(person)? } {
+    let existing = if fresh { None } else { store.person(person)? };
+    let mut fields = fields;
+    if let Some(before) = existing.as_ref().map(|e| &e.fields) {
+        for (field, now, was) in [
+            ("person_name", &mut fields.name, &before.name),
+            ("tag", &mut fields.tag, &before.tag),
+        ] {
+            if let (None, Some(was)) = (now.as_ref(), was) {
+                // An empty cell is a value not given: the service keeps the one it
+                // holds, and the job's record says so.
+                let message = format!(
+                    "{}: {field} is empty for person {person:?} on every line: the service \
+                     keeps {was:?} (an empty cell gives no {field}; it does not clear one: \
+                     give the new value to change it)",
+                    rows[0].1.origin
+                );
+                tracing::warn!("{message}");
+                summary.problem(ProblemStatus::Warning, message);
+                *now = Some(was.clone());
+            }
+        }
+    }
+    let state = match existing {
         Some(PersonEntry {
             state: PersonState::Failed { .. },
             ..
