@@ -631,6 +631,7 @@ fn write_rows<W: std::io::Write>(
 ) -> anyhow::Result<u64> {
     let meta = store.meta()?;
     let shared = shared_notes(store)?;
+    let earlier = store.earlier_faces()?;
     let mut rows = 0;
     let mut person: Option<PersonEntry> = None;
     let with_shard = |mut row: Row| {
@@ -641,7 +642,17 @@ fn write_rows<W: std::io::Write>(
         let (key, entry) = item?;
         // A photo whose face a mirror run deleted keeps its row: when it left.
         let removed = matches!(entry.state, PhotoState::Removed { .. });
-        if !removed && !meta.is_current(entry.source.as_deref(), entry.generation) {
+        let current = meta.is_current(entry.source.as_deref(), entry.generation);
+        // A photo that left the source and whose face a mirror run could not
+        // remove keeps its row too: why its face stays.
+        let left = match (current || removed).then_some(None) {
+            Some(none) => none,
+            None => match store.mirrored_photo(&key)? {
+                Some(crate::store::MirrorMark::Left { reason, .. }) => Some(reason),
+                _ => None,
+            },
+        };
+        if !removed && !current && left.is_none() {
             continue;
         }
         if let Some(counts) = counts.as_deref_mut().filter(|_| !removed) {
@@ -654,9 +665,31 @@ fn write_rows<W: std::io::Write>(
             person = store.person(&entry.person)?;
         }
         let mut row = Row::new(&entry, person.as_ref());
-        if let Some(note) = shared.get(&key) {
+        let mut notes: Vec<String> = shared.get(&key).cloned().into_iter().collect();
+        if let Some(reason) = left {
+            notes.push(format!(
+                "left the source; its face stays on the service: {reason}"
+            ));
+        }
+        for (face_id, mark) in earlier.get(&key).into_iter().flatten().cloned() {
+            notes.push(match mark {
+                None => format!(
+                    "face {face_id} of its earlier content stays on the service until a \
+                     mirror run deletes it, once the new content is enrolled"
+                ),
+                Some(crate::store::MirrorMark::Deleted { at }) => format!(
+                    "face {face_id} of its earlier content was deleted by a mirror run at {}",
+                    utc_time(at)
+                ),
+                Some(_) => format!(
+                    "face {face_id} of its earlier content: a mirror run was deleting it \
+                     when it stopped (settled by the next run with --mirror)"
+                ),
+            });
+        }
+        for note in notes {
             row.reason = if row.reason.is_empty() {
-                note.clone()
+                note
             } else {
                 format!("{}; {note}", row.reason)
             };

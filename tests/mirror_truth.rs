@@ -76,6 +76,17 @@ fn a_dated_export_is_the_source_of_its_night() {
     ];
     expected.sort();
     assert_eq!(held["person000"], expected, "{text}");
+    // The report says where the replaced photo's earlier face went.
+    let replaced = support::report_rows(&archive.state())
+        .into_iter()
+        .find(|r| r.image.ends_with("person000/000.png"))
+        .expect("a row for the replaced photo");
+    assert!(
+        replaced
+            .reason
+            .contains("of its earlier content was deleted by a mirror run"),
+        "{replaced:?}"
+    );
     assert!(
         text.contains("hr-2026-12-06.csv is no longer a source of the job"),
         "{text}"
@@ -358,6 +369,19 @@ fn a_face_known_only_by_a_duplicate_answer_leaves_with_its_photo() {
     }
     let told = expected.iter().filter(|(p, f)| held[*p] == **f).count();
     assert!(told > 0, "{text}");
+    // Each photo gone from the source keeps its report row: removed, or why its
+    // face stays.
+    let rows = report_rows(&archive.state());
+    for path in &gone {
+        let row = rows
+            .iter()
+            .find(|r| Path::new(&r.image) == path)
+            .unwrap_or_else(|| panic!("no report row for {}", path.display()));
+        assert!(
+            row.status == "removed" || row.reason.contains("its face stays on the service"),
+            "{row:?}"
+        );
+    }
     // Night after night, nothing more is planned, and what was left is said.
     for night in 0..2 {
         let calls = emulator.counters().requests;

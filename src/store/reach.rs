@@ -30,6 +30,10 @@ fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
     key
 }
 
+/// The faces of photos' earlier contents ([`Store::earlier_faces`]).
+pub type EarlierFaces =
+    std::collections::HashMap<PhotoKey, Vec<(String, Option<crate::store::MirrorMark>)>>;
+
 /// A group a mirror run took from a person, as the `mirror` tree records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMark {
@@ -133,6 +137,39 @@ impl Store {
             .transpose()
     }
 
+    /// The faces of the photos' earlier contents, by photo: each kept on the
+    /// service (`None`) or what a mirror run recorded of deleting it, by face id.
+    pub fn earlier_faces(&self) -> Result<EarlierFaces> {
+        let prefix = [REPLACED, 0];
+        // REPLACED \0 PHOTO_KEY \0 FACE_ID: a face id holds no \0.
+        let split = |k: &[u8]| -> Option<(PhotoKey, String)> {
+            let rest = &k[prefix.len()..];
+            let face_start = rest.iter().rposition(|b| *b == 0)?;
+            Some((
+                PhotoKey::from_bytes(&rest[..face_start]),
+                String::from_utf8_lossy(&rest[face_start + 1..]).into_owned(),
+            ))
+        };
+        let mut out = EarlierFaces::new();
+        for item in self.reach.scan_prefix(prefix) {
+            let (k, _) = item?;
+            if let Some((photo, face)) = split(&k) {
+                out.entry(photo).or_default().push((face, None));
+            }
+        }
+        for item in self.mirror.scan_prefix(prefix) {
+            let (k, v) = item?;
+            if let Some((photo, face)) = split(&k) {
+                let faces = out.entry(photo).or_default();
+                if !faces.iter().any(|(f, _)| *f == face) {
+                    let mark = decode(&v, "mirror deletion of an earlier content's face")?;
+                    faces.push((face, Some(mark)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// What a mirror run recorded of deleting the face of a photo's earlier content.
     pub fn put_mirrored_replaced(
         &self,
@@ -222,6 +259,20 @@ mod tests {
             store.replaced_faces("p").unwrap(),
             [(photo.clone(), "222".into())]
         );
+        // The report's reading: kept ones, and what a mirror did with the others.
+        store
+            .put_mirrored_replaced(&photo, "111", &MirrorMark::Deleted { at: 9 })
+            .unwrap();
+        let earlier = store.earlier_faces().unwrap();
+        assert_eq!(
+            earlier[&photo],
+            [
+                ("222".to_owned(), None),
+                ("111".to_owned(), Some(MirrorMark::Deleted { at: 9 }))
+            ]
+        );
+        assert_eq!(earlier[&other], [("333".to_owned(), None)]);
+        assert_eq!(earlier.len(), 2);
 
         store
             .put_mirrored_group("p", "night", &MirrorMark::Deleted { at: 5 })
