@@ -602,3 +602,51 @@ fn an_emptied_name_cell_keeps_the_name_and_says_so() {
         ("Alice", "night shift")
     );
 }
+
+#[test]
+fn a_leaver_found_before_the_job_is_said_every_night_and_planned_once() {
+    use faceenroll::service::client::ImageBody;
+    use support::{client, gid, pid};
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(10, 1, 100);
+    // person003 is in door before the job, with a face of its own.
+    let theirs = archive.dir.path().join("theirs.png");
+    std::fs::write(&theirs, photo(4_444)).unwrap();
+    client(&emulator)
+        .new_person(
+            &pid("person003"),
+            &[gid("door")],
+            &ImageBody::File(theirs),
+            None,
+            None,
+        )
+        .unwrap();
+    let door = ["--group", "door"];
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &door);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(emulator.snapshot().persons["person003"].faces.len(), 2);
+
+    std::fs::remove_dir_all(archive.root().join("person003")).unwrap();
+    let mirror = ["--group", "door", "--mirror"];
+    let (_, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
+    // The job's face leaves; the person and its group were there before the job.
+    let left = emulator.snapshot().persons["person003"].clone();
+    assert_eq!(left.faces.len(), 1, "{text}");
+    assert!(text.contains("person003"), "{text}");
+    for night in 0..2 {
+        let calls = emulator.counters().requests;
+        let (code, again) = enroll(&archive.root(), &archive, &emulator, &mirror);
+        assert_eq!(code, 0, "night {night}: {again}");
+        assert_eq!(
+            emulator.counters().requests,
+            calls,
+            "night {night}: {again}"
+        );
+        assert!(
+            again.contains("person003: left the source and stays on the service"),
+            "night {night}: {again}"
+        );
+    }
+    assert_eq!(emulator.snapshot().persons["person003"], left);
+}

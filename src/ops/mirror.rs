@@ -515,6 +515,7 @@ pub fn run(
                         let mut result = Ok(());
                         let mut faces: Vec<String> = taken_off;
                         let mut deleted_person = false;
+                        let mut groups_taken: Vec<GroupId> = Vec::new();
                         for step in deletion_steps(decision.steps) {
                             // The groups taken from a person that stays (it existed
                             // before the job) are recorded, so `rollback --mirror`
@@ -560,6 +561,7 @@ pub fn run(
                             match step {
                                 Step::DelPerson => deleted_person = true,
                                 Step::DelFace { face_ids } => faces.extend(face_ids),
+                                Step::DelGroupIds { groups } => groups_taken.extend(groups),
                                 _ => {}
                             }
                         }
@@ -591,28 +593,46 @@ pub fn run(
                                     store.put_person(&entry)?;
                                 }
                             }
-                            match &decision.outcome {
-                                RollbackEntry::Left { reason } => done
-                                    .left
-                                    .push((person.clone(), format!("left as it is: {reason}"))),
-                                RollbackEntry::Partly { reasons } => done.left.push((
-                                    person.clone(),
-                                    format!("left in part: {}", reasons.join("; ")),
-                                )),
-                                _ => {}
+                            // A person that stays (it was on the service before the
+                            // job) keeps the groups of the source it was in before:
+                            // not the job's to take, and said every night.
+                            let kept_in = match (&found, deleted_person) {
+                                (Some(found), false) => {
+                                    let given = store
+                                        .person(person.as_str())?
+                                        .map(|e| e.fields.groups)
+                                        .unwrap_or_default();
+                                    kept_in_groups(&found.groups, &given, &groups_taken)
+                                }
+                                _ => Vec::new(),
+                            };
+                            let mut reasons = match &decision.outcome {
+                                RollbackEntry::Left { reason } if !deleted_person => {
+                                    vec![format!("left as it is: {reason}")]
+                                }
+                                RollbackEntry::Partly { reasons } if !deleted_person => {
+                                    vec![format!("left in part: {}", reasons.join("; "))]
+                                }
+                                _ => Vec::new(),
+                            };
+                            if !kept_in.is_empty() {
+                                reasons.push(format!(
+                                    "it stays in {}, where it was before the job: the job \
+                                     takes away only what it added; take it out by hand if \
+                                     it should leave",
+                                    kept_in.join(",")
+                                ));
                             }
-                            let mark = match (&decision.outcome, deleted_person) {
-                                (RollbackEntry::Left { reason }, false) => MirrorMark::Left {
+                            let mark = if reasons.is_empty() {
+                                MirrorMark::Deleted { at }
+                            } else {
+                                let reason = reasons.join("; ");
+                                done.left.push((person.clone(), reason.clone()));
+                                MirrorMark::Left {
                                     at,
                                     generation: person_generation(store, &person)?,
-                                    reason: reason.clone(),
-                                },
-                                (RollbackEntry::Partly { reasons }, false) => MirrorMark::Left {
-                                    at,
-                                    generation: person_generation(store, &person)?,
-                                    reason: reasons.join("; "),
-                                },
-                                _ => MirrorMark::Deleted { at },
+                                    reason,
+                                }
                             };
                             store.put_mirrored_person(person.as_str(), &mark)?;
                             anyhow::Ok(())
@@ -979,6 +999,17 @@ fn removed(
     Ok(n)
 }
 
+/// The groups of the source (`given`) a person that stays still holds (`found`),
+/// once the mirror took `taken`.
+fn kept_in_groups(found: &[String], given: &[GroupId], taken: &[GroupId]) -> Vec<String> {
+    found
+        .iter()
+        .filter(|g| given.iter().any(|s| s.as_str() == g.as_str()))
+        .filter(|g| !taken.iter().any(|t| t.as_str() == g.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// The plan generation that last listed `person`.
 fn person_generation(store: &Store, person: &PersonId) -> anyhow::Result<u64> {
     Ok(store.person(person.as_str())?.map_or(0, |p| p.generation))
@@ -1048,4 +1079,21 @@ pub fn restore_groups(store: &Store, paced: &mut Paced<'_>) -> anyhow::Result<Gr
         done.restored.push((mark.person, mark.group));
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_person_that_stays_keeps_only_the_source_groups_it_still_holds() {
+        let g = |s: &str| GroupId::new(s).unwrap();
+        let found = ["door".to_owned(), "lab".to_owned(), "theirs".to_owned()];
+        assert_eq!(
+            kept_in_groups(&found, &[g("door"), g("lab")], &[g("lab")]),
+            ["door"]
+        );
+        assert!(kept_in_groups(&found, &[g("lab")], &[g("lab")]).is_empty());
+        assert!(kept_in_groups(&[], &[g("door")], &[]).is_empty());
+    }
 }
