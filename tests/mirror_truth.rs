@@ -650,3 +650,32 @@ fn a_leaver_found_before_the_job_is_said_every_night_and_planned_once() {
     }
     assert_eq!(emulator.snapshot().persons["person003"], left);
 }
+
+#[test]
+fn plan_judges_the_guard_as_the_run_will_after_its_adds() {
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(9, 1, 100);
+    let door = ["--group", "door"];
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &door);
+    assert_eq!(code, 0, "{text}");
+    // One person joins and one leaves: one of the ten the run will hold.
+    archive.add("person100", "000.png", &photo(100_100));
+    std::fs::remove_dir_all(archive.root().join("person008")).unwrap();
+    let mirror = ["--group", "door", "--mirror"];
+    let (code, plan) = output(
+        faceenroll(&["plan".as_ref(), archive.root().as_os_str()])
+            .args(["--state".as_ref(), archive.state().as_os_str()])
+            .args(mirror),
+    );
+    assert_eq!(code, 0, "{plan}");
+    assert!(!plan.contains("held back"), "{plan}");
+    assert!(plan.contains("(the job holds 10 persons"), "{plan}");
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
+    assert_eq!(code, 0, "{text}");
+    let ids = person_ids(&emulator);
+    assert!(
+        ids.contains("person100") && !ids.contains("person008"),
+        "{text}"
+    );
+}

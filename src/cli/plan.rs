@@ -109,6 +109,7 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
                 store,
                 summary.source_health(),
                 settings.max_delete,
+                crate::ops::mirror::Planned::AheadOfAdds,
             )?),
             false => None,
         };

@@ -168,7 +168,14 @@ pub fn enroll(
             .map_err(setup)?;
         let mirror = job
             .mirror
-            .map(|max| super::mirror::plan(scratch.store(), summary.source_health(), max))
+            .map(|max| {
+                super::mirror::plan(
+                    scratch.store(),
+                    summary.source_health(),
+                    max,
+                    super::mirror::Planned::AheadOfAdds,
+                )
+            })
             .transpose()
             .map_err(setup)?;
         return Ok(Done::Planned(summary, mirror));
@@ -299,8 +306,13 @@ pub fn enroll(
     // Deletions come after the adds, and only after a run that made them all.
     let mirror = match (job.mirror, &outcome) {
         (Some(max), RunOutcome::Finished) => {
-            let plan =
-                super::mirror::plan(&store, summary.source_health(), max).map_err(during_run)?;
+            let plan = super::mirror::plan(
+                &store,
+                summary.source_health(),
+                max,
+                super::mirror::Planned::AfterAdds,
+            )
+            .map_err(during_run)?;
             let pace = super::paced::PaceOptions {
                 qps: job.engine.qps,
                 retry: job.engine.retry.clone(),

@@ -187,16 +187,45 @@ fn deletion_steps(steps: Vec<Step>) -> impl Iterator<Item = Step> {
         .filter(|s| !matches!(s, Step::SetInfo { .. }))
 }
 
+/// When a mirror is planned: after the run's adds (its deletion phase), or ahead
+/// of them (`plan`, `--dry-run`), where what the run is to add counts as the job's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planned {
+    AfterAdds,
+    AheadOfAdds,
+}
+
 /// Plans the mirror of the store as its latest plan left it.
-pub fn plan(store: &Store, health: SourceHealth, max: MaxDelete) -> anyhow::Result<MirrorPlan> {
+pub fn plan(
+    store: &Store,
+    health: SourceHealth,
+    max: MaxDelete,
+    when: Planned,
+) -> anyhow::Result<MirrorPlan> {
     let mut held = Vec::new();
     let mut managed = Tally::default();
     let mut kept = Vec::new();
     let mut still_left = Vec::new();
+    let ahead = when == Planned::AheadOfAdds;
     for person in store.persons() {
         let person = person?;
-        if matches!(person.state, PersonState::Ready { .. } | PersonState::Stale) {
+        let to_add = |store: &Store| -> anyhow::Result<u64> {
+            let mut n = 0;
+            for item in store.photos_of(person.person.as_str()) {
+                let (_, entry) = item?;
+                n += u64::from(!entry.retired && entry.state.is_to_send());
+            }
+            Ok(n)
+        };
+        let adds = if ahead { to_add(store)? } else { 0 };
+        managed.faces += adds;
+        if matches!(person.state, PersonState::Ready { .. } | PersonState::Stale)
+            || (person.state == PersonState::New && adds > 0)
+        {
             managed.persons += 1;
+        }
+        if person.state == PersonState::New && adds > 0 {
+            managed.groups += person.fields.groups.len() as u64;
         }
         let id = person.person.as_str();
         let mut listed = false;

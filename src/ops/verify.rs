@@ -243,6 +243,7 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
         &store,
         SourceHealth::default(),
         crate::deletion::mirror::MaxDelete::Count(0),
+        super::mirror::Planned::AfterAdds,
     )?;
     let mut gone_faces: HashMap<&str, Vec<(String, Vec<u8>)>> = HashMap::new();
     let mut gone_persons: Vec<(&PersonId, &JobRecord)> = Vec::new();
