@@ -51,6 +51,8 @@
 //! The state directory holds a `lock` file locked for the life of a [`Store`]; a
 //! second job on the same directory fails at once with [`StoreError::Busy`].
 
+#[cfg(test)]
+mod fixtures;
 mod identity;
 mod mirror_audit;
 mod reach;
