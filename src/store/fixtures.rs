@@ -587,11 +587,16 @@ fn sample_standalone() -> Vec<(Vec<u8>, Vec<u8>)> {
     )]
 }
 
+/// A record of the fixtures that today's code cannot read.
+fn rule<T>(e: StoreError) -> T {
+    panic!("{THE_RULE}: {e}")
+}
+
 /// Checks that `store` holds the sample job, read through the store's API.
 fn assert_holds_the_sample_job(store: &Store) {
     let photos = sample_photos();
     for photo in &photos {
-        let read = store.photo(&key_of(photo)).unwrap();
+        let read = store.photo(&key_of(photo)).unwrap_or_else(rule);
         assert_eq!(
             read.as_ref(),
             Some(photo),
@@ -601,7 +606,10 @@ fn assert_holds_the_sample_job(store: &Store) {
     }
     assert_eq!(store.photo_count(), photos.len());
     // The fullest entry, field by field, as a reader of this test wants to see them.
-    let full = store.photo(&key_of(&photos[0])).unwrap().unwrap();
+    let full = store
+        .photo(&key_of(&photos[0]))
+        .unwrap_or_else(rule)
+        .unwrap();
     assert_eq!(full.origin.to_string(), "/lists/list.csv:2");
     assert_eq!(full.hash, Some(hash(1)));
     assert_eq!(
@@ -615,58 +623,93 @@ fn assert_holds_the_sample_job(store: &Store) {
     let retired: Vec<bool> = store.photos().map(|r| r.unwrap().1.retired).collect();
     assert_eq!(retired.iter().filter(|r| **r).count(), 1);
 
-    let persons: Vec<PersonEntry> = store.persons().map(Result::unwrap).collect();
+    let persons: Vec<PersonEntry> = store.persons().map(|r| r.unwrap_or_else(rule)).collect();
     assert_eq!(persons, sample_persons());
-    assert_eq!(store.meta().unwrap(), sample_meta());
-    assert_eq!(store.request_limit().unwrap(), sample_limit());
-    assert_eq!(store.last_finished().unwrap(), Some(AT + 600));
-    assert_eq!(store.shared().unwrap(), sample_shared());
-    assert_eq!(store.gone_sources().unwrap(), ["old-tree", "older"]);
-    assert_eq!(store.account().unwrap(), Some(sample_account()));
-    assert_eq!(store.shard().unwrap(), Some(Shard::new(1, 4).unwrap()));
-    let not_taken: Vec<NotTaken> = store.not_taken().map(Result::unwrap).collect();
+    assert_eq!(store.meta().unwrap_or_else(rule), sample_meta());
+    assert_eq!(store.request_limit().unwrap_or_else(rule), sample_limit());
+    assert_eq!(store.last_finished().unwrap_or_else(rule), Some(AT + 600));
+    assert_eq!(store.shared().unwrap_or_else(rule), sample_shared());
+    assert_eq!(
+        store.gone_sources().unwrap_or_else(rule),
+        ["old-tree", "older"]
+    );
+    assert_eq!(store.account().unwrap_or_else(rule), Some(sample_account()));
+    assert_eq!(
+        store.shard().unwrap_or_else(rule),
+        Some(Shard::new(1, 4).unwrap())
+    );
+    let not_taken: Vec<NotTaken> = store.not_taken().map(|r| r.unwrap_or_else(rule)).collect();
     assert_eq!(not_taken, sample_not_taken());
 
     let full_key = key_of(&photos[0]);
     assert_eq!(
-        store.photo_with_hash("bob", &hash(1)).unwrap(),
+        store.photo_with_hash("bob", &hash(1)).unwrap_or_else(rule),
         Some(full_key.clone())
     );
-    assert_eq!(store.before("ann").unwrap(), Some(sample_before()));
-    assert!(store.was_created("bob").unwrap() && !store.was_created("ann").unwrap());
-    assert!(store.creation_in_doubt("cid").unwrap() && !store.creation_in_doubt("ann").unwrap());
-    assert_eq!(store.verified("bob").unwrap(), Some(sample_verified()));
+    assert_eq!(
+        store.before("ann").unwrap_or_else(rule),
+        Some(sample_before())
+    );
+    assert!(
+        store.was_created("bob").unwrap_or_else(rule)
+            && !store.was_created("ann").unwrap_or_else(rule)
+    );
+    assert!(
+        store.creation_in_doubt("cid").unwrap_or_else(rule)
+            && !store.creation_in_doubt("ann").unwrap_or_else(rule)
+    );
+    assert_eq!(
+        store.verified("bob").unwrap_or_else(rule),
+        Some(sample_verified())
+    );
     for (person, entry) in sample_rollbacks() {
-        assert_eq!(store.rolled_back(person).unwrap(), Some(entry), "{person}");
+        assert_eq!(
+            store.rolled_back(person).unwrap_or_else(rule),
+            Some(entry),
+            "{person}"
+        );
     }
     assert_eq!(
-        store.rollback_status().unwrap(),
+        store.rollback_status().unwrap_or_else(rule),
         RollbackStatus::Finished { at: AT + 900 }
     );
-    assert_eq!(store.faces(&hash(1)).unwrap(), Some(sample_detection()));
-    assert_eq!(store.crop(&full_key).unwrap(), Some(sample_crop()));
+    assert_eq!(
+        store.faces(&hash(1)).unwrap_or_else(rule),
+        Some(sample_detection())
+    );
+    assert_eq!(
+        store.crop(&full_key).unwrap_or_else(rule),
+        Some(sample_crop())
+    );
     for (person, mark) in sample_person_marks() {
         assert_eq!(
-            store.mirrored_person(person).unwrap(),
+            store.mirrored_person(person).unwrap_or_else(rule),
             Some(mark),
             "{person}"
         );
     }
     assert_eq!(
-        store.mirrored_photo(&key_of(&photos[11])).unwrap(),
+        store
+            .mirrored_photo(&key_of(&photos[11]))
+            .unwrap_or_else(rule),
         Some(MirrorMark::Deleted { at: AT + 5 })
     );
     assert_eq!(
-        store.mirrored_group("bob", "night").unwrap(),
+        store.mirrored_group("bob", "night").unwrap_or_else(rule),
         Some(MirrorMark::Deleted { at: AT + 13 })
     );
     assert_eq!(
-        store.mirrored_replaced(&full_key, "1700").unwrap(),
+        store
+            .mirrored_replaced(&full_key, "1700")
+            .unwrap_or_else(rule),
         Some(MirrorMark::Deleting { at: AT + 14 })
     );
-    assert_eq!(store.last_mirror_run().unwrap(), Some(sample_mirror_run()));
     assert_eq!(
-        store.queued_mirror_deletions().unwrap(),
+        store.last_mirror_run().unwrap_or_else(rule),
+        Some(sample_mirror_run())
+    );
+    assert_eq!(
+        store.queued_mirror_deletions().unwrap_or_else(rule),
         [
             (
                 QueuedKey::Person("eve".into()),
@@ -685,15 +728,15 @@ fn assert_holds_the_sample_job(store: &Store) {
         ]
     );
     assert_eq!(
-        store.joined_groups("bob").unwrap(),
+        store.joined_groups("bob").unwrap_or_else(rule),
         [group("staff"), group("night")]
     );
     assert_eq!(
-        store.replaced_faces("bob").unwrap(),
+        store.replaced_faces("bob").unwrap_or_else(rule),
         [(full_key, "1700".to_owned())]
     );
     // Last: the verify left open is taken up again (this writes nothing).
-    assert!(store.open_verify().unwrap());
+    assert!(store.open_verify().unwrap_or_else(rule));
 }
 
 #[test]
@@ -983,6 +1026,12 @@ fn a_store_of_json_records_is_read_and_migrated() {
     assert_eq!(store.meta().unwrap(), json_meta());
     let full = key_of(&full_photo());
     assert_eq!(store.photo_with_hash("bob", &hash(1)).unwrap(), Some(full));
-    let raw = store.persons.get("bob").unwrap().unwrap();
-    assert_eq!(raw[0], FORMAT_POSTCARD_1, "the person was rewritten");
+    // Every record rewritten: no JSON left where records are.
+    for (tree, entries) in dump(&store) {
+        if tree != "hashes" {
+            for (key, value) in entries {
+                assert_ne!(value.first(), Some(&FORMAT_JSON), "{tree} {}", shown(&key));
+            }
+        }
+    }
 }
