@@ -716,7 +716,9 @@ fn hash_key(person: &str, hash: &ContentHash) -> Vec<u8> {
 /// postcard is positional, so a change to a record type must come with a new value
 /// here and a migration of the records written with the old one in
 /// [`Store::migrate`]. Stores written before this byte existed hold JSON objects,
-/// whose first byte is `{`.
+/// whose first byte is `{`. The bytes of every format are frozen in
+/// `tests/fixtures/store/` (`store/fixtures.rs`); the rule for changing a record is
+/// in `store/record.rs`.
 const FORMAT_POSTCARD_1: u8 = 1;
 const FORMAT_JSON: u8 = b'{';
 /// The first byte of a photo entry this version writes: a flags byte
