@@ -51,6 +51,8 @@
 //! The state directory holds a `lock` file locked for the life of a [`Store`]; a
 //! second job on the same directory fails at once with [`StoreError::Busy`].
 
+#[cfg(test)]
+mod fixtures;
 mod identity;
 mod mirror_audit;
 mod reach;
@@ -714,7 +716,9 @@ fn hash_key(person: &str, hash: &ContentHash) -> Vec<u8> {
 /// postcard is positional, so a change to a record type must come with a new value
 /// here and a migration of the records written with the old one in
 /// [`Store::migrate`]. Stores written before this byte existed hold JSON objects,
-/// whose first byte is `{`.
+/// whose first byte is `{`. The bytes of every format are frozen in
+/// `tests/fixtures/store/` (`store/fixtures.rs`); the rule for changing a record is
+/// in `store/record.rs`.
 const FORMAT_POSTCARD_1: u8 = 1;
 const FORMAT_JSON: u8 = b'{';
 /// The first byte of a photo entry this version writes: a flags byte
@@ -910,7 +914,7 @@ pub fn running_job(dir: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{GroupId, ImageRef, PersonId};
+    use crate::model::ImageRef;
 
     fn entry(person: &str, path: &str) -> PhotoEntry {
         PhotoEntry {
@@ -1023,121 +1027,6 @@ mod tests {
         assert!(started.elapsed() >= SLED_LOCK_WAIT);
     }
 
-    /// A store as an earlier version left it, its records written by `encode`: photos
-    /// of two sources, one of them no longer in its source's latest plan.
-    fn earlier_store(dir: &Path, encode: impl Fn(&dyn erased::Json) -> Vec<u8>) -> Written {
-        let from = |source: Option<&str>, generation: u64, path: &str| PhotoEntry {
-            source: source.map(str::to_owned),
-            generation,
-            ..entry("bob", path)
-        };
-        let photos = vec![
-            PhotoEntry {
-                state: PhotoState::Enrolled {
-                    face: FaceRef::Id("1840".into()),
-                },
-                ..from(Some("b"), 3, "bob/1.jpg")
-            },
-            from(Some("b"), 2, "bob/2.jpg"),
-            from(Some("a"), 1, "bob/3.jpg"),
-            from(None, 3, "bob/4.jpg"),
-            from(None, 2, "bob/5.jpg"),
-        ];
-        let person = PersonEntry {
-            person: PersonId::new("bob").unwrap(),
-            fields: PersonFields {
-                groups: vec![GroupId::new("staff").unwrap()],
-                name: Some("Bob".into()),
-                tag: None,
-            },
-            state: PersonState::Ready { created: true },
-            generation: 3,
-        };
-        let meta = JobMeta {
-            source: Some("tree".into()),
-            generation: 3,
-            sources: [("a".to_owned(), 1), ("b".to_owned(), 3)].into(),
-            ..JobMeta::default()
-        };
-        let db = sled::open(dir.join("db")).unwrap();
-        for photo in &photos {
-            db.open_tree("photos")
-                .unwrap()
-                .insert(PhotoKey::new("bob", &photo.image).as_bytes(), encode(photo))
-                .unwrap();
-        }
-        db.open_tree("persons")
-            .unwrap()
-            .insert("bob", encode(&person))
-            .unwrap();
-        db.open_tree("meta")
-            .unwrap()
-            .insert(META_KEY, encode(&meta))
-            .unwrap();
-        db.flush().unwrap();
-        Written {
-            photos,
-            person,
-            meta,
-        }
-    }
-
-    struct Written {
-        photos: Vec<PhotoEntry>,
-        person: PersonEntry,
-        meta: JobMeta,
-    }
-
-    /// Opens the store `earlier_store` wrote and checks every record reads as written,
-    /// with the photos that had left their source's latest plan retired.
-    fn assert_migrated(dir: &Path, written: Written) {
-        let store = Store::open(dir).unwrap();
-        let photo = &written.photos[0];
-        let key = PhotoKey::new("bob", &photo.image);
-        assert_eq!(store.photo(&key).unwrap().as_ref(), Some(photo));
-        assert_eq!(store.person("bob").unwrap(), Some(written.person));
-        assert_eq!(store.meta().unwrap(), written.meta);
-        let read: Vec<PhotoEntry> = store.photos().map(|r| r.unwrap().1).collect();
-        let retired: Vec<bool> = read.iter().map(|e| e.retired).collect();
-        assert_eq!(retired, [false, true, false, false, true]);
-        for (read, written) in read.iter().zip(&written.photos) {
-            let as_written = PhotoEntry {
-                retired: read.retired,
-                ..written.clone()
-            };
-            assert_eq!(read, &as_written);
-        }
-        let raw = store.photos.get(key.as_bytes()).unwrap().unwrap();
-        assert_eq!(raw[0], FORMAT_PHOTO_2, "the record was rewritten");
-        assert!(raw.len() < serde_json::to_vec(&photo).unwrap().len());
-        drop(store);
-        // Opened again: nothing left to migrate, the same records.
-        let store = Store::open(dir).unwrap();
-        assert_eq!(store.photos().count(), 5);
-        assert_eq!(store.photo_writes(), 0);
-    }
-
-    #[test]
-    fn a_store_written_with_json_records_is_read_and_migrated() {
-        let dir = tempfile::tempdir().unwrap();
-        // The layout and encoding of the version before the format byte.
-        let written = earlier_store(dir.path(), |v| v.json());
-        assert_migrated(dir.path(), written);
-    }
-
-    #[test]
-    fn a_store_of_the_first_postcard_format_is_read_and_migrated() {
-        let dir = tempfile::tempdir().unwrap();
-        let written = earlier_store(dir.path(), |v| v.postcard_1());
-        {
-            let db = sled::open(dir.path().join("db")).unwrap();
-            let meta = db.open_tree("meta").unwrap();
-            meta.insert(FORMAT_KEY, &[FORMAT_POSTCARD_1]).unwrap();
-            db.flush().unwrap();
-        }
-        assert_migrated(dir.path(), written);
-    }
-
     #[test]
     fn a_record_in_an_unknown_format_is_reported_as_corrupt() {
         let dir = tempfile::tempdir().unwrap();
@@ -1149,25 +1038,6 @@ mod tests {
                 assert!(detail.contains("unknown record format 7"), "{detail}");
             }
             other => panic!("expected Corrupt, got {other:?}"),
-        }
-    }
-
-    /// Any record type as earlier versions wrote it: JSON before the format byte,
-    /// then postcard after format byte 1, photos included.
-    mod erased {
-        pub trait Json {
-            fn json(&self) -> Vec<u8>;
-            fn postcard_1(&self) -> Vec<u8>;
-        }
-        impl<T: serde::Serialize> Json for T {
-            fn json(&self) -> Vec<u8> {
-                serde_json::to_vec(self).unwrap()
-            }
-            fn postcard_1(&self) -> Vec<u8> {
-                let mut bytes = vec![super::FORMAT_POSTCARD_1];
-                postcard::to_io(self, &mut bytes).unwrap();
-                bytes
-            }
         }
     }
 }

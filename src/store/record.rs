@@ -1,5 +1,31 @@
 //! The records the store's trees hold. Each state is an enum whose variants carry
 //! exactly the data that state has.
+//!
+//! # Changing a record
+//!
+//! Records are postcard: positional, with no field names and no lengths of structs,
+//! so the bytes of every state directory ever written are decoded by the order and
+//! types of the fields below. The bytes of each store format are frozen in
+//! `tests/fixtures/store/` (`v2/` is this format, `v1/` and `json/` the earlier
+//! ones), and the tests in `store/fixtures.rs` fail on any change that alters them.
+//!
+//! - **A new enum variant goes last.** Variants are numbered by position: one
+//!   appended leaves every stored record readable; one inserted, removed or moved
+//!   reads old records as another state. Add the new variant to the sample job in
+//!   `store/fixtures.rs` and freeze its bytes in a new format (below).
+//! - **A new, removed, moved or retyped field needs a new format**: bump
+//!   `STORE_FORMAT` in `store/mod.rs`, give the new encoding its own first byte,
+//!   keep a decoder of the old bytes and rewrite them in `Store::migrate`, then
+//!   write the new format's fixtures once (`cargo test --lib
+//!   store::fixtures::write -- --ignored`) and add a test that opens the previous
+//!   format's fixtures and checks the migrated fields. `#[serde(default)]` does not
+//!   make a field optional in postcard: a record written without it fails to decode,
+//!   or decodes its neighbours' bytes into it.
+//! - **Fixtures of a format are never regenerated or edited**: they are what the
+//!   versions of that format wrote, and what the next version must read. A test
+//!   that fails against them asks for a migration, not for new fixtures.
+//! - A field skipped by serde (`PhotoEntry::retired`) is stored beside the record
+//!   by the store itself, and is part of the format the same way.
 
 use crate::model::{ContentHash, GroupId, ImageRef, PersonId};
 use serde::{Deserialize, Serialize};
@@ -229,7 +255,6 @@ pub struct NotTaken {
     /// The plan generation that found it.
     pub generation: u64,
     /// The source that listed it ([`crate::source::SourceSpec::id`]).
-    #[serde(default)]
     pub source: Option<String>,
 }
 
@@ -271,7 +296,6 @@ pub struct PhotoEntry {
     /// The file's modification time (nanoseconds since the epoch) when `hash` was
     /// taken, if the file had settled by then: a later plan that finds the same size
     /// and time trusts the hash without reading the file again.
-    #[serde(default)]
     pub modified: Option<u64>,
     pub state: PhotoState,
     /// Calls that carried this photo, across runs.
@@ -281,13 +305,10 @@ pub struct PhotoEntry {
     /// entry's source unless the entry is retired.
     pub generation: u64,
     /// How the photo was sent when it was re-encoded to fit ("normalized from ...").
-    #[serde(default)]
     pub note: Option<String>,
     /// The groups, name and tag listed with this photo.
-    #[serde(default)]
     pub given: Option<GivenFields>,
     /// The source that listed it last ([`crate::source::SourceSpec::id`]).
-    #[serde(default)]
     pub source: Option<String>,
     /// The latest plan of its source did not list it: the photo has left the job (its
     /// record stays, so a face on the service is still known if it comes back). Kept
@@ -357,6 +378,11 @@ pub struct JobMeta {
     /// Every source planned into the job, with the generation of its latest plan. A
     /// photo belongs to the job while it is in its source's latest plan: feeding a
     /// report back updates the photos it names and leaves the others in the job.
+    ///
+    /// `serde(default)` is for the JSON job metadata of stores written before this
+    /// field (migrated on open, `tests/fixtures/store/json/`): JSON names its fields,
+    /// and a map missing there reads as empty. In postcard it does nothing. (The
+    /// `Option` fields need no default for JSON: a missing one reads as `None`.)
     #[serde(default)]
     pub sources: BTreeMap<String, u64>,
 }
