@@ -46,7 +46,7 @@
 //! - A listed photo enrolled before whose file is gone now (a manifest row whose
 //!   file was deleted) keeps its face (`Enrolled`), counted apart
 //!   ([`PlanSummary::kept_gone`]): not an error of the source for `--mirror`, unlike
-//!   a file that is there but cannot be read ([`PlanSummary::unreadable`]).
+//!   a file that is there but cannot be read ([`PlanSummary::enrolled_errors`]).
 //! - Deciding, in source order: a photo whose content equals a photo of the same
 //!   person already accounted for (enrolled, in doubt, refused for good by the
 //!   service, or planned earlier in source order, spares included) is a `Duplicate`
