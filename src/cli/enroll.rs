@@ -164,6 +164,7 @@ impl EnrollSettings {
             seed: None,
             group_limits: Default::default(),
             faces: self.plan.faces(),
+            unanswered_limit: Duration::from_secs(self.run.unanswered_limit),
         }
     }
 }
