@@ -183,3 +183,44 @@ fn a_service_restart_of_five_seconds_mid_run_does_not_stop_the_job() {
     let state = support::account(&account);
     assert_eq!(held_faces(&state), archive_faces(&archive, &[]));
 }
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_fifo_in_a_manifest_fails_alone_and_never_hangs_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = EmulatorProcess::start(&[], &dir.path().join("emulator.log"));
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::write(photos.join("ann.png"), support::photo(1)).unwrap();
+    std::fs::write(photos.join("bob.png"), support::photo(2)).unwrap();
+    mkfifo(&photos.join("pipe.jpg"));
+    let manifest = photos.join("manifest.csv");
+    std::fs::write(
+        &manifest,
+        "person_id,image,group_ids\nann,ann.png,staff\nann,pipe.jpg,staff\nbob,pipe.jpg,staff\n\
+         bob,bob.png,staff\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let mut cmd = enroll_command(&manifest, &emulator.endpoint, &state);
+    cmd.arg("--no-content-check");
+    let (code, stdout, stderr) = run(&mut cmd, "enroll with a FIFO in its manifest");
+    assert_eq!(code, 1, "the FIFO failed, the rest in\n{stdout}\n{stderr}");
+    let rows = support::report_rows(&state);
+    let piped: Vec<_> = rows
+        .iter()
+        .filter(|r| r.image.ends_with("pipe.jpg"))
+        .collect();
+    assert_eq!(piped.len(), 2, "{rows:?}");
+    for row in piped {
+        assert_eq!(row.status, "failed", "{row:?}");
+        assert!(row.reason.contains("not a regular file"), "{row:?}");
+    }
+    let held = held_faces(&emulator.state());
+    assert_eq!(held.len(), 2, "ann and bob are in: {held:?}");
+}
