@@ -15,6 +15,7 @@ use super::concurrency::Ending;
 use super::retry::Backoff;
 use super::silence::Verdict;
 use super::Shared;
+use crate::service::api::Call;
 use crate::service::client::{CallError, Client, Heard, TransportKind, Unreachable};
 use crate::service::codes::{self, Class, Outcome};
 use std::time::{Duration, Instant};
@@ -26,13 +27,15 @@ pub(super) struct Sent {
     pub in_doubt: bool,
 }
 
-/// Sends a call through the pacer, retrying transient errors with backoff and
+/// Sends `call` through the pacer (not at all once the job is asked to stop:
+/// [`CallError::Stopped`]), retrying transient errors with backoff and
 /// rate-limit answers at the pacer's slower rate, within the retry policy's total
 /// wait. Returns the last attempt's result.
 pub(super) fn call<T>(
     shared: &Shared<'_>,
     rng: &mut fastrand::Rng,
     sent: &mut Sent,
+    call: Call,
     mut f: impl FnMut(&Client) -> Result<T, CallError>,
 ) -> Result<T, CallError> {
     let mut backoff = Backoff::new(&shared.options.retry, rng.fork());
@@ -43,6 +46,12 @@ pub(super) fn call<T>(
         // hold their room, so one is ready at every slot.
         let permit = shared.flow.begin();
         shared.pacer.acquire();
+        // A stop asked while this call waited for its slot: not sent, so no new
+        // person is created and no face added after it.
+        if shared.stop.requested() {
+            drop(permit);
+            return Err(CallError::Stopped { call });
+        }
         shared.tally.call_sent();
         let at = Instant::now();
         let result = f(shared.client);

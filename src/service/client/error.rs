@@ -176,6 +176,10 @@ pub enum CallError {
     /// Refused before sending: the request itself is wrong.
     #[error("{}: request not sent: {reason}", call.name())]
     Request { call: Call, reason: String },
+    /// Not sent because the job was asked to stop before the call's turn came:
+    /// nothing reached the service, and the call's photos stay for the next run.
+    #[error("{}: not sent: the job is stopping", call.name())]
+    Stopped { call: Call },
 }
 
 impl CallError {
@@ -202,6 +206,8 @@ impl CallError {
             CallError::Transport { .. } => Class::Transient,
             CallError::Image { .. } => Class::Permanent,
             CallError::Request { .. } => Class::Request,
+            // For now: the next run sends it.
+            CallError::Stopped { .. } => Class::Transient,
         }
     }
 
@@ -219,7 +225,8 @@ impl CallError {
             CallError::Service { call, .. }
             | CallError::Transport { call, .. }
             | CallError::Image { call, .. }
-            | CallError::Request { call, .. } => *call,
+            | CallError::Request { call, .. }
+            | CallError::Stopped { call } => *call,
         }
     }
 
@@ -259,7 +266,9 @@ impl CallError {
                 // the job stops for it anyway.
                 TransportKind::Unreachable(_) => Heard::Answer,
             },
-            CallError::Image { .. } | CallError::Request { .. } => Heard::NotSent,
+            CallError::Image { .. } | CallError::Request { .. } | CallError::Stopped { .. } => {
+                Heard::NotSent
+            }
         }
     }
 
