@@ -224,3 +224,160 @@ fn a_fifo_in_a_manifest_fails_alone_and_never_hangs_the_job() {
     let held = held_faces(&emulator.state());
     assert_eq!(held.len(), 2, "ann and bob are in: {held:?}");
 }
+
+/// A monitor on 127.0.0.1 that answers 200 to everything and keeps the request
+/// lines (`GET /run/130 HTTP/1.1`).
+struct Monitor {
+    url: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Monitor {
+    fn start() -> Monitor {
+        use std::io::{BufRead as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/run", listener.local_addr().unwrap());
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                kept.lock().unwrap().push(first.trim().to_owned());
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK"
+                );
+            }
+        });
+        Monitor { url, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// Calls of `name` the emulator has received.
+fn calls(emulator: &EmulatorProcess, name: &str) -> u64 {
+    emulator
+        .counters()
+        .calls
+        .get(name)
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Waits until the emulator has received `at_least` calls of `name`.
+fn wait_for_calls(emulator: &EmulatorProcess, name: &str, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while calls(emulator, name) < at_least {
+        assert!(Instant::now() < deadline, "fewer than {at_least} {name}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: a signal to a child process this test owns and has not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, signal);
+    }
+}
+
+#[test]
+fn a_signal_ends_enroll_with_130_its_summary_and_the_end_ping_and_no_person_after_it() {
+    for (name, sig) in [
+        ("SIGTERM", libc::SIGTERM),
+        ("SIGINT", libc::SIGINT),
+        ("SIGHUP", libc::SIGHUP),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let emulator = EmulatorProcess::start(&["--latency-ms", "200"], &dir.path().join("log"));
+        let monitor = Monitor::start();
+        let archive = Archive::new();
+        archive.fill(30, 1, 1);
+        // Six workers and three calls a second: most workers wait at the pacer
+        // with their person's newperson ready when the signal comes.
+        let settings = ["--workers", "6", "--qps", "3", "--ping-url", &monitor.url];
+        let job = spawn(&mut enroll(&archive, &emulator.endpoint, &settings));
+        wait_for_calls(&emulator, "newperson", 2);
+        signal(&job, sig);
+        // The stop is raised within 50 ms; the calls in flight were counted as they
+        // arrived.
+        std::thread::sleep(Duration::from_millis(500));
+        let at_stop = calls(&emulator, "newperson");
+        let out = finish(job, name);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{name}\n{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("interrupted"),
+            "{name}: the summary\n{stdout}"
+        );
+        assert_eq!(
+            calls(&emulator, "newperson"),
+            at_stop,
+            "{name}: no person started after the stop\n{stderr}"
+        );
+        assert!(at_stop < 30, "{name}: the job was stopped mid-run");
+        let pings = monitor.lines();
+        assert!(
+            pings.iter().any(|l| l.starts_with("GET /run/130 ")),
+            "{name}: the end ping: {pings:?}"
+        );
+    }
+}
+
+#[test]
+fn a_signal_ends_verify_with_130_and_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = EmulatorProcess::start(&[], &dir.path().join("log"));
+    let archive = Archive::new();
+    archive.fill(20, 1, 1);
+    let (code, stdout, stderr) = run(&mut enroll(&archive, &emulator.endpoint, &[]), "enroll");
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    set_faults(&emulator, r#"{"latency_ms": 200}"#);
+    for (name, sig) in [("SIGHUP", libc::SIGHUP), ("SIGTERM", libc::SIGTERM)] {
+        let before = calls(&emulator, "getinfo");
+        let mut cmd = support::faceenroll(&[
+            "verify".as_ref(),
+            "--endpoint".as_ref(),
+            emulator.endpoint.as_ref(),
+            "--appid".as_ref(),
+            faceenroll::emulator::REHEARSAL_APPID.as_ref(),
+            "--state".as_ref(),
+            archive.state().as_os_str(),
+        ]);
+        cmd.env(
+            "TENCENTCLOUD_SECRET_ID",
+            faceenroll::emulator::REHEARSAL_SECRET_ID,
+        )
+        .env(
+            "TENCENTCLOUD_SECRET_KEY",
+            faceenroll::emulator::REHEARSAL_SECRET_KEY,
+        );
+        let verify = spawn(&mut cmd);
+        wait_for_calls(&emulator, "getinfo", before + 2);
+        signal(&verify, sig);
+        let out = finish(verify, name);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{name}\n{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("faceenroll verify: interrupted"),
+            "{name}: the summary\n{stdout}"
+        );
+        assert!(
+            calls(&emulator, "getinfo") < before + 20,
+            "{name}: stopped mid-way"
+        );
+    }
+}
