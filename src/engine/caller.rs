@@ -76,7 +76,9 @@ pub(super) fn call<T>(
             Heard::NotSent => {}
             Heard::Nothing => match shared.silence.unanswered(at, Instant::now()) {
                 Verdict::Wait(_) => ride_through = true,
-                Verdict::Spent(silent) => return Err(no_answer(err, silent)),
+                Verdict::Spent(silent) => {
+                    return Err(no_answer(err, silent, shared.silence.limit()))
+                }
             },
         }
         match action(Step::Attempt, err.class(), err.code()) {
@@ -142,13 +144,14 @@ fn sleep_unless_stopped(shared: &Shared<'_>, delay: Duration) -> bool {
 
 /// The error a call ends with when the service has not answered for the job's
 /// limit: a network stop, naming the last failure.
-fn no_answer(last: &CallError, silent: Duration) -> CallError {
+fn no_answer(last: &CallError, silent: Duration, limit: Duration) -> CallError {
     CallError::Transport {
         call: last.call(),
         kind: TransportKind::Unreachable(Unreachable::NoAnswer),
         detail: format!(
-            "no call had an answer for {}s (the limit); the last: {last}",
-            silent.as_secs()
+            "{} s without an answer (limit {} s); the last failure: {last}",
+            silent.as_secs(),
+            limit.as_secs()
         ),
     }
 }

@@ -133,7 +133,7 @@ impl fmt::Display for Unreachable {
             Unreachable::TlsHandshake => "TLS handshakes fail on every call",
             Unreachable::ProxyRefused => "the proxy refused the tunnel",
             Unreachable::ProxyAuth => "the proxy refused its credentials",
-            Unreachable::NoAnswer => "no call had an answer for the unanswered limit",
+            Unreachable::NoAnswer => "it answered no call for the unanswered limit",
         })
     }
 }
