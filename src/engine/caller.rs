@@ -126,8 +126,9 @@ pub(super) fn call<T>(
 /// How often a backoff's wait looks whether the job was asked to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
-/// Sleeps `delay`, or less if the job is asked to stop or the service's silence
-/// reaches its limit meanwhile; whether the whole wait was slept.
+/// Sleeps `delay`, or less if the job is asked to stop meanwhile (by a signal, or
+/// by another worker's fatal answer or spent limit of unanswered time); whether the
+/// whole wait was slept.
 fn sleep_unless_stopped(shared: &Shared<'_>, delay: Duration) -> bool {
     let until = Instant::now() + delay;
     loop {
