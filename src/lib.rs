@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod ops;
+pub mod photo_file;
 pub mod ping;
 pub mod plan;
 pub mod report;

@@ -2,7 +2,8 @@
 //! CA, a CONNECT proxy, and the failures that mean the service cannot be reached as
 //! configured (untrusted or misnamed certificate, refused connection or tunnel,
 //! https to a plain port). Each of those stops the job at once with exit 3 and every
-//! photo still pending; timeouts stay transient.
+//! photo still pending; timeouts stay transient, until no call has had an answer
+//! for the job's limit of unanswered time (a proxy that never opens the tunnel).
 //!
 //! The CA and certificates are generated for each test; the proxy is written here
 //! and counts the tunnels it opens. All traffic stays on 127.0.0.1.
@@ -626,4 +627,33 @@ fn the_emulator_command_serves_https_with_a_given_certificate() {
     let _ = child.wait();
     let endpoint = endpoint.unwrap_or_else(|| panic!("no https endpoint announced: {first:?}"));
     assert!(result.unwrap().is_ok(), "{endpoint}");
+}
+
+#[test]
+fn a_job_through_a_proxy_that_never_opens_the_tunnel_stops_with_exit_3() {
+    let proxy = TestProxy::start(ProxyMode::Silent);
+    let archive = small_archive();
+    // Few attempts, so a job that only spent each call's attempts would leave its
+    // persons for the next run (exit 1); the limit of unanswered time stops it.
+    let mut cmd = enroll(&archive, "https://127.0.0.1:9");
+    cmd.args([
+        "--read-timeout",
+        "1",
+        "--connect-timeout",
+        "1",
+        "--retry-attempts",
+        "2",
+        "--unanswered-limit",
+        "3",
+    ])
+    .env("HTTPS_PROXY", proxy.url());
+    let run = run_job(&mut cmd);
+    assert_eq!(run.code, 3, "{}", run.output);
+    assert!(run.output.contains("answered no call"), "{}", run.output);
+    assert!(
+        run.output.contains("the proxy on the way"),
+        "{}",
+        run.output
+    );
+    assert_all_pending(&archive.state(), 9);
 }

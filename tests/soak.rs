@@ -34,6 +34,7 @@ fn faults() -> Faults {
         drop_connection: 0.04,
         lose_answer: 0.06,
         transient_image: 0.10,
+        hang: 0.0,
     }
 }
 

@@ -85,6 +85,10 @@ pub struct FaultArgs {
     /// Fault: fraction of addface images refused with the transient code -1200.
     #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
     pub transient_image: f64,
+    /// Fault: fraction of calls read and never answered (the connection held open,
+    /// silent): a service that accepts and hangs.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, value_name = "FRACTION")]
+    pub hang: f64,
     /// Seed of the fault decisions, so a run can be replayed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -101,6 +105,7 @@ impl FaultArgs {
             drop_connection: self.drop_connection,
             lose_answer: self.lose_answer,
             transient_image: self.transient_image,
+            hang: self.hang,
         }
     }
 

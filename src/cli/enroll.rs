@@ -164,6 +164,7 @@ impl EnrollSettings {
             seed: None,
             group_limits: Default::default(),
             faces: self.plan.faces(),
+            unanswered_limit: Duration::from_secs(self.run.unanswered_limit),
         }
     }
 }
@@ -443,14 +444,16 @@ fn run_job(
     })
 }
 
-/// The first Ctrl-C or SIGTERM asks the job to stop gracefully; a second one ends the
-/// process at once (the progress database stays consistent: sled recovers its log).
+/// The first Ctrl-C, SIGTERM or SIGHUP asks the job to stop gracefully; a second one
+/// ends the process at once (the progress database stays consistent: sled recovers
+/// its log). A closed terminal (SIGHUP) ends a job as an operator's stop does, with
+/// the summary, the report and the end ping, not with a default death.
 pub(super) fn install_signal_handlers(
     stop: Arc<StopSignal>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let asked = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
         // Registered first, so it sees the flag as it was before this signal.
         signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&asked))
             .context("cannot install the signal handler")?;

@@ -54,7 +54,7 @@ Exit codes of enroll (the other commands: see their --help):
   4    --mirror: the adds were made but nothing was deleted: the source had
        an error, listed no photo, or the deletions passed --max-delete (the
        summary names the count and the limit)
-  130  interrupted (resumable)
+  130  interrupted by Ctrl-C, SIGTERM or SIGHUP (resumable)
 
 A command other than enroll whose reader goes away (`faceenroll report | head`)
 ends quietly, as a shell tool does: killed by SIGPIPE, 141 in a shell. enroll

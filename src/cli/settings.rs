@@ -60,6 +60,7 @@
 use crate::config::{ConfigFile, Secret, APPID_ENV};
 use crate::deletion::mirror::{MaxDelete, DEFAULT_MAX_DELETE};
 use crate::engine::retry::RetryPolicy;
+use crate::engine::silence::DEFAULT_UNANSWERED_LIMIT;
 use crate::engine::MAX_WORKERS;
 use crate::limits::MAX_REQUEST_BYTES;
 use crate::normalize::{DEFAULT_JPEG_QUALITY, DEFAULT_MAX_BYTES, DEFAULT_MAX_EDGE};
@@ -771,6 +772,14 @@ settings! {
         #[arg(long, value_name = "SECS")]
         retry_max_wait: Option<u64>, env "FACEENROLL_RETRY_MAX_WAIT",
             default RetryPolicy::default().max_total_wait.as_secs();
+        /// Seconds the service may go without answering any call (timeouts, refused
+        /// or hung connections, a proxy's tunnel that never opens) before the job stops
+        /// with exit 3, every photo not done left for the next run; any answer starts
+        /// the count again. Shorter silences (a service restarting) are ridden through,
+        /// calls sent again with backoff [default: 300].
+        #[arg(long, value_name = "SECS")]
+        unanswered_limit: Option<u64>, env "FACEENROLL_UNANSWERED_LIMIT",
+            default DEFAULT_UNANSWERED_LIMIT.as_secs(), range 1..;
         /// Write the report here [default: report.csv in the state directory].
         #[arg(long, value_name = "PATH")]
         report: Option<PathBuf>, env "FACEENROLL_REPORT";

@@ -4,6 +4,7 @@ use super::settings::{self, JobArgs, JobSettings, ServiceArgs};
 use super::Exit;
 use crate::config;
 use crate::engine::retry::RetryPolicy;
+use crate::engine::StopSignal;
 use crate::limits::DEFAULT_QPS;
 use crate::ops::paced::PaceOptions;
 use crate::ops::verify::{verify, VerifyJob};
@@ -11,6 +12,7 @@ use crate::report::Format;
 use crate::service::client::Client;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 const VERIFY_EXIT_HELP: &str = "\
 Exit codes:
@@ -21,7 +23,9 @@ Exit codes:
      to another account (endpoint, AppID or bucket), or it was rolled back (no
      call is made)
   3  stopped by a service error before every person was checked (run it again to
-     go on where it stopped)";
+     go on where it stopped)
+130  interrupted by Ctrl-C, SIGTERM or SIGHUP after the person being checked, with
+     the summary (run it again to go on where it stopped)";
 
 /// The flags `verify` and `rollback` share: the service, the job, the pace.
 #[derive(Debug, clap::Args)]
@@ -93,10 +97,14 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
         pace,
         rebind_account: args.after.rebind_account,
     };
-    let verified = verify(&job, &client)?;
+    let stop = Arc::new(StopSignal::default());
+    let _signals = super::enroll::install_signal_handlers(Arc::clone(&stop))?;
+    let verified = verify(&job, &client, &stop)?;
     let _ = write!(std::io::stdout().lock(), "{verified}");
     Ok(if verified.stopped.is_some() {
         Exit::Fatal
+    } else if verified.interrupted {
+        Exit::Interrupted
     } else if verified.differences() > 0 {
         Exit::Failures
     } else {

@@ -30,6 +30,10 @@ pub struct Faults {
     pub lose_answer: f64,
     /// Fraction of `addface` images refused with the transient code -1200.
     pub transient_image: f64,
+    /// Fraction of calls read and never answered, before any work: the connection
+    /// is held open, silent, until the client gives up, the fault is turned off or
+    /// the emulator stops. A service that accepts and hangs.
+    pub hang: f64,
 }
 
 impl Faults {
@@ -41,6 +45,7 @@ impl Faults {
             ("drop_connection", self.drop_connection),
             ("lose_answer", self.lose_answer),
             ("transient_image", self.transient_image),
+            ("hang", self.hang),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(format!(
@@ -63,6 +68,8 @@ pub enum Fate {
     Answer(i64),
     /// Served, then the connection is closed instead of answering.
     LoseAnswer,
+    /// Held without an answer and without any work.
+    Hang,
 }
 
 /// The decision for one call: its extra delay and its fate.
@@ -72,13 +79,18 @@ pub struct Decision {
     pub fate: Fate,
 }
 
-/// Decides the faults of one call. Drop is checked first, then 213, then 15, then
-/// the lost answer; the first that fires decides.
+/// Decides the faults of one call. A hang is checked first, then drop, then 213,
+/// then 15, then the lost answer; the first that fires decides. The hang draws its
+/// number only when it is asked for, so runs with a seed from before it was added
+/// replay the same.
 pub fn decide(faults: &Faults, rng: &mut fastrand::Rng) -> Decision {
     use crate::service::codes::code;
     let jitter = rng.u64(0..=faults.jitter_ms);
     let draws = [rng.f64(), rng.f64(), rng.f64(), rng.f64()];
-    let fate = if draws[0] < faults.drop_connection {
+    let hang = faults.hang > 0.0 && rng.f64() < faults.hang;
+    let fate = if hang {
+        Fate::Hang
+    } else if draws[0] < faults.drop_connection {
         Fate::Drop
     } else if draws[1] < faults.error_213 {
         Fate::Answer(code::INTERNAL_ERROR)
@@ -110,6 +122,8 @@ pub struct FaultCounters {
     pub drop_connection: u64,
     pub lose_answer: u64,
     pub transient_image: u64,
+    /// Calls held without an answer.
+    pub hang: u64,
     /// Calls answered by [`inject_next`](super::Emulator::inject_next).
     pub injected: u64,
 }
@@ -146,6 +160,9 @@ mod tests {
         assert_eq!(decide(&f, &mut rng).fate, Fate::Answer(15));
         f.rate_limit_15 = 0.0;
         assert_eq!(decide(&f, &mut rng).fate, Fate::LoseAnswer);
+        f.hang = 1.0;
+        f.drop_connection = 1.0;
+        assert_eq!(decide(&f, &mut rng).fate, Fate::Hang);
     }
 
     #[test]

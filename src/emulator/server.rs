@@ -427,6 +427,19 @@ fn take_injected(shared: &Shared) -> Option<i64> {
     Some(code)
 }
 
+/// The longest a hung call is held, so a forgotten fault cannot keep threads for
+/// ever.
+const LONGEST_HANG: Duration = Duration::from_secs(3600);
+
+/// Holds a call without an answer while the hang fault is on and the emulator runs.
+fn hang(shared: &Shared) {
+    let started = Instant::now();
+    while lock(&shared.faults).hang > 0.0 && !shared.stopping() && started.elapsed() < LONGEST_HANG
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
     {
         let mut counters = lock(&shared.counters);
@@ -450,6 +463,11 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
     }
     let faults = lock(&shared.faults).clone();
     let decision = faults::decide(&faults, &mut lock(&shared.rng));
+    if decision.fate == Fate::Hang {
+        lock(&shared.counters).faults.hang += 1;
+        hang(shared);
+        return Reply::Drop;
+    }
     if decision.fate == Fate::Drop {
         lock(&shared.counters).faults.drop_connection += 1;
         return Reply::Drop;

@@ -5,12 +5,20 @@
 //! answer, the flow sees every latency, and transient errors are retried with the
 //! same backoff, whichever step (a person's calls, the group reads before them)
 //! makes the call.
+//!
+//! Every attempt also tells the job's [`Silence`](super::silence::Silence) whether
+//! the service answered: a call with no answer is sent again past its attempts
+//! while the silence is within the limit, and ends the job (a network stop) once it
+//! is not.
 
 use super::concurrency::Ending;
 use super::retry::Backoff;
+use super::silence::Verdict;
 use super::Shared;
-use crate::service::client::{CallError, Client};
+use crate::service::api::Call;
+use crate::service::client::{CallError, Client, Heard, TransportKind, Unreachable};
 use crate::service::codes::{self, Class, Outcome};
+use std::time::{Duration, Instant};
 
 /// What a call left behind besides its result.
 #[derive(Debug, Default, Clone, Copy)]
@@ -19,25 +27,33 @@ pub(super) struct Sent {
     pub in_doubt: bool,
 }
 
-/// Sends a call through the pacer, retrying transient errors with backoff and
+/// Sends `call` through the pacer (not at all once the job is asked to stop:
+/// [`CallError::Stopped`]), retrying transient errors with backoff and
 /// rate-limit answers at the pacer's slower rate, within the retry policy's total
 /// wait. Returns the last attempt's result.
 pub(super) fn call<T>(
     shared: &Shared<'_>,
     rng: &mut fastrand::Rng,
     sent: &mut Sent,
+    call: Call,
     mut f: impl FnMut(&Client) -> Result<T, CallError>,
 ) -> Result<T, CallError> {
     let mut backoff = Backoff::new(&shared.options.retry, rng.fork());
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     *sent = Sent::default();
     loop {
         // Room in flight first, then a slot: the workers waiting at the pacer
         // hold their room, so one is ready at every slot.
         let permit = shared.flow.begin();
         shared.pacer.acquire();
+        // A stop asked while this call waited for its slot: not sent, so no new
+        // person is created and no face added after it.
+        if shared.stop.requested() {
+            drop(permit);
+            return Err(CallError::Stopped { call });
+        }
         shared.tally.call_sent();
-        let at = std::time::Instant::now();
+        let at = Instant::now();
         let result = f(shared.client);
         let ending = Ending::of(&result);
         shared
@@ -45,12 +61,26 @@ pub(super) fn call<T>(
             .end(permit, at.elapsed(), ending, &shared.pacer, shared.tally);
         let err = match &result {
             Ok(_) => {
+                shared.silence.answered(Instant::now());
                 shared.pacer.on_success();
                 return result;
             }
             Err(err) => err,
         };
         sent.in_doubt |= err.outcome_unknown();
+        // Whether the service's silence lets this call be sent again past its own
+        // attempts, or has lasted so long that the job stops.
+        let mut ride_through = false;
+        match err.heard() {
+            Heard::Answer => shared.silence.answered(Instant::now()),
+            Heard::NotSent => {}
+            Heard::Nothing => match shared.silence.unanswered(at, Instant::now()) {
+                Verdict::Wait(_) => ride_through = true,
+                Verdict::Spent(silent) => {
+                    return Err(no_answer(err, silent, shared.silence.limit()))
+                }
+            },
+        }
         match action(Step::Attempt, err.class(), err.code()) {
             Action::Slow => {
                 // The total wait still bounds the attempts at the slower rate.
@@ -73,16 +103,57 @@ pub(super) fn call<T>(
         if shared.stop.requested() {
             return result;
         }
-        match backoff.next_delay() {
-            Some(delay) => {
-                if let Err(err) = &result {
-                    tracing::debug!("retrying in {delay:?}: {err}");
-                }
-                shared.tally.retried();
-                std::thread::sleep(delay);
+        let delay = match backoff.next_delay() {
+            Some(delay) => delay,
+            // Past its attempts, a call with no answer waits for the service as long
+            // as the job's limit of unanswered time allows.
+            None if ride_through => {
+                let cap = shared.options.retry.max_delay.as_millis() as u64;
+                Duration::from_millis(rng.u64(cap / 2..=cap))
             }
             None => return result,
+        };
+        if let Err(err) = &result {
+            tracing::debug!("retrying in {delay:?}: {err}");
         }
+        shared.tally.retried();
+        if !sleep_unless_stopped(shared, delay) {
+            return result;
+        }
+    }
+}
+
+/// How often a backoff's wait looks whether the job was asked to stop.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// Sleeps `delay`, or less if the job is asked to stop meanwhile (by a signal, or
+/// by another worker's fatal answer or spent limit of unanswered time); whether the
+/// whole wait was slept.
+fn sleep_unless_stopped(shared: &Shared<'_>, delay: Duration) -> bool {
+    let until = Instant::now() + delay;
+    loop {
+        if shared.stop.requested() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(STOP_CHECK));
+    }
+}
+
+/// The error a call ends with when the service has not answered for the job's
+/// limit: a network stop, naming the last failure.
+fn no_answer(last: &CallError, silent: Duration, limit: Duration) -> CallError {
+    CallError::Transport {
+        call: last.call(),
+        kind: TransportKind::Unreachable(Unreachable::NoAnswer),
+        detail: format!(
+            "{} s without an answer (limit {} s); the last failure: {last}",
+            silent.as_secs(),
+            limit.as_secs()
+        ),
     }
 }
 

@@ -22,6 +22,7 @@ use super::caller::{self, Action, Step};
 use super::Shared;
 use crate::model::GroupId;
 use crate::report::Counted;
+use crate::service::api::Call;
 use crate::service::client::CallError;
 use crate::service::codes::code;
 use crate::store::{Failure, FailureKind, PersonState, PhotoState, StoreError};
@@ -103,16 +104,22 @@ pub(super) fn fit(shared: &Shared<'_>, limits: &GroupLimits) -> Result<Fit, Stor
                     groups
                         .iter()
                         .map(|&group| {
-                            let read = caller::call(shared, &mut rng, &mut sent, |c| {
-                                c.get_person_ids(group)
-                            });
+                            let read = caller::call(
+                                shared,
+                                &mut rng,
+                                &mut sent,
+                                Call::GetPersonIds,
+                                |c| c.get_person_ids(group),
+                            );
                             (group, read)
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        let existing = caller::call(shared, &mut rng, &mut sent, |c| c.get_group_ids());
+        let existing = caller::call(shared, &mut rng, &mut sent, Call::GetGroupIds, |c| {
+            c.get_group_ids()
+        });
         let read: BTreeMap<&GroupId, _> = readers
             .into_iter()
             .flat_map(|r| r.join().expect("a group read panicked"))
@@ -128,7 +135,9 @@ pub(super) fn fit(shared: &Shared<'_>, limits: &GroupLimits) -> Result<Fit, Stor
         let held = if existing.contains(group.as_str()) {
             let read = match read_ahead.remove(group) {
                 Some(read) => read,
-                None => caller::call(shared, &mut rng, &mut sent, |c| c.get_person_ids(group)),
+                None => caller::call(shared, &mut rng, &mut sent, Call::GetPersonIds, |c| {
+                    c.get_person_ids(group)
+                }),
             };
             match read {
                 Ok(data) => data.person_ids.into_iter().collect(),

@@ -18,6 +18,8 @@
 //! dispatcher stops handing out persons at once, workers finish the call they have in
 //! flight, record its answer and leave the rest of their person pending, and the store
 //! is flushed. What was in flight is known as in doubt and is settled on the next run.
+//! A service that answers no call for the job's limit of unanswered time stops the
+//! job too, as a network stop ([`silence`]).
 //!
 //! # Before the first call
 //!
@@ -35,6 +37,7 @@ mod person;
 pub mod queue;
 pub mod retry;
 pub mod shrink;
+pub mod silence;
 
 use crate::faces::FaceOptions;
 use crate::limits::{RequestBudget, RequestLimit};
@@ -94,6 +97,9 @@ pub struct EngineOptions {
     pub group_limits: groups::GroupLimits,
     /// Whether photos are looked at for faces (`--crop-faces`, `--skip-faceless`).
     pub faces: FaceOptions,
+    /// How long the service may go without answering any call before the job stops
+    /// (see [`silence`]).
+    pub unanswered_limit: Duration,
 }
 
 impl Default for EngineOptions {
@@ -107,6 +113,7 @@ impl Default for EngineOptions {
             seed: None,
             group_limits: groups::GroupLimits::default(),
             faces: FaceOptions::default(),
+            unanswered_limit: silence::DEFAULT_UNANSWERED_LIMIT,
         }
     }
 }
@@ -180,6 +187,8 @@ struct Shared<'a> {
     flow: Flow,
     stop: &'a StopSignal,
     tally: &'a Tally,
+    /// How long the service has not answered, across all workers.
+    silence: silence::Silence,
     /// Re-encodes photos that do not fit, apart from the worker threads, so a burst
     /// of camera originals cannot hold up the calls of other persons.
     normalize_pool: rayon::ThreadPool,
@@ -250,6 +259,7 @@ pub fn run(
         },
         stop,
         tally,
+        silence: silence::Silence::new(options.unanswered_limit, std::time::Instant::now()),
         normalize_pool: crate::normalize::thread_pool(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         )

@@ -101,7 +101,7 @@ fn cut(
     known: Option<Detection>,
 ) -> Result<FacePrepared, NormalizeError> {
     let _permit = IN_FLIGHT.take(working_bytes(shape, bytes, opts.max_edge));
-    let original = std::fs::read(path).map_err(|e| read_error(path, e))?;
+    let original = crate::photo_file::read(path).map_err(|e| read_error(path, e))?;
     let (shape, decoded) = decode_for(&original, opts).map_err(|e| e.at(path))?;
     let detected_now = known.is_none();
     let detection = known.unwrap_or_else(|| detect_in(&decoded.picture, &shape));
@@ -232,7 +232,7 @@ pub fn look_for_faces(
     }
     let (bytes, shape) = read_shape(path)?;
     let _permit = IN_FLIGHT.take(working_bytes(&shape, bytes, opts.max_edge));
-    let original = std::fs::read(path).map_err(|e| read_error(path, e))?;
+    let original = crate::photo_file::read(path).map_err(|e| read_error(path, e))?;
     let (shape, decoded) = decode_for(&original, opts).map_err(|e| e.at(path))?;
     Ok(Some(detect_in(&decoded.picture, &shape)))
 }

@@ -60,7 +60,6 @@ use indicatif::HumanBytes;
 use picture::{encode_jpeg, fit, predict_size, profile_fits, sample_of};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::fs::File;
 use std::io::{self, BufReader, Cursor};
 use std::path::{Path, PathBuf};
 
@@ -508,7 +507,7 @@ impl Header {
 }
 
 fn read_shape(path: &Path) -> Result<(u64, Shape), NormalizeError> {
-    let file = File::open(path).map_err(|e| read_error(path, e))?;
+    let file = crate::photo_file::open(path).map_err(|e| read_error(path, e))?;
     let bytes = file.metadata().map_err(|e| read_error(path, e))?.len();
     let shape = header_of(BufReader::new(file)).map_err(|e| e.at(path))?;
     Ok((bytes, shape))
@@ -561,7 +560,7 @@ pub fn prepare_down_to(
         return Ok(Prepared::AsIs);
     }
     let _permit = IN_FLIGHT.take(working_bytes(&shape, bytes, opts.max_edge));
-    let original = std::fs::read(path).map_err(|e| read_error(path, e))?;
+    let original = crate::photo_file::read(path).map_err(|e| read_error(path, e))?;
     let (bytes, normalized) = normalize_bytes(&original, opts, floor).map_err(|e| e.at(path))?;
     Ok(Prepared::Normalized { bytes, normalized })
 }

@@ -23,6 +23,7 @@
 use super::paced::{PaceOptions, Paced};
 use crate::deletion::mirror::{Removal, SourceHealth};
 use crate::deletion::JobRecord;
+use crate::engine::StopSignal;
 use crate::model::PersonId;
 use crate::report::Format;
 use crate::service::api::GetInfoData;
@@ -76,9 +77,17 @@ pub struct Verified {
     pub report: PathBuf,
     /// The error that stopped the verify before every person was checked.
     pub stopped: Option<CallError>,
+    /// A signal stopped the verify before every person was checked.
+    pub interrupted: bool,
 }
 
 impl Verified {
+    /// Whether the verify ended before every person was checked (an error or a
+    /// signal stopped it): it goes on from there next time.
+    pub fn incomplete(&self) -> bool {
+        self.stopped.is_some() || self.interrupted
+    }
+
     pub fn differences(&self) -> u64 {
         self.persons_missing
             + self.faces_missing
@@ -92,6 +101,9 @@ impl std::fmt::Display for Verified {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ending = match (&self.stopped, self.differences()) {
             (Some(err), _) => format!("stopped: {err}; run the same command again to go on"),
+            (None, _) if self.interrupted => {
+                "interrupted; run the same command again to go on".to_owned()
+            }
             (None, 0) => "the service holds everything the job recorded".to_owned(),
             (None, n) => format!("{n} differences between the service and the job"),
         };
@@ -148,7 +160,7 @@ impl std::fmt::Display for Verified {
                 self.deletions_queued
             )?;
         }
-        if self.stopped.is_some() {
+        if self.incomplete() {
             writeln!(
                 f,
                 "  drift report: not written, as this verify stopped before checking every \
@@ -221,8 +233,9 @@ fn on_service(person: &PersonEntry) -> bool {
     matches!(person.state, PersonState::Ready { .. } | PersonState::Stale)
 }
 
-/// Runs a verify to the end, or until an error stops it.
-pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
+/// Runs a verify to the end, or until an error or `stop` stops it (checked before
+/// each person: no call is made after a stop is asked but the one in flight).
+pub fn verify(job: &VerifyJob, client: &Client, stop: &StopSignal) -> anyhow::Result<Verified> {
     let store = Store::open(&job.state_dir)?;
     super::rollback::refuse_if_rolled_back(&store)?;
     super::bind_account(&store, client, job.rebind_account)?;
@@ -283,6 +296,10 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
         }
     }
     for person in store.persons() {
+        if stop.requested() {
+            done.interrupted = true;
+            break;
+        }
         let person = person?;
         let id = person.person.as_str();
         // Persons the job's sources still list, whichever source listed them last.
@@ -352,7 +369,10 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
     // Persons of the job the source no longer lists: drift while the service holds
     // what the job put on them.
     for (person, record) in gone_persons {
-        if done.stopped.is_some() {
+        if stop.requested() {
+            done.interrupted = true;
+        }
+        if done.incomplete() {
             break;
         }
         let id = person.as_str();
@@ -405,7 +425,7 @@ pub fn verify(job: &VerifyJob, client: &Client) -> anyhow::Result<Verified> {
     }
     done.calls = paced.calls;
     write_drift(&store, &mut done, job.format)?;
-    if done.stopped.is_none() {
+    if !done.incomplete() {
         store.close_verify()?;
     }
     Ok(done)
@@ -488,7 +508,7 @@ pub struct DriftRow {
 /// leaves the drift report of the last one that finished as it was.
 fn write_drift(store: &Store, done: &mut Verified, format: Format) -> anyhow::Result<()> {
     let file: Box<dyn std::io::Write> =
-        if done.stopped.is_some() {
+        if done.incomplete() {
             Box::new(std::io::sink())
         } else {
             Box::new(std::fs::File::create(&done.report).with_context(|| {

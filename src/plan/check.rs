@@ -153,11 +153,21 @@ pub(super) fn check(
     };
     if !options.check_content && matches!(row.verdict, Verdict::Ok) {
         // No file is read, but its size and modification time (one `stat`, never
-        // an open) still tell a photo changed in place.
+        // an open) still tell a photo changed in place, and its type one that is
+        // not a file at all (a FIFO would hang the open that reads it).
         if let ImageRef::File(path) = &row.image {
             if let Ok(meta) = std::fs::metadata(path) {
                 row.size = Some(meta.len());
                 row.modified = nanos(meta.modified().ok());
+                if !meta.is_file() {
+                    let reason = if meta.is_dir() {
+                        "not a regular file (a folder)"
+                    } else {
+                        crate::photo_file::NOT_A_REGULAR_FILE
+                    };
+                    let place = place_of(&row.origin);
+                    row.verdict = Verdict::Invalid(format!("{place}{}: {reason}", path.display()));
+                }
             }
         }
     }
@@ -266,7 +276,7 @@ pub(super) fn inspect(
         return Err(if meta.is_dir() {
             "not a regular file (a folder)".into()
         } else {
-            "not a regular file (a pipe, socket or device); not opened".into()
+            crate::photo_file::NOT_A_REGULAR_FILE.into()
         });
     }
     check_size(meta.len(), options)?;
@@ -274,7 +284,7 @@ pub(super) fn inspect(
     if let Some(reused) = reuse(before, &meta).filter(|_| readable_by_mode(&meta)) {
         return Ok(reused);
     }
-    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut file = crate::photo_file::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
     let size = meta.len();
     check_size(size, options)?;

@@ -194,7 +194,7 @@ impl MultipartBuilder {
     /// Adds an image streamed from a local file, opened now so that a missing or
     /// unreadable photo is reported before anything is sent.
     pub fn file(&mut self, name: &str, path: &Path) -> io::Result<&mut Self> {
-        let mut file = File::open(path)?;
+        let mut file = crate::photo_file::open(path)?;
         let len = file.metadata()?.len();
         let mut head = [0u8; 16];
         let mut got = 0;

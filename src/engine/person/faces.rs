@@ -7,6 +7,7 @@ use super::{Halt, Item, Worker};
 use crate::engine::caller::{self, Action, Step};
 use crate::limits::RequestLimit;
 use crate::model::ImageRef;
+use crate::service::api::Call;
 use crate::service::client::{CallError, ImageBody};
 use crate::service::codes;
 use crate::store::{FaceRef, Failure, FailureKind, PersonEntry, PersonState, PhotoState};
@@ -57,7 +58,7 @@ impl Worker<'_, '_> {
                 .collect();
             let size = request_size(&chunk);
             let tag = person.fields.tag.as_deref();
-            let answer = self.call(|client| client.add_faces(id, &bodies, tag));
+            let answer = self.call(Call::AddFace, |client| client.add_faces(id, &bodies, tag));
             match answer {
                 Ok(data) => {
                     self.learn_limit(|l| l.accept(size))?;

@@ -33,6 +33,7 @@ use super::queue::PersonWork;
 use super::Shared;
 use crate::normalize;
 use crate::report::Counted;
+use crate::service::api::Call;
 use crate::service::client::{CallError, ImageBody};
 use crate::store::{
     Failure, FailureKind, PersonEntry, PersonState, PhotoEntry, PhotoKey, PhotoState, StoreError,
@@ -347,10 +348,11 @@ impl<'s, 'a> Worker<'s, 'a> {
     /// A call that must succeed for the person to go on.
     fn call_or_halt<T>(
         &mut self,
+        call: Call,
         f: impl FnMut(&crate::service::client::Client) -> Result<T, CallError>,
     ) -> Result<T, Halt> {
-        self.call(f).map_err(
-            |err| match caller::action(Step::Read, err.class(), err.code()) {
+        self.call(call, f).map_err(|err| {
+            match caller::action(Step::Read, err.class(), err.code()) {
                 Action::StopJob => {
                     self.shared.record_fatal(err);
                     Halt::Stop
@@ -361,17 +363,18 @@ impl<'s, 'a> Worker<'s, 'a> {
                     tracing::warn!("cannot go on with the person now: {err}");
                     Halt::Person
                 }
-            },
-        )
+            }
+        })
     }
 
     /// Sends a call through the pacer, retrying transient errors with backoff.
     fn call<T>(
         &mut self,
+        call: Call,
         f: impl FnMut(&crate::service::client::Client) -> Result<T, CallError>,
     ) -> Result<T, CallError> {
         let mut sent = caller::Sent::default();
-        let result = caller::call(self.shared, &mut self.rng, &mut sent, f);
+        let result = caller::call(self.shared, &mut self.rng, &mut sent, call, f);
         self.last_call_in_doubt = sent.in_doubt;
         result
     }

@@ -315,7 +315,7 @@ fn ready(
             // Opened, not only looked at: a photo that cannot be read fails alone here,
             // rather than the call that would carry it (the plan does not open an
             // unchanged file whose permission bits allow reading it).
-            let bytes = std::fs::File::open(path)
+            let bytes = crate::photo_file::open(path)
                 .and_then(|file| file.metadata())
                 .map_err(|e| input_failure(format!("{}: cannot read: {e}", path.display())))?
                 .len();

@@ -3,6 +3,7 @@
 use super::{Halt, Item, Worker};
 use crate::engine::doubt;
 use crate::limits::MAX_FACES_PER_PERSON;
+use crate::service::api::Call;
 use crate::store::{FaceRef, PersonEntry, PhotoState};
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -83,7 +84,7 @@ impl Worker<'_, '_> {
     /// Reads the person's faces from the service: the count and the face ids.
     fn read_faces(&mut self, person: &PersonEntry) -> Result<(Room, Vec<String>), Halt> {
         let id = &person.person;
-        let faces = self.call_or_halt(|c| c.get_face_ids(id))?;
+        let faces = self.call_or_halt(Call::GetFaceIds, |c| c.get_face_ids(id))?;
         Ok((
             Room::read(faces.face_ids.len(), "getfaceids"),
             faces.face_ids,

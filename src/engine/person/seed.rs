@@ -6,6 +6,7 @@ use super::room::Room;
 use super::{Halt, Item, Worker};
 use crate::engine::caller::{self, Action, Step};
 use crate::model::GroupId;
+use crate::service::api::Call;
 use crate::service::client::CallError;
 use crate::store::{FaceRef, FailureKind, PersonEntry, PersonState, PhotoState};
 use std::collections::VecDeque;
@@ -63,7 +64,7 @@ impl Worker<'_, '_> {
             let size = request_size(std::slice::from_ref(&item));
             let ready = item.ready.as_ref().expect("made ready");
             let fields = &person.fields;
-            let answer = self.call(|client| {
+            let answer = self.call(Call::NewPerson, |client| {
                 client.new_person(
                     &person.person,
                     &fields.groups,
@@ -270,7 +271,7 @@ impl Worker<'_, '_> {
         creation_in_doubt: bool,
     ) -> Result<(Room, bool), Halt> {
         let id = &person.person;
-        let info = self.call_or_halt(|c| c.get_info(id))?;
+        let info = self.call_or_halt(Call::GetInfo, |c| c.get_info(id))?;
         let mut created = matches!(person.state, PersonState::Ready { created: true });
         if person.state == PersonState::New {
             let found = crate::deletion::Found::from(info.clone());
@@ -318,7 +319,7 @@ impl Worker<'_, '_> {
             .cloned()
             .collect();
         if !missing.is_empty() {
-            self.call_or_halt(|c| c.add_group_ids(id, &missing))?;
+            self.call_or_halt(Call::AddGroupIds, |c| c.add_group_ids(id, &missing))?;
             // What the job added is what a mirror may take back, once the source
             // drops it.
             self.shared
@@ -331,7 +332,7 @@ impl Worker<'_, '_> {
         let differs =
             name.is_some_and(|n| n != info.person_name) || tag.is_some_and(|t| t != info.tag);
         if differs {
-            self.call_or_halt(|c| c.set_info(id, name, tag))?;
+            self.call_or_halt(Call::SetInfo, |c| c.set_info(id, name, tag))?;
         }
         Ok((Room::read(info.face_ids.len(), "getinfo"), created))
     }

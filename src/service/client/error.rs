@@ -69,6 +69,9 @@ pub enum Unreachable {
     ProxyRefused,
     /// The proxy asks for credentials it was not given, or refused them.
     ProxyAuth,
+    /// No call had an answer for the job's whole limit of unanswered time
+    /// (`--unanswered-limit`): the service (or the way to it) is down or hung.
+    NoAnswer,
 }
 
 /// TLS handshakes failing on this many calls in a row, with no answer between them,
@@ -109,6 +112,10 @@ impl Unreachable {
             Unreachable::ProxyAuth => {
                 "put the proxy's user and password in its URL (http://user:password@host:port)"
             }
+            Unreachable::NoAnswer => {
+                "check that the service, and the proxy on the way if there is one, is up and \
+                 answering (--unanswered-limit SECS waits longer for one that is down)"
+            }
         }
     }
 }
@@ -126,8 +133,20 @@ impl fmt::Display for Unreachable {
             Unreachable::TlsHandshake => "TLS handshakes fail on every call",
             Unreachable::ProxyRefused => "the proxy refused the tunnel",
             Unreachable::ProxyAuth => "the proxy refused its credentials",
+            Unreachable::NoAnswer => "it answered no call for the unanswered limit",
         })
     }
+}
+
+/// Whether a failed call heard from the service ([`CallError::heard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// Something answered.
+    Answer,
+    /// Nothing answered: the call adds to the service's silence.
+    Nothing,
+    /// The call was not sent.
+    NotSent,
 }
 
 /// A call that did not succeed.
@@ -157,6 +176,10 @@ pub enum CallError {
     /// Refused before sending: the request itself is wrong.
     #[error("{}: request not sent: {reason}", call.name())]
     Request { call: Call, reason: String },
+    /// Not sent because the job was asked to stop before the call's turn came:
+    /// nothing reached the service, and the call's photos stay for the next run.
+    #[error("{}: not sent: the job is stopping", call.name())]
+    Stopped { call: Call },
 }
 
 impl CallError {
@@ -183,6 +206,8 @@ impl CallError {
             CallError::Transport { .. } => Class::Transient,
             CallError::Image { .. } => Class::Permanent,
             CallError::Request { .. } => Class::Request,
+            // For now: the next run sends it.
+            CallError::Stopped { .. } => Class::Transient,
         }
     }
 
@@ -200,7 +225,8 @@ impl CallError {
             CallError::Service { call, .. }
             | CallError::Transport { call, .. }
             | CallError::Image { call, .. }
-            | CallError::Request { call, .. } => *call,
+            | CallError::Request { call, .. }
+            | CallError::Stopped { call } => *call,
         }
     }
 
@@ -220,6 +246,30 @@ impl CallError {
             CallError::Transport { kind, .. }
                 if !matches!(kind, TransportKind::Connect | TransportKind::Unreachable(_))
         )
+    }
+
+    /// Whether the service was heard: an answer came (any code, any HTTP status, even
+    /// one that is not the contract's), none came (a timeout, a connection that
+    /// could not be made or broke, a refusal), or no call was sent at all.
+    pub fn heard(&self) -> Heard {
+        match self {
+            CallError::Service { .. } => Heard::Answer,
+            CallError::Transport { kind, .. } => match kind {
+                TransportKind::HttpStatus(_) | TransportKind::BadAnswer => Heard::Answer,
+                TransportKind::Connect
+                | TransportKind::Timeout
+                | TransportKind::ConnectionLost
+                | TransportKind::Unreachable(Unreachable::Refused | Unreachable::NoAnswer) => {
+                    Heard::Nothing
+                }
+                // A certificate, a name, a proxy's refusal: something answered, and
+                // the job stops for it anyway.
+                TransportKind::Unreachable(_) => Heard::Answer,
+            },
+            CallError::Image { .. } | CallError::Request { .. } | CallError::Stopped { .. } => {
+                Heard::NotSent
+            }
+        }
     }
 
     /// What the operator should do about an error that stops the job.

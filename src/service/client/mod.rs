@@ -35,6 +35,14 @@
 //! The caller must find out (e.g. `getinfo`) before sending a non-idempotent call
 //! again, or accept a duplicate refusal (-1302, -1312) as the sign of a lost success.
 //! A failure to connect ([`TransportKind::Connect`]) means nothing was sent.
+//!
+//! # A refused connection
+//!
+//! Before the service has answered any call of this client, a refused connection
+//! means nothing listens at the endpoint as configured: it is
+//! [`Unreachable::Refused`], and the job stops at once. After an answer, it is most
+//! likely the service restarting: it is [`TransportKind::Connect`], retried, and the
+//! job's limit of unanswered time decides when it has lasted too long.
 
 mod answer;
 mod config;
@@ -48,7 +56,7 @@ pub use config::{
     check_endpoint, ClientConfig, ConfigError, Endpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_ENDPOINT,
     DEFAULT_READ_TIMEOUT, DEFAULT_SIGNATURE_VALIDITY,
 };
-pub use error::{CallError, TransportKind, Unreachable, HANDSHAKE_FAILURES_UNREACHABLE};
+pub use error::{CallError, Heard, TransportKind, Unreachable, HANDSHAKE_FAILURES_UNREACHABLE};
 pub use request::ImageBody;
 
 use crate::service::api::Call;
@@ -56,7 +64,7 @@ use crate::service::network::{self, ProxyUrl};
 use crate::service::signer::Signer;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Arc;
 
 /// Calls by call and class label of their answer.
@@ -76,6 +84,9 @@ struct Inner {
     proxy: Option<ProxyUrl>,
     /// TLS handshakes failed in a row, with no answer since.
     handshake_failures: AtomicU32,
+    /// Whether the service has answered any call: a refusal after that is a
+    /// restart, retried, not a wrong address.
+    answered: AtomicBool,
     /// Calls sent, by call and by the class of their answer.
     tally: CallTally,
     appid: String,
@@ -132,6 +143,7 @@ impl Client {
                 base: endpoint.base(),
                 proxy: config.proxy,
                 handshake_failures: AtomicU32::new(0),
+                answered: AtomicBool::new(false),
                 tally: CallTally::default(),
                 appid: config.appid,
                 bucket: config.bucket,

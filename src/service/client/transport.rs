@@ -95,6 +95,7 @@ impl Client {
             Err(ureq::Error::Transport(t)) => return Err(self.transport_error(call, &t)),
         };
         self.inner.handshake_failures.store(0, Ordering::Relaxed);
+        self.inner.answered.store(true, Ordering::Relaxed);
         let status = response.status();
         let mut bytes = Vec::new();
         if let Err(e) = response
@@ -151,6 +152,17 @@ impl Client {
                     TransportKind::Connect
                 }
             }
+        };
+        // Refused after an answer: a restart, not a wrong address (see the module
+        // documentation).
+        let kind = match kind {
+            TransportKind::Unreachable(Unreachable::Refused)
+                if self.inner.answered.load(Ordering::Relaxed) =>
+            {
+                detail.push_str(" (the service answered before: restarting?)");
+                TransportKind::Connect
+            }
+            kind => kind,
         };
         if let TransportKind::Unreachable(_) = kind {
             let via = match &self.inner.proxy {
