@@ -30,23 +30,11 @@ FACEENROLL_WORKERS=4, FACEENROLL_NO_RESIZE=true, FACEENROLL_GROUPS=staff,lab) or
 the [enroll] table of the --config file (e.g. workers = 4, no_resize = true,
 groups = [\"staff\", \"lab\"]); a flag wins over the environment, which wins over the
 file. --print-config shows the result. Credentials come only from
-TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY or the [service] table of the file.
-
-Exit codes:
-  0    everything accounted for, no failure
-  1    finished with failed photos, or photos left for the next run (see the
-       report: its failed and pending rows say why)
-  2    usage, configuration or input error before any call, the state
-       directory is in use by another job, it belongs to another account
-       (endpoint, AppID, bucket) or another --shard, or it was rolled back
-  3    stopped by a fatal error: the service refused the account or credentials
-       or could not be reached (certificate, proxy, DNS, refused connection), or
-       the progress database could not be written (resumable: fix it, run again)
-  130  interrupted (resumable: run again)";
+TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY or the [service] table of the file.";
 
 /// The flags of `enroll`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = AFTER_HELP)]
+#[command(after_help = crate::exit::help_after(AFTER_HELP))]
 pub struct EnrollArgs {
     #[command(flatten)]
     plan: PlanArgs,

@@ -66,6 +66,7 @@ impl PlanSettings {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit::help())]
 pub struct PlanCommand {
     #[command(flatten)]
     pub plan: PlanArgs,

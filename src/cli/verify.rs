@@ -12,17 +12,6 @@ use crate::service::client::Client;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-const VERIFY_EXIT_HELP: &str = "\
-Exit codes:
-  0  the service holds every person, group, name, tag and face the job recorded
-  1  something differs (see the drift report), or the service still holds a
-     person or face of the job that the source no longer lists
-  2  usage or configuration error, the state directory is in use, it belongs
-     to another account (endpoint, AppID or bucket), or it was rolled back (no
-     call is made)
-  3  stopped by a service error before every person was checked (run it again to
-     go on where it stopped)";
-
 /// The flags `verify` and `rollback` share: the service, the job, the pace.
 #[derive(Debug, clap::Args)]
 pub struct AfterArgs {
@@ -63,7 +52,7 @@ impl AfterArgs {
 
 /// `faceenroll verify`
 #[derive(Debug, clap::Args)]
-#[command(after_help = VERIFY_EXIT_HELP)]
+#[command(after_help = crate::exit::help())]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub after: AfterArgs,
