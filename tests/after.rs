@@ -39,6 +39,7 @@ fn job(archive: &Archive, outputs: Outputs) -> EnrollJob {
         report: None,
         outputs,
         mirror: None,
+        strict: false,
     }
 }
 

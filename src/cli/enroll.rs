@@ -15,7 +15,7 @@ use crate::emulator::EmulatorConfig;
 use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFAULT_MAX_WORKERS};
 use crate::limits::DEFAULT_QPS;
 use crate::metrics::{self, StoppedJson};
-use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Outputs, Target};
+use crate::ops::enroll::{enroll, Done, EnrollError, EnrollJob, Outputs, Target};
 use crate::ping::Pinger;
 use anyhow::Context as _;
 use serde::Serialize;
@@ -285,6 +285,7 @@ fn run_job(
             summary_json: settings.run.summary_json.clone(),
         },
         mirror: settings.plan.mirror.then_some(settings.plan.max_delete),
+        strict: settings.run.strict,
     };
 
     let stop = Arc::new(StopSignal::default());
@@ -342,12 +343,10 @@ fn run_job(
             settings.qps
         );
     }
-    let mut held = false;
     if let Some(mirror) = &finished.mirror {
         let mut out = std::io::stdout().lock();
         match &mirror.held {
             Some(reason) => {
-                held = true;
                 let _ = writeln!(out, "Mirror: nothing deleted: {reason}");
             }
             None => {
@@ -407,28 +406,7 @@ fn run_job(
             }
         );
     }
-    let (mirror_stopped, mirror_interrupted) = finished
-        .mirror
-        .as_ref()
-        .map_or((false, false), |m| (m.stopped.is_some(), m.interrupted));
-    // A group the source dropped but kept as a person's last: in doubt, left and said.
-    let last_group_kept = finished
-        .mirror
-        .as_ref()
-        .is_some_and(|m| m.last_group_kept > 0);
-    Ok(match finished.ending {
-        Ending::Completed { .. } if mirror_interrupted => Exit::Interrupted,
-        Ending::Completed { .. } if mirror_stopped => Exit::Fatal,
-        Ending::Completed { .. } if held => Exit::Held,
-        Ending::Completed { .. } if last_group_kept => Exit::Failures,
-        Ending::Completed {
-            failed: 0,
-            pending: 0,
-        } => Exit::Ok,
-        Ending::Completed { .. } => Exit::Failures,
-        Ending::Fatal(_) => Exit::Fatal,
-        Ending::Interrupted => Exit::Interrupted,
-    })
+    Ok(finished.exit)
 }
 
 /// The first Ctrl-C or SIGTERM asks the job to stop gracefully; a second one ends the

@@ -790,6 +790,12 @@ settings! {
         /// warning, never the job; a ping carries no credential.
         #[arg(long, value_name = "URL")]
         ping_url: Option<String>, env "FACEENROLL_PING_URL";
+        /// Count photos that failed for good in earlier runs (and are not retried)
+        /// in the exit code: without it, a run with nothing new exits 0 and counts
+        /// them in the summary only (`failed_earlier`); with it, they exit 1 every
+        /// run, as new failures do.
+        #[arg(long)]
+        strict: bool, env "FACEENROLL_STRICT", default false;
         /// No progress bars, even at a terminal.
         #[arg(long)]
         no_progress: bool, env "FACEENROLL_NO_PROGRESS", default false;

@@ -363,6 +363,9 @@ pub struct Mirrored {
     /// limit.
     pub room_made: BTreeSet<String>,
     pub calls: u64,
+    /// Deletions the service refused in this run (past their retries, for an error
+    /// that may pass): each is planned again by the next run.
+    pub failed: u64,
     /// The error that stopped the deletions (the rest are made by the next run).
     pub stopped: Option<CallError>,
     pub interrupted: bool,
