@@ -217,3 +217,75 @@ fn a_held_mirror_exits_4_and_is_not_a_finished_night() {
         "{ending}"
     );
 }
+
+#[test]
+fn the_readmes_repair_line_run_as_written_enrolls_what_went_missing() {
+    use faceenroll::emulator::{REHEARSAL_APPID, REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
+    let (dir, root, state, _) = tmp();
+    write(&root.join("ann/1.png"), &photo(1));
+    write(&root.join("ann/2.png"), &photo(2));
+    let em = support::EmulatorProcess::start(&[], &dir.path().join("emulator.log"));
+    let first =
+        output(support::enroll_command(&root, &em.endpoint, &state).args(["--group", "staff"]));
+    assert_eq!(first.code, 0, "{first:?}");
+
+    // Someone deletes a face the job enrolled.
+    let gone = em.state().persons["ann"].faces[0].face_id.clone();
+    let deleted = output(
+        faceenroll(&[])
+            .args(["delete-faces", "ann", &gone, "--yes"])
+            .args(["--endpoint", &em.endpoint, "--appid", REHEARSAL_APPID])
+            .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+            .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY),
+    );
+    assert_eq!(deleted.code, 0, "{deleted:?}");
+    assert_eq!(em.state().persons["ann"].faces.len(), 1);
+
+    // The README's line, with the job's settings in the environment.
+    let readme = include_str!("../README.md");
+    let line =
+        "faceenroll verify --state DIR --repair && faceenroll enroll /srv/photos --state DIR ...";
+    assert!(readme.contains(line), "the README's repair line changed");
+    let script = line
+        .replace("DIR", s(&state))
+        .replace("/srv/photos", s(&root))
+        .replace("...", "--group staff --no-progress");
+    let bin = Path::new(support::bin::BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = output(
+        support::bin::command("sh")
+            .args(["-c", &script])
+            .env("PATH", path)
+            .env("FACEENROLL_ENDPOINT", &em.endpoint)
+            .env("FACEENROLL_APPID", REHEARSAL_APPID)
+            .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+            .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("faceenroll: finished"),
+        "the enroll ran: {run:?}"
+    );
+    assert_eq!(em.state().persons["ann"].faces.len(), 2, "{run:?}");
+
+    // Without --repair a difference is still exit 1.
+    let gone = em.state().persons["ann"].faces[0].face_id.clone();
+    output(
+        faceenroll(&[])
+            .args(["delete-faces", "ann", &gone, "--yes"])
+            .args(["--endpoint", &em.endpoint, "--appid", REHEARSAL_APPID])
+            .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+            .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY),
+    );
+    let (code, text) = support::bin::code_and_text(&mut support::after_command(
+        "verify",
+        &em.endpoint,
+        &state,
+        &[],
+    ));
+    assert_eq!(code, 1, "{text}");
+}

@@ -278,7 +278,8 @@ fn a_person_left_whole_is_not_planned_again_night_after_night() {
     std::fs::remove_dir_all(archive.root().join("person007")).unwrap();
     let mirror = ["--group", "door", "--mirror"];
     let (code, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
-    assert_eq!(code, 0, "{text}");
+    // Left whole this night: said, exit 1; the nights after, unchanged, exit 0.
+    assert_eq!(code, 1, "{text}");
     assert_eq!(
         emulator.snapshot().persons["person007"],
         theirs_now,

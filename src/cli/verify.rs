@@ -84,13 +84,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     };
     let verified = verify(&job, &client)?;
     let _ = write!(std::io::stdout().lock(), "{verified}");
-    Ok(if verified.stopped.is_some() {
-        Exit::Fatal
-    } else if verified.differences() > 0 {
-        Exit::Failures
-    } else {
-        Exit::Ok
-    })
+    Ok(verified.exit())
 }
 
 #[cfg(test)]
