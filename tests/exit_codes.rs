@@ -289,3 +289,38 @@ fn the_readmes_repair_line_run_as_written_enrolls_what_went_missing() {
     ));
     assert_eq!(code, 1, "{text}");
 }
+
+#[test]
+fn a_manifest_cut_inside_its_last_cell_is_refused_before_any_call() {
+    let (dir, root, state, service) = tmp();
+    for (i, person) in ["p1", "p5"].iter().enumerate() {
+        write(&root.join(format!("{person}-1.png")), &photo(i as u32 + 1));
+    }
+    let manifest = dir.path().join("hr.csv");
+    let whole = format!(
+        "person_id,image,group_ids\np1,{},door\np5,{},door\n",
+        s(&root.join("p1-1.png")),
+        s(&root.join("p5-1.png"))
+    );
+    // The export arrives cut inside the last cell: `...,d`, no line break.
+    std::fs::write(&manifest, &whole[..whole.len() - 4]).unwrap();
+    let run = enroll(&manifest, &state, &service, &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("hr.csv:3: "),
+        "names the file and the line: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("no line break"), "{}", run.stderr);
+    assert!(!service.exists(), "no call was made: {run:?}");
+
+    // Whole, it is taken.
+    std::fs::write(&manifest, &whole).unwrap();
+    let run = enroll(&manifest, &state, &service, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let held = serde_json::from_slice::<faceenroll::emulator::StateSnapshot>(
+        &std::fs::read(&service).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(held.persons["p5"].groups, ["door"], "{held:?}");
+}
