@@ -946,6 +946,15 @@ impl std::fmt::Display for Summary<'_> {
             "  persons: {} in the plan, {} created and {} reconciled this run, {} failed",
             c.persons, t.persons_created, t.persons_reconciled, c.persons_failed,
         )?;
+        if t.changes_failed > 0 {
+            writeln!(
+                f,
+                "  {} {} of persons' groups, name or tag failed this run (the log says why); \
+                 the next run tries again",
+                t.changes_failed,
+                plural(t.changes_failed, "change", "changes"),
+            )?;
+        }
         writeln!(
             f,
             "  photos:  {} in the plan: {} enrolled, {} duplicate, {} skipped, {} failed, {} pending",

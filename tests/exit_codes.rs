@@ -324,3 +324,118 @@ fn a_manifest_cut_inside_its_last_cell_is_refused_before_any_call() {
     .unwrap();
     assert_eq!(held.persons["p5"].groups, ["door"], "{held:?}");
 }
+
+/// The flags that make every call of the in-process emulator answer 213 (an
+/// internal error) and give up on it soon.
+const ALWAYS_213: [&str; 6] = [
+    "--error-213",
+    "1",
+    "--retry-attempts",
+    "2",
+    "--retry-max-wait",
+    "1",
+];
+
+#[test]
+fn a_group_change_refused_past_its_retries_is_a_failure_of_the_run() {
+    let (dir, root, state, service) = tmp();
+    write(&root.join("ann/1.png"), &photo(1));
+    let summary = dir.path().join("summary.json");
+    let first = enroll(&root, &state, &service, &["--group", "staff"]);
+    assert_eq!(first.code, 0, "{first:?}");
+
+    // ann now goes in lab too; the service answers 213 to every call.
+    let extra = [
+        &[
+            "--group",
+            "staff",
+            "--group",
+            "lab",
+            "--summary-json",
+            s(&summary),
+        ][..],
+        &ALWAYS_213,
+    ]
+    .concat();
+    let run = enroll(&root, &state, &service, &extra);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("1 change of persons' groups, name or tag failed this run"),
+        "{}",
+        run.stdout
+    );
+    let figures = json(&summary);
+    assert_eq!(
+        (
+            figures["exit_code"].as_i64(),
+            figures["changes_failed"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{figures}"
+    );
+
+    // The next run, the service well again, brings ann in line.
+    let run = enroll(&root, &state, &service, &extra[..6]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let held = serde_json::from_slice::<faceenroll::emulator::StateSnapshot>(
+        &std::fs::read(&service).unwrap(),
+    )
+    .unwrap();
+    let mut groups = held.persons["ann"].groups.clone();
+    groups.sort();
+    assert_eq!(groups, ["lab", "staff"]);
+}
+
+#[test]
+fn a_mirror_deletion_refused_past_its_retries_is_a_failure_not_a_fatal_stop() {
+    let (dir, root, state, service) = tmp();
+    write(&root.join("ann/1.png"), &photo(1));
+    write(&root.join("ben/1.png"), &photo(2));
+    let summary = dir.path().join("summary.json");
+    let mirror = [
+        "--group",
+        "staff",
+        "--mirror",
+        "--max-delete",
+        "100%",
+        "--summary-json",
+        s(&summary),
+    ];
+    let first = enroll(&root, &state, &service, &mirror);
+    assert_eq!(first.code, 0, "{first:?}");
+
+    std::fs::remove_dir_all(root.join("ben")).unwrap();
+    let run = enroll(
+        &root,
+        &state,
+        &service,
+        &[&mirror[..], &ALWAYS_213].concat(),
+    );
+    assert_eq!(
+        run.code, 1,
+        "not exit 3, kept for account and network stops: {run:?}"
+    );
+    assert!(
+        run.stdout.contains("Mirror: 1 deletion failed"),
+        "{}",
+        run.stdout
+    );
+    let figures = json(&summary);
+    assert_eq!(figures["mirror"]["failed"], 1, "{figures}");
+    assert_eq!(figures["exit_code"], 1, "{figures}");
+    assert!(
+        figures["calls"].as_u64().unwrap() >= 2,
+        "the mirror's calls are the run's: {figures}"
+    );
+
+    // The next night deletes ben.
+    let run = enroll(&root, &state, &service, &mirror);
+    assert_eq!(run.code, 0, "{run:?}");
+    let held = serde_json::from_slice::<faceenroll::emulator::StateSnapshot>(
+        &std::fs::read(&service).unwrap(),
+    )
+    .unwrap();
+    assert!(!held.persons.contains_key("ben"), "{held:?}");
+    assert!(json(&summary)["calls"].as_u64().unwrap() >= 2, "{run:?}");
+}

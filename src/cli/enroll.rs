@@ -380,6 +380,15 @@ fn run_job(
                  left it: {why}"
             );
         }
+        if mirror.failed > 0 {
+            let _ = writeln!(
+                out,
+                "Mirror: {} {} failed (the log says why); the next run with --mirror tries \
+                 again",
+                mirror.failed,
+                crate::report::plural(mirror.failed, "deletion", "deletions"),
+            );
+        }
         if let Some(err) = &mirror.stopped {
             let _ = writeln!(
                 out,

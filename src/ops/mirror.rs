@@ -379,6 +379,7 @@ impl Mirrored {
             faces_deleted: self.faces_deleted,
             groups_deleted: self.groups_deleted,
             persons_left: self.left.len() as u64,
+            failed: self.failed,
             held: self.held.as_ref().map(ToString::to_string),
         }
     }
@@ -597,16 +598,32 @@ pub fn run(
                 recorded?;
                 store.flush()?;
             }
-            Err(err) if stops(&err) => {
+            Err(err) if stops_the_mirror(&err) => {
                 done.stopped = Some(err);
                 break;
             }
-            Err(err) => tracing::warn!("mirror: a deletion was refused: {err}"),
+            Err(err) => {
+                // A refusal, or an error of the service that outlasted its retries
+                // (213): a failed item of this run, planned again by the next one.
+                done.failed += 1;
+                tracing::warn!(
+                    "mirror: a deletion failed: {err}; the next run with --mirror tries it again"
+                );
+            }
         }
     }
     done.calls = paced.calls;
     record_run(store, &done)?;
     Ok(done)
+}
+
+/// Whether an error stops the deletions (exit 3): one every later call would get
+/// too (the account, the credentials, a service out of reach) or the network
+/// failing under the calls. An error of the service that outlasted its retries
+/// (213, rate limits) is one deletion's failure, not the job's.
+fn stops_the_mirror(err: &CallError) -> bool {
+    err.class() == Class::Fatal
+        || (matches!(err, CallError::Transport { .. }) && err.class() == Class::Transient)
 }
 
 /// Takes `dropped` groups from a person still listed, as [`mirror::groups_to_take`]
