@@ -439,3 +439,66 @@ fn a_mirror_deletion_refused_past_its_retries_is_a_failure_not_a_fatal_stop() {
     assert!(!held.persons.contains_key("ben"), "{held:?}");
     assert!(json(&summary)["calls"].as_u64().unwrap() >= 2, "{run:?}");
 }
+
+#[test]
+fn max_delete_without_mirror_is_refused_before_any_call() {
+    let (_dir, root, state, service) = tmp();
+    write(&root.join("ann/1.png"), &photo(1));
+    let run = enroll(
+        &root,
+        &state,
+        &service,
+        &["--group", "staff", "--max-delete", "5"],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("--max-delete is set without --mirror"),
+        "{}",
+        run.stderr
+    );
+    assert!(!service.exists(), "no call was made");
+    let by_env = output(
+        faceenroll(&[])
+            .args(["plan", s(&root), "--group", "staff"])
+            .env("FACEENROLL_MAX_DELETE", "5"),
+    );
+    assert_eq!(by_env.code, 2, "{by_env:?}");
+    assert!(
+        by_env.stderr.contains("FACEENROLL_MAX_DELETE"),
+        "{by_env:?}"
+    );
+    let with_mirror = enroll(
+        &root,
+        &state,
+        &service,
+        &["--group", "staff", "--mirror", "--max-delete", "5"],
+    );
+    assert_eq!(with_mirror.code, 0, "{with_mirror:?}");
+}
+
+#[test]
+fn a_header_only_manifest_for_a_job_that_holds_nothing_exits_2_as_an_empty_tree_does() {
+    let (dir, root, state, service) = tmp();
+    let manifest = dir.path().join("hr.csv");
+    std::fs::write(&manifest, "person_id,image,group_ids\n").unwrap();
+    let run = enroll(&manifest, &state, &service, &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("hr.csv") && run.stderr.contains("no row"),
+        "{}",
+        run.stderr
+    );
+    assert!(!service.exists(), "no call was made");
+    let allowed = enroll(&manifest, &state, &service, &["--allow-empty"]);
+    assert_eq!(allowed.code, 0, "{allowed:?}");
+
+    // The empty tree it matches.
+    std::fs::create_dir_all(&root).unwrap();
+    let tree = enroll(
+        &root,
+        &dir.path().join("s2"),
+        &service,
+        &["--group", "staff"],
+    );
+    assert_eq!(tree.code, 2, "{tree:?}");
+}

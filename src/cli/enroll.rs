@@ -85,7 +85,7 @@ impl EnrollSettings {
         env: settings::Env,
         file: &EnrollSection,
     ) -> anyhow::Result<EnrollSettings> {
-        let plan = PlanSettings::resolve(&args.plan, env, file)?;
+        let plan = PlanSettings::resolve_checked(&args.plan, env, file)?;
         let job = JobSettings::resolve(&args.job, env, file)?;
         let run = RunSettings::resolve(&args.run, env, file)?;
         let workers = resolve_workers(run.workers, run.max_workers)?;
