@@ -47,6 +47,9 @@ pub struct MirrorFigures {
     pub groups_deleted: u64,
     /// Persons left whole or in part (the log and the summary give each reason).
     pub persons_left: u64,
+    /// Persons an earlier run left, said then and unchanged since (not in the exit
+    /// code).
+    pub persons_left_earlier: u64,
     /// Deletions that failed this run (planned again by the next).
     pub failed: u64,
     /// Why every deletion was held back, when a guard held them.

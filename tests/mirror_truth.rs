@@ -285,10 +285,17 @@ fn a_person_left_whole_is_not_planned_again_night_after_night() {
         theirs_now,
         "{text}"
     );
+    let summary = archive.dir.path().join("summary.json");
+    let nightly = [&mirror[..], &["--summary-json", summary.to_str().unwrap()]].concat();
     for night in 0..2 {
         let calls = emulator.counters().requests;
-        let (code, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
+        let (code, text) = enroll(&archive.root(), &archive, &emulator, &nightly);
         assert_eq!(code, 0, "night {night}: {text}");
+        // Counted, not in the exit code: said on the night it was left.
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        assert_eq!(json["mirror"]["persons_left_earlier"], 1, "{json}");
+        assert_eq!(json["exit_code"], 0, "{json}");
         assert_eq!(emulator.counters().requests, calls, "night {night}: {text}");
         assert!(
             text.contains("person007: left the source and stays"),

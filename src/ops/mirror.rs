@@ -379,6 +379,7 @@ impl Mirrored {
             faces_deleted: self.faces_deleted,
             groups_deleted: self.groups_deleted,
             persons_left: self.left.len() as u64,
+            persons_left_earlier: self.still_left.len() as u64,
             failed: self.failed,
             held: self.held.as_ref().map(ToString::to_string),
         }
