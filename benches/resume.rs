@@ -99,6 +99,7 @@ fn resume(
         report: None,
         outputs: Default::default(),
         mirror: None,
+        strict: false,
     };
     let target = Target::Service(ClientConfig::new(
         &emulator.endpoint(),
@@ -143,6 +144,7 @@ fn dry_run(state: &Path, source: &SourceSpec) -> (Duration, u64) {
         report: None,
         outputs: Default::default(),
         mirror: None,
+        strict: false,
     };
     let start = Instant::now();
     let done = enroll(

@@ -38,6 +38,7 @@ pub mod config;
 pub mod deletion;
 pub mod emulator;
 pub mod engine;
+pub mod exit;
 pub mod faces;
 pub mod limits;
 pub mod memory;

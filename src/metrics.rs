@@ -47,6 +47,11 @@ pub struct MirrorFigures {
     pub groups_deleted: u64,
     /// Persons left whole or in part (the log and the summary give each reason).
     pub persons_left: u64,
+    /// Persons an earlier run left, said then and unchanged since (not in the exit
+    /// code).
+    pub persons_left_earlier: u64,
+    /// Deletions that failed this run (planned again by the next).
+    pub failed: u64,
     /// Why every deletion was held back, when a guard held them.
     pub held: Option<String>,
 }
@@ -317,6 +322,8 @@ pub fn write_stopped_summary(path: &Path, stopped: &StoppedJson) {
 pub struct SummaryJson {
     /// How the run ended, in words.
     pub ending: String,
+    /// The exit code of the run ([`crate::exit`]).
+    pub exit_code: i32,
     pub persons: u64,
     pub persons_created: u64,
     pub persons_reconciled: u64,
@@ -327,6 +334,11 @@ pub struct SummaryJson {
     pub skipped: u64,
     pub failed: u64,
     pub pending: u64,
+    /// Of `failed`, the photos known from earlier runs and unchanged (not in the exit
+    /// code unless `--strict`).
+    pub failed_earlier: u64,
+    /// Changes of persons (groups, name, tag) refused this run past their retries.
+    pub changes_failed: u64,
     /// Failed photos by service code (`null`: no code).
     pub failures_by_code: Vec<CodeCount>,
     /// Photos this run settled (enrolled, duplicate, skipped or failed by its calls),
@@ -360,6 +372,7 @@ impl SummaryJson {
         let t = s.tally.snapshot();
         SummaryJson {
             ending: s.ending.to_owned(),
+            exit_code: 0,
             persons: c.persons,
             persons_created: t.persons_created,
             persons_reconciled: t.persons_reconciled,
@@ -370,6 +383,8 @@ impl SummaryJson {
             skipped: c.skipped,
             failed: c.failed,
             pending: c.pending,
+            failed_earlier: 0,
+            changes_failed: t.changes_failed,
             failures_by_code: c
                 .failures_by_code
                 .iter()
@@ -395,6 +410,16 @@ impl SummaryJson {
     pub fn of_shard(self, shard: crate::shard::Shard) -> SummaryJson {
         SummaryJson {
             shard: shard.is_split().then(|| shard.to_string()),
+            ..self
+        }
+    }
+
+    /// The same summary with the run's exit code and the failures known from
+    /// earlier runs.
+    pub fn with_exit(self, exit: crate::exit::Exit, failed_earlier: u64) -> SummaryJson {
+        SummaryJson {
+            exit_code: exit.code(),
+            failed_earlier,
             ..self
         }
     }

@@ -26,6 +26,7 @@ pub struct Tally {
     persons_created: AtomicU64,
     persons_reconciled: AtomicU64,
     persons_failed: AtomicU64,
+    changes_failed: AtomicU64,
     persons_done: AtomicU64,
     calls: AtomicU64,
     retries: AtomicU64,
@@ -56,6 +57,10 @@ pub struct TallySnapshot {
     pub persons_created: u64,
     pub persons_reconciled: u64,
     pub persons_failed: u64,
+    /// Changes of persons already on the service (groups, name, tag) the service
+    /// refused in this run, past their retries: the person is brought in line by a
+    /// later run.
+    pub changes_failed: u64,
     pub persons_done: u64,
     /// Attempts of calls sent, retries included.
     pub calls: u64,
@@ -164,6 +169,7 @@ impl Tally {
             persons_created: get(&self.persons_created),
             persons_reconciled: get(&self.persons_reconciled),
             persons_failed: get(&self.persons_failed),
+            changes_failed: get(&self.changes_failed),
             persons_done: get(&self.persons_done),
             calls: get(&self.calls),
             retries: get(&self.retries),
@@ -238,6 +244,17 @@ impl Tally {
 
     pub fn person_failed(&self) {
         self.persons_failed.fetch_add(1, Relaxed);
+    }
+
+    /// A change of a person already on the service (its groups, name or tag) was
+    /// refused past its retries; the person stays to be brought in line.
+    pub fn change_failed(&self) {
+        self.changes_failed.fetch_add(1, Relaxed);
+    }
+
+    /// `n` calls were sent outside the engine (the deletions of `--mirror`).
+    pub fn calls_made(&self, n: u64) {
+        self.calls.fetch_add(n, Relaxed);
     }
 
     /// The job went through a person's queue (its photos may have failed).
@@ -962,6 +979,15 @@ impl std::fmt::Display for Summary<'_> {
             "  persons: {} in the plan, {} created and {} reconciled this run, {} failed",
             c.persons, t.persons_created, t.persons_reconciled, c.persons_failed,
         )?;
+        if t.changes_failed > 0 {
+            writeln!(
+                f,
+                "  {} {} of persons' groups, name or tag failed this run (the log says why); \
+                 the next run tries again",
+                t.changes_failed,
+                plural(t.changes_failed, "change", "changes"),
+            )?;
+        }
         writeln!(
             f,
             "  photos:  {} in the plan: {} enrolled, {} duplicate, {} skipped, {} failed, {} pending",

@@ -299,13 +299,27 @@ fn at_a_terminal_the_job_draws_bars_and_ends_with_the_summary() {
 }
 
 #[test]
-fn help_documents_the_exit_codes() {
-    for args in [&["--help"][..], &["enroll", "--help"][..]] {
+fn every_help_shows_the_one_exit_table() {
+    let table = faceenroll::exit::help();
+    for args in [
+        &["--help"][..],
+        &["enroll", "--help"],
+        &["verify", "--help"],
+        &["rollback", "--help"],
+        &["plan", "--help"],
+        &["status", "--help"],
+        &["report", "--help"],
+        &["groups", "--help"],
+        &["delete-person", "--help"],
+        &["sign", "--help"],
+        &["emulator", "--help"],
+    ] {
         let r = run(args);
         assert_eq!(r.code, 0);
-        for code in ["0 ", "1 ", "2 ", "3 ", "130"] {
+        assert!(r.stdout.contains(&table), "{args:?}:\n{}", r.stdout);
+        for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "130"] {
             assert!(
-                r.stdout.contains(&format!("  {code}")),
+                r.stdout.contains(&format!("\n  {code}")),
                 "{args:?} lacks exit code {code}"
             );
         }

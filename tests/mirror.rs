@@ -150,7 +150,7 @@ fn a_mirror_run_deletes_what_left_the_source_and_nothing_else() {
         serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert_eq!(
         json["mirror"],
-        serde_json::json!({"persons_deleted": 2, "faces_deleted": 5, "groups_deleted": 0, "persons_left": 0, "held": null})
+        serde_json::json!({"persons_deleted": 2, "faces_deleted": 5, "groups_deleted": 0, "persons_left": 0, "persons_left_earlier": 0, "failed": 0, "held": null})
     );
     let prom = std::fs::read_to_string(&metrics).unwrap();
     for sample in [

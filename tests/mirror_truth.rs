@@ -289,16 +289,24 @@ fn a_person_left_whole_is_not_planned_again_night_after_night() {
     std::fs::remove_dir_all(archive.root().join("person007")).unwrap();
     let mirror = ["--group", "door", "--mirror"];
     let (code, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
-    assert_eq!(code, 0, "{text}");
+    // Left whole this night: said, exit 1; the nights after, unchanged, exit 0.
+    assert_eq!(code, 1, "{text}");
     assert_eq!(
         emulator.snapshot().persons["person007"],
         theirs_now,
         "{text}"
     );
+    let summary = archive.dir.path().join("summary.json");
+    let nightly = [&mirror[..], &["--summary-json", summary.to_str().unwrap()]].concat();
     for night in 0..2 {
         let calls = emulator.counters().requests;
-        let (code, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
+        let (code, text) = enroll(&archive.root(), &archive, &emulator, &nightly);
         assert_eq!(code, 0, "night {night}: {text}");
+        // Counted, not in the exit code: said on the night it was left.
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        assert_eq!(json["mirror"]["persons_left_earlier"], 1, "{json}");
+        assert_eq!(json["exit_code"], 0, "{json}");
         assert_eq!(emulator.counters().requests, calls, "night {night}: {text}");
         assert!(
             text.contains("person007: left the source and stays"),
@@ -629,7 +637,9 @@ fn a_leaver_found_before_the_job_is_said_every_night_and_planned_once() {
 
     std::fs::remove_dir_all(archive.root().join("person003")).unwrap();
     let mirror = ["--group", "door", "--mirror"];
-    let (_, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
+    let (code, text) = enroll(&archive.root(), &archive, &emulator, &mirror);
+    // Said, and the night that left it asks for a look.
+    assert_eq!(code, 1, "{text}");
     // The job's face leaves; the person and its group were there before the job.
     let left = emulator.snapshot().persons["person003"].clone();
     assert_eq!(left.faces.len(), 1, "{text}");

@@ -190,7 +190,7 @@ impl ContractArgs {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = AFTER_HELP)]
+#[command(after_help = crate::exit::help_after(AFTER_HELP))]
 pub struct EmulatorArgs {
     /// Address to listen on. Keep it on loopback.
     #[arg(long, default_value = "127.0.0.1:8080")]

@@ -15,7 +15,7 @@ use crate::emulator::EmulatorConfig;
 use crate::engine::{retry::RetryPolicy, EngineOptions, StopSignal, Workers, DEFAULT_MAX_WORKERS};
 use crate::limits::DEFAULT_QPS;
 use crate::metrics::{self, StoppedJson};
-use crate::ops::enroll::{enroll, Done, Ending, EnrollError, EnrollJob, Outputs, Target};
+use crate::ops::enroll::{enroll, Done, EnrollError, EnrollJob, Outputs, Target};
 use crate::ping::Pinger;
 use anyhow::Context as _;
 use serde::Serialize;
@@ -30,23 +30,11 @@ FACEENROLL_WORKERS=4, FACEENROLL_NO_RESIZE=true, FACEENROLL_GROUPS=staff,lab) or
 the [enroll] table of the --config file (e.g. workers = 4, no_resize = true,
 groups = [\"staff\", \"lab\"]); a flag wins over the environment, which wins over the
 file. --print-config shows the result. Credentials come only from
-TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY or the [service] table of the file.
-
-Exit codes:
-  0    everything accounted for, no failure
-  1    finished with failed photos, or photos left for the next run (see the
-       report: its failed and pending rows say why)
-  2    usage, configuration or input error before any call, the state
-       directory is in use by another job, it belongs to another account
-       (endpoint, AppID, bucket) or another --shard, or it was rolled back
-  3    stopped by a fatal error: the service refused the account or credentials
-       or could not be reached (certificate, proxy, DNS, refused connection), or
-       the progress database could not be written (resumable: fix it, run again)
-  130  interrupted (resumable: run again)";
+TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY or the [service] table of the file.";
 
 /// The flags of `enroll`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = AFTER_HELP)]
+#[command(after_help = crate::exit::help_after(AFTER_HELP))]
 pub struct EnrollArgs {
     #[command(flatten)]
     plan: PlanArgs,
@@ -97,7 +85,7 @@ impl EnrollSettings {
         env: settings::Env,
         file: &EnrollSection,
     ) -> anyhow::Result<EnrollSettings> {
-        let plan = PlanSettings::resolve(&args.plan, env, file)?;
+        let plan = PlanSettings::resolve_checked(&args.plan, env, file)?;
         let job = JobSettings::resolve(&args.job, env, file)?;
         let run = RunSettings::resolve(&args.run, env, file)?;
         let workers = resolve_workers(run.workers, run.max_workers)?;
@@ -298,6 +286,7 @@ fn run_job(
             summary_json: settings.run.summary_json.clone(),
         },
         mirror: settings.plan.mirror.then_some(settings.plan.max_delete),
+        strict: settings.run.strict,
     };
 
     let stop = Arc::new(StopSignal::default());
@@ -355,12 +344,10 @@ fn run_job(
             settings.qps
         );
     }
-    let mut held = false;
     if let Some(mirror) = &finished.mirror {
         let mut out = std::io::stdout().lock();
         match &mirror.held {
             Some(reason) => {
-                held = true;
                 let _ = writeln!(out, "Mirror: nothing deleted: {reason}");
             }
             None => {
@@ -394,6 +381,15 @@ fn run_job(
                  left it: {why}"
             );
         }
+        if mirror.failed > 0 {
+            let _ = writeln!(
+                out,
+                "Mirror: {} {} failed (the log says why); the next run with --mirror tries \
+                 again",
+                mirror.failed,
+                crate::report::plural(mirror.failed, "deletion", "deletions"),
+            );
+        }
         if let Some(err) = &mirror.stopped {
             let _ = writeln!(
                 out,
@@ -420,28 +416,7 @@ fn run_job(
             }
         );
     }
-    let (mirror_stopped, mirror_interrupted) = finished
-        .mirror
-        .as_ref()
-        .map_or((false, false), |m| (m.stopped.is_some(), m.interrupted));
-    // A group the source dropped but kept as a person's last: in doubt, left and said.
-    let last_group_kept = finished
-        .mirror
-        .as_ref()
-        .is_some_and(|m| m.last_group_kept > 0);
-    Ok(match finished.ending {
-        Ending::Completed { .. } if mirror_interrupted => Exit::Interrupted,
-        Ending::Completed { .. } if mirror_stopped => Exit::Fatal,
-        Ending::Completed { .. } if held => Exit::Held,
-        Ending::Completed { .. } if last_group_kept => Exit::Failures,
-        Ending::Completed {
-            failed: 0,
-            pending: 0,
-        } => Exit::Ok,
-        Ending::Completed { .. } => Exit::Failures,
-        Ending::Fatal(_) => Exit::Fatal,
-        Ending::Interrupted => Exit::Interrupted,
-    })
+    Ok(finished.exit)
 }
 
 /// The first Ctrl-C, SIGTERM or SIGHUP asks the job to stop gracefully; a second one

@@ -17,15 +17,6 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
 
-/// Exit codes of the inspection commands, shown in their help.
-const INSPECT_EXIT_HELP: &str = "\
-Exit codes:
-  0  done
-  1  the service refused what was asked (e.g. person or face does not exist),
-     or a delete was not confirmed
-  2  usage or configuration error
-  3  fatal or unknown service error, or the service could not be reached";
-
 /// Flags every inspection command takes.
 #[derive(Debug, clap::Args)]
 pub struct CommonArgs {
@@ -38,7 +29,7 @@ pub struct CommonArgs {
 
 /// `faceenroll groups`
 #[derive(Debug, clap::Args)]
-#[command(after_help = INSPECT_EXIT_HELP)]
+#[command(after_help = crate::exit::help())]
 pub struct GroupsArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -46,7 +37,7 @@ pub struct GroupsArgs {
 
 /// `faceenroll persons GROUP`
 #[derive(Debug, clap::Args)]
-#[command(after_help = INSPECT_EXIT_HELP)]
+#[command(after_help = crate::exit::help())]
 pub struct PersonsArgs {
     /// The group whose persons to list.
     pub group: String,
@@ -56,7 +47,7 @@ pub struct PersonsArgs {
 
 /// `faceenroll person ID` and `faceenroll faces PERSON`
 #[derive(Debug, clap::Args)]
-#[command(after_help = INSPECT_EXIT_HELP)]
+#[command(after_help = crate::exit::help())]
 pub struct PersonArgs {
     /// The person's id.
     pub person: String,
@@ -66,7 +57,7 @@ pub struct PersonArgs {
 
 /// `faceenroll face FACE_ID`
 #[derive(Debug, clap::Args)]
-#[command(after_help = INSPECT_EXIT_HELP)]
+#[command(after_help = crate::exit::help())]
 pub struct FaceArgs {
     /// The face's id.
     pub face_id: String,
@@ -76,7 +67,7 @@ pub struct FaceArgs {
 
 /// `faceenroll delete-person ID`
 #[derive(Debug, clap::Args)]
-#[command(after_help = INSPECT_EXIT_HELP)]
+#[command(after_help = crate::exit::help())]
 pub struct DeletePersonArgs {
     /// The person to delete, with all its faces.
     pub person: String,
@@ -89,7 +80,7 @@ pub struct DeletePersonArgs {
 
 /// `faceenroll delete-faces PERSON FACE_ID...`
 #[derive(Debug, clap::Args)]
-#[command(after_help = INSPECT_EXIT_HELP)]
+#[command(after_help = crate::exit::help())]
 pub struct DeleteFacesArgs {
     /// The person the faces belong to.
     pub person: String,

@@ -15,56 +15,15 @@ mod verify;
 
 use clap::{Parser, Subcommand};
 
-/// How a run ended, as the process exit code a script can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Everything accounted for, no failure.
-    Ok = 0,
-    /// Finished, but some photos failed or are left for the next run.
-    Failures = 1,
-    /// Usage, configuration or input error before any call, or the state directory
-    /// is in use by another job, belongs to another account or shard, or was rolled
-    /// back.
-    Usage = 2,
-    /// Stopped by a fatal error: the service refused the account or credentials or
-    /// could not be reached as configured, or the progress database or report could
-    /// not be written (resumable).
-    Fatal = 3,
-    /// `enroll --mirror`: the adds were made, but a guard held every deletion back
-    /// (a source error, an empty source, or more deletions than --max-delete).
-    Held = 4,
-    /// Interrupted by a signal (resumable).
-    Interrupted = 130,
-}
+pub use crate::exit::Exit;
 
-const EXIT_CODES_HELP: &str = "\
-Exit codes of enroll (the other commands: see their --help):
-  0    everything accounted for, no failure
-  1    finished with failed photos, or photos left for the next run (see
-       faceenroll report: its failed and pending rows say why), or with
-       --mirror a person kept in a dropped group that is its last (the summary
-       names it)
-  2    usage, configuration or input error before any call, the state
-       directory is in use by another job, it belongs to another account
-       (endpoint, AppID, bucket) or another --shard, or it was rolled back
-       (enroll again with a new state directory)
-  3    stopped by a fatal error: the service refused the account or credentials
-       or could not be reached (certificate, proxy, DNS, refused connection), or
-       the progress database could not be written (resumable)
-  4    --mirror: the adds were made but nothing was deleted: the source had
-       an error, listed no photo, or the deletions passed --max-delete (the
-       summary names the count and the limit)
-  130  interrupted by Ctrl-C, SIGTERM or SIGHUP (resumable)
-
-A command other than enroll whose reader goes away (`faceenroll report | head`)
-ends quietly, as a shell tool does: killed by SIGPIPE, 141 in a shell. enroll
-finishes its job and keeps its exit code.
-
+/// The end of the top-level help.
+const TOP_HELP: &str = "\
 A rehearsal needs no account: faceenroll enroll ARCHIVE --group GROUP --emulator";
 
 /// Enrolls photo archives into the face recognition person/group API.
 #[derive(Debug, Parser)]
-#[command(name = "faceenroll", version, about, after_help = EXIT_CODES_HELP)]
+#[command(name = "faceenroll", version, about, after_help = crate::exit::help_after(TOP_HELP))]
 pub struct Cli {
     /// More log output: -v a line per person and photo, -vv debug, -vvv trace.
     /// RUST_LOG (e.g. RUST_LOG=faceenroll=debug) overrides -v and -q.

@@ -66,6 +66,7 @@ impl PlanSettings {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit::help())]
 pub struct PlanCommand {
     #[command(flatten)]
     pub plan: PlanArgs,
@@ -86,7 +87,7 @@ pub struct PlanCommand {
 pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     let env = |name: &str| std::env::var(name).ok();
     let (_, section) = settings::load(args.config.as_deref(), &env)?;
-    let settings = PlanSettings::resolve(&args.plan, &env, &section)?;
+    let settings = PlanSettings::resolve_checked(&args.plan, &env, &section)?;
     let result = (|| {
         // A copy of the job's state, or an empty one: removed when dropped.
         let scratch = store::open_scratch_copy(args.state.as_deref())?;

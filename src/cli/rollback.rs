@@ -9,28 +9,16 @@ use crate::store::RollbackEntry;
 use std::io::Write as _;
 use std::sync::Arc;
 
-const ROLLBACK_EXIT_HELP: &str = "\
+const ROLLBACK_HELP: &str = "\
 Each person is read (getinfo) just before it is undone: a person the job
 created is deleted only if it holds nothing but what the job made, and a name or
 tag someone changed since the job set it is left. After a rollback that went
 through every person, the state directory is closed: enroll and verify refuse it
-(enroll again with a new --state).
-
-Exit codes:
-  0    every person of the job undone (or nothing left to undo); with --mirror,
-       everything the mirror runs deleted can come back
-  1    not confirmed (no --yes without a terminal to confirm on counts as not
-       confirmed, as for delete-person), or something the job made is left (listed
-       with the reason: changed since by someone else, faces without an id, ...);
-       with --mirror, something a mirror run deleted cannot come back (listed)
-  2    usage or configuration error, the state directory is in use, or it belongs
-       to another account (endpoint, AppID or bucket; nothing was called)
-  3    stopped by a service error (run it again to go on where it stopped)
-  130  interrupted (what was done is printed; run it again to go on)";
+(enroll again with a new --state).";
 
 /// `faceenroll rollback`
 #[derive(Debug, clap::Args)]
-#[command(after_help = ROLLBACK_EXIT_HELP)]
+#[command(after_help = crate::exit::help_after(ROLLBACK_HELP))]
 pub struct RollbackArgs {
     #[command(flatten)]
     pub after: AfterArgs,

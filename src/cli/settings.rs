@@ -649,8 +649,9 @@ settings! {
         /// Plan again photos the service refused for good in an earlier run.
         #[arg(long)]
         retry_failed: bool, env "FACEENROLL_RETRY_FAILED", default false;
-        /// A directory tree without a photo is a job with nothing to do, not an error
-        /// (without it, an empty tree, e.g. an unmounted share, stops the job).
+        /// A source without a photo is a job with nothing to do, not an error (without
+        /// it, an empty tree, e.g. an unmounted share, or a manifest with no row for a
+        /// job that holds nothing yet, stops the job with exit 2).
         #[arg(long)]
         allow_empty: bool, env "FACEENROLL_ALLOW_EMPTY", default false;
         /// Take only shard I of N of the persons (0 <= I < N), to split one job over N
@@ -799,6 +800,12 @@ settings! {
         /// warning, never the job; a ping carries no credential.
         #[arg(long, value_name = "URL")]
         ping_url: Option<String>, env "FACEENROLL_PING_URL";
+        /// Count photos that failed for good in earlier runs (and are not retried)
+        /// in the exit code: without it, a run with nothing new exits 0 and counts
+        /// them in the summary only (`failed_earlier`); with it, they exit 1 every
+        /// run, as new failures do.
+        #[arg(long)]
+        strict: bool, env "FACEENROLL_STRICT", default false;
         /// No progress bars, even at a terminal.
         #[arg(long)]
         no_progress: bool, env "FACEENROLL_NO_PROGRESS", default false;
@@ -868,6 +875,38 @@ settings! {
             )]
             config: Option<PathBuf>,
         }
+    }
+}
+
+impl PlanSettings {
+    /// Resolves the planning settings as [`PlanSettings::resolve`] does, and refuses
+    /// a combination that would be ignored: `--max-delete` (or its variable) without
+    /// `--mirror`, which deletes nothing to limit. The config file's key is left
+    /// alone: `--print-config` writes every key, and one file may serve a nightly
+    /// mirror and runs without it.
+    pub fn resolve_checked(
+        flags: &PlanArgs,
+        env: Env,
+        file: &EnrollSection,
+    ) -> anyhow::Result<PlanSettings> {
+        let settings = PlanSettings::resolve(flags, env, file)?;
+        if !settings.mirror {
+            let given = if flags.max_delete.is_some() {
+                Some("--max-delete")
+            } else if env("FACEENROLL_MAX_DELETE").is_some_and(|v| !v.is_empty()) {
+                Some("FACEENROLL_MAX_DELETE")
+            } else {
+                None
+            };
+            if let Some(given) = given {
+                anyhow::bail!(
+                    "{given} is set without --mirror: it limits the deletions of a run with \
+                     --mirror (FACEENROLL_MIRROR, [enroll] mirror), and a run without it \
+                     deletes nothing; add --mirror, or leave {given} out"
+                );
+            }
+        }
+        Ok(settings)
     }
 }
 

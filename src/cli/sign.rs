@@ -9,10 +9,10 @@ use anyhow::{bail, Context};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "The SecretId and SecretKey are read from TENCENTCLOUD_SECRET_ID and \
+#[command(after_help = crate::exit::help_after(
+    "The SecretId and SecretKey are read from TENCENTCLOUD_SECRET_ID and \
 TENCENTCLOUD_SECRET_KEY."
-)]
+))]
 pub struct SignArgs {
     /// The AppID the signature is for.
     #[arg(long)]

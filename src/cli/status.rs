@@ -11,6 +11,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit::help())]
 pub struct StatusArgs {
     /// The job's state directory. Repeat it, or give a pattern with `*` in its last
     /// part (quoted, e.g. 'state/shard-*'), for one view of the shards of a job
@@ -541,6 +542,7 @@ fn show_status(status: &Status, json: bool) -> anyhow::Result<Exit> {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit::help())]
 pub struct ReportArgs {
     /// The job's state directory. Repeat it, or give a pattern with `*` in its last
     /// part, for one report of the shards of a job, with a last `shard` column. The

@@ -14,19 +14,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-const VERIFY_EXIT_HELP: &str = "\
-Exit codes:
-  0  the service holds every person, group, name, tag and face the job recorded
-  1  something differs (see the drift report), or the service still holds a
-     person or face of the job that the source no longer lists
-  2  usage or configuration error, the state directory is in use, it belongs
-     to another account (endpoint, AppID or bucket), or it was rolled back (no
-     call is made)
-  3  stopped by a service error before every person was checked (run it again to
-     go on where it stopped)
-130  interrupted by Ctrl-C, SIGTERM or SIGHUP after the person being checked, with
-     the summary (run it again to go on where it stopped)";
-
 /// The flags `verify` and `rollback` share: the service, the job, the pace.
 #[derive(Debug, clap::Args)]
 pub struct AfterArgs {
@@ -67,7 +54,7 @@ impl AfterArgs {
 
 /// `faceenroll verify`
 #[derive(Debug, clap::Args)]
-#[command(after_help = VERIFY_EXIT_HELP)]
+#[command(after_help = crate::exit::help())]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub after: AfterArgs,
@@ -101,15 +88,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let _signals = super::enroll::install_signal_handlers(Arc::clone(&stop))?;
     let verified = verify(&job, &client, &stop)?;
     let _ = write!(std::io::stdout().lock(), "{verified}");
-    Ok(if verified.stopped.is_some() {
-        Exit::Fatal
-    } else if verified.interrupted {
-        Exit::Interrupted
-    } else if verified.differences() > 0 {
-        Exit::Failures
-    } else {
-        Exit::Ok
-    })
+    Ok(verified.exit())
 }
 
 #[cfg(test)]

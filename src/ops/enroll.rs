@@ -7,6 +7,7 @@
 use super::mirror::{MirrorPlan, Mirrored};
 use crate::emulator::{rehearsal_credentials, Emulator, EmulatorConfig};
 use crate::engine::{self, EngineOptions, RunOutcome, StopSignal};
+use crate::exit::Exit;
 use crate::metrics::{self, Figures, SummaryJson};
 use crate::plan::{self, PlanOptions, PlanSummary};
 use crate::report::{self, StoreCounts, Summary, Tally};
@@ -57,6 +58,9 @@ pub struct EnrollJob {
     /// `--mirror`: after the adds, delete what left the source within the job's
     /// reach, at most this many (`--max-delete`).
     pub mirror: Option<crate::deletion::mirror::MaxDelete>,
+    /// `--strict`: photos that failed for good in earlier runs count in the exit
+    /// code as new failures do.
+    pub strict: bool,
 }
 
 /// What a run writes for machines besides the report.
@@ -89,6 +93,12 @@ pub enum Done {
 #[derive(Debug)]
 pub struct Finished {
     pub ending: Ending,
+    /// The exit code the run ends with ([`exit_of`]).
+    pub exit: Exit,
+    /// Failed photos known from earlier runs and unchanged: refused for good
+    /// before and not retried, or rows found invalid for the same reason before.
+    /// Counted among the failed photos, and in the exit code only with `--strict`.
+    pub failed_earlier: u64,
     /// The ending in words, as the summary and `faceenroll status` say it.
     pub words: String,
     pub counts: StoreCounts,
@@ -362,30 +372,74 @@ pub fn enroll(
         )),
         RunOutcome::Interrupted => Ending::Interrupted,
     };
-    let words = match &ending {
-        Ending::Completed {
-            failed: 0,
-            pending: 0,
-        } => "finished: every photo accounted for".to_owned(),
-        Ending::Completed { failed, pending } => format!(
-            "finished with {failed} failed {} and {pending} left for the next run",
+    if let Some(done) = &mirror {
+        tally.calls_made(done.calls);
+    }
+    let failed_earlier =
+        ((summary.failed_before + summary.invalid_before) as u64).min(counts.failed);
+    let exit = exit_of(
+        &ending,
+        &RunNews {
+            failed_earlier,
+            strict: job.strict,
+            changes_failed: tally.snapshot().changes_failed,
+        },
+        mirror.as_ref(),
+    );
+    let held = mirror.as_ref().and_then(|m| m.held.as_ref());
+    let words = match (&ending, held) {
+        (Ending::Completed { failed, pending }, Some(held)) => format!(
+            "the adds finished ({failed} failed {}, {pending} left for the next run), but \
+             --mirror deleted nothing: {held}",
             report::plural(*failed, "photo", "photos")
         ),
-        Ending::Fatal(message) => format!("stopped by a fatal service error: {message}"),
-        Ending::Interrupted => "interrupted; run the same command again to resume".to_owned(),
+        (
+            Ending::Completed {
+                failed: 0,
+                pending: 0,
+            },
+            None,
+        ) if exit == Exit::Ok => "finished: every photo accounted for".to_owned(),
+        (Ending::Completed { failed, pending }, None) => {
+            let earlier = if failed_earlier > 0 {
+                format!(" ({failed_earlier} of them known from earlier runs)")
+            } else {
+                String::new()
+            };
+            let changes = tally.snapshot().changes_failed;
+            let changes = if changes > 0 {
+                format!(
+                    ", {changes} {} of a person's groups, name or tag failed",
+                    report::plural(changes, "change", "changes")
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "finished with {failed} failed {}{earlier}{changes} and {pending} left for \
+                 the next run",
+                report::plural(*failed, "photo", "photos")
+            )
+        }
+        (Ending::Fatal(message), _) => format!("stopped by a fatal service error: {message}"),
+        (Ending::Interrupted, _) => "interrupted; run the same command again to resume".to_owned(),
     };
     let mut meta = store.meta().map_err(during_run)?;
     let now = unix_now();
     meta.finished = Some(now);
     meta.last_outcome = Some(words.clone());
     store.put_meta(&meta).map_err(during_run)?;
-    if matches!(ending, Ending::Completed { .. }) {
+    // A run that finished its work: not one stopped, nor one whose deletions a guard
+    // held back (the nightly job did not do what it is for).
+    if matches!(exit, Exit::Ok | Exit::Failures) {
         store.put_last_finished(now).map_err(during_run)?;
     }
     store.flush().map_err(during_run)?;
     report_written.map_err(during_run)?;
     let finished = Finished {
         ending,
+        exit,
+        failed_earlier,
         words,
         counts,
         tally,
@@ -410,6 +464,7 @@ pub fn enroll(
         let json = serde_json::to_string_pretty(
             &SummaryJson::new(&finished.summary())
                 .of_shard(job.plan.shard)
+                .with_exit(exit, failed_earlier)
                 .with_mirror(mirror_figures),
         )
         .expect("the summary serializes");
@@ -418,6 +473,55 @@ pub fn enroll(
             .map_err(during_run)?;
     }
     Ok(Done::Ran(finished))
+}
+
+/// What a finished run found new, beside its ending and its mirror.
+#[derive(Debug, Clone, Default)]
+pub struct RunNews {
+    /// Failed photos known from earlier runs (see [`Finished::failed_earlier`]).
+    pub failed_earlier: u64,
+    /// `--strict`.
+    pub strict: bool,
+    /// Changes of persons (groups, name, tag) the service refused this run, past
+    /// their retries.
+    pub changes_failed: u64,
+}
+
+/// The exit code of a run: the one place it is decided ([`crate::exit`] says what
+/// each means). A run exits 1 for what is new this run: a photo failed by it (not
+/// one known from earlier runs, unless `--strict`), a person's change refused, work
+/// left for the next run, or with `--mirror` a deletion that failed or a person kept
+/// or left this run; a person an earlier run left, said then and unchanged, does not
+/// count. A guard that held the deletions exits 4; a mirror stopped by a fatal error
+/// 3, interrupted 130.
+pub fn exit_of(ending: &Ending, news: &RunNews, mirror: Option<&Mirrored>) -> Exit {
+    let (failed, pending) = match ending {
+        Ending::Fatal(_) => return Exit::Fatal,
+        Ending::Interrupted => return Exit::Interrupted,
+        Ending::Completed { failed, pending } => (*failed, *pending),
+    };
+    if let Some(m) = mirror {
+        if m.interrupted {
+            return Exit::Interrupted;
+        }
+        if m.stopped.is_some() {
+            return Exit::Fatal;
+        }
+        if m.held.is_some() {
+            return Exit::Held;
+        }
+    }
+    let counted = if news.strict {
+        failed
+    } else {
+        failed.saturating_sub(news.failed_earlier)
+    };
+    let mirror_news = mirror.is_some_and(|m| m.failed > 0 || !m.left.is_empty());
+    if counted > 0 || pending > 0 || news.changes_failed > 0 || mirror_news {
+        Exit::Failures
+    } else {
+        Exit::Ok
+    }
 }
 
 /// Writes the report and counts the job in one reading of the store. A report that
@@ -494,4 +598,70 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(failed: u64, pending: u64) -> Ending {
+        Ending::Completed { failed, pending }
+    }
+
+    #[test]
+    fn only_what_is_new_this_run_exits_1() {
+        let earlier = RunNews {
+            failed_earlier: 3,
+            ..RunNews::default()
+        };
+        assert_eq!(exit_of(&done(3, 0), &earlier, None), Exit::Ok);
+        assert_eq!(exit_of(&done(4, 0), &earlier, None), Exit::Failures);
+        assert_eq!(exit_of(&done(3, 1), &earlier, None), Exit::Failures);
+        let strict = RunNews {
+            strict: true,
+            ..earlier.clone()
+        };
+        assert_eq!(exit_of(&done(3, 0), &strict, None), Exit::Failures);
+        let change = RunNews {
+            changes_failed: 1,
+            ..RunNews::default()
+        };
+        assert_eq!(exit_of(&done(0, 0), &change, None), Exit::Failures);
+        assert_eq!(exit_of(&done(0, 0), &RunNews::default(), None), Exit::Ok);
+    }
+
+    #[test]
+    fn a_mirror_exits_for_what_it_did_this_run() {
+        let news = RunNews::default();
+        let mirror = |f: &dyn Fn(&mut Mirrored)| {
+            let mut m = Mirrored::default();
+            f(&mut m);
+            m
+        };
+        let quiet = mirror(&|m| {
+            m.still_left
+                .push((crate::model::PersonId::new("p").unwrap(), "why".into()))
+        });
+        assert_eq!(exit_of(&done(0, 0), &news, Some(&quiet)), Exit::Ok);
+        let left = mirror(&|m| {
+            m.left
+                .push((crate::model::PersonId::new("p").unwrap(), "why".into()))
+        });
+        assert_eq!(exit_of(&done(0, 0), &news, Some(&left)), Exit::Failures);
+        let failed = mirror(&|m| m.failed = 1);
+        assert_eq!(exit_of(&done(0, 0), &news, Some(&failed)), Exit::Failures);
+        let interrupted = mirror(&|m| m.interrupted = true);
+        assert_eq!(
+            exit_of(&done(0, 0), &news, Some(&interrupted)),
+            Exit::Interrupted
+        );
+        assert_eq!(
+            exit_of(&Ending::Interrupted, &news, None),
+            Exit::Interrupted
+        );
+        assert_eq!(
+            exit_of(&Ending::Fatal("x".into()), &news, None),
+            Exit::Fatal
+        );
+    }
 }

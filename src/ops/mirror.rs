@@ -392,6 +392,9 @@ pub struct Mirrored {
     /// limit.
     pub room_made: BTreeSet<String>,
     pub calls: u64,
+    /// Deletions the service refused in this run (past their retries, for an error
+    /// that may pass): each is planned again by the next run.
+    pub failed: u64,
     /// The error that stopped the deletions (the rest are made by the next run).
     pub stopped: Option<CallError>,
     pub interrupted: bool,
@@ -405,6 +408,8 @@ impl Mirrored {
             faces_deleted: self.faces_deleted,
             groups_deleted: self.groups_deleted,
             persons_left: self.left.len() as u64,
+            persons_left_earlier: self.still_left.len() as u64,
+            failed: self.failed,
             held: self.held.as_ref().map(ToString::to_string),
         }
     }
@@ -675,16 +680,32 @@ pub fn run(
                 recorded?;
                 store.flush()?;
             }
-            Err(err) if stops(&err) => {
+            Err(err) if stops_the_mirror(&err) => {
                 done.stopped = Some(err);
                 break;
             }
-            Err(err) => tracing::warn!("mirror: a deletion was refused: {err}"),
+            Err(err) => {
+                // A refusal, or an error of the service that outlasted its retries
+                // (213): a failed item of this run, planned again by the next one.
+                done.failed += 1;
+                tracing::warn!(
+                    "mirror: a deletion failed: {err}; the next run with --mirror tries it again"
+                );
+            }
         }
     }
     done.calls = paced.calls;
     record_run(store, &done)?;
     Ok(done)
+}
+
+/// Whether an error stops the deletions (exit 3): one every later call would get
+/// too (the account, the credentials, a service out of reach) or the network
+/// failing under the calls. An error of the service that outlasted its retries
+/// (213, rate limits) is one deletion's failure, not the job's.
+fn stops_the_mirror(err: &CallError) -> bool {
+    err.class() == Class::Fatal
+        || (matches!(err, CallError::Transport { .. }) && err.class() == Class::Transient)
 }
 
 /// Takes `dropped` groups from a person still listed, as [`mirror::groups_to_take`]

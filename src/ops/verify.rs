@@ -24,6 +24,7 @@ use super::paced::{PaceOptions, Paced};
 use crate::deletion::mirror::{Removal, SourceHealth};
 use crate::deletion::JobRecord;
 use crate::engine::StopSignal;
+use crate::exit::Exit;
 use crate::model::PersonId;
 use crate::report::Format;
 use crate::service::api::GetInfoData;
@@ -73,6 +74,9 @@ pub struct Verified {
     /// Photos marked pending and persons marked for the next enroll (`--repair`).
     pub photos_repaired: u64,
     pub persons_repaired: u64,
+    /// Differences `--repair` did not take care of (all of them without it; with it,
+    /// a person the service refused to show).
+    pub unrepaired: u64,
     pub calls: u64,
     pub report: PathBuf,
     /// The error that stopped the verify before every person was checked.
@@ -94,6 +98,22 @@ impl Verified {
             + self.fields_differ
             + self.persons_left_source
             + self.faces_left_source
+    }
+
+    /// The exit code of the verify: 3 when a service error stopped it, 1 when a
+    /// difference is left to act on, 0 when nothing differs or `--repair` queued
+    /// every repair for the next enroll (so `verify --repair && enroll ...` goes on
+    /// to the enroll that makes them).
+    pub fn exit(&self) -> Exit {
+        if self.stopped.is_some() {
+            Exit::Fatal
+        } else if self.interrupted {
+            Exit::Interrupted
+        } else if self.unrepaired > 0 {
+            Exit::Failures
+        } else {
+            Exit::Ok
+        }
     }
 }
 
@@ -518,6 +538,7 @@ fn write_drift(store: &Store, done: &mut Verified, format: Format) -> anyhow::Re
     let mut out = std::io::BufWriter::new(file);
     let mut csv = matches!(format, Format::Csv).then(|| csv::Writer::from_writer(Vec::new()));
     done.persons = 0;
+    done.unrepaired = 0;
     done.faces_checked = 0;
     done.other_faces = 0;
     for item in store.verified_all() {
@@ -527,6 +548,9 @@ fn write_drift(store: &Store, done: &mut Verified, format: Format) -> anyhow::Re
         done.other_faces += entry.other_faces;
         for d in &entry.differences {
             let row = drift_row(store, &person, d, entry.repaired)?;
+            if !entry.repaired || matches!(d, Difference::Unreadable { .. }) {
+                done.unrepaired += 1;
+            }
             match d {
                 Difference::PersonMissing => done.persons_missing += 1,
                 Difference::FaceMissing { .. } => done.faces_missing += 1,

@@ -761,6 +761,7 @@ fn record_photos(
         rows.drain(..).zip(states).zip(line_errors).enumerate()
     {
         summary.photos += 1;
+        let before = old.remove(&key);
         match &state {
             PhotoState::Pending | PhotoState::Deferred(_) => {
                 summary.pending += 1;
@@ -804,6 +805,11 @@ fn record_photos(
             }
             PhotoState::Failed(f) if f.kind == FailureKind::Input => {
                 summary.invalid += 1;
+                let known = before.as_ref().is_some_and(|b| {
+                    matches!(&b.state, PhotoState::Failed(was)
+                        if was.kind == FailureKind::Input && was.message == f.message)
+                });
+                summary.invalid_before += usize::from(known);
                 tracing::warn!("{}", f.message);
                 summary.problem(ProblemStatus::Invalid, f.message.clone());
             }
@@ -811,7 +817,6 @@ fn record_photos(
             // Listed again: carried open, so planned anew.
             PhotoState::Removed { .. } => {}
         }
-        let before = old.remove(&key);
         // Without a hash or a size and time on either side the content cannot be
         // compared: the path stands for the photo.
         let unchanged = before.as_ref().is_some_and(|b| !changed_in_place(b, &r));

@@ -373,7 +373,33 @@ pub fn build(
             });
         }
     }
+    // A manifest with its header and no row, for a job that holds nothing yet, is an
+    // export that went wrong as an empty tree is an unmounted share. On a job that
+    // holds photos, it is a source that lost every row: --mirror's guards hold it.
+    if let SourceSpec::Manifest { path } = source {
+        if summary.photos == 0
+            && others_photos == 0
+            && !options.allow_empty
+            && !holds_a_photo(store)?
+        {
+            return Err(PlanError::Empty {
+                root: path.display().to_string(),
+                found: "the manifest lists no row under its header".to_owned(),
+            });
+        }
+    }
     Ok(summary)
+}
+
+/// Whether the job holds a photo enrolled on the service (by any of its sources).
+fn holds_a_photo(store: &Store) -> Result<bool, PlanError> {
+    for item in store.photos() {
+        let (_, entry) = item?;
+        if matches!(entry.state, crate::store::PhotoState::Enrolled { .. }) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 struct Pass<'a> {

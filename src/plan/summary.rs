@@ -90,6 +90,9 @@ pub struct PlanSummary {
     pub skipped: usize,
     /// `Failed(Input)`.
     pub invalid: usize,
+    /// Of [`Self::invalid`], the rows an earlier run found invalid for the same
+    /// reason: known from before, not new this run.
+    pub invalid_before: usize,
     /// Failed in an earlier run and not retried.
     pub failed_before: usize,
     /// Listed photos enrolled before whose file cannot be read now, or whose line

@@ -134,6 +134,7 @@ pub fn read(path: &Path) -> Result<ManifestRows, SourceError> {
             offset: 0,
             line: 1,
             quote: Quote::FieldStart,
+            last: None,
         },
         record: csv::ByteRecord::new(),
         columns,
@@ -196,7 +197,17 @@ impl Iterator for ManifestRows {
                 self.done = true;
                 match self.lines.finish() {
                     Ok(None) => None,
-                    Ok(Some(opened)) => Some(
+                    Ok(Some(Unended::Line(line))) => Some(
+                        self.refused(
+                            line,
+                            "the last line has no line break at its end, so the file looks cut \
+                         short (an export still being written, or a copy that stopped) and \
+                         this row may be cut inside a cell; nothing of the manifest is taken. \
+                         Once the file is whole, end it with a line break"
+                                .into(),
+                        ),
+                    ),
+                    Ok(Some(Unended::Quote(opened))) => Some(
                         self.refused(
                             opened,
                             "a quote opened here is never closed, so every line after it would \
@@ -246,6 +257,8 @@ struct LineCounter {
     line: u64,
     /// The quoting at `offset`.
     quote: Quote,
+    /// The last byte read, if any.
+    last: Option<u8>,
 }
 
 impl LineCounter {
@@ -281,13 +294,13 @@ impl LineCounter {
         Ok(self.line)
     }
 
-    /// Reads the rest of the file: the line of a quote never closed, if one is open
-    /// at its end.
-    fn finish(&mut self) -> std::io::Result<Option<u64>> {
+    /// Reads the rest of the file: how it ends, when not as a whole manifest does.
+    fn finish(&mut self) -> std::io::Result<Option<Unended>> {
         self.line_at(u64::MAX)?;
-        Ok(match self.quote {
-            Quote::Quoted(line) => Some(line),
-            _ => None,
+        Ok(match (self.quote, self.last) {
+            (Quote::Quoted(line), _) => Some(Unended::Quote(line)),
+            (_, Some(b'\n') | None) => None,
+            (_, Some(_)) => Some(Unended::Line(self.line)),
         })
     }
 
@@ -312,8 +325,21 @@ impl LineCounter {
                 self.line += 1;
             }
         }
+        if let Some(&b) = bytes.last() {
+            self.last = Some(b);
+        }
         self.offset += bytes.len() as u64;
     }
+}
+
+/// How a manifest ends when it is not whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unended {
+    /// A quote opened on this line is never closed.
+    Quote(u64),
+    /// The last line, this one, has no line break at its end: the file was cut short
+    /// (an export still being written, a copy that stopped), maybe inside a cell.
+    Line(u64),
 }
 
 impl ManifestRows {

@@ -171,7 +171,17 @@ impl<'s, 'a> Worker<'s, 'a> {
         if person.state != PersonState::Stale {
             return Ok(());
         }
-        let (found, created) = self.reconcile(person, false)?;
+        let (found, created) = match self.reconcile(person, false) {
+            Ok(found) => found,
+            Err(Halt::Person) => {
+                // Refused past its retries (an internal error that lasts, 213): a
+                // failure of this run, and the person stays to be brought in line by
+                // the next one.
+                self.shared.tally.change_failed();
+                return Err(Halt::Person);
+            }
+            Err(halt) => return Err(halt),
+        };
         *room = Some(found);
         person.state = PersonState::Ready { created };
         self.put_person(person)?;
