@@ -35,7 +35,7 @@ pub(super) fn call<T>(
         // Room in flight first, then a slot: the workers waiting at the pacer
         // hold their room, so one is ready at every slot.
         let permit = shared.flow.begin();
-        shared.pacer.acquire();
+        let left = shared.pacer.acquire();
         shared.tally.call_sent();
         let at = std::time::Instant::now();
         let result = f(shared.client);
@@ -55,7 +55,7 @@ pub(super) fn call<T>(
             Action::Slow => {
                 // The total wait still bounds the attempts at the slower rate.
                 shared.tally.rate_limited();
-                shared.pacer.on_rate_limited();
+                shared.pacer.on_rate_limited(left);
                 if started.elapsed() < shared.options.retry.max_total_wait
                     && !shared.stop.requested()
                 {
