@@ -6,7 +6,7 @@
 //! person).
 //!
 //! Scenarios: the service's cap of 50 calls/s, enforced by the emulator (answers 15
-//! past a sliding one-second window), the engine with its default settings (paced
+//! past a one-second window, see below), the engine with its default settings (paced
 //! at 50/s, calls in flight sized from the measured latency), the emulator
 //! answering after 50 ms, 300 ms and 1 s. `FACEENROLL_BENCH_ONLY=50|300|1000` runs one
 //! latency; `FACEENROLL_BENCH_WORKERS=N` runs a fixed number of workers instead, to
@@ -21,6 +21,13 @@
 //! puts it under DIR instead (e.g. `/dev/shm`, to see what the per-call flush of the
 //! store costs on the disk).
 //!
+//! The emulator's reading of the rate (an open point of the contract,
+//! `emulator::contract`): `FACEENROLL_BENCH_RATE_WINDOW=sliding|fixed` (default
+//! sliding: at most the cap in any one-second window) and
+//! `FACEENROLL_BENCH_ARRIVAL_JITTER_MS=J` (each call stamped for the rate up to J ms
+//! after it arrived, as a threaded service would; default 0). `FACEENROLL_BENCH_RUNS=N`
+//! runs each latency N times on a fresh emulator and store.
+//!
 //! `FACEENROLL_BENCH_TIMELINE=1` also prints the job's timeline as the emulator saw
 //! it, per half second: the `newperson` and `addface` calls received, the persons in
 //! hand at its end (`newperson` received, `addface` not yet) and the `addface`s
@@ -31,7 +38,8 @@
 mod proc_stats;
 
 use faceenroll::emulator::{
-    rehearsal_credentials, CallHook, Emulator, EmulatorConfig, Faults, Moment, Probes,
+    rehearsal_credentials, CallHook, Contract, Emulator, EmulatorConfig, Faults, Moment, Probes,
+    RateReading,
 };
 use faceenroll::engine::{self, EngineOptions, RunOutcome, StopSignal, Workers};
 use faceenroll::plan::{self, PlanOptions};
@@ -116,6 +124,24 @@ fn print_timeline(timeline: &[(Instant, Event)], start: Instant) {
     }
 }
 
+/// The emulator's reading of the rate, from `FACEENROLL_BENCH_RATE_WINDOW` and
+/// `FACEENROLL_BENCH_ARRIVAL_JITTER_MS`.
+fn contract() -> Contract {
+    let rate_window = match std::env::var("FACEENROLL_BENCH_RATE_WINDOW") {
+        Ok(v) => v.parse().unwrap(),
+        Err(_) => RateReading::Sliding,
+    };
+    let arrival_jitter_ms = std::env::var("FACEENROLL_BENCH_ARRIVAL_JITTER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Contract {
+        rate_window,
+        arrival_jitter_ms,
+        ..Contract::default()
+    }
+}
+
 /// The service's cap, calls per second (`FACEENROLL_BENCH_CAP`, default 50).
 fn cap() -> u32 {
     std::env::var("FACEENROLL_BENCH_CAP")
@@ -166,6 +192,7 @@ fn scenario(root: &Path, latency_ms: u64, workers: Workers) {
                 hook: std::env::var_os("FACEENROLL_BENCH_TIMELINE").map(|_| recorder(&timeline)),
                 ..Probes::default()
             },
+            contract: contract(),
             ..EmulatorConfig::rehearsal()
         },
         "127.0.0.1:0".parse().unwrap(),
@@ -250,15 +277,25 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
     archive(dir.path(), persons);
+    let c = contract();
     println!(
-        "{persons} persons × {PHOTOS_PER_PERSON} photos generated in {:.1} s; cap {}/s",
+        "{persons} persons × {PHOTOS_PER_PERSON} photos generated in {:.1} s; cap {}/s, \
+         {:?} window, arrival jitter up to {} ms",
         t.elapsed().as_secs_f64(),
-        cap()
+        cap(),
+        c.rate_window,
+        c.arrival_jitter_ms
     );
+    let runs: u32 = std::env::var("FACEENROLL_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let only: Option<String> = std::env::var("FACEENROLL_BENCH_ONLY").ok();
     for latency_ms in LATENCIES_MS {
         if only.as_deref().is_none_or(|o| o == latency_ms.to_string()) {
-            scenario(dir.path(), latency_ms, workers);
+            for _ in 0..runs {
+                scenario(dir.path(), latency_ms, workers);
+            }
         }
     }
 }

@@ -5,7 +5,8 @@ use super::Exit;
 use crate::config::{SECRET_ID_ENV, SECRET_KEY_ENV};
 use crate::emulator::{
     self, Contract, DuplicateWhenFull, EmptyAnswer, Emulator, EmulatorConfig, FaceGone, Faults,
-    FullReading, LastGroup, Prepared, Spelling, TooLarge, REHEARSAL_APPID, REHEARSAL_SECRET_ID,
+    FullReading, LastGroup, Prepared, RateReading, Spelling, TooLarge, REHEARSAL_APPID,
+    REHEARSAL_SECRET_ID,
 };
 use crate::limits::{DEFAULT_QPS, MAX_GROUPS_PER_APPID, MAX_PERSONS_PER_GROUP, MAX_REQUEST_BYTES};
 use crate::service::sign::Credentials;
@@ -159,6 +160,16 @@ pub struct ContractArgs {
     /// Groups the AppID holds at most (-1311 past it).
     #[arg(long, default_value_t = MAX_GROUPS_PER_APPID, value_name = "N")]
     pub max_groups: usize,
+    /// How calls are counted against the rate: sliding (at most --qps calls whose
+    /// arrivals fall in any window of one second) or fixed (at most --qps in each
+    /// calendar second).
+    #[arg(long, default_value = "sliding", value_name = "READING")]
+    pub rate_window: RateReading,
+    /// Stamp each call for the rate up to this many milliseconds after it arrived (a
+    /// random shift per call, as a threaded service's late reads would; at most 100).
+    #[arg(long, default_value_t = 0, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(0..=emulator::contract::MAX_ARRIVAL_JITTER_MS))]
+    pub arrival_jitter_ms: u64,
     /// Prepare the account with a person holding FACES generated faces, in GROUP,
     /// created by plain calls before serving (repeatable).
     #[arg(long, value_name = "PERSON:GROUP:FACES")]
@@ -180,6 +191,8 @@ impl ContractArgs {
             max_persons_per_group: self.max_persons_per_group,
             max_groups: self.max_groups,
             prepared: self.prepare.clone(),
+            rate_window: self.rate_window,
+            arrival_jitter_ms: self.arrival_jitter_ms,
         }
     }
 
@@ -204,7 +217,7 @@ pub struct EmulatorArgs {
     /// SecretKey of --secret-id.
     #[arg(long, env = SECRET_KEY_ENV, hide_env_values = true)]
     secret_key: Option<Secret>,
-    /// Calls per second before answering 15 (sliding one-second window); 0 is
+    /// Calls per second before answering 15 (counted as --rate-window says); 0 is
     /// unlimited.
     #[arg(long, default_value_t = DEFAULT_QPS)]
     qps: u32,
@@ -375,5 +388,30 @@ mod tests {
             (other.last_group, other.face_gone),
             (LastGroup::Refused, FaceGone::DeletedZero)
         );
+    }
+
+    #[test]
+    fn the_rate_window_and_arrival_jitter_reach_the_emulator() {
+        let default = contract(&["faceenroll", "emulator"]);
+        assert_eq!(
+            (default.rate_window, default.arrival_jitter_ms),
+            (RateReading::Sliding, 0)
+        );
+        let other = contract(&[
+            "faceenroll",
+            "emulator",
+            "--rate-window",
+            "fixed",
+            "--arrival-jitter-ms",
+            "15",
+        ]);
+        assert_eq!(
+            (other.rate_window, other.arrival_jitter_ms),
+            (RateReading::Fixed, 15)
+        );
+        for bad in [["--rate-window", "bucket"], ["--arrival-jitter-ms", "101"]] {
+            let argv = ["faceenroll", "emulator", bad[0], bad[1]];
+            assert!(crate::cli::Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
     }
 }

@@ -30,6 +30,12 @@
 //!   parameter), its own choice, and removes nothing.
 //! - **`delface` of a face already gone** ([`FaceGone`]): uncertain whether the
 //!   answer is -1305 or code 0 with `deleted` 0.
+//! - **How the rate is counted** ([`RateReading`]): the contract says 50 calls per
+//!   second and code 15 past it, not whether the second is any window of one
+//!   second (sliding) or a calendar second (fixed). Nor when a call "arrives": a
+//!   threaded service stamps it when a thread reads it, a few milliseconds late and
+//!   not the same few for every call ([`Contract::arrival_jitter_ms`]). See
+//!   [`super::rate`].
 //! - **Persons per group, groups per AppID**: documented (20 000 and 5 000); tests
 //!   lower them to reach them.
 //!
@@ -295,6 +301,31 @@ impl FromStr for Prepared {
     }
 }
 
+/// How the service counts its calls per second (the window behind code 15).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateReading {
+    /// At most `qps` calls whose arrivals fall in any one-second window.
+    #[default]
+    Sliding,
+    /// At most `qps` calls in each calendar second.
+    Fixed,
+}
+
+impl FromStr for RateReading {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sliding" => Ok(RateReading::Sliding),
+            "fixed" => Ok(RateReading::Fixed),
+            other => Err(format!("{other:?} is not sliding or fixed")),
+        }
+    }
+}
+
+/// The largest arrival jitter the emulator plays, in milliseconds.
+pub const MAX_ARRIVAL_JITTER_MS: u64 = 100;
+
 /// The readings and limits the emulator plays.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contract {
@@ -321,6 +352,15 @@ pub struct Contract {
     pub max_groups: usize,
     /// Persons created before serving, by plain calls.
     pub prepared: Vec<Prepared>,
+    /// How calls are counted against the rate: any window of a second, or
+    /// calendar seconds.
+    #[serde(default)]
+    pub rate_window: RateReading,
+    /// Each call is stamped for the rate this many milliseconds after it arrived at
+    /// most (a random shift per call, from the emulator's seeded RNG; at most
+    /// [`MAX_ARRIVAL_JITTER_MS`]); 0 stamps it when it is read.
+    #[serde(default)]
+    pub arrival_jitter_ms: u64,
 }
 
 impl Default for Contract {
@@ -337,6 +377,8 @@ impl Default for Contract {
             max_persons_per_group: MAX_PERSONS_PER_GROUP,
             max_groups: MAX_GROUPS_PER_APPID,
             prepared: Vec::new(),
+            rate_window: RateReading::default(),
+            arrival_jitter_ms: 0,
         }
     }
 }

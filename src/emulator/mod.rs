@@ -36,8 +36,10 @@
 //!   is "the same" as one the person has when its bytes hash the same (-1312),
 //!   checked before the person limit (-1309) unless
 //!   [`Contract::duplicate_when_full`] says otherwise. See [`images`] and [`rules`].
-//! - Rate: a sliding one-second window of admitted calls ([`rate`]); refused calls
-//!   answer 15 and do no work.
+//! - Rate: by default a sliding one-second window of admitted calls, or calendar
+//!   seconds, with arrivals stamped at once or a few milliseconds late
+//!   ([`Contract::rate_window`], [`Contract::arrival_jitter_ms`], [`rate`]); refused
+//!   calls answer 15 and do no work.
 //! - Signatures: a validity over three months is malformed (5); see [`auth`].
 //! - Bodies: an unreadable body is 21, a missing field -1301; see [`params`].
 //! - Groups exist while they have persons; face ids are 19-digit decimals never
@@ -64,8 +66,8 @@ mod server;
 pub mod state;
 
 pub use contract::{
-    Contract, DuplicateWhenFull, EmptyAnswer, FaceGone, FullReading, LastGroup, Prepared, Spelling,
-    TooLarge, LAST_GROUP_REFUSED,
+    Contract, DuplicateWhenFull, EmptyAnswer, FaceGone, FullReading, LastGroup, Prepared,
+    RateReading, Spelling, TooLarge, LAST_GROUP_REFUSED,
 };
 pub use faults::{FaultCounters, Faults};
 pub use introspect::Counters;

@@ -88,13 +88,18 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub(super) fn new(config: EmulatorConfig, state: State) -> Shared {
+        let rate_window = config.contract.rate_window;
         Shared {
             appid: config.appid,
             credentials: config.credentials,
             contract: config.contract,
             state_file: config.state_file,
             state: Mutex::new(Versioned { state, version: 0 }),
-            rate: Mutex::new(RateWindow::new(config.qps)),
+            rate: Mutex::new(RateWindow::with_reading(
+                config.qps,
+                rate_window,
+                Instant::now(),
+            )),
             faults: Mutex::new(config.faults),
             rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
             injected: Mutex::new(None),
@@ -419,6 +424,21 @@ fn take_injected_for(shared: &Shared, call: Call) -> Option<i64> {
     Some(code)
 }
 
+/// The instant the rate counts for a call read now: shifted by up to the
+/// contract's arrival jitter (no randomness drawn without jitter, so the faults'
+/// decisions stay those of the seed).
+fn arrival_stamp(shared: &Shared) -> Instant {
+    let now = Instant::now();
+    let jitter_ms = shared
+        .contract
+        .arrival_jitter_ms
+        .min(super::contract::MAX_ARRIVAL_JITTER_MS);
+    if jitter_ms == 0 {
+        return now;
+    }
+    now + Duration::from_micros(lock(&shared.rng).u64(0..=jitter_ms * 1000))
+}
+
 /// Takes one call off the `inject_next` budget, if any.
 fn take_injected(shared: &Shared) -> Option<i64> {
     let mut injected = lock(&shared.injected);
@@ -454,7 +474,7 @@ fn serve_call(shared: &Shared, call: Call, request: &Request) -> Reply {
         *lock(&shared.counters).codes.entry(a.code).or_default() += 1;
         Reply::ok(shared.contract.spelling.spell(a.body))
     };
-    if !lock(&shared.rate).admit(Instant::now()) {
+    if !lock(&shared.rate).admit(arrival_stamp(shared)) {
         return answer(Answer::error(code::RATE_LIMITED));
     }
     if let Some(injected) = take_injected(shared).or_else(|| take_injected_for(shared, call)) {

@@ -45,7 +45,7 @@ pub(super) fn call<T>(
         // Room in flight first, then a slot: the workers waiting at the pacer
         // hold their room, so one is ready at every slot.
         let permit = shared.flow.begin();
-        shared.pacer.acquire();
+        let sent_at = shared.pacer.acquire();
         // A stop asked while this call waited for its slot: not sent, so no new
         // person is created and no face added after it.
         if shared.stop.requested() {
@@ -85,7 +85,7 @@ pub(super) fn call<T>(
             Action::Slow => {
                 // The total wait still bounds the attempts at the slower rate.
                 shared.tally.rate_limited();
-                shared.pacer.on_rate_limited();
+                shared.pacer.on_rate_limited(sent_at);
                 if started.elapsed() < shared.options.retry.max_total_wait
                     && !shared.stop.requested()
                 {

@@ -55,7 +55,7 @@ impl<'a> Paced<'a> {
         let mut backoff = Backoff::new(&self.retry, self.rng.fork());
         let started = Instant::now();
         loop {
-            self.pacer.acquire();
+            let left = self.pacer.acquire();
             self.calls += 1;
             let result = f(self.client);
             let class = match &result {
@@ -64,7 +64,7 @@ impl<'a> Paced<'a> {
             };
             match class {
                 Class::RateLimited => {
-                    self.pacer.on_rate_limited();
+                    self.pacer.on_rate_limited(left);
                     if started.elapsed() < self.retry.max_total_wait {
                         continue;
                     }
