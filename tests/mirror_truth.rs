@@ -227,6 +227,27 @@ fn a_replacement_the_service_refuses_keeps_the_old_face() {
         "{text}"
     );
     assert!(text.contains("earlier content is kept"), "{text}");
+    // The nights after: said again, nothing new, no call.
+    for night in 0..2 {
+        let calls = emulator.counters().requests;
+        let (code, again) = enroll(
+            &archive.root(),
+            &archive,
+            &emulator,
+            &["--group", "door", "--mirror"],
+        );
+        assert_eq!(code, 0, "night {night}: {again}");
+        assert_eq!(
+            emulator.counters().requests,
+            calls,
+            "night {night}: {again}"
+        );
+        assert!(
+            again.contains("earlier content is kept"),
+            "night {night}: {again}"
+        );
+    }
+    assert_eq!(held_faces(&emulator.snapshot())["person003"], before);
 }
 
 #[test]

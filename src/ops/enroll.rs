@@ -516,7 +516,12 @@ pub fn exit_of(ending: &Ending, news: &RunNews, mirror: Option<&Mirrored>) -> Ex
     } else {
         failed.saturating_sub(news.failed_earlier)
     };
-    let mirror_news = mirror.is_some_and(|m| m.failed > 0 || !m.left.is_empty());
+    // A person left as the last mirror run left it, for the same reason, is said
+    // again but is not new.
+    let mirror_news = mirror.is_some_and(|m| {
+        let left = m.left.len() as u64;
+        m.failed > 0 || left > if news.strict { 0 } else { m.left_before }
+    });
     if counted > 0 || pending > 0 || news.changes_failed > 0 || mirror_news {
         Exit::Failures
     } else {
@@ -648,6 +653,18 @@ mod tests {
                 .push((crate::model::PersonId::new("p").unwrap(), "why".into()))
         });
         assert_eq!(exit_of(&done(0, 0), &news, Some(&left)), Exit::Failures);
+        // Left as the last run left it: said, not new, unless --strict.
+        let again = mirror(&|m| {
+            m.left
+                .push((crate::model::PersonId::new("p").unwrap(), "why".into()));
+            m.left_before = 1;
+        });
+        assert_eq!(exit_of(&done(0, 0), &news, Some(&again)), Exit::Ok);
+        let strict = RunNews {
+            strict: true,
+            ..RunNews::default()
+        };
+        assert_eq!(exit_of(&done(0, 0), &strict, Some(&again)), Exit::Failures);
         let failed = mirror(&|m| m.failed = 1);
         assert_eq!(exit_of(&done(0, 0), &news, Some(&failed)), Exit::Failures);
         let interrupted = mirror(&|m| m.interrupted = true);

@@ -385,9 +385,11 @@ pub struct Mirrored {
     /// with the reason (no call made for them).
     pub still_left: Vec<(PersonId, String)>,
     /// Persons kept in a group the source dropped because it is their last one
-    /// (among [`Self::left`]): the run ends with exit 1 until the source or the
-    /// service changes.
+    /// (among [`Self::left`]).
     pub last_group_kept: u64,
+    /// Of [`Self::left`], those the last mirror run left alike (the same person, for
+    /// the same reason): said again, and not new this run.
+    pub left_before: u64,
     /// Persons still listed that had faces deleted, so room for photos over the
     /// limit.
     pub room_made: BTreeSet<String>,
@@ -430,7 +432,7 @@ pub fn run(
         ..Mirrored::default()
     };
     if done.held.is_some() {
-        record_run(store, &done)?;
+        record_run(store, &mut done)?;
         return Ok(done);
     }
     let mut paced = Paced::new(client, pace);
@@ -695,7 +697,7 @@ pub fn run(
         }
     }
     done.calls = paced.calls;
-    record_run(store, &done)?;
+    record_run(store, &mut done)?;
     Ok(done)
 }
 
@@ -850,7 +852,13 @@ pub fn make_room(store: &Store, persons: &BTreeSet<String>) -> anyhow::Result<u6
 /// Records the run's account for `status`. A run that made every deletion of its
 /// plan also settles what `verify --repair` queued: those still to delete were in
 /// the plan (what left the source), and the others are listed again or gone.
-fn record_run(store: &Store, done: &Mirrored) -> anyhow::Result<()> {
+fn record_run(store: &Store, done: &mut Mirrored) -> anyhow::Result<()> {
+    let before = store.last_mirror_run()?.map(|r| r.left).unwrap_or_default();
+    done.left_before = done
+        .left
+        .iter()
+        .filter(|(p, why)| before.iter().any(|(bp, bw)| bp == p.as_str() && bw == why))
+        .count() as u64;
     store.put_mirror_run(&MirrorRun {
         at: unix_now(),
         persons_deleted: done.persons_deleted,
