@@ -502,3 +502,69 @@ fn a_header_only_manifest_for_a_job_that_holds_nothing_exits_2_as_an_empty_tree_
     );
     assert_eq!(tree.code, 2, "{tree:?}");
 }
+
+#[test]
+fn the_readmes_mirror_cron_line_run_as_written_deletes_a_leaver_and_exits_0() {
+    use faceenroll::emulator::{REHEARSAL_APPID, REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
+    let (dir, root, state, _) = tmp();
+    for p in 0..12 {
+        write(&root.join(format!("p{p:02}/1.png")), &photo(10 + p));
+    }
+    let em = support::EmulatorProcess::start(&[], &dir.path().join("emulator.log"));
+    let config = dir.path().join("faceenroll.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\nendpoint = \"{}\"\nappid = {REHEARSAL_APPID}\n",
+            em.endpoint
+        ),
+    )
+    .unwrap();
+    let readme = include_str!("../README.md");
+    let cron = "30 1 * * *  faceenroll -q enroll /srv/photos --group staff --mirror \
+                --config /etc/faceenroll.toml --state /var/lib/faceenroll/nightly";
+    assert!(
+        readme.contains(cron),
+        "the README's mirror cron line changed"
+    );
+    let script = cron
+        .trim_start_matches("30 1 * * *")
+        .replace("/srv/photos", s(&root))
+        .replace("/etc/faceenroll.toml", s(&config))
+        .replace("/var/lib/faceenroll/nightly", s(&state));
+    let bin = Path::new(support::bin::BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let night = || {
+        output(
+            support::bin::command("sh")
+                .args(["-c", &script])
+                .env("PATH", &path)
+                .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+                .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY),
+        )
+    };
+    let first = night();
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(em.state().persons.len(), 12, "{first:?}");
+    // p11 leaves: the next night deletes it and exits 0 (`chronic` mails nothing);
+    // the mail cron would send holds the summary, without progress lines.
+    std::fs::remove_dir_all(root.join("p11")).unwrap();
+    let second = night();
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(!em.state().persons.contains_key("p11"), "{second:?}");
+    assert_eq!(em.state().persons.len(), 11, "{second:?}");
+    assert!(
+        second
+            .stdout
+            .contains("Mirror: 1 person and 1 face deleted"),
+        "{second:?}"
+    );
+    assert!(
+        !second.stdout.contains("progress:") && !second.stderr.contains("progress:"),
+        "{second:?}"
+    );
+}
