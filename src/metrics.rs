@@ -358,6 +358,10 @@ pub struct SummaryJson {
     /// What `--mirror` deleted, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorFigures>,
+    /// The job's earlier sources this run's plan took out of the job (a `--mirror`
+    /// run's source is the job's whole source).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gone_sources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -403,6 +407,7 @@ impl SummaryJson {
             report: s.report.map(|p| p.display().to_string()),
             shard: None,
             mirror: None,
+            gone_sources: Vec::new(),
         }
     }
 
@@ -427,6 +432,14 @@ impl SummaryJson {
     /// The same summary with what `--mirror` did, when it ran.
     pub fn with_mirror(self, mirror: Option<MirrorFigures>) -> SummaryJson {
         SummaryJson { mirror, ..self }
+    }
+
+    /// The same summary naming the sources that left the job.
+    pub fn with_gone_sources(self, gone_sources: Vec<String>) -> SummaryJson {
+        SummaryJson {
+            gone_sources,
+            ..self
+        }
     }
 }
 

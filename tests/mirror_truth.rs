@@ -65,7 +65,13 @@ fn a_dated_export_is_the_source_of_its_night() {
     archive.add("person000", "000.png", &new_content);
     let day2 = dir.join("hr-2026-12-07.csv");
     export(&day2, &archive, &all[..19]);
-    let (code, text) = enroll(&day2, &archive, &emulator, &["--mirror"]);
+    let summary = dir.join("summary.json");
+    let (code, text) = enroll(
+        &day2,
+        &archive,
+        &emulator,
+        &["--mirror", "--summary-json", summary.to_str().unwrap()],
+    );
     assert_eq!(code, 0, "{text}");
     assert!(!person_ids(&emulator).contains("person019"), "{text}");
     assert_eq!(person_ids(&emulator).len(), 19, "{text}");
@@ -87,9 +93,19 @@ fn a_dated_export_is_the_source_of_its_night() {
             .contains("of its earlier content was deleted by a mirror run"),
         "{replaced:?}"
     );
+    // The summary names the source that left, in words and in its JSON.
     assert!(
-        text.contains("hr-2026-12-06.csv is no longer a source of the job"),
+        text.lines().any(|l| l.starts_with("Source gone: ")
+            && l.contains("hr-2026-12-06.csv is no longer a source of the job")),
         "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert!(
+        json["gone_sources"][0]
+            .as_str()
+            .is_some_and(|s| s.ends_with("hr-2026-12-06.csv")),
+        "{json}"
     );
     // status names the source that left.
     let (code, status) = output(&mut faceenroll(&[

@@ -403,6 +403,13 @@ fn run_job(
             );
         }
     }
+    for gone in &finished.gone_sources {
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "Source gone: {gone} is no longer a source of the job (with --mirror, the run's \
+             source is the job's whole source)"
+        );
+    }
     if finished.mirror_queued > 0 {
         let _ = writeln!(
             std::io::stdout().lock(),

@@ -111,6 +111,8 @@ pub struct Finished {
     /// Deletions `verify --repair` queued that wait for a run with `--mirror`
     /// (counted on a run without it).
     pub mirror_queued: usize,
+    /// The job's earlier sources this run's plan took out of the job.
+    pub gone_sources: Vec<String>,
 }
 
 impl Finished {
@@ -451,6 +453,7 @@ pub fn enroll(
             Some(_) => 0,
         },
         mirror,
+        gone_sources: summary.gone_sources.clone(),
     };
     let mirror_figures = finished.mirror.as_ref().map(Mirrored::figures);
     if let Some(path) = &job.outputs.metrics_file {
@@ -465,7 +468,8 @@ pub fn enroll(
             &SummaryJson::new(&finished.summary())
                 .of_shard(job.plan.shard)
                 .with_exit(exit, failed_earlier)
-                .with_mirror(mirror_figures),
+                .with_mirror(mirror_figures)
+                .with_gone_sources(finished.gone_sources.clone()),
         )
         .expect("the summary serializes");
         metrics::write_atomically(path, &(json + "\n"))
