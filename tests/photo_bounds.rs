@@ -72,3 +72,93 @@ fn a_photo_unreadable_when_its_call_is_sent_fails_alone_and_the_rest_of_its_chun
         }
     }
 }
+
+/// The most resident memory this test process has had, from `/proc/self/status`.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// Pads the photo at `path` with zeros to 2 GiB, without writing them (a sparse file):
+/// a small PNG at its start, the rest a hole.
+fn pad_to_2_gib(path: &std::path::Path) {
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.set_len(2 << 30).unwrap();
+}
+
+fn assert_too_large(name: &str, state: &PhotoState) {
+    match state {
+        PhotoState::Failed(f) => {
+            assert_eq!(f.kind, FailureKind::Input, "{f:?}");
+            assert!(
+                f.message.contains(name)
+                    && f.message.contains("too large")
+                    && f.message.contains("--max-file-bytes"),
+                "{}",
+                f.message
+            );
+        }
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_2_gib_file_is_refused_from_its_size_unread_and_the_rest_is_enrolled() {
+    let archive = Archive::new();
+    archive.fill(1, 3, 0);
+    pad_to_2_gib(&archive.root().join("person000").join("001.png"));
+    let emulator = support::emulator();
+    let (outcome, _) = run(&archive, &client(&emulator), &options());
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    assert_eq!(emulator.snapshot().persons["person000"].faces.len(), 2);
+    for (name, state) in states(&archive) {
+        if name == "001.png" {
+            assert_too_large(&name, &state);
+        } else {
+            assert!(
+                matches!(state, PhotoState::Enrolled { .. }),
+                "{name}: {state:?}"
+            );
+        }
+    }
+    // Never read whole: the process stays far under the file's size.
+    assert!(peak_rss_bytes() < 1 << 30, "peak RSS {}", peak_rss_bytes());
+}
+
+#[test]
+fn a_file_grown_past_the_cap_after_the_plan_fails_alone_when_it_is_read() {
+    // Planned at its size; when the person's first call arrives, one of its later
+    // photos becomes 2 GiB: the read that makes it ready refuses it from its size.
+    let archive = Archive::new();
+    archive.fill(1, 3, 0);
+    let grown = archive.root().join("person000").join("002.png");
+    let first = Arc::new(AtomicBool::new(true));
+    let emulator = emulator_with(|c| {
+        let grown = grown.clone();
+        c.probes.hook = Some(CallHook::new(move |call, moment| {
+            if call == Call::NewPerson && moment == Moment::Received && first.swap(false, SeqCst) {
+                pad_to_2_gib(&grown);
+            }
+        }));
+    });
+    let options = faceenroll::engine::EngineOptions {
+        workers: Workers::Fixed(1),
+        ..options()
+    };
+    let (outcome, _) = run(&archive, &client(&emulator), &options);
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    assert_eq!(emulator.snapshot().persons["person000"].faces.len(), 2);
+    for (name, state) in states(&archive) {
+        if name == "002.png" {
+            assert_too_large(&name, &state);
+        } else {
+            assert!(
+                matches!(state, PhotoState::Enrolled { .. }),
+                "{name}: {state:?}"
+            );
+        }
+    }
+    assert!(peak_rss_bytes() < 1 << 30, "peak RSS {}", peak_rss_bytes());
+}

@@ -342,6 +342,10 @@ fn check_size(size: u64, options: &PlanOptions) -> Result<(), String> {
     if size == 0 {
         return Err("the file is empty".into());
     }
+    // Refused from its size: never hashed nor read.
+    if let Err(e) = crate::photo_file::check_size(size, options.normalize.max_file_bytes) {
+        return Err(e.to_string());
+    }
     if !options.normalize.enabled && size > options.image_budget() {
         return Err(format!(
             "{size} bytes, over the {} bytes one request can carry (resizing is off)",
