@@ -162,3 +162,86 @@ fn a_file_grown_past_the_cap_after_the_plan_fails_alone_when_it_is_read() {
     }
     assert!(peak_rss_bytes() < 1 << 30, "peak RSS {}", peak_rss_bytes());
 }
+
+/// CRC-32 of PNG chunks (ISO 3309), bit by bit: a few bytes per test.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG of a few dozen bytes whose header declares `width`×`height` 8-bit RGBA
+/// pixels, its image data an empty zlib stream: what a decoder allocates for it is
+/// what the header says (400 MB at 9999×9999, under the 100-megapixel bound).
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8; 4], data: &[u8]| {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    // zlib header, one empty final stored block, the Adler-32 of nothing.
+    chunk(
+        b"IDAT",
+        &[0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF, 0, 0, 0, 1],
+    );
+    chunk(b"IEND", &[]);
+    png
+}
+
+#[test]
+fn a_small_png_claiming_9999_by_9999_pixels_is_refused_from_its_header_before_decoding() {
+    let archive = Archive::new();
+    archive.fill(1, 3, 0);
+    let bomb = archive.add("person000", "bomb.png", &png_claiming(9999, 9999));
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 100);
+    // From its header alone: the decision a plan makes refuses it.
+    let refused = faceenroll::normalize::decide(&bomb, &Default::default()).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            faceenroll::normalize::NormalizeError::OverMemory { .. }
+        ),
+        "{refused}"
+    );
+
+    let emulator = support::emulator();
+    let (outcome, _) = run(&archive, &client(&emulator), &options());
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    assert_eq!(emulator.snapshot().persons["person000"].faces.len(), 3);
+    for (name, state) in states(&archive) {
+        match (name.as_str(), &state) {
+            ("bomb.png", PhotoState::Failed(f)) => {
+                assert_eq!(f.kind, FailureKind::Input, "{f:?}");
+                assert!(
+                    f.message.contains("9999×9999 pixels")
+                        && f.message.contains("one photo may take")
+                        && f.message.contains("not decoded"),
+                    "{}",
+                    f.message
+                );
+            }
+            ("bomb.png", _) => panic!("{name}: {state:?}"),
+            _ => assert!(
+                matches!(state, PhotoState::Enrolled { .. }),
+                "{name}: {state:?}"
+            ),
+        }
+    }
+}

@@ -100,7 +100,7 @@ fn cut(
     shape: &Shape,
     known: Option<Detection>,
 ) -> Result<FacePrepared, NormalizeError> {
-    let _permit = IN_FLIGHT.take(working_bytes(shape, bytes, opts.max_edge));
+    let _permit = IN_FLIGHT.take(memory_of(path, shape, bytes, opts)?);
     let original = read_original(path, opts)?;
     let (shape, decoded) = decode_for(&original, opts).map_err(|e| e.at(path))?;
     let detected_now = known.is_none();
@@ -231,7 +231,7 @@ pub fn look_for_faces(
         return Ok(None);
     }
     let (bytes, shape) = read_shape(path, opts)?;
-    let _permit = IN_FLIGHT.take(working_bytes(&shape, bytes, opts.max_edge));
+    let _permit = IN_FLIGHT.take(memory_of(path, &shape, bytes, opts)?);
     let original = read_original(path, opts)?;
     let (shape, decoded) = decode_for(&original, opts).map_err(|e| e.at(path))?;
     Ok(Some(detect_in(&decoded.picture, &shape)))

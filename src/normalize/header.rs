@@ -6,7 +6,7 @@
 //! lengths; the image crate's JPEG decoder would read the whole file first, and it can
 //! tell a GIF's frames apart only by decoding them.
 
-use super::decode::heif_dims;
+use super::decode::{decoder_limits, heif_dims};
 use super::{decode_failure, is_over_pixel_limit, Failure};
 use crate::model::ImageKind;
 use image::metadata::Orientation;
@@ -134,9 +134,9 @@ fn shape_of(mut reader: impl BufRead + Seek, max_bytes: u64) -> Result<Shape, Fa
             Ok(still(heif_dims(&bytes)?, Orientation::NoTransforms))
         }
         Kind::Other(format) => {
-            let mut decoder = ImageReader::with_format(reader, format)
-                .into_decoder()
-                .map_err(decode_failure)?;
+            let mut reader = ImageReader::with_format(reader, format);
+            reader.limits(decoder_limits());
+            let mut decoder = reader.into_decoder().map_err(decode_failure)?;
             let orientation = decoder.orientation().map_err(decode_failure)?;
             Ok(still(decoder.dimensions(), orientation))
         }

@@ -126,9 +126,14 @@ const MIN_EDGE: u32 = 512;
 /// is 42 pixels, about the least face detection finds.
 const MIN_COPY_EDGE: u32 = 128;
 
-/// The most memory one photo's decoded pixels may take; a larger picture (or a file
-/// that claims to be one) is reported rather than decoded.
-const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+/// The most memory one photo may take while it is normalized: its file and twice its
+/// decoded pixels, as estimated from its header for the shared budget
+/// ([`PIXEL_BUDGET_BYTES`]). A photo that would take more (a 9999×9999 PNG: 800 MB)
+/// is refused from its header before its file is read, whatever its format
+/// ([`NormalizeError::OverMemory`]); the decoders are held to it too, should a header
+/// say less than the pixels take.
+pub const MAX_PHOTO_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
+const MAX_DECODED_BYTES: u64 = MAX_PHOTO_MEMORY_BYTES;
 
 /// The memory all photos being normalized may take at once (their original bytes and
 /// their decoded pixels, estimated from the header before any is read), whatever the
@@ -238,6 +243,19 @@ pub enum NormalizeError {
     /// The header declares more pixels than [`MAX_PHOTO_PIXELS`]: not decoded.
     #[error("{}: {}", path.display(), over_pixel_limit(*dims))]
     TooManyPixels { path: PathBuf, dims: (u32, u32) },
+    /// Normalizing the photo would take more than [`MAX_PHOTO_MEMORY_BYTES`], from
+    /// its header: not read, not decoded.
+    #[error(
+        "{}: its header declares {}×{} pixels, which take about {} to decode and scale, \
+         over the {} one photo may take; not decoded (a picture to scale down before \
+         enrolling)",
+        path.display(), dims.0, dims.1, HumanBytes(*bytes), HumanBytes(MAX_PHOTO_MEMORY_BYTES)
+    )]
+    OverMemory {
+        path: PathBuf,
+        dims: (u32, u32),
+        bytes: u64,
+    },
 }
 
 /// Why a photo whose header declares `dims` is not decoded: more pixels than
@@ -496,8 +514,12 @@ pub fn decide(path: &Path, opts: &NormalizeOptions) -> Result<Decision, Normaliz
         }
         return Ok(Decision::AsIs);
     }
-    let header = read_header(path, opts)?;
-    Ok(Decision::of(&header, opts))
+    let (bytes, shape) = read_shape(path, opts)?;
+    let decision = Decision::of(&Header::of(bytes, &shape), opts);
+    if decision != Decision::AsIs {
+        memory_of(path, &shape, bytes, opts)?;
+    }
+    Ok(decision)
 }
 
 /// Reads a photo's size, stored dimensions and orientation without decoding pixels.
@@ -583,7 +605,7 @@ pub fn prepare_down_to(
     if Decision::of(&header, opts) == Decision::AsIs {
         return Ok(Prepared::AsIs);
     }
-    let _permit = IN_FLIGHT.take(working_bytes(&shape, bytes, opts.max_edge));
+    let _permit = IN_FLIGHT.take(memory_of(path, &shape, bytes, opts)?);
     let original = read_original(path, opts)?;
     let (bytes, normalized) = normalize_bytes(&original, opts, floor).map_err(|e| e.at(path))?;
     Ok(Prepared::Normalized { bytes, normalized })
@@ -603,6 +625,26 @@ fn working_bytes(shape: &Shape, file_bytes: u64, edge: u32) -> u64 {
         _ => w * h * 4,
     };
     file_bytes + 2 * decoded
+}
+
+/// The memory normalizing the photo at `path` takes ([`working_bytes`]), or
+/// [`NormalizeError::OverMemory`] past [`MAX_PHOTO_MEMORY_BYTES`]: known from the
+/// header, before the file is read or a decoder allocates.
+fn memory_of(
+    path: &Path,
+    shape: &Shape,
+    file_bytes: u64,
+    opts: &NormalizeOptions,
+) -> Result<u64, NormalizeError> {
+    let bytes = working_bytes(shape, file_bytes, opts.max_edge);
+    if bytes > MAX_PHOTO_MEMORY_BYTES {
+        return Err(NormalizeError::OverMemory {
+            path: path.to_path_buf(),
+            dims: shape.dims,
+            bytes,
+        });
+    }
+    Ok(bytes)
 }
 
 /// A pool of `threads` threads for normalizing, named `normalize-N`, apart from the

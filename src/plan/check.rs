@@ -194,6 +194,10 @@ pub(super) fn check(
                                     normalize::over_pixel_limit(dims)
                                 ));
                             }
+                            Err(e @ normalize::NormalizeError::OverMemory { .. }) => {
+                                row.verdict =
+                                    Verdict::Invalid(format!("{}{e}", place_of(&row.origin)));
+                            }
                             // Any other header trouble is the photo's when it is sent.
                             Err(_) => {}
                         }
