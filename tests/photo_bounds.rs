@@ -1,5 +1,8 @@
-//! Photos that cost more than they should, end to end against the emulator: a file
-//! that cannot be read when its call is sent fails alone, not its chunk.
+//! Photos that cost more than they should, end to end against the emulator, with the
+//! service's state read back: a file that cannot be read when its call is sent fails
+//! alone, not its chunk nor its person; a file over `--max-file-bytes` (a 2 GiB sparse
+//! file) is refused from its size, never read whole; a small PNG whose header claims
+//! 9999×9999 pixels is refused from its header, before a decoder allocates.
 
 mod support;
 
@@ -238,6 +241,44 @@ fn a_small_png_claiming_9999_by_9999_pixels_is_refused_from_its_header_before_de
                 );
             }
             ("bomb.png", _) => panic!("{name}: {state:?}"),
+            _ => assert!(
+                matches!(state, PhotoState::Enrolled { .. }),
+                "{name}: {state:?}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_seed_photo_unreadable_when_its_call_is_sent_fails_alone_and_the_next_photo_seeds() {
+    let archive = Archive::new();
+    archive.fill(1, 3, 0);
+    let seed = archive.root().join("person000").join("000.png");
+    // The first newperson is answered 213; the photo is gone before its next attempt.
+    let first = Arc::new(AtomicBool::new(true));
+    let emulator = emulator_with(|c| {
+        let seed = seed.clone();
+        c.probes.hook = Some(CallHook::new(move |call, moment| {
+            if call == Call::NewPerson && moment == Moment::Received && first.swap(false, SeqCst) {
+                std::fs::remove_file(&seed).unwrap();
+            }
+        }));
+    });
+    emulator.inject_next_for(Call::NewPerson, 213, 1);
+    let options = faceenroll::engine::EngineOptions {
+        workers: Workers::Fixed(1),
+        ..options()
+    };
+    let (outcome, _) = run(&archive, &client(&emulator), &options);
+    assert!(matches!(outcome, RunOutcome::Finished), "{outcome:?}");
+    assert_eq!(emulator.snapshot().persons["person000"].faces.len(), 2);
+    for (name, state) in states(&archive) {
+        match (name.as_str(), &state) {
+            ("000.png", PhotoState::Failed(f)) => {
+                assert_eq!(f.kind, FailureKind::Input, "{f:?}");
+                assert!(f.message.contains("cannot be read"), "{}", f.message);
+            }
+            ("000.png", _) => panic!("{name}: {state:?}"),
             _ => assert!(
                 matches!(state, PhotoState::Enrolled { .. }),
                 "{name}: {state:?}"
