@@ -320,7 +320,8 @@ fn a_mixed_chunk_or_missing_photo_is_refused_before_anything_is_sent() {
         ),
         "{err}"
     );
-    assert_eq!(err.class(), Class::Permanent);
+    // The photo, not the call, cannot be sent: the engine fails that photo alone.
+    assert_eq!(err.class(), Class::Outcome(Outcome::Unreadable));
     assert!(
         err.to_string().contains("/nonexistent/dir/photo.jpg"),
         "{err}"

@@ -141,7 +141,7 @@ fn a_photo_tagged_with_orientation_6_is_sent_upright() {
         "phone.jpg",
         &with_orientation(&jpeg_bytes(&stored, 95), 6),
     );
-    let header = read_header(&path).unwrap();
+    let header = read_header(&path, &NormalizeOptions::default()).unwrap();
     assert_eq!(header.dims, (64, 32));
     assert_eq!(header.orientation, Orientation::Rotate90);
     let opts = NormalizeOptions::default();
@@ -168,7 +168,9 @@ fn a_photo_tagged_with_orientation_6_is_sent_upright() {
     // The copy carries no orientation of its own, so it is not turned twice.
     let again = file(dir.path(), "sent.jpg", bytes);
     assert_eq!(
-        read_header(&again).unwrap().orientation,
+        read_header(&again, &NormalizeOptions::default())
+            .unwrap()
+            .orientation,
         Orientation::NoTransforms
     );
     assert_eq!(outcome.from_dims, (64, 32));
@@ -383,7 +385,7 @@ fn a_header_over_100_megapixels_is_refused_before_decoding_in_every_format() {
         for (name, bytes) in support::bombs(width, height) {
             let path = file(dir.path(), name, &bytes);
             for err in [
-                read_header(&path).unwrap_err(),
+                read_header(&path, &NormalizeOptions::default()).unwrap_err(),
                 decide(&path, &opts).unwrap_err(),
                 prepare(&path, &opts).unwrap_err(),
             ] {
@@ -406,7 +408,8 @@ fn a_header_over_100_megapixels_is_refused_before_decoding_in_every_format() {
     // Just under the limit, the header is read as a photo's.
     for (name, bytes) in support::bombs(10_000, 10_000) {
         let path = file(dir.path(), name, &bytes);
-        let header = read_header(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let header = read_header(&path, &NormalizeOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(header.dims, (10_000, 10_000), "{name}");
     }
 }

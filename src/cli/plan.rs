@@ -28,6 +28,7 @@ impl PlanSettings {
             max_bytes: self.max_photo_bytes,
             max_edge: self.max_edge,
             jpeg_quality: self.jpeg_quality,
+            max_file_bytes: self.max_file_bytes,
         }
     }
 

@@ -63,7 +63,9 @@ use crate::engine::retry::RetryPolicy;
 use crate::engine::silence::DEFAULT_UNANSWERED_LIMIT;
 use crate::engine::MAX_WORKERS;
 use crate::limits::MAX_REQUEST_BYTES;
-use crate::normalize::{DEFAULT_JPEG_QUALITY, DEFAULT_MAX_BYTES, DEFAULT_MAX_EDGE};
+use crate::normalize::{
+    DEFAULT_JPEG_QUALITY, DEFAULT_MAX_BYTES, DEFAULT_MAX_EDGE, DEFAULT_MAX_FILE_BYTES,
+};
 use crate::service::client::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_ENDPOINT, DEFAULT_READ_TIMEOUT, DEFAULT_SIGNATURE_VALIDITY,
 };
@@ -687,6 +689,12 @@ settings! {
         #[arg(long, value_name = "BYTES")]
         max_photo_bytes: Option<u64>, env "FACEENROLL_MAX_PHOTO_BYTES",
             default DEFAULT_MAX_BYTES, range 1..;
+        /// Largest photo file read, in bytes: a larger file (a video, a disk image, a
+        /// sparse file) fails as unusable input from its size, never read; a file
+        /// growing past it while read fails too [default: 67108864, 64 MiB].
+        #[arg(long, value_name = "BYTES")]
+        max_file_bytes: Option<u64>, env "FACEENROLL_MAX_FILE_BYTES",
+            default DEFAULT_MAX_FILE_BYTES, range 1..;
         /// Longest edge in pixels of a photo sent; larger ones are scaled down
         /// [default: 1264, what the default --max-photo-bytes holds as a JPEG].
         #[arg(long, value_name = "PX")]

@@ -203,6 +203,9 @@ pub(super) enum Action {
     LeavePending,
     /// The photo (or each photo of the call) is refused for good.
     FailPhoto,
+    /// One photo of the call, named by the error, cannot be read here: it alone
+    /// fails, as unusable input, and the others of its call are sent without it.
+    FailUnreadable,
     /// Every photo of the person would be refused so: the person fails.
     FailPerson,
     /// This person cannot go on in this run; its photos stay pending.
@@ -227,6 +230,7 @@ pub(super) fn action(step: Step, class: Class, code: Option<i64>) -> Action {
 
         (Step::Seed, Class::Outcome(Outcome::PersonExists)) => Reconcile,
         (Step::Seed, Class::Outcome(Outcome::TooLarge)) => TooLarge,
+        (Step::Seed, Class::Outcome(Outcome::Unreadable)) => FailUnreadable,
         // Refused for now for the image (a download that failed): another photo
         // may seed; for the call: the person waits for the next run.
         (Step::Seed, Class::Transient | Class::RateLimited) if about_the_image => DeferSeed,
@@ -243,6 +247,8 @@ pub(super) fn action(step: Step, class: Class, code: Option<i64>) -> Action {
         (Step::AddFaces, Class::Outcome(Outcome::PersonMissing)) => PersonGone,
         (Step::AddFaces, Class::Outcome(Outcome::PersonFull)) => PersonFull,
         (Step::AddFaces, Class::Outcome(Outcome::TooLarge)) => TooLarge,
+        // Nothing was sent: the photo that cannot be read fails, not its call.
+        (Step::AddFaces, Class::Outcome(Outcome::Unreadable)) => FailUnreadable,
         (Step::AddFaces, Class::Transient | Class::RateLimited) => LeavePending,
         (Step::AddFaces, _) => FailPhoto,
 
@@ -319,6 +325,10 @@ mod tests {
         assert_eq!(add(Class::RateLimited), Action::LeavePending);
         assert_eq!(add(Class::Permanent), Action::FailPhoto);
         assert_eq!(add(Class::Request), Action::FailPhoto);
+        // A photo that cannot be read when the call is built fails alone.
+        let unreadable = Class::Outcome(Outcome::Unreadable);
+        assert_eq!(add(unreadable), Action::FailUnreadable);
+        assert_eq!(action(Step::Seed, unreadable, None), Action::FailUnreadable);
     }
 
     #[test]

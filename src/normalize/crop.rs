@@ -78,7 +78,7 @@ pub fn prepare_faces(
     if !opts.enabled {
         return whole(None);
     }
-    let (bytes, shape) = read_shape(path)?;
+    let (bytes, shape) = read_shape(path, opts)?;
     let known = known.filter(|d| d.dims == upright_dims(&shape));
     if let Some(known) = known {
         if !crop || !matches!(known.choice(), Choice::Crop { .. }) {
@@ -100,8 +100,8 @@ fn cut(
     shape: &Shape,
     known: Option<Detection>,
 ) -> Result<FacePrepared, NormalizeError> {
-    let _permit = IN_FLIGHT.take(working_bytes(shape, bytes, opts.max_edge));
-    let original = crate::photo_file::read(path).map_err(|e| read_error(path, e))?;
+    let _permit = IN_FLIGHT.take(memory_of(path, shape, bytes, opts)?);
+    let original = read_original(path, opts)?;
     let (shape, decoded) = decode_for(&original, opts).map_err(|e| e.at(path))?;
     let detected_now = known.is_none();
     let detection = known.unwrap_or_else(|| detect_in(&decoded.picture, &shape));
@@ -230,9 +230,9 @@ pub fn look_for_faces(
     if !opts.enabled {
         return Ok(None);
     }
-    let (bytes, shape) = read_shape(path)?;
-    let _permit = IN_FLIGHT.take(working_bytes(&shape, bytes, opts.max_edge));
-    let original = crate::photo_file::read(path).map_err(|e| read_error(path, e))?;
+    let (bytes, shape) = read_shape(path, opts)?;
+    let _permit = IN_FLIGHT.take(memory_of(path, &shape, bytes, opts)?);
+    let original = read_original(path, opts)?;
     let (shape, decoded) = decode_for(&original, opts).map_err(|e| e.at(path))?;
     Ok(Some(detect_in(&decoded.picture, &shape)))
 }

@@ -91,11 +91,11 @@ fn decode_jpeg_scaled(original: &[u8], edge: u32) -> Result<Option<Decoded>, Fai
 
 /// Decodes any format the image crate reads, at full size.
 fn decode_any(original: &[u8]) -> Result<Decoded, Failure> {
-    let mut decoder = ImageReader::new(Cursor::new(original))
+    let mut reader = ImageReader::new(Cursor::new(original))
         .with_guessed_format()
-        .map_err(Failure::Read)?
-        .into_decoder()
-        .map_err(decode_failure)?;
+        .map_err(Failure::Read)?;
+    reader.limits(decoder_limits());
+    let mut decoder = reader.into_decoder().map_err(decode_failure)?;
     let need = decoder.total_bytes();
     if need > MAX_DECODED_BYTES {
         let (w, h) = decoder.dimensions();
@@ -105,6 +105,14 @@ fn decode_any(original: &[u8]) -> Result<Decoded, Failure> {
     let profile = decoder.icc_profile().ok().flatten();
     let picture = flatten(DynamicImage::from_decoder(decoder).map_err(decode_failure)?);
     Ok(Decoded { picture, profile })
+}
+
+/// What the image crate's decoders may allocate for one photo: no more than
+/// [`MAX_DECODED_BYTES`], whatever the header said.
+pub(super) fn decoder_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    limits
 }
 
 fn check_decoded_size(w: u32, h: u32, channels: u64) -> Result<(), Failure> {

@@ -6,12 +6,12 @@
 //! lengths; the image crate's JPEG decoder would read the whole file first, and it can
 //! tell a GIF's frames apart only by decoding them.
 
-use super::decode::heif_dims;
+use super::decode::{decoder_limits, heif_dims};
 use super::{decode_failure, is_over_pixel_limit, Failure};
 use crate::model::ImageKind;
 use image::metadata::Orientation;
 use image::{ImageDecoder, ImageFormat, ImageReader};
-use std::io::{self, BufRead, Seek};
+use std::io::{self, BufRead, Read, Seek};
 
 /// The kind of a photo, as far as decoding it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,16 +91,17 @@ pub(super) struct Shape {
 
 /// Stored dimensions, orientation and animation from a photo's header; a header that
 /// declares more pixels than [`MAX_PHOTO_PIXELS`](crate::limits::MAX_PHOTO_PIXELS) is
-/// [`Failure::TooManyPixels`], so such a photo is never decoded.
-pub(super) fn header_of(reader: impl BufRead + Seek) -> Result<Shape, Failure> {
-    let shape = shape_of(reader)?;
+/// [`Failure::TooManyPixels`], so such a photo is never decoded. A header read whole
+/// (a HEIC container) is read no further than `max_bytes`.
+pub(super) fn header_of(reader: impl BufRead + Seek, max_bytes: u64) -> Result<Shape, Failure> {
+    let shape = shape_of(reader, max_bytes)?;
     if is_over_pixel_limit(shape.dims) {
         return Err(Failure::TooManyPixels(shape.dims));
     }
     Ok(shape)
 }
 
-fn shape_of(mut reader: impl BufRead + Seek) -> Result<Shape, Failure> {
+fn shape_of(mut reader: impl BufRead + Seek, max_bytes: u64) -> Result<Shape, Failure> {
     let kind = sniff_kind(&mut reader)?;
     let still = |dims, orientation| Shape {
         kind,
@@ -124,13 +125,18 @@ fn shape_of(mut reader: impl BufRead + Seek) -> Result<Shape, Failure> {
             // libheif reads the container from memory; the dimensions it gives are
             // those of the upright picture, its rotation and mirroring applied.
             let mut bytes = Vec::new();
-            reader.read_to_end(&mut bytes).map_err(Failure::Read)?;
+            reader
+                .by_ref()
+                .take(max_bytes.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .map_err(Failure::Read)?;
+            crate::photo_file::check_size(bytes.len() as u64, max_bytes).map_err(Failure::Read)?;
             Ok(still(heif_dims(&bytes)?, Orientation::NoTransforms))
         }
         Kind::Other(format) => {
-            let mut decoder = ImageReader::with_format(reader, format)
-                .into_decoder()
-                .map_err(decode_failure)?;
+            let mut reader = ImageReader::with_format(reader, format);
+            reader.limits(decoder_limits());
+            let mut decoder = reader.into_decoder().map_err(decode_failure)?;
             let orientation = decoder.orientation().map_err(decode_failure)?;
             Ok(still(decoder.dimensions(), orientation))
         }

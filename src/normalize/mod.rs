@@ -51,6 +51,7 @@ pub mod heif;
 mod picture;
 
 use crate::limits::{RequestBudget, MAX_PHOTO_PIXELS, MAX_REQUEST_BYTES, REQUEST_ENVELOPE_BYTES};
+pub use crate::photo_file::DEFAULT_MAX_FILE_BYTES;
 use budget::Budget;
 pub use crop::{look_for_faces, prepare_chunk_faces, prepare_faces, Cropped, FacePrepared};
 use decode::{decode, jpeg_scale, Decoded};
@@ -125,9 +126,14 @@ const MIN_EDGE: u32 = 512;
 /// is 42 pixels, about the least face detection finds.
 const MIN_COPY_EDGE: u32 = 128;
 
-/// The most memory one photo's decoded pixels may take; a larger picture (or a file
-/// that claims to be one) is reported rather than decoded.
-const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+/// The most memory one photo may take while it is normalized: its file and twice its
+/// decoded pixels, as estimated from its header for the shared budget
+/// ([`PIXEL_BUDGET_BYTES`]). A photo that would take more (a 9999×9999 PNG: 800 MB)
+/// is refused from its header before its file is read, whatever its format
+/// ([`NormalizeError::OverMemory`]); the decoders are held to it too, should a header
+/// say less than the pixels take.
+pub const MAX_PHOTO_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
+const MAX_DECODED_BYTES: u64 = MAX_PHOTO_MEMORY_BYTES;
 
 /// The memory all photos being normalized may take at once (their original bytes and
 /// their decoded pixels, estimated from the header before any is read), whatever the
@@ -158,6 +164,14 @@ pub struct NormalizeOptions {
     /// The JPEG quality of a re-encoded photo, 1–100 ([`DEFAULT_JPEG_QUALITY`]); the
     /// quality is lowered (down to 60) when a photo would still exceed the budget.
     pub jpeg_quality: u8,
+    /// The largest photo file read into memory, in bytes (`--max-file-bytes`,
+    /// [`DEFAULT_MAX_FILE_BYTES`]): a larger file is refused from its size, unread.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+}
+
+fn default_max_file_bytes() -> u64 {
+    DEFAULT_MAX_FILE_BYTES
 }
 
 impl NormalizeOptions {
@@ -184,6 +198,7 @@ impl Default for NormalizeOptions {
             max_bytes: DEFAULT_MAX_BYTES,
             max_edge: DEFAULT_MAX_EDGE,
             jpeg_quality: DEFAULT_JPEG_QUALITY,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
         }
     }
 }
@@ -193,6 +208,12 @@ impl Default for NormalizeOptions {
 pub enum NormalizeError {
     #[error("{}: cannot read the photo: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
+    /// The file is over `--max-file-bytes`: refused from its size, never read whole.
+    #[error("{}: {over}", path.display())]
+    FileTooLarge {
+        path: PathBuf,
+        over: crate::photo_file::OverCap,
+    },
     #[error("{}: cannot decode the photo: {reason}", path.display())]
     Decode { path: PathBuf, reason: String },
     #[error(
@@ -222,6 +243,19 @@ pub enum NormalizeError {
     /// The header declares more pixels than [`MAX_PHOTO_PIXELS`]: not decoded.
     #[error("{}: {}", path.display(), over_pixel_limit(*dims))]
     TooManyPixels { path: PathBuf, dims: (u32, u32) },
+    /// Normalizing the photo would take more than [`MAX_PHOTO_MEMORY_BYTES`], from
+    /// its header: not read, not decoded.
+    #[error(
+        "{}: its header declares {}×{} pixels, which take about {} to decode and scale, \
+         over the {} one photo may take; not decoded (a picture to scale down before \
+         enrolling)",
+        path.display(), dims.0, dims.1, HumanBytes(*bytes), HumanBytes(MAX_PHOTO_MEMORY_BYTES)
+    )]
+    OverMemory {
+        path: PathBuf,
+        dims: (u32, u32),
+        bytes: u64,
+    },
 }
 
 /// Why a photo whose header declares `dims` is not decoded: more pixels than
@@ -480,8 +514,12 @@ pub fn decide(path: &Path, opts: &NormalizeOptions) -> Result<Decision, Normaliz
         }
         return Ok(Decision::AsIs);
     }
-    let header = read_header(path)?;
-    Ok(Decision::of(&header, opts))
+    let (bytes, shape) = read_shape(path, opts)?;
+    let decision = Decision::of(&Header::of(bytes, &shape), opts);
+    if decision != Decision::AsIs {
+        memory_of(path, &shape, bytes, opts)?;
+    }
+    Ok(decision)
 }
 
 /// Reads a photo's size, stored dimensions and orientation without decoding pixels.
@@ -489,8 +527,8 @@ pub fn decide(path: &Path, opts: &NormalizeOptions) -> Result<Decision, Normaliz
 /// For a JPEG only the segments before the image data are read (seeking past those
 /// not needed); for a HEIC/HEIF photo its container; for the other formats only what
 /// their decoder reads to start.
-pub fn read_header(path: &Path) -> Result<Header, NormalizeError> {
-    let (bytes, shape) = read_shape(path)?;
+pub fn read_header(path: &Path, opts: &NormalizeOptions) -> Result<Header, NormalizeError> {
+    let (bytes, shape) = read_shape(path, opts)?;
     Ok(Header::of(bytes, &shape))
 }
 
@@ -506,11 +544,19 @@ impl Header {
     }
 }
 
-fn read_shape(path: &Path) -> Result<(u64, Shape), NormalizeError> {
+/// The file's size and its header, the size checked against `opts.max_file_bytes`
+/// before the header is read.
+fn read_shape(path: &Path, opts: &NormalizeOptions) -> Result<(u64, Shape), NormalizeError> {
     let file = crate::photo_file::open(path).map_err(|e| read_error(path, e))?;
     let bytes = file.metadata().map_err(|e| read_error(path, e))?.len();
-    let shape = header_of(BufReader::new(file)).map_err(|e| e.at(path))?;
+    crate::photo_file::check_size(bytes, opts.max_file_bytes).map_err(|e| read_error(path, e))?;
+    let shape = header_of(BufReader::new(file), opts.max_file_bytes).map_err(|e| e.at(path))?;
     Ok((bytes, shape))
+}
+
+/// Reads the photo at `path` whole, under `opts.max_file_bytes`.
+fn read_original(path: &Path, opts: &NormalizeOptions) -> Result<Vec<u8>, NormalizeError> {
+    crate::photo_file::read(path, opts.max_file_bytes).map_err(|e| read_error(path, e))
 }
 
 /// Makes the bytes to send for the photo at `path` (see the module documentation).
@@ -554,13 +600,13 @@ pub fn prepare_down_to(
         decide(path, opts)?;
         return Ok(Prepared::AsIs);
     }
-    let (bytes, shape) = read_shape(path)?;
+    let (bytes, shape) = read_shape(path, opts)?;
     let header = Header::of(bytes, &shape);
     if Decision::of(&header, opts) == Decision::AsIs {
         return Ok(Prepared::AsIs);
     }
-    let _permit = IN_FLIGHT.take(working_bytes(&shape, bytes, opts.max_edge));
-    let original = crate::photo_file::read(path).map_err(|e| read_error(path, e))?;
+    let _permit = IN_FLIGHT.take(memory_of(path, &shape, bytes, opts)?);
+    let original = read_original(path, opts)?;
     let (bytes, normalized) = normalize_bytes(&original, opts, floor).map_err(|e| e.at(path))?;
     Ok(Prepared::Normalized { bytes, normalized })
 }
@@ -579,6 +625,26 @@ fn working_bytes(shape: &Shape, file_bytes: u64, edge: u32) -> u64 {
         _ => w * h * 4,
     };
     file_bytes + 2 * decoded
+}
+
+/// The memory normalizing the photo at `path` takes ([`working_bytes`]), or
+/// [`NormalizeError::OverMemory`] past [`MAX_PHOTO_MEMORY_BYTES`]: known from the
+/// header, before the file is read or a decoder allocates.
+fn memory_of(
+    path: &Path,
+    shape: &Shape,
+    file_bytes: u64,
+    opts: &NormalizeOptions,
+) -> Result<u64, NormalizeError> {
+    let bytes = working_bytes(shape, file_bytes, opts.max_edge);
+    if bytes > MAX_PHOTO_MEMORY_BYTES {
+        return Err(NormalizeError::OverMemory {
+            path: path.to_path_buf(),
+            dims: shape.dims,
+            bytes,
+        });
+    }
+    Ok(bytes)
 }
 
 /// A pool of `threads` threads for normalizing, named `normalize-N`, apart from the
@@ -635,7 +701,7 @@ impl Failure {
     fn at(self, path: &Path) -> NormalizeError {
         let path = path.to_path_buf();
         match self {
-            Failure::Read(source) => NormalizeError::Read { path, source },
+            Failure::Read(source) => read_error(&path, source),
             Failure::Decode(reason) => NormalizeError::Decode { path, reason },
             Failure::Encode(reason) => NormalizeError::Encode { path, reason },
             Failure::TooManyPixels(dims) => NormalizeError::TooManyPixels { path, dims },
@@ -656,9 +722,10 @@ impl Failure {
 }
 
 fn read_error(path: &Path, source: io::Error) -> NormalizeError {
-    NormalizeError::Read {
-        path: path.to_path_buf(),
-        source,
+    let path = path.to_path_buf();
+    match crate::photo_file::over_cap(&source) {
+        Some(over) => NormalizeError::FileTooLarge { path, over },
+        None => NormalizeError::Read { path, source },
     }
 }
 
@@ -695,7 +762,7 @@ fn normalize_bytes(
 
 /// A photo's header and its pixels, decoded for fitting into `opts.max_edge`.
 fn decode_for(original: &[u8], opts: &NormalizeOptions) -> Result<(Shape, Decoded), Failure> {
-    let shape = header_of(Cursor::new(original))?;
+    let shape = header_of(Cursor::new(original), u64::MAX)?;
     let target = opts.max_edge.clamp(1, u32::from(u16::MAX));
     let decoded = decode(original, shape.kind, target)?;
     Ok((shape, decoded))

@@ -194,6 +194,10 @@ pub(super) fn check(
                                     normalize::over_pixel_limit(dims)
                                 ));
                             }
+                            Err(e @ normalize::NormalizeError::OverMemory { .. }) => {
+                                row.verdict =
+                                    Verdict::Invalid(format!("{}{e}", place_of(&row.origin)));
+                            }
                             // Any other header trouble is the photo's when it is sent.
                             Err(_) => {}
                         }
@@ -341,6 +345,10 @@ pub(super) fn inspect(
 fn check_size(size: u64, options: &PlanOptions) -> Result<(), String> {
     if size == 0 {
         return Err("the file is empty".into());
+    }
+    // Refused from its size: never hashed nor read.
+    if let Err(e) = crate::photo_file::check_size(size, options.normalize.max_file_bytes) {
+        return Err(e.to_string());
     }
     if !options.normalize.enabled && size > options.image_budget() {
         return Err(format!(

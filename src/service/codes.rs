@@ -88,6 +88,10 @@ pub enum Outcome {
     DuplicateFace,
     /// 23 (or HTTP 413): the request body is over the service's limit.
     TooLarge,
+    /// No code: a local photo of the request could not be read when the request was
+    /// built or streamed (deleted, its permission taken away, an I/O error since it
+    /// was planned). Nothing reached the service; that photo alone cannot be sent.
+    Unreadable,
 }
 
 /// Whether `code` refuses one image for what it is or where it is (no face,

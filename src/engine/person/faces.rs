@@ -130,6 +130,9 @@ impl Worker<'_, '_> {
                     Action::TooLarge => {
                         self.too_large(queue, chunk, size, &err)?;
                     }
+                    Action::FailUnreadable => {
+                        self.unreadable_in_chunk(queue, chunk, &err)?;
+                    }
                     Action::StopJob => {
                         self.shared.record_fatal(err);
                         return Err(Halt::Stop);
@@ -207,6 +210,49 @@ impl Worker<'_, '_> {
         for mut item in items.into_iter().rev() {
             self.leave_pending(&mut item)?;
             queue.push_front(item);
+        }
+        Ok(())
+    }
+
+    /// A photo of `items` could not be read when their call was built or streamed:
+    /// nothing reached the service. The photo named fails alone (unusable input, with
+    /// its path and reason), and the others go back to the front of the queue, to be
+    /// sent in the next call.
+    fn unreadable_in_chunk(
+        &mut self,
+        queue: &mut VecDeque<Item>,
+        items: Vec<Item>,
+        err: &CallError,
+    ) -> Result<(), Halt> {
+        let path = err.unreadable_photo().map(|(path, _)| path);
+        let named = |item: &Item| {
+            matches!(
+                (item.ready.as_ref().map(|r| &r.body), path),
+                (Some(ImageBody::File(file)), Some(path)) if file == path
+            )
+        };
+        let Some(bad) = items.iter().position(named) else {
+            // No photo of the call is named (every image error comes from a file of
+            // its call, so this is not expected): sending the call again as it is
+            // would fail again, so its photos are left for the next run.
+            tracing::warn!("addface: {err}; its photos are left for the next run");
+            let why = format!("addface not sent: {err}");
+            for mut item in items {
+                self.leave_refused(&mut item, None, &why)?;
+            }
+            return Ok(());
+        };
+        for (i, mut item) in items.into_iter().enumerate().rev() {
+            if i == bad {
+                self.fail_unreadable(&mut item, err)?;
+            } else {
+                if !self.last_call_in_doubt {
+                    // No attempt of the call can have added it: not counted as sent.
+                    item.entry.attempts = item.entry.attempts.saturating_sub(1);
+                }
+                self.leave_pending(&mut item)?;
+                queue.push_front(item);
+            }
         }
         Ok(())
     }

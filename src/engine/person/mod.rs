@@ -282,6 +282,26 @@ impl<'s, 'a> Worker<'s, 'a> {
         self.finish(item, PhotoState::Failed(failure))
     }
 
+    /// Fails a photo that could not be read when its call was built or streamed
+    /// ([`CallError::Image`]): unusable input, its path and the reason in the report.
+    /// Nothing of that call reached the service.
+    fn fail_unreadable(&mut self, item: &mut Item, err: &CallError) -> Result<(), Halt> {
+        let reason = match err.unreadable_photo() {
+            Some((_, source)) => source.to_string(),
+            None => err.to_string(),
+        };
+        let failure = Failure {
+            kind: FailureKind::Input,
+            code: None,
+            message: format!(
+                "{}: cannot be read when its call was sent: {reason}; not sent",
+                item.entry.image
+            ),
+        };
+        tracing::warn!(photo = %item.entry.image, "{}", failure.message);
+        self.finish(item, PhotoState::Failed(failure))
+    }
+
     /// Hands the places freed by refused photos to the next spares, at the back of
     /// the queue: the person's places go to the first photos the service accepts. A
     /// spare promoted is recorded pending at once, so a run that stops before

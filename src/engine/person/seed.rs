@@ -175,6 +175,12 @@ impl Worker<'_, '_> {
                         last_reason = Some(err.to_string());
                         self.fail(&mut item, FailureKind::Permanent, &err)?;
                     }
+                    Action::FailUnreadable => {
+                        // The seed cannot be read now (nothing was sent): the next
+                        // photo seeds the person.
+                        last_reason = Some(err.to_string());
+                        self.fail_unreadable(&mut item, &err)?;
+                    }
                     _ => {
                         // Action::FailPerson.
                         // Refused for the person, not the photo (a group full, a bad

@@ -5,7 +5,7 @@ use crate::service::codes::{self, Class, Described};
 use crate::service::network::ConnectError;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What went wrong on the way to or from the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +204,9 @@ impl CallError {
                 ..
             } => codes::class(codes::code::RATE_LIMITED),
             CallError::Transport { .. } => Class::Transient,
-            CallError::Image { .. } => Class::Permanent,
+            // One photo of the request, named in the error, cannot be read: not the
+            // service's answer, and no reason to refuse the others of its call.
+            CallError::Image { .. } => Class::Outcome(codes::Outcome::Unreadable),
             CallError::Request { .. } => Class::Request,
             // For now: the next run sends it.
             CallError::Stopped { .. } => Class::Transient,
@@ -215,6 +217,14 @@ impl CallError {
     pub fn code(&self) -> Option<i64> {
         match self {
             CallError::Service { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The local photo that could not be read, and why, for an [`CallError::Image`].
+    pub fn unreadable_photo(&self) -> Option<(&Path, &io::Error)> {
+        match self {
+            CallError::Image { path, source, .. } => Some((path, source)),
             _ => None,
         }
     }

@@ -187,7 +187,8 @@ impl Client {
 mod tests {
     use super::*;
     use crate::model::{GroupId, PersonId};
-    use crate::service::codes::Class;
+    use crate::service::codes::{self, Class};
+    use std::path::Path;
 
     use crate::service::client::tests::config;
 
@@ -233,8 +234,10 @@ mod tests {
                 None,
             )
             .unwrap_err();
-        assert_eq!(err.class(), Class::Permanent);
+        assert_eq!(err.class(), Class::Outcome(codes::Outcome::Unreadable));
         assert_eq!(err.call(), Call::AddFace);
+        let (path, _) = err.unreadable_photo().expect("names the photo");
+        assert_eq!(path, Path::new("/nonexistent/x.jpg"));
         assert!(err.to_string().contains("/nonexistent/x.jpg"), "{err}");
     }
 
