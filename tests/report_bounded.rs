@@ -1,5 +1,6 @@
 //! The report of a job whose photos many persons share (a placeholder avatar in
-//! every folder): linear in its rows, through the binary against the emulator.
+//! every folder): linear in its rows, and written whole or not at all, through the
+//! binary against the emulator.
 //!
 //! `cargo test --release --test report_bounded -- --ignored --nocapture` prints the
 //! report's size and the run's peak memory for 2,000 persons sharing 10 photos
@@ -132,4 +133,88 @@ fn measure_2000_persons_sharing_10_photos() {
         run.peak_rss_kib as f64 / 1024.0,
         run.secs,
     );
+}
+
+/// `kill -9` while `report --output R` writes leaves the previous R whole: the new
+/// report goes to a temporary file renamed over R only once written. (Written in
+/// place, R was cut short: the process is killed as soon as R changes.)
+#[test]
+fn a_report_killed_while_written_leaves_the_previous_one_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..10)
+        .map(|i| {
+            write(
+                &dir.path().join(format!("avatars/avatar-{i}.png")),
+                &photo(i + 1),
+            )
+        })
+        .collect();
+    let manifest = dir.path().join("manifest.csv");
+    let mut text = String::from("person_id,image,group_ids,person_name,tag\n");
+    for p in 0..100 {
+        for file in &files {
+            text.push_str(&format!("p{p:05},{},staff,,\n", file.display()));
+        }
+    }
+    std::fs::write(&manifest, text).unwrap();
+    let state = dir.path().join("state");
+    let run = support::bin::output(
+        faceenroll(&[])
+            .arg("enroll")
+            .arg(&manifest)
+            .arg("--emulator")
+            .arg("--emulator-state")
+            .arg(dir.path().join("service.json"))
+            .arg("--state")
+            .arg(&state)
+            .arg("--no-progress"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let report = out.join("report.csv");
+    let previous = "person_id,image\nthe previous report,whole\n";
+    let mut killed = 0;
+    for _ in 0..5 {
+        // What a killed attempt left (its temporary file) goes: a new one shows the
+        // next attempt writing.
+        for entry in std::fs::read_dir(&out).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        std::fs::write(&report, previous).unwrap();
+        let mut child = faceenroll(&[])
+            .arg("report")
+            .arg("--state")
+            .arg(&state)
+            .arg("--output")
+            .arg(&report)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let exited = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            let writing = std::fs::read_dir(&out).unwrap().count() > 1
+                || std::fs::metadata(&report).map_or(0, |m| m.len()) != previous.len() as u64;
+            if writing {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        };
+        if exited.is_some() {
+            // It finished before it was seen writing: try again.
+            continue;
+        }
+        killed += 1;
+        assert_eq!(
+            std::fs::read_to_string(&report).unwrap(),
+            previous,
+            "killed while writing, the report is cut"
+        );
+    }
+    assert!(killed > 0, "the report was never caught while written");
 }
