@@ -30,6 +30,8 @@
 //! - [`deletion`] decides what a rollback or a mirror (`enroll --mirror`) may take back
 //!   from a person, from the job's records and the person as the service holds it
 //!   just before, and whether a mirror run may delete at all (its guards).
+//! - [`output_file`] writes the report, the summary and the metrics file whole or not
+//!   at all (a temporary file renamed over the old one).
 //! - [`cli`] defines the command line; `main.rs` only parses, runs and exits.
 
 pub mod chunk;
@@ -46,6 +48,7 @@ pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod ops;
+pub mod output_file;
 pub mod photo_file;
 pub mod ping;
 pub mod plan;

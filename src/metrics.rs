@@ -3,8 +3,8 @@
 //!
 //! [`Figures`] gathers the counts once, from the plan and the live tally during a run
 //! or from the store at its end; [`render`] turns them into text and is pure, so the
-//! format is tested apart from any run. [`write_atomically`] replaces the file in one
-//! rename, so a collector never reads half a file.
+//! format is tested apart from any run. The file is replaced whole
+//! ([`crate::output_file`]), so a collector never reads half a file.
 
 use crate::plan::PlanSummary;
 use crate::report::{StoreCounts, Summary, Tally};
@@ -263,40 +263,6 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Writes `text` to `path` through a temporary file in the same directory and a
-/// rename, so a reader sees the old file or the new one, never a part.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = temporary_beside(path)?;
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-/// Whether [`write_atomically`] can write `path`, leaving nothing behind: `path` is
-/// not a folder, and its temporary file can be made in its folder. A job checks its
-/// outputs so before its first call, not after its last.
-pub fn check_writable_atomically(path: &Path) -> std::io::Result<()> {
-    if path.is_dir() {
-        return Err(std::io::Error::other("it is a folder"));
-    }
-    let tmp = temporary_beside(path)?;
-    std::fs::write(&tmp, "")?;
-    std::fs::remove_file(&tmp)
-}
-
-/// The temporary file [`write_atomically`] writes `path` through: hidden, in the same
-/// folder (so the rename stays on one file system), named after this process.
-fn temporary_beside(path: &Path) -> std::io::Result<std::path::PathBuf> {
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    Ok(path.with_file_name(tmp_name))
-}
-
 /// What `--summary-json` holds after a run that stopped before it could make its
 /// summary (exit 2, or 3 when the progress database could not be written): how it
 /// ended and its exit code, so that a wrapper never reads an earlier run's summary
@@ -312,7 +278,7 @@ pub struct StoppedJson {
 /// removes what is there, so no earlier summary stands in for this run's.
 pub fn write_stopped_summary(path: &Path, stopped: &StoppedJson) {
     let json = serde_json::to_string_pretty(stopped).expect("the ending serializes");
-    if write_atomically(path, &(json + "\n")).is_err() {
+    if crate::output_file::replace(path, &(json + "\n")).is_err() {
         let _ = std::fs::remove_file(path);
     }
 }
@@ -522,16 +488,5 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
-
-    #[test]
-    fn the_file_is_replaced_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("faceenroll.prom");
-        write_atomically(&path, "one\n").unwrap();
-        write_atomically(&path, "two\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(names.len(), 1, "no temporary file is left");
     }
 }

@@ -647,7 +647,7 @@ fn write_rows<W: std::io::Write>(
     mut counts: Option<&mut StoreCounts>,
 ) -> anyhow::Result<u64> {
     let meta = store.meta()?;
-    let shared = shared_notes(store)?;
+    let shared = SharedNotes::read(store)?;
     let earlier = store.earlier_faces()?;
     let mut rows = 0;
     let mut person: Option<PersonEntry> = None;
@@ -682,7 +682,7 @@ fn write_rows<W: std::io::Write>(
             person = store.person(&entry.person)?;
         }
         let mut row = Row::new(&entry, person.as_ref());
-        let mut notes: Vec<String> = shared.get(&key).cloned().into_iter().collect();
+        let mut notes: Vec<String> = shared.note(&key).into_iter().collect();
         if let Some(reason) = left {
             notes.push(format!(
                 "left the source; its face stays on the service: {reason}"
@@ -732,31 +732,90 @@ fn write_rows<W: std::io::Write>(
     Ok(rows)
 }
 
-/// The warning each photo listed for two persons or more carries in its report row,
-/// naming the other listings: "the same photo is listed for person "bob" too (PATH)".
-fn shared_notes(
-    store: &Store,
-) -> crate::store::Result<std::collections::HashMap<crate::store::PhotoKey, String>> {
-    let mut notes = std::collections::HashMap::new();
-    for content in store.shared()? {
-        for (i, photo) in content.photos.iter().enumerate() {
-            let others: Vec<String> = content
-                .photos
-                .iter()
-                .enumerate()
-                .filter(|(j, other)| *j != i && other.person != photo.person)
-                .map(|(_, other)| format!("person {:?} too ({})", other.person, other.origin))
-                .collect();
-            notes.insert(
-                crate::store::PhotoKey::new(&photo.person, &photo.image),
-                format!(
-                    "the same photo is listed for {}: enrolled for each as listed, check it",
-                    others.join(", ")
-                ),
-            );
+/// How many other listings of a shared photo its row names; the others are counted.
+const SHARED_NAMED: usize = 3;
+
+/// The warnings the rows of photos listed for two persons or more carry: "the same
+/// photo is listed for person "bob" too (PATH)", or, for a photo many persons share
+/// (a placeholder avatar), the first few other listings and a count.
+///
+/// The report stays linear in its rows: each note names at most [`SHARED_NAMED`]
+/// other listings, made as its row is written; what is held is the store's record of
+/// the shared photos (one entry a listing) and an index into it, never a list of the
+/// other persons for each photo.
+struct SharedNotes {
+    contents: Vec<crate::store::SharedContent>,
+    /// The distinct persons of each content.
+    persons: Vec<usize>,
+    /// Each shared listing: its content and its place in the content's listings.
+    listings: std::collections::HashMap<PhotoKey, (usize, usize)>,
+}
+
+impl SharedNotes {
+    fn read(store: &Store) -> crate::store::Result<SharedNotes> {
+        Ok(SharedNotes::new(store.shared()?))
+    }
+
+    fn new(contents: Vec<crate::store::SharedContent>) -> SharedNotes {
+        let mut listings = std::collections::HashMap::new();
+        let persons = contents
+            .iter()
+            .enumerate()
+            .map(|(c, content)| {
+                for (i, photo) in content.photos.iter().enumerate() {
+                    listings.insert(PhotoKey::new(&photo.person, &photo.image), (c, i));
+                }
+                content
+                    .photos
+                    .iter()
+                    .map(|p| p.person.as_str())
+                    .collect::<std::collections::HashSet<_>>()
+                    .len()
+            })
+            .collect();
+        SharedNotes {
+            contents,
+            persons,
+            listings,
         }
     }
-    Ok(notes)
+
+    /// The note of the photo at `key`, if other persons list it too.
+    fn note(&self, key: &PhotoKey) -> Option<String> {
+        let &(c, i) = self.listings.get(key)?;
+        let photos = &self.contents[c].photos;
+        let me = photos[i].person.as_str();
+        let mut others = photos.iter().filter(|other| other.person != me);
+        let named: Vec<_> = others.by_ref().take(SHARED_NAMED).collect();
+        if named.is_empty() {
+            return None;
+        }
+        let more = others.count();
+        let listed = if more == 0 {
+            named
+                .iter()
+                .map(|other| format!("person {:?} too ({})", other.person, other.origin))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            let listings = named.len() + more;
+            let persons = self.persons[c] - 1;
+            let first = named
+                .iter()
+                .map(|other| format!("person {:?} ({})", other.person, other.origin))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let times = if listings == persons {
+                String::new()
+            } else {
+                format!(" in {listings} listings")
+            };
+            format!("{persons} other persons too{times} (first: {first}, and {more} more)")
+        };
+        Some(format!(
+            "the same photo is listed for {listed}: enrolled for each as listed, check it"
+        ))
+    }
 }
 
 /// The `face_box` and `crop` columns of a photo, from what the store recorded.
@@ -1100,6 +1159,79 @@ mod tests {
         let t = tally.snapshot();
         assert_eq!((t.skipped, t.enrolled), (2, 21));
         assert_eq!(tally.photos_this_run(), 1);
+    }
+
+    fn shared(persons: &[&str]) -> SharedNotes {
+        use crate::store::{SharedContent, SharedListing};
+        let photos = persons
+            .iter()
+            .enumerate()
+            .map(|(i, person)| SharedListing {
+                person: (*person).to_owned(),
+                image: ImageRef::File(format!("/archive/{person}/avatar-{i}.png").into()),
+                origin: Origin::Tree {
+                    path: format!("/archive/{person}/avatar-{i}.png").into(),
+                },
+            })
+            .collect();
+        SharedNotes::new(vec![SharedContent { photos }])
+    }
+
+    fn note_of(notes: &SharedNotes, i: usize) -> Option<String> {
+        let listing = &notes.contents[0].photos[i];
+        notes.note(&PhotoKey::new(&listing.person, &listing.image))
+    }
+
+    #[test]
+    fn a_photo_two_persons_share_names_the_other_listing() {
+        let notes = shared(&["ann", "bob", "bob"]);
+        assert_eq!(
+            note_of(&notes, 0).unwrap(),
+            "the same photo is listed for person \"bob\" too (/archive/bob/avatar-1.png), \
+             person \"bob\" too (/archive/bob/avatar-2.png): enrolled for each as listed, \
+             check it"
+        );
+        // A person's own second listing is not another person's.
+        assert!(note_of(&notes, 1).unwrap().contains("person \"ann\" too"));
+        assert!(!note_of(&notes, 1).unwrap().contains("\"bob\""));
+        let unshared = PhotoKey::new("carol", &ImageRef::File("/archive/x.png".into()));
+        assert_eq!(notes.note(&unshared), None);
+    }
+
+    #[test]
+    fn a_photo_many_persons_share_is_named_once_with_a_count() {
+        let names: Vec<String> = (0..2_000).map(|i| format!("p{i:04}")).collect();
+        let mut persons: Vec<&str> = names.iter().map(String::as_str).collect();
+        persons.insert(1, "p0000");
+        let notes = shared(&persons);
+        let longest = "/archive/p0000/avatar-2000.png".len();
+        for i in 0..persons.len() {
+            let note = note_of(&notes, i).unwrap();
+            // Bounded by the listings it names, whatever the number of persons: the
+            // report is linear in its rows.
+            assert!(
+                note.len() <= 200 + SHARED_NAMED * (longest + 20),
+                "{} bytes: {note}",
+                note.len()
+            );
+            assert!(note.contains("1999 other persons too"), "{note}");
+        }
+        assert_eq!(
+            note_of(&notes, 0).unwrap(),
+            "the same photo is listed for 1999 other persons too (first: \
+             person \"p0001\" (/archive/p0001/avatar-2.png), \
+             person \"p0002\" (/archive/p0002/avatar-3.png), \
+             person \"p0003\" (/archive/p0003/avatar-4.png), and 1996 more): \
+             enrolled for each as listed, check it"
+        );
+        // p0001 sees p0000's two listings among the others.
+        assert!(
+            note_of(&notes, 2)
+                .unwrap()
+                .contains("1999 other persons too in 2000 listings"),
+            "{:?}",
+            note_of(&notes, 2)
+        );
     }
 
     #[test]

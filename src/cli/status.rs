@@ -610,11 +610,8 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Exit> {
         _ => report::write_merged_report(&stores, args.only, args.format, out),
     };
     let rows = match &args.output {
-        Some(path) => {
-            let mut file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            write(&mut file)?
-        }
+        Some(path) => crate::output_file::replace_with(path, write)
+            .with_context(|| format!("cannot write {}", path.display()))?,
         None => match write(&mut std::io::stdout().lock()) {
             Ok(rows) => rows,
             // The reader had enough (`| head`): not an error of the report.

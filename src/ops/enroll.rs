@@ -9,6 +9,7 @@ use crate::emulator::{rehearsal_credentials, Emulator, EmulatorConfig};
 use crate::engine::{self, EngineOptions, RunOutcome, StopSignal};
 use crate::exit::Exit;
 use crate::metrics::{self, Figures, SummaryJson};
+use crate::output_file;
 use crate::plan::{self, PlanOptions, PlanSummary};
 use crate::report::{self, StoreCounts, Summary, Tally};
 use crate::service::client::{Client, ClientConfig};
@@ -205,7 +206,7 @@ pub fn enroll(
         .with_context(cannot_plan)
         .map_err(setup)?;
     // Found now, not after every call was made: every output must be writable.
-    check_writable(&report_path)
+    output_file::check_replaceable(&report_path)
         .with_context(|| {
             format!(
                 "cannot write the report {}; nothing was sent",
@@ -221,7 +222,7 @@ pub fn enroll(
         (&job.outputs.summary_json, "the summary (--summary-json)"),
     ] {
         if let Some(path) = path {
-            metrics::check_writable_atomically(path)
+            output_file::check_replaceable(path)
                 .with_context(|| {
                     format!("cannot write {what} {}; nothing was sent", path.display())
                 })
@@ -472,7 +473,7 @@ pub fn enroll(
                 .with_gone_sources(finished.gone_sources.clone()),
         )
         .expect("the summary serializes");
-        metrics::write_atomically(path, &(json + "\n"))
+        output_file::replace(path, &(json + "\n"))
             .with_context(|| format!("cannot write the summary {}", path.display()))
             .map_err(during_run)?;
     }
@@ -542,9 +543,8 @@ fn report_and_counts(
 ) -> Result<(StoreCounts, anyhow::Result<()>), EnrollError> {
     let cannot_write = || format!("cannot write the report {}", path.display());
     Ok(
-        match std::fs::File::create(path)
+        match output_file::replace_with(path, |out| report::write_report_counted(store, out))
             .with_context(cannot_write)
-            .and_then(|file| report::write_report_counted(store, file).with_context(cannot_write))
         {
             Ok(counts) => (counts, Ok(())),
             Err(e) => (StoreCounts::read(store).map_err(during_run)?, Err(e)),
@@ -555,7 +555,7 @@ fn report_and_counts(
 /// Writes the metrics file; a failure is logged, not fatal: monitoring must not stop
 /// the job it watches.
 fn write_metrics(path: &std::path::Path, figures: &Figures) {
-    if let Err(err) = metrics::write_atomically(path, &metrics::render(figures)) {
+    if let Err(err) = output_file::replace(path, &metrics::render(figures)) {
         tracing::warn!("cannot write the metrics file {}: {err}", path.display());
     }
 }
@@ -587,20 +587,6 @@ fn plan_line(s: &plan::PlanSummary) -> String {
         line.push_str(&settled.join(", "));
     }
     line
-}
-
-/// Whether a file can be written, leaving it as it was: an existing file is opened
-/// for appending, a new one created and removed again.
-fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
-    let existed = path.exists();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)?;
-    if !existed {
-        std::fs::remove_file(path)?;
-    }
-    Ok(())
 }
 
 fn unix_now() -> u64 {
