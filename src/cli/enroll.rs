@@ -128,14 +128,19 @@ impl EnrollSettings {
 
     /// The settings as a config file's text: an `[enroll]` table with every key. Fails
     /// only on a path that is not UTF-8.
+    #[cfg(test)]
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
-        #[derive(Serialize)]
-        struct File {
-            enroll: EnrollSection,
+        toml_of(self.to_section())
+    }
+
+    /// The settings as `--print-config` shows them: a config file's text, with the
+    /// token in the path of the ping URL shown as `***`.
+    pub fn printed_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut enroll = self.to_section();
+        if let Some(settings::TextOrNumber::Text(url)) = &mut enroll.ping_url {
+            *url = crate::redact::ping_url_shown(url);
         }
-        toml::to_string(&File {
-            enroll: self.to_section(),
-        })
+        toml_of(enroll)
     }
 
     fn engine(&self) -> EngineOptions {
@@ -178,6 +183,15 @@ fn resolve_workers(fixed: Option<usize>, max: Option<usize>) -> anyhow::Result<W
     }
 }
 
+/// An `[enroll]` table as a config file's text.
+fn toml_of(enroll: EnrollSection) -> Result<String, toml::ser::Error> {
+    #[derive(Serialize)]
+    struct File {
+        enroll: EnrollSection,
+    }
+    toml::to_string(&File { enroll })
+}
+
 pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     let env = |name: &str| std::env::var(name).ok();
     let (file, section) = settings::load(args.service.config.as_deref(), &env)?;
@@ -200,7 +214,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             print!("{}", network.comment());
             Some(config::printed_section(&service, &network))
         };
-        print!("{}", settings.to_toml()?);
+        print!("{}", settings.printed_toml()?);
         if let Some(service) = service {
             // The credentials are never serialized.
             #[derive(Serialize)]

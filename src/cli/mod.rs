@@ -147,7 +147,8 @@ pub fn describe(err: &anyhow::Error) -> String {
 /// logs errors only; the default logs the job's own milestones (plan, progress lines,
 /// stop) and every photo or person that went wrong, but not each person created, so a
 /// nightly run's mail stays a few lines long however large the archive; `-v` adds a
-/// line per person created and per call outcome, `-vv` debug detail, `-vvv` all.
+/// line per person created and per call outcome, `-vv` debug detail, `-vvv` all but
+/// the HTTP library's debug lines, which name whole URLs.
 pub fn init_logging(verbose: u8, quiet: bool) {
     use tracing::Level;
     use tracing_subscriber::filter::{self, EnvFilter, FilterExt as _};
@@ -181,6 +182,12 @@ pub fn init_logging(verbose: u8, quiet: bool) {
             .with(
                 layer().with_filter(
                     filter::filter_fn(move |meta| {
+                        // The HTTP library's own lines name whole URLs (the token
+                        // in a monitor's path) and headers: never past INFO,
+                        // whatever -v asks (RUST_LOG=ureq=debug shows them).
+                        if meta.target().starts_with("ureq") {
+                            return *meta.level() <= level.min(Level::INFO);
+                        }
                         let own = meta.target().starts_with("faceenroll::cli")
                             || meta.target().starts_with("faceenroll::ops");
                         *meta.level() <= level
