@@ -197,12 +197,10 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     let (file, section) = settings::load(args.service.config.as_deref(), &env)?;
     let settings = EnrollSettings::resolve(&args, &env, &section)?;
     if args.print_config {
-        println!(
-            "# faceenroll enroll {}: settings from flags, environment, config file and defaults",
-            settings.plan.source.display()
-        );
-        println!(
-            "# HEIC/HEIF photos: {}",
+        let mut text = format!(
+            "# faceenroll enroll {}: settings from flags, environment, config file and \
+             defaults\n# HEIC/HEIF photos: {}\n",
+            settings.plan.source.display(),
             crate::normalize::heif::availability()
         );
         let service = if settings.run.emulator {
@@ -211,18 +209,20 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             let service =
                 ServiceSettings::from_sources(&args.service, &service_env, file.as_ref())?;
             let network = NetworkSettings::resolve(&service, &service_env)?;
-            print!("{}", network.comment());
+            text.push_str(&network.comment());
             Some(config::printed_section(&service, &network))
         };
-        print!("{}", settings.printed_toml()?);
+        text.push_str(&settings.printed_toml()?);
         if let Some(service) = service {
             // The credentials are never serialized.
             #[derive(Serialize)]
             struct File {
                 service: settings::ServiceSection,
             }
-            print!("\n{}", toml::to_string(&File { service })?);
+            text.push('\n');
+            text.push_str(&toml::to_string(&File { service })?);
         }
+        super::print_out(&text)?;
         return Ok(Exit::Ok);
     }
     // A dry run is not the job a monitor watches.

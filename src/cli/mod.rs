@@ -125,6 +125,25 @@ pub fn run(cli: Cli) -> Exit {
     }
 }
 
+/// Writes `text` to stdout. A reader that has gone (`| head -1`) is not an error: the
+/// rest is dropped quietly, and the command goes on to its own exit code. Any other
+/// failure to write (a full disk behind a redirection) is an error naming stdout.
+/// `println!` is never used for what a command prints: it panics on a closed pipe
+/// where `enroll` and `emulator` keep SIGPIPE ignored.
+pub fn print_out(text: &str) -> anyhow::Result<()> {
+    write_quietly(&mut std::io::stdout().lock(), text)
+}
+
+/// [`print_out`] to any writer.
+fn write_quietly(out: &mut dyn std::io::Write, text: &str) -> anyhow::Result<()> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(err).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// An error and its causes on one line, each cause once: many errors already name
 /// their source in their own message.
 pub fn describe(err: &anyhow::Error) -> String {
@@ -203,6 +222,27 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_gone_is_not_an_error_but_a_full_disk_is() {
+        struct Failing(std::io::ErrorKind);
+        impl std::io::Write for Failing {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(self.0.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let gone = &mut Failing(std::io::ErrorKind::BrokenPipe);
+        assert!(write_quietly(gone, "text").is_ok());
+        let full = &mut Failing(std::io::ErrorKind::StorageFull);
+        let err = write_quietly(full, "text").unwrap_err();
+        assert!(
+            describe(&err).starts_with("cannot write to stdout"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn an_error_names_each_cause_once() {
