@@ -64,7 +64,8 @@ pub const TABLE: &[(Exit, &str)] = &[
         "stopped by a fatal error: the service refused the account or credentials, could \
          not be reached as configured (certificate, proxy, DNS, refused connection), \
          answered no call for --unanswered-limit, or the progress database or report \
-         could not be written (resumable: fix it, run the same command again)",
+         could not be written or the state directory was deleted or replaced under the \
+         job (resumable: fix it, run the same command again)",
     ),
     (
         Exit::Held,

@@ -99,6 +99,16 @@ pub enum StoreError {
     Db(#[from] sled::Error),
     #[error("progress database holds a record that cannot be read ({what}): {detail}")]
     Corrupt { what: String, detail: String },
+    /// The state directory or its lock is no longer the one the job opened: deleted,
+    /// moved or replaced while it ran. Writing on would record progress nowhere, and
+    /// another job may already run on the new directory.
+    #[error(
+        "state directory {dir} was deleted or replaced while the job ran ({what}); what \
+         this run did since is not recorded there. Make sure no other job runs on it, \
+         then run the same command again (the service holds what was sent: the next run \
+         finds it)"
+    )]
+    Replaced { dir: PathBuf, what: String },
 }
 
 fn pid_note(pid: &Option<u32>) -> String {
@@ -142,7 +152,23 @@ pub struct Store {
     sources: RwLock<BTreeMap<String, u64>>,
     /// Photo entries written since the store was opened.
     photo_writes: AtomicU64,
+    /// The state directory and its lock file as opened: checked at every flush.
+    opened: Opened,
     _lock: File,
+}
+
+/// The device and inode of the state directory and of its lock file when the store
+/// was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Opened {
+    dir: (u64, u64),
+    lock: (u64, u64),
+}
+
+/// `(device, inode)` of a file's metadata.
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    (meta.dev(), meta.ino())
 }
 
 const META_KEY: &[u8] = b"job";
@@ -178,6 +204,14 @@ impl Store {
             source,
         })?;
         let lock = take_lock(dir)?;
+        let dir_error = |source| StoreError::Dir {
+            dir: dir.to_owned(),
+            source,
+        };
+        let opened = Opened {
+            dir: file_id(&std::fs::metadata(dir).map_err(dir_error)?),
+            lock: file_id(&lock.metadata().map_err(dir_error)?),
+        };
         let db = open_db(dir)?;
         let store = Store {
             dir: dir.to_owned(),
@@ -198,6 +232,7 @@ impl Store {
             reach: db.open_tree("reach")?,
             sources: RwLock::default(),
             photo_writes: AtomicU64::new(0),
+            opened,
             db,
             _lock: lock,
         };
@@ -251,10 +286,30 @@ impl Store {
         &self.dir
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable, in the state directory the store opened:
+    /// one deleted or replaced since ([`StoreError::Replaced`]) is a stop.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
-        Ok(())
+        self.check_still_there()
+    }
+
+    /// Whether the state directory and its lock file are still the ones opened (a
+    /// `stat` of each).
+    pub fn check_still_there(&self) -> Result<()> {
+        let replaced = |what: &str| StoreError::Replaced {
+            dir: self.shown.clone(),
+            what: what.to_owned(),
+        };
+        match std::fs::metadata(&self.dir) {
+            Ok(meta) if file_id(&meta) == self.opened.dir => {}
+            Ok(_) => return Err(replaced("another directory is at its path")),
+            Err(_) => return Err(replaced("it is gone")),
+        }
+        match std::fs::metadata(StateDir::new(&self.dir).lock()) {
+            Ok(meta) if file_id(&meta) == self.opened.lock => Ok(()),
+            Ok(_) => Err(replaced("its lock file was replaced")),
+            Err(_) => Err(replaced("its lock file is gone")),
+        }
     }
 
     pub fn meta(&self) -> Result<JobMeta> {
@@ -1009,6 +1064,37 @@ mod tests {
         let store = Store::open(dir.path());
         release.join().unwrap();
         assert!(store.is_ok(), "{}", store.err().unwrap());
+    }
+
+    #[test]
+    fn a_state_directory_deleted_or_replaced_under_the_job_stops_it_at_the_next_flush() {
+        let tmp = tempfile::tempdir().unwrap();
+        let replaced = |store: &Store, what: &str| match store.flush() {
+            Err(err @ StoreError::Replaced { .. }) => {
+                assert!(err.to_string().contains(what), "{err}");
+            }
+            other => panic!("expected Replaced ({what}), got {other:?}"),
+        };
+        // Deleted (rm -rf) while the job runs.
+        let dir = tmp.path().join("gone");
+        let store = Store::open(&dir).unwrap();
+        store.put_meta(&JobMeta::default()).unwrap();
+        store.flush().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        replaced(&store, "it is gone");
+        // Replaced: moved away, and a new one (another job's) at its path.
+        let dir = tmp.path().join("moved");
+        let store = Store::open(&dir).unwrap();
+        std::fs::rename(&dir, tmp.path().join("elsewhere")).unwrap();
+        let other = Store::open(&dir).unwrap();
+        replaced(&store, "another directory is at its path");
+        other.flush().unwrap();
+        drop(other);
+        // Its lock file deleted (the lock defeated: a second job could start).
+        let dir = tmp.path().join("unlocked");
+        let store = Store::open(&dir).unwrap();
+        std::fs::remove_file(StateDir::new(&dir).lock()).unwrap();
+        replaced(&store, "lock file is gone");
     }
 
     #[test]
