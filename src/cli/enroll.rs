@@ -237,14 +237,14 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     if let (Err(err), Some(path), false) = (&result, &settings.run.summary_json, args.dry_run) {
         let stopped = StoppedJson {
             ending: format!("stopped before any call: {}", super::describe(err)),
-            exit_code: Exit::Usage as i32,
+            exit_code: crate::exit::of_error(err) as i32,
         };
         metrics::write_stopped_summary(path, &stopped);
     }
     if let Some(pinger) = &pinger {
         pinger.finish(match &result {
             Ok(exit) => *exit as i32,
-            Err(_) => Exit::Usage as i32,
+            Err(err) => crate::exit::of_error(err) as i32,
         });
     }
     result

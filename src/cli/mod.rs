@@ -120,7 +120,7 @@ pub fn run(cli: Cli) -> Exit {
         Ok(exit) => exit,
         Err(err) => {
             eprintln!("error: {}", describe(&err));
-            Exit::Usage
+            crate::exit::of_error(&err)
         }
     }
 }
@@ -206,6 +206,12 @@ pub fn init_logging(verbose: u8, quiet: bool) {
                         // whatever -v asks (RUST_LOG=ureq=debug shows them).
                         if meta.target().starts_with("ureq") {
                             return *meta.level() <= level.min(Level::INFO);
+                        }
+                        // The database library's own lines (a failed flush per tree
+                        // on a full disk, in debug form) repeat what the store's
+                        // errors say in words: shown at -vvv only.
+                        if meta.target().starts_with("sled") {
+                            return level == Level::TRACE;
                         }
                         let own = meta.target().starts_with("faceenroll::cli")
                             || meta.target().starts_with("faceenroll::ops");

@@ -174,7 +174,9 @@ pub enum RunOutcome {
 /// Why the engine could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(transparent)]
+    // Not transparent: the store error stays in the chain, where its exit class
+    // is read (`exit::of_error`).
+    #[error("{0}")]
     Store(#[from] StoreError),
     /// The system refused to start even one worker thread.
     #[error(
@@ -282,9 +284,10 @@ impl Shared<'_> {
     }
 
     fn record_store_error(&self, err: StoreError) {
-        tracing::error!("stopping the job: {err}");
         let mut slot = self.store_error.lock().expect("store error lock");
+        // Said once: every worker meets the same full disk.
         if slot.is_none() {
+            tracing::error!("stopping the job: {err}");
             *slot = Some(err);
         }
         self.stop.fatal();

@@ -95,8 +95,10 @@ pub enum StoreError {
     },
     #[error("progress database in {dir} cannot be opened: {source}")]
     Open { dir: PathBuf, source: sled::Error },
-    #[error("progress database error: {0}")]
-    Db(#[from] sled::Error),
+    /// Said in words, and with no source: sled's own text of an I/O error is Rust's
+    /// debug form (`Os { code: 28, kind: StorageFull, .. }`).
+    #[error("{}", db_words(.0))]
+    Db(sled::Error),
     #[error("progress database holds a record that cannot be read ({what}): {detail}")]
     Corrupt { what: String, detail: String },
     /// The state directory or its lock is no longer the one the job opened: deleted,
@@ -109,6 +111,45 @@ pub enum StoreError {
          finds it)"
     )]
     Replaced { dir: PathBuf, what: String },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(err: sled::Error) -> StoreError {
+        StoreError::Db(err)
+    }
+}
+
+impl StoreError {
+    /// The exit class of the error, decided here where it is made: a state directory
+    /// in use by another job, or one that cannot be created (a path not writable), is
+    /// the operator's to fix before the job (2); everything else (the database cannot
+    /// be read or written, the disk is full, the directory replaced) stops a job,
+    /// resumable (3).
+    pub fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
+        match self {
+            StoreError::Busy { .. } => Exit::Usage,
+            StoreError::Dir { source, .. } if !is_disk_full(source) => Exit::Usage,
+            _ => Exit::Fatal,
+        }
+    }
+}
+
+/// Whether an I/O error says the disk (or the user's quota on it) is full.
+pub fn is_disk_full(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::StorageFull
+        || matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// A database error in words: a full disk said as such, not as sled's text.
+fn db_words(err: &sled::Error) -> String {
+    match err {
+        sled::Error::Io(io) if is_disk_full(io) => "the disk holding the state directory \
+             is full (no space left on device); free space on it, then run the same command \
+             again"
+            .to_owned(),
+        other => format!("progress database error: {other}"),
+    }
 }
 
 fn pid_note(pid: &Option<u32>) -> String {
@@ -1070,6 +1111,40 @@ mod tests {
         let store = Store::open(dir.path());
         release.join().unwrap();
         assert!(store.is_ok(), "{}", store.err().unwrap());
+    }
+
+    #[test]
+    fn a_full_disk_is_said_in_words_and_stops_the_job() {
+        use crate::exit::Exit;
+        let full = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let err = StoreError::Db(sled::Error::Io(full()));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("the disk holding the state directory is full"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Os {") && !text.contains("StorageFull"),
+            "{text}"
+        );
+        assert_eq!(err.exit(), Exit::Fatal);
+        let dir = |source| StoreError::Dir {
+            dir: "/s".into(),
+            source,
+        };
+        assert_eq!(dir(full()).exit(), Exit::Fatal);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(dir(denied).exit(), Exit::Usage);
+        let busy = StoreError::Busy {
+            dir: "/s".into(),
+            pid: None,
+        };
+        assert_eq!(busy.exit(), Exit::Usage);
+        let gone = StoreError::Replaced {
+            dir: "/s".into(),
+            what: "it is gone".into(),
+        };
+        assert_eq!(gone.exit(), Exit::Fatal);
     }
 
     #[test]
