@@ -376,7 +376,7 @@ impl NetworkSettings {
             .map_or("none (direct)".to_owned(), ProxyChoice::to_string);
         format!(
             "# endpoint: {}\n# CA certificates: {ca}\n# proxy: {proxy}\n",
-            self.endpoint
+            crate::redact::url_shown(&self.endpoint)
         )
     }
 }
@@ -411,6 +411,9 @@ pub fn printed_section(settings: &ServiceSettings, network: &NetworkSettings) ->
         section.appid = None;
     }
     section.ca_cert = network.ca_cert.clone();
+    if let Some(crate::cli::settings::TextOrNumber::Text(endpoint)) = &mut section.endpoint {
+        *endpoint = crate::redact::url_shown(endpoint);
+    }
     section
 }
 

@@ -33,6 +33,28 @@ impl Exit {
     }
 }
 
+/// The exit code of an error that ended a command, by the class its maker gave it:
+/// a store error says its own ([`StoreError::exit`](crate::store::StoreError::exit)),
+/// a full disk anywhere is a stop (3); anything else is a usage, configuration or
+/// input error (2).
+pub fn of_error(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if let Some(store) = cause.downcast_ref::<crate::store::StoreError>() {
+            return store.exit();
+        }
+        // A store error held transparently (a plan's) shows its database error.
+        if cause.downcast_ref::<sled::Error>().is_some() {
+            return Exit::Fatal;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if crate::store::is_disk_full(io) {
+                return Exit::Fatal;
+            }
+        }
+    }
+    Exit::Usage
+}
+
 /// Every exit code with its meaning, for every command.
 pub const TABLE: &[(Exit, &str)] = &[
     (
@@ -64,7 +86,8 @@ pub const TABLE: &[(Exit, &str)] = &[
         "stopped by a fatal error: the service refused the account or credentials, could \
          not be reached as configured (certificate, proxy, DNS, refused connection), \
          answered no call for --unanswered-limit, or the progress database or report \
-         could not be written (resumable: fix it, run the same command again)",
+         could not be written or the state directory was deleted or replaced under the \
+         job (resumable: fix it, run the same command again)",
     ),
     (
         Exit::Held,
@@ -130,6 +153,31 @@ pub fn markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_ends_with_the_class_its_maker_gave_it() {
+        use crate::store::StoreError;
+        let full = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+        // A full disk while planning, under the plan's error and a context: a stop.
+        let planning = anyhow::Error::new(crate::plan::PlanError::Store(StoreError::Db(
+            sled::Error::Io(full()),
+        )))
+        .context("cannot plan /photos");
+        assert_eq!(of_error(&planning), Exit::Fatal);
+        // A full disk met writing any file (a plan's sorted runs, a report).
+        let writing = anyhow::Error::new(full()).context("cannot write the report");
+        assert_eq!(of_error(&writing), Exit::Fatal);
+        // A state directory in use, or a bad flag: the operator's to fix first.
+        let busy = anyhow::Error::new(StoreError::Busy {
+            dir: "/s".into(),
+            pid: Some(7),
+        });
+        assert_eq!(of_error(&busy), Exit::Usage);
+        assert_eq!(
+            of_error(&anyhow::anyhow!("--qps 0 is not allowed")),
+            Exit::Usage
+        );
+    }
 
     #[test]
     fn the_readme_shows_the_table() {

@@ -26,6 +26,7 @@
 //!   summary as JSON; [`ping`] tells a monitoring URL when a run starts and ends.
 //! - [`faces`] finds faces locally and sizes the crop `--crop-faces` sends in place
 //!   of a photo; the normalizer cuts it.
+//! - [`redact`] shows URLs without their passwords or tokens.
 //! - [`memory`] sets the allocator up (mimalloc; why is there).
 //! - [`deletion`] decides what a rollback or a mirror (`enroll --mirror`) may take back
 //!   from a person, from the job's records and the person as the service holds it
@@ -52,6 +53,7 @@ pub mod output_file;
 pub mod photo_file;
 pub mod ping;
 pub mod plan;
+pub mod redact;
 pub mod report;
 pub mod service;
 pub mod shard;

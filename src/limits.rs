@@ -74,8 +74,19 @@ pub const MAX_NAME_BYTES: usize = 256;
 pub const MAX_TAG_BYTES: usize = 1024;
 
 /// Characters that may not appear in an id (-1313): space, slash, tab, newline,
-/// and the carriage return that travels with newlines.
-pub const ILLEGAL_ID_CHARS: &[char] = &[' ', '/', '\t', '\n', '\r'];
+/// and the carriage return that travels with newlines, as the contract lists them
+/// (spec/API.md: "special characters *such as* space, `/`, tab or newline"), and the
+/// backslash. The list is open; past the characters it names, an id may hold no
+/// control character either ([`is_illegal_in_id`]): a NUL or an escape in an id
+/// would end or garble it in every C string, log line and terminal on the way. The
+/// IAI API's documented alphabet, `[A-Za-z0-9-%@#&_]`, excludes all of these too.
+pub const ILLEGAL_ID_CHARS: &[char] = &[' ', '/', '\\', '\t', '\n', '\r'];
+
+/// Whether `c` may not appear in an id: one of [`ILLEGAL_ID_CHARS`] or a control
+/// character (NUL, ESC, DEL, ...).
+pub fn is_illegal_in_id(c: char) -> bool {
+    ILLEGAL_ID_CHARS.contains(&c) || c.is_control()
+}
 
 /// The longest validity a multi-use signature may have: three months.
 pub const MAX_SIGNATURE_VALIDITY_SECS: u64 = 90 * 24 * 3600;

@@ -4,7 +4,7 @@
 //! applies (see [`crate::limits`]); past that point a [`PersonId`] or [`GroupId`] is
 //! known to be acceptable to the service.
 
-use crate::limits::{ILLEGAL_ID_CHARS, MAX_ID_BYTES};
+use crate::limits::{is_illegal_in_id, MAX_ID_BYTES};
 use crate::service::codes::code;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -17,7 +17,10 @@ pub enum IdError {
     Empty,
     #[error("is {len} bytes long, over the service's limit of {max}")]
     TooLong { len: usize, max: usize },
-    #[error("contains {0:?}, which the service refuses in ids (space, '/', tab, newline)")]
+    #[error(
+        "contains {0:?}, which the service refuses in ids (space, '/', '\\', or a control \
+         character: NUL, tab, newline, ...)"
+    )]
     IllegalChar(char),
 }
 
@@ -37,7 +40,7 @@ pub fn check_id(id: &str) -> Result<(), IdError> {
     if id.is_empty() {
         return Err(IdError::Empty);
     }
-    if let Some(c) = id.chars().find(|c| ILLEGAL_ID_CHARS.contains(c)) {
+    if let Some(c) = id.chars().find(|&c| is_illegal_in_id(c)) {
         return Err(IdError::IllegalChar(c));
     }
     if id.len() > MAX_ID_BYTES {
@@ -133,6 +136,18 @@ mod tests {
         assert_eq!(PersonId::new("a b"), Err(IdError::IllegalChar(' ')));
         assert_eq!(GroupId::new("a/b"), Err(IdError::IllegalChar('/')));
         assert_eq!(GroupId::new("a\tb"), Err(IdError::IllegalChar('\t')));
+        assert_eq!(PersonId::new("a\0b"), Err(IdError::IllegalChar('\0')));
+        assert_eq!(PersonId::new("a\\b"), Err(IdError::IllegalChar('\\')));
+        assert_eq!(
+            GroupId::new("a\u{1b}[31m"),
+            Err(IdError::IllegalChar('\u{1b}'))
+        );
+        assert_eq!(
+            PersonId::new("a\u{7f}"),
+            Err(IdError::IllegalChar('\u{7f}'))
+        );
+        // What the contract does not name stays accepted.
+        assert!(PersonId::new("a-%@#&_.b").is_ok());
         assert_eq!(
             PersonId::new("x".repeat(MAX_ID_BYTES + 1)),
             Err(IdError::TooLong {

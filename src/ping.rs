@@ -50,7 +50,14 @@ impl Pinger {
         ca_cert: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Pinger, ConfigError> {
-        let endpoint = Endpoint::parse(url)?;
+        // A refusal shows neither a password nor the monitor's token.
+        let endpoint = Endpoint::parse(url).map_err(|err| match err {
+            ConfigError::BadEndpoint { reason, .. } => ConfigError::BadEndpoint {
+                endpoint: crate::redact::ping_url_shown(url),
+                reason,
+            },
+            other => other,
+        })?;
         let proxy = network::proxy_for(&endpoint, env)?.map(|choice| choice.url);
         let tls = network::tls_config(ca_cert)?;
         let agent = ureq::AgentBuilder::new()
@@ -120,7 +127,8 @@ mod tests {
             "ftp://hc-ping.com/abc",
             "hc-ping.com/abc",
         ] {
-            assert!(Pinger::new(bad, None, &env).is_err(), "{bad}");
+            let err = Pinger::new(bad, None, &env).unwrap_err().to_string();
+            assert!(!err.contains("secret") && !err.contains("abc"), "{err}");
         }
         let pinger = Pinger::new("https://hc-ping.com/0d5f-token/", None, &env).unwrap();
         assert_eq!(pinger.url, "https://hc-ping.com/0d5f-token");

@@ -304,6 +304,13 @@ fn every_command_ends_quietly_when_its_reader_is_gone() {
         state,
     ]));
     assert_eq!(status.code(), Some(0), "{status:?}");
+    // --print-config too (it used to panic with exit 101), with and without a service.
+    for extra in [&["--emulator"][..], &["--appid", "1"][..]] {
+        let mut args = vec!["enroll", root, "--group", "staff", "--print-config"];
+        args.extend_from_slice(extra);
+        let status = with_stdout_closed(&os(&args));
+        assert_eq!(status.code(), Some(0), "{extra:?}: {status:?}");
+    }
     for format in ["csv", "jsonl"] {
         let status = with_stdout_closed(&os(&["report", "--state", state, "--format", format]));
         assert_eq!(

@@ -568,3 +568,25 @@ fn the_readmes_mirror_cron_line_run_as_written_deletes_a_leaver_and_exits_0() {
         "{second:?}"
     );
 }
+
+#[test]
+fn a_progress_database_that_cannot_be_opened_stops_verify_and_rollback_with_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    // A job's state directory whose database is not sled's any more.
+    std::fs::create_dir_all(state.join("db")).unwrap();
+    std::fs::write(state.join("lock"), "").unwrap();
+    std::fs::write(state.join("db/conf"), b"\xff\xfenot a sled config").unwrap();
+    std::fs::write(state.join("db/db"), vec![0xa5u8; 4096]).unwrap();
+    for (command, extra) in [("verify", &[][..]), ("rollback", &["--yes"][..])] {
+        let run = output(
+            support::bin::after_command(command, "http://127.0.0.1:1", &state, extra)
+                .env_remove("FACEENROLL_CONFIG"),
+        );
+        assert_eq!(run.code, 3, "{command}: {run:?}");
+        assert!(
+            run.stderr.contains("progress database"),
+            "{command}: {run:?}"
+        );
+    }
+}

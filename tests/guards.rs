@@ -253,3 +253,36 @@ fn a_limit_under_which_nothing_was_accepted_is_told_as_such() {
     let rows = report_rows(&state);
     assert!(rows[0].reason.contains("--no-resize"), "{rows:?}");
 }
+
+#[test]
+fn a_state_directory_deleted_under_a_running_job_stops_it_with_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    for i in 0..12 {
+        let dir = root.join(format!("p{i:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.png"), photo(i)).unwrap();
+    }
+    let state = tmp.path().join("state");
+    let child = support::faceenroll(&[])
+        .args(["enroll", s(&root), "--group", "staff", "--emulator"])
+        .args(["--no-progress", "--workers", "1", "--latency-ms", "300"])
+        .args(["--state", s(&state)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the job has started calling, its state directory goes (rm -rf).
+    let started = std::time::Instant::now();
+    while !state.join("progress.json").exists() {
+        assert!(started.elapsed().as_secs() < 30, "the job never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    std::fs::remove_dir_all(&state).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("was deleted or replaced"), "{stderr}");
+    assert!(started.elapsed().as_secs() < 10, "it went on: {stderr}");
+}

@@ -4,7 +4,7 @@
 mod support;
 
 use support::bin::{output, s, Run};
-use support::{faceenroll, photo};
+use support::{enroll_command, faceenroll, photo};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -312,4 +312,70 @@ fn the_systemd_sample_runs_a_command_the_binary_takes_and_maps_its_exit_codes() 
     assert_eq!(codes, [Exit::Interrupted as i32]);
     assert_eq!(value("Type"), "oneshot");
     assert!(timer.lines().any(|l| l == "Persistent=true"), "{timer}");
+}
+
+#[test]
+fn a_password_or_a_monitors_token_is_never_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = archive(tmp.path(), false);
+
+    // A refused endpoint or ping URL is named without its password (or token).
+    let run = output(
+        enroll_command(
+            &root,
+            "https://user:hunter2@127.0.0.1:1/x",
+            &tmp.path().join("e"),
+        )
+        .args(["--group", "staff"]),
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("user:***@"), "{run:?}");
+    assert!(!run.stderr.contains("hunter2"), "{run:?}");
+    let run = rehearsal(
+        &root,
+        &tmp.path().join("p"),
+        &["--ping-url", "https://user:hunter2@hc-ping.com/0d5f-token"],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("hc-ping.com/***"), "{run:?}");
+    assert!(
+        !run.stderr.contains("hunter2") && !run.stderr.contains("0d5f"),
+        "{run:?}"
+    );
+
+    // --print-config shows the endpoint's password and the monitor's token as ***.
+    let run = output(
+        enroll_command(
+            &root,
+            "https://user:hunter2@host.example",
+            &tmp.path().join("c"),
+        )
+        .args(["--group", "staff", "--print-config"])
+        .args(["--ping-url", "https://hc-ping.com/0d5f-token"]),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("https://user:***@host.example"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("https://hc-ping.com/***"), "{run:?}");
+    assert!(
+        !run.stdout.contains("hunter2") && !run.stdout.contains("0d5f"),
+        "{run:?}"
+    );
+
+    // At -vv, the HTTP library's lines (which name the whole URL) are not shown.
+    let monitor = Monitor::start(200);
+    let run = rehearsal(
+        &root,
+        &tmp.path().join("v"),
+        &["-vv", "--ping-url", &monitor.url("/ping/0d5f-token")],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(monitor.lines().len(), 2, "{run:?}");
+    assert!(run.stderr.contains("pinged the monitor"), "{run:?}");
+
+    for run_text in [&run.stdout, &run.stderr] {
+        assert!(!run_text.contains("0d5f-token"), "{run:?}");
+    }
 }

@@ -928,3 +928,41 @@ fn an_unchanged_file_is_known_by_its_size_and_time_without_reading_it_again() {
     assert_eq!(fresh.modified, None);
     assert_ne!(fresh.hash, changed.hash);
 }
+
+#[test]
+fn a_nul_or_a_backslash_in_an_id_is_refused_by_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in ["n", "b", "g", "e"] {
+        write(&d.join(format!("{name}.jpg")), &jpeg(name));
+    }
+    let text = "person_id,image,group_ids,person_name,tag\n\
+                ann\0x,n.jpg,staff,,\n\
+                ann\\x,b.jpg,staff,,\n\
+                ann,g.jpg,st\\aff,,\n\
+                bob,e.jpg,st\u{1b}aff,,\n";
+    let spec = manifest(d, text);
+    let store = Store::open(&d.join("state")).unwrap();
+    plan(&store, &spec);
+    let m = d.join("manifest.csv");
+    let at = |line: u32| format!("{}:{line}: ", m.display());
+    assert_invalid(
+        &state(&store, "ann\0x", &d.join("n.jpg")),
+        &format!("{}person_id \"ann\\0x\" contains '\\0'", at(2)),
+    );
+    assert_invalid(
+        &state(&store, "ann\\x", &d.join("b.jpg")),
+        &format!("{}person_id \"ann\\\\x\" contains '\\\\'", at(3)),
+    );
+    assert_invalid(
+        &state(&store, "ann", &d.join("g.jpg")),
+        &format!("{}group_ids: group \"st\\\\aff\" contains '\\\\'", at(4)),
+    );
+    assert_invalid(
+        &state(&store, "bob", &d.join("e.jpg")),
+        &format!(
+            "{}group_ids: group \"st\\u{{1b}}aff\" contains '\\u{{1b}}'",
+            at(5)
+        ),
+    );
+}

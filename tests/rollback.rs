@@ -431,11 +431,21 @@ fn a_job_stopped_by_a_full_disk_is_rolled_back_whole() {
         let code = enroll_on_a_small_disk(&archive, &emulator.endpoint(), size, &out);
         if emulator.counters().requests > 0 {
             assert_eq!(code, 3, "the job stopped on the full disk ({size} KB)");
+            // Said once, in words: no line per tree, no Rust debug text.
+            let log = archive.dir.path().join(format!("disk-{size}.log"));
+            let log = std::fs::read_to_string(log).unwrap();
+            assert!(
+                !log.contains("Os {") && !log.contains("failed to flush"),
+                "{log}"
+            );
+            assert!(log.matches("stopping the job").count() <= 1, "{log}");
             stopped = Some(out);
             break;
         }
-        // The plan did not fit (2), or the disk filled before the first call (3).
-        assert!(code == 2 || code == 3, "{code} with no call ({size} KB)");
+        // The plan did not fit, or the disk filled before the first call: a stop (3).
+        let log = archive.dir.path().join(format!("disk-{size}.log"));
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        assert_eq!(code, 3, "with no call ({size} KB): {log}");
     }
     let state = stopped.expect("a disk size that stops the job while it runs");
     let made = emulator.snapshot().persons.len();

@@ -304,24 +304,28 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
     let contract = config.contract.clone();
     let emulator = Emulator::start_with_tls(config, bind, tls)
         .with_context(|| format!("cannot start the emulator on {bind}"))?;
-    println!("faceenroll emulator serving on {}", emulator.endpoint());
-    println!("  appid {appid}");
+    // What is printed is for an operator; an emulator whose stdout has gone serves on.
+    let mut text = format!("faceenroll emulator serving on {}\n", emulator.endpoint());
+    text.push_str(&format!("  appid {appid}\n"));
     if rehearsal {
-        println!("  rehearsal credentials: SecretId {REHEARSAL_SECRET_ID} (key in --help)");
+        text.push_str(&format!(
+            "  rehearsal credentials: SecretId {REHEARSAL_SECRET_ID} (key in --help)\n"
+        ));
     } else {
-        println!("  credentials from --secret-id/--secret-key or the environment");
+        text.push_str("  credentials from --secret-id/--secret-key or the environment\n");
     }
     match qps {
-        Some(q) => println!("  rate limit {q} calls/s"),
-        None => println!("  no rate limit"),
+        Some(q) => text.push_str(&format!("  rate limit {q} calls/s\n")),
+        None => text.push_str("  no rate limit\n"),
     }
     if let Some(path) = &state_file {
-        println!("  state file {}", path.display());
+        text.push_str(&format!("  state file {}\n", path.display()));
     }
-    println!(
-        "  -1309 {:?}, body limit {} bytes ({:?}), addface that added nothing {:?}",
+    text.push_str(&format!(
+        "  -1309 {:?}, body limit {} bytes ({:?}), addface that added nothing {:?}\n",
         contract.full, contract.max_request_bytes, contract.too_large, contract.empty_answer
-    );
+    ));
+    let _ = super::print_out(&text);
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -331,7 +335,7 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let persisted = emulator.shutdown();
-    println!("faceenroll emulator stopped");
+    let _ = super::print_out("faceenroll emulator stopped\n");
     match persisted {
         Ok(()) => Ok(Exit::Ok),
         Err(message) => {

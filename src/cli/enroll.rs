@@ -128,14 +128,19 @@ impl EnrollSettings {
 
     /// The settings as a config file's text: an `[enroll]` table with every key. Fails
     /// only on a path that is not UTF-8.
+    #[cfg(test)]
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
-        #[derive(Serialize)]
-        struct File {
-            enroll: EnrollSection,
+        toml_of(self.to_section())
+    }
+
+    /// The settings as `--print-config` shows them: a config file's text, with the
+    /// token in the path of the ping URL shown as `***`.
+    pub fn printed_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut enroll = self.to_section();
+        if let Some(settings::TextOrNumber::Text(url)) = &mut enroll.ping_url {
+            *url = crate::redact::ping_url_shown(url);
         }
-        toml::to_string(&File {
-            enroll: self.to_section(),
-        })
+        toml_of(enroll)
     }
 
     fn engine(&self) -> EngineOptions {
@@ -178,17 +183,24 @@ fn resolve_workers(fixed: Option<usize>, max: Option<usize>) -> anyhow::Result<W
     }
 }
 
+/// An `[enroll]` table as a config file's text.
+fn toml_of(enroll: EnrollSection) -> Result<String, toml::ser::Error> {
+    #[derive(Serialize)]
+    struct File {
+        enroll: EnrollSection,
+    }
+    toml::to_string(&File { enroll })
+}
+
 pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     let env = |name: &str| std::env::var(name).ok();
     let (file, section) = settings::load(args.service.config.as_deref(), &env)?;
     let settings = EnrollSettings::resolve(&args, &env, &section)?;
     if args.print_config {
-        println!(
-            "# faceenroll enroll {}: settings from flags, environment, config file and defaults",
-            settings.plan.source.display()
-        );
-        println!(
-            "# HEIC/HEIF photos: {}",
+        let mut text = format!(
+            "# faceenroll enroll {}: settings from flags, environment, config file and \
+             defaults\n# HEIC/HEIF photos: {}\n",
+            settings.plan.source.display(),
             crate::normalize::heif::availability()
         );
         let service = if settings.run.emulator {
@@ -197,18 +209,20 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
             let service =
                 ServiceSettings::from_sources(&args.service, &service_env, file.as_ref())?;
             let network = NetworkSettings::resolve(&service, &service_env)?;
-            print!("{}", network.comment());
+            text.push_str(&network.comment());
             Some(config::printed_section(&service, &network))
         };
-        print!("{}", settings.to_toml()?);
+        text.push_str(&settings.printed_toml()?);
         if let Some(service) = service {
             // The credentials are never serialized.
             #[derive(Serialize)]
             struct File {
                 service: settings::ServiceSection,
             }
-            print!("\n{}", toml::to_string(&File { service })?);
+            text.push('\n');
+            text.push_str(&toml::to_string(&File { service })?);
         }
+        super::print_out(&text)?;
         return Ok(Exit::Ok);
     }
     // A dry run is not the job a monitor watches.
@@ -223,14 +237,14 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<Exit> {
     if let (Err(err), Some(path), false) = (&result, &settings.run.summary_json, args.dry_run) {
         let stopped = StoppedJson {
             ending: format!("stopped before any call: {}", super::describe(err)),
-            exit_code: Exit::Usage as i32,
+            exit_code: crate::exit::of_error(err) as i32,
         };
         metrics::write_stopped_summary(path, &stopped);
     }
     if let Some(pinger) = &pinger {
         pinger.finish(match &result {
             Ok(exit) => *exit as i32,
-            Err(_) => Exit::Usage as i32,
+            Err(err) => crate::exit::of_error(err) as i32,
         });
     }
     result

@@ -120,8 +120,27 @@ pub fn run(cli: Cli) -> Exit {
         Ok(exit) => exit,
         Err(err) => {
             eprintln!("error: {}", describe(&err));
-            Exit::Usage
+            crate::exit::of_error(&err)
         }
+    }
+}
+
+/// Writes `text` to stdout. A reader that has gone (`| head -1`) is not an error: the
+/// rest is dropped quietly, and the command goes on to its own exit code. Any other
+/// failure to write (a full disk behind a redirection) is an error naming stdout.
+/// `println!` is never used for what a command prints: it panics on a closed pipe
+/// where `enroll` and `emulator` keep SIGPIPE ignored.
+pub fn print_out(text: &str) -> anyhow::Result<()> {
+    write_quietly(&mut std::io::stdout().lock(), text)
+}
+
+/// [`print_out`] to any writer.
+fn write_quietly(out: &mut dyn std::io::Write, text: &str) -> anyhow::Result<()> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(err).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -147,7 +166,8 @@ pub fn describe(err: &anyhow::Error) -> String {
 /// logs errors only; the default logs the job's own milestones (plan, progress lines,
 /// stop) and every photo or person that went wrong, but not each person created, so a
 /// nightly run's mail stays a few lines long however large the archive; `-v` adds a
-/// line per person created and per call outcome, `-vv` debug detail, `-vvv` all.
+/// line per person created and per call outcome, `-vv` debug detail, `-vvv` all but
+/// the HTTP library's debug lines, which name whole URLs.
 pub fn init_logging(verbose: u8, quiet: bool) {
     use tracing::Level;
     use tracing_subscriber::filter::{self, EnvFilter, FilterExt as _};
@@ -181,6 +201,18 @@ pub fn init_logging(verbose: u8, quiet: bool) {
             .with(
                 layer().with_filter(
                     filter::filter_fn(move |meta| {
+                        // The HTTP library's own lines name whole URLs (the token
+                        // in a monitor's path) and headers: never past INFO,
+                        // whatever -v asks (RUST_LOG=ureq=debug shows them).
+                        if meta.target().starts_with("ureq") {
+                            return *meta.level() <= level.min(Level::INFO);
+                        }
+                        // The database library's own lines (a failed flush per tree
+                        // on a full disk, in debug form) repeat what the store's
+                        // errors say in words: shown at -vvv only.
+                        if meta.target().starts_with("sled") {
+                            return level == Level::TRACE;
+                        }
                         let own = meta.target().starts_with("faceenroll::cli")
                             || meta.target().starts_with("faceenroll::ops");
                         *meta.level() <= level
@@ -196,6 +228,27 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_gone_is_not_an_error_but_a_full_disk_is() {
+        struct Failing(std::io::ErrorKind);
+        impl std::io::Write for Failing {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(self.0.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let gone = &mut Failing(std::io::ErrorKind::BrokenPipe);
+        assert!(write_quietly(gone, "text").is_ok());
+        let full = &mut Failing(std::io::ErrorKind::StorageFull);
+        let err = write_quietly(full, "text").unwrap_err();
+        assert!(
+            describe(&err).starts_with("cannot write to stdout"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn an_error_names_each_cause_once() {

@@ -119,14 +119,15 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     })();
     let (summary, faces, mirror) =
         result.with_context(|| format!("cannot plan {}", args.plan.source.display()))?;
-    print!("{}", render(&summary));
+    let mut text = render(&summary);
     if let Some((faces, whole)) = faces {
         let calls = (settings.crop_faces && !settings.no_resize).then_some((summary.calls, whole));
-        print!("{}", render_faces(&faces, settings.no_resize, calls));
+        text.push_str(&render_faces(&faces, settings.no_resize, calls));
     }
     if let Some(mirror) = mirror {
-        print!("{}", mirror.render());
+        text.push_str(&mirror.render());
     }
+    super::print_out(&text)?;
     Ok(Exit::Ok)
 }
 

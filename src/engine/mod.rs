@@ -174,8 +174,68 @@ pub enum RunOutcome {
 /// Why the engine could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(transparent)]
+    // Not transparent: the store error stays in the chain, where its exit class
+    // is read (`exit::of_error`).
+    #[error("{0}")]
     Store(#[from] StoreError),
+    /// The system refused to start even one worker thread.
+    #[error(
+        "cannot start a worker thread ({0}): the process limit (ulimit -u) or the memory \
+         left is too low; raise it or lower --workers"
+    )]
+    NoWorker(std::io::Error),
+}
+
+/// The workers started so far, and the most the system would start.
+#[derive(Debug)]
+struct Crew {
+    started: AtomicUsize,
+    /// Lowered to the count started when the system refuses a thread.
+    most: AtomicUsize,
+}
+
+impl Crew {
+    fn new() -> Crew {
+        Crew {
+            started: AtomicUsize::new(0),
+            most: AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    fn started(&self) -> usize {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// Starts workers with `spawn` (given each worker's index) until `wanted` run. A
+    /// thread the system refuses (a process limit) is not a panic: the job goes on
+    /// with the workers it has, said once, and asks for no more; refused the first
+    /// one, it cannot go on at all.
+    fn grow(
+        &self,
+        wanted: usize,
+        mut spawn: impl FnMut(usize) -> std::io::Result<()>,
+    ) -> Result<(), EngineError> {
+        let wanted = wanted.min(self.most.load(Ordering::Relaxed));
+        while self.started() < wanted {
+            let index = self.started();
+            match spawn(index) {
+                Ok(()) => {
+                    self.started.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(err) if index == 0 => return Err(EngineError::NoWorker(err)),
+                Err(err) => {
+                    tracing::warn!(
+                        "cannot start worker {} ({err}): going on with {index}; the process \
+                         limit (ulimit -u) is lower than --workers asks",
+                        index + 1
+                    );
+                    self.most.store(index, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What every worker shares.
@@ -224,9 +284,10 @@ impl Shared<'_> {
     }
 
     fn record_store_error(&self, err: StoreError) {
-        tracing::error!("stopping the job: {err}");
         let mut slot = self.store_error.lock().expect("store error lock");
+        // Said once: every worker meets the same full disk.
         if slot.is_none() {
+            tracing::error!("stopping the job: {err}");
             *slot = Some(err);
         }
         self.stop.fatal();
@@ -277,14 +338,13 @@ pub fn run(
         return Ok(RunOutcome::Fatal(err));
     }
     let (tx, rx) = crossbeam_channel::bounded::<queue::PersonWork>(PERSONS_QUEUED);
-    let dispatched: Result<(), StoreError> = std::thread::scope(|scope| {
-        let started = AtomicUsize::new(0);
+    let dispatched: Result<(), EngineError> = std::thread::scope(|scope| {
+        let crew = Crew::new();
         // Starts workers until there are as many as the flow asks for. Called by the
         // dispatcher while it waits to hand out a person.
-        let start_wanted = || {
+        let start_wanted = || -> Result<(), EngineError> {
             shared.flow.tick(&shared.pacer, tally);
-            while started.load(Ordering::Relaxed) < shared.flow.workers_wanted() {
-                let index = started.fetch_add(1, Ordering::Relaxed);
+            let grown = crew.grow(shared.flow.workers_wanted(), |index| {
                 let rx = rx.clone();
                 let shared = &shared;
                 let seed = options
@@ -302,9 +362,10 @@ pub fn run(
                             worker.enroll(work);
                         }
                     })
-                    .expect("spawn worker thread");
-            }
-            tally.workers_started(started.load(Ordering::Relaxed) as u64);
+                    .map(drop)
+            });
+            tally.workers_started(crew.started() as u64);
+            grown
         };
         for work in queue::pending_persons(store) {
             if stop.requested() {
@@ -312,7 +373,7 @@ pub fn run(
             }
             let mut work = work?;
             loop {
-                start_wanted();
+                start_wanted()?;
                 match tx.send_timeout(work, GROWTH_CHECK) {
                     Ok(()) => break,
                     Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => work = back,
@@ -323,7 +384,7 @@ pub fn run(
         drop(tx);
         // The last persons queued may still need more workers.
         while !rx.is_empty() && !stop.requested() {
-            start_wanted();
+            start_wanted()?;
             std::thread::sleep(GROWTH_CHECK);
         }
         drop(rx);
@@ -346,4 +407,46 @@ pub fn run(
         return Ok(RunOutcome::Interrupted);
     }
     Ok(RunOutcome::Finished)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> std::io::Error {
+        std::io::Error::from_raw_os_error(libc::EAGAIN)
+    }
+
+    #[test]
+    fn a_thread_refused_leaves_the_job_with_the_workers_it_has() {
+        let crew = Crew::new();
+        let mut spawned = Vec::new();
+        // The system lets 3 threads start of the 1,024 asked for.
+        let spawn = |index: usize, spawned: &mut Vec<usize>| {
+            if index < 3 {
+                spawned.push(index);
+                Ok(())
+            } else {
+                Err(refused())
+            }
+        };
+        crew.grow(1024, |i| spawn(i, &mut spawned)).unwrap();
+        assert_eq!(crew.started(), 3);
+        // Asked again (the flow wants more), it does not try again.
+        crew.grow(1024, |_| panic!("no more threads asked for"))
+            .unwrap();
+        assert_eq!(spawned, [0, 1, 2]);
+    }
+
+    #[test]
+    fn no_thread_at_all_is_a_stop_that_names_the_limit() {
+        let crew = Crew::new();
+        let err = crew.grow(8, |_| Err(refused())).unwrap_err();
+        assert!(matches!(err, EngineError::NoWorker(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("ulimit -u") && text.contains("--workers"),
+            "{text}"
+        );
+    }
 }

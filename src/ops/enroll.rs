@@ -156,8 +156,15 @@ pub enum EnrollError {
     Run(anyhow::Error),
 }
 
+/// An error before any call: a setup error, unless its class is a stop (a full
+/// disk while planning, the progress database unwritable), which ends as a stopped
+/// job does (exit 3).
 fn setup<E: Into<anyhow::Error>>(err: E) -> EnrollError {
-    EnrollError::Setup(err.into())
+    let err = err.into();
+    match crate::exit::of_error(&err) {
+        crate::exit::Exit::Fatal => EnrollError::Run(err),
+        _ => EnrollError::Setup(err),
+    }
 }
 
 fn during_run<E: Into<anyhow::Error>>(err: E) -> EnrollError {

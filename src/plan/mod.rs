@@ -161,7 +161,9 @@ impl PlanOptions {
 pub enum PlanError {
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
-    #[error(transparent)]
+    // Not transparent: the store error stays in the chain, where its exit class
+    // is read (`exit::of_error`).
+    #[error("{0}")]
     Store(#[from] StoreError),
     #[error(transparent)]
     Bound(#[from] crate::store::BindError),

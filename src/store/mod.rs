@@ -95,10 +95,61 @@ pub enum StoreError {
     },
     #[error("progress database in {dir} cannot be opened: {source}")]
     Open { dir: PathBuf, source: sled::Error },
-    #[error("progress database error: {0}")]
-    Db(#[from] sled::Error),
+    /// Said in words, and with no source: sled's own text of an I/O error is Rust's
+    /// debug form (`Os { code: 28, kind: StorageFull, .. }`).
+    #[error("{}", db_words(.0))]
+    Db(sled::Error),
     #[error("progress database holds a record that cannot be read ({what}): {detail}")]
     Corrupt { what: String, detail: String },
+    /// The state directory or its lock is no longer the one the job opened: deleted,
+    /// moved or replaced while it ran. Writing on would record progress nowhere, and
+    /// another job may already run on the new directory.
+    #[error(
+        "state directory {dir} was deleted or replaced while the job ran ({what}); what \
+         this run did since is not recorded there. Make sure no other job runs on it, \
+         then run the same command again (the service holds what was sent: the next run \
+         finds it)"
+    )]
+    Replaced { dir: PathBuf, what: String },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(err: sled::Error) -> StoreError {
+        StoreError::Db(err)
+    }
+}
+
+impl StoreError {
+    /// The exit class of the error, decided here where it is made: a state directory
+    /// in use by another job, or one that cannot be created (a path not writable), is
+    /// the operator's to fix before the job (2); everything else (the database cannot
+    /// be read or written, the disk is full, the directory replaced) stops a job,
+    /// resumable (3).
+    pub fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
+        match self {
+            StoreError::Busy { .. } => Exit::Usage,
+            StoreError::Dir { source, .. } if !is_disk_full(source) => Exit::Usage,
+            _ => Exit::Fatal,
+        }
+    }
+}
+
+/// Whether an I/O error says the disk (or the user's quota on it) is full.
+pub fn is_disk_full(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::StorageFull
+        || matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// A database error in words: a full disk said as such, not as sled's text.
+fn db_words(err: &sled::Error) -> String {
+    match err {
+        sled::Error::Io(io) if is_disk_full(io) => "the disk holding the state directory \
+             is full (no space left on device); free space on it, then run the same command \
+             again"
+            .to_owned(),
+        other => format!("progress database error: {other}"),
+    }
 }
 
 fn pid_note(pid: &Option<u32>) -> String {
@@ -142,7 +193,23 @@ pub struct Store {
     sources: RwLock<BTreeMap<String, u64>>,
     /// Photo entries written since the store was opened.
     photo_writes: AtomicU64,
+    /// The state directory and its lock file as opened: checked at every flush.
+    opened: Opened,
     _lock: File,
+}
+
+/// The device and inode of the state directory and of its lock file when the store
+/// was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Opened {
+    dir: (u64, u64),
+    lock: (u64, u64),
+}
+
+/// `(device, inode)` of a file's metadata.
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    (meta.dev(), meta.ino())
 }
 
 const META_KEY: &[u8] = b"job";
@@ -178,6 +245,14 @@ impl Store {
             source,
         })?;
         let lock = take_lock(dir)?;
+        let dir_error = |source| StoreError::Dir {
+            dir: dir.to_owned(),
+            source,
+        };
+        let opened = Opened {
+            dir: file_id(&std::fs::metadata(dir).map_err(dir_error)?),
+            lock: file_id(&lock.metadata().map_err(dir_error)?),
+        };
         let db = open_db(dir)?;
         let store = Store {
             dir: dir.to_owned(),
@@ -198,6 +273,7 @@ impl Store {
             reach: db.open_tree("reach")?,
             sources: RwLock::default(),
             photo_writes: AtomicU64::new(0),
+            opened,
             db,
             _lock: lock,
         };
@@ -251,10 +327,30 @@ impl Store {
         &self.dir
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable, in the state directory the store opened:
+    /// one deleted or replaced since ([`StoreError::Replaced`]) is a stop.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
-        Ok(())
+        self.check_still_there()
+    }
+
+    /// Whether the state directory and its lock file are still the ones opened (a
+    /// `stat` of each).
+    pub fn check_still_there(&self) -> Result<()> {
+        let replaced = |what: &str| StoreError::Replaced {
+            dir: self.shown.clone(),
+            what: what.to_owned(),
+        };
+        match std::fs::metadata(&self.dir) {
+            Ok(meta) if file_id(&meta) == self.opened.dir => {}
+            Ok(_) => return Err(replaced("another directory is at its path")),
+            Err(_) => return Err(replaced("it is gone")),
+        }
+        match std::fs::metadata(StateDir::new(&self.dir).lock()) {
+            Ok(meta) if file_id(&meta) == self.opened.lock => Ok(()),
+            Ok(_) => Err(replaced("its lock file was replaced")),
+            Err(_) => Err(replaced("its lock file is gone")),
+        }
     }
 
     pub fn meta(&self) -> Result<JobMeta> {
@@ -807,9 +903,15 @@ fn open_db(dir: &Path) -> Result<sled::Db> {
     let started = Instant::now();
     let mut waited = false;
     loop {
+        // No flush of sled's own every 500 ms: what is durable is what the store's
+        // flushes made so (the engine's before each call that changes the service),
+        // which a kill test can then tell from a flush that does nothing; and a full
+        // disk is one error of the flush that met it, not a line from a background
+        // thread every half second.
         let opened = sled::Config::new()
             .path(StateDir::new(dir).db())
             .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(None)
             .open();
         match opened {
             Ok(db) => {
@@ -1009,6 +1111,71 @@ mod tests {
         let store = Store::open(dir.path());
         release.join().unwrap();
         assert!(store.is_ok(), "{}", store.err().unwrap());
+    }
+
+    #[test]
+    fn a_full_disk_is_said_in_words_and_stops_the_job() {
+        use crate::exit::Exit;
+        let full = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let err = StoreError::Db(sled::Error::Io(full()));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("the disk holding the state directory is full"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Os {") && !text.contains("StorageFull"),
+            "{text}"
+        );
+        assert_eq!(err.exit(), Exit::Fatal);
+        let dir = |source| StoreError::Dir {
+            dir: "/s".into(),
+            source,
+        };
+        assert_eq!(dir(full()).exit(), Exit::Fatal);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(dir(denied).exit(), Exit::Usage);
+        let busy = StoreError::Busy {
+            dir: "/s".into(),
+            pid: None,
+        };
+        assert_eq!(busy.exit(), Exit::Usage);
+        let gone = StoreError::Replaced {
+            dir: "/s".into(),
+            what: "it is gone".into(),
+        };
+        assert_eq!(gone.exit(), Exit::Fatal);
+    }
+
+    #[test]
+    fn a_state_directory_deleted_or_replaced_under_the_job_stops_it_at_the_next_flush() {
+        let tmp = tempfile::tempdir().unwrap();
+        let replaced = |store: &Store, what: &str| match store.flush() {
+            Err(err @ StoreError::Replaced { .. }) => {
+                assert!(err.to_string().contains(what), "{err}");
+            }
+            other => panic!("expected Replaced ({what}), got {other:?}"),
+        };
+        // Deleted (rm -rf) while the job runs.
+        let dir = tmp.path().join("gone");
+        let store = Store::open(&dir).unwrap();
+        store.put_meta(&JobMeta::default()).unwrap();
+        store.flush().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        replaced(&store, "it is gone");
+        // Replaced: moved away, and a new one (another job's) at its path.
+        let dir = tmp.path().join("moved");
+        let store = Store::open(&dir).unwrap();
+        std::fs::rename(&dir, tmp.path().join("elsewhere")).unwrap();
+        let other = Store::open(&dir).unwrap();
+        replaced(&store, "another directory is at its path");
+        other.flush().unwrap();
+        drop(other);
+        // Its lock file deleted (the lock defeated: a second job could start).
+        let dir = tmp.path().join("unlocked");
+        let store = Store::open(&dir).unwrap();
+        std::fs::remove_file(StateDir::new(&dir).lock()).unwrap();
+        replaced(&store, "lock file is gone");
     }
 
     #[test]

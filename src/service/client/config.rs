@@ -106,7 +106,8 @@ impl Endpoint {
     /// Parses `http(s)://host[:port][/prefix]`; no user info, query or fragment.
     pub fn parse(endpoint: &str) -> Result<Endpoint, ConfigError> {
         let bad = |reason: &str| ConfigError::BadEndpoint {
-            endpoint: endpoint.to_owned(),
+            // A password in it is never shown.
+            endpoint: crate::redact::url_shown(endpoint),
             reason: reason.to_owned(),
         };
         let (https, rest) = if let Some(rest) = strip_prefix_ci(endpoint, "https://") {
@@ -258,7 +259,11 @@ mod tests {
                 matches!(err, ConfigError::BadEndpoint { .. }),
                 "{bad}: {err}"
             );
-            assert!(err.to_string().contains(bad), "{err}");
+            assert!(
+                err.to_string().contains(&crate::redact::url_shown(bad)),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("pw@"), "{err}");
         }
     }
 }
