@@ -726,3 +726,34 @@ fn plan_judges_the_guard_as_the_run_will_after_its_adds() {
         "{text}"
     );
 }
+
+#[test]
+fn verify_checks_every_person_the_job_holds_whatever_source_added_it() {
+    use support::{client, pid};
+    let emulator = emulator();
+    let archive = Archive::new();
+    archive.fill(4, 1, 100);
+    let dir = archive.dir.path();
+    let first = dir.join("first.csv");
+    export(&first, &archive, &[0, 1]);
+    let (code, text) = enroll(&first, &archive, &emulator, &[]);
+    assert_eq!(code, 0, "{text}");
+    // A second source joins the job beside the first.
+    let second = dir.join("second.csv");
+    export(&second, &archive, &[2, 3]);
+    let (code, text) = enroll(&second, &archive, &emulator, &["--new-source"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(person_ids(&emulator).len(), 4, "{text}");
+    // A person of the first source is deleted by hand.
+    client(&emulator).del_person(&pid("person000")).unwrap();
+    let (code, text) = output(&mut support::after_command(
+        "verify",
+        &emulator.endpoint(),
+        &archive.state(),
+        &[],
+    ));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("1 missing"), "{text}");
+    let drift = std::fs::read_to_string(archive.state().join("drift.csv")).unwrap();
+    assert!(drift.lines().any(|l| l.contains("person000")), "{drift}");
+}
