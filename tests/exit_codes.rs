@@ -590,3 +590,25 @@ fn a_progress_database_that_cannot_be_opened_stops_verify_and_rollback_with_3() 
         );
     }
 }
+
+#[test]
+fn an_entry_the_source_fails_again_for_the_same_reason_is_known_from_earlier_runs() {
+    let (_dir, root, state, service) = tmp();
+    write(&root.join("ann/1.png"), &photo(1));
+    // A photo directly under the tree's root belongs to no person: an entry not taken.
+    write(&root.join("stray.png"), &photo(2));
+    let group = ["--group", "staff"];
+    let first = enroll(&root, &state, &service, &group);
+    assert_eq!(first.code, 1, "a new failure: {first:?}");
+    let night = enroll(&root, &state, &service, &group);
+    assert_eq!(night.code, 0, "{night:?}");
+    assert!(
+        night.stdout.contains("1 of them known from earlier runs"),
+        "{}",
+        night.stdout
+    );
+    let mut strict = group.to_vec();
+    strict.push("--strict");
+    let strict = enroll(&root, &state, &service, &strict);
+    assert_eq!(strict.code, 1, "{strict:?}");
+}

@@ -252,6 +252,7 @@ pub fn build(
         ..PlanSummary::default()
     };
 
+    let failed_before = store.failed_not_taken(&id)?;
     store.clear_not_taken(&id)?;
     let sort_dir = crate::state_dir::StateDir::new(store.dir()).plan_sort();
     let _ = std::fs::remove_dir_all(&sort_dir);
@@ -263,6 +264,7 @@ pub fn build(
             generation,
             previous: meta.sources.get(&id).copied().unwrap_or(0),
             moved_from: None,
+            failed_before: &failed_before,
         };
         let sorted = gather(
             store,
@@ -414,6 +416,9 @@ struct Pass<'a> {
     /// The earlier source this one is at a new path, whose photos' entries move to
     /// the rows listing the same content ([`moved::adopt`]).
     moved_from: Option<&'a str>,
+    /// The source's entries its previous plan failed, by message: failed again for
+    /// the same reason, they are known from earlier runs.
+    failed_before: &'a std::collections::HashSet<String>,
 }
 
 /// Phase 1: checks the source's records in parallel batches and sorts them by
@@ -496,6 +501,7 @@ fn not_taken(
     if failed {
         tracing::warn!("{}", problem.message);
         summary.not_taken_failed += 1;
+        summary.invalid_before += usize::from(pass.failed_before.contains(&problem.message));
     } else {
         tracing::info!("not taken: {}", problem.message);
     }
@@ -542,11 +548,13 @@ mod tests {
         };
         let mut summary = PlanSummary::default();
         let store = Store::open(&dir.path().join("state")).unwrap();
+        let none = std::collections::HashSet::new();
         let pass = Pass {
             source: "m.csv",
             generation: 1,
             previous: 0,
             moved_from: None,
+            failed_before: &none,
         };
         let sorted = gather(
             &store,

@@ -480,6 +480,19 @@ impl Store {
         Ok(())
     }
 
+    /// The messages of the entries of `source` not taken because they failed, as
+    /// its last plan recorded them.
+    pub fn failed_not_taken(&self, source: &str) -> Result<std::collections::HashSet<String>> {
+        let mut out = std::collections::HashSet::new();
+        for entry in self.not_taken() {
+            let entry = entry?;
+            if entry.failed && entry.source.as_deref().is_none_or(|s| s == source) {
+                out.insert(entry.message);
+            }
+        }
+        Ok(out)
+    }
+
     /// Records an entry of the source not taken, after those recorded before it.
     pub fn put_not_taken(&self, entry: &NotTaken) -> Result<()> {
         let next = self.not_taken.last()?.map_or(0, |(k, _)| {
