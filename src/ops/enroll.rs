@@ -715,6 +715,44 @@ mod tests {
     }
 
     #[test]
+    fn a_run_stopped_by_its_store_is_counted_from_the_tally() {
+        use crate::report::Counted;
+        let before = StoreCounts {
+            photos: 10,
+            enrolled: 2,
+            failed: 1,
+            pending: 7,
+            failures_by_code: [(Some(1301), 1)].into_iter().collect(),
+            persons: 4,
+            persons_failed: 1,
+            ..StoreCounts::default()
+        };
+        let tally = Tally::default();
+        tally.settle(&before);
+        for outcome in [Counted::Enrolled, Counted::Enrolled, Counted::Failed(None)] {
+            tally.photo(outcome);
+        }
+        tally.person_failed();
+        let counts = counts_in_memory(&before, &tally);
+        assert_eq!(
+            (
+                counts.photos,
+                counts.enrolled,
+                counts.failed,
+                counts.pending
+            ),
+            (10, 4, 2, 4)
+        );
+        assert_eq!(
+            counts.failures_by_code,
+            [(None, 1), (Some(1301), 1)].into_iter().collect()
+        );
+        assert_eq!((counts.persons, counts.persons_failed), (4, 2));
+        let ending = Ending::Stopped("the disk holding the state directory is full".into());
+        assert_eq!(exit_of(&ending, &RunNews::default(), None), Exit::Fatal);
+    }
+
+    #[test]
     fn only_what_is_new_this_run_exits_1() {
         let earlier = RunNews {
             failed_earlier: 3,
