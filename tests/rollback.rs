@@ -547,10 +547,15 @@ fn a_disk_filling_mid_run_ends_with_a_summary_and_keeps_the_previous_report() {
             "the job stopped on the full disk ({free} KB free): {log}"
         );
         // The summary, from what the run held in memory, ending on the stop.
+        let ending = log
+            .lines()
+            .find(|l| l.starts_with("faceenroll: stopped: "))
+            .unwrap_or_else(|| panic!("no summary: {log}"));
         assert!(
-            log.contains("faceenroll: stopped: the disk holding the state directory is full"),
+            ending.starts_with("faceenroll: stopped: the disk holding the state directory is full"),
             "{log}"
         );
+        assert_eq!(ending.matches("is full").count(), 1, "said once: {ending}");
         assert!(log.contains("  photos:  484 in the plan:"), "{log}");
         assert!(
             log.contains("not written") && log.contains("the previous report is kept"),

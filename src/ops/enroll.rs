@@ -585,11 +585,21 @@ fn stopped_by_the_store(
     report_path: PathBuf,
     started: Instant,
 ) -> Finished {
-    let message = format!("{err:#}");
+    // Each cause once: an engine's store error says what its source says.
+    let mut message = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !message.contains(&part) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&part);
+        }
+    }
     let counts = counts_in_memory(before, &tally);
     let report_unwritten = Some(
-        "not written, as the run stopped on its state directory; the previous report is \
-         kept whole and the next run writes it"
+        "not written, as the run stopped before its end; the previous report is kept \
+         whole and the next run writes it"
             .to_owned(),
     );
     let ending = Ending::Stopped(message.clone());
