@@ -1022,6 +1022,8 @@ pub struct Summary<'a> {
     pub elapsed: std::time::Duration,
     pub state_dir: &'a std::path::Path,
     pub report: Option<&'a std::path::Path>,
+    /// Why `report` was not written this run, if it was not (the previous one stays).
+    pub report_unwritten: Option<&'a str>,
     /// How the run ended, in words.
     pub ending: &'a str,
 }
@@ -1122,8 +1124,10 @@ impl std::fmt::Display for Summary<'_> {
             writeln!(f, "  normalizing photos saved {saved} bytes of upload")?;
         }
         writeln!(f, "  state:  {}", self.state_dir.display())?;
-        if let Some(report) = self.report {
-            writeln!(f, "  report: {}", report.display())?;
+        match (self.report, self.report_unwritten) {
+            (Some(report), Some(why)) => writeln!(f, "  report: {} {why}", report.display())?,
+            (Some(report), None) => writeln!(f, "  report: {}", report.display())?,
+            (None, _) => {}
         }
         if c.failed > 0 {
             writeln!(

@@ -223,6 +223,130 @@ fn proxy_connection(
 }
 
 // ---------------------------------------------------------------------------------
+// A forwarding proxy for plain-http endpoints, that asks for credentials
+
+/// A proxy that forwards plain-http requests (`POST http://host:port/path`) to
+/// loopback targets when they carry `Proxy-Authorization: Basic` for `user:password`,
+/// and answers 407 otherwise. One request per connection (it answers with
+/// `Connection: close`), so every request is checked.
+struct ForwardingProxy {
+    addr: std::net::SocketAddr,
+    /// The requests it forwarded.
+    forwarded: Arc<AtomicUsize>,
+    /// The requests it answered 407.
+    refused: Arc<AtomicUsize>,
+}
+
+impl ForwardingProxy {
+    fn start(user_password: &str) -> ForwardingProxy {
+        use base64::Engine as _;
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_password)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (f, r) = (Arc::clone(&forwarded), Arc::clone(&refused));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (f, r, expected) = (Arc::clone(&f), Arc::clone(&r), expected.clone());
+                std::thread::spawn(move || forward_one(stream, &expected, &f, &r));
+            }
+        });
+        ForwardingProxy {
+            addr,
+            forwarded,
+            refused,
+        }
+    }
+
+    /// The proxy's URL with `credentials` (`user:password`, as written in a URL).
+    fn url_with(&self, credentials: &str) -> String {
+        format!("http://{credentials}@{}", self.addr)
+    }
+}
+
+fn forward_one(client: TcpStream, expected: &str, forwarded: &AtomicUsize, refused: &AtomicUsize) {
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut headers = Vec::new();
+    let mut authorized = false;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("proxy-authorization") {
+            authorized |= value == expected;
+        } else if name.eq_ignore_ascii_case("connection") {
+        } else {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().unwrap_or(0);
+            }
+            headers.push(line);
+        }
+    }
+    let mut out = client;
+    if !authorized {
+        refused.fetch_add(1, Ordering::SeqCst);
+        let _ = out.write_all(
+            b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+              Proxy-Authenticate: Basic realm=\"test\"\r\n\
+              Connection: close\r\nContent-Length: 0\r\n\r\n",
+        );
+        return;
+    }
+    let mut body = vec![0u8; length];
+    if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+        return;
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let Some(rest) = target.strip_prefix("http://") else {
+        let _ = out.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Ok(mut upstream) = TcpStream::connect(host.replace("localhost", "127.0.0.1")) else {
+        let _ = out.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    forwarded.fetch_add(1, Ordering::SeqCst);
+    let path = if path.is_empty() { "/" } else { path };
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    for h in &headers {
+        head.push_str(h);
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    upstream.write_all(head.as_bytes()).unwrap();
+    upstream.write_all(&body).unwrap();
+    // The answer's head with `Connection: close`, then its body as it comes.
+    let mut up = BufReader::new(upstream);
+    let mut answer = String::new();
+    loop {
+        let mut line = String::new();
+        if up.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            answer.push_str(&line);
+        }
+    }
+    answer.push_str("Connection: close\r\n\r\n");
+    let _ = out.write_all(answer.as_bytes());
+    let _ = std::io::copy(&mut up, &mut out);
+    let _ = out.shutdown(Shutdown::Write);
+}
+
+// ---------------------------------------------------------------------------------
 // The client against TLS and proxies
 
 #[test]
@@ -370,6 +494,44 @@ fn a_proxy_that_refuses_the_tunnel_or_asks_for_credentials_stops() {
         assert_eq!(unreachable(&err), Some(expected), "{err}");
         assert_eq!(err.class(), Class::Fatal);
         assert!(err.to_string().contains("through the proxy"), "{err}");
+    }
+    assert_eq!(emu.counters().requests, 0);
+}
+
+#[test]
+fn plain_http_calls_through_a_proxy_carry_its_credentials() {
+    let emu = Emulator::start(EmulatorConfig::rehearsal(), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let proxy = ForwardingProxy::start("alice:p@ss");
+    let mut config = config(&emu.endpoint());
+    config.proxy = Some(ProxyUrl::parse(&proxy.url_with("alice:p%40ss")).unwrap());
+    let client = client(config);
+    for _ in 0..3 {
+        client.get_group_ids().unwrap();
+    }
+    assert_eq!(proxy.forwarded.load(Ordering::SeqCst), 3);
+    assert_eq!(proxy.refused.load(Ordering::SeqCst), 0);
+    assert_eq!(emu.counters().requests, 3);
+}
+
+#[test]
+fn a_407_to_a_forwarded_call_stops_naming_the_proxy_not_its_password() {
+    let emu = Emulator::start(EmulatorConfig::rehearsal(), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let proxy = ForwardingProxy::start("alice:right");
+    for url in [
+        proxy.url_with("alice:wrong-secret"),
+        format!("http://{}", proxy.addr),
+    ] {
+        let mut config = config(&emu.endpoint());
+        config.proxy = Some(ProxyUrl::parse(&url).unwrap());
+        let err = client(config).get_group_ids().unwrap_err();
+        assert_eq!(unreachable(&err), Some(Unreachable::ProxyAuth), "{err}");
+        assert_eq!(err.class(), Class::Fatal);
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("through the proxy http://{}", proxy.addr)),
+            "{text}"
+        );
+        assert!(!text.contains("wrong-secret"), "{text}");
     }
     assert_eq!(emu.counters().requests, 0);
 }
@@ -539,6 +701,56 @@ fn the_job_goes_through_https_proxy_unless_no_proxy_names_the_host() {
     assert!(through >= 1, "the job went through the proxy");
     job(Some("localhost,127.0.0.1"));
     assert_eq!(proxy.tunnels(), through, "NO_PROXY sent the job direct");
+}
+
+#[test]
+fn the_job_goes_through_http_proxy_with_its_credentials_and_stops_on_wrong_ones() {
+    let emu = Emulator::start(EmulatorConfig::rehearsal(), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let proxy = ForwardingProxy::start("alice:p@ss");
+
+    // Wrong credentials: a stop (3) at the first 407, not retries ending in 1.
+    let archive = small_archive();
+    let started = std::time::Instant::now();
+    let run = run_job(
+        enroll(&archive, &emu.endpoint()).env("HTTP_PROXY", proxy.url_with("alice:wrong-secret")),
+    );
+    assert_eq!(run.code, 3, "{}", run.output);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped at once, not after retries: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        run.output.contains("the proxy refused its credentials"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output
+            .contains(&format!("through the proxy http://{}", proxy.addr)),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output.contains("HTTP_PROXY"),
+        "the remedy: {}",
+        run.output
+    );
+    assert!(!run.output.contains("wrong-secret"), "{}", run.output);
+    assert_eq!(emu.counters().requests, 0);
+    assert_all_pending(&archive.state(), 9);
+
+    // The right ones, percent-encoded in the URL: every photo enrolled through it.
+    let run = run_job(
+        enroll(&archive, &emu.endpoint()).env("HTTP_PROXY", proxy.url_with("alice:p%40ss")),
+    );
+    assert_eq!(run.code, 0, "{}", run.output);
+    assert_eq!(held_faces(&emu.snapshot()), archive_faces(&archive, &[]));
+    assert_eq!(
+        proxy.forwarded.load(Ordering::SeqCst) as u64,
+        emu.counters().requests,
+        "every call went through the proxy"
+    );
 }
 
 #[test]

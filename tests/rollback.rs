@@ -16,6 +16,7 @@ use faceenroll::emulator::{CallHook, Emulator, Faults, Moment, REHEARSAL_APPID};
 use faceenroll::engine::RunOutcome;
 use faceenroll::service::api::Call;
 use faceenroll::service::client::ImageBody;
+use faceenroll::state_dir::StateDir;
 use faceenroll::store::{FaceRef, PersonState, PhotoState, Store};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -455,6 +456,136 @@ fn a_job_stopped_by_a_full_disk_is_rolled_back_whole() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains(&format!("{made} persons deleted")), "{text}");
     assert!(emulator.snapshot().persons.is_empty(), "{text}");
+}
+
+/// Runs `enroll` of `archive` twice into one state directory on a tmpfs of 4 MB (in
+/// a mount namespace of its own, as [`enroll_on_a_small_disk`]): first with the
+/// photos of `early` alone, which it enrolls and reports; then, the disk filled to
+/// `free` KB and `archive`'s photos added to the source, again. Copies the state
+/// directory out after each run to `out`-1 and `out`-2, and the second run's output to
+/// `out`.log. Answers the second run's exit code.
+fn second_run_on_a_filled_disk(
+    early: &Archive,
+    archive: &Archive,
+    endpoint: &str,
+    free: u32,
+    out: &Path,
+) -> i32 {
+    use faceenroll::emulator::{REHEARSAL_SECRET_ID, REHEARSAL_SECRET_KEY};
+    let mount = archive.dir.path().join(format!("disk-{free}"));
+    let root = archive.dir.path().join(format!("source-{free}"));
+    std::fs::create_dir(&mount).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=4096k tmpfs '{m}' || exit 99; \
+         cp -a '{early}/.' '{root}/'; \
+         enroll() {{ \"$BIN\" enroll '{root}' --group staff --endpoint '{endpoint}' \
+           --appid '{appid}' --state '{m}/state' --no-progress --qps 0; }}; \
+         enroll >'{out}-1.log' 2>&1 || exit 98; cp -a '{m}/state' '{out}-1'; \
+         cp -a '{big}/.' '{root}/'; \
+         avail=$(df -k --output=avail '{m}' | tail -1); \
+         dd if=/dev/zero of='{m}/filler' bs=1k count=$((avail - {free})) 2>/dev/null; \
+         enroll >'{out}.log' 2>&1; rc=$?; cp -a '{m}/state' '{out}-2'; exit $rc",
+        m = mount.display(),
+        root = root.display(),
+        early = early.root().display(),
+        big = archive.root().display(),
+        appid = REHEARSAL_APPID,
+        out = out.display(),
+    );
+    let status = support::bin::command("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .env("BIN", support::BIN)
+        .env("TENCENTCLOUD_SECRET_ID", REHEARSAL_SECRET_ID)
+        .env("TENCENTCLOUD_SECRET_KEY", REHEARSAL_SECRET_KEY)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    let code = status.code().unwrap_or(-1);
+    assert_ne!(code, 99, "cannot mount a tmpfs in a user namespace");
+    assert_ne!(
+        code,
+        98,
+        "the first run failed: see {}-1.log",
+        out.display()
+    );
+    code
+}
+
+#[test]
+fn a_disk_filling_mid_run_ends_with_a_summary_and_keeps_the_previous_report() {
+    assert!(
+        Command::new("unshare").arg("--version").output().is_ok(),
+        "this test needs `unshare` (util-linux)"
+    );
+    let early = Archive::new();
+    for p in 0..2 {
+        for i in 0..2 {
+            early.add(
+                &format!("early{p}"),
+                &format!("{i}.png"),
+                &photo(9000 + p * 10 + i),
+            );
+        }
+    }
+    let archive = Archive::new();
+    archive.fill(120, 4, 100);
+    // The free space that lets the second run make calls before the disk fills.
+    for free in (0..3000).step_by(8) {
+        let emulator = emulator();
+        let out = archive.dir.path().join(format!("state-{free}"));
+        let code = second_run_on_a_filled_disk(&early, &archive, &emulator.endpoint(), free, &out);
+        let log = std::fs::read_to_string(out.with_extension("log")).unwrap_or_default();
+        if !log.contains("this run:") || log.contains(", 0 pending") {
+            // The disk filled before the second run's first call (planning), or after
+            // its last (the report): a stop (3) all the same.
+            assert_eq!(code, 3, "with {free} KB free: {log}");
+            continue;
+        }
+        assert_eq!(
+            code, 3,
+            "the job stopped on the full disk ({free} KB free): {log}"
+        );
+        // The summary, from what the run held in memory, ending on the stop.
+        let ending = log
+            .lines()
+            .find(|l| l.starts_with("faceenroll: stopped: "))
+            .unwrap_or_else(|| panic!("no summary: {log}"));
+        assert!(
+            ending.starts_with("faceenroll: stopped: the disk holding the state directory is full"),
+            "{log}"
+        );
+        assert_eq!(ending.matches("is full").count(), 1, "said once: {ending}");
+        assert!(log.contains("  photos:  484 in the plan:"), "{log}");
+        assert!(
+            log.contains("not written") && log.contains("the previous report is kept"),
+            "{log}"
+        );
+        assert!(
+            !log.contains("Os {") && !log.contains("failed to flush"),
+            "{log}"
+        );
+        // The first run's report, whole, and no temporary file beside it.
+        let one = StateDir::new(format!("{}-1", out.display())).report();
+        let two = StateDir::new(format!("{}-2", out.display())).report();
+        let (one, two) = (std::fs::read(one).unwrap(), std::fs::read(two).unwrap());
+        assert_eq!(one, two, "the previous report stays whole");
+        assert_eq!(
+            String::from_utf8(two).unwrap().lines().count(),
+            5,
+            "a header and 4 rows"
+        );
+        let dir = std::fs::read_dir(format!("{}-2", out.display())).unwrap();
+        for entry in dir {
+            let name = entry.unwrap().file_name();
+            assert!(
+                !name.to_string_lossy().ends_with(".tmp"),
+                "{name:?} left behind"
+            );
+        }
+        return;
+    }
+    panic!("no free space made the second run stop after its first call");
 }
 
 #[test]

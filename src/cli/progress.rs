@@ -118,6 +118,9 @@ impl ProgressFile {
         let tmp = dir.progress_draft();
         if std::fs::write(&tmp, serde_json::to_vec(self).expect("serializes")).is_ok() {
             let _ = std::fs::rename(tmp, dir.progress());
+        } else {
+            // A part written to a full disk is no draft to leave behind.
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }

@@ -107,6 +107,9 @@ pub struct Finished {
     pub elapsed: Duration,
     pub state_dir: PathBuf,
     pub report: PathBuf,
+    /// Why the report was not written this run (the previous one is kept), for a
+    /// run stopped by its state directory ([`Ending::Stopped`]).
+    pub report_unwritten: Option<String>,
     /// What `--mirror` deleted, or why it deleted nothing.
     pub mirror: Option<Mirrored>,
     /// Deletions `verify --repair` queued that wait for a run with `--mirror`
@@ -125,6 +128,7 @@ impl Finished {
             elapsed: self.elapsed,
             state_dir: &self.state_dir,
             report: Some(&self.report),
+            report_unwritten: self.report_unwritten.as_deref(),
             ending: &self.words,
         }
     }
@@ -140,6 +144,10 @@ pub enum Ending {
     Fatal(String),
     /// Stopped by the operator.
     Interrupted,
+    /// Stopped after calls were made because the progress database could not be
+    /// written (a full disk, the state directory deleted): the summary comes from
+    /// the run's tally in memory ([`counts_in_memory`]).
+    Stopped(String),
 }
 
 /// Why an enroll run could not go on, by when it happened: that decides whether the
@@ -320,8 +328,28 @@ pub fn enroll(
         let _ = done_tx.send(());
         let _ = metrics_done_tx.send(());
         outcome
-    })
-    .map_err(during_run)?;
+    });
+    // A store error from here on (a full disk, the state directory replaced) ends
+    // the run with its summary from memory, not with one error line.
+    macro_rules! or_stop {
+        ($result:expr) => {
+            match $result {
+                Ok(value) => value,
+                Err(err) => {
+                    let err = anyhow::Error::from(err);
+                    return Ok(Done::Ran(stopped_by_the_store(
+                        &err,
+                        &before,
+                        tally,
+                        job,
+                        report_path,
+                        started,
+                    )));
+                }
+            }
+        };
+    }
+    let outcome = or_stop!(outcome);
 
     // Deletions come after the adds, and only after a run that made them all.
     let mirror = match (job.mirror, &outcome) {
@@ -331,14 +359,13 @@ pub fn enroll(
                 summary.source_health(),
                 max,
                 super::mirror::Planned::AfterAdds,
-            )
-            .map_err(during_run)?;
+            );
+            let plan = or_stop!(plan);
             let pace = super::paced::PaceOptions {
                 qps: job.engine.qps,
                 retry: job.engine.retry.clone(),
             };
-            let done =
-                super::mirror::run(&store, &client, &pace, stop, plan).map_err(during_run)?;
+            let done = or_stop!(super::mirror::run(&store, &client, &pace, stop, plan));
             if let Some(held) = &done.held {
                 tracing::warn!("mirror: nothing deleted: {held}");
             }
@@ -350,12 +377,12 @@ pub fn enroll(
     // limit go in now, in a short second pass, so the next run has nothing to do.
     let outcome = match &mirror {
         Some(done) if done.stopped.is_none() && !done.interrupted && !done.room_made.is_empty() => {
-            let promoted = super::mirror::make_room(&store, &done.room_made).map_err(during_run)?;
+            let promoted = or_stop!(super::mirror::make_room(&store, &done.room_made));
             if promoted > 0 {
                 tracing::info!(
                     "mirror: {promoted} photos over the limit take the room the deletions made"
                 );
-                engine::run(&store, &client, &job.engine, stop, &tally).map_err(during_run)?
+                or_stop!(engine::run(&store, &client, &job.engine, stop, &tally))
             } else {
                 outcome
             }
@@ -368,8 +395,8 @@ pub fn enroll(
         }
     }
     let (counts, report_written) = match report_written {
-        Some(written) => (before, written),
-        None => report_and_counts(&store, &report_path)?,
+        Some(written) => (before.clone(), written),
+        None => or_stop!(report_and_counts(&store, &report_path)),
     };
     let ending = match outcome {
         RunOutcome::Finished => Ending::Completed {
@@ -433,19 +460,20 @@ pub fn enroll(
         }
         (Ending::Fatal(message), _) => format!("stopped by a fatal service error: {message}"),
         (Ending::Interrupted, _) => "interrupted; run the same command again to resume".to_owned(),
+        (Ending::Stopped(message), _) => format!("stopped: {message}"),
     };
-    let mut meta = store.meta().map_err(during_run)?;
+    let mut meta = or_stop!(store.meta());
     let now = unix_now();
     meta.finished = Some(now);
     meta.last_outcome = Some(words.clone());
-    store.put_meta(&meta).map_err(during_run)?;
+    or_stop!(store.put_meta(&meta));
     // A run that finished its work: not one stopped, nor one whose deletions a guard
     // held back (the nightly job did not do what it is for).
     if matches!(exit, Exit::Ok | Exit::Failures) {
-        store.put_last_finished(now).map_err(during_run)?;
+        or_stop!(store.put_last_finished(now));
     }
-    store.flush().map_err(during_run)?;
-    report_written.map_err(during_run)?;
+    or_stop!(store.flush());
+    or_stop!(report_written);
     let finished = Finished {
         ending,
         exit,
@@ -456,6 +484,7 @@ pub fn enroll(
         elapsed: started.elapsed(),
         state_dir: job.state_dir.clone(),
         report: report_path,
+        report_unwritten: None,
         mirror_queued: match job.mirror {
             None => store.queued_mirror_deletions().map_err(during_run)?.len(),
             Some(_) => 0,
@@ -508,7 +537,7 @@ pub struct RunNews {
 /// 3, interrupted 130.
 pub fn exit_of(ending: &Ending, news: &RunNews, mirror: Option<&Mirrored>) -> Exit {
     let (failed, pending) = match ending {
-        Ending::Fatal(_) => return Exit::Fatal,
+        Ending::Fatal(_) | Ending::Stopped(_) => return Exit::Fatal,
         Ending::Interrupted => return Exit::Interrupted,
         Ending::Completed { failed, pending } => (*failed, *pending),
     };
@@ -538,6 +567,91 @@ pub fn exit_of(ending: &Ending, news: &RunNews, mirror: Option<&Mirrored>) -> Ex
         Exit::Failures
     } else {
         Exit::Ok
+    }
+}
+
+/// The end of a run the store stopped after calls were made (a full disk, the state
+/// directory deleted or replaced): what it did, from the run's tally in memory
+/// ([`counts_in_memory`]), with nothing more asked of the store. The report is not
+/// written: on a full disk it could not be, and a state directory replaced under
+/// the job may be another job's now. The previous report stays whole (it is only
+/// ever replaced whole, [`output_file`]) and the summary says so; the next run
+/// writes it. The job's meta (its last outcome) is not written either.
+fn stopped_by_the_store(
+    err: &anyhow::Error,
+    before: &StoreCounts,
+    tally: Tally,
+    job: &EnrollJob,
+    report_path: PathBuf,
+    started: Instant,
+) -> Finished {
+    // Each cause once: an engine's store error says what its source says.
+    let mut message = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !message.contains(&part) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&part);
+        }
+    }
+    let counts = counts_in_memory(before, &tally);
+    let report_unwritten = Some(
+        "not written, as the run stopped before its end; the previous report is kept \
+         whole and the next run writes it"
+            .to_owned(),
+    );
+    let ending = Ending::Stopped(message.clone());
+    let exit = exit_of(&ending, &RunNews::default(), None);
+    let finished = Finished {
+        ending,
+        exit,
+        failed_earlier: 0,
+        words: format!("stopped: {message}"),
+        counts,
+        tally,
+        elapsed: started.elapsed(),
+        state_dir: job.state_dir.clone(),
+        report: report_path,
+        report_unwritten,
+        mirror: None,
+        mirror_queued: 0,
+        gone_sources: Vec::new(),
+    };
+    if let Some(path) = &job.outputs.summary_json {
+        let json = serde_json::to_string_pretty(
+            &SummaryJson::new(&finished.summary())
+                .of_shard(job.plan.shard)
+                .with_exit(exit, 0),
+        )
+        .expect("the summary serializes");
+        if let Err(e) = output_file::replace(path, &(json + "\n")) {
+            tracing::warn!("cannot write the summary {}: {e}", path.display());
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    finished
+}
+
+/// The job's counts as the run's tally has them: the photos settled before the run
+/// and those the run settled, the rest pending. What a run stopped by its store
+/// tells when the store cannot be asked: its photos and persons are the plan's
+/// (`before`), a person failed this run is added to those failed before.
+pub fn counts_in_memory(before: &StoreCounts, tally: &Tally) -> StoreCounts {
+    let t = tally.snapshot();
+    let settled = t.enrolled + t.duplicate + t.skipped + t.failed;
+    StoreCounts {
+        photos: before.photos,
+        enrolled: t.enrolled,
+        duplicate: t.duplicate,
+        skipped: t.skipped,
+        failed: t.failed,
+        pending: before.photos.saturating_sub(settled),
+        failures_by_code: tally.failures_by_code(),
+        ignored: before.ignored.clone(),
+        persons: before.persons,
+        persons_failed: (before.persons_failed + t.persons_failed).min(before.persons),
     }
 }
 
@@ -608,6 +722,44 @@ mod tests {
 
     fn done(failed: u64, pending: u64) -> Ending {
         Ending::Completed { failed, pending }
+    }
+
+    #[test]
+    fn a_run_stopped_by_its_store_is_counted_from_the_tally() {
+        use crate::report::Counted;
+        let before = StoreCounts {
+            photos: 10,
+            enrolled: 2,
+            failed: 1,
+            pending: 7,
+            failures_by_code: [(Some(1301), 1)].into_iter().collect(),
+            persons: 4,
+            persons_failed: 1,
+            ..StoreCounts::default()
+        };
+        let tally = Tally::default();
+        tally.settle(&before);
+        for outcome in [Counted::Enrolled, Counted::Enrolled, Counted::Failed(None)] {
+            tally.photo(outcome);
+        }
+        tally.person_failed();
+        let counts = counts_in_memory(&before, &tally);
+        assert_eq!(
+            (
+                counts.photos,
+                counts.enrolled,
+                counts.failed,
+                counts.pending
+            ),
+            (10, 4, 2, 4)
+        );
+        assert_eq!(
+            counts.failures_by_code,
+            [(None, 1), (Some(1301), 1)].into_iter().collect()
+        );
+        assert_eq!((counts.persons, counts.persons_failed), (4, 2));
+        let ending = Ending::Stopped("the disk holding the state directory is full".into());
+        assert_eq!(exit_of(&ending, &RunNews::default(), None), Exit::Fatal);
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //! first, an empty value counting as unset; and `no_proxy` / `NO_PROXY` to go
 //! direct ([`no_proxy_matches`]). Proxies are spoken to in plain HTTP; an
 //! `https://` endpoint goes through an HTTP `CONNECT` tunnel, so the proxy sees
-//! the host name, never the requests or the signature.
+//! the host name, never the requests or the signature. An `http://` endpoint's
+//! requests are handed to the proxy to forward, each with the URL's credentials in
+//! `Proxy-Authorization` (the HTTP agent would send them on a `CONNECT` only).
 //!
 //! # Connections
 //!
@@ -123,7 +125,8 @@ impl ProxyUrl {
     }
 
     /// The proxy as the HTTP agent takes it (for plain-http endpoints, whose
-    /// requests a proxy forwards), credentials included.
+    /// requests a proxy forwards). The agent uses the credentials only for a
+    /// `CONNECT`, so [`through_proxy`] adds them to each forwarded request.
     pub(crate) fn to_agent_proxy(&self) -> Result<ureq::Proxy, String> {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -481,17 +484,38 @@ pub(crate) fn through_proxy(
     Ok(match proxy {
         Some(proxy) if endpoint.https => agent.resolver(ToProxy(proxy.clone())),
         Some(proxy) => {
-            agent.proxy(
-                proxy
-                    .to_agent_proxy()
-                    .map_err(|reason| ConfigError::Proxy {
-                        variable: "the proxy setting",
-                        reason,
-                    })?,
-            )
+            let agent =
+                agent.proxy(
+                    proxy
+                        .to_agent_proxy()
+                        .map_err(|reason| ConfigError::Proxy {
+                            variable: "the proxy setting",
+                            reason,
+                        })?,
+                );
+            // The agent sends the URL's credentials on a CONNECT only; a forwarded
+            // request carries them itself, or the proxy answers 407 to every call.
+            match proxy.authorization() {
+                Some(value) => agent.middleware(ProxyAuthorization(value)),
+                None => agent,
+            }
         }
         None => agent,
     })
+}
+
+/// Adds the proxy's `Proxy-Authorization` to every request the proxy forwards
+/// (plain-http endpoints).
+struct ProxyAuthorization(String);
+
+impl ureq::Middleware for ProxyAuthorization {
+    fn handle(
+        &self,
+        request: ureq::Request,
+        next: ureq::MiddlewareNext<'_>,
+    ) -> Result<ureq::Response, ureq::Error> {
+        next.handle(request.set("Proxy-Authorization", &self.0))
+    }
 }
 
 /// Resolves every name to the proxy's addresses: the agent then connects to the

@@ -67,7 +67,8 @@ pub enum Unreachable {
     TlsHandshake,
     /// The proxy refused to open a tunnel to the service.
     ProxyRefused,
-    /// The proxy asks for credentials it was not given, or refused them.
+    /// The proxy asks for credentials it was not given, or refused them (407 to
+    /// a tunnel's `CONNECT` or to a forwarded plain-http call).
     ProxyAuth,
     /// No call had an answer for the job's whole limit of unanswered time
     /// (`--unanswered-limit`): the service (or the way to it) is down or hung.
@@ -110,7 +111,9 @@ impl Unreachable {
                  in NO_PROXY to go direct"
             }
             Unreachable::ProxyAuth => {
-                "put the proxy's user and password in its URL (http://user:password@host:port)"
+                "put the proxy's right user and password in its URL (HTTP_PROXY, HTTPS_PROXY \
+                 or ALL_PROXY: http://user:password@host:port, with '@', ':' and '%' in them \
+                 written %40, %3A and %25)"
             }
             Unreachable::NoAnswer => {
                 "check that the service, and the proxy on the way if there is one, is up and \

@@ -94,9 +94,25 @@ impl Client {
             Err(ureq::Error::Status(_, r)) => r,
             Err(ureq::Error::Transport(t)) => return Err(self.transport_error(call, &t)),
         };
+        let status = response.status();
+        // A proxy forwarding a plain-http call answers 407 itself when it wants
+        // credentials it was not given, or refuses them: every call would get the
+        // same, so it stops the job like the 407 to a tunnel's CONNECT.
+        if status == 407 {
+            if let Some(proxy) = &self.inner.proxy {
+                return Err(CallError::Transport {
+                    call,
+                    kind: TransportKind::Unreachable(Unreachable::ProxyAuth),
+                    detail: format!(
+                        "{} through the proxy {proxy}: it answered \"407 {}\"",
+                        self.inner.base,
+                        response.status_text()
+                    ),
+                });
+            }
+        }
         self.inner.handshake_failures.store(0, Ordering::Relaxed);
         self.inner.answered.store(true, Ordering::Relaxed);
-        let status = response.status();
         let mut bytes = Vec::new();
         if let Err(e) = response
             .into_reader()
