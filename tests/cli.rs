@@ -792,3 +792,37 @@ fn a_plan_with_more_persons_than_a_group_holds_says_so_before_any_call() {
     assert!(r.stdout.contains(&expected), "{}", r.stdout);
     assert!(!r.stdout.contains("group \"few\""), "{}", r.stdout);
 }
+
+#[test]
+fn a_comma_list_of_groups_is_split_as_the_variable_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let account = dir.path().join("account.json");
+    let r = run(&[
+        "enroll",
+        "samples/tree",
+        "--group",
+        "staff,lab",
+        "--emulator",
+        "--emulator-state",
+        s(&account),
+        "--state",
+        s(&state),
+    ]);
+    // The samples' three failures, and no photo failed for its group.
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(!r.stderr.contains("comma"), "{r:?}");
+    let rows = read_report(&std::fs::read_to_string(state.join("report.csv")).unwrap());
+    assert_sample_outcomes(&rows);
+    let held = support::account(&account);
+    assert_eq!(held.persons["alice"].groups, ["staff", "lab"]);
+    // A comma left inside a file's list item is refused at once, not per photo.
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[enroll]\ngroups = [\"staff,lab\"]\n").unwrap();
+    let r = run(&["plan", "samples/tree", "--config", s(&config)]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("group \"staff,lab\" holds a comma"),
+        "{r:?}"
+    );
+}

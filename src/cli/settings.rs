@@ -625,9 +625,10 @@ settings! {
     /// resolved. `plan` and `enroll` both resolve them, so `plan` prints the plan
     /// `enroll --dry-run` would.
     resolved PlanSettings {
-        /// Put every person of a directory tree in this group (repeatable; a tree
-        /// needs at least one unless --layout group/person).
-        #[arg(long = "group", value_name = "GROUP_ID")]
+        /// Put every person of a directory tree in this group (repeatable, or a comma
+        /// list: --group staff,lab is --group staff --group lab; a tree needs at least
+        /// one unless --layout group/person).
+        #[arg(long = "group", value_name = "GROUP_ID", value_delimiter = ',')]
         groups: Vec<String>, env "FACEENROLL_GROUPS", default Vec::new();
         /// How a directory tree is laid out: person (ROOT/PERSON_ID/PHOTO) or
         /// group/person (ROOT/GROUP_ID/PERSON_ID/PHOTO) [default: person].
