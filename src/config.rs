@@ -429,6 +429,7 @@ pub fn client_config(
         .appid
         .clone()
         .filter(|a| !a.is_empty())
+        .map(String::from)
         .ok_or(ResolveError::NoAppid)?;
     let empty = ServiceSection::default();
     let credentials = resolve_credentials(env, file.map_or(&empty, |f| &f.service))?;
@@ -532,6 +533,7 @@ mod tests {
         ServiceSettings::from_sources(&ServiceArgs::default(), &env(&[]), Some(file))
             .unwrap()
             .appid
+            .map(String::from)
     }
 
     fn file(text: &str) -> ConfigFile {
@@ -541,23 +543,23 @@ mod tests {
     #[test]
     fn flags_beat_environment_beat_file_beat_defaults() {
         let f = file(
-            "[service]\nendpoint = \"https://file.example\"\nappid = \"file-app\"\n\
+            "[service]\nendpoint = \"https://file.example\"\nappid = \"1111\"\n\
              bucket = \"file-bucket\"\nread_timeout_secs = 5\n",
         );
         let mut e = CREDS.to_vec();
         // File only.
         let o = client_config(&ServiceArgs::default(), &env(&e), Some(&f)).unwrap();
         assert_eq!(o.endpoint, "https://file.example");
-        assert_eq!(o.appid, "file-app");
+        assert_eq!(o.appid, "1111");
         assert_eq!(o.bucket, "file-bucket");
         assert_eq!(o.read_timeout, Duration::from_secs(5));
         assert_eq!(o.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         // Environment over file.
         e.push((ENDPOINT_ENV, "https://env.example"));
-        e.push((APPID_ENV, "env-app"));
+        e.push((APPID_ENV, "2222"));
         let o = client_config(&ServiceArgs::default(), &env(&e), Some(&f)).unwrap();
         assert_eq!(o.endpoint, "https://env.example");
-        assert_eq!(o.appid, "env-app");
+        assert_eq!(o.appid, "2222");
         assert_eq!(o.bucket, "file-bucket");
         // Flags over environment.
         let args = ServiceArgs {
@@ -568,12 +570,12 @@ mod tests {
         };
         let o = client_config(&args, &env(&e), Some(&f)).unwrap();
         assert_eq!(o.endpoint, "https://flag.example");
-        assert_eq!(o.appid, "env-app");
+        assert_eq!(o.appid, "2222");
         assert_eq!(o.bucket, "flag-bucket");
         assert_eq!(o.read_timeout, Duration::from_secs(7));
         // Defaults with no file.
         let args = ServiceArgs {
-            appid: Some("a".into()),
+            appid: Some("1".parse().unwrap()),
             ..ServiceArgs::default()
         };
         let o = client_config(&args, &env(CREDS), None).unwrap();
@@ -586,7 +588,7 @@ mod tests {
     #[test]
     fn credentials_come_from_the_environment_first_then_the_file() {
         let f =
-            file("[service]\nappid = \"a\"\nsecret_id = \"AKIDfile\"\nsecret_key = \"keyfile\"\n");
+            file("[service]\nappid = \"1\"\nsecret_id = \"AKIDfile\"\nsecret_key = \"keyfile\"\n");
         let o = client_config(&ServiceArgs::default(), &env(CREDS), Some(&f)).unwrap();
         assert_eq!(o.credentials.secret_id(), "AKIDenv");
         assert_eq!(o.credentials.secret_key(), "keyenv");
@@ -598,7 +600,7 @@ mod tests {
     #[test]
     fn missing_or_half_credentials_are_refused_by_name() {
         let args = ServiceArgs {
-            appid: Some("a".into()),
+            appid: Some("1".parse().unwrap()),
             ..ServiceArgs::default()
         };
         let err = client_config(&args, &env(&[]), None).unwrap_err();
@@ -628,7 +630,7 @@ mod tests {
 
     #[test]
     fn the_ca_file_comes_from_flag_env_file_then_ssl_cert_file() {
-        let f = file("[service]\nappid = \"a\"\nca_cert = \"/file/ca.pem\"\n");
+        let f = file("[service]\nappid = \"1\"\nca_cert = \"/file/ca.pem\"\n");
         let flag = ServiceArgs {
             ca_cert: Some("/flag/ca.pem".into()),
             ..ServiceArgs::default()
@@ -701,7 +703,7 @@ mod tests {
     #[test]
     fn insecure_http_from_flag_or_file() {
         let args = ServiceArgs {
-            appid: Some("a".into()),
+            appid: Some("1".parse().unwrap()),
             insecure_http: true,
             ..ServiceArgs::default()
         };
@@ -710,7 +712,7 @@ mod tests {
                 .unwrap()
                 .allow_insecure_http
         );
-        let f = file("[service]\nappid = \"a\"\nallow_insecure_http = true\n");
+        let f = file("[service]\nappid = \"1\"\nallow_insecure_http = true\n");
         let o = client_config(&ServiceArgs::default(), &env(CREDS), Some(&f)).unwrap();
         assert!(o.allow_insecure_http);
     }
@@ -744,8 +746,8 @@ mod tests {
         struct Enroll {
             workers: u32,
         }
-        let f = file("[service]\nappid = \"a\"\n\n[enroll]\nworkers = 8\n");
-        assert_eq!(appid(&f).as_deref(), Some("a"));
+        let f = file("[service]\nappid = \"1\"\n\n[enroll]\nworkers = 8\n");
+        assert_eq!(appid(&f).as_deref(), Some("1"));
         let enroll: Enroll = f.section("enroll").unwrap().unwrap();
         assert_eq!(enroll.workers, 8);
         assert!(f.section::<Enroll>("absent").unwrap().is_none());
@@ -775,7 +777,7 @@ mod tests {
         assert!(refused("[mirror.target]\nx = 1\n").contains("line 1: unknown table [mirror]"));
         assert!(refused("enroll = 3\n").contains("line 1: enroll must be a table, [enroll]"));
         // The file's own tables, in any order, and an empty file are taken.
-        for text in ["", "[enroll]\n[service]\n", "[service]\nappid = \"a\"\n"] {
+        for text in ["", "[enroll]\n[service]\n", "[service]\nappid = \"1\"\n"] {
             ConfigFile::parse(Path::new("/etc/fe.toml"), text).unwrap();
         }
     }
@@ -788,7 +790,7 @@ mod tests {
         let path = dir.path().join("faceenroll.toml");
         std::fs::write(
             &path,
-            "[service]\nappid = \"a\"\nsecret_id = \"AKIDfile\"\nsecret_key = \"keyfile\"\n",
+            "[service]\nappid = \"1\"\nsecret_id = \"AKIDfile\"\nsecret_key = \"keyfile\"\n",
         )
         .unwrap();
         for mode in [0o644, 0o640, 0o604, 0o660] {
@@ -808,7 +810,7 @@ mod tests {
         );
 
         // Without secrets, a readable file is fine.
-        std::fs::write(&path, "[service]\nappid = \"a\"\n").unwrap();
+        std::fs::write(&path, "[service]\nappid = \"1\"\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(ConfigFile::load(&path).is_ok());
     }

@@ -826,3 +826,46 @@ fn a_comma_list_of_groups_is_split_as_the_variable_is() {
         "{r:?}"
     );
 }
+
+#[test]
+fn an_appid_with_a_letter_is_refused_where_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[service]\nappid = \"125000000O\"\n").unwrap();
+    let base = [
+        "enroll",
+        "samples/tree",
+        "--group",
+        "g",
+        "--state",
+        s(&state),
+    ];
+    // The flags, the environment, and what the message names.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
+        (&["--appid", "125000000O"], &[], "'--appid <APPID>'"),
+        (
+            &[],
+            &[("FACEENROLL_APPID", "125000000O")],
+            "FACEENROLL_APPID=125000000O",
+        ),
+        (
+            &["--config", s(&config)],
+            &[],
+            "[service] appid = \"125000000O\"",
+        ),
+    ];
+    for (args, env, names) in cases {
+        let mut cmd = faceenroll();
+        cmd.args(base).args(args).env_remove("FACEENROLL_APPID");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let r = output(&mut cmd);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains(names), "{r:?}");
+        assert!(r.stderr.contains("digits only"), "{r:?}");
+        assert!(!state.exists(), "nothing was started: {r:?}");
+    }
+}
