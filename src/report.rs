@@ -1024,6 +1024,20 @@ pub struct Summary<'a> {
     pub report: Option<&'a std::path::Path>,
     /// How the run ended, in words.
     pub ending: &'a str,
+    /// Whether the run stopped before it went through the plan: the advice is then
+    /// to resume, not to work on the failed photos yet.
+    pub stopped: Stopped,
+}
+
+/// Whether and how a run stopped before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It went through the plan.
+    No,
+    /// By an error every later call would get too (exit 3).
+    ByError,
+    /// By a signal (exit 130).
+    ByOperator,
 }
 
 impl std::fmt::Display for Summary<'_> {
@@ -1125,7 +1139,15 @@ impl std::fmt::Display for Summary<'_> {
         if let Some(report) = self.report {
             writeln!(f, "  report: {}", report.display())?;
         }
-        if c.failed > 0 {
+        let resume = "run the same command again: it resumes where it stopped";
+        if self.stopped == Stopped::ByError {
+            writeln!(
+                f,
+                "  next:   fix what stopped the job (above), then {resume}"
+            )?;
+        } else if self.stopped == Stopped::ByOperator {
+            writeln!(f, "  next:   {resume}")?;
+        } else if c.failed > 0 {
             writeln!(
                 f,
                 "  next:   faceenroll report --state {} --only failed > failed.csv\n          \

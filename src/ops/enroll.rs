@@ -126,6 +126,11 @@ impl Finished {
             state_dir: &self.state_dir,
             report: Some(&self.report),
             ending: &self.words,
+            stopped: match self.ending {
+                Ending::Completed { .. } => crate::report::Stopped::No,
+                Ending::Fatal(_) => crate::report::Stopped::ByError,
+                Ending::Interrupted => crate::report::Stopped::ByOperator,
+            },
         }
     }
 }
