@@ -368,6 +368,8 @@ pub enum Only {
     Skipped,
     Failed,
     Pending,
+    /// Photos that left the source and whose face a mirror run deleted.
+    Removed,
     /// Files and folders of the source the job left (hidden, not photos, ...).
     Ignored,
 }
@@ -384,6 +386,7 @@ impl Only {
             Only::Skipped => "skipped",
             Only::Failed => "failed",
             Only::Pending => "pending",
+            Only::Removed => "removed",
             Only::Ignored => "ignored",
         }
     }
