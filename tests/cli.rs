@@ -869,3 +869,34 @@ fn an_appid_with_a_letter_is_refused_where_it_is_given() {
         assert!(!state.exists(), "nothing was started: {r:?}");
     }
 }
+
+#[test]
+fn verbose_shows_what_its_help_says() {
+    let help = run(&["--help"]);
+    let words = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("-v adds the plan's outline, a line per person created or reconciled"),
+        "{help:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&[
+        "-v",
+        "enroll",
+        "samples/tree",
+        "--group",
+        "staff",
+        "--emulator",
+        "--state",
+        s(&dir.path().join("state")),
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    // A line per person created (4), not one per photo enrolled (26).
+    let created = r.stderr.matches("person created").count();
+    assert_eq!(created, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("INFO plan: 28 photos"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("INFO progress: photos 33/33"),
+        "{}",
+        r.stderr
+    );
+}
