@@ -83,6 +83,14 @@ pub enum ResolveError {
     },
     #[error("config file {} is not valid TOML: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    #[error("config file {}{at}: [{table}] {key}: {message}", path.display())]
+    Value {
+        path: PathBuf,
+        at: String,
+        table: String,
+        key: String,
+        message: String,
+    },
     #[error("config file {}, table [{table}]: {message}", path.display())]
     Section {
         path: PathBuf,
@@ -240,6 +248,8 @@ pub struct ConfigFile {
     pub path: PathBuf,
     pub service: ServiceSection,
     raw: toml::Table,
+    /// The file's text, to name the line of a bad value.
+    text: String,
 }
 
 impl std::fmt::Debug for ConfigFile {
@@ -280,6 +290,7 @@ impl ConfigFile {
             path: path.to_owned(),
             service: ServiceSection::default(),
             raw,
+            text: text.to_owned(),
         };
         file.service = file.section(ServiceSection::TABLE)?.unwrap_or_default();
         Ok(file)
@@ -294,12 +305,89 @@ impl ConfigFile {
             .clone()
             .try_into()
             .map(Some)
-            .map_err(|e: toml::de::Error| ResolveError::Section {
+            .map_err(|e: toml::de::Error| self.section_error::<T>(name, value, &e))
+    }
+
+    /// A table that does not read as `T`, said in words: the first key whose value
+    /// alone does not read (each key is optional), its line, and what was expected,
+    /// rather than serde's `invalid type: string "four", expected usize`.
+    fn section_error<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        value: &toml::Value,
+        error: &toml::de::Error,
+    ) -> ResolveError {
+        let bad = value.as_table().and_then(|table| {
+            table.iter().find_map(|(key, v)| {
+                let alone: toml::Table = [(key.clone(), v.clone())].into_iter().collect();
+                toml::Value::Table(alone)
+                    .try_into::<T>()
+                    .err()
+                    .map(|e| (key.clone(), e))
+            })
+        });
+        let Some((key, e)) = bad else {
+            return ResolveError::Section {
                 path: self.path.clone(),
                 table: name.to_owned(),
-                message: e.message().to_owned(),
-            })
+                message: error.message().to_owned(),
+            };
+        };
+        let line = key_line(&self.text, name, &key);
+        let at = line.map_or_else(String::new, |l| format!(", line {l}"));
+        ResolveError::Value {
+            path: self.path.clone(),
+            at,
+            table: name.to_owned(),
+            key,
+            message: plain_serde_message(e.message()),
+        }
     }
+}
+
+/// The line (from 1) of `key = ...` in table `[table]` of a config text.
+fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let header = format!("[{table}]");
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line.split('#').next().map(str::trim) == Some(header.as_str());
+        } else if inside
+            && line
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// serde's message about one value in words: "expected a whole number, got
+/// \"four\"" for "invalid type: string \"four\", expected usize".
+fn plain_serde_message(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.to_owned();
+    };
+    let Some((got, expected)) = rest.split_once(", expected ") else {
+        return message.to_owned();
+    };
+    let expected = match expected {
+        "usize" | "u8" | "u16" | "u32" | "u64" => "a whole number",
+        "a boolean" => "true or false",
+        "a string" => "text in quotes",
+        "a sequence" => "a list",
+        other => other,
+    };
+    let got = got
+        .strip_prefix("string ")
+        .or_else(|| got.strip_prefix("integer "))
+        .or_else(|| got.strip_prefix("floating point "))
+        .or_else(|| got.strip_prefix("boolean "))
+        .unwrap_or(got)
+        .trim_matches('`');
+    format!("expected {expected}, got {got}")
 }
 
 #[cfg(unix)]
@@ -616,6 +704,21 @@ mod tests {
         assert!(
             matches!(err, ResolveError::HalfFileCredentials { .. }),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_said_in_words_with_its_line() {
+        let text = "[service]\nappid = 1\n\n[enroll]\nno_resize = true\nworkers = \"four\"\n";
+        let f = file(text);
+        let err = f
+            .section::<crate::cli::settings::EnrollSection>("enroll")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "config file /etc/faceenroll.toml, line 6: [enroll] workers: expected a whole \
+             number, got \"four\""
         );
     }
 
