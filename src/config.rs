@@ -83,6 +83,14 @@ pub enum ResolveError {
     },
     #[error("config file {} is not valid TOML: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    #[error("config file {}{at}: [{table}] {key}: {message}", path.display())]
+    Value {
+        path: PathBuf,
+        at: String,
+        table: String,
+        key: String,
+        message: String,
+    },
     #[error("config file {}, table [{table}]: {message}", path.display())]
     Section {
         path: PathBuf,
@@ -240,6 +248,8 @@ pub struct ConfigFile {
     pub path: PathBuf,
     pub service: ServiceSection,
     raw: toml::Table,
+    /// The file's text, to name the line of a bad value.
+    text: String,
 }
 
 impl std::fmt::Debug for ConfigFile {
@@ -280,6 +290,7 @@ impl ConfigFile {
             path: path.to_owned(),
             service: ServiceSection::default(),
             raw,
+            text: text.to_owned(),
         };
         file.service = file.section(ServiceSection::TABLE)?.unwrap_or_default();
         Ok(file)
@@ -294,12 +305,89 @@ impl ConfigFile {
             .clone()
             .try_into()
             .map(Some)
-            .map_err(|e: toml::de::Error| ResolveError::Section {
+            .map_err(|e: toml::de::Error| self.section_error::<T>(name, value, &e))
+    }
+
+    /// A table that does not read as `T`, said in words: the first key whose value
+    /// alone does not read (each key is optional), its line, and what was expected,
+    /// rather than serde's `invalid type: string "four", expected usize`.
+    fn section_error<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        value: &toml::Value,
+        error: &toml::de::Error,
+    ) -> ResolveError {
+        let bad = value.as_table().and_then(|table| {
+            table.iter().find_map(|(key, v)| {
+                let alone: toml::Table = [(key.clone(), v.clone())].into_iter().collect();
+                toml::Value::Table(alone)
+                    .try_into::<T>()
+                    .err()
+                    .map(|e| (key.clone(), e))
+            })
+        });
+        let Some((key, e)) = bad else {
+            return ResolveError::Section {
                 path: self.path.clone(),
                 table: name.to_owned(),
-                message: e.message().to_owned(),
-            })
+                message: error.message().to_owned(),
+            };
+        };
+        let line = key_line(&self.text, name, &key);
+        let at = line.map_or_else(String::new, |l| format!(", line {l}"));
+        ResolveError::Value {
+            path: self.path.clone(),
+            at,
+            table: name.to_owned(),
+            key,
+            message: plain_serde_message(e.message()),
+        }
     }
+}
+
+/// The line (from 1) of `key = ...` in table `[table]` of a config text.
+fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let header = format!("[{table}]");
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line.split('#').next().map(str::trim) == Some(header.as_str());
+        } else if inside
+            && line
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// serde's message about one value in words: "expected a whole number, got
+/// \"four\"" for "invalid type: string \"four\", expected usize".
+fn plain_serde_message(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.to_owned();
+    };
+    let Some((got, expected)) = rest.split_once(", expected ") else {
+        return message.to_owned();
+    };
+    let expected = match expected {
+        "usize" | "u8" | "u16" | "u32" | "u64" => "a whole number",
+        "a boolean" => "true or false",
+        "a string" => "text in quotes",
+        "a sequence" => "a list",
+        other => other,
+    };
+    let got = got
+        .strip_prefix("string ")
+        .or_else(|| got.strip_prefix("integer "))
+        .or_else(|| got.strip_prefix("floating point "))
+        .or_else(|| got.strip_prefix("boolean "))
+        .unwrap_or(got)
+        .trim_matches('`');
+    format!("expected {expected}, got {got}")
 }
 
 #[cfg(unix)]
@@ -429,6 +517,7 @@ pub fn client_config(
         .appid
         .clone()
         .filter(|a| !a.is_empty())
+        .map(String::from)
         .ok_or(ResolveError::NoAppid)?;
     let empty = ServiceSection::default();
     let credentials = resolve_credentials(env, file.map_or(&empty, |f| &f.service))?;
@@ -532,6 +621,7 @@ mod tests {
         ServiceSettings::from_sources(&ServiceArgs::default(), &env(&[]), Some(file))
             .unwrap()
             .appid
+            .map(String::from)
     }
 
     fn file(text: &str) -> ConfigFile {
@@ -541,23 +631,23 @@ mod tests {
     #[test]
     fn flags_beat_environment_beat_file_beat_defaults() {
         let f = file(
-            "[service]\nendpoint = \"https://file.example\"\nappid = \"file-app\"\n\
+            "[service]\nendpoint = \"https://file.example\"\nappid = \"1111\"\n\
              bucket = \"file-bucket\"\nread_timeout_secs = 5\n",
         );
         let mut e = CREDS.to_vec();
         // File only.
         let o = client_config(&ServiceArgs::default(), &env(&e), Some(&f)).unwrap();
         assert_eq!(o.endpoint, "https://file.example");
-        assert_eq!(o.appid, "file-app");
+        assert_eq!(o.appid, "1111");
         assert_eq!(o.bucket, "file-bucket");
         assert_eq!(o.read_timeout, Duration::from_secs(5));
         assert_eq!(o.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         // Environment over file.
         e.push((ENDPOINT_ENV, "https://env.example"));
-        e.push((APPID_ENV, "env-app"));
+        e.push((APPID_ENV, "2222"));
         let o = client_config(&ServiceArgs::default(), &env(&e), Some(&f)).unwrap();
         assert_eq!(o.endpoint, "https://env.example");
-        assert_eq!(o.appid, "env-app");
+        assert_eq!(o.appid, "2222");
         assert_eq!(o.bucket, "file-bucket");
         // Flags over environment.
         let args = ServiceArgs {
@@ -568,12 +658,12 @@ mod tests {
         };
         let o = client_config(&args, &env(&e), Some(&f)).unwrap();
         assert_eq!(o.endpoint, "https://flag.example");
-        assert_eq!(o.appid, "env-app");
+        assert_eq!(o.appid, "2222");
         assert_eq!(o.bucket, "flag-bucket");
         assert_eq!(o.read_timeout, Duration::from_secs(7));
         // Defaults with no file.
         let args = ServiceArgs {
-            appid: Some("a".into()),
+            appid: Some("1".parse().unwrap()),
             ..ServiceArgs::default()
         };
         let o = client_config(&args, &env(CREDS), None).unwrap();
@@ -586,7 +676,7 @@ mod tests {
     #[test]
     fn credentials_come_from_the_environment_first_then_the_file() {
         let f =
-            file("[service]\nappid = \"a\"\nsecret_id = \"AKIDfile\"\nsecret_key = \"keyfile\"\n");
+            file("[service]\nappid = \"1\"\nsecret_id = \"AKIDfile\"\nsecret_key = \"keyfile\"\n");
         let o = client_config(&ServiceArgs::default(), &env(CREDS), Some(&f)).unwrap();
         assert_eq!(o.credentials.secret_id(), "AKIDenv");
         assert_eq!(o.credentials.secret_key(), "keyenv");
@@ -598,7 +688,7 @@ mod tests {
     #[test]
     fn missing_or_half_credentials_are_refused_by_name() {
         let args = ServiceArgs {
-            appid: Some("a".into()),
+            appid: Some("1".parse().unwrap()),
             ..ServiceArgs::default()
         };
         let err = client_config(&args, &env(&[]), None).unwrap_err();
@@ -618,6 +708,21 @@ mod tests {
     }
 
     #[test]
+    fn a_value_of_the_wrong_type_is_said_in_words_with_its_line() {
+        let text = "[service]\nappid = 1\n\n[enroll]\nno_resize = true\nworkers = \"four\"\n";
+        let f = file(text);
+        let err = f
+            .section::<crate::cli::settings::EnrollSection>("enroll")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "config file /etc/faceenroll.toml, line 6: [enroll] workers: expected a whole \
+             number, got \"four\""
+        );
+    }
+
+    #[test]
     fn an_appid_may_be_written_as_a_number() {
         let f = file("[service]\nappid = 1250000000\n");
         assert_eq!(appid(&f).as_deref(), Some("1250000000"));
@@ -628,7 +733,7 @@ mod tests {
 
     #[test]
     fn the_ca_file_comes_from_flag_env_file_then_ssl_cert_file() {
-        let f = file("[service]\nappid = \"a\"\nca_cert = \"/file/ca.pem\"\n");
+        let f = file("[service]\nappid = \"1\"\nca_cert = \"/file/ca.pem\"\n");
         let flag = ServiceArgs {
             ca_cert: Some("/flag/ca.pem".into()),
             ..ServiceArgs::default()
@@ -701,7 +806,7 @@ mod tests {
     #[test]
     fn insecure_http_from_flag_or_file() {
         let args = ServiceArgs {
-            appid: Some("a".into()),
+            appid: Some("1".parse().unwrap()),
             insecure_http: true,
             ..ServiceArgs::default()
         };
@@ -710,7 +815,7 @@ mod tests {
                 .unwrap()
                 .allow_insecure_http
         );
-        let f = file("[service]\nappid = \"a\"\nallow_insecure_http = true\n");
+        let f = file("[service]\nappid = \"1\"\nallow_insecure_http = true\n");
         let o = client_config(&ServiceArgs::default(), &env(CREDS), Some(&f)).unwrap();
         assert!(o.allow_insecure_http);
     }
@@ -744,8 +849,8 @@ mod tests {
         struct Enroll {
             workers: u32,
         }
-        let f = file("[service]\nappid = \"a\"\n\n[enroll]\nworkers = 8\n");
-        assert_eq!(appid(&f).as_deref(), Some("a"));
+        let f = file("[service]\nappid = \"1\"\n\n[enroll]\nworkers = 8\n");
+        assert_eq!(appid(&f).as_deref(), Some("1"));
         let enroll: Enroll = f.section("enroll").unwrap().unwrap();
         assert_eq!(enroll.workers, 8);
         assert!(f.section::<Enroll>("absent").unwrap().is_none());
@@ -775,7 +880,7 @@ mod tests {
         assert!(refused("[mirror.target]\nx = 1\n").contains("line 1: unknown table [mirror]"));
         assert!(refused("enroll = 3\n").contains("line 1: enroll must be a table, [enroll]"));
         // The file's own tables, in any order, and an empty file are taken.
-        for text in ["", "[enroll]\n[service]\n", "[service]\nappid = \"a\"\n"] {
+        for text in ["", "[enroll]\n[service]\n", "[service]\nappid = \"1\"\n"] {
             ConfigFile::parse(Path::new("/etc/fe.toml"), text).unwrap();
         }
     }
@@ -788,7 +893,7 @@ mod tests {
         let path = dir.path().join("faceenroll.toml");
         std::fs::write(
             &path,
-            "[service]\nappid = \"a\"\nsecret_id = \"AKIDfile\"\nsecret_key = \"keyfile\"\n",
+            "[service]\nappid = \"1\"\nsecret_id = \"AKIDfile\"\nsecret_key = \"keyfile\"\n",
         )
         .unwrap();
         for mode in [0o644, 0o640, 0o604, 0o660] {
@@ -808,7 +913,7 @@ mod tests {
         );
 
         // Without secrets, a readable file is fine.
-        std::fs::write(&path, "[service]\nappid = \"a\"\n").unwrap();
+        std::fs::write(&path, "[service]\nappid = \"1\"\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(ConfigFile::load(&path).is_ok());
     }

@@ -368,6 +368,8 @@ pub enum Only {
     Skipped,
     Failed,
     Pending,
+    /// Photos that left the source and whose face a mirror run deleted.
+    Removed,
     /// Files and folders of the source the job left (hidden, not photos, ...).
     Ignored,
 }
@@ -384,6 +386,7 @@ impl Only {
             Only::Skipped => "skipped",
             Only::Failed => "failed",
             Only::Pending => "pending",
+            Only::Removed => "removed",
             Only::Ignored => "ignored",
         }
     }
@@ -1014,6 +1017,27 @@ pub fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
     }
 }
 
+/// A count with its noun, singular or plural: "1 call", "2 calls".
+pub fn count(n: u64, one: &'static str, many: &'static str) -> String {
+    format!("{n} {}", plural(n, one, many))
+}
+
+/// A size in bytes as every message writes one: binary units with one decimal
+/// ("158.1 MiB"), and whole bytes under a KiB ("1 byte", "512 bytes").
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return count(n, "byte", "bytes");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// The summary printed at the end of every run.
 #[derive(Debug)]
 pub struct Summary<'a> {
@@ -1026,6 +1050,20 @@ pub struct Summary<'a> {
     pub report_unwritten: Option<&'a str>,
     /// How the run ended, in words.
     pub ending: &'a str,
+    /// Whether the run stopped before it went through the plan: the advice is then
+    /// to resume, not to work on the failed photos yet.
+    pub stopped: Stopped,
+}
+
+/// Whether and how a run stopped before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It went through the plan.
+    No,
+    /// By an error every later call would get too (exit 3).
+    ByError,
+    /// By a signal (exit 130).
+    ByOperator,
 }
 
 impl std::fmt::Display for Summary<'_> {
@@ -1076,40 +1114,43 @@ impl std::fmt::Display for Summary<'_> {
         }
         writeln!(
             f,
-            "  this run: {done} {} in {secs:.1} s ({:.1} photos/s), {} calls, {} retries, {} rate-limit answers",
-            plural(done, "photo", "photos"),
+            "  this run: {} in {secs:.1} s ({:.1} photos/s), {}, {}, {}",
+            count(done, "photo", "photos"),
             if secs > 0.0 { done as f64 / secs } else { 0.0 },
-            t.calls,
-            t.retries,
-            t.rate_limited,
+            count(t.calls, "call", "calls"),
+            count(t.retries, "retry", "retries"),
+            count(t.rate_limited, "rate-limit answer", "rate-limit answers"),
         )?;
         let refused = t.limit_refused;
         if refused > 0 && t.limit_accepted == 0 {
             writeln!(
                 f,
-                "  the service refused requests of {refused} bytes and more as too large and \
-                 has accepted none yet ({} refusals this run); photos that fit no request \
+                "  the service refused requests of {} and more as too large and \
+                 has accepted none yet ({} this run); photos that fit no request \
                  under that failed, and later runs start from this limit",
-                t.too_large,
+                bytes(refused),
+                count(t.too_large, "refusal", "refusals"),
             )?;
         } else if refused > 0 {
             let accepted = t.limit_accepted;
             writeln!(
                 f,
-                "  the service refused bodies over ~{} (it accepted {accepted} bytes and \
-                 refused {refused}; {} refusals this run); chunks were cut to fit, and later \
-                 runs start from this limit",
-                indicatif::HumanBytes(accepted),
-                t.too_large,
+                "  the service refused bodies over ~{} (it refused {}; {} this run); \
+                 chunks were cut to fit, and later runs start from this limit",
+                bytes(accepted),
+                bytes(refused),
+                count(t.too_large, "refusal", "refusals"),
             )?;
         }
         let vanished = t.persons_vanished;
         if vanished > 0 {
             writeln!(
                 f,
-                "  {vanished} persons were gone from the service and were created again; \
-                 {} photos recorded as enrolled on them were sent again",
-                t.photos_resent
+                "  {} gone from the service and created again; \
+                 {} recorded as enrolled on them {} sent again",
+                count(vanished, "person was", "persons were"),
+                count(t.photos_resent, "photo", "photos"),
+                plural(t.photos_resent, "was", "were")
             )?;
         }
         writeln!(
@@ -1121,7 +1162,7 @@ impl std::fmt::Display for Summary<'_> {
         )?;
         let saved = t.bytes_saved;
         if saved > 0 {
-            writeln!(f, "  normalizing photos saved {saved} bytes of upload")?;
+            writeln!(f, "  normalizing photos saved {} of upload", bytes(saved))?;
         }
         writeln!(f, "  state:  {}", self.state_dir.display())?;
         match (self.report, self.report_unwritten) {
@@ -1129,7 +1170,15 @@ impl std::fmt::Display for Summary<'_> {
             (Some(report), None) => writeln!(f, "  report: {}", report.display())?,
             (None, _) => {}
         }
-        if c.failed > 0 {
+        let resume = "run the same command again: it resumes where it stopped";
+        if self.stopped == Stopped::ByError {
+            writeln!(
+                f,
+                "  next:   fix what stopped the job (above), then {resume}"
+            )?;
+        } else if self.stopped == Stopped::ByOperator {
+            writeln!(f, "  next:   {resume}")?;
+        } else if c.failed > 0 {
             writeln!(
                 f,
                 "  next:   faceenroll report --state {} --only failed > failed.csv\n          \
@@ -1145,6 +1194,41 @@ impl std::fmt::Display for Summary<'_> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn counts_and_sizes_are_written_one_way() {
+        assert_eq!(count(1, "call", "calls"), "1 call");
+        assert_eq!(count(0, "call", "calls"), "0 calls");
+        assert_eq!(bytes(1), "1 byte");
+        assert_eq!(bytes(1023), "1023 bytes");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(165_820_550), "158.1 MiB");
+    }
+
+    #[test]
+    fn a_summary_of_one_says_one() {
+        let tally = Tally::default();
+        tally.call_sent();
+        tally.retried();
+        tally.rate_limited();
+        tally.bytes_saved(165_820_550);
+        let counts = StoreCounts::default();
+        let text = Summary {
+            counts: &counts,
+            tally: &tally,
+            elapsed: Duration::from_secs(1),
+            state_dir: std::path::Path::new("state"),
+            report: None,
+            ending: "finished",
+            stopped: Stopped::No,
+        }
+        .to_string();
+        assert!(
+            text.contains("1 call, 1 retry, 1 rate-limit answer"),
+            "{text}"
+        );
+        assert!(text.contains("saved 158.1 MiB of upload"), "{text}");
+    }
 
     #[test]
     fn a_promoted_spare_is_settled_again_by_the_run() {

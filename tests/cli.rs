@@ -792,3 +792,111 @@ fn a_plan_with_more_persons_than_a_group_holds_says_so_before_any_call() {
     assert!(r.stdout.contains(&expected), "{}", r.stdout);
     assert!(!r.stdout.contains("group \"few\""), "{}", r.stdout);
 }
+
+#[test]
+fn a_comma_list_of_groups_is_split_as_the_variable_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let account = dir.path().join("account.json");
+    let r = run(&[
+        "enroll",
+        "samples/tree",
+        "--group",
+        "staff,lab",
+        "--emulator",
+        "--emulator-state",
+        s(&account),
+        "--state",
+        s(&state),
+    ]);
+    // The samples' three failures, and no photo failed for its group.
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(!r.stderr.contains("comma"), "{r:?}");
+    let rows = read_report(&std::fs::read_to_string(state.join("report.csv")).unwrap());
+    assert_sample_outcomes(&rows);
+    let held = support::account(&account);
+    assert_eq!(held.persons["alice"].groups, ["staff", "lab"]);
+    // A comma left inside a file's list item is refused at once, not per photo.
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[enroll]\ngroups = [\"staff,lab\"]\n").unwrap();
+    let r = run(&["plan", "samples/tree", "--config", s(&config)]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("group \"staff,lab\" holds a comma"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_appid_with_a_letter_is_refused_where_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[service]\nappid = \"125000000O\"\n").unwrap();
+    let base = [
+        "enroll",
+        "samples/tree",
+        "--group",
+        "g",
+        "--state",
+        s(&state),
+    ];
+    // The flags, the environment, and what the message names.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
+        (&["--appid", "125000000O"], &[], "'--appid <APPID>'"),
+        (
+            &[],
+            &[("FACEENROLL_APPID", "125000000O")],
+            "FACEENROLL_APPID=125000000O",
+        ),
+        (
+            &["--config", s(&config)],
+            &[],
+            "[service] appid = \"125000000O\"",
+        ),
+    ];
+    for (args, env, names) in cases {
+        let mut cmd = faceenroll();
+        cmd.args(base).args(args).env_remove("FACEENROLL_APPID");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let r = output(&mut cmd);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains(names), "{r:?}");
+        assert!(r.stderr.contains("digits only"), "{r:?}");
+        assert!(!state.exists(), "nothing was started: {r:?}");
+    }
+}
+
+#[test]
+fn verbose_shows_what_its_help_says() {
+    let help = run(&["--help"]);
+    let words = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("-v adds the plan's outline, a line per person created or reconciled"),
+        "{help:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&[
+        "-v",
+        "enroll",
+        "samples/tree",
+        "--group",
+        "staff",
+        "--emulator",
+        "--state",
+        s(&dir.path().join("state")),
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    // A line per person created (4), not one per photo enrolled (26).
+    let created = r.stderr.matches("person created").count();
+    assert_eq!(created, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("INFO plan: 28 photos"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("INFO progress: photos 33/33"),
+        "{}",
+        r.stderr
+    );
+}

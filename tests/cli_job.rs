@@ -54,6 +54,16 @@ fn refused_credentials_stop_the_job_with_exit_3_and_it_resumes() {
             r.stdout
         );
         assert!(r.stdout.contains("28 pending"), "{}", r.stdout);
+        // The advice fits a stop: resume, not "fix them, then enroll failed.csv".
+        assert!(
+            r.stdout.contains(
+                "next:   fix what stopped the job (above), then run the same command \
+                 again: it resumes where it stopped"
+            ),
+            "{}",
+            r.stdout
+        );
+        assert!(!r.stdout.contains("failed.csv"), "{}", r.stdout);
     }
     let r = enroll_against(&emulator, SECRET_ID, SECRET_KEY, &state);
     assert_eq!(r.code, 1, "resumed with the right credentials: {r:?}");

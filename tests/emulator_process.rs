@@ -171,7 +171,8 @@ fn rehearsal_credentials_are_announced_without_the_key() {
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut lines = String::new();
-    for _ in 0..3 {
+    // Served on, appid, credentials, rate limit, how the contract is read.
+    for _ in 0..5 {
         stdout.read_line(&mut lines).unwrap();
     }
     let _ = Command::new("kill")
@@ -184,6 +185,16 @@ fn rehearsal_credentials_are_announced_without_the_key() {
     );
     assert!(
         !lines.contains(faceenroll::emulator::REHEARSAL_SECRET_KEY),
+        "{lines}"
+    );
+    // The contract's readings as their flags spell them, not Rust's names.
+    assert!(
+        lines.contains("--full-reading per-image, --body-limit ")
+            && lines.contains("(--too-large code-23), --empty-answer ok"),
+        "{lines}"
+    );
+    assert!(
+        !lines.contains("PerImage") && !lines.contains("Code23"),
         "{lines}"
     );
 }

@@ -181,6 +181,20 @@ fn a_mirror_run_deletes_what_left_the_source_and_nothing_else() {
     assert_eq!(row.status, "removed");
     assert_eq!(row.face_id, removed_face);
     assert!(row.reason.contains("deleted by a mirror run at"), "{row:?}");
+    // `report --only removed` takes the status the report writes, and lists just it.
+    let only = support::bin::run(&[
+        "report",
+        "--state",
+        archive.state().to_str().unwrap(),
+        "--only",
+        "removed",
+    ]);
+    assert_eq!(only.code, 0, "{only:?}");
+    let listed: Vec<&str> = only.stdout.lines().skip(1).collect();
+    // The five faces deleted: person000's photo and the two persons' photos.
+    assert_eq!(listed.len(), 5, "{only:?}");
+    assert!(listed.iter().all(|l| l.contains(",removed,")), "{only:?}");
+    assert!(listed[0].contains("person000/001.png"), "{only:?}");
 
     // Done: a re-run makes no call.
     let calls = emulator.counters().requests;

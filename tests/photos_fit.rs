@@ -503,8 +503,8 @@ fn a_photo_refused_even_as_the_smallest_copy_is_failed_with_the_sizes() {
             match &entry.state {
                 PhotoState::Failed(f) => {
                     assert!(
-                        f.message.contains("bytes, over the request limit of")
-                            && f.message.contains("bytes on its own"),
+                        f.message.contains(", over the request limit of")
+                            && f.message.contains(" on its own"),
                         "{too_large:?}: {}",
                         f.message
                     );

@@ -269,7 +269,7 @@ fn a_photo_too_large_for_a_request_is_invalid_only_without_resizing() {
     assert_invalid(
         &state(&store, "alice", &big),
         &format!(
-            "{}: 40000 bytes, over the 30000 bytes one request can carry (resizing is off)",
+            "{}: 39.1 KiB, over the 29.3 KiB one request can carry (resizing is off)",
             big.display()
         ),
     );

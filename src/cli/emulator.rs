@@ -322,8 +322,11 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
         text.push_str(&format!("  state file {}\n", path.display()));
     }
     text.push_str(&format!(
-        "  -1309 {:?}, body limit {} bytes ({:?}), addface that added nothing {:?}\n",
-        contract.full, contract.max_request_bytes, contract.too_large, contract.empty_answer
+        "  --full-reading {}, --body-limit {} (--too-large {}), --empty-answer {}\n",
+        contract.full,
+        crate::report::bytes(contract.max_request_bytes),
+        contract.too_large,
+        contract.empty_answer
     ));
     let _ = super::print_out(&text);
     let stop = Arc::new(AtomicBool::new(false));

@@ -376,12 +376,12 @@ fn run_job(
                 };
                 let _ = writeln!(
                     out,
-                    "Mirror: {} {} and {} {} deleted{groups} ({} calls)",
+                    "Mirror: {} {} and {} {} deleted{groups} ({})",
                     mirror.persons_deleted,
                     crate::report::plural(mirror.persons_deleted, "person", "persons"),
                     mirror.faces_deleted,
                     crate::report::plural(mirror.faces_deleted, "face", "faces"),
-                    mirror.calls
+                    crate::report::count(mirror.calls, "call", "calls")
                 );
             }
         }

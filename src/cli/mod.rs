@@ -25,7 +25,9 @@ A rehearsal needs no account: faceenroll enroll ARCHIVE --group GROUP --emulator
 #[derive(Debug, Parser)]
 #[command(name = "faceenroll", version, about, after_help = crate::exit::help_after(TOP_HELP))]
 pub struct Cli {
-    /// More log output: -v a line per person and photo, -vv debug, -vvv trace.
+    /// More log output: -v adds the plan's outline, a line per person created or
+    /// reconciled and per photo skipped or sent as a smaller copy (not per photo
+    /// enrolled), and the progress line without a terminal; -vv debug, -vvv trace.
     /// RUST_LOG (e.g. RUST_LOG=faceenroll=debug) overrides -v and -q.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -338,13 +338,13 @@ pub fn show(
                 if finished || last_line.elapsed() >= options.interval {
                     last_line = Instant::now();
                     tracing::info!(
-                        "progress: photos {}/{} persons {}/{} {counts} ({} calls, {} \
+                        "progress: photos {}/{} persons {}/{} {counts} ({}, {} \
                          rate-limited; {})",
                         figures.photos_done,
                         figures.photos_total,
                         figures.persons_done,
                         figures.persons_total,
-                        figures.calls,
+                        crate::report::count(figures.calls, "call", "calls"),
                         figures.rate_limited,
                         pace(
                             tally.photos_this_run(),

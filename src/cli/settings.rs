@@ -147,6 +147,59 @@ impl SettingValue for String {
     }
 }
 
+/// An AppID: the account's number, digits only (`1250000000`). A letter in it
+/// (`125000000O`) is refused where it is given, naming the flag, variable or key,
+/// rather than sent to be refused by the service. Empty counts as none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppId(String);
+
+impl AppId {
+    /// The AppID as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for AppId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<AppId> for String {
+    fn from(id: AppId) -> String {
+        id.0
+    }
+}
+
+impl std::str::FromStr for AppId {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.chars().all(|c| c.is_ascii_digit()) {
+            Ok(AppId(text.to_owned()))
+        } else {
+            Err(format!(
+                "an AppID is digits only (as 1250000000), got {text:?}"
+            ))
+        }
+    }
+}
+
+impl SettingValue for AppId {
+    type File = TextOrNumber;
+    fn parse(text: &str) -> Result<Self, String> {
+        text.parse()
+    }
+    fn from_file(file: TextOrNumber) -> Result<Self, String> {
+        String::from_file(file)?.parse()
+    }
+    fn to_file(&self) -> TextOrNumber {
+        TextOrNumber::Text(self.0.clone())
+    }
+}
+
 /// How the file writes a text setting: a string, or a number.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -625,9 +678,10 @@ settings! {
     /// resolved. `plan` and `enroll` both resolve them, so `plan` prints the plan
     /// `enroll --dry-run` would.
     resolved PlanSettings {
-        /// Put every person of a directory tree in this group (repeatable; a tree
-        /// needs at least one unless --layout group/person).
-        #[arg(long = "group", value_name = "GROUP_ID")]
+        /// Put every person of a directory tree in this group (repeatable, or a comma
+        /// list: --group staff,lab is --group staff --group lab; a tree needs at least
+        /// one unless --layout group/person).
+        #[arg(long = "group", value_name = "GROUP_ID", value_delimiter = ',')]
         groups: Vec<String>, env "FACEENROLL_GROUPS", default Vec::new();
         /// How a directory tree is laid out: person (ROOT/PERSON_ID/PHOTO) or
         /// group/person (ROOT/GROUP_ID/PERSON_ID/PHOTO) [default: person].
@@ -849,7 +903,7 @@ settings! {
         endpoint: Option<String>, env "FACEENROLL_ENDPOINT", default DEFAULT_ENDPOINT.to_owned();
         /// The AppID.
         #[arg(long)]
-        appid: Option<String>, env APPID_ENV;
+        appid: Option<AppId>, env APPID_ENV;
         /// The bucket (legacy, usually empty).
         #[arg(long)]
         bucket: Option<String>, env "FACEENROLL_BUCKET", default String::new();

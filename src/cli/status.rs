@@ -502,8 +502,11 @@ fn show_status(status: &Status, json: bool) -> anyhow::Result<Exit> {
                 );
                 println!("persons: {}/{} done", p.persons_done, p.persons_total);
                 println!(
-                    "calls:   {} ({} retries, {} rate-limited) in {} s",
-                    p.calls, p.retries, p.rate_limited, p.elapsed_secs
+                    "calls:   {} ({}, {} rate-limited) in {} s",
+                    p.calls,
+                    crate::report::count(p.retries, "retry", "retries"),
+                    p.rate_limited,
+                    p.elapsed_secs
                 );
                 println!("flow:    {}", p.flow());
             }

@@ -115,6 +115,35 @@ impl FromStr for EmptyAnswer {
     }
 }
 
+/// The three readings as their flags spell them (`per-image`, `code-23`, `ok`), for
+/// what the emulator prints: never the Rust names (`PerImage`, `Code23`).
+impl std::fmt::Display for FullReading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FullReading::PerImage => "per-image",
+            FullReading::WholeCall => "whole-call",
+        })
+    }
+}
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TooLarge::Code23 => "code-23",
+            TooLarge::Http413 => "http-413",
+        })
+    }
+}
+
+impl std::fmt::Display for EmptyAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EmptyAnswer::Ok => "ok",
+            EmptyAnswer::FirstCode => "first-code",
+        })
+    }
+}
+
 /// How an `addface` image is answered when its face is already the person's and
 /// the person already holds the limit of faces: both refusals apply, and the
 /// contract does not say which is checked first.
@@ -391,6 +420,15 @@ mod tests {
     fn readings_parse_from_their_flag_values() {
         assert_eq!("whole-call".parse(), Ok(FullReading::WholeCall));
         assert_eq!("per-image".parse(), Ok(FullReading::PerImage));
+        for reading in [FullReading::PerImage, FullReading::WholeCall] {
+            assert_eq!(reading.to_string().parse(), Ok(reading));
+        }
+        for how in [TooLarge::Code23, TooLarge::Http413] {
+            assert_eq!(how.to_string().parse(), Ok(how));
+        }
+        for how in [EmptyAnswer::Ok, EmptyAnswer::FirstCode] {
+            assert_eq!(how.to_string().parse(), Ok(how));
+        }
         assert!("both".parse::<FullReading>().is_err());
         assert_eq!("413".parse(), Ok(TooLarge::Http413));
         assert_eq!("first-code".parse(), Ok(EmptyAnswer::FirstCode));

@@ -130,6 +130,11 @@ impl Finished {
             report: Some(&self.report),
             report_unwritten: self.report_unwritten.as_deref(),
             ending: &self.words,
+            stopped: match self.ending {
+                Ending::Completed { .. } => crate::report::Stopped::No,
+                Ending::Fatal(_) => crate::report::Stopped::ByError,
+                Ending::Interrupted => crate::report::Stopped::ByOperator,
+            },
         }
     }
 }

@@ -163,7 +163,7 @@ impl std::fmt::Display for Verified {
                 }
             )?;
         }
-        writeln!(f, "  {} calls", self.calls)?;
+        writeln!(f, "  {}", crate::report::count(self.calls, "call", "calls"))?;
         if self.photos_repaired + self.persons_repaired > 0 {
             writeln!(
                 f,
@@ -175,9 +175,9 @@ impl std::fmt::Display for Verified {
         if self.deletions_queued > 0 {
             writeln!(
                 f,
-                "  queued: {} deletions for the next enroll --mirror, under its guards (a run \
+                "  queued: {} for the next enroll --mirror, under its guards (a run \
                  without --mirror leaves them queued); nothing was deleted",
-                self.deletions_queued
+                crate::report::count(self.deletions_queued, "deletion", "deletions")
             )?;
         }
         if self.incomplete() {

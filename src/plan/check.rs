@@ -352,8 +352,9 @@ fn check_size(size: u64, options: &PlanOptions) -> Result<(), String> {
     }
     if !options.normalize.enabled && size > options.image_budget() {
         return Err(format!(
-            "{size} bytes, over the {} bytes one request can carry (resizing is off)",
-            options.image_budget()
+            "{}, over the {} one request can carry (resizing is off)",
+            crate::report::bytes(size),
+            crate::report::bytes(options.image_budget())
         ));
     }
     Ok(())

@@ -167,6 +167,8 @@ pub enum PlanError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Bound(#[from] crate::store::BindError),
+    #[error("group {0:?} holds a comma: give each group as its own list item (groups = [\"staff\", \"lab\"], --group staff,lab)")]
+    GroupComma(String),
     #[error("--group {group:?} {error}")]
     Group {
         group: String,
@@ -211,6 +213,11 @@ pub fn build(
     }
     if let SourceSpec::Tree { groups, .. } = source {
         for group in groups {
+            // `--group` and FACEENROLL_GROUPS are split on commas; a comma left
+            // (a file's `groups = ["staff,lab"]`) is refused here, not per photo.
+            if group.contains(',') {
+                return Err(PlanError::GroupComma(group.clone()));
+            }
             check_id(group).map_err(|error| PlanError::Group {
                 group: group.clone(),
                 error,

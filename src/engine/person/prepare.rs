@@ -244,10 +244,10 @@ impl Worker<'_, '_> {
             kind: FailureKind::Input,
             code: None,
             message: format!(
-                "{}: {} bytes, over the request limit of {} bytes on its own{}; {why}",
+                "{}: {}, over the request limit of {} on its own{}; {why}",
                 item.entry.image,
-                bytes,
-                limit,
+                crate::report::bytes(bytes),
+                crate::report::bytes(limit),
                 if budget.is_learned() {
                     " (as learned from the service's refusals)"
                 } else {
