@@ -1219,6 +1219,7 @@ mod tests {
             elapsed: Duration::from_secs(1),
             state_dir: std::path::Path::new("state"),
             report: None,
+            report_unwritten: None,
             ending: "finished",
             stopped: Stopped::No,
         }

@@ -132,7 +132,7 @@ impl Finished {
             ending: &self.words,
             stopped: match self.ending {
                 Ending::Completed { .. } => crate::report::Stopped::No,
-                Ending::Fatal(_) => crate::report::Stopped::ByError,
+                Ending::Fatal(_) | Ending::Stopped(_) => crate::report::Stopped::ByError,
                 Ending::Interrupted => crate::report::Stopped::ByOperator,
             },
         }
