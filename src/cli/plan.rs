@@ -131,6 +131,10 @@ pub fn run(args: PlanCommand) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// The row of the photos with faces but none cropped to (the largest not sure, or two
+/// of like size): shown when there are some.
+const UNCLEAR: &str = "unclear faces: sent whole";
+
 /// The faces `plan --crop-faces` found in the photos to send; `calls`, with
 /// `--crop-faces`, the calls counted with the crops and with whole copies.
 pub fn render_faces(
@@ -146,7 +150,7 @@ pub fn render_faces(
         );
         return out;
     }
-    let looked = f.none + f.one + f.several;
+    let looked = f.none + f.one + f.several + f.unclear;
     let _ = writeln!(
         out,
         "Faces found on this machine, in the {looked} photos to send ({} looked at now, {} known from earlier runs):",
@@ -157,10 +161,11 @@ pub fn render_faces(
         ("no face: sent whole", f.none),
         ("one face: sent as a crop", f.one),
         ("several faces: the largest", f.several),
+        (UNCLEAR, f.unclear),
         ("could not be read", f.unreadable),
     ];
     for (label, n) in rows {
-        if n > 0 || label != "could not be read" {
+        if n > 0 || (label != "could not be read" && label != UNCLEAR) {
             let _ = writeln!(out, "    {label:<27} {n}");
         }
     }

@@ -757,11 +757,13 @@ settings! {
         #[arg(long, value_name = "Q")]
         jpeg_quality: Option<u8>, env "FACEENROLL_JPEG_QUALITY",
             default DEFAULT_JPEG_QUALITY, range 1..=100;
-        /// Look for faces in each photo on this machine and send a photo with a face
-        /// found with confidence as a crop around that face (the largest, when there
-        /// are several: the report says so), so that 20 photos fit a call instead of
-        /// about 4. A photo where no face is found with confidence is sent whole, as
-        /// without this flag. With `plan`, count the photos with 0, 1 and several faces.
+        /// Look for faces in each photo on this machine and send a photo whose
+        /// largest face is found with confidence, and is clearly the largest, as a
+        /// crop around that face (the report says how many were found), so that 20
+        /// photos fit a call instead of about 4. Any other photo (no face, the largest
+        /// one unsure, two of similar size) is sent whole, as without this flag, and
+        /// the service takes its largest face. With `plan`, count the photos by what
+        /// is sent.
         #[arg(long)]
         crop_faces: bool, env "FACEENROLL_CROP_FACES", default false;
         /// Skip, without a call, a photo in which no face at all is found on this

@@ -21,7 +21,8 @@ pub struct Cropped {
     pub copy: Normalized,
     /// The crop's box in the upright original's pixels.
     pub rect: FaceBox,
-    /// The faces found with confidence; the crop is around the largest.
+    /// The faces found (at any score); the crop is around the largest, sure and
+    /// clearly the largest.
     pub faces: usize,
 }
 

@@ -15,12 +15,16 @@ const BATCH: usize = 32;
 /// What the detector found in the photos a job would send.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FaceSurvey {
-    /// Photos without a face found with confidence: sent whole.
+    /// Photos without a face found: sent whole.
     pub none: usize,
-    /// Photos with one face: sent as a crop.
+    /// Photos with one face, found with confidence: sent as a crop.
     pub one: usize,
-    /// Photos with several faces: sent as a crop around the largest.
+    /// Photos with several faces, the largest sure and clearly the largest: sent as
+    /// a crop around it.
     pub several: usize,
+    /// Photos with faces but none to crop to (the largest not sure, or two of like
+    /// size): sent whole.
+    pub unclear: usize,
     /// Photos that could not be looked at (unreadable; the plan lists them).
     pub unreadable: usize,
     /// Of the photos looked at, those looked at now (the others were recorded by an
@@ -34,6 +38,7 @@ impl FaceSurvey {
             Count::None => self.none += 1,
             Count::One => self.one += 1,
             Count::Several => self.several += 1,
+            Count::Unclear => self.unclear += 1,
         }
     }
 }
