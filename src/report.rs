@@ -665,12 +665,13 @@ fn write_rows<W: std::io::Write>(
         let current = meta.is_current(entry.source.as_deref(), entry.generation);
         // A photo that left the source and whose face a mirror run could not
         // remove keeps its row too: why its face stays.
-        let left = match (current || removed).then_some(None) {
-            Some(none) => none,
-            None => match store.mirrored_photo(&key)? {
+        let left = if current || removed {
+            None
+        } else {
+            match store.mirrored_photo(&key)? {
                 Some(crate::store::MirrorMark::Left { reason, .. }) => Some(reason),
                 _ => None,
-            },
+            }
         };
         if !removed && !current && left.is_none() {
             continue;

@@ -209,23 +209,8 @@ pub fn plan(
     let ahead = when == Planned::AheadOfAdds;
     for person in store.persons() {
         let person = person?;
-        let to_add = |store: &Store| -> anyhow::Result<u64> {
-            let mut n = 0;
-            for item in store.photos_of(person.person.as_str()) {
-                let (_, entry) = item?;
-                n += u64::from(!entry.retired && entry.state.is_to_send());
-            }
-            Ok(n)
-        };
-        let adds = if ahead { to_add(store)? } else { 0 };
-        managed.faces += adds;
-        if matches!(person.state, PersonState::Ready { .. } | PersonState::Stale)
-            || (person.state == PersonState::New && adds > 0)
-        {
+        if matches!(person.state, PersonState::Ready { .. } | PersonState::Stale) {
             managed.persons += 1;
-        }
-        if person.state == PersonState::New && adds > 0 {
-            managed.groups += person.fields.groups.len() as u64;
         }
         let id = person.person.as_str();
         let mut listed = false;
@@ -237,8 +222,11 @@ pub fn plan(
         // content (and the same face); its old entry has not left the source.
         let mut listed_faces = HashSet::new();
         let mut listed_content = HashSet::new();
+        // Ahead of the adds, what the run is to send counts as the job's.
+        let mut adds = 0u64;
         for item in store.photos_of(id) {
             let (key, entry) = item?;
+            adds += u64::from(ahead && !entry.retired && entry.state.is_to_send());
             listed |= !entry.retired;
             if !entry.retired {
                 listed_content.extend(entry.hash);
@@ -271,6 +259,11 @@ pub fn plan(
                     }
                 }
             }
+        }
+        managed.faces += adds;
+        if person.state == PersonState::New && adds > 0 {
+            managed.persons += 1;
+            managed.groups += person.fields.groups.len() as u64;
         }
         let gone_photos = gone_photos
             .into_iter()
